@@ -1,0 +1,41 @@
+# spikeforge — the two commands of the README are `make demo` and `make test`.
+# Both create (or refresh) the local virtual environment .venv first.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+JOBS    ?= 2
+# `make test SLOW=1` also runs the long system tests (CI does).
+SLOW    ?= 0
+PYTEST_MARK := $(if $(filter 1,$(SLOW)),,-m "not slow")
+
+.PHONY: all venv system-deps demo test lint clean
+
+all: test
+
+system-deps:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  echo "spikeforge: installing Icarus Verilog (apt)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; }
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+venv: system-deps $(STAMP)
+
+demo: venv
+	$(BIN)/spikeforge demo --out out/demo
+
+test: venv
+	PYTHONWARNINGS=error $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_MARK) $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf out build .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Board tops, platforms and bitstream builds."""

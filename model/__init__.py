@@ -1,0 +1,1 @@
+"""PyTorch Spike-Driven Transformer v1 (float, trainable), datasets and training."""

@@ -1,0 +1,1 @@
+"""Golden integer model (pure NumPy), cycle and energy models, co-simulation harness."""

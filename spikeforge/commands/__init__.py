@@ -1,0 +1,1 @@
+"""CLI subcommands; see :mod:`spikeforge.cli` for the module contract."""
