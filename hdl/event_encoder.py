@@ -1,0 +1,136 @@
+"""Event encoder: spike-bitmap words in, addresses of the active channels out.
+
+A spike map row (one token / position) is stored as ``ceil(C / W)`` words of ``W`` bits; bit
+``b`` of word ``j`` is channel ``j * W + b``. The encoder turns each word into one event per set
+bit, lowest channel first, which is what makes the rest of the datapath event-driven: the PE
+array does one weight-row read per event and nothing for zeros.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["EventEncoder"]
+
+
+def _check_pow2(name, value):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < 1 or value & (value - 1):
+        raise ValueError(f"{name} must be a positive power of two, not {value!r}")
+
+
+def _check_positive(name, value):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+class EventEncoder(wiring.Component):
+    """Zero-skipping converter from spike-bitmap words to channel-address events.
+
+    Every input word occupies the encoder for ``max(popcount(word), 1)`` cycles: one cycle per
+    event, and one cycle for a word without events. With a ready consumer and a word always
+    waiting, a row of words ``w_0 … w_{n-1}`` therefore takes ``Σ max(popcount(w_i), 1)`` cycles
+    plus one cycle of latency (a registered stage between input and output).
+
+    End of row: the final event of a row (that of the word marked ``last``) carries ``last = 1``.
+    When the ``last`` word has no set bit, the encoder emits one *marker* item instead, with
+    ``last = 1`` and ``none = 1``, so that every row (empty rows included) ends with exactly one
+    ``last`` item downstream.
+
+    Parameters
+    ----------
+    width : :class:`int`
+        Word width ``W`` in channels (a power of two).
+    word_addr_width : :class:`int`
+        Width of the word index; event addresses are ``word_addr_width + log2(W)`` bits wide.
+
+    Members
+    -------
+    i : ``In(stream.Signature(EventEncoder.InLayout))``
+        Words: ``data`` (``W`` bits, bit ``b`` = channel ``word * W + b``), ``word`` (word
+        index), ``last`` (final word of the row).
+    o : ``Out(stream.Signature(EventEncoder.OutLayout))``
+        Events: ``addr`` (channel index ``word * W + b``), ``last`` (final item of the row),
+        ``none`` (a marker without an event; ``addr`` is then the row's last word's base).
+    """
+
+    def __init__(self, width, word_addr_width):
+        _check_pow2("Word width", width)
+        _check_positive("Word address width", word_addr_width)
+        self._width = width
+        self._word_addr_width = word_addr_width
+        self._bit_width = (width - 1).bit_length()
+        self.in_layout = data.StructLayout({
+            "data": width,
+            "word": word_addr_width,
+            "last": 1,
+        })
+        self.out_layout = data.StructLayout({
+            "addr": word_addr_width + self._bit_width,
+            "last": 1,
+            "none": 1,
+        })
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    @property
+    def width(self):
+        return self._width
+
+    @property
+    def addr_width(self):
+        """Width of the event address (channel index)."""
+        return self._word_addr_width + self._bit_width
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self._width
+
+        full = Signal()             # the word register holds a word still to be emitted
+        bits = Signal(w)            # its events not yet emitted
+        word = Signal(self._word_addr_width)
+        last = Signal()
+
+        # Lowest set bit: `bits & -bits` isolates it; an ordered scan gives its index.
+        lowest = Signal(w)
+        m.d.comb += lowest.eq(bits & (-bits)[:w])
+        index = Signal(max(self._bit_width, 1))
+        for b in reversed(range(w)):
+            with m.If(bits[b]):
+                m.d.comb += index.eq(b)
+        rest = Signal(w)
+        m.d.comb += rest.eq(bits & ~lowest)
+
+        has_event = bits.any()
+        # A word with events is offered until its final event; a word without events is only
+        # offered (as a marker) when it closes the row.
+        m.d.comb += [
+            self.o.valid.eq(full & (has_event | last)),
+            self.o.payload.addr.eq(Cat(index[:self._bit_width] if self._bit_width else Const(0, 0),
+                                       word)),
+            self.o.payload.last.eq(last & ~rest.any()),
+            self.o.payload.none.eq(~has_event),
+        ]
+
+        fired = self.o.valid & self.o.ready
+        # The register is freed in the cycle its final item leaves (or at once for a silent
+        # word), so the next word loads back-to-back and events flow one per cycle.
+        done = ~full | Mux(has_event | last, fired & ~rest.any(), 1)
+        m.d.comb += self.i.ready.eq(done)
+
+        with m.If(fired):
+            m.d.sync += bits.eq(rest)
+        with m.If(done):
+            m.d.sync += full.eq(self.i.valid)
+            with m.If(self.i.valid):
+                m.d.sync += [
+                    bits.eq(self.i.payload.data),
+                    word.eq(self.i.payload.word),
+                    last.eq(self.i.payload.last),
+                ]
+        return m

@@ -1,0 +1,156 @@
+"""LIF unit: P integer leaky integrate-and-fire neurons per cycle over a membrane memory.
+
+Integer semantics (τ = 2, hard reset): ``H = (V + X) >> 1`` (arithmetic), ``S = H >= θ``,
+``V' = S ? 0 : H``. The membranes of a layer live in a ``lib.memory.Memory`` of rows of P
+neurons; thresholds are per channel in a second small memory.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .event_encoder import _check_positive
+
+__all__ = ["LIFUnit"]
+
+
+def _addr_width(depth):
+    return max((depth - 1).bit_length(), 0)
+
+
+class LIFUnit(wiring.Component):
+    """P-lane integer LIF with membrane state memory.
+
+    One row (P neurons) is accepted per cycle. The cycle an input is accepted, the membrane row
+    ``row`` and threshold row ``trow`` are read; the next cycle ``H``, the spikes and ``V'`` are
+    computed, ``o`` is offered and, when ``o`` is taken, ``V'`` is written back. Latency 1
+    cycle, throughput 1 row per cycle. The membrane read port is transparent for the write
+    port, so a row updated in one cycle and read in the next sees the new value: there is no
+    read-after-write hazard at any distance, and no bubble is needed.
+
+    State clear costs nothing: an input with ``first = 1`` (time step 0 of an image) treats the
+    stored membrane as 0. With the layer-outer, time-inner loop every membrane of a layer is
+    written at step 0 before it is read at step 1, so no clearing sweep is ever needed.
+
+    Parameters
+    ----------
+    lanes : :class:`int`
+        Number of lanes ``P``.
+    depth : :class:`int`
+        Number of membrane rows (neurons / P).
+    in_width : :class:`int`
+        Width of the signed input current ``X`` (the accumulator width).
+    v_width : :class:`int`
+        Width of the signed membrane; at least ``in_width`` and ``theta_width``, since
+        ``|H| <= max(|V|, |X|)`` and a stored ``V`` is below ``θ``.
+    theta_width : :class:`int`
+        Width of a signed threshold.
+    theta_depth : :class:`int`
+        Number of threshold rows (output channels / P).
+
+    Members
+    -------
+    i : ``In(stream.Signature(LIFUnit.InLayout))``
+        ``x`` (``ArrayLayout(signed(in_width), P)``), ``row`` (membrane row), ``trow``
+        (threshold row), ``first`` (treat the stored membrane as 0), ``tag`` (16 bits passed
+        through to ``o``).
+    o : ``Out(stream.Signature(LIFUnit.OutLayout))``
+        ``spikes`` (P bits, bit ``l`` = lane ``l``), ``row``, ``tag``.
+    theta_write : ``Out(memory.WritePort.Signature(...))``
+        Threshold memory write port; data ``ArrayLayout(signed(theta_width), P)``.
+    """
+
+    TAG_WIDTH = 16
+
+    def __init__(self, lanes, depth, in_width, *, v_width=None, theta_width=None,
+                 theta_depth=16):
+        _check_positive("Lane count", lanes)
+        _check_positive("Depth", depth)
+        _check_positive("Input width", in_width)
+        if theta_width is None:
+            theta_width = in_width
+        _check_positive("Threshold width", theta_width)
+        if v_width is None:
+            v_width = max(in_width, theta_width)
+        _check_positive("Membrane width", v_width)
+        if v_width < max(in_width, theta_width):
+            raise ValueError(f"Membrane width {v_width!r} is narrower than the input or "
+                             f"threshold width {max(in_width, theta_width)!r}")
+        _check_positive("Threshold depth", theta_depth)
+        self._lanes = lanes
+        self._depth = depth
+        self._theta_depth = theta_depth
+        self._v_width = v_width
+        self.v_shape = data.ArrayLayout(signed(v_width), lanes)
+        self.theta_shape = data.ArrayLayout(signed(theta_width), lanes)
+        self.in_layout = data.StructLayout({
+            "x": data.ArrayLayout(signed(in_width), lanes),
+            "row": max(_addr_width(depth), 1),
+            "trow": max(_addr_width(theta_depth), 1),
+            "first": 1,
+            "tag": self.TAG_WIDTH,
+        })
+        self.out_layout = data.StructLayout({
+            "spikes": lanes,
+            "row": max(_addr_width(depth), 1),
+            "tag": self.TAG_WIDTH,
+        })
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+            "theta_write": Out(memory.WritePort.Signature(
+                addr_width=_addr_width(theta_depth), shape=self.theta_shape)),
+        })
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._lanes
+
+        m.submodules.v_mem = v_mem = memory.Memory(shape=self.v_shape, depth=self._depth,
+                                                   init=[])
+        v_wr = v_mem.write_port()
+        v_rd = v_mem.read_port(transparent_for=(v_wr,))
+        m.submodules.t_mem = t_mem = memory.Memory(shape=self.theta_shape,
+                                                   depth=self._theta_depth, init=[])
+        t_wr = t_mem.write_port()
+        t_rd = t_mem.read_port()
+        m.d.comb += [t_wr.addr.eq(self.theta_write.addr), t_wr.data.eq(self.theta_write.data),
+                     t_wr.en.eq(self.theta_write.en)]
+
+        s_valid = Signal()
+        s = Signal(self.in_layout)
+        advance = ~s_valid | self.o.ready
+        m.d.comb += [
+            self.i.ready.eq(advance),
+            v_rd.addr.eq(self.i.payload.row),
+            v_rd.en.eq(advance),
+            t_rd.addr.eq(self.i.payload.trow),
+            t_rd.en.eq(advance),
+        ]
+        with m.If(advance):
+            m.d.sync += [s_valid.eq(self.i.valid), s.eq(self.i.payload)]
+
+        v_next = Signal(self.v_shape)
+        for lane in range(p):
+            v = Mux(s.first, 0, v_rd.data[lane])
+            h = Signal(signed(self._v_width), name=f"h{lane}")
+            # The sum needs one extra bit; the shifted result fits v_width again.
+            m.d.comb += h.eq((v + s.x[lane]) >> 1)
+            fire = h >= t_rd.data[lane]
+            m.d.comb += [
+                self.o.payload.spikes[lane].eq(fire),
+                v_next[lane].eq(Mux(fire, 0, h)),
+            ]
+        m.d.comb += [
+            self.o.valid.eq(s_valid),
+            self.o.payload.row.eq(s.row),
+            self.o.payload.tag.eq(s.tag),
+            v_wr.addr.eq(s.row),
+            v_wr.data.eq(v_next),
+            v_wr.en.eq(s_valid & self.o.ready),
+        ]
+        return m
