@@ -1,0 +1,844 @@
+"""The integer model file (``.sfm``): what ``sim/`` and ``hdl/`` read, written by the quantizer.
+
+An ``.sfm`` file is a ZIP archive in the ``.npz`` layout: one ``header.npy`` entry (a ``uint8``
+array holding UTF-8 JSON with sorted keys) and one ``.npy`` entry per integer array. The header
+holds the format version, the model config, the ordered layer list (kind, name, dataflow names,
+shapes, flags, derived bit widths, and the names of the layer's arrays), the residual stream's
+thresholds and width, and provenance. The semantics of every field are written down in
+``docs/integer-semantics.md``; this module only stores, derives widths and validates.
+
+NumPy only: :mod:`spikeforge.hdl` and :mod:`spikeforge.sim` import this without torch.
+
+The layer list is fixed by the config (:func:`expected_layout`); :func:`load` checks the file
+against it, so a compiler may rely on the order::
+
+    conv3x3_pixel  sps.conv0   pixels    -> sps.lif0
+    conv3x3_spike  sps.conv1   sps.lif0  -> sps.lif1
+    conv3x3_spike  sps.conv2   sps.lif1  -> sps.lif2
+    stream_conv3x3 sps.conv3   sps.lif2  -> stream      (mode "set")
+    stream_lif     sps.lif3    stream    -> sps.lif3
+    stream_conv3x3 sps.rpe     sps.lif3  -> stream      (mode "add")
+    per block i:
+      stream_lif     block{i}.attn.lif_in   stream -> block{i}.attn.lif_in
+      conv1x1        block{i}.attn.{q,k,v}  block{i}.attn.lif_in -> block{i}.attn.{q,k,v}
+      sdsa           block{i}.attn.sdsa     q, k, v -> block{i}.attn.out (+ block{i}.attn.mask)
+      stream_conv1x1 block{i}.attn.proj     block{i}.attn.out -> stream
+      stream_lif     block{i}.mlp.lif_in    stream -> block{i}.mlp.lif_in
+      conv1x1        block{i}.mlp.fc1       block{i}.mlp.lif_in -> block{i}.mlp.hidden
+      stream_conv1x1 block{i}.mlp.fc2       block{i}.mlp.hidden -> stream
+    head           head        stream    -> head.lif (logits)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from spikeforge.errors import UserError
+
+__all__ = [
+    "FORMAT", "VERSION", "IRError", "IntegerModel", "Layer", "PixelConv3x3", "SpikeConv3x3",
+    "StreamConv3x3", "StreamLIF", "Conv1x1", "SDSA", "StreamConv1x1", "Head", "LAYER_KINDS",
+    "save", "load", "dumps", "loads", "derive_widths", "finalize", "expected_geometry",
+    "expected_layout", "signed_width", "stateless_or_holds",
+]
+
+FORMAT = "spikeforge-ir"
+VERSION = 1
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: byte-identical files
+_MAX_WIDTH = 62  # every value must also fit the int64 golden model with room for one add
+
+
+class IRError(UserError):
+    """An ``.sfm`` file is unreadable, of another version, or inconsistent; names the field."""
+
+
+def signed_width(lo, hi):
+    """Smallest ``n`` such that every integer in ``[lo, hi]`` fits an ``n``-bit two's complement."""
+    lo, hi = int(lo), int(hi)
+    need_lo = (-lo - 1).bit_length() if lo < 0 else 0
+    need_hi = hi.bit_length() if hi > 0 else 0
+    return 1 + max(need_lo, need_hi)
+
+
+def stateless_or_holds(theta, shift):
+    """Whether an SDSA mask neuron fed ``kv << shift`` with threshold ``theta`` is a plain OR.
+
+    With state 0, ``H = (kv << shift) >> 1 = kv << (shift-1)`` for ``shift >= 1``; it fires for
+    every ``kv >= 1`` iff ``theta <= 2**(shift-1)``, and for ``kv = 0`` it keeps ``H = 0``, so
+    the state stays 0 at every step and ``mask = OR_n(K and V)``.
+    """
+    return shift >= 1 and 1 <= theta <= (1 << (shift - 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer records
+
+
+@dataclass(eq=False)
+class Layer:
+    """Common fields of every layer record.
+
+    Attributes
+    ----------
+    name : str
+        Unique layer name (``sps.conv0``, ``block0.attn.q`` …).
+    input : str
+        Name of the tensor the layer reads: ``"pixels"``, ``"stream"`` or a spike tensor name.
+    output : str
+        Name of the tensor it writes: a spike tensor name (the float model's recording name) or
+        ``"stream"``.
+    widths : dict of str to int
+        Derived signed bit widths (see :func:`derive_widths` and the doc).
+    """
+
+    KIND: ClassVar[str] = ""
+    #: array fields: name -> (dtype, shape as a tuple of attribute names / ints)
+    ARRAYS: ClassVar[dict] = {}
+    #: scalar fields beyond the common ones: name -> python type
+    SCALARS: ClassVar[dict] = {}
+    #: keys of ``widths``
+    WIDTHS: ClassVar[tuple] = ()
+
+    name: str
+    input: str
+    output: str
+    widths: dict
+
+    def array_shape(self, name):
+        """Expected shape of array field ``name`` from the record's scalar fields."""
+        return tuple(getattr(self, d) if isinstance(d, str) else d for d in self.ARRAYS[name][1])
+
+
+_W3 = ("weight", "bias", "theta")
+
+
+@dataclass(eq=False)
+class PixelConv3x3(Layer):
+    """SPS stage 0: 3×3 conv on uint8 pixels (normalization folded), LIF, optional OR pool.
+
+    ``acc = bias + Σ weight·pixel`` with borders padded by ``zero_point[ci]``; computed once per
+    image, fed to the LIF at each of the ``T`` steps. ``height, width`` are the input sizes.
+    """
+
+    KIND: ClassVar[str] = "conv3x3_pixel"
+    ARRAYS: ClassVar[dict] = {
+        "weight": ("int8", ("out_channels", "in_channels", 3, 3)),
+        "bias": ("int64", ("out_channels",)),
+        "theta": ("int64", ("out_channels",)),
+        "zero_point": ("uint8", ("in_channels",)),
+        "scale": ("float64", ("out_channels",)),
+    }
+    SCALARS: ClassVar[dict] = {"in_channels": int, "out_channels": int, "height": int,
+                               "width": int, "pool": bool}
+    WIDTHS: ClassVar[tuple] = ("weight", "bias", "acc", "theta", "sum", "h", "v")
+
+    in_channels: int
+    out_channels: int
+    height: int
+    width: int
+    pool: bool
+    weight: np.ndarray
+    bias: np.ndarray
+    theta: np.ndarray
+    zero_point: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(eq=False)
+class SpikeConv3x3(Layer):
+    """SPS stages 1–2: 3×3 conv on spikes (zero padding), LIF, optional OR pool."""
+
+    KIND: ClassVar[str] = "conv3x3_spike"
+    ARRAYS: ClassVar[dict] = {
+        "weight": ("int8", ("out_channels", "in_channels", 3, 3)),
+        "bias": ("int64", ("out_channels",)),
+        "theta": ("int64", ("out_channels",)),
+        "scale": ("float64", ("out_channels",)),
+    }
+    SCALARS: ClassVar[dict] = PixelConv3x3.SCALARS
+    WIDTHS: ClassVar[tuple] = PixelConv3x3.WIDTHS
+
+    in_channels: int
+    out_channels: int
+    height: int
+    width: int
+    pool: bool
+    weight: np.ndarray
+    bias: np.ndarray
+    theta: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(eq=False)
+class StreamConv3x3(Layer):
+    """3×3 conv on spikes writing the residual stream: stage-3 conv (``mode="set"``, optional
+    integer max pool before the shift) and rpe (``mode="add"``).
+
+    ``stream = (pool(acc) << shift)`` or ``stream += acc << shift``, shift per channel.
+    """
+
+    KIND: ClassVar[str] = "stream_conv3x3"
+    ARRAYS: ClassVar[dict] = {
+        "weight": ("int8", ("out_channels", "in_channels", 3, 3)),
+        "bias": ("int64", ("out_channels",)),
+        "shift": ("uint8", ("out_channels",)),
+        "scale": ("float64", ("out_channels",)),
+    }
+    SCALARS: ClassVar[dict] = {"in_channels": int, "out_channels": int, "height": int,
+                               "width": int, "pool": bool, "mode": str}
+    WIDTHS: ClassVar[tuple] = ("weight", "bias", "acc", "shifted", "stream")
+
+    in_channels: int
+    out_channels: int
+    height: int
+    width: int
+    pool: bool
+    mode: str
+    weight: np.ndarray
+    bias: np.ndarray
+    shift: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(eq=False)
+class StreamLIF(Layer):
+    """LIF reading the residual stream (``sps.lif3``, ``attn.lif_in``, ``mlp.lif_in``)."""
+
+    KIND: ClassVar[str] = "stream_lif"
+    ARRAYS: ClassVar[dict] = {"theta": ("int64", ("channels",))}
+    SCALARS: ClassVar[dict] = {"channels": int, "tokens": int}
+    WIDTHS: ClassVar[tuple] = ("x", "theta", "sum", "h", "v")
+
+    channels: int
+    tokens: int
+    theta: np.ndarray
+
+
+@dataclass(eq=False)
+class Conv1x1(Layer):
+    """1×1 conv on token spikes + folded BN, then LIF (attn q/k/v, mlp fc1)."""
+
+    KIND: ClassVar[str] = "conv1x1"
+    ARRAYS: ClassVar[dict] = {
+        "weight": ("int8", ("out_channels", "in_channels")),
+        "bias": ("int64", ("out_channels",)),
+        "theta": ("int64", ("out_channels",)),
+        "scale": ("float64", ("out_channels",)),
+    }
+    SCALARS: ClassVar[dict] = {"in_channels": int, "out_channels": int, "tokens": int}
+    WIDTHS: ClassVar[tuple] = ("weight", "bias", "acc", "theta", "sum", "h", "v")
+
+    in_channels: int
+    out_channels: int
+    tokens: int
+    weight: np.ndarray
+    bias: np.ndarray
+    theta: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(eq=False)
+class StreamConv1x1(Layer):
+    """1×1 conv on token spikes writing the stream: ``stream += acc << shift`` (proj, fc2)."""
+
+    KIND: ClassVar[str] = "stream_conv1x1"
+    ARRAYS: ClassVar[dict] = {
+        "weight": ("int8", ("out_channels", "in_channels")),
+        "bias": ("int64", ("out_channels",)),
+        "shift": ("uint8", ("out_channels",)),
+        "scale": ("float64", ("out_channels",)),
+    }
+    SCALARS: ClassVar[dict] = {"in_channels": int, "out_channels": int, "tokens": int}
+    WIDTHS: ClassVar[tuple] = ("weight", "bias", "acc", "shifted", "stream")
+
+    in_channels: int
+    out_channels: int
+    tokens: int
+    weight: np.ndarray
+    bias: np.ndarray
+    shift: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(eq=False)
+class SDSA(Layer):
+    """Spike-driven self-attention: ``kv = Σ_n K∧V``, mask LIF fed ``kv << shift`` with
+    threshold ``theta``, ``out = Q ∧ mask``. ``input`` is the Q tensor; ``k``/``v`` name the
+    others; ``mask_output`` names the mask recording. ``stateless_or`` states that the mask
+    neuron provably is ``OR_n(K∧V)`` with zero state (hardware may skip its state memory).
+    """
+
+    KIND: ClassVar[str] = "sdsa"
+    ARRAYS: ClassVar[dict] = {}
+    SCALARS: ClassVar[dict] = {"channels": int, "tokens": int, "heads": int, "k": str, "v": str,
+                               "mask_output": str, "theta": int, "shift": int,
+                               "stateless_or": bool}
+    WIDTHS: ClassVar[tuple] = ("kv", "x", "theta", "sum", "h", "v")
+
+    channels: int
+    tokens: int
+    heads: int
+    k: str
+    v: str
+    mask_output: str
+    theta: int
+    shift: int
+    stateless_or: bool
+
+
+@dataclass(eq=False)
+class Head(Layer):
+    """Classifier: ``X[c] = Σ_n stream[n,c]``, LIF (``theta`` in that N-times scale), then
+    ``logits += bias + weight @ s`` at every step (one per-tensor ``scale``)."""
+
+    KIND: ClassVar[str] = "head"
+    ARRAYS: ClassVar[dict] = {
+        "theta": ("int64", ("channels",)),
+        "weight": ("int8", ("num_classes", "channels")),
+        "bias": ("int64", ("num_classes",)),
+    }
+    SCALARS: ClassVar[dict] = {"channels": int, "tokens": int, "num_classes": int,
+                               "scale": float}
+    WIDTHS: ClassVar[tuple] = ("x", "theta", "sum", "h", "v", "weight", "bias", "acc", "logits")
+
+    channels: int
+    tokens: int
+    num_classes: int
+    scale: float
+    theta: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+LAYER_KINDS = {cls.KIND: cls for cls in (PixelConv3x3, SpikeConv3x3, StreamConv3x3, StreamLIF,
+                                         Conv1x1, SDSA, StreamConv1x1, Head)}
+
+_CONFIG_FIELDS = {
+    "in_channels": int, "img_size": list, "embed_dims": int, "num_heads": int, "mlp_ratio": int,
+    "depths": int, "T": int, "pooling_stat": str, "num_classes": int, "mean": list, "std": list,
+    "weight_bits": int,
+}
+_PROVENANCE_FIELDS = {
+    "checkpoint_sha256": str, "quantizer": dict, "float_accuracy": (float, type(None)),
+    "integer_accuracy": (float, type(None)),
+}
+
+
+@dataclass(eq=False)
+class IntegerModel:
+    """An integer Spike-Driven Transformer, as stored in an ``.sfm`` file.
+
+    Attributes
+    ----------
+    config : dict
+        The float model's config (``in_channels``, ``img_size`` [H, W], ``embed_dims``,
+        ``num_heads``, ``mlp_ratio``, ``depths``, ``T``, ``pooling_stat``, ``num_classes``,
+        ``mean``, ``std``) plus ``weight_bits``.
+    layers : list of Layer
+        Ordered layer records (see :func:`expected_layout`).
+    stream_theta : numpy.ndarray
+        ``int64 [D]``: ``ceil(1 / s_r[c])``, the threshold of every stream-reading LIF.
+    stream_scale : numpy.ndarray
+        ``float64 [D]``: the stream's real value per integer unit (informative).
+    stream_bits : int
+        Signed width holding every value the stream takes, derived.
+    provenance : dict
+        ``checkpoint_sha256``, ``quantizer`` (settings), ``float_accuracy``,
+        ``integer_accuracy`` (fractions or ``None``), and free-form extras.
+    """
+
+    config: dict
+    layers: list
+    stream_theta: np.ndarray
+    stream_scale: np.ndarray
+    stream_bits: int = 0
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def zero_points(self):
+        """``uint8 [C_in]`` pixel value padded at the borders of the first conv."""
+        return self.layers[0].zero_point
+
+    def layer(self, name):
+        """The layer record called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    @property
+    def tokens(self):
+        """Number of tokens ``N`` after the SPS stem."""
+        return expected_geometry(self.config)["tokens"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout and widths
+
+
+def _pooled(n):
+    return (n - 1) // 2 + 1
+
+
+def expected_geometry(config):
+    """Spatial sizes per SPS stage and the token grid of ``config`` (a dict)."""
+    h, w = (int(v) for v in config["img_size"])
+    sizes = []
+    for i in range(4):
+        sizes.append((h, w))
+        if config["pooling_stat"][i] == "1":
+            h, w = _pooled(h), _pooled(w)
+    return {"stages": sizes, "token_hw": (h, w), "tokens": h * w}
+
+
+def expected_layout(config):
+    """The ordered ``(kind, name, input, output, scalar fields)`` a model of ``config`` has."""
+    d = int(config["embed_dims"])
+    dims = [d // 8, d // 4, d // 2, d]
+    geo = expected_geometry(config)
+    pool = [c == "1" for c in config["pooling_stat"]]
+    n = geo["tokens"]
+    hid = int(config["mlp_ratio"]) * d
+    th, tw = geo["token_hw"]
+    out = []
+    cin = int(config["in_channels"])
+    prev = "pixels"
+    for i in range(3):
+        h, w = geo["stages"][i]
+        kind = "conv3x3_pixel" if i == 0 else "conv3x3_spike"
+        out.append((kind, f"sps.conv{i}", prev, f"sps.lif{i}",
+                    dict(in_channels=cin, out_channels=dims[i], height=h, width=w, pool=pool[i])))
+        cin, prev = dims[i], f"sps.lif{i}"
+    h, w = geo["stages"][3]
+    out.append(("stream_conv3x3", "sps.conv3", prev, "stream",
+                dict(in_channels=cin, out_channels=d, height=h, width=w, pool=pool[3],
+                     mode="set")))
+    out.append(("stream_lif", "sps.lif3", "stream", "sps.lif3", dict(channels=d, tokens=n)))
+    out.append(("stream_conv3x3", "sps.rpe", "sps.lif3", "stream",
+                dict(in_channels=d, out_channels=d, height=th, width=tw, pool=False, mode="add")))
+    for b in range(int(config["depths"])):
+        a, m = f"block{b}.attn", f"block{b}.mlp"
+        out.append(("stream_lif", f"{a}.lif_in", "stream", f"{a}.lif_in",
+                    dict(channels=d, tokens=n)))
+        for x in "qkv":
+            out.append(("conv1x1", f"{a}.{x}", f"{a}.lif_in", f"{a}.{x}",
+                        dict(in_channels=d, out_channels=d, tokens=n)))
+        out.append(("sdsa", f"{a}.sdsa", f"{a}.q", f"{a}.out",
+                    dict(channels=d, tokens=n, heads=int(config["num_heads"]), k=f"{a}.k",
+                         v=f"{a}.v", mask_output=f"{a}.mask")))
+        out.append(("stream_conv1x1", f"{a}.proj", f"{a}.out", "stream",
+                    dict(in_channels=d, out_channels=d, tokens=n)))
+        out.append(("stream_lif", f"{m}.lif_in", "stream", f"{m}.lif_in",
+                    dict(channels=d, tokens=n)))
+        out.append(("conv1x1", f"{m}.fc1", f"{m}.lif_in", f"{m}.hidden",
+                    dict(in_channels=d, out_channels=hid, tokens=n)))
+        out.append(("stream_conv1x1", f"{m}.fc2", f"{m}.hidden", "stream",
+                    dict(in_channels=hid, out_channels=d, tokens=n)))
+    out.append(("head", "head", "stream", "head.lif",
+                dict(channels=d, tokens=n, num_classes=int(config["num_classes"]))))
+    return out
+
+
+def _acc_bounds(weight, bias, in_max=1):
+    """Per output channel ``[lo, hi]`` of ``bias + Σ w·x`` for inputs ``x`` in ``[0, in_max]``."""
+    w = weight.astype(np.int64).reshape(weight.shape[0], -1)
+    pos = np.where(w > 0, w, 0).sum(1) * in_max
+    neg = np.where(w < 0, w, 0).sum(1) * in_max
+    b = bias.astype(np.int64)
+    return [int(v) for v in b + neg], [int(v) for v in b + pos]
+
+
+def _lif_bounds(xlo, xhi, theta):
+    """Ranges of the LIF sum ``V+X``, of ``H`` and of the state ``V`` (lists per channel).
+
+    ``V`` starts at 0 and is either 0 (fired) or ``H < θ`` (so ``V ≤ max(0, θ-1)``); by
+    induction ``V ≥ min(0, X_min)`` because ``floor((V+X)/2)`` of two values ``≥ m`` is ``≥ m``.
+    """
+    vlo = [min(0, x) for x in xlo]
+    vhi = [max(0, int(t) - 1) for t in theta]
+    slo = [a + b for a, b in zip(vlo, xlo, strict=True)]
+    shi = [a + b for a, b in zip(vhi, xhi, strict=True)]
+    return (slo, shi), ([s >> 1 for s in slo], [s >> 1 for s in shi]), (vlo, vhi)
+
+
+def _w(lo, hi):
+    return max(signed_width(a, b) for a, b in zip(lo, hi, strict=True))
+
+
+def _lif_widths(xlo, xhi, theta):
+    (slo, shi), (hlo, hhi), (vlo, vhi) = _lif_bounds(xlo, xhi, theta)
+    return {"x": _w(xlo, xhi), "theta": signed_width(0, max(int(t) for t in theta)),
+            "sum": _w(slo, shi), "h": _w(hlo, hhi), "v": _w(vlo, vhi)}
+
+
+def derive_widths(model):
+    """Derive every layer's bit widths from its integers; returns ``(widths list, stream_bits)``.
+
+    Worst cases: a spike input contributes 0 or ``w``; a pixel 0…255 times ``w``; the stream
+    range grows by each writer's shifted accumulator range; the head sums ``N`` stream values;
+    logits sum ``T`` per-step accumulators. Does not modify ``model``.
+    """
+    t_steps = int(model.config["T"])
+    d = int(model.config["embed_dims"])
+    s_lo, s_hi = [0] * d, [0] * d
+    stream_bits = 1
+    result = []
+    for layer in model.layers:
+        wd = {}
+        if isinstance(layer, (PixelConv3x3, SpikeConv3x3, Conv1x1)):
+            in_max = 255 if isinstance(layer, PixelConv3x3) else 1
+            lo, hi = _acc_bounds(layer.weight, layer.bias, in_max)
+            wd = _lif_widths(lo, hi, layer.theta)
+            wd.pop("x")
+            wd["acc"] = _w(lo, hi)
+        elif isinstance(layer, (StreamConv3x3, StreamConv1x1)):
+            lo, hi = _acc_bounds(layer.weight, layer.bias)
+            wd["acc"] = _w(lo, hi)
+            sh = [int(k) for k in layer.shift]
+            lo = [a << k for a, k in zip(lo, sh, strict=True)]
+            hi = [a << k for a, k in zip(hi, sh, strict=True)]
+            wd["shifted"] = _w(lo, hi)
+            if getattr(layer, "mode", "add") == "set":
+                s_lo, s_hi = lo, hi
+            else:
+                s_lo = [a + b for a, b in zip(s_lo, lo, strict=True)]
+                s_hi = [a + b for a, b in zip(s_hi, hi, strict=True)]
+            wd["stream"] = _w(s_lo, s_hi)
+            stream_bits = max(stream_bits, wd["stream"])
+        elif isinstance(layer, StreamLIF):
+            wd = _lif_widths(s_lo, s_hi, layer.theta)
+        elif isinstance(layer, SDSA):
+            n = int(layer.tokens)
+            wd = _lif_widths([0] * layer.channels, [n << layer.shift] * layer.channels,
+                             [layer.theta] * layer.channels)
+            wd["kv"] = signed_width(0, n)
+        elif isinstance(layer, Head):
+            n = int(layer.tokens)
+            wd = _lif_widths([n * v for v in s_lo], [n * v for v in s_hi], layer.theta)
+            lo, hi = _acc_bounds(layer.weight, layer.bias)
+            wd["acc"] = _w(lo, hi)
+            wd["logits"] = _w([t_steps * v for v in lo], [t_steps * v for v in hi])
+        if "weight" in layer.WIDTHS:
+            wmax = int(np.abs(layer.weight.astype(np.int64)).max(initial=0))
+            wd["weight"] = signed_width(-wmax, wmax)
+            b = layer.bias.astype(np.int64)
+            wd["bias"] = signed_width(int(b.min(initial=0)), int(b.max(initial=0)))
+        result.append(wd)
+    return result, stream_bits
+
+
+def finalize(model):
+    """Fill ``model``'s layer widths and ``stream_bits`` with the derived values; returns it."""
+    widths, stream_bits = derive_widths(model)
+    for layer, wd in zip(model.layers, widths, strict=True):
+        layer.widths = dict(sorted(wd.items()))
+    model.stream_bits = stream_bits
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _npy_bytes(array):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps(model):
+    """Serialize ``model`` to the bytes of an ``.sfm`` file (deterministic)."""
+    entries = {}
+    header_layers = []
+    for i, layer in enumerate(model.layers):
+        rec = {"kind": layer.KIND, "name": layer.name, "input": layer.input,
+               "output": layer.output, "widths": dict(layer.widths), "arrays": {}}
+        for key in layer.SCALARS:
+            rec[key] = getattr(layer, key)
+        for key, (dtype, _) in layer.ARRAYS.items():
+            entry = f"layers/{i:03d}/{key}"
+            entries[entry] = np.asarray(getattr(layer, key)).astype(dtype, copy=False)
+            rec["arrays"][key] = entry
+        header_layers.append(rec)
+    entries["stream/theta"] = np.asarray(model.stream_theta).astype("int64", copy=False)
+    entries["stream/scale"] = np.asarray(model.stream_scale).astype("float64", copy=False)
+    header = {
+        "format": FORMAT, "version": VERSION, "config": model.config, "layers": header_layers,
+        "stream": {"theta": "stream/theta", "scale": "stream/scale", "bits": model.stream_bits},
+        "provenance": model.provenance,
+    }
+    text = json.dumps(_jsonable(header), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True, allow_nan=False)
+    entries["header"] = np.frombuffer(text.encode("utf-8"), np.uint8)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            zf.writestr(info, _npy_bytes(entries[name]), compresslevel=6)
+    return buf.getvalue()
+
+
+def save(model, path):
+    """Validate ``model`` and write it to ``path`` (``.sfm``); byte-identical for equal models."""
+    data = dumps(model)
+    loads(data, source=str(path))  # refuse to write a file we would refuse to read
+    Path(path).write_bytes(data)
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and validation
+
+
+def load(path):
+    """Read and validate an ``.sfm`` file.
+
+    Raises
+    ------
+    IRError
+        If the file is missing, truncated, of another format or version, or any field is
+        absent, of the wrong type, shape or dtype, out of its declared width, or inconsistent
+        with the config; the message names the field.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise IRError(f"{path}: cannot read the integer model file ({exc.strerror})") from None
+    return loads(data, source=str(path))
+
+
+def _read_entries(data, source):
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = zf.namelist()
+            if len(names) != len(set(names)) or len(names) > 100_000:
+                raise IRError(f"{source}: not an .sfm file (duplicate or too many entries)")
+            entries = {}
+            for name in names:
+                if not name.endswith(".npy"):
+                    raise IRError(f"{source}: unexpected entry {name!r} in the .sfm archive")
+                with zf.open(name) as fh:
+                    raw = fh.read()
+                entries[name[:-4]] = np.lib.format.read_array(io.BytesIO(raw),
+                                                              allow_pickle=False)
+            return entries
+    except IRError:
+        raise
+    except Exception as exc:  # zip/npy decoding of untrusted bytes: any failure is a bad file
+        raise IRError(f"{source}: not a readable .sfm integer model file (truncated or "
+                      f"corrupted: {type(exc).__name__}); re-run `spikeforge quantize`") from None
+
+
+class _Checker:
+    def __init__(self, source):
+        self.source = source
+
+    def fail(self, where, msg):
+        raise IRError(f"{self.source}: field {where!r}: {msg}")
+
+    def get(self, obj, key, types, where):
+        if not isinstance(obj, dict) or key not in obj:
+            self.fail(f"{where}.{key}" if where else key, "missing")
+        value = obj[key]
+        if types is int and (isinstance(value, bool) or not isinstance(value, int)):
+            self.fail(f"{where}.{key}", f"must be an integer, not {value!r}")
+        if types is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if types is not int and not isinstance(value, types):
+            self.fail(f"{where}.{key}", f"has the wrong type ({type(value).__name__})")
+        return value
+
+
+def loads(data, source="<bytes>"):
+    """Parse and validate the bytes of an ``.sfm`` file (see :func:`load`)."""
+    entries = _read_entries(data, source)
+    ck = _Checker(source)
+    if "header" not in entries:
+        ck.fail("header", "missing: not a spikeforge integer model file")
+    head = entries.pop("header")
+    if head.dtype != np.uint8 or head.ndim != 1:
+        ck.fail("header", "must be a uint8 byte string")
+    try:
+        header = json.loads(head.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        ck.fail("header", "is not valid JSON (corrupted file)")
+    if not isinstance(header, dict):
+        ck.fail("header", "must be a JSON object")
+    if header.get("format") != FORMAT:
+        ck.fail("format", f"is {header.get('format')!r}, expected {FORMAT!r}")
+    version = header.get("version")
+    if version != VERSION:
+        ck.fail("version", f"is {version!r}; this spikeforge reads version {VERSION}: "
+                "re-run `spikeforge quantize` with this version")
+    config = _check_config(ck, ck.get(header, "config", dict, ""))
+    used = set()
+
+    def array(where, entry_name, dtype, shape):
+        if not isinstance(entry_name, str) or entry_name not in entries:
+            ck.fail(where, f"array {entry_name!r} missing from the archive")
+        if entry_name in used:
+            ck.fail(where, f"array {entry_name!r} referenced twice")
+        used.add(entry_name)
+        arr = entries[entry_name]
+        if arr.dtype != np.dtype(dtype):
+            ck.fail(where, f"dtype {arr.dtype} but {dtype} expected")
+        if arr.shape != tuple(shape):
+            ck.fail(where, f"shape {arr.shape} but {tuple(shape)} expected")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            ck.fail(where, "holds non-finite values")
+        return arr
+
+    layout = expected_layout(config)
+    recs = ck.get(header, "layers", list, "")
+    if len(recs) != len(layout):
+        ck.fail("layers", f"{len(recs)} layers but the config implies {len(layout)}")
+    layers = []
+    for i, (rec, (kind, name, inp, outp, scalars)) in enumerate(zip(recs, layout, strict=True)):
+        where = f"layers[{i}]"
+        if not isinstance(rec, dict):
+            ck.fail(where, "must be an object")
+        got_kind = ck.get(rec, "kind", str, where)
+        if got_kind != kind:
+            ck.fail(f"{where}.kind", f"is {got_kind!r}, expected {kind!r} here")
+        cls = LAYER_KINDS[kind]
+        for key, want in (("name", name), ("input", inp), ("output", outp)):
+            got = ck.get(rec, key, str, where)
+            if got != want:
+                ck.fail(f"{where}.{key}", f"is {got!r}, expected {want!r}")
+        where = f"layers[{i}] ({name})"
+        kw = {"name": name, "input": inp, "output": outp}
+        for key, typ in cls.SCALARS.items():
+            value = ck.get(rec, key, typ, where)
+            if key in scalars and value != scalars[key]:
+                ck.fail(f"{where}.{key}", f"is {value!r}, the config implies {scalars[key]!r}")
+            kw[key] = value
+        widths = ck.get(rec, "widths", dict, where)
+        if set(widths) != set(cls.WIDTHS):
+            ck.fail(f"{where}.widths", f"keys {sorted(widths)} but {sorted(cls.WIDTHS)} expected")
+        for key, value in widths.items():
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= \
+                    _MAX_WIDTH:
+                ck.fail(f"{where}.widths.{key}", f"must be an integer in 1..{_MAX_WIDTH}")
+        kw["widths"] = dict(sorted(widths.items()))
+        refs = ck.get(rec, "arrays", dict, where)
+        if set(refs) != set(cls.ARRAYS):
+            ck.fail(f"{where}.arrays", f"keys {sorted(refs)} but {sorted(cls.ARRAYS)} expected")
+        proto = cls.__new__(cls)
+        proto.__dict__.update(kw)
+        for key, (dtype, _) in cls.ARRAYS.items():
+            kw[key] = array(f"{where}.{key}", refs[key], dtype, proto.array_shape(key))
+        layer = cls(**kw)
+        _check_layer_values(ck, where, layer, config)
+        layers.append(layer)
+    stream = ck.get(header, "stream", dict, "")
+    d = int(config["embed_dims"])
+    theta = array("stream.theta", stream.get("theta"), "int64", (d,))
+    scale = array("stream.scale", stream.get("scale"), "float64", (d,))
+    if theta.min() < 1:
+        ck.fail("stream.theta", "thresholds must be >= 1")
+    if scale.min() <= 0:
+        ck.fail("stream.scale", "scales must be > 0")
+    bits = ck.get(stream, "bits", int, "stream")
+    for layer in layers:
+        if isinstance(layer, StreamLIF) and not np.array_equal(layer.theta, theta):
+            ck.fail(f"{layer.name}.theta", "must equal stream.theta")
+    provenance = ck.get(header, "provenance", dict, "")
+    for key, typ in _PROVENANCE_FIELDS.items():
+        ck.get(provenance, key, typ, "provenance")
+    leftover = set(entries) - used
+    if leftover:
+        ck.fail("arrays", f"unreferenced entries {sorted(leftover)[:3]}")
+    model = IntegerModel(config=config, layers=layers, stream_theta=theta, stream_scale=scale,
+                         stream_bits=bits, provenance=provenance)
+    derived, derived_stream = derive_widths(model)
+    for layer, wd in zip(layers, derived, strict=True):
+        for key, need in wd.items():
+            if layer.widths[key] < need:
+                ck.fail(f"{layer.name}.widths.{key}",
+                        f"declares {layer.widths[key]} bits but the values need {need}")
+    if bits < derived_stream:
+        ck.fail("stream.bits", f"declares {bits} bits but the stream needs {derived_stream}")
+    return model
+
+
+def _check_config(ck, config):
+    for key, typ in _CONFIG_FIELDS.items():
+        ck.get(config, key, typ, "config")
+    for key in ("in_channels", "embed_dims", "num_heads", "mlp_ratio", "depths", "T",
+                "num_classes"):
+        if config[key] < 1:
+            ck.fail(f"config.{key}", "must be >= 1")
+    if config["embed_dims"] % 8 or config["embed_dims"] % config["num_heads"]:
+        ck.fail("config.embed_dims", "must be a multiple of 8 and of num_heads")
+    if config["embed_dims"] > 1 << 16 or config["depths"] > 1024 or config["T"] > 1 << 16:
+        ck.fail("config", "dimensions are implausibly large")
+    size = config["img_size"]
+    if (len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or not
+                              1 <= v <= 1 << 14 for v in size)):
+        ck.fail("config.img_size", "must be [height, width] of positive integers")
+    ps = config["pooling_stat"]
+    if len(ps) != 4 or set(ps) - {"0", "1"}:
+        ck.fail("config.pooling_stat", "must be four '0'/'1' characters")
+    for key in ("mean", "std"):
+        vals = config[key]
+        if len(vals) != config["in_channels"] or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in vals):
+            ck.fail(f"config.{key}", "must hold one finite number per input channel")
+    if min(config["std"]) <= 0:
+        ck.fail("config.std", "must be positive")
+    if not 2 <= config["weight_bits"] <= 8:
+        ck.fail("config.weight_bits", "must be in 2..8")
+    return config
+
+
+def _check_layer_values(ck, where, layer, config):
+    qmax = (1 << (config["weight_bits"] - 1)) - 1
+    if "weight" in layer.ARRAYS:
+        w = layer.weight.astype(np.int64)
+        if np.abs(w).max(initial=0) > qmax:
+            ck.fail(f"{where}.weight", f"exceeds the {config['weight_bits']}-bit range "
+                    f"±{qmax}")
+    if "theta" in layer.ARRAYS and layer.theta.min(initial=1) < 1:
+        ck.fail(f"{where}.theta", "thresholds must be >= 1")
+    if "shift" in layer.ARRAYS and layer.shift.max(initial=0) > 32:
+        ck.fail(f"{where}.shift", "alignment shifts must be <= 32")
+    if "scale" in layer.ARRAYS and layer.scale.min(initial=1.0) <= 0:
+        ck.fail(f"{where}.scale", "scales must be > 0")
+    for key in ("bias", "theta"):
+        if key in layer.ARRAYS:
+            arr = getattr(layer, key)
+            if np.abs(arr).max(initial=0) >= 1 << (_MAX_WIDTH - 2):
+                ck.fail(f"{where}.{key}", "values are implausibly large")
+    if isinstance(layer, StreamConv3x3) and layer.mode not in ("set", "add"):
+        ck.fail(f"{where}.mode", "must be 'set' or 'add'")
+    if isinstance(layer, SDSA):
+        if layer.theta < 1 or not 0 <= layer.shift <= 16:
+            ck.fail(f"{where}.theta", "needs theta >= 1 and 0 <= shift <= 16")
+        if layer.stateless_or != stateless_or_holds(layer.theta, layer.shift):
+            ck.fail(f"{where}.stateless_or", "does not match theta and shift")
+    if isinstance(layer, Head) and not (math.isfinite(layer.scale) and layer.scale > 0):
+        ck.fail(f"{where}.scale", "must be a positive finite number")
