@@ -11,7 +11,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .event_encoder import _check_pow2, _check_positive
+from .event_encoder import _check_positive, _check_pow2
 
 __all__ = ["SDSAUnit", "SDSAOp"]
 

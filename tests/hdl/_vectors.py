@@ -1,0 +1,215 @@
+"""Random test cases for the ``spikeforge.hdl`` units, checked against ``spikeforge.sim.ops``.
+
+Each builder takes its parameters and a NumPy generator and returns a :class:`Case`: the unit,
+the packed input payloads / memory writes it needs, and the packed outputs the integer spec
+predicts. The Amaranth-simulator tests and the cocotb tests (on the generated Verilog) run the
+same cases.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from _stream import pack
+
+from spikeforge.hdl.event_encoder import EventEncoder
+from spikeforge.hdl.lif import LIFUnit
+from spikeforge.hdl.pe_array import PEArray, PEOp
+from spikeforge.hdl.pool import IntMaxPool, SpikeMaxPool
+from spikeforge.hdl.residual import AlignAdd
+from spikeforge.hdl.sdsa import SDSAOp, SDSAUnit
+from spikeforge.sim import ops
+
+FILLS = ("random", "zeros", "ones")
+
+
+@dataclass
+class Case:
+    dut: object
+    inputs: dict
+    expected: dict
+    writes: list = field(default_factory=list)
+    statics: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def to_json(self):
+        return {"inputs": self.inputs, "expected": self.expected, "writes": self.writes,
+                "statics": self.statics}
+
+
+def spikes(rng, shape, fill="random", density=0.3):
+    if fill == "zeros":
+        return np.zeros(shape, np.uint8)
+    if fill == "ones":
+        return np.ones(shape, np.uint8)
+    return (rng.random(shape) < density).astype(np.uint8)
+
+
+def ints(rng, shape, width, fill="random"):
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    if fill == "zeros":
+        return rng.choice([lo, hi], size=shape).astype(np.int64)  # extremes
+    if fill == "ones":
+        return np.full(shape, hi if rng.random() < 0.5 else lo, np.int64)
+    return rng.integers(lo, hi, size=shape, endpoint=True).astype(np.int64)
+
+
+def words_of(bits, width):
+    """Pack a 0/1 vector (length a multiple of ``width``) into ``width``-bit ints."""
+    bits = np.asarray(bits).reshape(-1, width)
+    return [int(sum(int(b) << i for i, b in enumerate(row))) for row in bits]
+
+
+def encoder_case(rng, width=8, rows=4, words=3, fill="random", density=0.3):
+    dut = EventEncoder(width, max(words - 1, 1).bit_length())
+    s = spikes(rng, (rows, words * width), fill, density)
+    if fill == "random":
+        s[rng.random(rows) < 0.3] = 0   # whole empty rows
+    ins, exp = [], []
+    for row in s:
+        for j, wd in enumerate(words_of(row, width)):
+            ins.append(pack(dut.in_layout, {"data": wd, "word": j, "last": j == words - 1}))
+        # The naive model: active channels in order; the final item is marked last, and a
+        # marker item closes a row whose last word is empty.
+        active = [int(c) for c in np.flatnonzero(row)]
+        last_word_empty = not row[(words - 1) * width:].any()
+        for n, c in enumerate(active):
+            last = (n == len(active) - 1) and not last_word_empty
+            exp.append(pack(dut.out_layout, {"addr": c, "last": last, "none": 0}))
+        if last_word_empty:
+            exp.append(pack(dut.out_layout, {"addr": (words - 1) * width, "last": 1, "none": 1}))
+    cycles = sum(max(bin(w).count("1"), 1) for row in s for w in words_of(row, width))
+    return Case(dut, {"i": ins}, {"o": exp}, info={"cycles": cycles})
+
+
+def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", density=0.3,
+            external=False):
+    w = ints(rng, (inputs, lanes), weight_width, "zeros" if fill == "ones" else "random")
+    bias_width = weight_width + 4
+    b = ints(rng, (groups, lanes), bias_width)
+    s = spikes(rng, (groups, inputs), fill, density)
+    acc_width = int(np.abs(w).sum(axis=0).max() + np.abs(b).max()).bit_length() + 1
+    dut = PEArray(lanes, acc_width, weight_width=weight_width, bias_width=bias_width,
+                  weight_depth=inputs, bias_depth=groups, external_weights=external)
+    writes = [("b_write", [(g, pack(dut.bias_shape, [int(v) for v in b[g]]))
+                           for g in range(groups)])]
+    wrows = [(k, pack(dut.weight_shape, [int(v) for v in w[k]])) for k in range(inputs)]
+    if not external:
+        writes.insert(0, ("w_write", wrows))
+    cmds, exp = [], []
+    for g in range(groups):
+        # Odd groups start from CLEAR (no bias) to cover that command too.
+        use_bias = g % 2 == 0
+        cmds.append(pack(dut.cmd_layout, {"op": PEOp.BIAS if use_bias else PEOp.CLEAR,
+                                          "addr": g}))
+        for k in np.flatnonzero(s[g]):
+            cmds.append(pack(dut.cmd_layout, {"op": PEOp.ACC, "addr": int(k)}))
+        cmds.append(pack(dut.cmd_layout, {"op": PEOp.DRAIN, "addr": g}))
+        ref = ops.accumulate_events(s[g], w, b[g] if use_bias else np.zeros(lanes, np.int64))
+        exp.append(pack(dut.out_layout, {"acc": [int(v) for v in ref], "tag": g}))
+    return Case(dut, {"i": cmds}, {"o": exp}, writes=writes,
+                info={"weights": w, "cycles": len(cmds)})
+
+
+def lif_case(rng, lanes=4, depth=3, steps=4, in_width=8, theta_width=6, fill="random"):
+    theta_rows = 2
+    dut = LIFUnit(lanes, depth, in_width, theta_width=theta_width, theta_depth=theta_rows)
+    x = ints(rng, (steps, depth, lanes), in_width, fill)
+    # Thresholds mostly well inside the input range, so neurons both fire and integrate.
+    theta = rng.integers(-3, 1 << (theta_width - 2), size=(theta_rows, lanes), endpoint=True)
+    writes = [("theta_write", [(r, pack(dut.theta_shape, [int(v) for v in theta[r]]))
+                               for r in range(theta_rows)])]
+    th = np.stack([theta[r % theta_rows] for r in range(depth)])
+    ref = ops.lif_run(x, th)
+    ins, exp = [], []
+    for t in range(steps):
+        order = rng.permutation(depth)
+        for r in order:
+            r = int(r)
+            tag = (t * depth + r) & 0xFFFF
+            ins.append(pack(dut.in_layout, {"x": [int(v) for v in x[t, r]], "row": r,
+                                            "trow": r % theta_rows, "first": t == 0,
+                                            "tag": tag}))
+            bits = sum(int(b) << lane for lane, b in enumerate(ref[t, r]))
+            exp.append(pack(dut.out_layout, {"spikes": bits, "row": r, "tag": tag}))
+    return Case(dut, {"i": ins}, {"o": exp}, writes=writes)
+
+
+def sdsa_case(rng, channels=16, width=8, tokens=5, steps=3, mode="lif", theta=None,
+              fill="random", density=0.4):
+    theta = int(rng.integers(1, 12)) if theta is None else theta
+    dut = SDSAUnit(channels, width, tokens, mode=mode, theta_width=8)
+    nw = channels // width
+    q, k, v = (spikes(rng, (steps, tokens, channels), fill, density) for _ in range(3))
+    vm = np.zeros(channels, np.int64)
+    ins, exp = [], []
+    for t in range(steps):
+        if mode == "or":
+            out, mask, _ = ops.sdsa_step(q[t], k[t], v[t], vm, theta=1, shift=1)
+            assert (mask == (k[t] & v[t]).any(axis=0)).all()
+        else:
+            out, mask, vm = ops.sdsa_step(q[t], k[t], v[t], vm, theta=theta, shift=1)
+        for n in range(tokens):
+            kw, vw = words_of(k[t, n], width), words_of(v[t, n], width)
+            for j in range(nw):
+                ins.append(pack(dut.in_layout, {"op": SDSAOp.KV, "word": j, "a": kw[j],
+                                                "b": vw[j], "first": n == 0, "last": 0}))
+        for j in range(nw):
+            ins.append(pack(dut.in_layout, {"op": SDSAOp.MASK, "word": j, "a": 0, "b": 0,
+                                            "first": t == 0, "last": 0}))
+        for n in range(tokens):
+            qw, ow = words_of(q[t, n], width), words_of(out[n], width)
+            for j in range(nw):
+                ins.append(pack(dut.in_layout, {"op": SDSAOp.Q, "word": j, "a": qw[j], "b": 0,
+                                                "first": 0, "last": j == nw - 1}))
+                exp.append(pack(dut.out_layout, {"data": ow[j], "word": j,
+                                                 "last": j == nw - 1}))
+    statics = {"theta": theta} if mode == "lif" else {}
+    return Case(dut, {"i": ins}, {"o": exp}, statics=statics,
+                info={"cycles": steps * (2 * tokens + 1) * nw})
+
+
+def _windows(h, w):
+    for oy in range((h - 1) // 2 + 1):
+        for ox in range((w - 1) // 2 + 1):
+            yield oy, ox, [(y, x) for y in range(2 * oy - 1, 2 * oy + 2)
+                           for x in range(2 * ox - 1, 2 * ox + 2) if 0 <= y < h and 0 <= x < w]
+
+
+def spike_pool_case(rng, width=8, h=5, w=6, fill="random", density=0.15):
+    dut = SpikeMaxPool(width)
+    s = spikes(rng, (width, h, w), fill, density)
+    ref = ops.spike_maxpool(s)
+    ins, exp = [], []
+    for oy, ox, win in _windows(h, w):
+        for n, (y, x) in enumerate(win):
+            ins.append(pack(dut.in_layout, {"data": words_of(s[:, y, x], width)[0],
+                                            "first": n == 0, "last": n == len(win) - 1}))
+        exp.append(pack(dut.out_layout, {"data": words_of(ref[:, oy, ox], width)[0]}))
+    return Case(dut, {"i": ins}, {"o": exp}, info={"cycles": len(ins)})
+
+
+def int_pool_case(rng, lanes=4, value_width=10, h=5, w=6, fill="random"):
+    dut = IntMaxPool(lanes, value_width)
+    xv = ints(rng, (lanes, h, w), value_width, fill)
+    ref = ops.int_maxpool(xv)
+    ins, exp = [], []
+    for oy, ox, win in _windows(h, w):
+        for n, (y, x) in enumerate(win):
+            ins.append(pack(dut.in_layout, {"data": [int(v) for v in xv[:, y, x]],
+                                            "first": n == 0, "last": n == len(win) - 1}))
+        exp.append(pack(dut.out_layout, {"data": [int(v) for v in ref[:, oy, ox]]}))
+    return Case(dut, {"i": ins}, {"o": exp}, info={"cycles": len(ins)})
+
+
+def residual_case(rng, lanes=4, stream_width=12, acc_width=8, max_shift=3, rows=6,
+                  fill="random"):
+    out_width = max(stream_width, acc_width + max_shift) + 1
+    dut = AlignAdd(lanes, stream_width, acc_width, max_shift, out_width=out_width)
+    st = ints(rng, (rows, lanes), stream_width, fill)
+    ac = ints(rng, (rows, lanes), acc_width, fill)
+    sh = rng.integers(0, max_shift, size=(rows, lanes), endpoint=True)
+    ref = ops.align_add(st, ac, sh)
+    ins = [pack(dut.in_layout, {"stream": [int(v) for v in st[r]], "acc": [int(v) for v in ac[r]],
+                                "shift": [int(v) for v in sh[r]]}) for r in range(rows)]
+    exp = [pack(dut.out_layout, {"sum": [int(v) for v in ref[r]]}) for r in range(rows)]
+    return Case(dut, {"i": ins}, {"o": exp}, info={"cycles": rows})
