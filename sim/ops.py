@@ -12,8 +12,55 @@ import numpy as np
 
 __all__ = [
     "lif_step", "lif_run", "sdsa_step", "spike_maxpool", "int_maxpool", "align_add",
-    "accumulate_events", "conv3x3", "conv1x1",
+    "accumulate_events", "conv3x3", "conv1x1", "exact_matmul", "im2col3x3",
 ]
+
+# Integers up to these magnitudes are exact in float32 / float64; an accumulation whose every
+# partial sum stays below them gives the exact integer result whatever the BLAS summation order.
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
+
+
+def exact_matmul(a, b):
+    """Exact integer ``a @ b`` (``int64`` result), through BLAS where that is provably exact.
+
+    Every partial sum of a row of ``a`` times a column of ``b`` is bounded by
+    ``max|a| · max_col Σ|b|``; below 2^24 (float32) or 2^53 (float64) all of them are exact
+    floating-point integers, so the fast product equals the integer one. Otherwise int64.
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.size == 0 or b.size == 0:
+        return np.asarray(a, np.int64) @ np.asarray(b, np.int64)
+    amax = max(int(a.max()), -int(a.min()))  # no int64 copy of the (large) left operand
+    bsum = int(np.abs(b.astype(np.int64)).sum(axis=0).max())
+    bound = amax * bsum
+    if bound < _F32_EXACT:
+        out = a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)
+    elif bound < _F64_EXACT:
+        out = a.astype(np.float64, copy=False) @ b.astype(np.float64, copy=False)
+    else:
+        return a.astype(np.int64) @ b.astype(np.int64)
+    return out.astype(np.int64)
+
+
+def im2col3x3(x, pad_value=0):
+    """3×3/pad-1 patches of ``x`` ``(..., Ci, H, W)`` as ``(..., H, W, Ci·9)`` (weight order).
+
+    The last axis is ordered ``(ci, dy, dx)`` like ``weight.reshape(Co, -1)``; borders hold
+    ``pad_value`` (scalar or per input channel). Keeps the input dtype.
+    """
+    x = np.asarray(x)
+    ci, h, w = x.shape[-3:]
+    padv = np.broadcast_to(np.asarray(pad_value, x.dtype), (ci,))
+    xp = np.empty(x.shape[:-2] + (h + 2, w + 2), x.dtype)
+    xp[...] = padv[:, None, None]
+    xp[..., 1:-1, 1:-1] = x
+    cols = np.empty(x.shape[:-3] + (h, w, ci, 9), x.dtype)
+    for dy in range(3):
+        for dx in range(3):
+            cols[..., dy * 3 + dx] = np.moveaxis(xp[..., dy:dy + h, dx:dx + w], -3, -1)
+    return cols.reshape(x.shape[:-3] + (h, w, ci * 9))
 
 
 def lif_step(v, x, theta):
@@ -86,8 +133,9 @@ def accumulate_events(spikes, weights, bias):
     ``spikes``: ``(..., K)`` 0/1; ``weights``: ``(K, P)`` integer rows; ``bias``: ``(P,)``.
     Only additions: each active input adds one weight row.
     """
-    s = np.asarray(spikes, np.int64)
-    return np.asarray(bias, np.int64) + s @ np.asarray(weights, np.int64)
+    s = np.asarray(spikes)
+    flat = exact_matmul(s.reshape(-1, s.shape[-1]), weights)
+    return np.asarray(bias, np.int64) + flat.reshape(s.shape[:-1] + flat.shape[-1:])
 
 
 def conv3x3(x, weight, bias, pad_value=0):
@@ -95,23 +143,20 @@ def conv3x3(x, weight, bias, pad_value=0):
 
     ``x``: ``(..., Ci, H, W)`` integers (spikes or uint8 pixels); ``weight``: ``(Co, Ci, 3, 3)``;
     ``bias``: ``(Co,)``; ``pad_value``: scalar or ``(Ci,)`` (the zero point of pixel inputs).
+    Returns ``int64`` ``(..., Co, H, W)``: ``bias[co] + Σ_{ci,dy,dx} w·x_pad[ci, y+dy-1, x+dx-1]``.
     """
-    x = np.asarray(x, np.int64)
+    x = np.asarray(x)
+    if x.dtype.kind not in "iub":
+        x = x.astype(np.int64)
     weight = np.asarray(weight, np.int64)
-    ci, h, w = x.shape[-3:]
-    padv = np.broadcast_to(np.asarray(pad_value, np.int64), (ci,))
-    xp = np.empty(x.shape[:-2] + (h + 2, w + 2), np.int64)
-    xp[...] = padv[:, None, None]
-    xp[..., 1:-1, 1:-1] = x
-    out = np.broadcast_to(np.asarray(bias, np.int64)[:, None, None],
-                          x.shape[:-3] + (weight.shape[0], h, w)).copy()
-    for dy in range(3):
-        for dx in range(3):
-            patch = xp[..., dy:dy + h, dx:dx + w]
-            out += np.einsum("...ihw,oi->...ohw", patch, weight[:, :, dy, dx])
-    return out
+    co = weight.shape[0]
+    h, w = x.shape[-2:]
+    cols = im2col3x3(x, pad_value)
+    flat = exact_matmul(cols.reshape(-1, cols.shape[-1]), weight.reshape(co, -1).T)
+    out = flat.reshape(x.shape[:-3] + (h, w, co)) + np.asarray(bias, np.int64)
+    return np.moveaxis(out, -1, -3)
 
 
 def conv1x1(s, weight, bias):
     """1×1 convolution on token tensors: ``s`` ``(..., N, Ci)``, ``weight`` ``(Co, Ci)``."""
-    return np.asarray(s, np.int64) @ np.asarray(weight, np.int64).T + np.asarray(bias, np.int64)
+    return accumulate_events(s, np.asarray(weight, np.int64).T, bias)
