@@ -1,0 +1,618 @@
+"""Compiler: integer model (IR) → accelerator program, memory images and hardware config.
+
+The output is plain data: a list of layer descriptors (:data:`~.accel_isa.DESCRIPTOR`), one list
+of row values per memory, and an :class:`AccelConfig`. The memory planner sizes every memory,
+checks the model against a given configuration and prints a table; the host encoder turns the
+images into the load-stream bytes of ``docs/accelerator.md`` §2. Same IR → same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from spikeforge.errors import UserError
+from spikeforge.quantize import ir
+
+from .accel_isa import DESCRIPTOR, Mode, Op, Target
+
+__all__ = ["AccelConfig", "Compiled", "compile_model", "load_stream_bytes", "pack_row",
+           "memory_table", "MEMORIES"]
+
+#: Memories of the planner, in table order: (name, load target or None).
+MEMORIES = (("program", Target.PROGRAM), ("weights", Target.WEIGHTS),
+            ("biases", Target.BIASES), ("thresholds", Target.THRESHOLDS),
+            ("shifts", Target.SHIFTS), ("pixels", Target.PIXELS), ("spikes", None),
+            ("stream", None), ("logits", None))
+
+
+def _pow2(n):
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def _log2(n):
+    return max(int(n) - 1, 0).bit_length()
+
+
+def _ceil(a, b):
+    return -(-int(a) // int(b))
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """Hardware configuration of one accelerator build (plain data; saved as JSON).
+
+    Parameters
+    ----------
+    lanes : int
+        PE lanes ``P`` (a power of two, at most ``width``).
+    width : int
+        Spike word width ``W`` in channels (a power of two, at least 8).
+    weight_bits, acc_bits, theta_bits, shift_bits, stream_bits, logit_bits : int
+        Signed widths of a weight, an accumulator / LIF input / bias, a threshold, an unsigned
+        alignment shift, a residual-stream value and a summed logit.
+    program_depth, weights_depth, biases_depth, thresholds_depth, shifts_depth, pixels_depth,
+    spikes_depth, stream_depth, logits_depth : int
+        Rows of each memory.
+    sdsa_channels, max_tokens : int
+        Largest SDSA width (a multiple of ``width``) and token count the SDSA unit supports.
+    sdsa_shift : int
+        The SDSA mask shift the SDSA unit is built with.
+    """
+
+    lanes: int = 8
+    width: int = 16
+    weight_bits: int = 8
+    acc_bits: int = 24
+    theta_bits: int = 24
+    shift_bits: int = 3
+    stream_bits: int = 24
+    logit_bits: int = 32
+    program_depth: int = 32
+    weights_depth: int = 4096
+    biases_depth: int = 128
+    thresholds_depth: int = 128
+    shifts_depth: int = 128
+    pixels_depth: int = 1024
+    spikes_depth: int = 2048
+    stream_depth: int = 512
+    logits_depth: int = 16
+    sdsa_channels: int = 64
+    max_tokens: int = 64
+    sdsa_shift: int = 1
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"AccelConfig.{f.name} must be an integer, not {value!r}")
+            if value < (0 if f.name == "sdsa_shift" else 1):
+                raise ValueError(f"AccelConfig.{f.name} must be positive, not {value!r}")
+        for name in ("lanes", "width"):
+            value = getattr(self, name)
+            if value & (value - 1):
+                raise ValueError(f"AccelConfig.{name} must be a power of two, not {value!r}")
+        if self.width < 8:
+            raise ValueError(f"AccelConfig.width must be at least 8, not {self.width!r}")
+        if self.lanes > self.width:
+            raise ValueError(f"AccelConfig.lanes ({self.lanes!r}) must not exceed the word "
+                             f"width ({self.width!r})")
+        if self.sdsa_channels % self.width:
+            raise ValueError(f"AccelConfig.sdsa_channels ({self.sdsa_channels!r}) must be a "
+                             f"multiple of the word width ({self.width!r})")
+
+    def row_bits(self, memory):
+        """Width in bits of one row of ``memory``."""
+        p = self.lanes
+        return {
+            "program": DESCRIPTOR.size, "weights": p * self.weight_bits,
+            "biases": p * self.acc_bits, "thresholds": p * self.theta_bits,
+            "shifts": p * self.shift_bits, "pixels": 8, "spikes": self.width,
+            "stream": p * self.stream_bits, "logits": p * self.logit_bits,
+        }[memory]
+
+    def depth(self, memory):
+        """Rows of ``memory``."""
+        return getattr(self, f"{memory}_depth")
+
+    def to_json(self):
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text):
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Compiled:
+    """A compiled model.
+
+    Attributes
+    ----------
+    config : AccelConfig
+        The hardware it was compiled for.
+    program : list of dict
+        Descriptor field values, one dict per operation (``op``/``mode`` as enum members).
+    images : dict of str to list of int
+        Row values per memory (``program``, ``weights``, ``biases``, ``thresholds``,
+        ``shifts``, ``pixels``); lanes packed by :func:`pack_row`.
+    needed : dict of str to int
+        Rows each memory needs for this model.
+    names : list of str
+        The IR layer each operation comes from.
+    pixel_layout : dict
+        ``height``, ``width``, ``channels``, ``shx``, ``shy``, ``pad_base``.
+    num_classes : int
+    """
+
+    config: AccelConfig
+    program: list
+    images: dict
+    needed: dict
+    names: list
+    pixel_layout: dict
+    num_classes: int
+    maps: dict = field(default_factory=dict)
+
+    def listing(self):
+        """Human-readable program listing, one line per descriptor."""
+        lines = []
+        for i, (d, name) in enumerate(zip(self.program, self.names, strict=True)):
+            parts = [f"{k}={v.name if hasattr(v, 'name') else v}" for k, v in d.items()
+                     if k not in ("op",) and v]
+            lines.append(f"{i:3d} {d['op'].name:<10} {name:<22} {' '.join(parts)}")
+        return "\n".join(lines) + "\n"
+
+
+def pack_row(values, bits):
+    """Pack signed lane values, lowest lane first, ``bits`` per lane, into one integer."""
+    mask = (1 << bits) - 1
+    row = 0
+    for lane, v in enumerate(values):
+        v = int(v)
+        if not -(1 << (bits - 1)) <= v < (1 << (bits - 1)):
+            raise ValueError(f"lane value {v} does not fit {bits} signed bits")
+        row |= (v & mask) << (lane * bits)
+    return row
+
+
+def encode_descriptor(d):
+    """The descriptor dict ``d`` as one integer (``DESCRIPTOR`` bit layout)."""
+    word = 0
+    for name, f in DESCRIPTOR:
+        value = d.get(name, 0)
+        value = value.value if hasattr(value, "value") else int(value)
+        width = f.shape.width if hasattr(f.shape, "width") else f.width
+        if name == "theta":
+            value &= (1 << width) - 1
+        if not 0 <= value < (1 << width):
+            raise UserError(f"descriptor field {name!r} = {value} does not fit its {width} "
+                            f"bits; the model is too large for the program encoding")
+        word |= value << f.offset
+    return word
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation
+
+
+class _Builder:
+    def __init__(self, model, cfg):
+        self.m = model
+        self.cfg = cfg
+        self.T = int(model.config["T"])
+        self.ops = []       # (descriptor dict, name, reads, writes)
+        self.weights = []
+        self.biases = []
+        self.thresholds = []
+        self.shifts = []
+        self.maps = {}      # name -> (channels, h, w)
+
+    # -- parameter rows ------------------------------------------------------------------------
+    def prows(self, cout, bias=None, theta=None, shift=None):
+        """Append one row per group to the bias / threshold / shift images; return ``prow``."""
+        p = self.cfg.lanes
+        g = _ceil(cout, p)
+        prow = len(self.biases)
+
+        def lanes(vec, pad):
+            out = np.full(g * p, pad, np.int64)
+            if vec is not None:
+                out[:cout] = np.asarray(vec, np.int64)
+            return out.reshape(g, p)
+
+        # A padded lane has zero weights and bias, so its sum is 0: θ = 1 keeps it silent.
+        for name, vec, pad, bits in (("biases", bias, 0, self.cfg.acc_bits),
+                                     ("thresholds", theta, 1, self.cfg.theta_bits),
+                                     ("shifts", shift, 0, self.cfg.shift_bits + 1)):
+            for row in lanes(vec, pad):
+                if name == "shifts":
+                    packed = 0
+                    for lane, v in enumerate(row):
+                        packed |= int(v) << (lane * self.cfg.shift_bits)
+                    getattr(self, name).append(packed)
+                else:
+                    getattr(self, name).append(pack_row(row, bits))
+        return prow
+
+    def weight_rows(self, weight):
+        """Rows ``g, tap, ci`` of ``P`` output channels; returns ``(w_base, w_gstride)``."""
+        p = self.cfg.lanes
+        w = np.asarray(weight, np.int64)
+        if w.ndim == 2:
+            w = w[:, :, None, None]
+        cout, cin, kh, kw = w.shape
+        g = _ceil(cout, p)
+        pad = np.zeros((g * p, cin, kh, kw), np.int64)
+        pad[:cout] = w
+        base = len(self.weights)
+        for gi in range(g):
+            for tap in range(kh * kw):
+                for ci in range(cin):
+                    lanes = pad[gi * p:(gi + 1) * p, ci, tap // kw, tap % kw]
+                    self.weights.append(pack_row(lanes, self.cfg.weight_bits))
+        return base, kh * kw * cin
+
+    # -- layouts -------------------------------------------------------------------------------
+    def spike_layout(self, name):
+        c, h, w = self.maps[name]
+        words = _ceil(c, self.cfg.width)
+        shx = _log2(words)
+        shy = shx + _log2(w)
+        sht = shy + _log2(h)
+        return {"words": words, "shx": shx, "shy": shy, "sht": sht,
+                "size": self.T << sht}
+
+    def stream_layout(self):
+        d = int(self.m.config["embed_dims"])
+        th, tw = ir.expected_geometry(self.m.config)["token_hw"]
+        groups = _ceil(d, self.cfg.lanes)
+        shx = _log2(groups)
+        shy = shx + _log2(tw)
+        sht = shy + _log2(th)
+        return {"words": groups, "shx": shx, "shy": shy, "sht": sht, "size": self.T << sht,
+                "h": th, "w": tw}
+
+    def add(self, d, name, reads=(), writes=()):
+        d.setdefault("steps", self.T)
+        self.ops.append((d, name, tuple(reads), tuple(writes)))
+
+    def spike_in(self, d, name):
+        lay = self.spike_layout(name)
+        c, h, w = self.maps[name]
+        d.update(cin=c, words=lay["words"], in_h=h, in_w=w, in_shx=lay["shx"],
+                 in_shy=lay["shy"], in_sht=lay["sht"])
+
+    def spike_out(self, d, name):
+        lay = self.spike_layout(name)
+        d.update(out_shx=lay["shx"], out_shy=lay["shy"], out_sht=lay["sht"])
+
+    def stream_in(self, d):
+        lay = self.stream_layout()
+        d.update(in_h=lay["h"], in_w=lay["w"], in_shx=lay["shx"], in_shy=lay["shy"],
+                 in_sht=lay["sht"], in_base=0)
+
+    def stream_out(self, d):
+        lay = self.stream_layout()
+        d.update(out_shx=lay["shx"], out_shy=lay["shy"], out_sht=lay["sht"], out_base=0)
+
+    # -- layers --------------------------------------------------------------------------------
+    def conv_spiking(self, layer, pixel):
+        """PIXEL or spike CONV → LIF → spike map, with an OR pool op when ``layer.pool``."""
+        cout, h, w = layer.out_channels, layer.height, layer.width
+        target = f"{layer.output}.unpooled" if layer.pool else layer.output
+        self.maps[target] = (cout, h, w)
+        w_base, w_gstride = self.weight_rows(layer.weight)
+        prow = self.prows(cout, bias=layer.bias, theta=layer.theta)
+        d = {"op": Op.PIXEL if pixel else Op.CONV, "mode": Mode.SPIKE, "k3": 1,
+             "groups": _ceil(cout, self.cfg.lanes), "out_h": h, "out_w": w,
+             "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
+        if pixel:
+            c = layer.in_channels
+            # k_base of a PIXEL descriptor is the pixel memory's zero-point (pad) base.
+            d.update(cin=c, words=c, in_h=h, in_w=w, in_shx=_log2(c),
+                     in_shy=_log2(c) + _log2(w), in_base=0,
+                     k_base=_pow2(h) << (_log2(c) + _log2(w)))
+            reads = ()
+        else:
+            self.spike_in(d, layer.input)
+            reads = (layer.input,)
+        self.spike_out(d, target)
+        self.add(d, layer.name, reads, (target,))
+        if layer.pool:
+            self.maps[layer.output] = (cout, (h - 1) // 2 + 1, (w - 1) // 2 + 1)
+            p = {"op": Op.POOL_OR}
+            self.spike_in(p, target)
+            self.spike_out(p, layer.output)
+            c, ho, wo = self.maps[layer.output]
+            p.update(groups=p["words"], out_h=ho, out_w=wo)
+            self.add(p, layer.name + ".pool", (target,), (layer.output,))
+
+    def stream_conv(self, layer, k3):
+        cout = layer.out_channels
+        mode = Mode.SET if getattr(layer, "mode", "add") == "set" else Mode.ADD
+        pool = bool(getattr(layer, "pool", False))
+        if pool and mode != Mode.SET:
+            raise UserError(f"layer {layer.name}: an integer max pool is only supported on the "
+                            f"stream-initializing conv; re-quantize without it")
+        w_base, w_gstride = self.weight_rows(layer.weight)
+        prow = self.prows(cout, bias=layer.bias, shift=layer.shift)
+        d = {"op": Op.CONV, "mode": mode, "k3": int(k3), "pool": int(pool),
+             "groups": _ceil(cout, self.cfg.lanes), "w_base": w_base, "w_gstride": w_gstride,
+             "prow": prow}
+        self.spike_in(d, layer.input)
+        lay = self.stream_layout()
+        d.update(out_h=lay["h"], out_w=lay["w"])
+        self.stream_out(d)
+        self.add(d, layer.name, (layer.input,), ())
+
+    def stream_lif(self, layer):
+        d_ = int(self.m.config["embed_dims"])
+        lay = self.stream_layout()
+        self.maps[layer.output] = (d_, lay["h"], lay["w"])
+        prow = self.prows(d_, theta=layer.theta)
+        d = {"op": Op.STREAM_LIF, "mode": Mode.SPIKE, "groups": _ceil(d_, self.cfg.lanes),
+             "out_h": lay["h"], "out_w": lay["w"], "prow": prow, "cin": d_}
+        self.stream_in(d)
+        self.spike_out(d, layer.output)
+        self.add(d, layer.name, (), (layer.output,))
+
+    def conv1x1(self, layer):
+        _, h, w = self.maps[layer.input]
+        self.maps[layer.output] = (layer.out_channels, h, w)
+        w_base, w_gstride = self.weight_rows(layer.weight)
+        prow = self.prows(layer.out_channels, bias=layer.bias, theta=layer.theta)
+        d = {"op": Op.CONV, "mode": Mode.SPIKE, "groups": _ceil(layer.out_channels,
+                                                                 self.cfg.lanes),
+             "out_h": h, "out_w": w, "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
+        self.spike_in(d, layer.input)
+        self.spike_out(d, layer.output)
+        self.add(d, layer.name, (layer.input,), (layer.output,))
+
+    def stream_conv1x1(self, layer):
+        w_base, w_gstride = self.weight_rows(layer.weight)
+        prow = self.prows(layer.out_channels, bias=layer.bias, shift=layer.shift)
+        _, h, w = self.maps[layer.input]
+        d = {"op": Op.CONV, "mode": Mode.ADD, "groups": _ceil(layer.out_channels,
+                                                               self.cfg.lanes),
+             "out_h": h, "out_w": w, "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
+        self.spike_in(d, layer.input)
+        self.stream_out(d)
+        self.add(d, layer.name, (layer.input,), ())
+
+    def sdsa(self, layer):
+        if layer.shift != self.cfg.sdsa_shift:
+            raise UserError(f"layer {layer.name}: SDSA mask shift {layer.shift} differs from "
+                            f"the hardware's {self.cfg.sdsa_shift}; rebuild the hardware "
+                            f"with sdsa_shift={layer.shift}")
+        c, h, w = self.maps[layer.input]
+        self.maps[layer.output] = (c, h, w)
+        d = {"op": Op.SDSA, "theta": int(layer.theta)}
+        self.spike_in(d, layer.input)
+        self.spike_out(d, layer.output)
+        d.update(groups=d["words"], out_h=h, out_w=w)
+        self.add(d, layer.name, (layer.input, layer.k, layer.v), (layer.output,))
+        self.sdsa_refs = getattr(self, "sdsa_refs", [])
+        self.sdsa_refs.append((len(self.ops) - 1, layer.k, layer.v))
+
+    def head(self, layer):
+        d_ = layer.channels
+        self.maps[layer.output] = (d_, 1, 1)
+        prow = self.prows(d_, theta=layer.theta)
+        d = {"op": Op.HEAD_SUM, "mode": Mode.SPIKE, "groups": _ceil(d_, self.cfg.lanes),
+             "out_h": 1, "out_w": 1, "prow": prow, "cin": d_}
+        self.stream_in(d)
+        self.spike_out(d, layer.output)
+        self.add(d, layer.name + ".sum", (), (layer.output,))
+        w_base, w_gstride = self.weight_rows(layer.weight)
+        prow = self.prows(layer.num_classes, bias=layer.bias)
+        d = {"op": Op.CONV, "mode": Mode.LOGIT, "groups": _ceil(layer.num_classes,
+                                                                 self.cfg.lanes),
+             "out_h": 1, "out_w": 1, "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
+        self.spike_in(d, layer.output)
+        self.add(d, layer.name + ".linear", (layer.output,), ())
+        self.add({"op": Op.END, "cin": layer.num_classes, "steps": 0}, "end")
+
+
+_HANDLERS = {
+    "conv3x3_pixel": lambda b, lay: b.conv_spiking(lay, pixel=True),
+    "conv3x3_spike": lambda b, lay: b.conv_spiking(lay, pixel=False),
+    "stream_conv3x3": lambda b, lay: b.stream_conv(lay, k3=True),
+    "stream_lif": lambda b, lay: b.stream_lif(lay),
+    "conv1x1": lambda b, lay: b.conv1x1(lay),
+    "sdsa": lambda b, lay: b.sdsa(lay),
+    "stream_conv1x1": lambda b, lay: b.stream_conv1x1(lay),
+    "head": lambda b, lay: b.head(lay),
+}
+
+
+def _allocate(builder):
+    """First-fit placement of spike maps by liveness; returns ``(bases, peak words)``."""
+    first, last = {}, {}
+    for i, (_, _, reads, writes) in enumerate(builder.ops):
+        for name in writes:
+            first.setdefault(name, i)
+            last.setdefault(name, i)
+        for name in reads:
+            last[name] = i
+    placed = []     # (start, end, first, last)
+    bases = {}
+    for name in sorted(first, key=lambda n: (first[n], n)):
+        size = builder.spike_layout(name)["size"]
+        lo, hi = first[name], last[name]
+        clashes = sorted((s, e) for s, e, f, l_ in placed if not (l_ < lo or f > hi))
+        addr = 0
+        for s, e in clashes:
+            if addr + size <= s:
+                break
+            addr = max(addr, e)
+        bases[name] = addr
+        placed.append((addr, addr + size, lo, hi))
+    peak = max((e for _, e, _, _ in placed), default=0)
+    return bases, peak
+
+
+def derive_config(model, lanes=8, width=16):
+    """The smallest :class:`AccelConfig` (given ``lanes`` and ``width``) that runs ``model``."""
+    base = AccelConfig(lanes=lanes, width=width, **derive_config_widths(model, lanes, width))
+    needed = _compile(model, base).needed
+    return AccelConfig(**{**asdict(base), **{f"{k}_depth": max(v, 2) for k, v in
+                                             needed.items()}})
+
+
+def _compile(model, cfg):
+    b = _Builder(model, cfg)
+    for layer in model.layers:
+        _HANDLERS[layer.KIND](b, layer)
+    bases, peak = _allocate(b)
+    for d, _, reads, writes in b.ops:
+        if d["op"] in (Op.CONV, Op.POOL_OR, Op.SDSA) and reads:
+            d["in_base"] = bases[reads[0]]
+        if d["op"] == Op.SDSA:
+            d["k_base"], d["v_base"] = bases[reads[1]], bases[reads[2]]
+        if writes:
+            d["out_base"] = bases[writes[0]]
+    c = int(model.config["in_channels"])
+    h, w = (int(v) for v in model.config["img_size"])
+    shx, shy = _log2(c), _log2(c) + _log2(w)
+    pad_base = _pow2(h) << shy
+    pixel_layout = {"height": h, "width": w, "channels": c, "shx": shx, "shy": shy,
+                    "pad_base": pad_base}
+    zp = [int(v) for v in model.zero_points]
+    stream = b.stream_layout()
+    nc = int(model.config["num_classes"])
+    program = [d for d, _, _, _ in b.ops]
+    images = {
+        "program": [encode_descriptor(d) for d in program],
+        "weights": b.weights, "biases": b.biases, "thresholds": b.thresholds,
+        "shifts": b.shifts, "pixels": zp,
+    }
+    needed = {
+        "program": len(program), "weights": len(b.weights), "biases": len(b.biases),
+        "thresholds": len(b.thresholds), "shifts": len(b.shifts),
+        "pixels": pad_base + _pow2(c), "spikes": peak, "stream": stream["size"],
+        "logits": _ceil(nc, cfg.lanes),
+    }
+    return Compiled(config=cfg, program=program, images=images, needed=needed,
+                    names=[name for _, name, _, _ in b.ops], pixel_layout=pixel_layout,
+                    num_classes=nc, maps={k: (bases[k],) + b.maps[k] for k in bases})
+
+
+def derive_config_widths(model, lanes, width):
+    """The width / capacity fields of :func:`derive_config` (no compilation)."""
+    widths = {}
+    for layer in model.layers:
+        for k, v in layer.widths.items():
+            widths.setdefault(k, []).append(int(v))
+    n = model.tokens
+    shifts = [int(v) for lay in model.layers if hasattr(lay, "shift")
+              and isinstance(lay.shift, np.ndarray) for v in lay.shift]
+    d = int(model.config["embed_dims"])
+    return {
+        "weight_bits": int(model.config.get("weight_bits", 8)),
+        "acc_bits": max(widths["acc"] + widths.get("x", []) + widths.get("sum", [])
+                        + [int(model.stream_bits) + n.bit_length()]),
+        "theta_bits": max(widths["theta"] + [2]),
+        "shift_bits": max(max(shifts, default=0).bit_length(), 1),
+        "stream_bits": int(model.stream_bits),
+        "logit_bits": max(max(widths.get("logits", [1])), 32),
+        "sdsa_channels": _ceil(d, width) * width,
+        "max_tokens": n,
+    }
+
+
+def compile_model(model, config=None, *, lanes=8, width=16):
+    """Compile an :class:`~spikeforge.quantize.ir.IntegerModel` (or an ``.sfm`` path).
+
+    Parameters
+    ----------
+    model : IntegerModel or path
+        The integer model.
+    config : AccelConfig, optional
+        Target hardware; a model that does not fit raises one :class:`UserError` naming the
+        memory, the size needed and the size available. By default the smallest configuration
+        with ``lanes`` and ``width`` is derived from the model.
+
+    Returns
+    -------
+    Compiled
+    """
+    if not isinstance(model, ir.IntegerModel):
+        model = ir.load(model)
+    if config is None:
+        config = derive_config(model, lanes=lanes, width=width)
+    else:
+        for key, need in derive_config_widths(model, config.lanes, config.width).items():
+            if need > getattr(config, key):
+                raise UserError(f"the model needs {key}={need} but the hardware has "
+                                f"{getattr(config, key)}; use a larger configuration")
+    compiled = _compile(model, config)
+    for name, _ in MEMORIES:
+        need, have = compiled.needed[name], config.depth(name)
+        if need > have:
+            bits = config.row_bits(name)
+            raise UserError(
+                f"the model needs {need} rows ({need * bits} bits) of the {name} memory but "
+                f"the hardware has {have} rows ({have * bits} bits); use a larger "
+                f"configuration or a smaller model")
+    return compiled
+
+
+def memory_table(compiled):
+    """Rows of ``(memory, rows needed, row bits, bits needed, bits available)``."""
+    cfg = compiled.config
+    rows = []
+    for name, _ in MEMORIES:
+        bits = cfg.row_bits(name)
+        rows.append((name, compiled.needed[name], bits, compiled.needed[name] * bits,
+                     cfg.depth(name) * bits))
+    return rows
+
+
+def format_memory_table(compiled):
+    """The memory table as text (what ``spikeforge generate`` prints)."""
+    rows = memory_table(compiled)
+    out = [f"{'memory':<11}{'rows':>7}{'row bits':>10}{'bits':>10}{'available':>11}"]
+    for name, n, bits, total, avail in rows:
+        out.append(f"{name:<11}{n:>7}{bits:>10}{total:>10}{avail:>11}")
+    out.append(f"{'total':<11}{'':>7}{'':>10}{sum(r[3] for r in rows):>10}"
+               f"{sum(r[4] for r in rows):>11}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Host side: load-stream bytes
+
+
+def _row_bytes(value, bits):
+    return int(value).to_bytes((bits + 7) // 8, "little")
+
+
+def load_stream_bytes(compiled):
+    """The load-stream bytes that write every model memory (``docs/accelerator.md`` §2)."""
+    cfg = compiled.config
+    out = bytearray()
+    for name, target in MEMORIES:
+        if target is None:
+            continue
+        rows = compiled.images[name]
+        address = compiled.pixel_layout["pad_base"] if name == "pixels" else 0
+        if not rows:
+            continue
+        bits = cfg.row_bits(name)
+        out += bytes([target.value]) + address.to_bytes(4, "little")
+        out += len(rows).to_bytes(4, "little")
+        for row in rows:
+            out += _row_bytes(row, bits)
+    return bytes(out)
+
+
+def image_order(images):
+    """uint8 pixels ``[C, H, W]`` (or ``[H, W]``) → the pixel stream's bytes (HWC raster)."""
+    a = np.asarray(images, np.uint8)
+    if a.ndim == 2:
+        a = a[None]
+    return bytes(np.ascontiguousarray(a.transpose(1, 2, 0)).reshape(-1))
+
