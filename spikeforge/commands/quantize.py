@@ -1,0 +1,54 @@
+"""``spikeforge quantize CKPT --out MODEL.sfm``: fold, quantize, write the integer model file."""
+
+from __future__ import annotations
+
+import json
+
+NAME = "quantize"
+HELP = ("Fold BN and quantize a float checkpoint into an integer model file (.sfm); report "
+        "float vs integer accuracy and per-layer spike agreement.")
+
+
+def add_arguments(parser):
+    parser.add_argument("checkpoint", help="spikeforge checkpoint (.pt) from `spikeforge train`")
+    parser.add_argument("--out", required=True, help="integer model file to write (.sfm)")
+    parser.add_argument("--weight-bits", type=int, default=8, help="signed weight bits (4-8)")
+    parser.add_argument("--qat-epochs", type=int, default=0,
+                        help="quantization-aware fine-tuning epochs before quantizing")
+    parser.add_argument("--qat-lr", type=float, default=1e-4, help="QAT learning rate")
+    parser.add_argument("--data-dir", default=None, help="local dataset copy (CIFAR-10)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="evaluate on the first N test images only")
+    parser.add_argument("--json", action="store_true", help="print machine-readable results")
+
+
+def run(args):
+    from spikeforge.quantize import ir
+    from spikeforge.quantize.quantizer import load_float, quantize_checkpoint
+    from spikeforge.quantize.report import compare
+
+    model, ckpt, _ = load_float(args.checkpoint)
+    qmodel = quantize_checkpoint(args.checkpoint, weight_bits=args.weight_bits,
+                                 qat_epochs=args.qat_epochs, qat_lr=args.qat_lr,
+                                 data_dir=args.data_dir, progress=not args.json)
+    report = compare(model, qmodel, ckpt, data_dir=args.data_dir, limit=args.limit,
+                     progress=not args.json)
+    qmodel.provenance["integer_accuracy"] = report["integer_accuracy"]
+    if report.get("float_accuracy") is not None:
+        qmodel.provenance["float_accuracy"] = report["float_accuracy"]
+    path = ir.save(qmodel, args.out)
+    report["out"] = str(path)
+    report["weight_bits"] = args.weight_bits
+    report["qat_epochs"] = args.qat_epochs
+    report["stream_bits"] = qmodel.stream_bits
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    print(f"wrote {path} ({args.weight_bits}-bit weights, stream {qmodel.stream_bits} bits)")
+    print(f"  test images      {report['images']}")
+    print(f"  float accuracy   {100 * report['float_accuracy']:.2f} %")
+    print(f"  integer accuracy {100 * report['integer_accuracy']:.2f} %")
+    print("  spike agreement (fraction of equal spikes, float vs integer):")
+    for name, frac in report["spike_agreement"].items():
+        print(f"    {name:22s} {frac:.4f}")
+    return 0
