@@ -1,0 +1,669 @@
+"""The accelerator top: a programmable, layer-sequential, event-driven engine.
+
+A controller FSM executes the compiled program (:mod:`spikeforge.hdl.compile`) over the
+building-block units of :mod:`spikeforge.hdl` — event encoder, accumulate-only PE array, LIF
+unit, SDSA unit, pooling reducers, residual aligner. Ports, framing and the program encoding are
+in ``docs/accelerator.md``; the loop order is layer, output group, output position, time step
+(innermost), so the ``P`` membranes of a group stay in the LIF unit across the ``T`` steps.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .accel_isa import DESCRIPTOR, Mode, Op
+from .accel_loader import Loader
+from .compile import AccelConfig
+from .event_encoder import EventEncoder
+from .lif import LIFUnit
+from .pe_array import PEArray, PEOp
+from .pool import IntMaxPool, SpikeMaxPool
+from .residual import AlignAdd
+from .sdsa import SDSAOp, SDSAUnit
+
+__all__ = ["Accelerator", "RESULT_LAYOUT"]
+
+#: Result-stream payload.
+RESULT_LAYOUT = data.StructLayout({"data": 32, "last": 1})
+
+_CW_BITS = 8    # width of the descriptor's ``words`` field: word index inside a position
+_TAP_BITS = 4
+
+
+def _aw(depth):
+    return max((depth - 1).bit_length(), 1)
+
+
+class Accelerator(wiring.Component):
+    """Event-driven Spike-Driven Transformer engine.
+
+    Parameters
+    ----------
+    config : :class:`~spikeforge.hdl.compile.AccelConfig`
+        Lanes, word width, value widths and memory depths.
+
+    Members
+    -------
+    load : ``In(stream.Signature(8))``
+        Model image bytes (records: target, address, count, data).
+    pixels : ``In(stream.Signature(8))``
+        One image of uint8 pixels, raster order, channels fastest.
+    result : ``Out(stream.Signature(RESULT_LAYOUT))``
+        Summed logits, class, cycle count (``last`` on the cycle count).
+    busy : ``Out(1)``
+        High from the first pixel of an image until its result has been sent.
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self.config = config
+        super().__init__({
+            "load": In(stream.Signature(8)),
+            "pixels": In(stream.Signature(8)),
+            "result": Out(stream.Signature(RESULT_LAYOUT)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        p, w = cfg.lanes, cfg.width
+        lw = (w - 1).bit_length()               # log2 W
+        lpw = (w // p - 1).bit_length()         # log2 (W / P): lane slots per spike word
+        m = Module()
+
+        # -- units ---------------------------------------------------------------------------
+        m.submodules.enc = enc = EventEncoder(w, _CW_BITS + _TAP_BITS)
+        m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,
+                                       bias_width=cfg.acc_bits, weight_depth=cfg.weights_depth,
+                                       bias_depth=cfg.biases_depth)
+        m.submodules.lif = lif = LIFUnit(p, 2, cfg.acc_bits, theta_width=cfg.theta_bits,
+                                         theta_depth=cfg.thresholds_depth)
+        m.submodules.sdsa = sdsa = SDSAUnit(cfg.sdsa_channels, w, cfg.max_tokens, mode="lif",
+                                            theta_width=16, shift=cfg.sdsa_shift)
+        m.submodules.orpool = orpool = SpikeMaxPool(w)
+        m.submodules.maxpool = maxpool = IntMaxPool(p, cfg.acc_bits)
+        m.submodules.align = align = AlignAdd(p, cfg.stream_bits, cfg.acc_bits,
+                                              (1 << cfg.shift_bits) - 1,
+                                              out_width=cfg.stream_bits)
+
+        # -- memories ------------------------------------------------------------------------
+        lanes_acc = data.ArrayLayout(signed(cfg.acc_bits), p)
+        lanes_x = data.ArrayLayout(signed(cfg.stream_bits), p)
+        lanes_sh = data.ArrayLayout(cfg.shift_bits, p)
+        lanes_logit = data.ArrayLayout(signed(32), p)
+        m.submodules.prog = prog = memory.Memory(shape=DESCRIPTOR, depth=cfg.program_depth,
+                                                 init=[])
+        m.submodules.spk = spk = memory.Memory(shape=w, depth=cfg.spikes_depth, init=[])
+        m.submodules.xs = xs = memory.Memory(shape=lanes_x, depth=cfg.stream_depth, init=[])
+        m.submodules.pix = pix = memory.Memory(shape=8, depth=cfg.pixels_depth, init=[])
+        m.submodules.shm = shm = memory.Memory(shape=lanes_sh, depth=cfg.shifts_depth, init=[])
+        m.submodules.lgm = lgm = memory.Memory(shape=lanes_logit, depth=cfg.logits_depth,
+                                               init=[])
+        prog_w, prog_r = prog.write_port(), prog.read_port()
+        spk_w, spk_r = spk.write_port(granularity=p), spk.read_port()
+        xs_w, xs_r = xs.write_port(), xs.read_port()
+        pix_w, pix_r = pix.write_port(), pix.read_port()
+        shm_w, shm_r = shm.write_port(), shm.read_port()
+        lgm_w, lgm_r = lgm.write_port(), lgm.read_port()
+
+        # -- model loader --------------------------------------------------------------------
+        m.submodules.loader = loader = Loader(cfg)
+        wiring.connect(m, wiring.flipped(self.load), loader.i)
+        loader_ports = {"program": prog_w, "weights": pe.w_write, "biases": pe.b_write,
+                        "thresholds": lif.theta_write, "shifts": shm_w}
+        for name, port in loader_ports.items():
+            lp = getattr(loader, name)
+            m.d.comb += [port.addr.eq(lp.addr), port.data.eq(lp.data), port.en.eq(lp.en)]
+
+        # -- controller registers ------------------------------------------------------------
+        d = Signal(DESCRIPTOR)
+        pc = Signal(_aw(cfg.program_depth))
+        g = Signal(8)
+        oy, ox = Signal(8), Signal(8)
+        t = Signal(8)
+        wy, wx = Signal(2), Signal(2)       # pool window offsets
+        cy, cx = Signal(signed(10)), Signal(signed(10))     # conv centre
+        bit = Signal(3)                     # pixel bit-plane
+        hy, hx = Signal(8), Signal(8)       # head / SDSA token counters
+        cw = Signal(_CW_BITS)               # SDSA word counter
+        tapoff = [Signal(16, name=f"tapoff{i}") for i in range(9)]
+        tap_i = Signal(4)
+        tap_acc = Signal(16)
+        wg = Signal(20)                     # weight rows of the current group
+        lastmask = Signal(w)
+        shift = Signal(lanes_sh)
+        value = Signal(lanes_acc)
+        logit = Signal(lanes_logit)
+        win_first = Signal()
+        kword = Signal(w)
+        cycles = Signal(32)
+        counting = Signal()
+        rc = Signal(8)                      # result: class index
+        best = Signal(signed(32))
+        best_i = Signal(8)
+
+        d0 = Signal(DESCRIPTOR)             # descriptor 0 while receiving pixels
+        m.d.comb += d0.eq(prog_r.data)
+        ry, rx, rch = Signal(8), Signal(8), Signal(8)
+
+        m.d.comb += prog_r.addr.eq(pc)
+        with m.If(counting):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        # -- address helpers (shifts and ORs only) -------------------------------------------
+        def map_addr(base, tt, yy, xx, word, shx, shy, sht):
+            return base + ((tt << sht) | (yy << shy) | (xx << shx) | word)
+
+        last_t = t == d.steps - 1
+        t_first = t == 0
+        gwrd = g >> lpw if lpw else g        # spike word holding group g's lanes
+        out_spk_addr = map_addr(d.out_base, t, oy, ox, gwrd, d.out_shx, d.out_shy, d.out_sht)
+        out_x_addr = map_addr(d.out_base, t, oy, ox, g, d.out_shx, d.out_shy, d.out_sht)
+        in_x_addr = map_addr(d.in_base, t, Mux(d.op == Op.HEAD_SUM, hy, oy),
+                             Mux(d.op == Op.HEAD_SUM, hx, ox), g, d.in_shx, d.in_shy, d.in_sht)
+        m.d.comb += xs_r.addr.eq(Mux(d.mode == Mode.ADD, out_x_addr, in_x_addr))
+
+        # Window of a pooled output (3×3, stride 2, pad 1): the in-bounds rows are a range.
+        wy0 = Mux(oy == 0, 1, 0)
+        wx0 = Mux(ox == 0, 1, 0)
+        wy1 = Mux((oy << 1) + 1 >= d.in_h, 1, 2)
+        wx1 = Mux((ox << 1) + 1 >= d.in_w, 1, 2)
+        win_last = (wy == wy1) & (wx == wx1)
+
+        # -- fetch stage: neighbourhood words → event encoder ---------------------------------
+        is_pixel = d.op == Op.PIXEL
+        fdy, fdx = Signal(2), Signal(2)
+        fcw = Signal(_CW_BITS)
+        f_more, f_pend = Signal(), Signal()
+        f_word = Signal(_CW_BITS + _TAP_BITS)
+        f_last, f_lastw, f_oob = Signal(), Signal(), Signal()
+        dy0 = Mux(is_pixel | ~d.k3, Mux(d.k3, 0, 1), Mux(cy == 0, 1, 0))
+        dx0 = Mux(is_pixel | ~d.k3, Mux(d.k3, 0, 1), Mux(cx == 0, 1, 0))
+        dy1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cy + 1 >= d.in_h, 1, 2))
+        dx1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cx + 1 >= d.in_w, 1, 2))
+        iy = Signal(signed(11))
+        ix = Signal(signed(11))
+        m.d.comb += [iy.eq(cy + fdy - 1), ix.eq(cx + fdx - 1)]
+        oob = (iy < 0) | (ix < 0) | (iy >= d.in_h) | (ix >= d.in_w)
+        tap = Signal(4)
+        with m.If(~d.k3):
+            m.d.comb += tap.eq(0)
+        with m.Elif(fdy == 0):
+            m.d.comb += tap.eq(fdx)
+        with m.Elif(fdy == 1):
+            m.d.comb += tap.eq(fdx + 3)
+        with m.Else():
+            m.d.comb += tap.eq(fdx + 6)
+        f_is_last = (fcw == d.words - 1) & (fdy == dy1) & (fdx == dx1)
+        spk_in_addr = map_addr(d.in_base, t, iy[:8], ix[:8], fcw, d.in_shx, d.in_shy, d.in_sht)
+        pix_addr = Mux(oob, d.k_base + fcw,
+                       (iy[:8] << d.in_shy) | (ix[:8] << d.in_shx) | fcw)
+        enc_data = Mux(is_pixel, pix_r.data.bit_select(bit, 1),
+                       spk_r.data & Mux(f_lastw, lastmask, Const(-1, w)))
+        m.d.comb += [
+            enc.i.valid.eq(f_pend),
+            enc.i.payload.data.eq(Mux(is_pixel | ~f_oob, enc_data, 0)),
+            enc.i.payload.word.eq(f_word),
+            enc.i.payload.last.eq(f_last),
+        ]
+        f_adv = ~f_pend | enc.i.ready
+        f_active = Signal()
+
+        # Events → PE commands; the row of event (tap, channel) is wg + tap·cin + channel.
+        ev = enc.o.payload
+        ev_bit = ev.addr[:lw]
+        ev_cw = ev.addr[lw:lw + _CW_BITS]
+        ev_tap = ev.addr[lw + _CW_BITS:]
+        ev_ch = Mux(is_pixel, ev_cw, Cat(ev_bit, ev_cw))
+        ev_tapoff = Signal(16)
+        with m.Switch(ev_tap):
+            for i in range(9):
+                with m.Case(i):
+                    m.d.comb += ev_tapoff.eq(tapoff[i])
+        ev_row = wg + ev_tapoff + ev_ch
+
+        # -- default port drives -------------------------------------------------------------
+        spk_rd_addr = Signal.like(spk_r.addr)
+        m.d.comb += [spk_r.addr.eq(spk_rd_addr), spk_r.en.eq(1), pix_r.en.eq(1)]
+        m.d.comb += [pix_r.addr.eq(pix_addr), shm_r.addr.eq(d.prow + g)]
+        m.d.comb += lgm_r.addr.eq(rc >> (p - 1).bit_length() if p > 1 else rc)
+
+        m.d.comb += [
+            lif.i.payload.x.eq(value), lif.i.payload.row.eq(0),
+            lif.i.payload.trow.eq(d.prow + g), lif.i.payload.first.eq(t_first),
+            maxpool.i.payload.data.eq(pe.o.payload.acc),
+            align.i.payload.acc.eq(value), align.i.payload.shift.eq(shift),
+            sdsa.theta.eq(d.theta),
+        ]
+        with m.If(d.mode == Mode.ADD):
+            m.d.comb += align.i.payload.stream.eq(xs_r.data)
+
+        fetch_running = f_active
+        with m.If(fetch_running):
+            m.d.comb += [spk_r.en.eq(f_adv), pix_r.en.eq(f_adv), spk_rd_addr.eq(spk_in_addr)]
+            with m.If(f_adv):
+                m.d.sync += f_pend.eq(f_more)
+                with m.If(f_more):
+                    m.d.sync += [
+                        f_word.eq(Cat(fcw, tap)), f_last.eq(f_is_last),
+                        f_lastw.eq(fcw == d.words - 1), f_oob.eq(oob),
+                        f_more.eq(~f_is_last),
+                    ]
+                    with m.If(fcw == d.words - 1):
+                        m.d.sync += fcw.eq(0)
+                        with m.If(fdx == dx1):
+                            m.d.sync += [fdx.eq(dx0), fdy.eq(fdy + 1)]
+                        with m.Else():
+                            m.d.sync += fdx.eq(fdx + 1)
+                    with m.Else():
+                        m.d.sync += fcw.eq(fcw + 1)
+
+        def start_fetch():
+            m.d.sync += [fdy.eq(dy0), fdx.eq(dx0), fcw.eq(0), f_more.eq(1), f_pend.eq(0)]
+
+        # Conv centre of the current (window) position.
+        def set_centre(wyv, wxv):
+            m.d.sync += [
+                cy.eq(Mux(d.pool, (oy << 1) + wyv - 1, oy)),
+                cx.eq(Mux(d.pool, (ox << 1) + wxv - 1, ox)),
+            ]
+
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                m.d.sync += [pc.eq(0), counting.eq(0)]
+                with m.If(self.pixels.valid & loader.idle & (pc == 0)):
+                    m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
+                    m.next = "RECEIVE"
+            with m.State("RECEIVE"):
+                m.d.comb += [
+                    self.busy.eq(1),
+                    self.pixels.ready.eq(1),
+                    pix_w.addr.eq((ry << d0.in_shy) | (rx << d0.in_shx) | rch),
+                    pix_w.data.eq(self.pixels.payload),
+                    pix_w.en.eq(self.pixels.valid),
+                ]
+                with m.If(self.pixels.valid):
+                    with m.If(rch == d0.cin - 1):
+                        m.d.sync += rch.eq(0)
+                        with m.If(rx == d0.in_w - 1):
+                            m.d.sync += [rx.eq(0), ry.eq(ry + 1)]
+                            with m.If(ry == d0.in_h - 1):
+                                m.d.sync += [cycles.eq(0), counting.eq(1)]
+                                m.next = "FETCH"
+                        with m.Else():
+                            m.d.sync += rx.eq(rx + 1)
+                    with m.Else():
+                        m.d.sync += rch.eq(rch + 1)
+            with m.State("FETCH"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [d.eq(prog_r.data), g.eq(0), oy.eq(0), ox.eq(0), t.eq(0),
+                             tap_i.eq(0), tap_acc.eq(0), cw.eq(0), hy.eq(0), hx.eq(0)]
+                m.next = "TAPS"
+            with m.State("TAPS"):
+                # tap·cin by repeated addition: the controller has no multiplier.
+                m.d.comb += self.busy.eq(1)
+                for i in range(9):
+                    with m.If(tap_i == i):
+                        m.d.sync += tapoff[i].eq(tap_acc)
+                m.d.sync += [tap_acc.eq(tap_acc + d.cin), tap_i.eq(tap_i + 1),
+                             wg.eq(d.w_base),
+                             lastmask.eq(Mux(d.cin[:lw] == 0, Const(-1, w),
+                                             (Const(1, w + 1) << d.cin[:lw]) - 1))]
+                with m.If(tap_i == 8):
+                    with m.Switch(d.op):
+                        with m.Case(Op.END):
+                            m.d.sync += [counting.eq(0), rc.eq(0)]
+                            m.next = "RESULT_READ"
+                        with m.Case(Op.SDSA):
+                            m.next = "SDSA_K"
+                        with m.Case(Op.POOL_OR):
+                            m.next = "POS"
+                        with m.Default():
+                            m.next = "GROUP"
+            with m.State("GROUP"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "GROUP_SHIFT"
+            with m.State("GROUP_SHIFT"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += shift.eq(shm_r.data)
+                m.next = "POS"
+            with m.State("POS"):
+                # Start of one (group, position, step).
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [wy.eq(wy0), wx.eq(wx0), win_first.eq(1), bit.eq(7),
+                             hy.eq(0), hx.eq(0)]
+                set_centre(wy0, wx0)
+                with m.Switch(d.op):
+                    with m.Case(Op.PIXEL):
+                        with m.If(t_first):
+                            m.d.sync += value.eq(0)
+                            m.next = "GATHER_CMD"
+                        with m.Else():
+                            m.next = "OUT"
+                    with m.Case(Op.CONV):
+                        m.next = "GATHER_CMD"
+                    with m.Case(Op.STREAM_LIF):
+                        m.next = "X_READ"
+                    with m.Case(Op.HEAD_SUM):
+                        m.d.sync += value.eq(0)
+                        m.next = "X_READ"
+                    with m.Case(Op.POOL_OR):
+                        m.next = "POOL_READ"
+
+            # ---- convolution gather: BIAS/CLEAR, events, DRAIN ----
+            with m.State("GATHER_CMD"):
+                m.d.comb += [
+                    self.busy.eq(1),
+                    pe.i.valid.eq(1),
+                    pe.i.payload.op.eq(Mux(is_pixel & (bit != 0), PEOp.CLEAR, PEOp.BIAS)),
+                    pe.i.payload.addr.eq(d.prow + g),
+                ]
+                with m.If(pe.i.ready):
+                    start_fetch()
+                    m.d.sync += f_active.eq(1)
+                    m.next = "GATHER_RUN"
+            with m.State("GATHER_RUN"):
+                m.d.comb += [
+                    self.busy.eq(1),
+                    pe.i.valid.eq(enc.o.valid & ~ev.none),
+                    pe.i.payload.op.eq(PEOp.ACC),
+                    pe.i.payload.addr.eq(ev_row),
+                    enc.o.ready.eq(pe.i.ready | ev.none),
+                ]
+                with m.If(enc.o.valid & enc.o.ready & ev.last):
+                    m.d.sync += f_active.eq(0)
+                    m.next = "GATHER_DRAIN"
+            with m.State("GATHER_DRAIN"):
+                m.d.comb += [self.busy.eq(1), pe.i.valid.eq(1),
+                             pe.i.payload.op.eq(PEOp.DRAIN)]
+                with m.If(pe.i.ready):
+                    m.next = "GATHER_WAIT"
+            with m.State("GATHER_WAIT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(d.pool):
+                    m.d.comb += [maxpool.i.valid.eq(pe.o.valid), pe.o.ready.eq(maxpool.i.ready),
+                                 maxpool.i.payload.first.eq(win_first),
+                                 maxpool.i.payload.last.eq(win_last)]
+                    with m.If(pe.o.valid & maxpool.i.ready):
+                        m.d.sync += win_first.eq(0)
+                        with m.If(win_last):
+                            m.next = "POOL_MAX"
+                        with m.Else():
+                            with m.If(wx == wx1):
+                                m.d.sync += [wx.eq(wx0), wy.eq(wy + 1)]
+                                set_centre(wy + 1, wx0)
+                            with m.Else():
+                                m.d.sync += wx.eq(wx + 1)
+                                set_centre(wy, wx + 1)
+                            m.next = "GATHER_CMD"
+                with m.Else():
+                    m.d.comb += pe.o.ready.eq(1)
+                    with m.If(pe.o.valid):
+                        with m.If(is_pixel):
+                            # Horner over bit-planes: value = 2·value + conv(plane).
+                            for lane in range(p):
+                                m.d.sync += value[lane].eq((value[lane] << 1)
+                                                           + pe.o.payload.acc[lane])
+                            m.d.sync += bit.eq(bit - 1)
+                            with m.If(bit == 0):
+                                m.next = "OUT"
+                            with m.Else():
+                                m.next = "GATHER_CMD"
+                        with m.Else():
+                            m.d.sync += value.eq(pe.o.payload.acc)
+                            m.next = "OUT"
+            with m.State("POOL_MAX"):
+                m.d.comb += [self.busy.eq(1), maxpool.o.ready.eq(1)]
+                with m.If(maxpool.o.valid):
+                    m.d.sync += value.eq(maxpool.o.payload.data)
+                    m.next = "OUT"
+
+            # ---- residual-stream inputs ----
+            with m.State("X_READ"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "X_USE"
+            with m.State("X_USE"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(d.op == Op.HEAD_SUM):
+                    for lane in range(p):
+                        m.d.sync += value[lane].eq(value[lane] + xs_r.data[lane])
+                    with m.If(hx == d.in_w - 1):
+                        m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
+                        with m.If(hy == d.in_h - 1):
+                            m.next = "OUT"
+                        with m.Else():
+                            m.next = "X_READ"
+                    with m.Else():
+                        m.d.sync += hx.eq(hx + 1)
+                        m.next = "X_READ"
+                with m.Else():
+                    for lane in range(p):
+                        m.d.sync += value[lane].eq(xs_r.data[lane])
+                    m.next = "OUT"
+
+            # ---- output stage ----
+            with m.State("OUT"):
+                m.d.comb += self.busy.eq(1)
+                with m.Switch(d.mode):
+                    with m.Case(Mode.SPIKE):
+                        m.next = "OUT_LIF"
+                    with m.Case(Mode.SET, Mode.ADD):
+                        m.next = "OUT_ALIGN"
+                    with m.Case(Mode.LOGIT):
+                        m.next = "OUT_LOGIT"
+            with m.State("OUT_LIF"):
+                m.d.comb += [self.busy.eq(1), lif.i.valid.eq(1)]
+                with m.If(lif.i.ready):
+                    m.next = "OUT_SPIKE"
+            with m.State("OUT_SPIKE"):
+                m.d.comb += [
+                    self.busy.eq(1), lif.o.ready.eq(1),
+                    spk_w.addr.eq(out_spk_addr),
+                    spk_w.data.eq(Cat(*([lif.o.payload.spikes] * (w // p)))),
+                    spk_w.en.eq(Mux(lif.o.valid, 1 << (g[:lpw] if lpw else 0), 0)),
+                ]
+                with m.If(lif.o.valid):
+                    m.next = "NEXT"
+            with m.State("OUT_ALIGN"):
+                m.d.comb += [self.busy.eq(1), align.i.valid.eq(1)]
+                with m.If(align.i.ready):
+                    m.next = "OUT_STREAM"
+            with m.State("OUT_STREAM"):
+                m.d.comb += [
+                    self.busy.eq(1), align.o.ready.eq(1),
+                    xs_w.addr.eq(out_x_addr), xs_w.data.eq(align.o.payload.sum),
+                    xs_w.en.eq(align.o.valid),
+                ]
+                with m.If(align.o.valid):
+                    m.next = "NEXT"
+            with m.State("OUT_LOGIT"):
+                m.d.comb += self.busy.eq(1)
+                new_logit = Signal(lanes_logit)
+                for lane in range(p):
+                    m.d.comb += new_logit[lane].eq(Mux(t_first, 0, logit[lane]) + value[lane])
+                m.d.sync += logit.eq(new_logit)
+                m.d.comb += [lgm_w.addr.eq(g), lgm_w.data.eq(new_logit), lgm_w.en.eq(last_t)]
+                m.next = "NEXT"
+
+            # ---- loop advance: time (innermost), position, group, layer ----
+            with m.State("NEXT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~last_t):
+                    m.d.sync += t.eq(t + 1)
+                    m.next = "POS"
+                with m.Else():
+                    m.d.sync += t.eq(0)
+                    m.next = "POS"
+                    with m.If(ox == d.out_w - 1):
+                        m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
+                        with m.If(oy == d.out_h - 1):
+                            m.d.sync += [oy.eq(0), g.eq(g + 1), wg.eq(wg + d.w_gstride)]
+                            with m.If(g == d.groups - 1):
+                                m.d.sync += pc.eq(pc + 1)
+                                m.next = "FETCH"
+                            with m.Elif(d.op != Op.POOL_OR):
+                                m.next = "GROUP"
+                    with m.Else():
+                        m.d.sync += ox.eq(ox + 1)
+
+            # ---- spike OR pool (g counts words) ----
+            with m.State("POOL_READ"):
+                m.d.comb += [
+                    self.busy.eq(1),
+                    spk_rd_addr.eq(map_addr(d.in_base, t, ((oy << 1) + wy - 1)[:8],
+                                            ((ox << 1) + wx - 1)[:8], g, d.in_shx, d.in_shy,
+                                            d.in_sht)),
+                ]
+                m.next = "POOL_FEED"
+            with m.State("POOL_FEED"):
+                m.d.comb += [
+                    self.busy.eq(1), spk_r.en.eq(0),
+                    orpool.i.valid.eq(1), orpool.i.payload.data.eq(spk_r.data),
+                    orpool.i.payload.first.eq(win_first), orpool.i.payload.last.eq(win_last),
+                ]
+                with m.If(orpool.i.ready):
+                    m.d.sync += win_first.eq(0)
+                    with m.If(win_last):
+                        m.next = "POOL_WRITE"
+                    with m.Elif(wx == wx1):
+                        m.d.sync += [wx.eq(wx0), wy.eq(wy + 1)]
+                        m.next = "POOL_READ"
+                    with m.Else():
+                        m.d.sync += wx.eq(wx + 1)
+                        m.next = "POOL_READ"
+            with m.State("POOL_WRITE"):
+                m.d.comb += [
+                    self.busy.eq(1), orpool.o.ready.eq(1),
+                    spk_w.addr.eq(map_addr(d.out_base, t, oy, ox, g, d.out_shx, d.out_shy,
+                                           d.out_sht)),
+                    spk_w.data.eq(orpool.o.payload.data),
+                    spk_w.en.eq(Mux(orpool.o.valid, Const(-1, w // p), 0)),
+                ]
+                with m.If(orpool.o.valid):
+                    m.next = "NEXT"
+
+            # ---- SDSA: per step, K∧V counts over tokens, mask, then Q ∧ mask ----
+            sd_addr_k = map_addr(d.k_base, t, hy, hx, cw, d.in_shx, d.in_shy, d.in_sht)
+            sd_addr_v = map_addr(d.v_base, t, hy, hx, cw, d.in_shx, d.in_shy, d.in_sht)
+            sd_addr_q = map_addr(d.in_base, t, hy, hx, cw, d.in_shx, d.in_shy, d.in_sht)
+            sd_addr_o = map_addr(d.out_base, t, hy, hx, cw, d.out_shx, d.out_shy, d.out_sht)
+            sd_mask = Mux(cw == d.words - 1, lastmask, Const(-1, w))
+            sd_last_word = cw == d.words - 1
+            sd_last_tok = (hx == d.in_w - 1) & (hy == d.in_h - 1)
+
+            def sd_advance(done_state, again_state):
+                with m.If(sd_last_word):
+                    m.d.sync += cw.eq(0)
+                    with m.If(hx == d.in_w - 1):
+                        m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
+                        with m.If(hy == d.in_h - 1):
+                            m.d.sync += hy.eq(0)
+                            m.next = done_state
+                        with m.Else():
+                            m.next = again_state
+                    with m.Else():
+                        m.d.sync += hx.eq(hx + 1)
+                        m.next = again_state
+                with m.Else():
+                    m.d.sync += cw.eq(cw + 1)
+                    m.next = again_state
+
+            with m.State("SDSA_K"):
+                m.d.comb += [self.busy.eq(1), spk_rd_addr.eq(sd_addr_k)]
+                m.next = "SDSA_V"
+            with m.State("SDSA_V"):
+                m.d.comb += [self.busy.eq(1), spk_rd_addr.eq(sd_addr_v)]
+                m.d.sync += kword.eq(spk_r.data & sd_mask)
+                m.next = "SDSA_KV"
+            with m.State("SDSA_KV"):
+                m.d.comb += [
+                    self.busy.eq(1), spk_r.en.eq(0),
+                    sdsa.i.valid.eq(1), sdsa.i.payload.op.eq(SDSAOp.KV),
+                    sdsa.i.payload.word.eq(cw), sdsa.i.payload.a.eq(kword),
+                    sdsa.i.payload.b.eq(spk_r.data & sd_mask),
+                    sdsa.i.payload.first.eq((hy == 0) & (hx == 0)),
+                ]
+                with m.If(sdsa.i.ready):
+                    sd_advance("SDSA_MASK", "SDSA_K")
+            with m.State("SDSA_MASK"):
+                m.d.comb += [
+                    self.busy.eq(1), sdsa.i.valid.eq(1), sdsa.i.payload.op.eq(SDSAOp.MASK),
+                    sdsa.i.payload.word.eq(cw), sdsa.i.payload.first.eq(t_first),
+                ]
+                with m.If(sdsa.i.ready):
+                    with m.If(sd_last_word):
+                        m.d.sync += cw.eq(0)
+                        m.next = "SDSA_Q"
+                    with m.Else():
+                        m.d.sync += cw.eq(cw + 1)
+            with m.State("SDSA_Q"):
+                m.d.comb += [self.busy.eq(1), spk_rd_addr.eq(sd_addr_q)]
+                m.next = "SDSA_QSEND"
+            with m.State("SDSA_QSEND"):
+                m.d.comb += [
+                    self.busy.eq(1), spk_r.en.eq(0),
+                    sdsa.i.valid.eq(1), sdsa.i.payload.op.eq(SDSAOp.Q),
+                    sdsa.i.payload.word.eq(cw), sdsa.i.payload.a.eq(spk_r.data & sd_mask),
+                ]
+                with m.If(sdsa.i.ready):
+                    m.next = "SDSA_QOUT"
+            with m.State("SDSA_QOUT"):
+                m.d.comb += [
+                    self.busy.eq(1), sdsa.o.ready.eq(1),
+                    spk_w.addr.eq(sd_addr_o), spk_w.data.eq(sdsa.o.payload.data),
+                    spk_w.en.eq(Mux(sdsa.o.valid, Const(-1, w // p), 0)),
+                ]
+                with m.If(sdsa.o.valid):
+                    with m.If(sd_last_word & sd_last_tok):
+                        m.d.sync += [cw.eq(0), hx.eq(0), hy.eq(0)]
+                        with m.If(last_t):
+                            m.d.sync += [t.eq(0), pc.eq(pc + 1)]
+                            m.next = "FETCH"
+                        with m.Else():
+                            m.d.sync += t.eq(t + 1)
+                            m.next = "SDSA_K"
+                    with m.Else():
+                        sd_advance("SDSA_Q", "SDSA_Q")
+
+            # ---- result: logits, class, cycles ----
+            nc = d.cin
+            lane_sel = rc[:(p - 1).bit_length()] if p > 1 else Const(0, 1)
+            lval = Signal(signed(32))
+            m.d.comb += lval.eq(lgm_r.data[lane_sel])
+            with m.State("RESULT_READ"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "RESULT_LOGIT"
+            with m.State("RESULT_LOGIT"):
+                m.d.comb += [self.busy.eq(1), lgm_r.en.eq(0),
+                             self.result.valid.eq(1), self.result.payload.data.eq(lval)]
+                with m.If(self.result.ready):
+                    with m.If((rc == 0) | (lval > best)):
+                        m.d.sync += [best.eq(lval), best_i.eq(rc)]
+                    m.d.sync += rc.eq(rc + 1)
+                    with m.If(rc == nc - 1):
+                        m.next = "RESULT_CLASS"
+                    with m.Else():
+                        m.next = "RESULT_READ"
+            with m.State("RESULT_CLASS"):
+                m.d.comb += [self.busy.eq(1), self.result.valid.eq(1),
+                             self.result.payload.data.eq(best_i)]
+                with m.If(self.result.ready):
+                    m.next = "RESULT_CYCLES"
+            with m.State("RESULT_CYCLES"):
+                m.d.comb += [self.busy.eq(1), self.result.valid.eq(1),
+                             self.result.payload.data.eq(cycles),
+                             self.result.payload.last.eq(1)]
+                with m.If(self.result.ready):
+                    m.d.sync += pc.eq(0)
+                    m.next = "IDLE"
+
+        # The loader owns the pixel memory's write port while the engine is idle (zero points).
+        with m.If(~self.busy):
+            m.d.comb += [pix_w.addr.eq(loader.pixels.addr), pix_w.data.eq(loader.pixels.data),
+                         pix_w.en.eq(loader.pixels.en)]
+        m.d.comb += loader.enable.eq(~self.busy)
+        return m

@@ -1,0 +1,60 @@
+"""Drive the whole accelerator in the Amaranth simulator through its production ports."""
+
+from amaranth.sim import Simulator
+
+from spikeforge.hdl.accelerator import Accelerator
+from spikeforge.hdl.compile import image_order, load_stream_bytes
+
+
+def run_accelerator(compiled, images, stall=None):
+    """Load ``compiled``, classify ``images`` (uint8 ``[B, C, H, W]``).
+
+    Returns a list of ``(logits, class, cycles)``. ``stall(i)`` → True makes the testbench
+    withhold ``valid``/``ready`` on beat ``i`` (random back-pressure on both sides).
+    """
+    dut = Accelerator(compiled.config)
+    load = load_stream_bytes(compiled)
+    results = []
+
+    async def tb(ctx):
+        beat = 0
+        for byte in load:
+            ctx.set(dut.load.payload, byte)
+            ctx.set(dut.load.valid, 1)
+            await ctx.tick().until(dut.load.ready)
+            ctx.set(dut.load.valid, 0)
+            if stall and stall(beat):
+                await ctx.tick()
+            beat += 1
+        for image in images:
+            for byte in image_order(image):
+                ctx.set(dut.pixels.payload, byte)
+                ctx.set(dut.pixels.valid, 1)
+                await ctx.tick().until(dut.pixels.ready)
+                ctx.set(dut.pixels.valid, 0)
+                if stall and stall(beat):
+                    await ctx.tick()
+                beat += 1
+            words = []
+            while True:
+                if stall and stall(beat):
+                    await ctx.tick()
+                beat += 1
+                ctx.set(dut.result.ready, 1)
+                _, _, valid, payload = await ctx.tick().sample(dut.result.valid,
+                                                               dut.result.payload)
+                ctx.set(dut.result.ready, 0)
+                if valid:
+                    value = payload.data
+                    words.append(value)
+                    if payload.last:
+                        break
+            n = compiled.num_classes
+            logits = [v - (1 << 32) if v & (1 << 31) else v for v in words[:n]]
+            results.append((logits, words[n], words[n + 1]))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return results
