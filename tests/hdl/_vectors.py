@@ -82,12 +82,14 @@ def encoder_case(rng, width=8, rows=4, words=3, fill="random", density=0.3):
 
 
 def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", density=0.3,
-            external=False):
+            external=False, acc_width=None):
     w = ints(rng, (inputs, lanes), weight_width, "zeros" if fill == "ones" else "random")
     bias_width = weight_width + 4
     b = ints(rng, (groups, lanes), bias_width)
     s = spikes(rng, (groups, inputs), fill, density)
-    acc_width = int(np.abs(w).sum(axis=0).max() + np.abs(b).max()).bit_length() + 1
+    need = int(np.abs(w).sum(axis=0).max() + np.abs(b).max()).bit_length() + 1
+    acc_width = need if acc_width is None else acc_width
+    assert acc_width >= need
     dut = PEArray(lanes, acc_width, weight_width=weight_width, bias_width=bias_width,
                   weight_depth=inputs, bias_depth=groups, external_weights=external)
     writes = [("b_write", [(g, pack(dut.bias_shape, [int(v) for v in b[g]]))

