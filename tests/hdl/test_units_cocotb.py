@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _vectors import (
-    encoder_case, int_pool_case, lif_case, pe_case, residual_case, sdsa_case, spike_pool_case,
+    encoder_case,
+    int_pool_case,
+    lif_case,
+    pe_case,
+    residual_case,
+    sdsa_case,
+    spike_pool_case,
 )
 from amaranth.back import verilog
 from cocotb_tools.check_results import get_results

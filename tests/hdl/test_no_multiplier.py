@@ -1,0 +1,32 @@
+"""Every unit synthesizes without multipliers, dividers or DSP blocks (Yosys, iCE40)."""
+
+import pytest
+
+from spikeforge.hdl.event_encoder import EventEncoder
+from spikeforge.hdl.lif import LIFUnit
+from spikeforge.hdl.pe_array import PEArray
+from spikeforge.hdl.pool import IntMaxPool, SpikeMaxPool
+from spikeforge.hdl.residual import AlignAdd
+from spikeforge.hdl.sdsa import SDSAUnit
+from spikeforge.hdl.synth import FORBIDDEN_CELLS, yosys_stats
+
+UNITS = {
+    "event_encoder": lambda: EventEncoder(16, 4),
+    "pe_array": lambda: PEArray(4, 16, weight_depth=64, bias_depth=8),
+    "pe_array_external": lambda: PEArray(4, 16, bias_depth=8, external_weights=True),
+    "lif": lambda: LIFUnit(4, 64, 16, theta_width=12),
+    "sdsa_lif": lambda: SDSAUnit(32, 8, 16),
+    "sdsa_or": lambda: SDSAUnit(32, 8, 16, mode="or"),
+    "spike_maxpool": lambda: SpikeMaxPool(16),
+    "int_maxpool": lambda: IntMaxPool(4, 16),
+    "align_add": lambda: AlignAdd(4, 16, 16, 7),
+}
+
+
+@pytest.mark.parametrize("unit", sorted(UNITS))
+def test_no_multiplier(unit):
+    stats = yosys_stats(UNITS[unit]())
+    assert stats["coarse"] and stats["ice40"].get("SB_LUT4", 0) > 0
+    for level in ("coarse", "ice40"):
+        found = {cell: n for cell, n in stats[level].items() if cell in FORBIDDEN_CELLS}
+        assert not found, f"{unit}: {level} netlist contains {found}"
