@@ -633,7 +633,11 @@ class Accelerator(wiring.Component):
             nc = d.cin
             lane_sel = rc[:(p - 1).bit_length()] if p > 1 else Const(0, 1)
             lval = Signal(signed(32))
-            m.d.comb += lval.eq(lgm_r.data[lane_sel])
+            # A mux per lane: indexing the row with a signal would build a multiply by width.
+            sel = lgm_r.data[0]
+            for lane in range(1, p):
+                sel = Mux(lane_sel == lane, lgm_r.data[lane], sel)
+            m.d.comb += lval.eq(sel)
             with m.State("RESULT_READ"):
                 m.d.comb += self.busy.eq(1)
                 m.next = "RESULT_LOGIT"

@@ -1,0 +1,49 @@
+"""The whole accelerator in the Amaranth simulator: bit-exact logits, exact cycle model."""
+
+import numpy as np
+import pytest
+
+from spikeforge.hdl.compile import compile_model
+from spikeforge.quantize.synthetic import random_model, tiny_config
+from spikeforge.sim import cycles, golden
+
+from ._sim import run_accelerator
+
+CASES = {
+    "4x4-d8": (tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3), 8, 16),
+    "6x5-c2-pool-p4w8": (tiny_config(img_size=[6, 5], embed_dims=16, T=3, num_classes=4,
+                                     pooling_stat="1001", in_channels=2, mean=[0.3, 0.5],
+                                     std=[0.4, 0.2]), 4, 8),
+}
+
+
+def _check(config, lanes, width, seed, images, stall=None):
+    model = random_model(config, seed=seed, theta_max=4)
+    compiled = compile_model(model, lanes=lanes, width=width)
+    rng = np.random.default_rng(seed)
+    shape = (images, config["in_channels"], *config["img_size"])
+    pixels = rng.integers(0, 256, shape).astype(np.uint8)
+    ref = golden.run(model, pixels, spikes=True)
+    got = run_accelerator(compiled, pixels, stall=stall)
+    for i, (logits, cls, cyc) in enumerate(got):
+        assert logits == ref.logits[i].tolist()
+        assert cls == int(ref.classes[i])
+        assert cyc == cycles.predict(model, ref.spikes, lanes, width, image=i)["total"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bit_exact(case):
+    config, lanes, width = CASES[case]
+    _check(config, lanes, width, seed=1, images=2)
+
+
+def test_stalls_on_every_port():
+    rng = np.random.default_rng(7)
+    stalls = rng.random(100000) < 0.3
+    config, lanes, width = CASES["4x4-d8"]
+    _check(config, lanes, width, seed=5, images=1, stall=lambda i: bool(stalls[i % 100000]))
+
+
+@pytest.mark.slow
+def test_digits_tiny_random_weights():
+    _check(tiny_config(), 8, 16, seed=2, images=1)

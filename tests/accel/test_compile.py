@@ -1,0 +1,78 @@
+"""Compiler, memory planner, load-stream encoder and ``spikeforge generate``."""
+
+import pytest
+
+from spikeforge.cli import main
+from spikeforge.errors import UserError
+from spikeforge.hdl.accel_isa import DESCRIPTOR, Op
+from spikeforge.hdl.compile import (
+    AccelConfig,
+    compile_model,
+    format_memory_table,
+    load_stream_bytes,
+)
+from spikeforge.quantize import ir
+from spikeforge.quantize.synthetic import random_model, tiny_config
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_model(seed=3)
+
+
+def test_program_shape(tiny):
+    c = compile_model(tiny)
+    ops = [d["op"] for d in c.program]
+    assert ops[0] == Op.PIXEL and ops[-1] == Op.END
+    assert ops.count(Op.SDSA) == 1 and ops.count(Op.HEAD_SUM) == 1
+    assert c.needed["weights"] == sum(
+        -(-lay.weight.shape[0] // 8) * lay.weight[0].size
+        for lay in tiny.layers if hasattr(lay, "weight"))
+    assert len(c.images["program"]) == len(c.program)
+    assert all(0 <= w < (1 << DESCRIPTOR.size) for w in c.images["program"])
+    assert "spikes" in format_memory_table(c)
+
+
+def test_deterministic(tiny):
+    a = compile_model(tiny)
+    b = compile_model(random_model(seed=3))
+    assert load_stream_bytes(a) == load_stream_bytes(b)
+    assert a.listing() == b.listing()
+    assert a.config.to_json() == b.config.to_json()
+
+
+def test_spike_maps_do_not_overlap_while_live(tiny):
+    c = compile_model(tiny)
+    q, k, v = (c.maps[f"block0.attn.{x}"] for x in "qkv")
+    spans = sorted((m[0], m[0] + 1) for m in (q, k, v))
+    assert len({s for s, _ in spans}) == 3
+
+
+def test_model_too_big(tiny):
+    cfg = AccelConfig(weights_depth=1000)
+    with pytest.raises(UserError, match=r"weights memory .* 1000 rows \(64000 bits\)"):
+        compile_model(tiny, cfg)
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="lanes must be a power of two, not 6"):
+        AccelConfig(lanes=6)
+    with pytest.raises(ValueError, match="must not exceed the word width"):
+        AccelConfig(lanes=32, width=16)
+    assert AccelConfig.from_json(AccelConfig().to_json()) == AccelConfig()
+
+
+def test_generate_cli(tmp_path, capsys):
+    model = tmp_path / "m.sfm"
+    ir.save(random_model(tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3),
+                         seed=1), model)
+    assert main(["generate", str(model), "--out", str(tmp_path / "a")]) == 0
+    assert "weights" in capsys.readouterr().out
+    assert main(["generate", str(model), "--out", str(tmp_path / "b")]) == 0
+    for f in sorted((tmp_path / "a").iterdir()):
+        assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
+    text = (tmp_path / "a" / "spikeforge_accel.v").read_text()
+    assert str(tmp_path) not in text
+    for op in ("$mul", "$div", " * ", " / "):
+        assert op not in text
+    assert main(["generate", str(model), "--out", str(tmp_path / "c"), "--lanes", "6"]) == 2
