@@ -94,8 +94,8 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
              batch_size=32, progress=False):
     """Fine-tune a copy of ``model`` with fake-quantized weights; returns the tuned model.
 
-    The training split of the checkpoint's dataset is used (random ±1-pixel shifts for
-    digits, as in training); BN statistics are frozen.
+    The training split of the checkpoint's dataset is used without augmentation; BN
+    statistics are frozen.
     """
     from spikeforge.model import load_dataset
     rules = QuantRules(weight_bits)
@@ -118,9 +118,6 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
         for start in range(0, len(x_all), batch_size):
             idx = order[start:start + batch_size]
             x, y = x_all[idx], y_all[idx]
-            if dataset == "digits":
-                dy, dx = (int(v) for v in torch.randint(-1, 2, (2,), generator=gen))
-                x = torch.roll(x, (dy, dx), dims=(2, 3))
             params = fake_quant_params(model, rules)
             logits = functional_call(model, params, (x,))
             loss = F.cross_entropy(logits, y)
