@@ -53,7 +53,8 @@ def evaluate(model, images, labels, batch_size=256, progress=False):
 def eval_command(args):
     """Run ``spikeforge eval`` on an ``.sfm`` file (``args.path``, ``--json``, ``--data-dir``,
     ``--limit``); prints a table or JSON; returns the exit code."""
-    model = ir.load(args.path)
+    path = getattr(args, "path", None) or getattr(args, "checkpoint", None)
+    model = ir.load(path)
     dataset = model.provenance.get("dataset") or "digits"
     from spikeforge.model import load_dataset  # dataset readers need no torch
     images, labels = load_dataset(dataset, "test", data_dir=getattr(args, "data_dir", None))
@@ -64,7 +65,7 @@ def eval_command(args):
         images, labels = images[:limit], labels[:limit]
     as_json = getattr(args, "json", False)
     result = evaluate(model, images, labels, progress=not as_json)
-    result["model"] = str(args.path)
+    result["model"] = str(path)
     result["dataset"] = dataset
     result["float_accuracy"] = model.provenance.get("float_accuracy")
     if as_json:
@@ -72,7 +73,7 @@ def eval_command(args):
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
     c = result["counts_per_image"]
-    print(f"{args.path}: {dataset} test, {result['images']} images")
+    print(f"{path}: {dataset} test, {result['images']} images")
     fa = result["float_accuracy"]
     print(f"  integer accuracy   {100 * result['accuracy']:.2f} %"
           + (f"   (float {100 * fa:.2f} %)" if fa is not None else ""))
