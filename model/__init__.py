@@ -22,7 +22,7 @@ _LAZY = {
     "SpikeDrivenTransformer": "sdt", "SPIKE_NAMES": "sdt", "spike_names": "sdt",
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "load_reference_checkpoint": "checkpoint", "FORMAT": "checkpoint",
-    "train": "train", "evaluate": "train", "TrainSettings": "train",
+    "train": "training", "evaluate": "training", "TrainSettings": "training",
 }
 
 __all__ = ["SHIPPED_CHECKPOINTS", *_LAZY]

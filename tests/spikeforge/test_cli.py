@@ -24,3 +24,30 @@ def test_every_command_has_help():
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert "usage: spikeforge " + name in out.stdout
+
+
+def test_presets_table(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "digits-tiny" in out and "imagenet-8-512" in out and "28,870" in out
+
+
+def test_presets_json(capsys):
+    import json
+
+    assert main(["presets", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["digits-tiny"]["params"] == 28_870
+    assert rows["cifar10-2-512"]["tokens"] == 64 and rows["imagenet-8-512"]["tokens"] == 196
+
+
+def test_train_unknown_preset_is_user_error(capsys, tmp_path):
+    assert main(["train", "--preset", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+def test_eval_not_a_checkpoint_is_user_error(capsys, tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"junk")
+    assert main(["eval", str(bad)]) == 2
+    assert "error" in capsys.readouterr().err

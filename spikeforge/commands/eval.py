@@ -1,0 +1,59 @@
+"""``spikeforge eval``: test accuracy and per-layer firing rates of a checkpoint.
+
+A float checkpoint (``.pt``) is evaluated here; an integer model (``.sfm`` IR file) is handed
+to the golden model's evaluator (:mod:`spikeforge.sim.evaluate`).
+"""
+
+import json
+from pathlib import Path
+
+NAME = "eval"
+HELP = "Evaluate a checkpoint (.pt) or integer model (.sfm): test accuracy and firing rates."
+
+
+def add_arguments(parser):
+    parser.add_argument("checkpoint", type=Path, help="spikeforge checkpoint (.pt) or IR (.sfm)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="local dataset copy (CIFAR-10 python batches)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: available CPUs, at most 4)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args):
+    from spikeforge.errors import UserError
+
+    if args.checkpoint.suffix == ".sfm":
+        try:
+            from spikeforge.sim.evaluate import eval_command
+        except ImportError as exc:
+            raise UserError(f"evaluating an integer model (.sfm) needs spikeforge.sim.evaluate, "
+                            f"which is not available in this installation ({exc})") from None
+        return eval_command(args)
+
+    from spikeforge.model.checkpoint import load_checkpoint
+    from spikeforge.model.data import load_dataset
+    from spikeforge.model.training import evaluate, set_threads
+
+    set_threads(args.threads)
+    model, ckpt = load_checkpoint(args.checkpoint)
+    images, labels = load_dataset(ckpt["dataset"], "test", args.data_dir)
+    acc, rates = evaluate(model, images, labels, firing_rates=True)
+    result = {
+        "checkpoint": str(args.checkpoint),
+        "preset": ckpt["preset"],
+        "dataset": ckpt["dataset"],
+        "test_images": int(len(labels)),
+        "test_accuracy": acc,
+        "firing_rates": rates,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{'checkpoint':<22}{args.checkpoint}")
+    print(f"{'preset':<22}{ckpt['preset']} ({ckpt['dataset']}, {len(labels)} test images)")
+    print(f"{'test accuracy':<22}{acc:.4f}")
+    print(f"{'layer':<22}firing rate")
+    for name, rate in rates.items():
+        print(f"{name:<22}{rate:.4f}")
+    return 0

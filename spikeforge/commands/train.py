@@ -1,0 +1,48 @@
+"""``spikeforge train``: train a preset from scratch and write ``OUT/checkpoint.pt``."""
+
+import json
+from pathlib import Path
+
+NAME = "train"
+HELP = "Train a model preset (float, surrogate gradients) and write OUT/checkpoint.pt."
+
+
+def add_arguments(parser):
+    parser.add_argument("--preset", default="digits-tiny",
+                        help="model preset (see spikeforge presets)")
+    parser.add_argument("--out", default="runs/digits-tiny", type=Path,
+                        help="run folder; the checkpoint is written to OUT/checkpoint.pt")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="local dataset copy (CIFAR-10 python batches)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: available CPUs, at most 4)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def run(args):
+    from spikeforge.errors import UserError
+    from spikeforge.model.presets import get_preset
+
+    preset = get_preset(args.preset)  # fail on a bad name before importing torch
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, not {args.epochs}")
+    from spikeforge.model.training import train
+
+    path = args.out / "checkpoint.pt"
+    _, metrics = train(args.preset, path, epochs=args.epochs, seed=args.seed,
+                       data_dir=args.data_dir, threads=args.threads)
+    if args.json:
+        print(json.dumps({"checkpoint": str(path), "preset": args.preset, **metrics}, indent=2))
+        return 0
+    c = preset.config
+    print(f"{'preset':<16}{args.preset} ({preset.dataset})")
+    for key, label in [("epochs", "epochs"), ("seconds", "seconds")]:
+        print(f"{label:<16}{metrics[key]}")
+    print(f"{'train accuracy':<16}{metrics['train_accuracy']:.4f}")
+    print(f"{'test accuracy':<16}{metrics['test_accuracy']:.4f}")
+    print(f"{'parameters':<16}{c.num_parameters:,}")
+    print(f"{'checkpoint':<16}{path}")
+    return 0

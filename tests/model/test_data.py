@@ -1,0 +1,67 @@
+"""Datasets: the fixed digits split, CIFAR-10 batches read from synthetic pickles, clear errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from spikeforge.errors import UserError
+from spikeforge.model.data import load_dataset
+
+
+def test_digits_split():
+    x_tr, y_tr = load_dataset("digits", "train")
+    x_te, y_te = load_dataset("digits", "test")
+    assert x_tr.shape == (1437, 1, 8, 8) and x_te.shape == (360, 1, 8, 8)
+    assert x_tr.dtype == np.uint8 and y_tr.dtype == np.int64
+    assert x_tr.max() == 255 and set(np.unique(x_te)) <= {round(v * 255 / 16) for v in range(17)}
+    assert np.bincount(y_te).min() >= 35  # stratified
+    x2, _ = load_dataset("digits", "test")
+    assert np.array_equal(x_te, x2)
+
+
+def _write_batches(folder, n=4, data=None, labels=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8) if data is None
+                 else data, b"labels": list(range(n)) if labels is None else labels,
+                 b"batch_label": name.encode()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+
+
+@pytest.mark.parametrize("sub", ["", "cifar-10-batches-py"])
+def test_cifar10_reads_python_batches(tmp_path, sub):
+    _write_batches(tmp_path / sub if sub else tmp_path)
+    x, y = load_dataset("cifar10", "train", tmp_path)
+    assert x.shape == (20, 3, 32, 32) and x.dtype == np.uint8
+    assert y.tolist() == [0, 1, 2, 3] * 5
+    xt, yt = load_dataset("cifar10", "test", tmp_path)
+    assert xt.shape == (4, 3, 32, 32) and yt.dtype == np.int64
+    # Row layout: 1024 red, 1024 green, 1024 blue values, each row-major 32×32.
+    with open((tmp_path / sub if sub else tmp_path) / "test_batch", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")[b"data"]
+    assert xt[1, 2, 3, 4] == raw[1, 2 * 1024 + 3 * 32 + 4]
+
+
+def test_cifar10_errors(tmp_path):
+    with pytest.raises(UserError, match="--data-dir"):
+        load_dataset("cifar10", "test")
+    with pytest.raises(UserError, match="does not exist"):
+        load_dataset("cifar10", "test", tmp_path / "missing")
+    with pytest.raises(UserError, match="test_batch.*missing"):
+        load_dataset("cifar10", "test", tmp_path)
+    (tmp_path / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(UserError, match="not a CIFAR-10 python batch"):
+        load_dataset("cifar10", "test", tmp_path)
+    _write_batches(tmp_path, data=np.zeros((4, 100), np.uint8))
+    with pytest.raises(UserError, match="malformed"):
+        load_dataset("cifar10", "test", tmp_path)
+
+
+def test_unknown_names():
+    with pytest.raises(UserError, match="unknown dataset"):
+        load_dataset("mnist", "train")
+    with pytest.raises(UserError, match="unknown split"):
+        load_dataset("digits", "val")
