@@ -170,12 +170,12 @@ class PEArray(wiring.Component):
                 s_tag.eq(self.i.payload.addr),
             ]
             with m.If(s_valid):
-                with m.Switch(s_op):
-                    with m.Case(PEOp.ACC):
-                        m.d.sync += [acc[lane].eq(acc[lane] + w_rd.data[lane])
-                                     for lane in range(p)]
-                    with m.Case(PEOp.BIAS):
-                        m.d.sync += [acc[lane].eq(b_rd.data[lane]) for lane in range(p)]
-                    with m.Case(PEOp.CLEAR):
-                        m.d.sync += [acc[lane].eq(0) for lane in range(p)]
+                # If/Elif rather than a Switch: a case statement without the DRAIN arm makes
+                # Verilator stop on CASEINCOMPLETE in the generated Verilog.
+                with m.If(s_op == PEOp.ACC):
+                    m.d.sync += [acc[lane].eq(acc[lane] + w_rd.data[lane]) for lane in range(p)]
+                with m.Elif(s_op == PEOp.BIAS):
+                    m.d.sync += [acc[lane].eq(b_rd.data[lane]) for lane in range(p)]
+                with m.Elif(s_op == PEOp.CLEAR):
+                    m.d.sync += [acc[lane].eq(0) for lane in range(p)]
         return m

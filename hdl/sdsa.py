@@ -130,27 +130,27 @@ class SDSAUnit(wiring.Component):
         new = Signal(self.row_layout)
         m.d.comb += new.eq(row)
         kv = s.a & s.b
-        with m.Switch(s.op):
-            with m.Case(SDSAOp.KV):
-                for c in range(w):
-                    old = Mux(s.first, 0, row.count[c])
-                    if self._mode == "or":
-                        m.d.comb += new.count[c].eq(old | kv[c])
-                    else:
-                        m.d.comb += new.count[c].eq(old + kv[c])
-            with m.Case(SDSAOp.MASK):
-                for c in range(w):
-                    if self._mode == "or":
-                        m.d.comb += new.mask[c].eq(row.count[c])
-                    else:
-                        vm = Mux(s.first, 0, row.vm[c])
-                        h = Signal(signed(self._vm_width + 1), name=f"h{c}")
-                        m.d.comb += h.eq((vm + (row.count[c] << self._shift)) >> 1)
-                        fire = h >= self.theta
-                        m.d.comb += [
-                            new.mask[c].eq(fire),
-                            new.vm[c].eq(Mux(fire, 0, h)),
-                        ]
+        # If/Elif rather than a Switch, for the reason given in pe_array.py.
+        with m.If(s.op == SDSAOp.KV):
+            for c in range(w):
+                old = Mux(s.first, 0, row.count[c])
+                if self._mode == "or":
+                    m.d.comb += new.count[c].eq(old | kv[c])
+                else:
+                    m.d.comb += new.count[c].eq(old + kv[c])
+        with m.Elif(s.op == SDSAOp.MASK):
+            for c in range(w):
+                if self._mode == "or":
+                    m.d.comb += new.mask[c].eq(row.count[c])
+                else:
+                    vm = Mux(s.first, 0, row.vm[c])
+                    h = Signal(signed(self._vm_width + 1), name=f"h{c}")
+                    m.d.comb += h.eq((vm + (row.count[c] << self._shift)) >> 1)
+                    fire = h >= self.theta
+                    m.d.comb += [
+                        new.mask[c].eq(fire),
+                        new.vm[c].eq(Mux(fire, 0, h)),
+                    ]
         m.d.comb += [
             wr.addr.eq(s.word),
             wr.data.eq(new),
