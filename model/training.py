@@ -43,8 +43,15 @@ class TrainSettings:
     shift: int = 0
 
 
-def set_threads(threads=None):
-    """Use ``threads`` intra-op threads (default: the CPUs this process may use, at most 4)."""
+def set_threads(threads=None, num_parameters=None):
+    """Use ``threads`` intra-op threads.
+
+    The default is 1 for models under a million parameters (their ops are too small to gain
+    from threads, and on a shared 2-core machine extra threads only contend), else the CPUs
+    this process may use, at most 4.
+    """
+    if threads is None and num_parameters is not None and num_parameters < 1_000_000:
+        threads = 1
     if threads is None:
         try:
             threads = len(os.sched_getaffinity(0))
@@ -130,7 +137,7 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
         shift=1 if p.dataset == "digits" else 0)
     x_train, y_train = load_dataset(p.dataset, "train", data_dir)
     x_test, y_test = load_dataset(p.dataset, "test", data_dir)
-    set_threads(threads)
+    set_threads(threads, p.config.num_parameters)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = SpikeDrivenTransformer(p.config)
@@ -159,7 +166,7 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
             loss.backward()
             opt.step()
             sched.step()
-            run_loss += float(loss) * len(idx)
+            run_loss += float(loss.detach()) * len(idx)
             run_correct += int((logits.argmax(1) == yt[idx]).sum())
         bar.set_postfix(loss=f"{run_loss / len(xt):.3f}", acc=f"{run_correct / len(xt):.3f}")
     seconds = time.perf_counter() - start

@@ -16,7 +16,7 @@ def add_arguments(parser):
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="local dataset copy (CIFAR-10 python batches)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: available CPUs, at most 4)")
+                        help="torch threads (default: 1 for small models, else CPUs up to 4)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -35,8 +35,8 @@ def run(args):
     from spikeforge.model.data import load_dataset
     from spikeforge.model.training import evaluate, set_threads
 
-    set_threads(args.threads)
     model, ckpt = load_checkpoint(args.checkpoint)
+    set_threads(args.threads, model.config.num_parameters)
     images, labels = load_dataset(ckpt["dataset"], "test", args.data_dir)
     acc, rates = evaluate(model, images, labels, firing_rates=True)
     result = {

@@ -18,7 +18,7 @@ def add_arguments(parser):
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="local dataset copy (CIFAR-10 python batches)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: available CPUs, at most 4)")
+                        help="torch threads (default: 1 for small models, else CPUs up to 4)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
