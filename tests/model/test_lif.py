@@ -56,6 +56,6 @@ def test_surrogate_gradient():
     # At t=0: H = x/2, dS/dx = α σ'(α(H-1)) · 1/2, with H = 0.75.
     sg = torch.sigmoid(torch.tensor(4.0 * (0.75 - 1.0)))
     expected_direct = 4.0 * sg * (1 - sg) * 0.5
-    assert x.grad[1, 0] > 0
-    assert torch.isclose(x.grad[0, 0], x.grad[0, 0])  # finite
+    assert torch.isfinite(x.grad).all() and x.grad[1, 0] > 0
+    # x[0] also reaches S[1] through the membrane, so its gradient exceeds the direct term.
     assert x.grad[0, 0] > expected_direct * 0.99
