@@ -1,0 +1,282 @@
+"""Gateware side of the host link: frames in from the UART, streams to the accelerator.
+
+A whole frame is buffered and its checksum checked before anything reaches the accelerator, so
+a corrupt or truncated frame never half-loads a model or half-feeds an image; every frame gets
+exactly one reply frame (see :mod:`spikeforge.boards.protocol`), and a gap longer than
+``timeout`` cycles inside a frame ends it with an ``ERROR`` reply — the board never hangs.
+"""
+
+from amaranth import Cat, Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .protocol import MODEL_ID_BYTES, SYNC, Command, ErrorCode, Reply
+from .uart import RxPayload
+
+__all__ = ["HostLink", "ResultPayload", "crc8_next"]
+
+ResultPayload = data.StructLayout({"data": 32, "last": 1})
+
+
+def _crc8_table():
+    """Which bits of ``crc ^ byte`` each next-CRC bit is the XOR of (CRC is linear)."""
+    from .protocol import crc8
+    return [[i for i in range(8) if (crc8(bytes([1 << i])) >> j) & 1] for j in range(8)]
+
+
+_CRC8_TAPS = _crc8_table()
+
+
+def crc8_next(crc, byte):
+    """One CRC-8/SMBUS byte step as combinational logic: eight XOR trees."""
+    x = crc ^ byte
+    return Cat(*(_xor_bits(x, taps) for taps in _CRC8_TAPS))
+
+
+def _xor_bits(x, taps):
+    out = x[taps[0]]
+    for i in taps[1:]:
+        out = out ^ x[i]
+    return out
+
+
+class HostLink(wiring.Component):
+    """Frame decoder/encoder between a UART and the accelerator's streams.
+
+    Parameters
+    ----------
+    image_bytes : int
+        Size of one image (the ``CLASSIFY`` payload).
+    num_classes : int
+        Number of logits in a result.
+    max_payload : int
+        Largest accepted payload (the frame buffer's depth); at least ``image_bytes``.
+    timeout : int
+        Clock cycles of silence inside a frame after which it is dropped.
+
+    Members
+    -------
+    rx : In(stream.Signature(RxPayload))
+        Characters from :class:`~spikeforge.boards.uart.UARTRx`.
+    tx : Out(stream.Signature(8))
+        Characters to :class:`~spikeforge.boards.uart.UARTTx`.
+    load : Out(stream.Signature(8))
+        The accelerator's model-load byte stream.
+    pixels : Out(stream.Signature(8))
+        The accelerator's pixel stream.
+    result : In(stream.Signature(ResultPayload))
+        The accelerator's result words: ``num_classes`` logits, the class, the cycle count.
+    model_id : Out(8 * MODEL_ID_BYTES)
+        The id set by ``SET_ID`` (shown on LEDs or reported by ``INFO``).
+    """
+
+    def __init__(self, *, image_bytes, num_classes, max_payload=256, timeout=1_000_000):
+        for name, value, low in [("image_bytes", image_bytes, 1), ("num_classes", num_classes, 1),
+                                 ("max_payload", max_payload, 8), ("timeout", timeout, 16)]:
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer of at least {low}, not {value!r}")
+        if num_classes > 255:
+            raise ValueError(f"num_classes must be at most 255, not {num_classes!r}")
+        self._image_bytes = image_bytes
+        self._num_classes = num_classes
+        self._max_payload = max(max_payload, image_bytes, MODEL_ID_BYTES)
+        self._timeout = timeout
+        super().__init__({
+            "rx": In(stream.Signature(RxPayload)),
+            "tx": Out(stream.Signature(8)),
+            "load": Out(stream.Signature(8)),
+            "pixels": Out(stream.Signature(8)),
+            "result": In(stream.Signature(ResultPayload)),
+            "model_id": Out(8 * MODEL_ID_BYTES),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self._max_payload
+        m.submodules.buf = buf = Memory(shape=8, depth=depth, init=[])
+        wr = buf.write_port()
+        rd = buf.read_port(domain="comb")
+
+        cmd = Signal(8)
+        length = Signal(16)
+        count = Signal(16)
+        crc = Signal(8)
+        uart_err = Signal()
+        timer = Signal(range(self._timeout + 1))
+        error = Signal(ErrorCode, init=ErrorCode.CHECKSUM)
+
+        # Reply being sent: header, then a payload produced by `payload_byte`, then the CRC.
+        reply = Signal(Reply, init=Reply.ACK)
+        reply_len = Signal(16)
+        tx_crc = Signal(8)
+        tx_count = Signal(16)
+        payload_byte = Signal(8)
+
+        n_result = self._num_classes * 4 + 1 + 4
+        result_words = Signal(32 * (self._num_classes + 2))
+        word_index = Signal(range(self._num_classes + 3))
+        id_bytes = Signal(8 * MODEL_ID_BYTES)
+        m.d.comb += self.model_id.eq(id_bytes)
+
+        rx_byte = self.rx.payload.data
+        m.d.comb += [rd.addr.eq(count), wr.addr.eq(count), wr.data.eq(rx_byte)]
+
+        # Payload byte k of each reply kind.
+        with m.Switch(reply):
+            with m.Case(Reply.ERROR):
+                m.d.comb += payload_byte.eq(error.as_value())
+            with m.Case(Reply.INFO):
+                info = Cat(id_bytes, Const(self._num_classes, 8), Const(self._image_bytes, 16))
+                m.d.comb += payload_byte.eq(info.word_select(tx_count[:4], 8))
+            with m.Case(Reply.RESULT):
+                # Logits (LE), the class byte, the cycle count (LE).
+                classes = self._num_classes
+                result_bytes = Cat(result_words[:32 * classes],
+                                   result_words[32 * classes:32 * classes + 8],
+                                   result_words[32 * (classes + 1):])
+                m.d.comb += payload_byte.eq(result_bytes.word_select(tx_count, 8))
+
+        def start_reply(kind, length_):
+            m.d.sync += [reply.eq(kind), reply_len.eq(length_), tx_count.eq(0), tx_crc.eq(0)]
+            m.next = "Reply-Sync"
+
+        def fail(code):
+            m.d.sync += error.eq(code)
+            start_reply(Reply.ERROR, 1)
+
+        with m.FSM():
+            with m.State("Hunt"):
+                m.d.comb += self.rx.ready.eq(1)
+                m.d.sync += [crc.eq(0), uart_err.eq(0), timer.eq(self._timeout)]
+                with m.If(self.rx.valid & ~self.rx.payload.error & (rx_byte == SYNC)):
+                    m.next = "Command"
+
+            for state, nxt in [("Command", "Length-Low"), ("Length-Low", "Length-High"),
+                               ("Length-High", "Payload"), ("Payload", "Payload"),
+                               ("Check", None)]:
+                with m.State(state):
+                    m.d.comb += self.rx.ready.eq(1)
+                    with m.If(self.rx.valid):
+                        m.d.sync += [timer.eq(self._timeout), crc.eq(crc8_next(crc, rx_byte))]
+                        with m.If(self.rx.payload.error):
+                            m.d.sync += uart_err.eq(1)
+                        if state == "Command":
+                            m.d.sync += cmd.eq(rx_byte)
+                            m.next = nxt
+                        elif state == "Length-Low":
+                            m.d.sync += length[:8].eq(rx_byte)
+                            m.next = nxt
+                        elif state == "Length-High":
+                            m.d.sync += [length[8:].eq(rx_byte), count.eq(0)]
+                            with m.If(Cat(length[:8], rx_byte) == 0):
+                                m.next = "Check"
+                            with m.Elif(Cat(length[:8], rx_byte) > depth):
+                                m.next = "Skip"
+                            with m.Else():
+                                m.next = "Payload"
+                        elif state == "Payload":
+                            m.d.comb += wr.en.eq(1)
+                            m.d.sync += count.eq(count + 1)
+                            with m.If(count + 1 == length):
+                                m.next = "Check"
+                        else:  # Check: rx_byte is the CRC
+                            m.d.sync += count.eq(0)
+                            with m.If(uart_err):
+                                fail(ErrorCode.UART)
+                            with m.Elif(rx_byte != crc):
+                                fail(ErrorCode.CHECKSUM)
+                            with m.Else():
+                                m.next = "Dispatch"
+                    with m.Elif(timer == 0):
+                        fail(ErrorCode.TIMEOUT)
+                    with m.Else():
+                        m.d.sync += timer.eq(timer - 1)
+
+            with m.State("Skip"):
+                # Over-long payload: swallow it and its CRC, then report the length error.
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.sync += [count.eq(count + 1), timer.eq(self._timeout)]
+                    with m.If(count == length):
+                        fail(ErrorCode.LENGTH)
+                with m.Elif(timer == 0):
+                    fail(ErrorCode.TIMEOUT)
+                with m.Else():
+                    m.d.sync += timer.eq(timer - 1)
+
+            with m.State("Dispatch"):
+                with m.Switch(cmd):
+                    with m.Case(Command.LOAD):
+                        m.next = "Load"
+                    with m.Case(Command.CLASSIFY):
+                        with m.If(length == self._image_bytes):
+                            m.next = "Feed"
+                        with m.Else():
+                            fail(ErrorCode.LENGTH)
+                    with m.Case(Command.INFO):
+                        start_reply(Reply.INFO, MODEL_ID_BYTES + 3)
+                    with m.Case(Command.SET_ID):
+                        with m.If(length == MODEL_ID_BYTES):
+                            m.next = "Set-Id"
+                        with m.Else():
+                            fail(ErrorCode.LENGTH)
+                    with m.Default():
+                        fail(ErrorCode.COMMAND)
+
+            with m.State("Set-Id"):
+                m.d.sync += [id_bytes.word_select(count[:3], 8).eq(rd.data), count.eq(count + 1)]
+                with m.If(count + 1 == MODEL_ID_BYTES):
+                    start_reply(Reply.ACK, 0)
+
+            for state, port in [("Load", self.load), ("Feed", self.pixels)]:
+                with m.State(state):
+                    m.d.comb += [port.payload.eq(rd.data), port.valid.eq(count < length)]
+                    with m.If(count >= length):
+                        if state == "Load":
+                            start_reply(Reply.ACK, 0)
+                        else:
+                            m.d.sync += word_index.eq(0)
+                            m.next = "Result"
+                    with m.Elif(port.ready):
+                        m.d.sync += count.eq(count + 1)
+
+            with m.State("Result"):
+                m.d.comb += self.result.ready.eq(1)
+                with m.If(self.result.valid):
+                    m.d.sync += [result_words.word_select(word_index, 32).eq(
+                                     self.result.payload.data),
+                                 word_index.eq(word_index + 1)]
+                    with m.If(self.result.payload.last |
+                              (word_index == self._num_classes + 1)):
+                        start_reply(Reply.RESULT, n_result)
+
+            header = [("Reply-Sync", Const(SYNC, 8), "Reply-Code", False),
+                      ("Reply-Code", reply.as_value(), "Reply-Length-Low", True),
+                      ("Reply-Length-Low", reply_len[:8], "Reply-Length-High", True),
+                      ("Reply-Length-High", reply_len[8:], None, True)]
+            for state, byte, nxt, in_crc in header:
+                with m.State(state):
+                    m.d.comb += [self.tx.payload.eq(byte), self.tx.valid.eq(1)]
+                    with m.If(self.tx.ready):
+                        if in_crc:
+                            m.d.sync += tx_crc.eq(crc8_next(tx_crc, byte))
+                        if nxt is None:
+                            with m.If(reply_len == 0):
+                                m.next = "Reply-Check"
+                            with m.Else():
+                                m.next = "Reply-Payload"
+                        else:
+                            m.next = nxt
+            with m.State("Reply-Payload"):
+                m.d.comb += [self.tx.payload.eq(payload_byte), self.tx.valid.eq(1)]
+                with m.If(self.tx.ready):
+                    m.d.sync += [tx_crc.eq(crc8_next(tx_crc, payload_byte)),
+                                 tx_count.eq(tx_count + 1)]
+                    with m.If(tx_count + 1 == reply_len):
+                        m.next = "Reply-Check"
+            with m.State("Reply-Check"):
+                m.d.comb += [self.tx.payload.eq(tx_crc), self.tx.valid.eq(1)]
+                with m.If(self.tx.ready):
+                    m.next = "Hunt"
+        return m
