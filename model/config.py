@@ -61,6 +61,11 @@ class SDTConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"SDTConfig.{name} must be a positive integer, not {value!r}")
+        if self.mlp_ratio == 1:
+            # With hidden == D the reference MLP adds an inner residual around fc1; that
+            # variant is not part of the integer contract.
+            raise ValueError("SDTConfig.mlp_ratio must be at least 2, not 1 (the reference "
+                             "MLP then has an extra inner residual that is not supported)")
         if len(self.img_size) != 2 or min(self.img_size) < 1:
             raise ValueError(f"SDTConfig.img_size must be (height, width), not {self.img_size!r}")
         if self.embed_dims % 8 or self.embed_dims % self.num_heads:
