@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from spikeforge.cli import main
+
+
+@pytest.fixture(scope="module")
+def shipped_sfm(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "digits-tiny.sfm"
+    from spikeforge.model import SHIPPED_CHECKPOINTS
+    assert main(["quantize", str(SHIPPED_CHECKPOINTS["digits-tiny"]), "--out", str(path)]) == 0
+    return path
+
+
+def test_report_sections_plots_and_determinism(shipped_sfm, tmp_path):
+    build = tmp_path / "build.json"
+    build.write_text(json.dumps({
+        "board": "icebreaker", "fmax_mhz": 31.5,
+        "resources": {"lut": 4000, "ff": 2000, "bram": 20, "spram": 4, "dsp": 0},
+        "available": {"lut": 5280, "ff": 5280, "bram": 30, "spram": 4, "dsp": 8},
+    }))
+    outs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert main(["report", str(shipped_sfm), "--out", str(out), "--images", "8",
+                     "--build", str(build)]) == 0
+        outs.append(out)
+    md = (outs[0] / "report.md").read_text()
+    for section in ("## Accuracy", "## Firing rates", "## Cycles", "## Energy per inference",
+                    "## Boards", "| icebreaker | 4000 |"):
+        assert section in md
+    data = json.loads((outs[0] / "report.json").read_text())
+    assert data["accuracy"]["integer"] > 0.95
+    assert set(data["firing_rates"]) >= {"sps.lif0", "head.lif"}
+    assert data["cycles"]["mean_per_image"] > data["cycles"]["work_bound"] > 0
+    for name in ("accuracy", "firing_rates", "cycles", "energy", "resources"):
+        png = (outs[0] / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and f"({name}.png)" in md
+        assert png == (outs[1] / f"{name}.png").read_bytes()
+    assert md == (outs[1] / "report.md").read_text()
+
+
+def test_report_missing_inputs_are_clear(shipped_sfm, tmp_path, capsys):
+    assert main(["report", str(shipped_sfm), "--out", str(tmp_path),
+                 "--cosim", str(tmp_path / "nope.json")]) == 2
+    assert "nope.json does not exist" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.sfm"), "--out", str(tmp_path)]) == 2
