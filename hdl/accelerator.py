@@ -41,6 +41,10 @@ class Accelerator(wiring.Component):
     ----------
     config : :class:`~spikeforge.hdl.compile.AccelConfig`
         Lanes, word width, value widths and memory depths.
+    external_weights : :class:`bool`, optional
+        Keep the weight rows in an external memory reached through ``w_read`` / ``w_write``
+        (for iCE40 SPRAM, which the toolchain cannot infer from ``lib.memory.Memory``). By
+        default ``config.external_weights``.
 
     Members
     -------
@@ -52,18 +56,36 @@ class Accelerator(wiring.Component):
         Summed logits, class, cycle count (``last`` on the cycle count).
     busy : ``Out(1)``
         High from the first pixel of an image until its result has been sent.
+    w_read : ``In(memory.ReadPort.Signature(...))``
+        Only with ``external_weights``: the accelerator drives ``addr`` and ``en`` and takes
+        ``data`` (``ArrayLayout(signed(weight_bits), lanes)``) one cycle later; while ``en`` is
+        low ``data`` must hold its value.
+    w_write : ``In(memory.WritePort.Signature(...))``
+        Only with ``external_weights``: the accelerator drives ``addr``, ``data`` and ``en``
+        for every word of a ``WEIGHTS`` load record (only while ``busy`` is low).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, external_weights=None):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        if external_weights is None:
+            external_weights = config.external_weights
+        if not isinstance(external_weights, bool):
+            raise TypeError(f"external_weights must be a bool, not {external_weights!r}")
         self.config = config
-        super().__init__({
+        self.external_weights = external_weights
+        members = {
             "load": In(stream.Signature(8)),
             "pixels": In(stream.Signature(8)),
             "result": Out(stream.Signature(RESULT_LAYOUT)),
             "busy": Out(1),
-        })
+        }
+        if external_weights:
+            shape = data.ArrayLayout(signed(config.weight_bits), config.lanes)
+            aw = max((config.weights_depth - 1).bit_length(), 0)
+            members["w_read"] = In(memory.ReadPort.Signature(addr_width=aw, shape=shape))
+            members["w_write"] = In(memory.WritePort.Signature(addr_width=aw, shape=shape))
+        super().__init__(members)
 
     def elaborate(self, platform):
         cfg = self.config
@@ -76,7 +98,8 @@ class Accelerator(wiring.Component):
         m.submodules.enc = enc = EventEncoder(w, _CW_BITS + _TAP_BITS)
         m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,
                                        bias_width=cfg.acc_bits, weight_depth=cfg.weights_depth,
-                                       bias_depth=cfg.biases_depth)
+                                       bias_depth=cfg.biases_depth,
+                                       external_weights=self.external_weights)
         m.submodules.lif = lif = LIFUnit(p, 2, cfg.acc_bits, theta_width=cfg.theta_bits,
                                          theta_depth=cfg.thresholds_depth)
         m.submodules.sdsa = sdsa = SDSAUnit(cfg.sdsa_channels, w, cfg.max_tokens, mode="lif",
@@ -110,7 +133,15 @@ class Accelerator(wiring.Component):
         # -- model loader --------------------------------------------------------------------
         m.submodules.loader = loader = Loader(cfg)
         wiring.connect(m, wiring.flipped(self.load), loader.i)
-        loader_ports = {"program": prog_w, "weights": pe.w_write, "biases": pe.b_write,
+        if self.external_weights:
+            # The PE array's weight reads and the loader's weight writes both leave the top so a
+            # board can put them on one single-port memory: writes happen only while the engine
+            # is idle, when the read data is unused, so the board may give writes priority.
+            wiring.connect(m, wiring.flipped(self.w_read), pe.w_read)
+            w_port = self.w_write
+        else:
+            w_port = pe.w_write
+        loader_ports = {"program": prog_w, "weights": w_port, "biases": pe.b_write,
                         "thresholds": lif.theta_write, "shifts": shm_w}
         for name, port in loader_ports.items():
             lp = getattr(loader, name)

@@ -60,6 +60,9 @@ class AccelConfig:
         Largest SDSA width (a multiple of ``width``) and token count the SDSA unit supports.
     sdsa_shift : int
         The SDSA mask shift the SDSA unit is built with.
+    external_weights : bool
+        Weight rows live outside the accelerator (e.g. iCE40 SPRAM), reached through the
+        top-level ``w_read`` / ``w_write`` ports instead of an internal memory.
     """
 
     lanes: int = 8
@@ -82,9 +85,15 @@ class AccelConfig:
     sdsa_channels: int = 64
     max_tokens: int = 64
     sdsa_shift: int = 1
+    external_weights: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.external_weights, bool):
+            raise TypeError(f"AccelConfig.external_weights must be a bool, not "
+                            f"{self.external_weights!r}")
         for f in fields(self):
+            if f.name == "external_weights":
+                continue
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"AccelConfig.{f.name} must be an integer, not {value!r}")

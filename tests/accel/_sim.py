@@ -6,13 +6,15 @@ from spikeforge.hdl.accelerator import Accelerator
 from spikeforge.hdl.compile import image_order, load_stream_bytes
 
 
-def run_accelerator(compiled, images, stall=None):
+def run_accelerator(compiled, images, stall=None, external_weights=False):
     """Load ``compiled``, classify ``images`` (uint8 ``[B, C, H, W]``).
 
     Returns a list of ``(logits, class, cycles)``. ``stall(i)`` → True makes the testbench
-    withhold ``valid``/``ready`` on beat ``i`` (random back-pressure on both sides).
+    withhold ``valid``/``ready`` on beat ``i`` (random back-pressure on both sides). With
+    ``external_weights`` the weights live in a behavioural single-port memory outside the
+    accelerator (one cycle read latency, data held while ``en`` is low, writes win).
     """
-    dut = Accelerator(compiled.config)
+    dut = Accelerator(compiled.config, external_weights=external_weights)
     load = load_stream_bytes(compiled)
     results = []
 
@@ -53,8 +55,20 @@ def run_accelerator(compiled, images, stall=None):
             logits = [v - (1 << 32) if v & (1 << 31) else v for v in words[:n]]
             results.append((logits, words[n], words[n + 1]))
 
+    async def weight_memory(ctx):
+        rows = {}
+        read, write = dut.w_read, dut.w_write
+        async for _, _, w_en, w_addr, w_data, r_en, r_addr in ctx.tick().sample(
+                write.en, write.addr, write.data.as_value(), read.en, read.addr):
+            if w_en:
+                rows[w_addr] = w_data
+            elif r_en:
+                ctx.set(read.data.as_value(), rows.get(r_addr, 0))
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
+    if external_weights:
+        sim.add_process(weight_memory)
     sim.run()
     return results

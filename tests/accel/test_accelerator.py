@@ -17,14 +17,14 @@ CASES = {
 }
 
 
-def _check(config, lanes, width, seed, images, stall=None):
+def _check(config, lanes, width, seed, images, stall=None, external_weights=False):
     model = random_model(config, seed=seed, theta_max=4)
     compiled = compile_model(model, lanes=lanes, width=width)
     rng = np.random.default_rng(seed)
     shape = (images, config["in_channels"], *config["img_size"])
     pixels = rng.integers(0, 256, shape).astype(np.uint8)
     ref = golden.run(model, pixels, spikes=True)
-    got = run_accelerator(compiled, pixels, stall=stall)
+    got = run_accelerator(compiled, pixels, stall=stall, external_weights=external_weights)
     for i, (logits, cls, cyc) in enumerate(got):
         assert logits == ref.logits[i].tolist()
         assert cls == int(ref.classes[i])
@@ -42,6 +42,32 @@ def test_stalls_on_every_port():
     stalls = rng.random(100000) < 0.3
     config, lanes, width = CASES["4x4-d8"]
     _check(config, lanes, width, seed=5, images=1, stall=lambda i: bool(stalls[i % 100000]))
+
+
+def test_external_weights():
+    rng = np.random.default_rng(3)
+    stalls = rng.random(100000) < 0.2
+    config, lanes, width = CASES["6x5-c2-pool-p4w8"]
+    _check(config, lanes, width, seed=4, images=1, external_weights=True,
+           stall=lambda i: bool(stalls[i % 100000]))
+
+
+def test_external_weight_ports():
+    from amaranth.back import rtlil
+
+    from spikeforge.hdl.accelerator import Accelerator
+    from spikeforge.hdl.compile import AccelConfig
+
+    cfg = AccelConfig(lanes=4, width=8, weight_bits=6, weights_depth=512, external_weights=True)
+    dut = Accelerator(cfg)
+    assert dut.w_read.addr.shape().width == 9
+    assert dut.w_write.data.shape().size == 24
+    assert "w_mem" not in rtlil.convert(dut)
+    internal = Accelerator(AccelConfig(weights_depth=64))
+    assert "w_mem" in rtlil.convert(internal)
+    assert not hasattr(internal, "w_read") and not hasattr(internal, "w_write")
+    with pytest.raises(TypeError):
+        AccelConfig(external_weights=1)
 
 
 @pytest.mark.slow
