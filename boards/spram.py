@@ -1,0 +1,114 @@
+"""Weight memory in iCE40 UltraPlus SPRAM, with a behavioural model for simulation.
+
+The UP5K's four ``SB_SPRAM256KA`` blocks (16K × 16 bits each) are the only memory large enough
+for a model's weights; Yosys does not infer them, so they are instantiated explicitly. ``n``
+blocks side by side give ``16·n``-bit rows: 8 int8 weights per cycle with all four, the PE
+array's ceiling on this device. SPRAM has no bitstream initialization — the host loads the
+weights through the accelerator's load stream after configuration.
+"""
+
+from amaranth import Module, Signal
+from amaranth.hdl import ClockSignal, Instance, Shape
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import Out
+
+__all__ = ["SPRAMWeights", "SPRAM_ROWS", "SPRAM_BITS", "spram_blocks"]
+
+SPRAM_ROWS = 16384   #: rows of one SB_SPRAM256KA
+SPRAM_BITS = 16      #: bits per row of one SB_SPRAM256KA
+
+
+def spram_blocks(row_bits):
+    """How many SPRAM blocks side by side hold a ``row_bits``-wide weight row."""
+    return -(-int(row_bits) // SPRAM_BITS)
+
+
+class SPRAMWeights(wiring.Component):
+    """A weight memory of SPRAM blocks side by side (``SB_SPRAM256KA`` × ``n``).
+
+    On hardware (``platform`` is not ``None``) the blocks are explicit instances; in the
+    Amaranth simulator (``platform is None``) a ``lib.memory.Memory`` with the same timing
+    stands in, so that the whole board top can be simulated.
+
+    Parameters
+    ----------
+    shape : ShapeLike
+        One weight row (e.g. ``ArrayLayout(signed(8), 8)``); at most 64 bits (four blocks).
+    depth : int
+        Rows used (at most 16384); the address width follows from it.
+
+    Members
+    -------
+    read : ``Out(memory.ReadPort.Signature(...))``
+        Synchronous read: ``data`` shows row ``addr`` the cycle after ``en``; it holds while
+        ``en`` is low.
+    write : ``Out(memory.WritePort.Signature(...))``
+        Row writes (model loading). A write cycle leaves ``read.data`` undefined, which is
+        harmless: the accelerator loads weights only while idle.
+    """
+
+    def __init__(self, shape, depth):
+        width = Shape.cast(shape).width
+        if not 1 <= width <= 4 * SPRAM_BITS:
+            raise ValueError(f"SPRAM weight row must be 1 to {4 * SPRAM_BITS} bits wide, "
+                             f"not {width!r}")
+        if not isinstance(depth, int) or not 1 <= depth <= SPRAM_ROWS:
+            raise ValueError(f"SPRAM depth must be an integer from 1 to {SPRAM_ROWS}, "
+                             f"not {depth!r}")
+        self._shape = shape
+        self._width = width
+        self._depth = depth
+        aw = max((depth - 1).bit_length(), 0)
+        super().__init__({
+            "read": Out(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
+            "write": Out(memory.WritePort.Signature(addr_width=aw, shape=shape)),
+        })
+
+    @property
+    def blocks(self):
+        """SPRAM blocks used."""
+        return spram_blocks(self._width)
+
+    def elaborate(self, platform):
+        m = Module()
+        if platform is None:
+            m.submodules.mem = mem = memory.Memory(shape=self._shape, depth=self._depth, init=[])
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=())
+            m.d.comb += [
+                wr.addr.eq(self.write.addr), wr.data.eq(self.write.data),
+                wr.en.eq(self.write.en),
+                rd.addr.eq(self.read.addr), rd.en.eq(self.read.en),
+                self.read.data.eq(rd.data),
+            ]
+            return m
+
+        addr = Signal(14)
+        wdata = Signal(SPRAM_BITS * self.blocks)
+        rdata = Signal(SPRAM_BITS * self.blocks)
+        # One address bus: a write (model loading) wins over a read.
+        m.d.comb += [
+            addr.eq(self.read.addr),
+            wdata.eq(self.write.data),
+            self.read.data.eq(rdata[:self._width]),
+        ]
+        with m.If(self.write.en):
+            m.d.comb += addr.eq(self.write.addr)
+        for i in range(self.blocks):
+            sl = slice(SPRAM_BITS * i, SPRAM_BITS * (i + 1))
+            m.submodules[f"spram{i}"] = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=addr,
+                i_DATAIN=wdata[sl],
+                i_MASKWREN=0b1111,
+                i_WREN=self.write.en,
+                # A deselected block holds its output: that implements the read enable.
+                i_CHIPSELECT=self.read.en | self.write.en,
+                i_CLOCK=ClockSignal("sync"),
+                i_STANDBY=0,
+                i_SLEEP=0,
+                i_POWEROFF=1,
+                o_DATAOUT=rdata[sl],
+            )
+        return m
+

@@ -1,0 +1,239 @@
+"""Supported boards, their capacities, and the pre-synthesis fit check.
+
+A board build starts from the model's memory plan (:func:`spikeforge.hdl.compile.compile_model`)
+and maps every memory onto the device's block RAM the way Yosys does — the cheapest
+aspect ratio of the block, tiny memories in logic — so a model or lane count that cannot fit is
+refused in a second, with the numbers, instead of after minutes of synthesis and placement.
+Depths are then rounded up to whole blocks: the bitstream accepts every model that fits the
+blocks it already pays for.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from spikeforge.errors import UserError
+from spikeforge.hdl.compile import MEMORIES, compile_model
+
+from .spram import SPRAM_BITS, SPRAM_ROWS, spram_blocks
+
+__all__ = ["Board", "BOARDS", "get_board", "BoardPlan", "plan_board", "block_ram_usage"]
+
+# Block RAM aspect ratios (rows, bits): iCE40 SB_RAM40_4K and ECP5 DP16KD (true dual port
+# modes; the accelerator's memories have one read and one write port).
+_EBR_MODES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+_DP16KD_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+# Memories at most this deep are left in logic by Yosys (flip-flops on iCE40, LUT RAM on ECP5).
+_LOGIC_ROWS = {"ice40": 8, "ecp5": 16}
+# Calibrated logic model of the accelerator + host link (fixed controller, SDSA and loader
+# cost plus a per-lane datapath), from measured builds: synth_ice40 of digits-tiny at P = 2 and
+# P = 8 gave 6 107 and 9 005 LUT4; nextpnr placed a 4×4, D = 8 model at P = 2 with the link in
+# 11 487 iCE40 logic cells (LUT4s and flip-flops that do not pack together). A design over the
+# estimate by more than the margin is refused; nextpnr has the last word on the rest.
+_LOGIC_MODEL = {"ice40": (10_500, 500), "ecp5": (5_140, 483)}
+_LOGIC_MARGIN = 1.1
+
+
+@dataclass(frozen=True)
+class Board:
+    """A supported board.
+
+    Attributes
+    ----------
+    name : str
+        CLI name (``--board``).
+    family : str
+        ``"ice40"`` or ``"ecp5"``.
+    device : str
+        FPGA part.
+    luts, brams, sprams, dsps : int
+        Capacities: logic cells / LUT4s, block RAMs, SPRAM blocks, DSP blocks.
+    bram_name : str
+        Block RAM primitive.
+    default_lanes, default_width : int
+        Default ``P`` and ``W``.
+    f_sync : float
+        Default system clock request in Hz (the PLL gives the closest one not above).
+    spram_weights : bool
+        Weights in SPRAM rather than block RAM.
+    """
+
+    name: str
+    family: str
+    device: str
+    luts: int
+    brams: int
+    sprams: int
+    dsps: int
+    bram_name: str
+    default_lanes: int
+    default_width: int
+    f_sync: float
+    spram_weights: bool
+
+    def platform(self):
+        """A fresh amaranth-boards platform instance (toolchain: Yosys + nextpnr)."""
+        if self.name == "icebreaker":
+            from amaranth_boards.icebreaker import ICEBreakerPlatform
+            return ICEBreakerPlatform()
+        from amaranth_boards.ulx3s import ULX3S_85F_Platform
+        return ULX3S_85F_Platform()
+
+    def top(self, config, *, image_bytes, num_classes, f_sync=None, baud=115200,
+            accelerator=None):
+        """The board top for an accelerator configuration (``accelerator``: a stand-in)."""
+        f_sync = self.f_sync if f_sync is None else f_sync
+        if self.name == "icebreaker":
+            from .icebreaker import ICEBreakerTop
+            return ICEBreakerTop(config, image_bytes=image_bytes, num_classes=num_classes,
+                                 f_sync=f_sync, baud=baud, accelerator=accelerator)
+        from .ulx3s import ULX3STop
+        return ULX3STop(config, image_bytes=image_bytes, num_classes=num_classes,
+                        f_sync=f_sync, baud=baud, accelerator=accelerator)
+
+
+BOARDS = {b.name: b for b in [
+    Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
+          bram_name="SB_RAM40_4K", default_lanes=8, default_width=16, f_sync=30e6,
+          spram_weights=True),
+    Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
+          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=80e6,
+          spram_weights=False),
+]}
+
+
+def get_board(name):
+    """The :class:`Board` called ``name``; an unknown name is a :class:`UserError`."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise UserError(f"unknown board {name!r}; choose one of "
+                        f"{', '.join(sorted(BOARDS))}") from None
+
+
+def _blocks(rows, bits, family):
+    """``(blocks, rows held)`` of one memory on the family's block RAM (0 blocks: logic)."""
+    if rows <= _LOGIC_ROWS[family]:
+        return 0, rows
+    modes = _EBR_MODES if family == "ice40" else _DP16KD_MODES
+    best = None
+    for depth, width in modes:
+        n = -(-bits // width) * -(-rows // depth)
+        held = -(-rows // depth) * depth
+        if best is None or n < best[0] or (n == best[0] and held > best[1]):
+            best = (n, held)
+    return best
+
+
+#: Host-link frame buffer bytes (also the host's largest ``LOAD`` chunk).
+LINK_PAYLOAD = 256
+
+
+def block_ram_usage(config, board):
+    """``{memory: (rows, row bits, blocks)}`` of an accelerator + host link on ``board``."""
+    usage = {}
+    for name, _ in MEMORIES:
+        rows, bits = config.depth(name), config.row_bits(name)
+        if name == "weights" and board.spram_weights:
+            usage[name] = (rows, bits, 0)
+            continue
+        usage[name] = (rows, bits, _blocks(rows, bits, board.family)[0])
+    usage["link buffer"] = (LINK_PAYLOAD, 8, _blocks(LINK_PAYLOAD, 8, board.family)[0])
+    return usage
+
+
+@dataclass
+class BoardPlan:
+    """The accelerator build for one model on one board (after the fit check).
+
+    Attributes
+    ----------
+    board : Board
+    compiled : Compiled
+        The model compiled for ``config`` (the load image comes from it).
+    config : AccelConfig
+        Depths rounded up to whole blocks; ``external_weights`` on SPRAM boards.
+    usage : dict
+        ``{memory: (rows, row bits, blocks)}``.
+    brams, sprams, luts_estimate : int
+    """
+
+    board: Board
+    compiled: object
+    config: object
+    usage: dict
+    brams: int
+    sprams: int
+    luts_estimate: int
+
+    def table(self):
+        """Memory-to-block table as text."""
+        kind = self.board.bram_name
+        out = [f"{'memory':<12}{'rows':>7}{'row bits':>10}{kind:>13}"]
+        for name, (rows, bits, blocks) in self.usage.items():
+            where = "SPRAM" if blocks == 0 and name == "weights" and self.sprams else blocks
+            out.append(f"{name:<12}{rows:>7}{bits:>10}{where!s:>13}")
+        out.append(f"{'total':<12}{'':>7}{'':>10}{self.brams:>13}  "
+                   f"(of {self.board.brams}; SPRAM {self.sprams} of {self.board.sprams})")
+        return "\n".join(out) + "\n"
+
+
+def plan_board(model, board, *, lanes=None, width=None):
+    """Compile ``model`` for ``board`` and check that it fits, before any synthesis.
+
+    Raises
+    ------
+    UserError
+        The lane count, a memory, the block RAM total, the SPRAM or the LUT estimate is over
+        the board's capacity; the message names the resource, the need and the capacity.
+    """
+    lanes = board.default_lanes if lanes is None else lanes
+    width = board.default_width if width is None else width
+    try:
+        compiled = compile_model(model, lanes=lanes, width=width)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad accelerator parameters: {exc}") from None
+    cfg = compiled.config
+    sprams = 0
+    changes = {}
+    if board.spram_weights:
+        row_bits = cfg.row_bits("weights")
+        sprams = spram_blocks(row_bits)
+        if sprams > board.sprams:
+            raise UserError(
+                f"{lanes} lanes of {cfg.weight_bits}-bit weights need {row_bits}-bit weight "
+                f"rows, {sprams} SPRAM blocks side by side, but the {board.name} has "
+                f"{board.sprams} ({board.sprams * SPRAM_BITS} bits per cycle); use "
+                f"--lanes {board.sprams * SPRAM_BITS // cfg.weight_bits} or fewer")
+        if cfg.weights_depth > SPRAM_ROWS:
+            raise UserError(
+                f"the model needs {cfg.weights_depth} weight rows but the {board.name}'s SPRAM "
+                f"holds {SPRAM_ROWS}; use a smaller model")
+        changes["weights_depth"] = SPRAM_ROWS
+        changes["external_weights"] = True
+    for name, _ in MEMORIES:
+        if name == "weights" and board.spram_weights:
+            continue
+        blocks, held = _blocks(cfg.depth(name), cfg.row_bits(name), board.family)
+        if blocks:
+            changes[f"{name}_depth"] = held
+    cfg = dataclasses.replace(cfg, **changes)
+    usage = block_ram_usage(cfg, board)
+    brams = sum(b for _, _, b in usage.values())
+    fixed, per_lane = _LOGIC_MODEL[board.family]
+    luts = fixed + per_lane * cfg.lanes
+    plan = BoardPlan(board=board, compiled=None, config=cfg, usage=usage, brams=brams,
+                     sprams=sprams, luts_estimate=luts)
+    if brams > board.brams:
+        worst = max(usage.items(), key=lambda kv: kv[1][2])
+        raise UserError(
+            f"the model at {lanes} lanes needs {brams} {board.bram_name} block RAMs but the "
+            f"{board.name} has {board.brams} (largest: {worst[0]}, {worst[1][0]} rows x "
+            f"{worst[1][1]} bits in {worst[1][2]} blocks); use fewer lanes, a smaller model "
+            f"or a larger board")
+    if luts > _LOGIC_MARGIN * board.luts:
+        unit = "logic cells" if board.family == "ice40" else "LUT4s"
+        raise UserError(
+            f"the accelerator at {lanes} lanes needs about {luts} {unit} but the {board.name} "
+            f"has {board.luts}; use fewer lanes or a larger board")
+    plan.compiled = compile_model(model, cfg)
+    return plan

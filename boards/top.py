@@ -1,0 +1,130 @@
+"""The board-independent top: accelerator + UART + host link (+ SPRAM weights) + status.
+
+Board files (:mod:`.icebreaker`, :mod:`.ulx3s`) wrap :class:`BoardTop` with their clock and
+pins; the top itself requests nothing from the platform, so the same design runs in the
+Amaranth simulator behind :class:`~spikeforge.boards.simport.SimulatedPort` — the host driver
+then takes exactly the path it takes on a board.
+"""
+
+from amaranth import Elaboratable, Module, Signal
+from amaranth.hdl import signed
+from amaranth.lib import wiring
+from amaranth.lib.data import ArrayLayout
+
+from spikeforge.hdl.accelerator import Accelerator
+from spikeforge.hdl.compile import AccelConfig
+
+from .link import HostLink
+from .spram import SPRAMWeights
+from .uart import UARTRx, UARTTx
+
+__all__ = ["BoardTop"]
+
+
+class BoardTop(Elaboratable):
+    """Accelerator behind a UART host link.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        The accelerator build (lanes, widths, memory depths).
+    image_bytes : int
+        Bytes of one image (the ``CLASSIFY`` payload).
+    num_classes : int
+        Logits per result.
+    divisor : int
+        Clock cycles per UART bit (``f_clk // baud``).
+    timeout : int
+        Clock cycles of silence that end a frame with a ``TIMEOUT`` error.
+    spram_weights : bool
+        Keep the weights in :class:`~spikeforge.boards.spram.SPRAMWeights` (iCE40 UltraPlus)
+        instead of the accelerator's internal memory.
+    max_payload : int
+        Frame buffer bytes (the host's largest ``LOAD`` chunk).
+    heartbeat_bit : int
+        Counter bit that drives ``heartbeat`` (about 1 Hz: ``log2(f_clk)``).
+    accelerator : Component, optional
+        A stand-in with the accelerator's ports (``load``, ``pixels``, ``result``, ``busy``
+        and, with ``spram_weights``, ``w_read`` / ``w_write``); by default the
+        :class:`~spikeforge.hdl.accelerator.Accelerator` for ``config``. Lets the board
+        plumbing be built and timed on its own.
+
+    Attributes
+    ----------
+    uart_rx : Signal, in
+        Serial input (idle high).
+    uart_tx : Signal, out
+        Serial output (idle high).
+    label : Signal(8), out
+        Class of the last classified image.
+    busy, heartbeat, loaded : Signal, out
+        Accelerator busy; blinking while the clock runs; a model id has been set.
+    """
+
+    def __init__(self, config, *, image_bytes, num_classes, divisor, timeout,
+                 spram_weights=False, max_payload=256, heartbeat_bit=24, accelerator=None):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        if not isinstance(heartbeat_bit, int) or heartbeat_bit < 1:
+            raise ValueError(f"heartbeat_bit must be a positive integer, not {heartbeat_bit!r}")
+        self.config = config
+        self.image_bytes = image_bytes
+        self.num_classes = num_classes
+        self.divisor = divisor
+        self.timeout = timeout
+        self.spram_weights = bool(spram_weights)
+        self.max_payload = max_payload
+        self.heartbeat_bit = heartbeat_bit
+        # Built here so that parameter errors surface at construction, not at elaboration.
+        if accelerator is None:
+            accelerator = Accelerator(config, external_weights=self.spram_weights)
+        self.accel = accelerator
+        self.link = HostLink(image_bytes=image_bytes, num_classes=num_classes,
+                             max_payload=max_payload, timeout=timeout)
+        self.urx = UARTRx(divisor)
+        self.utx = UARTTx(divisor)
+        self.uart_rx = Signal(init=1)
+        self.uart_tx = Signal(init=1)
+        self.label = Signal(8)
+        self.busy = Signal()
+        self.heartbeat = Signal()
+        self.loaded = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.accel = accel = self.accel
+        m.submodules.link = link = self.link
+        m.submodules.urx = urx = self.urx
+        m.submodules.utx = utx = self.utx
+
+        m.d.comb += [urx.rx.eq(self.uart_rx), self.uart_tx.eq(utx.tx)]
+        wiring.connect(m, urx.stream, link.rx)
+        wiring.connect(m, link.tx, utx.stream)
+        wiring.connect(m, link.load, accel.load)
+        wiring.connect(m, link.pixels, accel.pixels)
+        wiring.connect(m, accel.result, link.result)
+
+        if self.spram_weights:
+            cfg = self.config
+            shape = ArrayLayout(signed(cfg.weight_bits), cfg.lanes)
+            m.submodules.weights = weights = SPRAMWeights(shape, cfg.weights_depth)
+            wiring.connect(m, accel.w_read, weights.read)
+            wiring.connect(m, accel.w_write, weights.write)
+
+        # Status: the class word of each result (word ``num_classes``) is latched for the LEDs.
+        word = Signal(range(self.num_classes + 2))
+        with m.If(accel.result.valid & accel.result.ready):
+            m.d.sync += word.eq(word + 1)
+            with m.If(word == self.num_classes):
+                m.d.sync += self.label.eq(accel.result.payload.data[:8])
+            with m.If(accel.result.payload.last):
+                m.d.sync += word.eq(0)
+        beat = Signal(self.heartbeat_bit + 1)
+        m.d.sync += beat.eq(beat + 1)
+        m.d.comb += [
+            self.busy.eq(accel.busy),
+            self.heartbeat.eq(beat[-1]),
+            self.loaded.eq(link.model_id != 0),
+        ]
+        return m
+

@@ -1,0 +1,67 @@
+"""ULX3S-85F (ECP5 LFE5U-85F) board top: PLL, UART, class on the LEDs.
+
+The 25 MHz oscillator feeds an ``EHXPLLL``; weights stay in the accelerator's block RAM (the
+85F has 208 DP16KD). LEDs 0–3 show the class (binary, low bits), LED 5 lights once a model id
+is set, LED 6 is ``busy`` and LED 7 the heartbeat.
+"""
+
+from amaranth import ClockDomain, Elaboratable, Module
+from amaranth.lib import io
+
+from .pll import ECP5PLL, ecp5_pll
+from .top import BoardTop
+
+__all__ = ["ULX3STop", "CLOCK_HZ"]
+
+CLOCK_HZ = 25e6
+
+
+class ULX3STop(Elaboratable):
+    """:class:`~spikeforge.boards.top.BoardTop` on the ULX3S's pins.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        The accelerator build (internal weights).
+    image_bytes, num_classes : int
+        Model input size and classes (the host link's frame sizes).
+    f_sync : float
+        Requested system clock in Hz; the PLL gives the closest frequency not above it.
+    baud : int
+        UART rate.
+    accelerator : Component, optional
+        Passed to :class:`~spikeforge.boards.top.BoardTop` (a stand-in for board-only builds).
+    """
+
+    def __init__(self, config, *, image_bytes, num_classes, f_sync=80e6, baud=115200,
+                 accelerator=None):
+        self.pll_params = ecp5_pll(CLOCK_HZ, f_sync)
+        f = self.pll_params.f_out
+        self.f_sync = f
+        self.core = BoardTop(config, image_bytes=image_bytes, num_classes=num_classes,
+                             divisor=round(f / baud), timeout=int(f // 10), spram_weights=False,
+                             heartbeat_bit=max(int(f).bit_length() - 1, 1),
+                             accelerator=accelerator)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")   # clock and reset come from the PLL
+        m.submodules.clk25 = clk = io.Buffer("i", platform.request("clk25", 0, dir="-"))
+        m.submodules.pll = ECP5PLL(self.pll_params, clk.i)
+        m.submodules.core = core = self.core
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.uart_rx.eq(rx.i), tx.o.eq(core.uart_tx)]
+
+        def led(name, number, value):
+            buf = io.Buffer("o", platform.request(name, number, dir="-"))
+            m.submodules[f"{name}_{number}"] = buf
+            m.d.comb += buf.o.eq(value)
+
+        for i in range(4):
+            led("led", i, core.label[i])
+        led("led", 5, core.loaded)
+        led("led", 6, core.busy)
+        led("led", 7, core.heartbeat)
+        return m

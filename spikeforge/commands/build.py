@@ -1,0 +1,121 @@
+"""``spikeforge build``: a board bitstream (or an ASIC gate estimate) for an integer model.
+
+The fit check runs first and refuses, in one sentence, a model or lane count that cannot fit
+the board; then Yosys + nextpnr (YoWASP) build through the amaranth-boards platform with a
+seeded placer, and the figures are read back from the tools' reports.
+"""
+
+import json
+from pathlib import Path
+
+NAME = "build"
+HELP = "build a board bitstream (or an ASIC gate estimate) for an integer model"
+
+
+def add_arguments(p):
+    from spikeforge.boards.targets import BOARDS
+
+    p.add_argument("model", type=Path, help="integer model file (.sfm)")
+    p.add_argument("--board", choices=sorted(BOARDS), default="icebreaker",
+                   help="target board (also sets the fit check for --target asic)")
+    p.add_argument("--target", choices=("fpga", "asic"), default="fpga",
+                   help="fpga: bitstream for --board; asic: generic-gate estimate of the core")
+    p.add_argument("--lanes", type=int, default=None,
+                   help="PE lanes P (default: the board's, 8)")
+    p.add_argument("--width", type=int, default=None,
+                   help="spike word width W (default: the board's, 16)")
+    p.add_argument("--freq", type=float, default=None,
+                   help="system clock request in MHz (default: 30 on icebreaker, 80 on ulx3s)")
+    p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+    p.add_argument("--out", type=Path, default=Path("build"), help="output directory")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _table(figures):
+    keys = [k for k in ("lc", "lut4", "slice_comb", "ff", "bram", "spram", "dsp", "f_sync_mhz",
+                        "fmax_mhz", "timing_met") if k in figures]
+    out = []
+    for k in keys:
+        avail = figures.get(f"{k}_available")
+        value = figures[k]
+        out.append(f"{k:<12}{value!s:>10}" + (f" / {avail}" if avail else ""))
+    return "\n".join(out) + "\n"
+
+
+def _asic(args, config):
+    from spikeforge.boards.asic import NAND2_WEIGHTS, asic_estimate
+    from spikeforge.hdl.accelerator import Accelerator
+
+    result = asic_estimate(Accelerator(config, external_weights=False))
+    result.update({"target": "asic", "lanes": config.lanes, "width": config.width,
+                   "nand2_weights": NAND2_WEIGHTS})
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "asic.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return 0
+    print(f"generic gates (abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX), lanes {config.lanes}:")
+    for cell, n in sorted(result["cells"].items()):
+        print(f"  {cell:<16}{n:>8}")
+    print(f"  {'NAND2 eq.':<16}{result['nand2']:>8}   (flip-flops {result['flops']})")
+    print("SRAM macros:")
+    for mac in result["macros"]:
+        print(f"  {mac['name']:<12}{mac['rows']:>7} x {mac['bits']:<4} = {mac['total_bits']:>8}"
+              f" bits")
+    print(f"  {'total':<12}{result['sram_bits']:>24} bits")
+    print(f"wrote {args.out}/asic.json")
+    return 0
+
+
+def run(args):
+    from spikeforge.boards.build import build_bitstream
+    from spikeforge.boards.image import model_image
+    from spikeforge.boards.targets import get_board, plan_board
+    from spikeforge.errors import UserError
+    from spikeforge.quantize import ir
+
+    board = get_board(args.board)
+    if not args.model.exists():
+        raise UserError(f"no model file {args.model}; make one with `spikeforge quantize`")
+    model = ir.load(args.model)
+    if args.target == "asic":
+        # The core is the same generator; the board plan only fixes lanes and depths.
+        from spikeforge.hdl.compile import compile_model
+        lanes = args.lanes or board.default_lanes
+        width = args.width or board.default_width
+        try:
+            compiled = compile_model(model, lanes=lanes, width=width)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"bad accelerator parameters: {exc}") from None
+        return _asic(args, compiled.config)
+
+    plan = plan_board(model, board, lanes=args.lanes, width=args.width)
+    if not args.json:
+        print(plan.table(), end="")
+        print(f"logic estimate: about {plan.luts_estimate} "
+              f"{'logic cells' if board.family == 'ice40' else 'LUT4s'} of {board.luts}")
+    img = model_image(plan.compiled)
+    f_sync = None if args.freq is None else args.freq * 1e6
+    if f_sync is not None and not 1e6 <= f_sync <= 400e6:
+        raise UserError(f"--freq {args.freq} MHz is out of range; use 1 to 400")
+    try:
+        top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes,
+                        f_sync=f_sync, baud=args.baud)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    figures = build_bitstream(board, top, args.out, seed=args.seed, f_sync=top.f_sync)
+    figures.update({"lanes": plan.config.lanes, "width": plan.config.width,
+                    "model_id": img.model_id.hex(), "baud": args.baud})
+    (args.out / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    (args.out / "config.json").write_text(plan.config.to_json())
+    if args.json:
+        print(json.dumps(figures, indent=2, sort_keys=True))
+    else:
+        print(_table(figures), end="")
+        if not figures["timing_met"]:
+            print(f"warning: Fmax {figures['fmax_mhz']} MHz is below the "
+                  f"{figures['f_sync_mhz']} MHz clock; rebuild with --freq "
+                  f"{int(figures['fmax_mhz'] or 1)}")
+        print(f"wrote {args.out}/ (bitstream, report.json, config.json)")
+    return 0

@@ -1,0 +1,85 @@
+"""The real board top (accelerator + host link + behavioural SPRAM) driven by the host driver.
+
+The simulated UART port carries the production ``BoardClient`` frames to the simulated board,
+so these tests take the path a real iCEBreaker takes, minus the PLL and the pins.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from spikeforge.boards.host import BoardClient, BoardError
+from spikeforge.boards.image import model_image
+from spikeforge.boards.protocol import SYNC, Command, ErrorCode, Reply, decode_frame, encode_frame
+from spikeforge.boards.simport import SimulatedPort
+from spikeforge.boards.top import BoardTop
+from spikeforge.hdl.compile import compile_model
+from spikeforge.quantize.synthetic import random_model, tiny_config
+from spikeforge.sim import golden
+
+DIV = 4          # the smallest UART divisor: the simulator spends most cycles on the line
+TIMEOUT = 2_000  # cycles of silence inside a frame
+
+
+def _board(compiled):
+    cfg = dataclasses.replace(compiled.config, external_weights=True)
+    img = model_image(compiled)
+    top = BoardTop(cfg, image_bytes=img.image_bytes, num_classes=img.num_classes, divisor=DIV,
+                   timeout=TIMEOUT, spram_weights=True, heartbeat_bit=4)
+    return top, img
+
+
+def _session(model, compiled, images):
+    """Load, check the id, classify ``images``, then malformed and cut-off frames."""
+    top, img = _board(compiled)
+    ref = golden.run(model, images)
+    # The accelerator's own work must not look like line silence to the host's reads.
+    with SimulatedPort(top, top.uart_rx, top.uart_tx, DIV,
+                       timeout_cycles=2_000_000) as port:
+        client = BoardClient(port)
+        assert client.info().model_id == bytes(8)
+        client.load(img.load, model_id=img.model_id)
+        info = client.info()
+        assert (info.model_id, info.num_classes, info.image_bytes) == (
+            img.model_id, img.num_classes, img.image_bytes)
+        for i, image in enumerate(images):
+            result = client.classify(img.pixels(image), img.num_classes)
+            assert list(result.logits) == ref.logits[i].tolist()
+            assert result.label == int(ref.classes[i])
+            assert result.cycles > 0
+
+        # A corrupted frame is rejected whole, with the accelerator behind the link untouched.
+        frame = bytearray(encode_frame(Command.CLASSIFY, img.pixels(images[0])))
+        frame[5] ^= 0x40
+        port.write(frame)
+        assert decode_frame(port.read) == (Reply.ERROR.value, bytes([ErrorCode.CHECKSUM.value]))
+        # A frame cut off mid-payload times out instead of hanging the board.
+        port.write(bytes([SYNC, Command.CLASSIFY.value, img.image_bytes & 0xFF,
+                          img.image_bytes >> 8, 1, 2, 3]))
+        assert decode_frame(port.read) == (Reply.ERROR.value, bytes([ErrorCode.TIMEOUT.value]))
+        with pytest.raises(BoardError, match="rejected CLASSIFY: LENGTH"):
+            client.classify(bytes(img.image_bytes - 1), img.num_classes)
+        # ... and the board still classifies correctly afterwards.
+        result = client.classify(img.pixels(images[-1]), img.num_classes)
+        assert list(result.logits) == ref.logits[-1].tolist()
+
+
+def test_small_model_through_the_uart():
+    config = tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3)
+    model = random_model(config, seed=3, theta_max=4)
+    compiled = compile_model(model, lanes=4, width=8)
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (2, 1, 4, 4)).astype(np.uint8)
+    _session(model, compiled, images)
+
+
+@pytest.mark.slow
+def test_digits_tiny_through_the_uart():
+    from spikeforge.model.data import load_dataset
+    from spikeforge.quantize.quantizer import quantize_checkpoint
+
+    model = quantize_checkpoint("model/checkpoints/digits-tiny.pt")
+    compiled = compile_model(model, lanes=8, width=16)
+    images, _ = load_dataset("digits", "test")[:2]
+    _session(model, compiled, images[:3])

@@ -1,0 +1,165 @@
+"""Board tops: PLL settings, SPRAM model, ``do_build=False`` smoke builds, the fit check and its
+refusals, the ASIC estimate; real tool runs are ``slow``."""
+
+import dataclasses
+import os
+
+import pytest
+from amaranth import Module, Signal
+from amaranth.hdl import signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from spikeforge.boards.pll import ecp5_pll, ice40_pll
+from spikeforge.boards.spram import SPRAMWeights
+from spikeforge.boards.targets import BOARDS, plan_board
+from spikeforge.cli import main
+from spikeforge.errors import UserError
+from spikeforge.hdl.accelerator import RESULT_LAYOUT
+from spikeforge.hdl.compile import compile_model
+from spikeforge.quantize import ir
+from spikeforge.quantize.synthetic import random_model, tiny_config
+from spikeforge.sim.toolchain import setup_yowasp
+
+SMALL = tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3)
+
+
+def test_pll_settings():
+    p = ice40_pll(12e6, 30e6)
+    assert p.f_out == 30e6 and p.params == {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1}
+    p = ecp5_pll(25e6, 80e6)
+    assert p.f_out == 80e6
+    assert 400e6 <= p.f_out * p.params["CLKOP_DIV"] <= 800e6
+    assert ice40_pll(12e6, 31e6).f_out <= 31e6   # never faster than requested
+    with pytest.raises(ValueError, match="no iCE40 PLL setting reaches 1 MHz"):
+        ice40_pll(12e6, 1e6)
+
+
+def test_spram_model_timing():
+    dut = SPRAMWeights(data.ArrayLayout(signed(8), 8), 64)
+
+    async def tb(ctx):
+        for addr in range(4):
+            ctx.set(dut.write.addr, addr)
+            ctx.set(dut.write.data, [addr - 2] * 8)
+            ctx.set(dut.write.en, 1)
+            await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        ctx.set(dut.read.addr, 3)
+        ctx.set(dut.read.en, 1)
+        await ctx.tick()
+        assert list(ctx.get(dut.read.data)) == [1] * 8
+        ctx.set(dut.read.addr, 0)
+        ctx.set(dut.read.en, 0)   # data holds while en is low
+        await ctx.tick()
+        assert list(ctx.get(dut.read.data)) == [1] * 8
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    with pytest.raises(ValueError, match="SPRAM weight row must be 1 to 64 bits wide, not 72"):
+        SPRAMWeights(72, 16)
+
+
+def _top(board, lanes, width, accelerator=None):
+    compiled = compile_model(random_model(SMALL, seed=1), lanes=lanes, width=width)
+    cfg = compiled.config
+    if board.spram_weights:
+        cfg = dataclasses.replace(cfg, external_weights=True, weights_depth=16384)
+    return board.top(cfg, image_bytes=16, num_classes=3, accelerator=accelerator)
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_board_smoke_do_build_false(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENFPGALOADER", "true")
+    setup_yowasp(dict(os.environ))
+    board = BOARDS[name]
+    plan = board.platform().build(_top(board, 2, 8), name="top", build_dir=str(tmp_path),
+                                  do_build=False)
+    files = plan.files
+    text = files["top.il"]
+    assert "SB_PLL40_PAD" in text if name == "icebreaker" else "EHXPLLL" in text
+    assert ("SB_SPRAM256KA" in text) == (name == "icebreaker")
+    assert "nextpnr" in files["build_top.sh"]
+
+
+def test_refusals_before_synthesis(tmp_path, capsys):
+    model = random_model(tiny_config(), seed=2)
+    with pytest.raises(UserError, match=r"16 lanes of 8-bit weights need 128-bit weight rows, "
+                                        r"8 SPRAM blocks side by side, but the icebreaker has 4"):
+        plan_board(model, BOARDS["icebreaker"], lanes=16, width=16)
+    with pytest.raises(UserError, match=r"needs \d+ SB_RAM40_4K block RAMs but the icebreaker "
+                                        r"has 30 \(largest: program"):
+        plan_board(model, BOARDS["icebreaker"])
+    with pytest.raises(UserError, match="must not exceed the word width"):
+        plan_board(model, BOARDS["ulx3s-85f"], lanes=32, width=16)
+    path = tmp_path / "m.sfm"
+    ir.save(model, path)
+    assert main(["build", str(path), "--board", "icebreaker", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spikeforge build: error: the model at 8 lanes needs")
+    assert "\n" not in err
+    assert not (tmp_path / "b").exists()   # refused before anything was built
+
+
+def test_ulx3s_plan_digits_small_fits():
+    model = random_model(tiny_config(embed_dims=64, depths=2), seed=1)
+    plan = plan_board(model, BOARDS["ulx3s-85f"])
+    assert plan.brams <= 208 and plan.config.lanes == 8
+    assert plan.config.weights_depth >= plan.compiled.needed["weights"]
+
+
+def test_asic_estimate_keeps_memories_as_macros():
+    from spikeforge.boards.asic import asic_estimate
+    from spikeforge.hdl.pe_array import PEArray
+
+    r = asic_estimate(PEArray(2, 12, weight_width=4, weight_depth=32, bias_depth=4))
+    assert {(m["rows"], m["bits"]) for m in r["macros"]} == {(32, 8), (4, 24)}
+    assert r["sram_bits"] == 32 * 8 + 4 * 24
+    assert r["nand2"] > 0 and r["flops"] >= 24
+    assert not any(c.startswith("$mem") for c in r["cells"])
+
+
+class _StandIn(wiring.Component):
+    """The accelerator's ports around a trivial datapath that reads the SPRAM (board-only
+    builds: the accelerator itself does not fit the UP5K yet, see docs/boards.md)."""
+
+    def __init__(self, aw):
+        shape = data.ArrayLayout(signed(8), 8)
+        super().__init__({
+            "load": In(stream.Signature(8)), "pixels": In(stream.Signature(8)),
+            "result": Out(stream.Signature(RESULT_LAYOUT)), "busy": Out(1),
+            "w_read": In(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
+            "w_write": In(memory.WritePort.Signature(addr_width=aw, shape=shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        addr, acc = Signal(14), Signal(32)
+        m.d.comb += [self.load.ready.eq(1), self.pixels.ready.eq(1),
+                     self.w_read.addr.eq(addr), self.w_read.en.eq(1),
+                     self.w_write.addr.eq(addr),
+                     self.w_write.data.eq(self.load.payload.replicate(8)),
+                     self.w_write.en.eq(self.load.valid)]
+        with m.If(self.load.valid | self.pixels.valid):
+            m.d.sync += addr.eq(addr + 1)
+        with m.If(self.pixels.valid):
+            m.d.sync += acc.eq(acc + self.w_read.data.as_value()[:16] + self.pixels.payload)
+        m.d.comb += [self.result.valid.eq(1), self.result.payload.data.eq(acc),
+                     self.result.payload.last.eq(1), self.busy.eq(acc[0])]
+        return m
+
+
+@pytest.mark.slow
+def test_icebreaker_real_build_board_plumbing(tmp_path):
+    from spikeforge.boards.build import build_bitstream
+
+    board = BOARDS["icebreaker"]
+    top = _top(board, 8, 16, accelerator=_StandIn(14))
+    figures = build_bitstream(board, top, tmp_path, seed=1, f_sync=top.f_sync)
+    assert (tmp_path / "spikeforge.bin").exists()
+    assert figures["spram"] == 4 and figures["dsp"] == 0
+    assert figures["fmax_mhz"] >= 30 and figures["timing_met"]
+    assert figures["lc"] <= 5280
