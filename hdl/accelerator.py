@@ -639,6 +639,10 @@ class Accelerator(wiring.Component):
                     self.busy.eq(1), spk_r.en.eq(0),
                     sdsa.i.valid.eq(1), sdsa.i.payload.op.eq(SDSAOp.Q),
                     sdsa.i.payload.word.eq(cw), sdsa.i.payload.a.eq(spk_r.data & sd_mask),
+                    # Unused downstream, but left undriven it becomes a constant `always @*`
+                    # that event-driven simulators never execute (X in Icarus, ALWNEVER in
+                    # Verilator).
+                    sdsa.i.payload.last.eq(sd_last_word & sd_last_tok),
                 ]
                 with m.If(sdsa.i.ready):
                     m.next = "SDSA_QOUT"

