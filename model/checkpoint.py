@@ -159,11 +159,13 @@ def load_reference_checkpoint(path_or_state_dict, *, trusted=False, **config_ove
                 raise UserError(f"reference checkpoint {str(obj)!r} does not exist")
             obj = torch.load(obj, map_location="cpu", weights_only=False)
         else:
+            if not Path(obj).is_file():
+                raise UserError(f"reference checkpoint {str(obj)!r} does not exist")
             try:
                 obj = _torch_load(obj, "reference checkpoint")
             except UserError as exc:
-                raise UserError(f"{exc}; if the file is a trusted reference checkpoint, pass "
-                                f"trusted=True") from None
+                raise UserError(f"{exc}; if the file is a trusted reference checkpoint, load it "
+                                "with trusted=True (spikeforge convert --trusted)") from None
     sd = _unwrap(obj)
     if not isinstance(sd, dict):
         raise UserError(f"expected a state_dict (a dict of tensors), got {type(sd).__name__}")

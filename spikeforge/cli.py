@@ -13,7 +13,8 @@ from .errors import UserError
 
 # Order is the order shown by ``spikeforge --help``; it follows the flow.
 COMMANDS = [
-    "presets", "train", "quantize", "eval", "generate", "cosim", "build", "run", "report", "demo",
+    "presets", "train", "convert", "quantize", "eval", "generate", "cosim", "build", "run",
+    "report", "demo",
 ]
 
 
