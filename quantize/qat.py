@@ -1,14 +1,27 @@
-"""Quantization-aware fine-tuning with a straight-through estimator (for 4–6-bit weights).
+"""Quantization-aware fine-tuning (straight-through estimator) for 4–6-bit weights.
 
-The forward pass uses, for every conv and the head, the weight the integer quantizer will
-produce (BN folded with its running statistics, rounded at the scale of the same rules —
-per channel, stream writers at ``s_r·2^k``, head per tensor), mapped back to the unfolded
-parameter so the unchanged float model computes with it; gradients pass straight through the
-rounding. BN stays in eval mode: its statistics are part of the fold and must not drift.
+The forward pass computes what the integer network computes, in real units, from one
+:func:`spikeforge.quantize.quantizer.plan` (the quantizer's own scales, shifts and thresholds,
+recomputed from the current parameters at every step):
+
+- every conv and the head use the weight and bias the quantizer will store, times its scale
+  (BN folded with its running statistics, rounded per channel; stream writers at
+  ``s_r·2^k``; the head per tensor), mapped back to the unfolded parameters so that the
+  unchanged float model computes with them;
+- the input is normalized with the integer zero point (``zp/255``), so border padding and
+  pixels contribute what ``W·(u − zp)`` contributes;
+- every neuron with an integer counterpart fires at its integer threshold ``θ·s`` (not at
+  ``V_th``) and floors its halved membrane to the integer grid ``s`` as ``(V + X) >> 1`` does.
+
+Rounding and flooring pass gradients straight through. BN stays in eval mode: its statistics
+are part of the fold and must not drift. The only remaining difference from the golden model is
+float32 rounding, so the tuned model quantizes to the integers it was trained with (a test
+checks the weights and the spikes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -18,97 +31,151 @@ from torch.func import functional_call
 
 from spikeforge.errors import UserError
 
-from .quantizer import QuantRules
+from .quantizer import QuantRules, conv_bn_pairs, neuron_of, plan
 
-__all__ = ["finetune", "fake_quant_params"]
+__all__ = ["finetune", "fake_quant_params", "integer_forward", "integer_neurons"]
 
-
-def _bn_gain(bn):
-    return bn.weight / torch.sqrt(bn.running_var + bn.eps)
-
-
-def _pairs(model):
-    """``(writer name, conv param name, conv, bn)`` in the IR's naming."""
-    pe = model.patch_embed
-    out = [("sps.conv0", "patch_embed.proj_conv", pe.proj_conv, pe.proj_bn),
-           ("sps.conv1", "patch_embed.proj_conv1", pe.proj_conv1, pe.proj_bn1),
-           ("sps.conv2", "patch_embed.proj_conv2", pe.proj_conv2, pe.proj_bn2),
-           ("sps.conv3", "patch_embed.proj_conv3", pe.proj_conv3, pe.proj_bn3),
-           ("sps.rpe", "patch_embed.rpe_conv", pe.rpe_conv, pe.rpe_bn)]
-    for i, blk in enumerate(model.block):
-        a, m = blk.attn, blk.mlp
-        for x in "qkv":
-            out.append((f"block{i}.attn.{x}", f"block.{i}.attn.{x}_conv",
-                        getattr(a, f"{x}_conv"), getattr(a, f"{x}_bn")))
-        out.append((f"block{i}.attn.proj", f"block.{i}.attn.proj_conv", a.proj_conv, a.proj_bn))
-        out.append((f"block{i}.mlp.fc1", f"block.{i}.mlp.fc1_conv", m.fc1_conv, m.fc1_bn))
-        out.append((f"block{i}.mlp.fc2", f"block.{i}.mlp.fc2_conv", m.fc2_conv, m.fc2_bn))
-    return out
+# (V + X) / (2u) is an exact integer or half-integer in exact arithmetic; float32 error is far
+# below this margin, so the floor lands on the integer network's value.
+_FLOOR_EPS = 1e-2
 
 
-def _ste_round(x):
-    return x + (torch.round(x) - x).detach()
+def _ste(x, q):
+    """``q`` forward, gradient of ``x`` backward."""
+    return x + (q - x).detach()
 
 
-def fake_quant_params(model, rules):
-    """Parameter overrides ``{name: tensor}`` holding fake-quantized weights (STE)."""
+def _col(a, ndim):
+    return torch.as_tensor(np.asarray(a, np.float64), dtype=torch.float32).view(
+        -1, *([1] * (ndim - 1)))
+
+
+def fake_quant_params(model, rules, p=None):
+    """Parameter overrides ``{name: tensor}`` that make ``model`` compute with the integers.
+
+    For each folded conv: ``weight = s·clamp(round(w'/s)) / g`` and
+    ``bn.bias = β + (s·round(b'/s) − b')`` (``g = γ/σ``; pixel conv: ``w'`` includes
+    ``1/(255·std)``), and the head's weight and bias at its per-tensor scale. Gradients pass
+    straight through the rounding.
+    """
+    p = plan(model, rules) if p is None else p
     std = torch.tensor(model.config.std, dtype=torch.float32).view(1, -1, 1, 1)
-    pairs = _pairs(model)
-    folded = {}
-    for name, _pname, conv, bn in pairs:
-        g = _bn_gain(bn).view(-1, 1, 1, 1)
+    names = {mod: name for name, mod in model.named_modules()}
+    params = {}
+    for name, conv, bn in conv_bn_pairs(model):
+        g = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).view(-1, 1, 1, 1)
         w = conv.weight * g
         if name == "sps.conv0":
             w = w / (255.0 * std)
-        folded[name] = (w, g)
-    with torch.no_grad():
-        def nat(w):
-            m = w.detach().abs().flatten(1).amax(1).double().numpy()
-            return np.where(m > 0, m / rules.qmax, 1.0 / rules.qmax)
-
-        writers = [n for n, *_ in pairs if n.startswith("sps.conv3") or n == "sps.rpe"
-                   or n.endswith((".proj", ".fc2"))]
-        s_r = np.min([nat(folded[n][0]) for n in writers], axis=0)
-    params = {}
-    for name, pname, _, _ in pairs:
-        w, g = folded[name]
-        if name in writers:
-            m = w.detach().abs().flatten(1).amax(1).double().numpy()
-            k = rules.stream_shift(m.reshape(-1, 1), s_r)
-            s = s_r * np.exp2(k)
-        else:
-            s = nat(w)
-        s = torch.tensor(s, dtype=torch.float32).view(-1, 1, 1, 1)
-        wq = _ste_round(w / s).clamp(-rules.qmax, rules.qmax) * s
+        s = _col(p["scale"][name], 4)
+        wq = _ste(w, torch.round(w / s).clamp(-rules.qmax, rules.qmax) * s)
         if name == "sps.conv0":
             wq = wq * (255.0 * std)
         safe_g = torch.where(g.abs() < 1e-12, torch.full_like(g, 1e-12), g)
-        params[pname + ".weight"] = wq / safe_g
-    hw = model.head.weight
-    s_h = hw.detach().abs().max().clamp_min(1e-12) / rules.qmax
-    params["head.weight"] = _ste_round(hw / s_h).clamp(-rules.qmax, rules.qmax) * s_h
+        params[names[conv] + ".weight"] = wq / safe_g
+        b_f = torch.as_tensor(p["folded"][name][1], dtype=torch.float32)
+        s1 = s.view(-1)
+        bias_err = (torch.round(b_f / s1) * s1 - b_f).detach()
+        params[names[bn] + ".bias"] = bn.bias + bias_err
+    s_h = float(p["head_scale"])
+    hw, hb = model.head.weight, model.head.bias
+    params["head.weight"] = _ste(hw, torch.round(hw / s_h).clamp(-rules.qmax, rules.qmax) * s_h)
+    params["head.bias"] = _ste(hb, torch.round(hb / s_h) * s_h)
     return params
+
+
+def _integer_lif(x, unit, threshold, alpha):
+    """The integer LIF in real units: ``H = u·floor((V + X)/(2u))``, fire ``H ≥ threshold``
+    (``(θ − ½)·u``)."""
+    v = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        h = v + (x[t] - v) / 2.0
+        h = _ste(h, unit * torch.floor((v + x[t]) / (2.0 * unit) + _FLOOR_EPS))
+        s = _SpikeFn.apply(h - threshold, alpha)
+        v = h * (1.0 - s.detach())
+        out.append(s)
+    return torch.stack(out)
+
+
+def _spike_fn():
+    from spikeforge.model.lif import _SigmoidSpike
+    return _SigmoidSpike
+
+
+_SpikeFn = _spike_fn()
+
+
+@contextlib.contextmanager
+def integer_neurons(model, p):
+    """Within the block, ``model``'s neurons (and input zero point) behave as the integers of
+    plan ``p``: integer threshold ``θ·s`` and membrane on the grid ``s``; normalization with
+    ``zp/255``. Restores the model on exit."""
+    mods = dict(model.named_modules())
+    s_r = p["stream_scale"]
+    units = {"stream": s_r, "head": s_r / p["tokens"]}
+    saved_mean = model.mean
+    patched = []
+    try:
+        for lif_name, key in neuron_of(model).values():
+            unit = units.get(key)
+            if unit is None:
+                unit = p["scale"][key]
+            theta = p["theta"]["stream" if key == "stream" else key]
+            ndim = 1 if key == "head" else 3
+            u = _col(unit, ndim)
+            # H and θ are integers: H ≥ θ ⇔ H ≥ θ − ½; the half unit keeps float rounding of
+            # u·H against u·θ from deciding ties (the integer neuron fires on equality)
+            th = _col((theta - 0.5) * np.asarray(unit, np.float64), ndim)
+            lif = mods[lif_name]
+
+            def forward(x, u=u, th=th, alpha=lif.alpha):
+                return _integer_lif(x, u, th, alpha)
+            lif.forward = forward
+            patched.append(lif)
+        model.mean = tuple(float(z) / 255.0 for z in p["zero_point"])
+        yield model
+    finally:
+        for lif in patched:
+            del lif.forward
+        model.mean = saved_mean
+
+
+def integer_forward(model, x, weight_bits, return_spikes=False):
+    """``model`` run as its integer network would be (fake-quantized weights and biases,
+    integer neurons); same outputs as ``model(x, return_spikes)``."""
+    rules = QuantRules(weight_bits)
+    p = plan(model, rules)
+    params = fake_quant_params(model, rules, p)
+    with integer_neurons(model, p):
+        return functional_call(model, params, (x,), {"return_spikes": return_spikes})
 
 
 def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0,
              batch_size=32, progress=False):
-    """Fine-tune a copy of ``model`` with fake-quantized weights; returns the tuned model.
+    """Fine-tune a copy of ``model`` through its integer forward; returns the tuned model.
 
-    The training split of the checkpoint's dataset is used without augmentation; BN
-    statistics are frozen.
+    The training split of the checkpoint's dataset is used with the checkpoint's random-shift
+    augmentation (if any); BN statistics are frozen; the learning rate is cosine-annealed to 0.
     """
     from spikeforge.model import load_dataset
-    rules = QuantRules(weight_bits)
+    from spikeforge.model.training import _random_shift, set_threads
+    # small models only contend for a shared machine's cores with more than one thread
+    set_threads(None, sum(t.numel() for t in model.parameters()))
+    QuantRules(weight_bits)  # validate before loading data
     dataset = ckpt.get("dataset")
     if not isinstance(dataset, str):
         raise UserError("the checkpoint names no dataset; QAT needs its training split")
     images, labels = load_dataset(dataset, "train", data_dir=data_dir)
+    shift = int((ckpt.get("train_settings") or {}).get("shift", 0) or 0)
     model = copy.deepcopy(model).eval()  # eval: BN uses (and keeps) running statistics
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     x_all = torch.from_numpy(np.ascontiguousarray(images))
     y_all = torch.from_numpy(np.asarray(labels, np.int64))
-    steps = epochs * ((len(x_all) + batch_size - 1) // batch_size)
+    steps = max(1, epochs * ((len(x_all) + batch_size - 1) // batch_size))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: 0.5 * (1.0 + np.cos(np.pi * min(i, steps) / steps)))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -117,13 +184,13 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
         order = torch.randperm(len(x_all), generator=gen)
         for start in range(0, len(x_all), batch_size):
             idx = order[start:start + batch_size]
-            x, y = x_all[idx], y_all[idx]
-            params = fake_quant_params(model, rules)
-            logits = functional_call(model, params, (x,))
-            loss = F.cross_entropy(logits, y)
+            x = _random_shift(x_all[idx], shift, gen)
+            logits = integer_forward(model, x, weight_bits)
+            loss = F.cross_entropy(logits, y_all[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
             if bar is not None:
                 bar.update(1)
     if bar is not None:

@@ -19,7 +19,8 @@ from spikeforge.errors import UserError
 
 from . import ir
 
-__all__ = ["quantize_checkpoint", "quantize_model", "fold_conv_bn", "QuantRules"]
+__all__ = ["quantize_checkpoint", "quantize_model", "fold_conv_bn", "QuantRules", "plan",
+           "conv_bn_pairs", "neuron_of"]
 
 
 def _np(t):
@@ -100,37 +101,71 @@ def _known_modules(model):
                             f"checkpoint; spikeforge quantizes SDT v1 models only")
 
 
-def quantize_model(model, weight_bits=8, provenance=None):
-    """Quantize an eval-mode :class:`SpikeDrivenTransformer` into an :class:`IntegerModel`."""
-    _check_lifs(model)
-    _known_modules(model)
-    rules = QuantRules(weight_bits)
+def _config_dict(model, rules):
     cfg = model.config
-    config = {
+    return {
         "in_channels": cfg.in_channels, "img_size": list(cfg.img_size),
         "embed_dims": cfg.embed_dims, "num_heads": cfg.num_heads, "mlp_ratio": cfg.mlp_ratio,
         "depths": cfg.depths, "T": cfg.T, "pooling_stat": cfg.pooling_stat,
         "num_classes": cfg.num_classes, "mean": list(cfg.mean), "std": list(cfg.std),
         "weight_bits": rules.bits,
     }
+
+
+def conv_bn_pairs(model):
+    """``(IR layer name, conv, bn)`` of every folded conv of ``model``, in layer order."""
     pe = model.patch_embed
-    vth = {name: float(m.v_threshold) for name, m in model.named_modules()
-           if hasattr(m, "v_threshold")}
-    folded = {
-        "sps.conv0": fold_conv_bn(pe.proj_conv, pe.proj_bn),
-        "sps.conv1": fold_conv_bn(pe.proj_conv1, pe.proj_bn1),
-        "sps.conv2": fold_conv_bn(pe.proj_conv2, pe.proj_bn2),
-        "sps.conv3": fold_conv_bn(pe.proj_conv3, pe.proj_bn3),
-        "sps.rpe": fold_conv_bn(pe.rpe_conv, pe.rpe_bn),
-    }
+    out = [("sps.conv0", pe.proj_conv, pe.proj_bn), ("sps.conv1", pe.proj_conv1, pe.proj_bn1),
+           ("sps.conv2", pe.proj_conv2, pe.proj_bn2), ("sps.conv3", pe.proj_conv3, pe.proj_bn3),
+           ("sps.rpe", pe.rpe_conv, pe.rpe_bn)]
     for i, blk in enumerate(model.block):
         a, m = blk.attn, blk.mlp
+        out += [(f"block{i}.attn.{x}", getattr(a, f"{x}_conv"), getattr(a, f"{x}_bn"))
+                for x in "qkv"]
+        out += [(f"block{i}.attn.proj", a.proj_conv, a.proj_bn),
+                (f"block{i}.mlp.fc1", m.fc1_conv, m.fc1_bn),
+                (f"block{i}.mlp.fc2", m.fc2_conv, m.fc2_bn)]
+    return out
+
+
+def neuron_of(model):
+    """IR layer name → ``(LIF module name, integer unit key)`` of every neuron with an integer
+    counterpart; the key names the scale its input current is in (a layer name, ``"stream"``
+    or ``"head"``). The SDSA mask neuron is exact by construction and is left out."""
+    out = {"sps.conv0": ("patch_embed.proj_lif", "sps.conv0"),
+           "sps.conv1": ("patch_embed.proj_lif1", "sps.conv1"),
+           "sps.conv2": ("patch_embed.proj_lif2", "sps.conv2"),
+           "sps.lif3": ("patch_embed.proj_lif3", "stream")}
+    for i in range(len(model.block)):
+        out[f"block{i}.attn.lif_in"] = (f"block.{i}.attn.shortcut_lif", "stream")
         for x in "qkv":
-            folded[f"block{i}.attn.{x}"] = fold_conv_bn(getattr(a, f"{x}_conv"),
-                                                        getattr(a, f"{x}_bn"))
-        folded[f"block{i}.attn.proj"] = fold_conv_bn(a.proj_conv, a.proj_bn)
-        folded[f"block{i}.mlp.fc1"] = fold_conv_bn(m.fc1_conv, m.fc1_bn)
-        folded[f"block{i}.mlp.fc2"] = fold_conv_bn(m.fc2_conv, m.fc2_bn)
+            out[f"block{i}.attn.{x}"] = (f"block.{i}.attn.{x}_lif", f"block{i}.attn.{x}")
+        out[f"block{i}.mlp.lif_in"] = (f"block.{i}.mlp.fc1_lif", "stream")
+        out[f"block{i}.mlp.fc1"] = (f"block.{i}.mlp.fc2_lif", f"block{i}.mlp.fc1")
+    out["head"] = ("head_lif", "head")
+    return out
+
+
+def plan(model, rules):
+    """Every scale, shift and threshold the integer model of ``model`` gets (float64 NumPy).
+
+    This is the single place the scale rules are applied; :func:`quantize_model` turns the
+    plan into integers and :mod:`spikeforge.quantize.qat` fake-quantizes with the same plan,
+    so a QAT-tuned model quantizes to exactly the integers it was trained with.
+
+    Returns
+    -------
+    dict
+        ``folded`` (name → ``(w', b')``; ``sps.conv0`` with ``1/(255·std)`` folded in),
+        ``scale`` (name → per-channel scale; stream writers ``s_r·2^k``), ``shift`` (writer →
+        ``k``), ``theta`` (name → thresholds; also ``"stream"`` and ``"head"``), ``stream_scale``
+        (``s_r``), ``head_scale`` (per tensor), ``zero_point``, ``tokens``, ``writers``.
+    """
+    cfg = model.config
+    config = _config_dict(model, rules)
+    vth = {name: float(m.v_threshold) for name, m in model.named_modules()
+           if hasattr(m, "v_threshold")}
+    folded = {name: fold_conv_bn(conv, bn) for name, conv, bn in conv_bn_pairs(model)}
     # stage 0 sees normalized pixels: fold 1/(255·std) into the weights (doc §4.1)
     std = np.asarray(cfg.std, np.float64)
     mean = np.asarray(cfg.mean, np.float64)
@@ -141,39 +176,54 @@ def quantize_model(model, weight_bits=8, provenance=None):
     layout = ir.expected_layout(config)
     writers = [name for kind, name, *_ in layout if kind.startswith("stream_conv")]
     s_r = np.min([rules.natural_scale(*folded[w]) for w in writers], axis=0)
-    stream_theta = _theta(vth["patch_embed.proj_lif3"], s_r)
-    lif_of = {"sps.conv0": "patch_embed.proj_lif", "sps.conv1": "patch_embed.proj_lif1",
-              "sps.conv2": "patch_embed.proj_lif2"}
     n_tok = ir.expected_geometry(config)["tokens"]
+    scale, shift, theta = {}, {}, {}
+    neurons = neuron_of(model)
+    for name, (w, b) in folded.items():
+        if name in writers:
+            shift[name] = rules.stream_shift(w, s_r)
+            scale[name] = s_r * np.exp2(shift[name])
+        else:
+            scale[name] = rules.natural_scale(w, b)
+            theta[name] = _theta(vth[neurons[name][0]], scale[name])
+    theta["stream"] = _theta(vth["patch_embed.proj_lif3"], s_r)
+    theta["head"] = _theta(vth["head_lif"] * n_tok, s_r)
+    hw = _np(model.head.weight)
+    s_h = float(np.abs(hw).max()) / rules.qmax if np.abs(hw).max() > 0 else 1.0
+    return {"config": config, "folded": folded, "scale": scale, "shift": shift,
+            "theta": theta, "stream_scale": s_r, "head_scale": s_h, "zero_point": zp,
+            "tokens": n_tok, "writers": writers, "layout": layout, "vth": vth}
+
+
+def quantize_model(model, weight_bits=8, provenance=None):
+    """Quantize an eval-mode :class:`SpikeDrivenTransformer` into an :class:`IntegerModel`."""
+    _check_lifs(model)
+    _known_modules(model)
+    rules = QuantRules(weight_bits)
+    p = plan(model, rules)
+    config, zp, s_r = p["config"], p["zero_point"], p["stream_scale"]
     layers = []
-    for kind, name, inp, outp, kw in layout:
+    for kind, name, inp, outp, kw in p["layout"]:
         cls = ir.LAYER_KINDS[kind]
         rec = dict(name=name, input=inp, output=outp, widths={}, **kw)
-        if kind in ("conv3x3_pixel", "conv3x3_spike", "conv1x1"):
-            w, b = folded[name]
-            if kind == "conv1x1":
+        if kind in ("conv3x3_pixel", "conv3x3_spike", "conv1x1") or kind.startswith("stream_c"):
+            w, b = p["folded"][name]
+            if kind.endswith("conv1x1"):
                 w = w.reshape(w.shape[0], -1)
-                blk, sub, x = name.split(".")
-                lif = f"block.{blk[5:]}.{sub}.{'fc2_lif' if x == 'fc1' else x + '_lif'}"
-            else:
-                lif = lif_of[name]
-            s = rules.natural_scale(w, b)
+            s = p["scale"][name]
             wq, bq = rules.quantize(w, b, s)
+            rec.update(weight=wq, bias=bq, scale=s)
+            if kind.startswith("stream_conv"):
+                rec["shift"] = p["shift"][name].astype(np.uint8)
+            else:
+                rec["theta"] = p["theta"][name]
             if kind == "conv3x3_pixel":
                 # padding u = zp must contribute exactly 0: acc = round(b'/s) + Σ W·(u − zp)
-                bq = bq - (wq.astype(np.int64) * zp.reshape(1, -1, 1, 1)).sum(axis=(1, 2, 3))
+                rec["bias"] = bq - (wq.astype(np.int64) * zp.reshape(1, -1, 1, 1)).sum(
+                    axis=(1, 2, 3))
                 rec["zero_point"] = zp
-            rec.update(weight=wq, bias=bq, theta=_theta(vth[lif], s), scale=s)
-        elif kind.startswith("stream_conv"):
-            w, b = folded[name]
-            if kind == "stream_conv1x1":
-                w = w.reshape(w.shape[0], -1)
-            k = rules.stream_shift(w, s_r)
-            s = s_r * np.exp2(k)
-            wq, bq = rules.quantize(w, b, s)
-            rec.update(weight=wq, bias=bq, shift=k.astype(np.uint8), scale=s)
         elif kind == "stream_lif":
-            rec["theta"] = stream_theta.copy()
+            rec["theta"] = p["theta"]["stream"].copy()
         elif kind == "sdsa":
             blk = int(name.split(".")[0][5:])
             mvth = float(model.block[blk].attn.talking_heads_lif.v_threshold)
@@ -182,18 +232,15 @@ def quantize_model(model, weight_bits=8, provenance=None):
             rec.update(theta=theta, shift=shift,
                        stateless_or=ir.stateless_or_holds(theta, shift))
         elif kind == "head":
-            w = _np(model.head.weight)
-            b = _np(model.head.bias)
-            s_h = float(np.abs(w).max()) / rules.qmax if np.abs(w).max() > 0 else 1.0
-            wq = np.round(w / s_h).astype(np.int8)
-            bq = np.round(b / s_h).astype(np.int64)
-            theta = _theta(float(model.head_lif.v_threshold) * n_tok, s_r)
-            rec.update(theta=theta, weight=wq, bias=bq, scale=s_h)
+            s_h = p["head_scale"]
+            wq = np.round(_np(model.head.weight) / s_h).astype(np.int8)
+            bq = np.round(_np(model.head.bias) / s_h).astype(np.int64)
+            rec.update(theta=p["theta"]["head"], weight=wq, bias=bq, scale=s_h)
         layers.append(cls(**rec))
     prov = {"checkpoint_sha256": "0" * 64, "quantizer": {"weight_bits": rules.bits},
             "float_accuracy": None, "integer_accuracy": None}
     prov.update(provenance or {})
-    model_ir = ir.IntegerModel(config=config, layers=layers, stream_theta=stream_theta,
+    model_ir = ir.IntegerModel(config=config, layers=layers, stream_theta=p["theta"]["stream"],
                                stream_scale=s_r, provenance=prov)
     return ir.finalize(model_ir)
 
@@ -229,7 +276,7 @@ def load_float(ckpt_or_path):
 
 
 def quantize_checkpoint(ckpt_or_path, weight_bits=8, qat_epochs=0, *, data_dir=None,
-                        qat_lr=1e-4, seed=0, progress=False):
+                        qat_lr=3e-4, seed=0, progress=False, return_float=False):
     """Fold, (optionally) fine-tune with QAT, and quantize a float checkpoint.
 
     Parameters
@@ -242,10 +289,17 @@ def quantize_checkpoint(ckpt_or_path, weight_bits=8, qat_epochs=0, *, data_dir=N
         Epochs of quantization-aware fine-tuning on the checkpoint's training split first.
     data_dir : str, optional
         Local dataset folder (datasets other than digits).
+    qat_lr : float
+        Peak QAT learning rate (AdamW, cosine-annealed to 0).
+    seed : int
+        Seeds QAT's shuffling and augmentation.
+    return_float : bool
+        Also return the float model the integers come from (the QAT-tuned one after QAT), the
+        model float-vs-integer comparisons must use.
 
     Returns
     -------
-    IntegerModel
+    IntegerModel or (IntegerModel, SpikeDrivenTransformer)
         Validated; provenance holds the checkpoint hash and settings (accuracies are filled by
         the ``quantize`` command, which evaluates).
 
@@ -272,7 +326,8 @@ def quantize_checkpoint(ckpt_or_path, weight_bits=8, qat_epochs=0, *, data_dir=N
     }
     out = quantize_model(model, weight_bits, prov)
     # a round trip through the file format is the validation the readers will do
-    return ir.loads(ir.dumps(out), source="quantized model")
+    out = ir.loads(ir.dumps(out), source="quantized model")
+    return (out, model) if return_float else out
 
 
 def _float_or_none(v):

@@ -50,6 +50,9 @@ def sdsa_ratio_from_counts(model, per_image_counts):
         if layer.KIND == "sdsa":
             events = per_image_counts[layer.name]["acs"]
             rate = events / (t_steps * layer.tokens * layer.channels)
-            out[layer.name] = {"kv_rate": rate,
-                               "ratio": sdsa_ratio(layer.tokens, layer.channels, t_steps, rate)}
+            out[layer.name] = {
+                "kv_rate": rate,
+                "e_vsa_pj": E_MAC_PJ * 2 * layer.tokens * layer.tokens * layer.channels,
+                "e_sdsa_pj": E_AC_PJ * events,
+                "ratio": sdsa_ratio(layer.tokens, layer.channels, t_steps, rate)}
     return out

@@ -128,6 +128,10 @@ def test_energy_and_sdsa_ratio():
         4.6 * 2 * 196 * 196 * 512 / (0.9 * 4 * 0.1 * 196 * 512))
     ratios = energy.sdsa_ratio_from_counts(m, r.per_image())
     assert set(ratios) == {"block0.attn.sdsa"}
+    sd = ratios["block0.attn.sdsa"]
+    if sd["e_sdsa_pj"]:
+        assert sd["ratio"] == pytest.approx(sd["e_vsa_pj"] / sd["e_sdsa_pj"])
+    assert sd["e_vsa_pj"] == pytest.approx(4.6 * 2 * 16 * 16 * 32)
 
 
 def test_bad_images_are_user_errors():
