@@ -254,7 +254,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     # on); the case directory is the simulator's working directory, so waves land there.
     with _log_on_failure(out / "sim.log", f"the {sim} run"):
         runner.test(hdl_toplevel=TOP, test_module="spikeforge.sim.cocotb_accel", test_dir=out,
-                    build_dir=out / "build", results_xml="results.xml",
+                    build_dir=out / "build", results_xml=str((out / "results.xml").resolve()),
                     extra_env={"SPIKEFORGE_COSIM": str((out / "case.json").resolve())},
                     waves=waves, log_file=out / "sim.log")
     if not results_path.exists():

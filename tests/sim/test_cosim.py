@@ -7,6 +7,7 @@ runs (Verilator builds, many digits images) are marked ``slow``.
 """
 
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +74,8 @@ def test_random_models_verilator(seed, tmp_path):
 def digits_tiny(tmp_path_factory):
     from spikeforge.quantize import ir
     sfm = tmp_path_factory.mktemp("digits") / "digits-tiny.sfm"
-    subprocess.run(["spikeforge", "quantize", str(CHECKPOINT), "--out", str(sfm)], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "spikeforge.cli", "quantize", str(CHECKPOINT), "--out",
+                    str(sfm)], check=True, stdout=subprocess.DEVNULL)
     return sfm, ir.load(sfm)
 
 
