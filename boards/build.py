@@ -94,7 +94,10 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="spikeforge", f_sync):
     if board.family == "ecp5":
         overrides["synth_opts"] = "-nodsp"
     try:
-        platform.build(top, name=name, build_dir=str(out_dir), do_program=False, **overrides)
+        # No source locations in the netlist: they hold absolute paths, and the bitstream must
+        # not depend on where the checkout lives.
+        platform.build(top, name=name, build_dir=str(out_dir), do_program=False,
+                       emit_src=False, **overrides)
     except subprocess.CalledProcessError as exc:
         log = ""
         for suffix in (".tim", ".rpt"):

@@ -6,6 +6,7 @@ loads).
 """
 
 import json
+import sys
 from pathlib import Path
 
 NAME = "run"
@@ -86,7 +87,7 @@ def run(args):
         client = BoardClient(port)
         info = client.info()
         if img is not None and info.model_id != img.model_id:
-            print(f"loading {args.model} ({len(img.load)} bytes) ...")
+            print(f"loading {args.model} ({len(img.load)} bytes) ...", file=sys.stderr)
             client.load(img.load, model_id=img.model_id)
             info = client.info()
         if info.model_id == bytes(len(info.model_id)):

@@ -2,6 +2,7 @@
 refusals, the ASIC estimate; real tool runs are ``slow``."""
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -163,3 +164,41 @@ def test_icebreaker_real_build_board_plumbing(tmp_path):
     assert figures["spram"] == 4 and figures["dsp"] == 0
     assert figures["fmax_mhz"] >= 30 and figures["timing_met"]
     assert figures["lc"] <= 5280
+
+
+def test_run_without_a_port_is_one_sentence(capsys):
+    assert main(["run", "--board", "ulx3s-85f", "--port", "/dev/no-such-tty-spikeforge"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spikeforge run: error: cannot open serial port /dev/no-such-tty")
+    assert "\n" not in err
+
+
+@pytest.mark.slow
+def test_run_command_end_to_end(tmp_path, monkeypatch, capsys):
+    """``spikeforge run`` against the simulated ULX3S top behind a fake serial port."""
+    import numpy as np
+    import serial
+
+    from spikeforge.boards.image import model_image
+    from spikeforge.boards.simport import SimulatedPort
+    from spikeforge.boards.top import BoardTop
+    from spikeforge.sim import golden
+
+    model = random_model(SMALL, seed=3, theta_max=4)
+    path = tmp_path / "m.sfm"
+    ir.save(model, path)
+    plan = plan_board(model, BOARDS["ulx3s-85f"], lanes=4, width=8)
+    img = model_image(plan.compiled)
+    top = BoardTop(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes,
+                   divisor=4, timeout=2000, heartbeat_bit=4)
+    port = SimulatedPort(top, top.uart_rx, top.uart_tx, 4, timeout_cycles=500_000)
+    monkeypatch.setattr(serial, "Serial", lambda *a, **k: port)
+    image = np.random.default_rng(0).integers(0, 256, (4, 4)).astype(np.uint8)
+    np.save(tmp_path / "x.npy", image)
+    assert main(["run", "--board", "ulx3s-85f", "--port", "sim", "--model", str(path),
+                 "--lanes", "4", "--width", "8", "--json", str(tmp_path / "x.npy")]) == 0
+    out = capsys.readouterr().out
+    results = json.loads(out)
+    ref = golden.run(model, image[None, None])
+    assert results[0]["logits"] == ref.logits[0].tolist()
+    assert results[0]["class"] == int(ref.classes[0])
