@@ -42,6 +42,14 @@ def setup_verilator(environ=None):
     if not path.startswith(bindir + os.pathsep):
         environ["PATH"] = bindir + os.pathsep + path
     environ["VERILATOR_ROOT"] = str(root)
+    # The wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I (its configure step did not
+    # record "-include"), so a model that Verilator splits into several C++ files passes the
+    # precompiled header to the compiler as an input file and the build stops. A variable in
+    # MAKEFLAGS counts as a command-line assignment of every make the runner starts.
+    fix = "CFG_CXXFLAGS_PCH_I=-include"
+    flags = environ.get("MAKEFLAGS", "")
+    if fix not in flags.split():
+        environ["MAKEFLAGS"] = f"{flags} {fix}".strip()
     return root
 
 
