@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 NAME = "convert"
-HELP = ("Convert a reference SDT checkpoint (official key names) into a spikeforge checkpoint "
-        "for a preset's input shape and normalization.")
+HELP = "convert a reference SDT checkpoint into a spikeforge checkpoint for a preset"
 
 
 def add_arguments(parser):

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 NAME = "eval"
-HELP = "Evaluate a checkpoint (.pt) or integer model (.sfm): test accuracy and firing rates."
+HELP = "evaluate a checkpoint (.pt) or integer model (.sfm): test accuracy and firing rates"
 
 
 def add_arguments(parser):

@@ -3,7 +3,7 @@
 import json
 
 NAME = "presets"
-HELP = "List the model presets (shape, time steps, tokens, parameters)."
+HELP = "list the model presets (shape, time steps, tokens, parameters)"
 
 
 def add_arguments(parser):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 NAME = "quantize"
-HELP = ("Fold BN and quantize a float checkpoint into an integer model file (.sfm); report "
-        "float vs integer accuracy and per-layer spike agreement.")
+HELP = ("fold BN and quantize a float checkpoint into an integer model file (.sfm); report "
+        "float vs integer accuracy and per-layer spike agreement")
 
 
 def add_arguments(parser):

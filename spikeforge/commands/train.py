@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 NAME = "train"
-HELP = "Train a model preset (float, surrogate gradients) and write OUT/checkpoint.pt."
+HELP = "train a model preset (float, surrogate gradients) and write OUT/checkpoint.pt"
 
 
 def add_arguments(parser):
