@@ -172,8 +172,9 @@ def _markdown(report, files):
         lines.append(f"| {label} | {f'{100 * v:.2f} %' if v is not None else 'not run'} |")
     c = report["cosim"]
     if c:
-        lines += ["", f"Co-simulation ({c.get('simulator')}): bit-exact "
-                      f"{c.get('bit_exact')}/{c.get('images')} images."]
+        lines += ["", f"Co-simulation ({c.get('sim')}, generated Verilog): bit-exact "
+                      f"{c.get('bit_exact')}/{c.get('images')} images; RTL accuracy over "
+                      "those images."]
     lines += ["", f"![accuracy]({files['accuracy']})", ""]
     lines += ["## Firing rates", "", "| layer | rate |", "|---|---|"]
     lines += [f"| {n} | {r:.4f} |" for n, r in report["firing_rates"].items()]

@@ -39,14 +39,6 @@ def add_arguments(p):
                    help="build directory (default: a temporary directory, removed afterwards)")
 
 
-def _dataset(model):
-    classes = int(model.config["num_classes"])
-    size = tuple(model.config["img_size"])
-    if int(model.config["in_channels"]) == 1 and size == (8, 8) and classes == 10:
-        return "digits"
-    return "cifar10"
-
-
 def run(args):
     import numpy as np
 
@@ -60,10 +52,12 @@ def run(args):
     if not 0.0 <= args.stall < 1.0:
         raise UserError(f"--stall must be in [0, 1), not {args.stall}")
     model = ir.load(args.model)
-    images, _ = load_dataset(_dataset(model), "test", args.data_dir)
+    dataset = model.provenance.get("dataset") or "digits"
+    images, labels = load_dataset(dataset, "test", args.data_dir)
     if args.images > len(images):
         raise UserError(f"--images {args.images} exceeds the {len(images)} test images")
     images = np.asarray(images[:args.images], np.uint8)
+    labels = np.asarray(labels[:args.images])
 
     def say(message):
         print(f"cosim: {message}", file=sys.stderr, flush=True)
@@ -79,7 +73,11 @@ def run(args):
     summary = f"bit-exact: {result.bit_exact}/{len(result.images)} images"
     bad = result.first_mismatch()
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        data = result.to_json()
+        data["dataset"] = dataset
+        rtl_classes = np.array([r.cls for r in result.images])
+        data["rtl_accuracy"] = float(np.mean(rtl_classes == labels))
+        print(json.dumps(data, indent=2))
         print(summary, file=sys.stderr)
         return 1 if bad else 0
     print(f"{'image':>5} {'class':>5} {'golden':>6} {'RTL cycles':>10} {'predicted':>9} "
