@@ -96,11 +96,15 @@ class HostLink(wiring.Component):
         depth = self._max_payload
         m.submodules.buf = buf = Memory(shape=8, depth=depth, init=[])
         wr = buf.write_port()
-        rd = buf.read_port(domain="comb")
+        # A synchronous read port, so the buffer maps onto block RAM (an asynchronous one
+        # becomes thousands of flip-flops on iCE40). It is addressed with the *next* value of
+        # `count`, so `rd.data` always shows the byte at `count`.
+        rd = buf.read_port()
 
         cmd = Signal(8)
         length = Signal(16)
         count = Signal(16)
+        count_next = Signal(16)
         crc = Signal(8)
         uart_err = Signal()
         timer = Signal(range(self._timeout + 1))
@@ -120,7 +124,9 @@ class HostLink(wiring.Component):
         m.d.comb += self.model_id.eq(id_bytes)
 
         rx_byte = self.rx.payload.data
-        m.d.comb += [rd.addr.eq(count), wr.addr.eq(count), wr.data.eq(rx_byte)]
+        m.d.comb += [count_next.eq(count), rd.addr.eq(count_next), wr.addr.eq(count),
+                     wr.data.eq(rx_byte)]
+        m.d.sync += count.eq(count_next)
 
         # Payload byte k of each reply kind.
         with m.Switch(reply):
@@ -168,7 +174,8 @@ class HostLink(wiring.Component):
                             m.d.sync += length[:8].eq(rx_byte)
                             m.next = nxt
                         elif state == "Length-High":
-                            m.d.sync += [length[8:].eq(rx_byte), count.eq(0)]
+                            m.d.sync += length[8:].eq(rx_byte)
+                            m.d.comb += count_next.eq(0)
                             with m.If(Cat(length[:8], rx_byte) == 0):
                                 m.next = "Check"
                             with m.Elif(Cat(length[:8], rx_byte) > depth):
@@ -177,11 +184,11 @@ class HostLink(wiring.Component):
                                 m.next = "Payload"
                         elif state == "Payload":
                             m.d.comb += wr.en.eq(1)
-                            m.d.sync += count.eq(count + 1)
+                            m.d.comb += count_next.eq(count + 1)
                             with m.If(count + 1 == length):
                                 m.next = "Check"
                         else:  # Check: rx_byte is the CRC
-                            m.d.sync += count.eq(0)
+                            m.d.comb += count_next.eq(0)
                             with m.If(uart_err):
                                 fail(ErrorCode.UART)
                             with m.Elif(rx_byte != crc):
@@ -197,7 +204,8 @@ class HostLink(wiring.Component):
                 # Over-long payload: swallow it and its CRC, then report the length error.
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
-                    m.d.sync += [count.eq(count + 1), timer.eq(self._timeout)]
+                    m.d.sync += timer.eq(self._timeout)
+                    m.d.comb += count_next.eq(count + 1)
                     with m.If(count == length):
                         fail(ErrorCode.LENGTH)
                 with m.Elif(timer == 0):
@@ -225,7 +233,8 @@ class HostLink(wiring.Component):
                         fail(ErrorCode.COMMAND)
 
             with m.State("Set-Id"):
-                m.d.sync += [id_bytes.word_select(count[:3], 8).eq(rd.data), count.eq(count + 1)]
+                m.d.sync += id_bytes.word_select(count[:3], 8).eq(rd.data)
+                m.d.comb += count_next.eq(count + 1)
                 with m.If(count + 1 == MODEL_ID_BYTES):
                     start_reply(Reply.ACK, 0)
 
@@ -239,7 +248,7 @@ class HostLink(wiring.Component):
                             m.d.sync += word_index.eq(0)
                             m.next = "Result"
                     with m.Elif(port.ready):
-                        m.d.sync += count.eq(count + 1)
+                        m.d.comb += count_next.eq(count + 1)
 
             with m.State("Result"):
                 m.d.comb += self.result.ready.eq(1)

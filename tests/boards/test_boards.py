@@ -147,7 +147,8 @@ class _StandIn(wiring.Component):
         with m.If(self.load.valid | self.pixels.valid):
             m.d.sync += addr.eq(addr + 1)
         with m.If(self.pixels.valid):
-            m.d.sync += acc.eq(acc + self.w_read.data.as_value()[:16] + self.pixels.payload)
+            w = self.w_read.data.as_value()   # all 64 bits, so all four SPRAMs stay
+            m.d.sync += acc.eq(acc + (w[:16] ^ w[16:32] ^ w[32:48] ^ w[48:]) + self.pixels.payload)
         m.d.comb += [self.result.valid.eq(1), self.result.payload.data.eq(acc),
                      self.result.payload.last.eq(1), self.busy.eq(acc[0])]
         return m
