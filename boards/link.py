@@ -103,19 +103,33 @@ class HostLink(wiring.Component):
 
         cmd = Signal(8)
         length = Signal(16)
+        # `length - 1`, registered with `length`: the "last payload byte" test is then an
+        # equality, not an adder and a comparator in series (the link's critical path on iCE40).
+        length_m1 = Signal(16)
         count = Signal(16)
         count_next = Signal(16)
         crc = Signal(8)
         uart_err = Signal()
-        timer = Signal(range(self._timeout + 1))
+        # Counts down from `timeout - 1` and expires when it goes negative: the test is then the
+        # sign bit, not a wide comparison with zero on every receive state's path.
+        timer = Signal((self._timeout - 1).bit_length() + 1)
+        expired = timer[-1]
         error = Signal(ErrorCode, init=ErrorCode.CHECKSUM)
 
         # Reply being sent: header, then a payload produced by `payload_byte`, then the CRC.
         reply = Signal(Reply, init=Reply.ACK)
         reply_len = Signal(16)
+        reply_last = Signal(16)   # reply_len - 1, so the end test is an equality
         tx_crc = Signal(8)
         tx_count = Signal(16)
         payload_byte = Signal(8)
+        # The CRC takes each sent payload byte one cycle later: the byte multiplexer and the
+        # CRC's XOR trees in series were the link's critical path. A character takes many
+        # cycles on the line, so the CRC is always settled before it is sent.
+        sent = Signal(8)
+        sent_pending = Signal()
+        with m.If(sent_pending):
+            m.d.sync += [tx_crc.eq(crc8_next(tx_crc, sent)), sent_pending.eq(0)]
 
         n_result = self._num_classes * 4 + 1 + 4
         result_words = Signal(32 * (self._num_classes + 2))
@@ -144,7 +158,8 @@ class HostLink(wiring.Component):
                 m.d.comb += payload_byte.eq(result_bytes.word_select(tx_count, 8))
 
         def start_reply(kind, length_):
-            m.d.sync += [reply.eq(kind), reply_len.eq(length_), tx_count.eq(0), tx_crc.eq(0)]
+            m.d.sync += [reply.eq(kind), reply_len.eq(length_), reply_last.eq(max(length_ - 1, 0)),
+                         tx_count.eq(0), tx_crc.eq(0)]
             m.next = "Reply-Sync"
 
         def fail(code):
@@ -154,7 +169,7 @@ class HostLink(wiring.Component):
         with m.FSM():
             with m.State("Hunt"):
                 m.d.comb += self.rx.ready.eq(1)
-                m.d.sync += [crc.eq(0), uart_err.eq(0), timer.eq(self._timeout)]
+                m.d.sync += [crc.eq(0), uart_err.eq(0), timer.eq(self._timeout - 1)]
                 with m.If(self.rx.valid & ~self.rx.payload.error & (rx_byte == SYNC)):
                     m.next = "Command"
 
@@ -164,7 +179,7 @@ class HostLink(wiring.Component):
                 with m.State(state):
                     m.d.comb += self.rx.ready.eq(1)
                     with m.If(self.rx.valid):
-                        m.d.sync += [timer.eq(self._timeout), crc.eq(crc8_next(crc, rx_byte))]
+                        m.d.sync += [timer.eq(self._timeout - 1), crc.eq(crc8_next(crc, rx_byte))]
                         with m.If(self.rx.payload.error):
                             m.d.sync += uart_err.eq(1)
                         if state == "Command":
@@ -174,7 +189,8 @@ class HostLink(wiring.Component):
                             m.d.sync += length[:8].eq(rx_byte)
                             m.next = nxt
                         elif state == "Length-High":
-                            m.d.sync += length[8:].eq(rx_byte)
+                            m.d.sync += [length[8:].eq(rx_byte),
+                                         length_m1.eq(Cat(length[:8], rx_byte) - 1)]
                             m.d.comb += count_next.eq(0)
                             with m.If(Cat(length[:8], rx_byte) == 0):
                                 m.next = "Check"
@@ -185,7 +201,7 @@ class HostLink(wiring.Component):
                         elif state == "Payload":
                             m.d.comb += wr.en.eq(1)
                             m.d.comb += count_next.eq(count + 1)
-                            with m.If(count + 1 == length):
+                            with m.If(count == length_m1):
                                 m.next = "Check"
                         else:  # Check: rx_byte is the CRC
                             m.d.comb += count_next.eq(0)
@@ -195,7 +211,7 @@ class HostLink(wiring.Component):
                                 fail(ErrorCode.CHECKSUM)
                             with m.Else():
                                 m.next = "Dispatch"
-                    with m.Elif(timer == 0):
+                    with m.Elif(expired):
                         fail(ErrorCode.TIMEOUT)
                     with m.Else():
                         m.d.sync += timer.eq(timer - 1)
@@ -204,11 +220,11 @@ class HostLink(wiring.Component):
                 # Over-long payload: swallow it and its CRC, then report the length error.
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
-                    m.d.sync += timer.eq(self._timeout)
+                    m.d.sync += timer.eq(self._timeout - 1)
                     m.d.comb += count_next.eq(count + 1)
                     with m.If(count == length):
                         fail(ErrorCode.LENGTH)
-                with m.Elif(timer == 0):
+                with m.Elif(expired):
                     fail(ErrorCode.TIMEOUT)
                 with m.Else():
                     m.d.sync += timer.eq(timer - 1)
@@ -235,13 +251,16 @@ class HostLink(wiring.Component):
             with m.State("Set-Id"):
                 m.d.sync += id_bytes.word_select(count[:3], 8).eq(rd.data)
                 m.d.comb += count_next.eq(count + 1)
-                with m.If(count + 1 == MODEL_ID_BYTES):
+                with m.If(count == MODEL_ID_BYTES - 1):
                     start_reply(Reply.ACK, 0)
 
             for state, port in [("Load", self.load), ("Feed", self.pixels)]:
                 with m.State(state):
-                    m.d.comb += [port.payload.eq(rd.data), port.valid.eq(count < length)]
-                    with m.If(count >= length):
+                    # `count` climbs from 0 to `length` one step at a time, so equality
+                    # is enough (and shorter than a magnitude comparison).
+                    at_end = count == length
+                    m.d.comb += [port.payload.eq(rd.data), port.valid.eq(~at_end)]
+                    with m.If(at_end):
                         if state == "Load":
                             start_reply(Reply.ACK, 0)
                         else:
@@ -280,12 +299,12 @@ class HostLink(wiring.Component):
             with m.State("Reply-Payload"):
                 m.d.comb += [self.tx.payload.eq(payload_byte), self.tx.valid.eq(1)]
                 with m.If(self.tx.ready):
-                    m.d.sync += [tx_crc.eq(crc8_next(tx_crc, payload_byte)),
+                    m.d.sync += [sent.eq(payload_byte), sent_pending.eq(1),
                                  tx_count.eq(tx_count + 1)]
-                    with m.If(tx_count + 1 == reply_len):
+                    with m.If(tx_count == reply_last):
                         m.next = "Reply-Check"
             with m.State("Reply-Check"):
-                m.d.comb += [self.tx.payload.eq(tx_crc), self.tx.valid.eq(1)]
+                m.d.comb += [self.tx.payload.eq(tx_crc), self.tx.valid.eq(~sent_pending)]
                 with m.If(self.tx.ready):
                     m.next = "Hunt"
         return m
