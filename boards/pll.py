@@ -2,8 +2,9 @@
 
 The divider searches follow the devices' documented ranges (phase detector and VCO
 frequencies); the closest frequency not above the request is chosen, so a design is never
-clocked faster than it was timed for. The caller defines the ``sync`` domain; the PLL drives
-its clock, and holds it in reset until the PLL locks.
+clocked faster than it was timed for. The output needs no clock constraint of its own:
+nextpnr derives it from the board oscillator's constraint and the dividers. The caller
+defines the ``sync`` domain; the PLL drives its clock, and holds it in reset until it locks.
 """
 
 from dataclasses import dataclass
@@ -131,7 +132,6 @@ class ICE40PLL(_PLLBase):
             o_PLLOUTGLOBAL=clk, o_LOCK=lock,
         )
         self._domain(m, clk, lock)
-        platform.add_clock_constraint(clk, self.params.f_out)
         return m
 
 
@@ -169,5 +169,4 @@ class ECP5PLL(_PLLBase):
             o_CLKOP=clk, o_LOCK=lock,
         )
         self._domain(m, clk, lock)
-        platform.add_clock_constraint(clk, self.params.f_out)
         return m

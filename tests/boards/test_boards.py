@@ -165,6 +165,11 @@ def test_icebreaker_real_build_board_plumbing(tmp_path):
     assert figures["spram"] == 4 and figures["dsp"] == 0
     assert figures["fmax_mhz"] >= 30 and figures["timing_met"]
     assert figures["lc"] <= 5280
+    # Same design and seed → the same bitstream.
+    again = build_bitstream(board, top, tmp_path / "again", seed=1, f_sync=top.f_sync)
+    assert again == figures
+    assert (tmp_path / "again" / "spikeforge.bin").read_bytes() == \
+        (tmp_path / "spikeforge.bin").read_bytes()
 
 
 def test_run_without_a_port_is_one_sentence(capsys):
