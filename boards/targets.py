@@ -25,11 +25,12 @@ _DP16KD_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384,
 # Memories at most this deep are left in logic by Yosys (flip-flops on iCE40, LUT RAM on ECP5).
 _LOGIC_ROWS = {"ice40": 8, "ecp5": 16}
 # Calibrated logic model of the accelerator + host link (fixed controller, SDSA and loader
-# cost plus a per-lane datapath), from measured builds: synth_ice40 of digits-tiny at P = 2 and
-# P = 8 gave 6 107 and 9 005 LUT4; nextpnr placed a 4×4, D = 8 model at P = 2 with the link in
-# 11 487 iCE40 logic cells (LUT4s and flip-flops that do not pack together). A design over the
-# estimate by more than the margin is refused; nextpnr has the last word on the rest.
-_LOGIC_MODEL = {"ice40": (10_500, 500), "ecp5": (5_140, 483)}
+# cost plus a per-lane datapath), from measured builds. iCE40 logic cells (LUT4s and
+# flip-flops that do not pack together), nextpnr: a 4×4, D = 8 model at P = 2 ≈ 9 500 LC (with
+# the link's buffer in block RAM), digits-tiny at P = 8 16 047 LC. ECP5 LUT4s, Yosys: the
+# digits-tiny core 6 107 / 9 005 at P = 2 / 8; digits-small at P = 8 with the link 8 574.
+# A design over the estimate by more than the margin is refused; nextpnr decides the rest.
+_LOGIC_MODEL = {"ice40": (8_000, 1_000), "ecp5": (5_140, 483)}
 _LOGIC_MARGIN = 1.1
 
 
