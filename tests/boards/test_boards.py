@@ -208,3 +208,18 @@ def test_run_command_end_to_end(tmp_path, monkeypatch, capsys):
     ref = golden.run(model, image[None, None])
     assert results[0]["logits"] == ref.logits[0].tolist()
     assert results[0]["class"] == int(ref.classes[0])
+
+
+def test_run_reads_npy_and_png(tmp_path):
+    import numpy as np
+    from matplotlib import image as mpimg
+
+    from spikeforge.commands.run import _read_image
+
+    a = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    np.save(tmp_path / "a.npy", a)
+    mpimg.imsave(tmp_path / "a.png", np.stack([a, a, a], axis=-1))   # exact 8-bit RGB
+    assert (_read_image(tmp_path / "a.npy") == a).all()
+    assert (_read_image(tmp_path / "a.png") == a).all()
+    with pytest.raises(UserError, match="unknown image format; use .npy or .png"):
+        _read_image(tmp_path / "a.jpg")
