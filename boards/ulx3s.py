@@ -33,7 +33,7 @@ class ULX3STop(Elaboratable):
         Passed to :class:`~spikeforge.boards.top.BoardTop` (a stand-in for board-only builds).
     """
 
-    def __init__(self, config, *, image_bytes, num_classes, f_sync=80e6, baud=115200,
+    def __init__(self, config, *, image_bytes, num_classes, f_sync=40e6, baud=115200,
                  accelerator=None):
         self.pll_params = ecp5_pll(CLOCK_HZ, f_sync)
         f = self.pll_params.f_out
