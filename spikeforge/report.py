@@ -30,8 +30,8 @@ def _read_json(path, what):
         raise UserError(f"{what} file {path} is not readable JSON ({exc})") from None
 
 
-def collect(model_path, *, cosim=None, builds=(), images=DEFAULT_IMAGES, lanes=8, width=16,
-            data_dir=None):
+def collect(model_path, *, cosim=None, builds=(), asic=None, images=DEFAULT_IMAGES, lanes=8,
+            width=16, data_dir=None):
     """Compute the report's figures; returns a JSON-serializable dict."""
     from spikeforge.model import load_dataset
     from spikeforge.quantize import ir
@@ -78,6 +78,7 @@ def collect(model_path, *, cosim=None, builds=(), images=DEFAULT_IMAGES, lanes=8
         "sdsa": energy.sdsa_ratio_from_counts(model, per_image),
         "cosim": None,
         "boards": [],
+        "asic": None,
     }
     if cosim is not None:
         c = _read_json(cosim, "co-simulation result")
@@ -86,6 +87,8 @@ def collect(model_path, *, cosim=None, builds=(), images=DEFAULT_IMAGES, lanes=8
             report["accuracy"]["rtl"] = c["rtl_accuracy"]
     for b in builds:
         report["boards"].append(_read_json(b, "build result"))
+    if asic is not None:
+        report["asic"] = _read_json(asic, "ASIC estimate")
     return report
 
 
@@ -153,9 +156,21 @@ def _plots(report, out):
     return files
 
 
+# `spikeforge build` names logic after the family: iCE40 logic cells, ECP5 LUT4s.
+_LOGIC_KEYS = ("lc", "lut4")
+
+
+def _resource(build, kind):
+    """``(used, available)`` of ``kind`` (``lut``, ``ff``, ``bram``, ``spram``, ``dsp``)."""
+    keys = _LOGIC_KEYS if kind == "lut" else (kind,)
+    for key in keys:
+        if key in build:
+            return build[key], build.get(f"{key}_available")
+    return None, None
+
+
 def _utilization(build, kind):
-    used = build.get("resources", {}).get(kind)
-    avail = build.get("available", {}).get(kind)
+    used, avail = _resource(build, kind)
     return 100.0 * used / avail if used is not None and avail else 0.0
 
 
@@ -206,14 +221,22 @@ def _markdown(report, files):
         lines += ["| board | LUT/LC | FF | BRAM | SPRAM | DSP | Fmax (MHz) |",
                   "|---|---|---|---|---|---|---|"]
         for b in report["boards"]:
-            r = b.get("resources", {})
+            cells = []
+            for kind in ("lut", "ff", "bram", "spram", "dsp"):
+                used, avail = _resource(b, kind)
+                cells.append("–" if used is None else f"{used}" + (f" / {avail}" if avail else ""))
             fmax = b.get("fmax_mhz")
-            lines.append(f"| {b['board']} | {r.get('lut')} | {r.get('ff')} | {r.get('bram')} | "
-                         f"{r.get('spram', 0)} | {r.get('dsp')} | "
+            lines.append(f"| {b['board']} | {' | '.join(cells)} | "
                          f"{f'{fmax:.1f}' if fmax else '–'} |")
         lines += ["", f"![resources]({files['resources']})"]
     else:
-        lines.append("No board build was given (`--build BUILD.json`).")
+        lines.append("No board build was given (`--build DIR/report.json`).")
+    asic = report["asic"]
+    if asic:
+        lines += ["", "## ASIC estimate", "",
+                  f"Generic-gate synthesis of the core (P = {asic.get('lanes')}): "
+                  f"**{asic.get('nand2')} NAND2 equivalents** ({asic.get('flops')} flip-flops) "
+                  f"and {asic.get('sram_bits')} SRAM bits in {len(asic.get('macros', []))} macros."]
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,8 @@ def add_arguments(p):
     p.add_argument("--out", type=Path, default=Path("out/report"), help="output directory")
     p.add_argument("--cosim", type=Path, help="JSON result of `spikeforge cosim --json`")
     p.add_argument("--build", type=Path, action="append", default=[],
-                   help="JSON result of `spikeforge build` (repeat for several boards)")
+                   help="report.json of a `spikeforge build` (repeat for several boards)")
+    p.add_argument("--asic", type=Path, help="asic.json of `spikeforge build --target asic`")
     p.add_argument("--images", type=int, default=100,
                    help="test images for firing rates, cycles and energy")
     p.add_argument("--lanes", type=int, default=8, help="PE lanes P of the cycle model")
@@ -25,7 +26,8 @@ def run(args):
 
     if args.images < 1:
         raise UserError(f"--images must be at least 1, not {args.images}")
-    report = collect(args.model, cosim=args.cosim, builds=args.build, images=args.images,
+    report = collect(args.model, cosim=args.cosim, builds=args.build, asic=args.asic,
+                     images=args.images,
                      lanes=args.lanes, width=args.width, data_dir=args.data_dir)
     path = write_report(report, args.out)
     a = report["accuracy"]

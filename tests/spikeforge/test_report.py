@@ -15,10 +15,11 @@ def shipped_sfm(tmp_path_factory):
 
 def test_report_sections_plots_and_determinism(shipped_sfm, tmp_path):
     build = tmp_path / "build.json"
+    # The shape `spikeforge build` writes (iCE40: logic cells as "lc").
     build.write_text(json.dumps({
-        "board": "icebreaker", "fmax_mhz": 31.5,
-        "resources": {"lut": 4000, "ff": 2000, "bram": 20, "spram": 4, "dsp": 0},
-        "available": {"lut": 5280, "ff": 5280, "bram": 30, "spram": 4, "dsp": 8},
+        "board": "icebreaker", "fmax_mhz": 31.5, "lc": 4000, "lc_available": 5280, "ff": 2000,
+        "bram": 20, "bram_available": 30, "spram": 4, "spram_available": 4, "dsp": 0,
+        "dsp_available": 8,
     }))
     outs = []
     for run in ("a", "b"):
@@ -28,7 +29,7 @@ def test_report_sections_plots_and_determinism(shipped_sfm, tmp_path):
         outs.append(out)
     md = (outs[0] / "report.md").read_text()
     for section in ("## Accuracy", "## Firing rates", "## Cycles", "## Energy per inference",
-                    "## Boards", "| icebreaker | 4000 |"):
+                    "## Boards", "| icebreaker | 4000 / 5280 | 2000 |"):
         assert section in md
     data = json.loads((outs[0] / "report.json").read_text())
     assert data["accuracy"]["integer"] > 0.95
