@@ -55,7 +55,7 @@ def main(argv=None):
     t_float = _best(run_float, args.repeats)
     t_golden = _best(run_golden, args.repeats)
     result = {
-        "checkpoint": str(ckpt_path), "batch": len(images), "repeats": args.repeats,
+        "checkpoint": Path(ckpt_path).name, "batch": len(images), "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "float_images_per_s": len(images) / t_float,
         "golden_images_per_s": len(images) / t_golden,
