@@ -70,7 +70,7 @@ DESCRIPTOR = data.StructLayout({
     "groups": 8,          # output channel groups of P lanes
     "steps": 8,           # time steps T
     "in_h": 8, "in_w": 8,     # input map height, width
-    "out_h": 8, "out_w": 8,   # output positions iterated (pooled size for POOL_OR / pool)
+    "out_h": 8, "out_w": 8,   # positions iterated (POOL_OR: pooled; pooled CONV: input)
     "in_base": 20,        # input map base (spike, pixel or stream memory)
     "in_shx": 5, "in_shy": 5, "in_sht": 5,      # input layout shifts
     "out_base": 20,       # output map base (spike or stream memory)

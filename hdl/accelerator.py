@@ -17,7 +17,7 @@ from .compile import AccelConfig
 from .event_encoder import EventEncoder
 from .lif import LIFUnit
 from .pe_array import PEArray, PEOp
-from .pool import IntMaxPool, SpikeMaxPool
+from .pool import SpikeMaxPool
 from .residual import AlignAdd
 from .sdsa import SDSAOp, SDSAUnit
 
@@ -105,7 +105,6 @@ class Accelerator(wiring.Component):
         m.submodules.sdsa = sdsa = SDSAUnit(cfg.sdsa_channels, w, cfg.max_tokens, mode="lif",
                                             theta_width=16, shift=cfg.sdsa_shift)
         m.submodules.orpool = orpool = SpikeMaxPool(w)
-        m.submodules.maxpool = maxpool = IntMaxPool(p, cfg.acc_bits)
         m.submodules.align = align = AlignAdd(p, cfg.stream_bits, cfg.acc_bits,
                                               (1 << cfg.shift_bits) - 1,
                                               out_width=cfg.stream_bits)
@@ -209,8 +208,10 @@ class Accelerator(wiring.Component):
         f_more, f_pend = Signal(), Signal()
         f_word = Signal(_CW_BITS + _TAP_BITS)
         f_last, f_lastw, f_oob = Signal(), Signal(), Signal()
-        dy0 = Mux(is_pixel | ~d.k3, Mux(d.k3, 0, 1), Mux(cy == 0, 1, 0))
-        dx0 = Mux(is_pixel | ~d.k3, Mux(d.k3, 0, 1), Mux(cx == 0, 1, 0))
+        def first_tap(c):
+            return Mux(is_pixel | ~d.k3, Mux(d.k3, 0, 1), Mux(c == 0, 1, 0))
+
+        dx0 = first_tap(cx)                 # column restart inside the neighbourhood
         dy1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cy + 1 >= d.in_h, 1, 2))
         dx1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cx + 1 >= d.in_w, 1, 2))
         iy = Signal(signed(11))
@@ -260,11 +261,19 @@ class Accelerator(wiring.Component):
         m.d.comb += [pix_r.addr.eq(pix_addr), shm_r.addr.eq(d.prow + g)]
         m.d.comb += lgm_r.addr.eq(rc >> (p - 1).bit_length() if p > 1 else rc)
 
+        # One assignment per payload field (a field overridden inside an FSM state would turn
+        # the constant ones into `always @*` blocks that event-driven simulators never run).
+        # Coordinates of the CONV row in the output stage (see the row pipeline below).
+        o_t, o_oy, o_ox, o_g = Signal(8), Signal(8), Signal(8), Signal(8)
+        o_first, o_last, c_done = Signal(), Signal(), Signal()
+        in_cwait = Signal()                 # CONV_WAIT: the output stage takes the PE's sums
         m.d.comb += [
-            lif.i.payload.x.eq(value), lif.i.payload.row.eq(0),
-            lif.i.payload.trow.eq(d.prow + g), lif.i.payload.first.eq(t_first),
-            maxpool.i.payload.data.eq(pe.o.payload.acc),
-            align.i.payload.acc.eq(value), align.i.payload.shift.eq(shift),
+            lif.i.payload.x.eq(Mux(in_cwait, pe.o.payload.acc, value)),
+            lif.i.payload.row.eq(0),
+            lif.i.payload.trow.eq(d.prow + Mux(in_cwait, o_g, g)),
+            lif.i.payload.first.eq(Mux(in_cwait, o_first, t_first)),
+            align.i.payload.acc.eq(Mux(in_cwait, pe.o.payload.acc, value)),
+            align.i.payload.shift.eq(Mux(in_cwait, shm_r.data, shift)),
             sdsa.theta.eq(d.theta),
         ]
         with m.If(d.mode == Mode.ADD):
@@ -290,15 +299,91 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += fcw.eq(fcw + 1)
 
-        def start_fetch():
-            m.d.sync += [fdy.eq(dy0), fdx.eq(dx0), fcw.eq(0), f_more.eq(1), f_pend.eq(0)]
+        def start_fetch(ny, nx):
+            m.d.sync += [fdy.eq(first_tap(ny)), fdx.eq(first_tap(nx)), fcw.eq(0), f_more.eq(1),
+                         f_pend.eq(0), cy.eq(ny), cx.eq(nx)]
 
-        # Conv centre of the current (window) position.
-        def set_centre(wyv, wxv):
-            m.d.sync += [
-                cy.eq(Mux(d.pool, (oy << 1) + wyv - 1, oy)),
-                cx.eq(Mux(d.pool, (ox << 1) + wxv - 1, ox)),
+        # -- CONV row pipeline -----------------------------------------------------------------
+        # A CONV row (group, position, step) is retired in three overlapped parts: the gather
+        # (events → PE), the drain, and the output stage (LIF + spike write, AlignAdd + stream
+        # write, pooled max-merge, logits). The loop counters advance as soon as the row's last
+        # event is issued, so the next row's fetch runs during the drain; the output stage works
+        # from its own copy of the row's coordinates (o_*), taken at that moment.
+        n_t = Mux(last_t, 0, t + 1)
+        wrap_x = last_t & (ox == d.out_w - 1)
+        wrap_y = wrap_x & (oy == d.out_h - 1)
+        n_ox = Mux(last_t, Mux(wrap_x, 0, ox + 1), ox)
+        n_oy = Mux(wrap_x, Mux(wrap_y, 0, oy + 1), oy)
+        layer_done = wrap_y & (g == d.groups - 1)
+        latching = Signal()                 # this cycle issues the row's last event
+        sel_t = Mux(latching, t, o_t)
+        sel_oy, sel_ox = Mux(latching, oy, o_oy), Mux(latching, ox, o_ox)
+        sel_g = Mux(latching, g, o_g)
+        o_x_addr = map_addr(d.out_base, o_t, o_oy, o_ox, o_g, d.out_shx, d.out_shy, d.out_sht)
+        sel_x_addr = map_addr(d.out_base, sel_t, sel_oy, sel_ox, sel_g, d.out_shx, d.out_shy,
+                              d.out_sht)
+        o_spk_addr = map_addr(d.out_base, o_t, o_oy, o_ox, o_g >> lpw if lpw else o_g,
+                              d.out_shx, d.out_shy, d.out_sht)
+
+        def latch_row():
+            m.d.comb += latching.eq(1)
+            m.d.sync += [o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox), o_g.eq(g), o_first.eq(t_first),
+                         o_last.eq(last_t), c_done.eq(layer_done),
+                         t.eq(n_t), ox.eq(n_ox), oy.eq(n_oy)]
+            with m.If(wrap_y):
+                m.d.sync += [g.eq(g + 1), wg.eq(wg + d.w_gstride)]
+            with m.If(layer_done):
+                m.d.sync += f_active.eq(0)
+            with m.Else():
+                start_fetch(n_oy, n_ox)
+
+        # Output stage registers: the LIF / AlignAdd result of the row taken last cycle.
+        o_spk, o_x = Signal(), Signal()
+        m.d.sync += [o_spk.eq(0), o_x.eq(0)]
+        with m.If(o_spk):
+            m.d.comb += [
+                lif.o.ready.eq(1), spk_w.addr.eq(o_spk_addr),
+                spk_w.data.eq(Cat(*([lif.o.payload.spikes] * (w // p)))),
+                spk_w.en.eq(Mux(lif.o.valid, 1 << (o_g[:lpw] if lpw else 0), 0)),
             ]
+        with m.If(o_x):
+            m.d.comb += [align.o.ready.eq(1), xs_w.addr.eq(o_x_addr),
+                         xs_w.data.eq(align.o.payload.sum), xs_w.en.eq(align.o.valid)]
+
+        with m.If(d.op == Op.CONV):
+            m.d.comb += [xs_r.addr.eq(sel_x_addr), shm_r.addr.eq(d.prow + sel_g)]
+
+        # Pooled CONV: the shifted conv value of input position (pl_y, pl_x) is max-merged into
+        # every 3×3/s2/p1 window holding it (rows pl_y>>1 … and columns likewise), read then
+        # write, one window per two cycles; the first input of a window (in raster order)
+        # overwrites, so the stream needs no clearing. Max and shift commute: the shift is a
+        # left shift into a stream wide enough for every shifted conv value.
+        pl_busy, pl_ph = Signal(), Signal()
+        pl_t, pl_y, pl_x, pl_g = Signal(8), Signal(8), Signal(8), Signal(8)
+        pl_wy, pl_wx = Signal(8), Signal(8)
+        pl_wy1 = Mux(pl_y[0] & (pl_y + 1 < d.in_h), (pl_y >> 1) + 1, pl_y >> 1)
+        pl_wx1 = Mux(pl_x[0] & (pl_x + 1 < d.in_w), (pl_x >> 1) + 1, pl_x >> 1)
+        pl_first = (Mux(pl_wy == 0, pl_y == 0, pl_y == (pl_wy << 1) - 1)
+                    & Mux(pl_wx == 0, pl_x == 0, pl_x == (pl_wx << 1) - 1))
+        pl_addr = map_addr(d.out_base, pl_t, pl_wy, pl_wx, pl_g, d.out_shx, d.out_shy,
+                           d.out_sht)
+        pl_new = Signal(lanes_x)
+        for lane in range(p):
+            a, b = align.o.payload.sum[lane], xs_r.data[lane]
+            m.d.comb += pl_new[lane].eq(Mux(pl_first | (a > b), a, b))
+        with m.If(pl_busy):
+            m.d.sync += pl_ph.eq(~pl_ph)
+            with m.If(~pl_ph):
+                m.d.comb += xs_r.addr.eq(pl_addr)
+            with m.Else():
+                m.d.comb += [xs_w.addr.eq(pl_addr), xs_w.data.eq(pl_new), xs_w.en.eq(1)]
+                with m.If(pl_wx != pl_wx1):
+                    m.d.sync += pl_wx.eq(pl_wx + 1)
+                with m.Elif(pl_wy != pl_wy1):
+                    m.d.sync += [pl_wy.eq(pl_wy + 1), pl_wx.eq(pl_x >> 1)]
+                with m.Else():
+                    m.d.sync += pl_busy.eq(0)
+                    m.d.comb += align.o.ready.eq(1)
 
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
@@ -353,6 +438,8 @@ class Accelerator(wiring.Component):
                             m.next = "SDSA_K"
                         with m.Case(Op.POOL_OR):
                             m.next = "POS"
+                        with m.Case(Op.CONV):
+                            m.next = "CONV_START"
                         with m.Default():
                             m.next = "GROUP"
             with m.State("GROUP"):
@@ -367,7 +454,6 @@ class Accelerator(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [wy.eq(wy0), wx.eq(wx0), win_first.eq(1), bit.eq(7),
                              hy.eq(0), hx.eq(0)]
-                set_centre(wy0, wx0)
                 with m.Switch(d.op):
                     with m.Case(Op.PIXEL):
                         with m.If(t_first):
@@ -375,8 +461,6 @@ class Accelerator(wiring.Component):
                             m.next = "GATHER_CMD"
                         with m.Else():
                             m.next = "OUT"
-                    with m.Case(Op.CONV):
-                        m.next = "GATHER_CMD"
                     with m.Case(Op.STREAM_LIF):
                         m.next = "X_READ"
                     with m.Case(Op.HEAD_SUM):
@@ -394,7 +478,7 @@ class Accelerator(wiring.Component):
                     pe.i.payload.addr.eq(d.prow + g),
                 ]
                 with m.If(pe.i.ready):
-                    start_fetch()
+                    start_fetch(oy, ox)
                     m.d.sync += f_active.eq(1)
                     m.next = "GATHER_RUN"
             with m.State("GATHER_RUN"):
@@ -415,43 +499,83 @@ class Accelerator(wiring.Component):
                     m.next = "GATHER_WAIT"
             with m.State("GATHER_WAIT"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(d.pool):
-                    m.d.comb += [maxpool.i.valid.eq(pe.o.valid), pe.o.ready.eq(maxpool.i.ready),
-                                 maxpool.i.payload.first.eq(win_first),
-                                 maxpool.i.payload.last.eq(win_last)]
-                    with m.If(pe.o.valid & maxpool.i.ready):
-                        m.d.sync += win_first.eq(0)
-                        with m.If(win_last):
-                            m.next = "POOL_MAX"
-                        with m.Else():
-                            with m.If(wx == wx1):
-                                m.d.sync += [wx.eq(wx0), wy.eq(wy + 1)]
-                                set_centre(wy + 1, wx0)
-                            with m.Else():
-                                m.d.sync += wx.eq(wx + 1)
-                                set_centre(wy, wx + 1)
-                            m.next = "GATHER_CMD"
-                with m.Else():
-                    m.d.comb += pe.o.ready.eq(1)
-                    with m.If(pe.o.valid):
-                        with m.If(is_pixel):
-                            # Horner over bit-planes: value = 2·value + conv(plane).
-                            for lane in range(p):
-                                m.d.sync += value[lane].eq((value[lane] << 1)
-                                                           + pe.o.payload.acc[lane])
-                            m.d.sync += bit.eq(bit - 1)
-                            with m.If(bit == 0):
-                                m.next = "OUT"
-                            with m.Else():
-                                m.next = "GATHER_CMD"
-                        with m.Else():
-                            m.d.sync += value.eq(pe.o.payload.acc)
+                m.d.comb += pe.o.ready.eq(1)
+                with m.If(pe.o.valid):
+                    with m.If(is_pixel):
+                        # Horner over bit-planes: value = 2·value + conv(plane).
+                        for lane in range(p):
+                            m.d.sync += value[lane].eq((value[lane] << 1)
+                                                       + pe.o.payload.acc[lane])
+                        m.d.sync += bit.eq(bit - 1)
+                        with m.If(bit == 0):
                             m.next = "OUT"
-            with m.State("POOL_MAX"):
-                m.d.comb += [self.busy.eq(1), maxpool.o.ready.eq(1)]
-                with m.If(maxpool.o.valid):
-                    m.d.sync += value.eq(maxpool.o.payload.data)
-                    m.next = "OUT"
+                        with m.Else():
+                            m.next = "GATHER_CMD"
+                    with m.Else():
+                        m.d.sync += value.eq(pe.o.payload.acc)
+                        m.next = "OUT"
+            # ---- CONV: pipelined rows (see the row pipeline above) ----
+            with m.State("CONV_START"):
+                m.d.comb += [self.busy.eq(1), pe.i.valid.eq(1), pe.i.payload.op.eq(PEOp.BIAS),
+                             pe.i.payload.addr.eq(d.prow + g)]
+                start_fetch(oy, ox)
+                m.d.sync += f_active.eq(1)
+                m.next = "CONV_RUN"
+            with m.State("CONV_RUN"):
+                # An empty last word arrives as a marker: its cycle issues the DRAIN.
+                m.d.comb += [
+                    self.busy.eq(1),
+                    pe.i.valid.eq(enc.o.valid),
+                    pe.i.payload.op.eq(Mux(ev.none, PEOp.DRAIN, PEOp.ACC)),
+                    pe.i.payload.addr.eq(ev_row),
+                    enc.o.ready.eq(pe.i.ready),
+                ]
+                with m.If(enc.o.valid & enc.o.ready & ev.last):
+                    latch_row()
+                    with m.If(ev.none):
+                        m.next = "CONV_WAIT"
+                    with m.Else():
+                        m.next = "CONV_DRAIN"
+            with m.State("CONV_DRAIN"):
+                m.d.comb += [self.busy.eq(1), pe.i.valid.eq(1), pe.i.payload.op.eq(PEOp.DRAIN)]
+                with m.If(pe.i.ready):
+                    m.next = "CONV_WAIT"
+            with m.State("CONV_WAIT"):
+                # Take the drained sums into the output stage and, in the same cycle, load the
+                # next row's bias (the PE array accepts a command as its output is taken).
+                take = pe.o.valid & ~pl_busy
+                m.d.comb += [
+                    self.busy.eq(1), pe.o.ready.eq(~pl_busy),
+                    pe.i.valid.eq(~c_done), pe.i.payload.op.eq(PEOp.BIAS),
+                    pe.i.payload.addr.eq(d.prow + g),
+                    in_cwait.eq(1),
+                ]
+                with m.If(take):
+                    with m.Switch(d.mode):
+                        with m.Case(Mode.SPIKE):
+                            m.d.comb += lif.i.valid.eq(1)
+                            m.d.sync += o_spk.eq(1)
+                        with m.Case(Mode.SET, Mode.ADD):
+                            m.d.comb += align.i.valid.eq(1)
+                            with m.If(d.pool):
+                                m.d.sync += [pl_busy.eq(1), pl_ph.eq(0), pl_t.eq(o_t),
+                                             pl_y.eq(o_oy), pl_x.eq(o_ox), pl_g.eq(o_g),
+                                             pl_wy.eq(o_oy >> 1), pl_wx.eq(o_ox >> 1)]
+                            with m.Else():
+                                m.d.sync += o_x.eq(1)
+                        with m.Case(Mode.LOGIT):
+                            c_logit = Signal(lanes_logit)
+                            for lane in range(p):
+                                m.d.comb += c_logit[lane].eq(Mux(o_first, 0, logit[lane])
+                                                             + pe.o.payload.acc[lane])
+                            m.d.sync += logit.eq(c_logit)
+                            m.d.comb += [lgm_w.addr.eq(o_g), lgm_w.data.eq(c_logit),
+                                         lgm_w.en.eq(o_last)]
+                    with m.If(c_done):
+                        m.d.sync += pc.eq(pc + 1)
+                        m.next = "FETCH"
+                    with m.Else():
+                        m.next = "CONV_RUN"
 
             # ---- residual-stream inputs ----
             with m.State("X_READ"):

@@ -353,7 +353,12 @@ class _Builder:
              "prow": prow}
         self.spike_in(d, layer.input)
         lay = self.stream_layout()
-        d.update(out_h=lay["h"], out_w=lay["w"])
+        # A pooled conv iterates its *input* positions: each conv result is computed once and
+        # max-merged into the (at most 4) pooled windows that contain it.
+        if pool:
+            d.update(out_h=d["in_h"], out_w=d["in_w"])
+        else:
+            d.update(out_h=lay["h"], out_w=lay["w"])
         self.stream_out(d)
         self.add(d, layer.name, (layer.input,), ())
 

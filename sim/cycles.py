@@ -19,6 +19,8 @@ _GROUP = 2          # GROUP, GROUP_SHIFT
 _LOOP = 3           # POS, OUT, NEXT per (group, position, step)
 _GATHER = 5         # GATHER_CMD, 2 fetch/encoder latency, GATHER_DRAIN, GATHER_WAIT
 _OUT = {"spike": 2, "stream": 2, "logit": 1}
+_CONV_START = 3     # CONV_START and the first row's two fetch/encoder cycles
+_ROW = 2            # CONV_DRAIN (or the empty last word's marker), CONV_WAIT
 
 
 def _ceil(a, b):
@@ -54,21 +56,20 @@ def _window_ranges(n):
             for o in range((n - 1) // 2 + 1)]
 
 
-def _conv_cycles(s, groups, k3, width, out_stage, pool=False):
-    """Cycles of a spike-input CONV over map ``s`` ``[T, C, H, W]`` (one image)."""
-    t_steps, _, h, w = s.shape
-    gathered = _box(_word_cost(s, width), k3) + _GATHER
-    if pool:
-        per_pos = []
-        for ys in _window_ranges(h):
-            for xs in _window_ranges(w):
-                per_pos.append(sum(gathered[:, y, x] for y in ys for x in xs) + 1)
-        per_step = np.stack(per_pos, axis=-1)
-    else:
-        per_step = gathered
-    positions = per_step.shape[-1] if pool else h * w
-    per_group = per_step.sum() + positions * t_steps * (_LOOP + out_stage) + _GROUP
-    return int(groups * per_group)
+def _conv_cycles(s, groups, k3, width):
+    """Cycles of a spike-input CONV over map ``s`` ``[T, C, H, W]`` (one image).
+
+    The row pipeline (``docs/accelerator.md`` §9): ``CONV_START`` and two fetch cycles, then per
+    row (group, position, step) its encoder items plus ``_ROW`` (drain, take + next bias). A
+    pooled conv iterates the input positions too (its window merges overlap the next gather).
+    Only the layer's very last row differs: with an empty last word the marker cycle is the
+    drain and no next fetch follows, so it is one cycle shorter.
+    """
+    t_steps, c, h, w = s.shape
+    per_group = int((_box(_word_cost(s, width), k3) + _ROW).sum())
+    words = _ceil(c, width)
+    last_word = s[t_steps - 1, (words - 1) * width:, h - 1, w - 1]
+    return _CONV_START + groups * per_group - int(not last_word.any())
 
 
 def predict(model, spikes, lanes, width, image=0):
@@ -111,13 +112,9 @@ def predict(model, spikes, lanes, width, image=0):
             hw = layer.height * layer.width
             gather = 8 * (_GATHER + 9 * layer.in_channels)
             cyc += g * (_GROUP + hw * (gather + t_steps * (_LOOP + _OUT["spike"])))
-        elif kind in ("conv3x3_spike", "conv1x1"):
+        elif kind in ("conv3x3_spike", "conv1x1", "stream_conv3x3", "stream_conv1x1"):
             cyc += _conv_cycles(smap(layer.input), _ceil(layer.out_channels, p),
-                                kind == "conv3x3_spike", width, _OUT["spike"])
-        elif kind in ("stream_conv3x3", "stream_conv1x1"):
-            cyc += _conv_cycles(smap(layer.input), _ceil(layer.out_channels, p),
-                                kind == "stream_conv3x3", width, _OUT["stream"],
-                                pool=bool(getattr(layer, "pool", False)))
+                                kind in ("conv3x3_spike", "stream_conv3x3"), width)
         elif kind == "stream_lif":
             cyc += _ceil(layer.channels, p) * (_GROUP + n * t_steps * (_LOOP + 2
                                                                        + _OUT["spike"]))
@@ -129,8 +126,7 @@ def predict(model, spikes, lanes, width, image=0):
             cyc += g * (_GROUP + t_steps * (_LOOP + 2 * n + _OUT["spike"]))
             head = np.asarray(spikes[layer.output])[:, image]
             cyc += DECODE_CYCLES + _conv_cycles(head.reshape(t_steps, -1, 1, 1),
-                                                _ceil(layer.num_classes, p), False, width,
-                                                _OUT["logit"])
+                                                _ceil(layer.num_classes, p), False, width)
             cyc += DECODE_CYCLES    # END
         if getattr(layer, "pool", False) and kind in ("conv3x3_pixel", "conv3x3_spike"):
             words = _ceil(layer.out_channels, width)
