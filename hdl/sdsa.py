@@ -110,7 +110,10 @@ class SDSAUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         w = self._width
-        m.submodules.mem = mem = memory.Memory(shape=self.row_layout, depth=self._words, init=[])
+        # At least two rows: a one-row memory has a zero-width address port, which Verilator
+        # rejects (ASCRANGE); the spare row is never addressed.
+        m.submodules.mem = mem = memory.Memory(shape=self.row_layout, depth=max(self._words, 2),
+                                               init=[])
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=(wr,))
 
