@@ -32,7 +32,11 @@ def run(args):
     path = write_report(report, args.out)
     a = report["accuracy"]
     print(f"wrote {path}")
-    print(f"  accuracy float {a['float']}, integer {a['integer']:.4f}, rtl {a['rtl']}")
+    def pct(v):
+        return "not run" if v is None else f"{100 * v:.2f} %"
+
+    print(f"  accuracy: float {pct(a['float'])}, integer {pct(a['integer'])}, "
+          f"RTL {pct(a['rtl'])}")
     print(f"  {report['cycles']['mean_per_image']:.0f} cycles/image, "
           f"{report['energy']['total_uj']:.3f} µJ/image")
     return 0
