@@ -124,6 +124,8 @@ def _plots(report, out):
     save(fig, "cycles.png")
 
     accs = {k: v for k, v in report["accuracy"].items() if v is not None}
+    if "rtl" in accs:
+        accs[f"rtl ({report['cosim']['images']} images)"] = accs.pop("rtl")
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.bar(list(accs), [100 * v for v in accs.values()], color="tab:green")
     ax.set_ylim(min(100 * v for v in accs.values()) - 5, 100)
@@ -184,7 +186,10 @@ def _markdown(report, files):
         v = a[k]
         label = {"float": "float (PyTorch)", "integer": "integer (golden model)",
                  "rtl": "RTL (co-simulation)"}[k]
-        lines.append(f"| {label} | {f'{100 * v:.2f} %' if v is not None else 'not run'} |")
+        value = f"{100 * v:.2f} %" if v is not None else "not run"
+        if k == "rtl" and v is not None:
+            value += f" (first {report['cosim']['images']} test images only)"
+        lines.append(f"| {label} | {value} |")
     c = report["cosim"]
     if c:
         lines += ["", f"Co-simulation ({c.get('sim')}, generated Verilog): bit-exact "
