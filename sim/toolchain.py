@@ -7,6 +7,7 @@ the wheel. YoWASP tools are found through the variables Amaranth's build plans r
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 YOWASP_ENV = {
@@ -54,9 +55,17 @@ def setup_verilator(environ=None):
 
 
 def setup_yowasp(environ=None):
-    """Set the tool variables Amaranth's build plans read to the YoWASP programs."""
+    """Set the tool variables Amaranth's build plans read to the YoWASP programs.
+
+    A tool found on ``PATH`` is named as is; otherwise the one installed beside this Python
+    (``.venv/bin``, when the virtual environment is used without being activated) is named by
+    its absolute path. Variables already set are left alone.
+    """
     environ = os.environ if environ is None else environ
+    beside = Path(sys.executable).parent
     for var, tool in YOWASP_ENV.items():
+        if shutil.which(tool) is None and (beside / tool).exists():
+            tool = str(beside / tool)
         environ.setdefault(var, tool)
     return environ
 
