@@ -118,8 +118,7 @@ class LIFUnit(wiring.Component):
                                                    depth=self._theta_depth, init=[])
         t_wr = t_mem.write_port()
         t_rd = t_mem.read_port()
-        m.d.comb += [t_wr.addr.eq(self.theta_write.addr), t_wr.data.eq(self.theta_write.data),
-                     t_wr.en.eq(self.theta_write.en)]
+        wiring.connect(m, wiring.flipped(self.theta_write), t_wr)
 
         s_valid = Signal()
         s = Signal(self.in_layout)

@@ -130,8 +130,7 @@ class PEArray(wiring.Component):
                                                    depth=self._bias_depth, init=[])
         b_wr = b_mem.write_port()
         b_rd = b_mem.read_port()
-        m.d.comb += [b_wr.addr.eq(self.b_write.addr), b_wr.data.eq(self.b_write.data),
-                     b_wr.en.eq(self.b_write.en)]
+        wiring.connect(m, wiring.flipped(self.b_write), b_wr)
         if self._external:
             w_rd = self.w_read
         else:
@@ -139,8 +138,7 @@ class PEArray(wiring.Component):
                                                        depth=self._weight_depth, init=[])
             w_wr = w_mem.write_port()
             w_rd = w_mem.read_port()
-            m.d.comb += [w_wr.addr.eq(self.w_write.addr), w_wr.data.eq(self.w_write.data),
-                         w_wr.en.eq(self.w_write.en)]
+            wiring.connect(m, wiring.flipped(self.w_write), w_wr)
 
         acc = [Signal(signed(self._acc_width), name=f"acc{lane}") for lane in range(p)]
         s_valid = Signal()
