@@ -15,7 +15,6 @@ lanes and no zero skipping. Targets (issue 5): cycles ≤ 1.5 × work bound, spe
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -89,19 +88,16 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "cycles.json"))
     args = parser.parse_args(argv)
 
+    from spikeforge.model import SHIPPED_CHECKPOINTS
     from spikeforge.model.data import load_dataset
-    from spikeforge.quantize import ir
+    from spikeforge.quantize.quantizer import quantize_checkpoint
     from spikeforge.sim.cosim import cosim
 
     digits, _ = load_dataset("digits", "test")
     digits = np.asarray(digits[:args.images], np.uint8)
     rows = []
     with tempfile.TemporaryDirectory(prefix="spikeforge-bench-") as tmp:
-        sfm = Path(tmp) / "digits-tiny.sfm"
-        subprocess.run([sys.executable, "-m", "spikeforge.cli", "quantize",
-                        str(ROOT / "model" / "checkpoints" / "digits-tiny.pt"), "--out",
-                        str(sfm)], check=True, stdout=subprocess.DEVNULL)
-        tiny = ir.load(sfm)
+        tiny = quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"])
         rtl = None
         if args.rtl:
             res = cosim(tiny, digits, sim="verilator", out=Path(tmp) / "verilator",

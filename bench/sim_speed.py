@@ -8,7 +8,6 @@ the bench's wall time (build excluded, reported separately). Both runs must be b
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,18 +23,15 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "sim_speed.json"))
     args = parser.parse_args(argv)
 
+    from spikeforge.model import SHIPPED_CHECKPOINTS
     from spikeforge.model.data import load_dataset
-    from spikeforge.quantize import ir
+    from spikeforge.quantize.quantizer import quantize_checkpoint
     from spikeforge.sim.cosim import cosim
 
     images = np.asarray(load_dataset("digits", "test")[0][:args.images], np.uint8)
     rows = {}
     with tempfile.TemporaryDirectory(prefix="spikeforge-simspeed-") as tmp:
-        sfm = Path(tmp) / "digits-tiny.sfm"
-        subprocess.run([sys.executable, "-m", "spikeforge.cli", "quantize",
-                        str(ROOT / "model" / "checkpoints" / "digits-tiny.pt"), "--out",
-                        str(sfm)], check=True, stdout=subprocess.DEVNULL)
-        model = ir.load(sfm)
+        model = quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"])
         for sim in ("verilator", "icarus"):
             res = cosim(model, images, sim=sim, out=Path(tmp) / sim)
             assert res.bit_exact == len(images), f"{sim}: not bit-exact"
