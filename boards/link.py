@@ -4,9 +4,14 @@ A whole frame is buffered and its checksum checked before anything reaches the a
 a corrupt or truncated frame never half-loads a model or half-feeds an image; every frame gets
 exactly one reply frame (see :mod:`spikeforge.boards.protocol`), and a gap longer than
 ``timeout`` cycles inside a frame ends it with an ``ERROR`` reply — the board never hangs.
+
+Results are not buffered: the ``RESULT`` reply (whose length is known in advance) starts as soon
+as the accelerator offers its first result word, and its payload is sent straight from the
+``result`` stream, one word held at a time, the next word taken only when the previous one's bytes
+are out (the accelerator holds a word while it is not taken).
 """
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -66,7 +71,10 @@ class HostLink(wiring.Component):
     pixels : Out(stream.Signature(8))
         The accelerator's pixel stream.
     result : In(stream.Signature(ResultPayload))
-        The accelerator's result words: ``num_classes`` logits, the class, the cycle count.
+        The accelerator's result words: ``num_classes`` logits, the class, the cycle count
+        (``last``). They are streamed into the ``RESULT`` reply as the UART sends it (the link
+        counts the words, so ``num_classes`` must be the accelerator's); a word is taken only
+        once the previous one is sent, so the stream sees back-pressure.
     model_id : Out(8 * MODEL_ID_BYTES)
         The id set by ``SET_ID`` (shown on LEDs or reported by ``INFO``).
     """
@@ -131,9 +139,15 @@ class HostLink(wiring.Component):
         with m.If(sent_pending):
             m.d.sync += [tx_crc.eq(crc8_next(tx_crc, sent)), sent_pending.eq(0)]
 
+        # RESULT payload: the result word being sent, shifted right a byte per byte sent (so
+        # the byte out is always its low byte: no byte multiplexer), and how many of its bytes
+        # are left after the current one (3 for a logit or the cycle count, 0 for the class).
+        # `need_word` asks the result stream for the next word once a word's bytes are out.
         n_result = self._num_classes * 4 + 1 + 4
-        result_words = Signal(32 * (self._num_classes + 2))
-        word_index = Signal(range(self._num_classes + 3))
+        class_at = self._num_classes * 4   # payload offset of the class byte
+        word = Signal(32)
+        word_left = Signal(2)
+        need_word = Signal()
         id_bytes = Signal(8 * MODEL_ID_BYTES)
         m.d.comb += self.model_id.eq(id_bytes)
 
@@ -150,12 +164,8 @@ class HostLink(wiring.Component):
                 info = Cat(id_bytes, Const(self._num_classes, 8), Const(self._image_bytes, 16))
                 m.d.comb += payload_byte.eq(info.word_select(tx_count[:4], 8))
             with m.Case(Reply.RESULT):
-                # Logits (LE), the class byte, the cycle count (LE).
-                classes = self._num_classes
-                result_bytes = Cat(result_words[:32 * classes],
-                                   result_words[32 * classes:32 * classes + 8],
-                                   result_words[32 * (classes + 1):])
-                m.d.comb += payload_byte.eq(result_bytes.word_select(tx_count, 8))
+                # Logits (LE), the class byte, the cycle count (LE), from the held word.
+                m.d.comb += payload_byte.eq(word[:8])
 
         def start_reply(kind, length_):
             m.d.sync += [reply.eq(kind), reply_len.eq(length_), reply_last.eq(max(length_ - 1, 0)),
@@ -264,20 +274,17 @@ class HostLink(wiring.Component):
                         if state == "Load":
                             start_reply(Reply.ACK, 0)
                         else:
-                            m.d.sync += word_index.eq(0)
                             m.next = "Result"
                     with m.Elif(port.ready):
                         m.d.comb += count_next.eq(count + 1)
 
             with m.State("Result"):
+                # The first word (a logit) starts the reply; the rest are taken as it is sent.
                 m.d.comb += self.result.ready.eq(1)
                 with m.If(self.result.valid):
-                    m.d.sync += [result_words.word_select(word_index, 32).eq(
-                                     self.result.payload.data),
-                                 word_index.eq(word_index + 1)]
-                    with m.If(self.result.payload.last |
-                              (word_index == self._num_classes + 1)):
-                        start_reply(Reply.RESULT, n_result)
+                    m.d.sync += [word.eq(self.result.payload.data), word_left.eq(3),
+                                 need_word.eq(0)]
+                    start_reply(Reply.RESULT, n_result)
 
             header = [("Reply-Sync", Const(SYNC, 8), "Reply-Code", False),
                       ("Reply-Code", reply.as_value(), "Reply-Length-Low", True),
@@ -297,12 +304,23 @@ class HostLink(wiring.Component):
                         else:
                             m.next = nxt
             with m.State("Reply-Payload"):
-                m.d.comb += [self.tx.payload.eq(payload_byte), self.tx.valid.eq(1)]
-                with m.If(self.tx.ready):
+                # `need_word` is only ever set in a RESULT reply: the next result word is taken
+                # (one beat of `result.ready`) before the byte after a finished word is offered.
+                # `tx_count` is then the offset of that word's first byte.
+                m.d.comb += [self.tx.payload.eq(payload_byte), self.tx.valid.eq(~need_word),
+                             self.result.ready.eq(need_word)]
+                with m.If(need_word):
+                    with m.If(self.result.valid):
+                        m.d.sync += [word.eq(self.result.payload.data), need_word.eq(0),
+                                     word_left.eq(Mux(tx_count == class_at, 0, 3))]
+                with m.Elif(self.tx.ready):
                     m.d.sync += [sent.eq(payload_byte), sent_pending.eq(1),
-                                 tx_count.eq(tx_count + 1)]
+                                 tx_count.eq(tx_count + 1),
+                                 word.eq(word >> 8), word_left.eq(word_left - 1)]
                     with m.If(tx_count == reply_last):
                         m.next = "Reply-Check"
+                    with m.Elif((reply == Reply.RESULT) & (word_left == 0)):
+                        m.d.sync += need_word.eq(1)
             with m.State("Reply-Check"):
                 m.d.comb += [self.tx.payload.eq(tx_crc), self.tx.valid.eq(~sent_pending)]
                 with m.If(self.tx.ready):

@@ -2,10 +2,12 @@
 
 A small stand-in accelerator (sums the load bytes, echoes pixel statistics as logits) stands
 behind the link here; the accelerator itself is driven the same way in the board-top tests.
+The stand-in can also stall its result stream at random (a word offered late, and held until it
+is taken), as the real one does while its result words are read out.
 """
 
 import pytest
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 
 from spikeforge.boards.host import BoardClient, BoardError
@@ -20,10 +22,20 @@ CLASSES = 3
 TIMEOUT = 400
 
 
+# Result words of the stalling stand-in: negative logits (pixel sum - 1000, ~load sum, -count),
+# class 2, a cycle count with its top bit set.
+_STALL_CLASS, _STALL_CYCLES = 2, 0x89ABCDEF
+
+
+def _stall_result(pixels, load):
+    return (sum(pixels) - 1000, ~sum(load), -len(pixels)), _STALL_CLASS, _STALL_CYCLES
+
+
 class _Top(wiring.Component):
-    def __init__(self):
+    def __init__(self, stall=False):
         self.rx = Signal(init=1)
         self.tx = Signal(init=1)
+        self._stall = stall
         super().__init__({})
 
     def elaborate(self, platform):
@@ -43,8 +55,18 @@ class _Top(wiring.Component):
         m.d.comb += link.pixels.ready.eq(px_n < IMAGE)
         with m.If(link.pixels.valid & (px_n < IMAGE)):
             m.d.sync += [px_sum.eq(px_sum + link.pixels.payload), px_n.eq(px_n + 1)]
-        words = [px_sum, load_sum, px_n, 1, 12345]
-        with m.If(px_n == IMAGE):
+        if not self._stall:
+            words = [px_sum, load_sum, px_n, 1, 12345]
+            offer = 1
+        else:
+            words = [px_sum - 1000, ~load_sum, -px_n, _STALL_CLASS, _STALL_CYCLES]
+            # A word is offered when a 16-bit LFSR says so, then held until it is taken.
+            lfsr, held = Signal(16, init=0xACE1), Signal()
+            m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[3] ^ lfsr[5]))
+            offer = held | (lfsr[:2] == 0)
+            with m.If(link.result.valid):
+                m.d.sync += held.eq(~link.result.ready)
+        with m.If((px_n == IMAGE) & offer):
             m.d.comb += link.result.valid.eq(1)
             with m.Switch(out_i):
                 for i, w in enumerate(words):
@@ -58,14 +80,19 @@ class _Top(wiring.Component):
         return m
 
 
+@pytest.fixture(params=[False, True], ids=["steady", "stalling"])
+def stalling(request):
+    return request.param
+
+
 @pytest.fixture
-def board():
-    top = _Top()
+def board(stalling):
+    top = _Top(stall=stalling)
     with SimulatedPort(top, top.rx, top.tx, DIV, timeout_cycles=4 * TIMEOUT) as port:
         yield port, BoardClient(port, chunk=16)
 
 
-def test_load_id_and_classify(board):
+def test_load_id_and_classify(board, stalling):
     port, client = board
     client.load(bytes(range(40)), model_id=b"\x01\x02\x03\x04\x05\x06\x07\x08")
     info = client.info()
@@ -73,8 +100,28 @@ def test_load_id_and_classify(board):
     assert (info.num_classes, info.image_bytes) == (CLASSES, IMAGE)
     for pixels in [bytes([1, 2, 3, 4, 5, 6]), bytes([255] * 6)]:
         result = client.classify(pixels, CLASSES)
-        assert result.logits == (sum(pixels), sum(range(40)), IMAGE)
-        assert (result.label, result.cycles) == (1, 12345)
+        if stalling:
+            logits, label, cycles = _stall_result(pixels, range(40))
+        else:
+            logits, label, cycles = (sum(pixels), sum(range(40)), IMAGE), 1, 12345
+        assert (result.logits, result.label, result.cycles) == (logits, label, cycles)
+
+
+def test_result_frame_bytes():
+    """A RESULT reply streamed from a stalling result stream is the protocol's frame exactly."""
+    top = _Top(stall=True)
+    load = bytes([200, 100, 7])
+    with SimulatedPort(top, top.rx, top.tx, DIV, timeout_cycles=4 * TIMEOUT) as port:
+        BoardClient(port, chunk=16).load(load)
+        for pixels in [bytes([1, 2, 3, 4, 5, 6]), bytes([255] * 6), bytes(6)]:
+            logits, label, cycles = _stall_result(pixels, load)
+            payload = b"".join(v.to_bytes(4, "little", signed=True) for v in logits)
+            payload += bytes([label]) + cycles.to_bytes(4, "little")
+            expected = encode_frame(Reply.RESULT, payload)
+            assert len(expected) == 4 + 4 * CLASSES + 5 + 1
+            port.write(encode_frame(Command.CLASSIFY, pixels))
+            assert port.read(len(expected)) == expected
+            assert port.read(1) == b""  # nothing after the frame
 
 
 def _reply(port):
@@ -82,13 +129,13 @@ def _reply(port):
     return code, body
 
 
-def test_bad_checksum_then_recovers(board):
+def test_bad_checksum_then_recovers(board, stalling):
     port, client = board
     frame = bytearray(encode_frame(Command.CLASSIFY, bytes(IMAGE)))
     frame[-1] ^= 0xFF
     port.write(frame)
     assert _reply(port) == (Reply.ERROR.value, bytes([ErrorCode.CHECKSUM.value]))
-    assert client.classify(bytes([7] * IMAGE), CLASSES).logits[0] == 42
+    assert client.classify(bytes([7] * IMAGE), CLASSES).logits[0] == 42 - 1000 * stalling
 
 
 def test_wrong_length_unknown_command_and_overlong(board):
@@ -102,11 +149,11 @@ def test_wrong_length_unknown_command_and_overlong(board):
     assert client.info().image_bytes == IMAGE
 
 
-def test_mid_frame_timeout_never_hangs(board):
+def test_mid_frame_timeout_never_hangs(board, stalling):
     port, client = board
     port.write(bytes([SYNC, Command.CLASSIFY.value, IMAGE, 0, 1, 2]))  # cut off mid-payload
     assert _reply(port) == (Reply.ERROR.value, bytes([ErrorCode.TIMEOUT.value]))
-    assert client.classify(bytes([1] * IMAGE), CLASSES).logits[0] == IMAGE
+    assert client.classify(bytes([1] * IMAGE), CLASSES).logits[0] == IMAGE - 1000 * stalling
 
 
 def test_link_parameters_checked():
