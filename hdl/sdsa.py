@@ -7,7 +7,7 @@ the mask is just ``OR_n (K ∧ V)``; ``mode="or"`` builds that stateless special
 channel instead of a counter and a membrane.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,14 +29,32 @@ class SDSAOp(enum.Enum, shape=2):
 class SDSAUnit(wiring.Component):
     """SDSA over spike rows of ``channels`` bits, ``width`` channels per cycle.
 
-    One command per cycle, each on one word (``W`` channels) of a row. A time step of an
-    ``N``-token layer is ``N·D/W`` ``KV`` commands, then ``D/W`` ``MASK`` commands, then
-    ``N·D/W`` ``Q`` commands: ``(2N + 1)·D/W`` cycles, linear in ``N·D/W``. ``Q`` results
-    appear on ``o`` one cycle after the command is accepted (latency 1).
+    Each command works on one word (``W`` channels) of a row. ``KV`` and ``Q`` commands take
+    one cycle each (back to back, one word per cycle); ``Q`` results appear on ``o`` one cycle
+    after the command is accepted (latency 1), and a ``Q`` result held by ``o.ready`` low holds
+    ``i.ready`` low.
 
-    Per-word state sits in one ``lib.memory.Memory`` row (counts, mask membranes, mask bits),
-    read the cycle a command is accepted and written back the next; the read port is
-    transparent, so back-to-back updates of one word see each other.
+    ``MASK`` takes exactly ``W`` cycles with ``mode="lif"`` (1 with ``mode="or"``): after a
+    ``MASK`` command is accepted, ``i.ready`` stays low for the next ``W − 1`` cycles, whatever
+    the data, so the next command (of any kind) is accepted ``W`` cycles after the ``MASK``
+    at the earliest. A controller holding ``valid`` high for the ``D/W`` ``MASK`` commands of a
+    row (the first accepted at once, as after a ``KV``) spends ``(D/W − 1)·W + 1 = D − W + 1``
+    cycles from the first offer to the last acceptance, both included. Its next command may be
+    offered the very next cycle: it is accepted ``W`` cycles after the last ``MASK`` (once the
+    mask bits are written, so a ``Q`` sees them and a ``KV`` with ``first`` cannot clobber the
+    counts the ``MASK`` still reads).
+
+    A time step of an ``N``-token layer is ``N·D/W`` ``KV`` commands, then ``D/W`` ``MASK``
+    commands, then ``N·D/W`` ``Q`` commands: ``2N·D/W + D`` cycles with ``mode="lif"`` and
+    ``(2N + 1)·D/W`` with ``mode="or"``, issued back to back.
+
+    The ``lif`` mask runs one neuron (channel) per cycle through a single adder and
+    comparator; the membranes ``vm`` sit in their own ``lib.memory.Memory`` of ``D`` rows (one
+    channel per row, a block RAM candidate), read one cycle ahead of their update, unsigned
+    and only as wide as a stored membrane can get (see ``__init__``). The counts
+    and the mask bits sit in two small memories of ``D/W`` rows with asynchronous read ports
+    (they map to flip-flops): a command reads them the cycle after it is accepted and writes
+    them at the end of that cycle, so every command sees the previous ones' results.
 
     ``first`` flags replace clearing sweeps: on ``KV`` it marks token 0 (counts restart from 0),
     on ``MASK`` time step 0 (the mask membranes restart from 0).
@@ -88,13 +106,13 @@ class SDSAUnit(wiring.Component):
         self._mode = mode
         self._shift = shift
         self._count_width = tokens.bit_length() if mode == "lif" else 1
-        # A stored mask membrane is an H below θ, and H is at most max(V, kv << shift).
-        self._vm_width = max(theta_width, self._count_width + shift) + 1
+        # The mask membranes never go negative: V starts at 0 and H = (V + (kv << shift)) >> 1
+        # with kv >= 0. H is at most max(V, kv << shift), so V never exceeds the largest
+        # shifted count (``count_width + shift`` bits), and a stored V is an H below θ, so
+        # below 2**(theta_width - 1): V is stored unsigned in the smaller of the two widths.
+        self._vm_width = max(min(theta_width - 1, self._count_width + shift), 1)
         word_width = max((self._words - 1).bit_length(), 1)
-        fields = {"count": data.ArrayLayout(self._count_width, width), "mask": width}
-        if mode == "lif":
-            fields["vm"] = data.ArrayLayout(signed(self._vm_width), width)
-        self.row_layout = data.StructLayout(fields)
+        self.count_layout = data.ArrayLayout(self._count_width, width)
         self.in_layout = data.StructLayout({
             "op": SDSAOp, "word": word_width, "a": width, "b": width, "first": 1, "last": 1,
         })
@@ -110,57 +128,113 @@ class SDSAUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         w = self._width
-        # At least two rows: a one-row memory has a zero-width address port, which Verilator
-        # rejects (ASCRANGE); the spare row is never addressed.
-        m.submodules.mem = mem = memory.Memory(shape=self.row_layout, depth=max(self._words, 2),
-                                               init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=(wr,))
+        lif = self._mode == "lif"
+        # At least two rows in every memory: a one-row memory has a zero-width address port,
+        # which Verilator rejects (ASCRANGE); the spare row is never addressed.
+        rows = max(self._words, 2)
+        m.submodules.counts = counts = memory.Memory(shape=self.count_layout, depth=rows,
+                                                     init=[])
+        m.submodules.masks = masks = memory.Memory(shape=w, depth=rows, init=[])
+        cnt_wr = counts.write_port()
+        cnt_rd = counts.read_port(domain="comb")
+        mask_wr = masks.write_port()
+        mask_rd = masks.read_port(domain="comb")
 
         s_valid = Signal()
         s = Signal(self.in_layout)
-        stall = s_valid & (s.op == SDSAOp.Q) & ~self.o.ready
+        is_kv = s_valid & (s.op == SDSAOp.KV)
+        is_mask = s_valid & (s.op == SDSAOp.MASK)
+        is_q = s_valid & (s.op == SDSAOp.Q)
+        stall = is_q & ~self.o.ready
+        # Channel of the word under a "lif" MASK command that is updated this cycle (none with
+        # W = 1: a zero-width signal would be a `[-1:0]` wire, which Verilator rejects).
+        kbits = (w - 1).bit_length() if lif else 0
+        k = Signal(kbits, name="chan") if kbits else None
+        mask_last = (k == w - 1) if kbits else Const(1, 1)
+        stall |= is_mask & ~mask_last
         advance = ~stall
-        m.d.comb += [
-            self.i.ready.eq(advance),
-            rd.addr.eq(self.i.payload.word),
-            rd.en.eq(advance),
-        ]
+        m.d.comb += self.i.ready.eq(advance)
         with m.If(advance):
             m.d.sync += [s_valid.eq(self.i.valid), s.eq(self.i.payload)]
 
-        row = rd.data
-        new = Signal(self.row_layout)
-        m.d.comb += new.eq(row)
+        m.d.comb += [cnt_rd.addr.eq(s.word), mask_rd.addr.eq(s.word)]
+        row = cnt_rd.data
+
+        # KV: one word of counts per cycle.
         kv = s.a & s.b
-        # If/Elif rather than a Switch, for the reason given in pe_array.py.
-        with m.If(s.op == SDSAOp.KV):
-            for c in range(w):
-                old = Mux(s.first, 0, row.count[c])
-                if self._mode == "or":
-                    m.d.comb += new.count[c].eq(old | kv[c])
-                else:
-                    m.d.comb += new.count[c].eq(old + kv[c])
-        with m.Elif(s.op == SDSAOp.MASK):
-            for c in range(w):
-                if self._mode == "or":
-                    m.d.comb += new.mask[c].eq(row.count[c])
-                else:
-                    vm = Mux(s.first, 0, row.vm[c])
-                    h = Signal(signed(self._vm_width + 1), name=f"h{c}")
-                    m.d.comb += h.eq((vm + (row.count[c] << self._shift)) >> 1)
-                    fire = h >= self.theta
-                    m.d.comb += [
-                        new.mask[c].eq(fire),
-                        new.vm[c].eq(Mux(fire, 0, h)),
-                    ]
+        new = Signal(self.count_layout)
+        for c in range(w):
+            old = Mux(s.first, 0, row[c])
+            m.d.comb += new[c].eq((old + kv[c]) if lif else (old | kv[c]))
+        m.d.comb += [cnt_wr.addr.eq(s.word), cnt_wr.data.eq(new), cnt_wr.en.eq(is_kv)]
+
+        # MASK: the mask bits of one word, written to `masks` in its last cycle.
+        m.d.comb += [mask_wr.addr.eq(s.word), mask_wr.en.eq(is_mask & mask_last)]
+        if lif:
+            m.d.comb += mask_wr.data.eq(self._lif_mask(m, s, row, k, is_mask, mask_last))
+        else:
+            m.d.comb += mask_wr.data.eq(row.as_value())
+
         m.d.comb += [
-            wr.addr.eq(s.word),
-            wr.data.eq(new),
-            wr.en.eq(s_valid & (s.op != SDSAOp.Q)),
-            self.o.valid.eq(s_valid & (s.op == SDSAOp.Q)),
-            self.o.payload.data.eq(s.a & row.mask),
+            self.o.valid.eq(is_q),
+            self.o.payload.data.eq(s.a & mask_rd.data),
             self.o.payload.word.eq(s.word),
             self.o.payload.last.eq(s.last),
         ]
         return m
+
+    def _lif_mask(self, m, s, row, k, is_mask, mask_last):
+        """The serial mask neuron: channel ``k`` of word ``s.word`` per cycle; the mask bits."""
+        w = self._width
+
+        def vm_addr(word, chan):
+            return Cat(chan, word) if k is not None else word
+
+        # One membrane per row, at address `word·W + channel`. With W > 1 the read of the
+        # next channel never hits the row written in the same cycle (the next channel of the
+        # same word, or channel 0 of another word after channel W − 1); with W = 1 two MASK
+        # commands on one word back to back would, so the read port is transparent then.
+        m.submodules.vms = vms = memory.Memory(shape=self._vm_width,
+                                               depth=max(self._channels, 2), init=[])
+        vm_wr = vms.write_port()
+        vm_rd = vms.read_port(transparent_for=(vm_wr,) if k is None else ())
+
+        # Read channel k+1 of the word under way, or channel 0 of the command being offered
+        # (used only if it is a MASK and gets accepted this cycle).
+        count = Signal(self._count_width)
+        if k is None:
+            m.d.comb += [vm_rd.addr.eq(self.i.payload.word), count.eq(row[0])]
+        else:
+            with m.If(is_mask & ~mask_last):
+                m.d.comb += vm_rd.addr.eq(vm_addr(s.word, (k + 1)[:len(k)]))
+            with m.Else():
+                m.d.comb += vm_rd.addr.eq(vm_addr(self.i.payload.word, Const(0, len(k))))
+            with m.If(is_mask):
+                m.d.sync += k.eq(Mux(mask_last, 0, k + 1))
+            # The count of channel k: a binary mux tree on the bits of k (indexing the row
+            # with a signal would build a multiply by the element width).
+            level = [row[c] for c in range(w)]
+            for b in range(len(k)):
+                level = [Mux(k[b], level[2 * j + 1], level[2 * j])
+                         for j in range(len(level) // 2)]
+            m.d.comb += count.eq(level[0])
+
+        vm = Mux(s.first, 0, vm_rd.data)
+        # Unsigned: V and the shifted count are non-negative, so >> 1 is the arithmetic shift.
+        h = Signal(max(self._vm_width, self._count_width + self._shift))
+        m.d.comb += h.eq((vm + (count << self._shift)) >> 1)
+        fire = Signal()
+        m.d.comb += fire.eq(h >= self.theta)
+        m.d.comb += [
+            vm_wr.addr.eq(vm_addr(s.word, k)),
+            vm_wr.data.eq(Mux(fire, 0, h)),
+            vm_wr.en.eq(is_mask),
+        ]
+        if k is None:
+            return fire
+        # Mask bits of the earlier channels, shifted in from the top; the last channel's bit
+        # joins them on the write.
+        bits = Signal(w - 1)
+        with m.If(is_mask):
+            m.d.sync += bits.eq(Cat(bits[1:], fire))
+        return Cat(bits, fire)

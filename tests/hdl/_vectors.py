@@ -137,27 +137,34 @@ def lif_case(rng, lanes=4, depth=3, steps=4, in_width=8, theta_width=6, fill="ra
 
 
 def sdsa_case(rng, channels=16, width=8, tokens=5, steps=3, mode="lif", theta=None,
-              fill="random", density=0.4):
+              fill="random", density=0.4, shift=1, theta_width=8, masks=1):
+    """SDSA time steps: KV per token and word, ``masks`` MASK sweeps of the row, Q per token.
+
+    ``masks > 1`` repeats the mask update on the same counts (the spec applied that many
+    times), so MASK commands on one word can follow each other back to back.
+    """
     theta = int(rng.integers(1, 12)) if theta is None else theta
-    dut = SDSAUnit(channels, width, tokens, mode=mode, theta_width=8)
+    dut = SDSAUnit(channels, width, tokens, mode=mode, theta_width=theta_width, shift=shift)
     nw = channels // width
     q, k, v = (spikes(rng, (steps, tokens, channels), fill, density) for _ in range(3))
     vm = np.zeros(channels, np.int64)
     ins, exp = [], []
     for t in range(steps):
-        if mode == "or":
-            out, mask, _ = ops.sdsa_step(q[t], k[t], v[t], vm, theta=1, shift=1)
-            assert (mask == (k[t] & v[t]).any(axis=0)).all()
-        else:
-            out, mask, vm = ops.sdsa_step(q[t], k[t], v[t], vm, theta=theta, shift=1)
+        for _ in range(masks):
+            if mode == "or":
+                out, mask, _ = ops.sdsa_step(q[t], k[t], v[t], vm, theta=1, shift=1)
+                assert (mask == (k[t] & v[t]).any(axis=0)).all()
+            else:
+                out, mask, vm = ops.sdsa_step(q[t], k[t], v[t], vm, theta=theta, shift=shift)
         for n in range(tokens):
             kw, vw = words_of(k[t, n], width), words_of(v[t, n], width)
             for j in range(nw):
                 ins.append(pack(dut.in_layout, {"op": SDSAOp.KV, "word": j, "a": kw[j],
                                                 "b": vw[j], "first": n == 0, "last": 0}))
-        for j in range(nw):
-            ins.append(pack(dut.in_layout, {"op": SDSAOp.MASK, "word": j, "a": 0, "b": 0,
-                                            "first": t == 0, "last": 0}))
+        for r in range(masks):
+            for j in range(nw):
+                ins.append(pack(dut.in_layout, {"op": SDSAOp.MASK, "word": j, "a": 0, "b": 0,
+                                                "first": t == 0 and r == 0, "last": 0}))
         for n in range(tokens):
             qw, ow = words_of(q[t, n], width), words_of(out[n], width)
             for j in range(nw):
@@ -166,8 +173,11 @@ def sdsa_case(rng, channels=16, width=8, tokens=5, steps=3, mode="lif", theta=No
                 exp.append(pack(dut.out_layout, {"data": ow[j], "word": j,
                                                  "last": j == nw - 1}))
     statics = {"theta": theta} if mode == "lif" else {}
+    # Back to back: KV and Q take a cycle per word; a MASK takes `width` cycles in "lif" mode
+    # (one mask neuron per cycle), 1 in "or" mode.
+    mask_cycles = width if mode == "lif" else 1
     return Case(dut, {"i": ins}, {"o": exp}, statics=statics,
-                info={"cycles": steps * (2 * tokens + 1) * nw})
+                info={"cycles": steps * (2 * tokens + masks * mask_cycles) * nw})
 
 
 def _windows(h, w):

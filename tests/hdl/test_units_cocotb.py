@@ -33,8 +33,9 @@ UNITS = {
     "event_encoder": lambda r, f: encoder_case(r, width=16, rows=6, words=2, fill=f),
     "pe_array": lambda r, f: pe_case(r, lanes=4, inputs=12, groups=4, fill=f, acc_width=16),
     "lif": lambda r, f: lif_case(r, lanes=4, depth=3, steps=4, fill=f),
-    "sdsa_lif": lambda r, f: sdsa_case(r, channels=16, width=8, tokens=5, mode="lif", theta=3,
-                                       fill=f),
+    # Three words, a narrow threshold (3-bit membranes) and two MASK sweeps per step.
+    "sdsa_lif": lambda r, f: sdsa_case(r, channels=24, width=8, tokens=7, mode="lif", theta=5,
+                                       theta_width=4, shift=2, masks=2, fill=f),
     "sdsa_or": lambda r, f: sdsa_case(r, channels=16, width=8, tokens=5, mode="or", fill=f),
     "spike_maxpool": lambda r, f: spike_pool_case(r, width=8, h=5, w=6, fill=f),
     "int_maxpool": lambda r, f: int_pool_case(r, lanes=4, h=5, w=6, fill=f),
@@ -89,6 +90,17 @@ SIMS = [
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_unit_verilog(unit, sim, tmp_path):
     run_cocotb(unit, sim, tmp_path / f"{unit}-{sim}")
+
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_sdsa_word_width_1(sim, tmp_path, monkeypatch):
+    # W = 1: no channel counter in the Verilog (no zero-width wires), and a transparent
+    # membrane read: one word and two MASK sweeps, so MASK commands on it follow each other.
+    monkeypatch.setitem(UNITS, "sdsa_lif", lambda r, f: sdsa_case(
+        r, channels=1, width=1, tokens=6, mode="lif", theta=2, theta_width=4, shift=0,
+        masks=2, fill=f))
+    run_cocotb("sdsa_lif", sim, tmp_path / f"sdsa_w1-{sim}")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,13 @@ from _vectors import (
     sdsa_case,
     spike_pool_case,
 )
-from amaranth.hdl import Module
-from amaranth.lib import memory, wiring
+from amaranth.hdl import Module, Value
+from amaranth.lib import data, memory, wiring
+from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from spikeforge.hdl.sdsa import SDSAOp
 
 EXAMPLES = settings(max_examples=25)
 
@@ -46,6 +49,33 @@ class _ExternalWeights(wiring.Component):
 
 def _with_external_memory(pe, weights):
     return _ExternalWeights(pe, weights)
+
+
+def accept_cycles(dut, items, statics):
+    """Cycle numbers at which ``dut.i`` accepts ``items``, offered back to back, valid held."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    cycles = []
+
+    async def tb(ctx):
+        for name, value in statics.items():
+            ctx.set(getattr(dut, name), value)
+        ctx.set(dut.o.ready, 1)
+        now = 0
+        for bits in items:
+            ctx.set(dut.i.valid, 1)
+            ctx.set(Value.cast(dut.i.payload), bits)
+            while True:
+                _, _, ready = await ctx.tick().sample(dut.i.ready)
+                now += 1
+                if ready:
+                    break
+            cycles.append(now)
+        ctx.set(dut.i.valid, 0)
+
+    sim.add_testbench(tb)
+    sim.run()
+    return cycles
 
 
 def check(case, seed, stall=0.3):
@@ -93,6 +123,57 @@ def test_sdsa(seed, fill, mode, shape, tokens):
     rng = np.random.default_rng(seed)
     check(sdsa_case(rng, channels=shape[0], width=shape[1], tokens=tokens, mode=mode,
                     fill=fill), seed)
+
+
+@st.composite
+def _sdsa_lif_params(draw):
+    theta_width = draw(st.sampled_from([2, 3, 8, 16]))
+    lo, hi = -(1 << (theta_width - 1)), (1 << (theta_width - 1)) - 1
+    # Mostly small thresholds (neurons that both fire and integrate), some extremes.
+    theta = draw(st.one_of(st.integers(max(lo, -2), min(hi, 12)), st.sampled_from([lo, hi])))
+    return theta_width, theta
+
+
+@EXAMPLES
+@given(seed=seeds, fill=fills,
+       shape=st.sampled_from([(1, 1), (2, 1), (4, 1), (8, 2), (8, 8), (24, 8)]),
+       tokens=st.integers(1, 9), shift=st.integers(0, 3), params=_sdsa_lif_params(),
+       masks=st.integers(1, 3))
+def test_sdsa_lif_serial_mask(seed, fill, shape, tokens, shift, params, masks):
+    # The serial mask: one neuron per cycle, narrow membranes (small θ width and shift),
+    # W = 1 (a MASK on one word right after another), non-power-of-two word counts, and
+    # repeated MASK sweeps of one row back to back.
+    theta_width, theta = params
+    rng = np.random.default_rng(seed)
+    check(sdsa_case(rng, channels=shape[0], width=shape[1], tokens=tokens, fill=fill,
+                    shift=shift, theta_width=theta_width, theta=theta, masks=masks), seed)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 1), (8, 8), (16, 8)])
+def test_sdsa_mask_back_to_back(shape):
+    # No stalls, repeated MASK sweeps: a membrane read right after its update (with W = 1,
+    # one word, the same row back to back) must see it.
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        check(sdsa_case(rng, channels=shape[0], width=shape[1], tokens=7, steps=8,
+                        theta=int(rng.integers(2, 7)), masks=3, density=0.6), seed, stall=0.0)
+
+
+@pytest.mark.parametrize("width", [1, 2, 8, 16])
+@pytest.mark.parametrize("words", [1, 2, 3])
+def test_sdsa_mask_schedule(width, words):
+    # A controller holding valid high: the MASK commands of a row are accepted W cycles apart,
+    # so (words - 1)·W + 1 cycles from the first offer to the last acceptance; the command
+    # offered right after the last MASK (a Q here) is accepted W cycles after it.
+    rng = np.random.default_rng(width * 10 + words)
+    case = sdsa_case(rng, channels=width * words, width=width, tokens=2, steps=2, theta=1)
+    ops_seen = [data.Const(case.dut.in_layout, bits).op for bits in case.inputs["i"]]
+    accepted = accept_cycles(case.dut, case.inputs["i"], case.statics)
+    for n in range(1, len(accepted)):
+        gap = accepted[n] - accepted[n - 1]
+        assert gap == (width if ops_seen[n - 1] == SDSAOp.MASK else 1), (n, ops_seen[n - 1])
+    first = ops_seen.index(SDSAOp.MASK)
+    assert accepted[first + words - 1] - accepted[first] + 1 == (words - 1) * width + 1
 
 
 @EXAMPLES
