@@ -6,7 +6,7 @@ is written this way at run time, because the UP5K's SPRAM (where weights live on
 has no bitstream initialization.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -60,11 +60,14 @@ class Loader(wiring.Component):
         nbytes = {name: (cfg.row_bits(name) + 7) // 8 for name, _ in _PORTS}
         maxb = max(nbytes.values())
 
-        header = Signal(8 * RECORD_HEADER_BYTES)
+        # Address and count registers as wide as the largest memory needs: a record that
+        # overruns its memory is a host bug (the encoder never makes one).
+        aw = max(_aw(cfg.depth(name)) for name, _ in _PORTS)
+        header = Signal(8 * (RECORD_HEADER_BYTES - 1))    # shift register, newest byte on top
         hb = Signal(range(RECORD_HEADER_BYTES))
-        target = header[:8]
-        addr = Signal(32)
-        count = Signal(32)
+        target = Signal(8)
+        addr = Signal(aw)
+        count = Signal(aw + 1)
         word = Signal(8 * maxb)
         k = Signal(range(maxb + 1))
         last_byte = Signal()
@@ -77,15 +80,12 @@ class Loader(wiring.Component):
             with m.State("HEADER"):
                 m.d.comb += [self.idle.eq(hb == 0), self.i.ready.eq(self.enable)]
                 with m.If(self.i.valid & self.i.ready):
-                    with m.Switch(hb):
-                        for i in range(RECORD_HEADER_BYTES):
-                            with m.Case(i):
-                                m.d.sync += header[8 * i:8 * i + 8].eq(byte)
-                    m.d.sync += hb.eq(hb + 1)
+                    m.d.sync += [header.eq(Cat(header[8:], byte)), hb.eq(hb + 1)]
                     with m.If(hb == RECORD_HEADER_BYTES - 1):
-                        m.d.sync += [hb.eq(0), k.eq(0),
+                        # The eight bytes before this one: target, address (4), count (3).
+                        m.d.sync += [hb.eq(0), k.eq(0), target.eq(header[:8]),
                                      addr.eq(header[8:40]),
-                                     count.eq(header[40:64] | (byte << 24))]
+                                     count.eq(Cat(header[40:64], byte))]
                         with m.If((header[40:64] == 0) & (byte == 0)):
                             m.next = "HEADER"
                         with m.Else():
@@ -93,17 +93,16 @@ class Loader(wiring.Component):
             with m.State("DATA"):
                 m.d.comb += self.i.ready.eq(self.enable)
                 with m.If(self.i.valid & self.i.ready):
-                    with m.Switch(k):
-                        for i in range(maxb):
-                            with m.Case(i):
-                                m.d.sync += word[8 * i:8 * i + 8].eq(byte)
-                    m.d.sync += k.eq(k + 1)
+                    # A shift register (flip-flops with an enable, no multiplexers): a word of
+                    # n bytes ends up in the top n bytes, least significant byte lowest.
+                    m.d.sync += [word.eq(Cat(word[8:], byte)), k.eq(k + 1)]
                     with m.If(last_byte):
                         m.next = "WRITE"
             with m.State("WRITE"):
                 for name, tgt in _PORTS:
                     port = getattr(self, name)
-                    m.d.comb += [port.addr.eq(addr), port.data.eq(word),
+                    m.d.comb += [port.addr.eq(addr),
+                                 port.data.eq(word[8 * (maxb - nbytes[name]):]),
                                  port.en.eq(target == tgt.value)]
                 m.d.sync += [addr.eq(addr + 1), count.eq(count - 1), k.eq(0)]
                 with m.If(count == 1):
