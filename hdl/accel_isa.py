@@ -15,8 +15,8 @@ so no address needs a multiplier.
 
 from amaranth.lib import data, enum
 
-__all__ = ["Op", "Mode", "Target", "DESCRIPTOR", "DESCRIPTOR_BYTES", "RESULT_WORD_BITS",
-           "RECORD_HEADER_BYTES"]
+__all__ = ["Op", "Mode", "Target", "DESCRIPTOR", "DESCRIPTOR_BYTES", "PROGRAM_WORD_BITS",
+           "DESCRIPTOR_WORDS", "descriptor_words", "RESULT_WORD_BITS", "RECORD_HEADER_BYTES"]
 
 
 class Op(enum.Enum, shape=3):
@@ -83,8 +83,24 @@ DESCRIPTOR = data.StructLayout({
     "theta": 16,          # SDSA mask threshold (signed)
 })
 
-#: Bytes per descriptor in the load stream (the layout padded to whole bytes).
+#: Bytes per descriptor (the layout padded to whole program words).
 DESCRIPTOR_BYTES = (DESCRIPTOR.size + 7) // 8
+
+#: Width of a program-memory word. A descriptor is stored as :data:`DESCRIPTOR_WORDS` words,
+#: lowest bits first, at ``16·n … 16·n + 15`` for descriptor ``n``; the controller shifts them
+#: into its descriptor register one per cycle. A narrow memory costs 2 iCE40 block RAMs where
+#: a descriptor-wide one costs 16 (``SB_RAM40_4K`` is at most 16 bits wide).
+PROGRAM_WORD_BITS = 16
+
+#: Program words per descriptor (a power of two, so a descriptor's first word is ``n << 4``).
+DESCRIPTOR_WORDS = 1 << ((DESCRIPTOR.size + PROGRAM_WORD_BITS - 1)
+                         // PROGRAM_WORD_BITS - 1).bit_length()
+
+
+def descriptor_words(value):
+    """One encoded descriptor (an integer) as its :data:`DESCRIPTOR_WORDS` program words."""
+    mask = (1 << PROGRAM_WORD_BITS) - 1
+    return [(value >> (PROGRAM_WORD_BITS * i)) & mask for i in range(DESCRIPTOR_WORDS)]
 
 #: Width of one result-stream word.
 RESULT_WORD_BITS = 32

@@ -11,7 +11,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .accel_isa import DESCRIPTOR, Mode, Op
+from .accel_isa import DESCRIPTOR, DESCRIPTOR_WORDS, PROGRAM_WORD_BITS, Mode, Op
 from .accel_loader import Loader
 from .compile import AccelConfig
 from .event_encoder import EventEncoder
@@ -32,6 +32,32 @@ _TAP_BITS = 4
 
 def _aw(depth):
     return max((depth - 1).bit_length(), 1)
+
+
+class _MapAddress:
+    """Address generator of one memory port: ``base + (t << sht | y << shy | x << shx | word)``.
+
+    The fields are combinational signals with a default source; :meth:`use` overrides some
+    of them (later statements win), so the port's three barrel shifters and adder exist once
+    however many states address it.
+    """
+
+    _FIELDS = {"base": 20, "t": 8, "y": 8, "x": 8, "word": _CW_BITS}
+
+    def __init__(self, m, name, *, sh, **default):
+        self._m = m
+        self._f = {k: Signal(n, name=f"{name}_{k}") for k, n in self._FIELDS.items()}
+        self._sh = [Signal(5, name=f"{name}_sh{a}") for a in "xyt"]
+        self.addr = Signal(21, name=f"{name}_addr")
+        f, (shx, shy, sht) = self._f, self._sh
+        m.d.comb += self.addr.eq(f["base"] + ((f["t"] << sht) | (f["y"] << shy)
+                                              | (f["x"] << shx) | f["word"]))
+        self.use(sh=sh, **default)
+
+    def use(self, *, sh=None, **fields):
+        self._m.d.comb += [self._f[k].eq(v) for k, v in fields.items()]
+        if sh is not None:
+            self._m.d.comb += [a.eq(b) for a, b in zip(self._sh, sh, strict=True)]
 
 
 class Accelerator(wiring.Component):
@@ -113,9 +139,9 @@ class Accelerator(wiring.Component):
         lanes_acc = data.ArrayLayout(signed(cfg.acc_bits), p)
         lanes_x = data.ArrayLayout(signed(cfg.stream_bits), p)
         lanes_sh = data.ArrayLayout(cfg.shift_bits, p)
-        lanes_logit = data.ArrayLayout(signed(32), p)
-        m.submodules.prog = prog = memory.Memory(shape=DESCRIPTOR, depth=cfg.program_depth,
-                                                 init=[])
+        lanes_logit = data.ArrayLayout(signed(cfg.logit_bits), p)
+        m.submodules.prog = prog = memory.Memory(shape=PROGRAM_WORD_BITS,
+                                                 depth=cfg.program_depth, init=[])
         m.submodules.spk = spk = memory.Memory(shape=w, depth=cfg.spikes_depth, init=[])
         m.submodules.xs = xs = memory.Memory(shape=lanes_x, depth=cfg.stream_depth, init=[])
         m.submodules.pix = pix = memory.Memory(shape=8, depth=cfg.pixels_depth, init=[])
@@ -147,8 +173,12 @@ class Accelerator(wiring.Component):
             m.d.comb += [port.addr.eq(lp.addr), port.data.eq(lp.data), port.en.eq(lp.en)]
 
         # -- controller registers ------------------------------------------------------------
-        d = Signal(DESCRIPTOR)
-        pc = Signal(_aw(cfg.program_depth))
+        # The descriptor register is a shift register of program words (flip-flops with an
+        # enable): FETCH shifts in the 16 words of descriptor ``pc``, lowest first.
+        d_bits = Signal(PROGRAM_WORD_BITS * DESCRIPTOR_WORDS)
+        d = DESCRIPTOR(d_bits[:DESCRIPTOR.size])
+        pc = Signal(_aw(-(-cfg.program_depth // DESCRIPTOR_WORDS)))
+        fw = Signal(range(DESCRIPTOR_WORDS + 1))    # program word being fetched
         g = Signal(8)
         oy, ox = Signal(8), Signal(8)
         t = Signal(8)
@@ -170,29 +200,20 @@ class Accelerator(wiring.Component):
         cycles = Signal(32)
         counting = Signal()
         rc = Signal(8)                      # result: class index
-        best = Signal(signed(32))
+        best = Signal(signed(cfg.logit_bits))
         best_i = Signal(8)
 
-        d0 = Signal(DESCRIPTOR)             # descriptor 0 while receiving pixels
-        m.d.comb += d0.eq(prog_r.data)
         ry, rx, rch = Signal(8), Signal(8), Signal(8)
 
-        m.d.comb += prog_r.addr.eq(pc)
+        m.d.comb += prog_r.addr.eq(Cat(fw[:(DESCRIPTOR_WORDS - 1).bit_length()], pc))
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
-
-        # -- address helpers (shifts and ORs only) -------------------------------------------
-        def map_addr(base, tt, yy, xx, word, shx, shy, sht):
-            return base + ((tt << sht) | (yy << shy) | (xx << shx) | word)
 
         last_t = t == d.steps - 1
         t_first = t == 0
         gwrd = g >> lpw if lpw else g        # spike word holding group g's lanes
-        out_spk_addr = map_addr(d.out_base, t, oy, ox, gwrd, d.out_shx, d.out_shy, d.out_sht)
-        out_x_addr = map_addr(d.out_base, t, oy, ox, g, d.out_shx, d.out_shy, d.out_sht)
-        in_x_addr = map_addr(d.in_base, t, Mux(d.op == Op.HEAD_SUM, hy, oy),
-                             Mux(d.op == Op.HEAD_SUM, hx, ox), g, d.in_shx, d.in_shy, d.in_sht)
-        m.d.comb += xs_r.addr.eq(Mux(d.mode == Mode.ADD, out_x_addr, in_x_addr))
+        in_sh = (d.in_shx, d.in_shy, d.in_sht)
+        out_sh = (d.out_shx, d.out_shy, d.out_sht)
 
         # Window of a pooled output (3×3, stride 2, pad 1): the in-bounds rows are a range.
         wy0 = Mux(oy == 0, 1, 0)
@@ -228,9 +249,6 @@ class Accelerator(wiring.Component):
         with m.Else():
             m.d.comb += tap.eq(fdx + 6)
         f_is_last = (fcw == d.words - 1) & (fdy == dy1) & (fdx == dx1)
-        spk_in_addr = map_addr(d.in_base, t, iy[:8], ix[:8], fcw, d.in_shx, d.in_shy, d.in_sht)
-        pix_addr = Mux(oob, d.k_base + fcw,
-                       (iy[:8] << d.in_shy) | (ix[:8] << d.in_shx) | fcw)
         enc_data = Mux(is_pixel, pix_r.data.bit_select(bit, 1),
                        spk_r.data & Mux(f_lastw, lastmask, Const(-1, w)))
         m.d.comb += [
@@ -256,9 +274,7 @@ class Accelerator(wiring.Component):
         ev_row = wg + ev_tapoff + ev_ch
 
         # -- default port drives -------------------------------------------------------------
-        spk_rd_addr = Signal.like(spk_r.addr)
-        m.d.comb += [spk_r.addr.eq(spk_rd_addr), spk_r.en.eq(1), pix_r.en.eq(1)]
-        m.d.comb += [pix_r.addr.eq(pix_addr), shm_r.addr.eq(d.prow + g)]
+        m.d.comb += [spk_r.en.eq(1), pix_r.en.eq(1), shm_r.addr.eq(d.prow + g)]
         m.d.comb += lgm_r.addr.eq(rc >> (p - 1).bit_length() if p > 1 else rc)
 
         # One assignment per payload field (a field overridden inside an FSM state would turn
@@ -267,6 +283,32 @@ class Accelerator(wiring.Component):
         o_t, o_oy, o_ox, o_g = Signal(8), Signal(8), Signal(8), Signal(8)
         o_first, o_last, c_done = Signal(), Signal(), Signal()
         in_cwait = Signal()                 # CONV_WAIT: the output stage takes the PE's sums
+
+        # -- address generators ----------------------------------------------------------------
+        # One per memory port (a map address costs three barrel shifters): spike reads, stream
+        # reads, writes (spike and stream writes never happen in the same cycle), pixels. Each
+        # has its default source here; FSM states and the CONV output stage override fields.
+        spk_ra = _MapAddress(m, "spk_ra", base=d.in_base, t=t, y=iy[:8], x=ix[:8], word=fcw,
+                             sh=in_sh)
+        x_is_out = d.mode == Mode.ADD
+        x_tok = ~x_is_out & (d.op == Op.HEAD_SUM)
+        x_ra = _MapAddress(m, "x_ra", base=Mux(x_is_out, d.out_base, d.in_base), t=t,
+                           y=Mux(x_tok, hy, oy), x=Mux(x_tok, hx, ox), word=g,
+                           sh=[Mux(x_is_out, o, i) for o, i in zip(out_sh, in_sh, strict=True)])
+        wa = _MapAddress(m, "wa", base=d.out_base, t=o_t, y=o_oy, x=o_ox,
+                         word=Mux(d.mode == Mode.SPIKE, o_g >> lpw if lpw else o_g, o_g),
+                         sh=out_sh)
+        receiving = Signal()
+        pix_y, pix_x, pix_c = Signal(8), Signal(8), Signal(8)
+        pix_core = Signal(range(cfg.pixels_depth))
+        m.d.comb += [
+            pix_y.eq(Mux(receiving, ry, iy[:8])), pix_x.eq(Mux(receiving, rx, ix[:8])),
+            pix_c.eq(Mux(receiving, rch, fcw)),
+            pix_core.eq((pix_y << d.in_shy) | (pix_x << d.in_shx) | pix_c),
+            spk_r.addr.eq(spk_ra.addr), xs_r.addr.eq(x_ra.addr),
+            spk_w.addr.eq(wa.addr), xs_w.addr.eq(wa.addr),
+            pix_r.addr.eq(Mux(oob, d.k_base + fcw, pix_core)),
+        ]
         m.d.comb += [
             lif.i.payload.x.eq(Mux(in_cwait, pe.o.payload.acc, value)),
             lif.i.payload.row.eq(0),
@@ -279,9 +321,22 @@ class Accelerator(wiring.Component):
         with m.If(d.mode == Mode.ADD):
             m.d.comb += align.i.payload.stream.eq(xs_r.data)
 
+        # Shared lane adders: the pixel layer's Horner step ``2·value + conv`` and the head's
+        # token sum ``value + X`` use one set; the logits (pipelined CONV rows or the output
+        # state) another.
+        v_sum = Signal(lanes_acc)
+        lg_sum = Signal(lanes_logit)
+        for lane in range(p):
+            m.d.comb += [
+                v_sum[lane].eq(Mux(is_pixel, value[lane] << 1, value[lane])
+                               + Mux(is_pixel, pe.o.payload.acc[lane], xs_r.data[lane])),
+                lg_sum[lane].eq(Mux(Mux(in_cwait, o_first, t_first), 0, logit[lane])
+                                + Mux(in_cwait, pe.o.payload.acc[lane], value[lane])),
+            ]
+
         fetch_running = f_active
         with m.If(fetch_running):
-            m.d.comb += [spk_r.en.eq(f_adv), pix_r.en.eq(f_adv), spk_rd_addr.eq(spk_in_addr)]
+            m.d.comb += [spk_r.en.eq(f_adv), pix_r.en.eq(f_adv)]
             with m.If(f_adv):
                 m.d.sync += f_pend.eq(f_more)
                 with m.If(f_more):
@@ -315,20 +370,16 @@ class Accelerator(wiring.Component):
         n_ox = Mux(last_t, Mux(wrap_x, 0, ox + 1), ox)
         n_oy = Mux(wrap_x, Mux(wrap_y, 0, oy + 1), oy)
         layer_done = wrap_y & (g == d.groups - 1)
-        latching = Signal()                 # this cycle issues the row's last event
-        sel_t = Mux(latching, t, o_t)
-        sel_oy, sel_ox = Mux(latching, oy, o_oy), Mux(latching, ox, o_ox)
-        sel_g = Mux(latching, g, o_g)
-        o_x_addr = map_addr(d.out_base, o_t, o_oy, o_ox, o_g, d.out_shx, d.out_shy, d.out_sht)
-        sel_x_addr = map_addr(d.out_base, sel_t, sel_oy, sel_ox, sel_g, d.out_shx, d.out_shy,
-                              d.out_sht)
-        o_spk_addr = map_addr(d.out_base, o_t, o_oy, o_ox, o_g >> lpw if lpw else o_g,
-                              d.out_shx, d.out_shy, d.out_sht)
+        # The row's stream word (ADD) and shift row are read from the loop counters while the
+        # row gathers; from the cycle after its last event until the output stage takes its
+        # sums, the read ports hold their data (x_hold), since the counters have moved on.
+        # (Addressing them from the late "last event issued" signal was the ECP5 critical path.)
+        x_hold = Signal()
+        pl_busy = Signal()
 
         def latch_row():
-            m.d.comb += latching.eq(1)
-            m.d.sync += [o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox), o_g.eq(g), o_first.eq(t_first),
-                         o_last.eq(last_t), c_done.eq(layer_done),
+            m.d.sync += [x_hold.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox), o_g.eq(g),
+                         o_first.eq(t_first), o_last.eq(last_t), c_done.eq(layer_done),
                          t.eq(n_t), ox.eq(n_ox), oy.eq(n_oy)]
             with m.If(wrap_y):
                 m.d.sync += [g.eq(g + 1), wg.eq(wg + d.w_gstride)]
@@ -342,31 +393,31 @@ class Accelerator(wiring.Component):
         m.d.sync += [o_spk.eq(0), o_x.eq(0)]
         with m.If(o_spk):
             m.d.comb += [
-                lif.o.ready.eq(1), spk_w.addr.eq(o_spk_addr),
+                lif.o.ready.eq(1),
                 spk_w.data.eq(Cat(*([lif.o.payload.spikes] * (w // p)))),
                 spk_w.en.eq(Mux(lif.o.valid, 1 << (o_g[:lpw] if lpw else 0), 0)),
             ]
         with m.If(o_x):
-            m.d.comb += [align.o.ready.eq(1), xs_w.addr.eq(o_x_addr),
-                         xs_w.data.eq(align.o.payload.sum), xs_w.en.eq(align.o.valid)]
+            m.d.comb += [align.o.ready.eq(1), xs_w.data.eq(align.o.payload.sum),
+                         xs_w.en.eq(align.o.valid)]
 
         with m.If(d.op == Op.CONV):
-            m.d.comb += [xs_r.addr.eq(sel_x_addr), shm_r.addr.eq(d.prow + sel_g)]
+            m.d.comb += [shm_r.addr.eq(d.prow + g), shm_r.en.eq(~x_hold),
+                         xs_r.en.eq(~x_hold | pl_busy)]
+            x_ra.use(base=d.out_base, t=t, y=oy, x=ox, word=g, sh=out_sh)
 
         # Pooled CONV: the shifted conv value of input position (pl_y, pl_x) is max-merged into
         # every 3×3/s2/p1 window holding it (rows pl_y>>1 … and columns likewise), read then
         # write, one window per two cycles; the first input of a window (in raster order)
         # overwrites, so the stream needs no clearing. Max and shift commute: the shift is a
         # left shift into a stream wide enough for every shifted conv value.
-        pl_busy, pl_ph = Signal(), Signal()
+        pl_ph = Signal()
         pl_t, pl_y, pl_x, pl_g = Signal(8), Signal(8), Signal(8), Signal(8)
         pl_wy, pl_wx = Signal(8), Signal(8)
         pl_wy1 = Mux(pl_y[0] & (pl_y + 1 < d.in_h), (pl_y >> 1) + 1, pl_y >> 1)
         pl_wx1 = Mux(pl_x[0] & (pl_x + 1 < d.in_w), (pl_x >> 1) + 1, pl_x >> 1)
         pl_first = (Mux(pl_wy == 0, pl_y == 0, pl_y == (pl_wy << 1) - 1)
                     & Mux(pl_wx == 0, pl_x == 0, pl_x == (pl_wx << 1) - 1))
-        pl_addr = map_addr(d.out_base, pl_t, pl_wy, pl_wx, pl_g, d.out_shx, d.out_shy,
-                           d.out_sht)
         pl_new = Signal(lanes_x)
         for lane in range(p):
             a, b = align.o.payload.sum[lane], xs_r.data[lane]
@@ -374,9 +425,10 @@ class Accelerator(wiring.Component):
         with m.If(pl_busy):
             m.d.sync += pl_ph.eq(~pl_ph)
             with m.If(~pl_ph):
-                m.d.comb += xs_r.addr.eq(pl_addr)
+                x_ra.use(base=d.out_base, t=pl_t, y=pl_wy, x=pl_wx, word=pl_g, sh=out_sh)
             with m.Else():
-                m.d.comb += [xs_w.addr.eq(pl_addr), xs_w.data.eq(pl_new), xs_w.en.eq(1)]
+                wa.use(t=pl_t, y=pl_wy, x=pl_wx, word=pl_g)
+                m.d.comb += [xs_w.data.eq(pl_new), xs_w.en.eq(1)]
                 with m.If(pl_wx != pl_wx1):
                     m.d.sync += pl_wx.eq(pl_wx + 1)
                 with m.Elif(pl_wy != pl_wy1):
@@ -390,33 +442,48 @@ class Accelerator(wiring.Component):
                 m.d.sync += [pc.eq(0), counting.eq(0)]
                 with m.If(self.pixels.valid & loader.idle & (pc == 0)):
                     m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
-                    m.next = "RECEIVE"
+                    m.next = "FETCH0"
             with m.State("RECEIVE"):
                 m.d.comb += [
                     self.busy.eq(1),
-                    self.pixels.ready.eq(1),
-                    pix_w.addr.eq((ry << d0.in_shy) | (rx << d0.in_shx) | rch),
+                    self.pixels.ready.eq(1), receiving.eq(1),
+                    pix_w.addr.eq(pix_core),
                     pix_w.data.eq(self.pixels.payload),
                     pix_w.en.eq(self.pixels.valid),
                 ]
                 with m.If(self.pixels.valid):
-                    with m.If(rch == d0.cin - 1):
+                    with m.If(rch == d.cin - 1):
                         m.d.sync += rch.eq(0)
-                        with m.If(rx == d0.in_w - 1):
+                        with m.If(rx == d.in_w - 1):
                             m.d.sync += [rx.eq(0), ry.eq(ry + 1)]
-                            with m.If(ry == d0.in_h - 1):
+                            with m.If(ry == d.in_h - 1):
                                 m.d.sync += [cycles.eq(0), counting.eq(1)]
                                 m.next = "FETCH"
                         with m.Else():
                             m.d.sync += rx.eq(rx + 1)
                     with m.Else():
                         m.d.sync += rch.eq(rch + 1)
-            with m.State("FETCH"):
+            # Descriptor fetch: word k is addressed in cycle k and shifted in the cycle after,
+            # so a fetch takes DESCRIPTOR_WORDS + 1 cycles. The register keeps the previous
+            # descriptor during the first cycle, when the last row's output stage of a
+            # pipelined CONV may still be writing.
+            def fetch_words(next_state):
                 m.d.comb += self.busy.eq(1)
-                m.next = "DECODE"
+                m.d.sync += fw.eq(fw + 1)
+                with m.If(fw != 0):
+                    m.d.sync += d_bits.eq(Cat(d_bits[PROGRAM_WORD_BITS:], prog_r.data))
+                with m.If(fw == DESCRIPTOR_WORDS):
+                    m.d.sync += fw.eq(0)
+                    m.next = next_state
+
+            with m.State("FETCH0"):
+                # Descriptor 0 (the PIXEL layer) gives the image's size and pixel layout.
+                fetch_words("RECEIVE")
+            with m.State("FETCH"):
+                fetch_words("DECODE")
             with m.State("DECODE"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [d.eq(prog_r.data), g.eq(0), oy.eq(0), ox.eq(0), t.eq(0),
+                m.d.sync += [g.eq(0), oy.eq(0), ox.eq(0), t.eq(0),
                              tap_i.eq(0), tap_acc.eq(0), cw.eq(0), hy.eq(0), hx.eq(0)]
                 m.next = "TAPS"
             with m.State("TAPS"):
@@ -504,8 +571,7 @@ class Accelerator(wiring.Component):
                     with m.If(is_pixel):
                         # Horner over bit-planes: value = 2·value + conv(plane).
                         for lane in range(p):
-                            m.d.sync += value[lane].eq((value[lane] << 1)
-                                                       + pe.o.payload.acc[lane])
+                            m.d.sync += value[lane].eq(v_sum[lane])
                         m.d.sync += bit.eq(bit - 1)
                         with m.If(bit == 0):
                             m.next = "OUT"
@@ -551,6 +617,7 @@ class Accelerator(wiring.Component):
                     in_cwait.eq(1),
                 ]
                 with m.If(take):
+                    m.d.sync += x_hold.eq(0)
                     with m.Switch(d.mode):
                         with m.Case(Mode.SPIKE):
                             m.d.comb += lif.i.valid.eq(1)
@@ -564,12 +631,8 @@ class Accelerator(wiring.Component):
                             with m.Else():
                                 m.d.sync += o_x.eq(1)
                         with m.Case(Mode.LOGIT):
-                            c_logit = Signal(lanes_logit)
-                            for lane in range(p):
-                                m.d.comb += c_logit[lane].eq(Mux(o_first, 0, logit[lane])
-                                                             + pe.o.payload.acc[lane])
-                            m.d.sync += logit.eq(c_logit)
-                            m.d.comb += [lgm_w.addr.eq(o_g), lgm_w.data.eq(c_logit),
+                            m.d.sync += logit.eq(lg_sum)
+                            m.d.comb += [lgm_w.addr.eq(o_g), lgm_w.data.eq(lg_sum),
                                          lgm_w.en.eq(o_last)]
                     with m.If(c_done):
                         m.d.sync += pc.eq(pc + 1)
@@ -585,7 +648,7 @@ class Accelerator(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 with m.If(d.op == Op.HEAD_SUM):
                     for lane in range(p):
-                        m.d.sync += value[lane].eq(value[lane] + xs_r.data[lane])
+                        m.d.sync += value[lane].eq(v_sum[lane])
                     with m.If(hx == d.in_w - 1):
                         m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
                         with m.If(hy == d.in_h - 1):
@@ -615,9 +678,9 @@ class Accelerator(wiring.Component):
                 with m.If(lif.i.ready):
                     m.next = "OUT_SPIKE"
             with m.State("OUT_SPIKE"):
+                wa.use(t=t, y=oy, x=ox, word=gwrd)
                 m.d.comb += [
                     self.busy.eq(1), lif.o.ready.eq(1),
-                    spk_w.addr.eq(out_spk_addr),
                     spk_w.data.eq(Cat(*([lif.o.payload.spikes] * (w // p)))),
                     spk_w.en.eq(Mux(lif.o.valid, 1 << (g[:lpw] if lpw else 0), 0)),
                 ]
@@ -628,20 +691,17 @@ class Accelerator(wiring.Component):
                 with m.If(align.i.ready):
                     m.next = "OUT_STREAM"
             with m.State("OUT_STREAM"):
+                wa.use(t=t, y=oy, x=ox, word=g)
                 m.d.comb += [
-                    self.busy.eq(1), align.o.ready.eq(1),
-                    xs_w.addr.eq(out_x_addr), xs_w.data.eq(align.o.payload.sum),
+                    self.busy.eq(1), align.o.ready.eq(1), xs_w.data.eq(align.o.payload.sum),
                     xs_w.en.eq(align.o.valid),
                 ]
                 with m.If(align.o.valid):
                     m.next = "NEXT"
             with m.State("OUT_LOGIT"):
                 m.d.comb += self.busy.eq(1)
-                new_logit = Signal(lanes_logit)
-                for lane in range(p):
-                    m.d.comb += new_logit[lane].eq(Mux(t_first, 0, logit[lane]) + value[lane])
-                m.d.sync += logit.eq(new_logit)
-                m.d.comb += [lgm_w.addr.eq(g), lgm_w.data.eq(new_logit), lgm_w.en.eq(last_t)]
+                m.d.sync += logit.eq(lg_sum)
+                m.d.comb += [lgm_w.addr.eq(g), lgm_w.data.eq(lg_sum), lgm_w.en.eq(last_t)]
                 m.next = "NEXT"
 
             # ---- loop advance: time (innermost), position, group, layer ----
@@ -667,12 +727,8 @@ class Accelerator(wiring.Component):
 
             # ---- spike OR pool (g counts words) ----
             with m.State("POOL_READ"):
-                m.d.comb += [
-                    self.busy.eq(1),
-                    spk_rd_addr.eq(map_addr(d.in_base, t, ((oy << 1) + wy - 1)[:8],
-                                            ((ox << 1) + wx - 1)[:8], g, d.in_shx, d.in_shy,
-                                            d.in_sht)),
-                ]
+                m.d.comb += self.busy.eq(1)
+                spk_ra.use(y=((oy << 1) + wy - 1)[:8], x=((ox << 1) + wx - 1)[:8], word=g)
                 m.next = "POOL_FEED"
             with m.State("POOL_FEED"):
                 m.d.comb += [
@@ -691,10 +747,9 @@ class Accelerator(wiring.Component):
                         m.d.sync += wx.eq(wx + 1)
                         m.next = "POOL_READ"
             with m.State("POOL_WRITE"):
+                wa.use(t=t, y=oy, x=ox, word=g)
                 m.d.comb += [
                     self.busy.eq(1), orpool.o.ready.eq(1),
-                    spk_w.addr.eq(map_addr(d.out_base, t, oy, ox, g, d.out_shx, d.out_shy,
-                                           d.out_sht)),
                     spk_w.data.eq(orpool.o.payload.data),
                     spk_w.en.eq(Mux(orpool.o.valid, Const(-1, w // p), 0)),
                 ]
@@ -702,10 +757,6 @@ class Accelerator(wiring.Component):
                     m.next = "NEXT"
 
             # ---- SDSA: per step, K∧V counts over tokens, mask, then Q ∧ mask ----
-            sd_addr_k = map_addr(d.k_base, t, hy, hx, cw, d.in_shx, d.in_shy, d.in_sht)
-            sd_addr_v = map_addr(d.v_base, t, hy, hx, cw, d.in_shx, d.in_shy, d.in_sht)
-            sd_addr_q = map_addr(d.in_base, t, hy, hx, cw, d.in_shx, d.in_shy, d.in_sht)
-            sd_addr_o = map_addr(d.out_base, t, hy, hx, cw, d.out_shx, d.out_shy, d.out_sht)
             sd_mask = Mux(cw == d.words - 1, lastmask, Const(-1, w))
             sd_last_word = cw == d.words - 1
             sd_last_tok = (hx == d.in_w - 1) & (hy == d.in_h - 1)
@@ -728,10 +779,12 @@ class Accelerator(wiring.Component):
                     m.next = again_state
 
             with m.State("SDSA_K"):
-                m.d.comb += [self.busy.eq(1), spk_rd_addr.eq(sd_addr_k)]
+                m.d.comb += self.busy.eq(1)
+                spk_ra.use(base=d.k_base, y=hy, x=hx, word=cw)
                 m.next = "SDSA_V"
             with m.State("SDSA_V"):
-                m.d.comb += [self.busy.eq(1), spk_rd_addr.eq(sd_addr_v)]
+                m.d.comb += self.busy.eq(1)
+                spk_ra.use(base=d.v_base, y=hy, x=hx, word=cw)
                 m.d.sync += kword.eq(spk_r.data & sd_mask)
                 m.next = "SDSA_KV"
             with m.State("SDSA_KV"):
@@ -756,7 +809,8 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += cw.eq(cw + 1)
             with m.State("SDSA_Q"):
-                m.d.comb += [self.busy.eq(1), spk_rd_addr.eq(sd_addr_q)]
+                m.d.comb += self.busy.eq(1)
+                spk_ra.use(y=hy, x=hx, word=cw)
                 m.next = "SDSA_QSEND"
             with m.State("SDSA_QSEND"):
                 m.d.comb += [
@@ -771,9 +825,10 @@ class Accelerator(wiring.Component):
                 with m.If(sdsa.i.ready):
                     m.next = "SDSA_QOUT"
             with m.State("SDSA_QOUT"):
+                wa.use(t=t, y=hy, x=hx, word=cw)
                 m.d.comb += [
                     self.busy.eq(1), sdsa.o.ready.eq(1),
-                    spk_w.addr.eq(sd_addr_o), spk_w.data.eq(sdsa.o.payload.data),
+                    spk_w.data.eq(sdsa.o.payload.data),
                     spk_w.en.eq(Mux(sdsa.o.valid, Const(-1, w // p), 0)),
                 ]
                 with m.If(sdsa.o.valid):
@@ -791,7 +846,7 @@ class Accelerator(wiring.Component):
             # ---- result: logits, class, cycles ----
             nc = d.cin
             lane_sel = rc[:(p - 1).bit_length()] if p > 1 else Const(0, 1)
-            lval = Signal(signed(32))
+            lval = Signal(signed(cfg.logit_bits))     # sign-extended into the 32-bit word
             # A mux per lane: indexing the row with a signal would build a multiply by width.
             sel = lgm_r.data[0]
             for lane in range(1, p):

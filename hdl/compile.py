@@ -16,7 +16,15 @@ import numpy as np
 from spikeforge.errors import UserError
 from spikeforge.quantize import ir
 
-from .accel_isa import DESCRIPTOR, Mode, Op, Target
+from .accel_isa import (
+    DESCRIPTOR,
+    DESCRIPTOR_WORDS,
+    PROGRAM_WORD_BITS,
+    Mode,
+    Op,
+    Target,
+    descriptor_words,
+)
 
 __all__ = ["AccelConfig", "Compiled", "compile_model", "load_stream_bytes", "pack_row",
            "memory_table", "MEMORIES"]
@@ -55,7 +63,7 @@ class AccelConfig:
         alignment shift, a residual-stream value and a summed logit.
     program_depth, weights_depth, biases_depth, thresholds_depth, shifts_depth, pixels_depth,
     spikes_depth, stream_depth, logits_depth : int
-        Rows of each memory.
+        Rows of each memory (program: 16-bit words, ``DESCRIPTOR_WORDS`` per descriptor).
     sdsa_channels, max_tokens : int
         Largest SDSA width (a multiple of ``width``) and token count the SDSA unit supports.
     sdsa_shift : int
@@ -73,7 +81,7 @@ class AccelConfig:
     shift_bits: int = 3
     stream_bits: int = 24
     logit_bits: int = 32
-    program_depth: int = 32
+    program_depth: int = 32 * DESCRIPTOR_WORDS
     weights_depth: int = 4096
     biases_depth: int = 128
     thresholds_depth: int = 128
@@ -108,6 +116,9 @@ class AccelConfig:
         if self.lanes > self.width:
             raise ValueError(f"AccelConfig.lanes ({self.lanes!r}) must not exceed the word "
                              f"width ({self.width!r})")
+        if self.logit_bits > 32:
+            raise ValueError(f"AccelConfig.logit_bits ({self.logit_bits!r}) must be at most 32, "
+                             f"the result stream's word")
         if self.sdsa_channels % self.width:
             raise ValueError(f"AccelConfig.sdsa_channels ({self.sdsa_channels!r}) must be a "
                              f"multiple of the word width ({self.width!r})")
@@ -116,7 +127,7 @@ class AccelConfig:
         """Width in bits of one row of ``memory``."""
         p = self.lanes
         return {
-            "program": DESCRIPTOR.size, "weights": p * self.weight_bits,
+            "program": PROGRAM_WORD_BITS, "weights": p * self.weight_bits,
             "biases": p * self.acc_bits, "thresholds": p * self.theta_bits,
             "shifts": p * self.shift_bits, "pixels": 8, "spikes": self.width,
             "stream": p * self.stream_bits, "logits": p * self.logit_bits,
@@ -499,13 +510,13 @@ def _compile(model, cfg):
     nc = int(model.config["num_classes"])
     program = [d for d, _, _, _ in b.ops]
     images = {
-        "program": [encode_descriptor(d) for d in program],
+        "program": [w for d in program for w in descriptor_words(encode_descriptor(d))],
         "weights": b.weights, "biases": b.biases, "thresholds": b.thresholds,
         "shifts": b.shifts, "pixels": zp,
     }
     needed = {
-        "program": len(program), "weights": len(b.weights), "biases": len(b.biases),
-        "thresholds": len(b.thresholds), "shifts": len(b.shifts),
+        "program": len(program) * DESCRIPTOR_WORDS, "weights": len(b.weights),
+        "biases": len(b.biases), "thresholds": len(b.thresholds), "shifts": len(b.shifts),
         "pixels": pad_base + _pow2(c), "spikes": peak, "stream": stream["size"],
         "logits": _ceil(nc, cfg.lanes),
     }
@@ -531,7 +542,9 @@ def derive_config_widths(model, lanes, width):
         "theta_bits": max(widths["theta"] + [2]),
         "shift_bits": max(max(shifts, default=0).bit_length(), 1),
         "stream_bits": int(model.stream_bits),
-        "logit_bits": max(max(widths.get("logits", [1])), 32),
+        # Summed logits are as wide as the model's range needs (an IR without the figure gets
+        # 32 bits, the result stream's word).
+        "logit_bits": max(widths["logits"]) if "logits" in widths else 32,
         "sdsa_channels": _ceil(d, width) * width,
         "max_tokens": n,
     }

@@ -13,8 +13,9 @@ from . import ops
 
 __all__ = ["predict", "work_bound", "dense_bound", "DECODE_CYCLES"]
 
-#: FETCH, DECODE and 9 TAPS cycles per descriptor.
-DECODE_CYCLES = 11
+#: FETCH (16 program words, one cycle each, plus the read latency), DECODE and 9 TAPS cycles
+#: per descriptor.
+DECODE_CYCLES = 17 + 1 + 9
 _GROUP = 2          # GROUP, GROUP_SHIFT
 _LOOP = 3           # POS, OUT, NEXT per (group, position, step)
 _GATHER = 5         # GATHER_CMD, 2 fetch/encoder latency, GATHER_DRAIN, GATHER_WAIT
@@ -119,8 +120,10 @@ def predict(model, spikes, lanes, width, image=0):
             cyc += _ceil(layer.channels, p) * (_GROUP + n * t_steps * (_LOOP + 2
                                                                        + _OUT["spike"]))
         elif kind == "sdsa":
+            # Per step: 3 cycles per (token, word) for K∧V and for Q; the serial mask takes W
+            # cycles per word, the last one overlapping the first Q read.
             words = _ceil(layer.channels, width)
-            cyc += t_steps * (6 * n * words + words)
+            cyc += t_steps * (6 * n * words + words * width - 1)
         elif kind == "head":
             g = _ceil(layer.channels, p)
             cyc += g * (_GROUP + t_steps * (_LOOP + 2 * n + _OUT["spike"]))

@@ -4,10 +4,11 @@ import pytest
 
 from spikeforge.cli import main
 from spikeforge.errors import UserError
-from spikeforge.hdl.accel_isa import DESCRIPTOR, Op
+from spikeforge.hdl.accel_isa import DESCRIPTOR, DESCRIPTOR_WORDS, PROGRAM_WORD_BITS, Op
 from spikeforge.hdl.compile import (
     AccelConfig,
     compile_model,
+    encode_descriptor,
     format_memory_table,
     load_stream_bytes,
 )
@@ -28,8 +29,15 @@ def test_program_shape(tiny):
     assert c.needed["weights"] == sum(
         -(-lay.weight.shape[0] // 8) * lay.weight[0].size
         for lay in tiny.layers if hasattr(lay, "weight"))
-    assert len(c.images["program"]) == len(c.program)
-    assert all(0 <= w < (1 << DESCRIPTOR.size) for w in c.images["program"])
+    assert len(c.images["program"]) == len(c.program) * DESCRIPTOR_WORDS
+    assert all(0 <= w < (1 << PROGRAM_WORD_BITS) for w in c.images["program"])
+    # The words of each descriptor, lowest first, rebuild its encoding.
+    words = c.images["program"]
+    for i, d in enumerate(c.program):
+        value = sum(w << (PROGRAM_WORD_BITS * j)
+                    for j, w in enumerate(words[i * DESCRIPTOR_WORDS:(i + 1) * DESCRIPTOR_WORDS]))
+        assert value == encode_descriptor(d)
+        assert value < (1 << DESCRIPTOR.size)
     assert "spikes" in format_memory_table(c)
 
 
