@@ -126,8 +126,6 @@ class HostLink(wiring.Component):
 
         # Reply being sent: header, then a payload produced by `payload_byte`, then the CRC.
         reply = Signal(Reply, init=Reply.ACK)
-        reply_len = Signal(16)
-        reply_last = Signal(16)   # reply_len - 1, so the end test is an equality
         tx_crc = Signal(8)
         tx_count = Signal(16)
         payload_byte = Signal(8)
@@ -167,14 +165,26 @@ class HostLink(wiring.Component):
                 # Logits (LE), the class byte, the cycle count (LE), from the held word.
                 m.d.comb += payload_byte.eq(word[:8])
 
-        def start_reply(kind, length_):
-            m.d.sync += [reply.eq(kind), reply_len.eq(length_), reply_last.eq(max(length_ - 1, 0)),
-                         tx_count.eq(0), tx_crc.eq(0)]
+        # Each reply kind has a fixed payload length, so the length is decoded from `reply`
+        # (no length register written from every state that starts a reply: its enable was
+        # the link's critical path on iCE40). `reply_last` is the length - 1, so the end test
+        # is an equality.
+        lengths = {Reply.ACK: 0, Reply.ERROR: 1, Reply.INFO: MODEL_ID_BYTES + 3,
+                   Reply.RESULT: n_result}
+        reply_len = Signal(16)
+        reply_last = Signal(16)
+        with m.Switch(reply):
+            for kind, length_ in lengths.items():
+                with m.Case(kind):
+                    m.d.comb += [reply_len.eq(length_), reply_last.eq(max(length_ - 1, 0))]
+
+        def start_reply(kind):
+            m.d.sync += [reply.eq(kind), tx_count.eq(0), tx_crc.eq(0)]
             m.next = "Reply-Sync"
 
         def fail(code):
             m.d.sync += error.eq(code)
-            start_reply(Reply.ERROR, 1)
+            start_reply(Reply.ERROR)
 
         with m.FSM():
             with m.State("Hunt"):
@@ -249,7 +259,7 @@ class HostLink(wiring.Component):
                         with m.Else():
                             fail(ErrorCode.LENGTH)
                     with m.Case(Command.INFO):
-                        start_reply(Reply.INFO, MODEL_ID_BYTES + 3)
+                        start_reply(Reply.INFO)
                     with m.Case(Command.SET_ID):
                         with m.If(length == MODEL_ID_BYTES):
                             m.next = "Set-Id"
@@ -262,7 +272,7 @@ class HostLink(wiring.Component):
                 m.d.sync += id_bytes.word_select(count[:3], 8).eq(rd.data)
                 m.d.comb += count_next.eq(count + 1)
                 with m.If(count == MODEL_ID_BYTES - 1):
-                    start_reply(Reply.ACK, 0)
+                    start_reply(Reply.ACK)
 
             for state, port in [("Load", self.load), ("Feed", self.pixels)]:
                 with m.State(state):
@@ -272,7 +282,7 @@ class HostLink(wiring.Component):
                     m.d.comb += [port.payload.eq(rd.data), port.valid.eq(~at_end)]
                     with m.If(at_end):
                         if state == "Load":
-                            start_reply(Reply.ACK, 0)
+                            start_reply(Reply.ACK)
                         else:
                             m.next = "Result"
                     with m.Elif(port.ready):
@@ -284,7 +294,7 @@ class HostLink(wiring.Component):
                 with m.If(self.result.valid):
                     m.d.sync += [word.eq(self.result.payload.data), word_left.eq(3),
                                  need_word.eq(0)]
-                    start_reply(Reply.RESULT, n_result)
+                    start_reply(Reply.RESULT)
 
             header = [("Reply-Sync", Const(SYNC, 8), "Reply-Code", False),
                       ("Reply-Code", reply.as_value(), "Reply-Length-Low", True),
