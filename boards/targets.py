@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from spikeforge.errors import UserError
+from spikeforge.hdl.accelerator import sdsa_membranes
 from spikeforge.hdl.compile import MEMORIES, compile_model
 
 from .spram import SPRAM_BITS, SPRAM_ROWS, spram_blocks
@@ -22,15 +23,19 @@ __all__ = ["Board", "BOARDS", "get_board", "BoardPlan", "plan_board", "block_ram
 # modes; the accelerator's memories have one read and one write port).
 _EBR_MODES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 _DP16KD_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-# Memories at most this deep are left in logic by Yosys (flip-flops on iCE40, LUT RAM on ECP5).
-_LOGIC_ROWS = {"ice40": 8, "ecp5": 16}
-# Calibrated logic model of the accelerator + host link (fixed controller, SDSA and loader
-# cost plus a per-lane datapath), from measured builds. iCE40 logic cells (LUT4s and
-# flip-flops that do not pack together), nextpnr: a 4×4, D = 8 model at P = 2 ≈ 9 500 LC (with
-# the link's buffer in block RAM), digits-tiny at P = 8 16 047 LC. ECP5 LUT4s, Yosys: the
-# digits-tiny core 6 107 / 9 005 at P = 2 / 8; digits-small at P = 8 with the link 8 574.
+# Which memories Yosys leaves in logic. ECP5: at most 16 rows (LUT RAM; measured: 64-bit
+# memories of up to 32 rows stay in LUT RAM, so 16 is on the safe side). iCE40: flip-flops when
+# the memory has fewer than 80 bits per block RAM it would take, measured with synth_ice40 on
+# one-read one-write memories (5 x 26, 5 x 40, 4 x 64 bits: flip-flops; 5 x 16, 5 x 48, 5 x 64,
+# 8 x 26 bits: block RAM).
+_LOGIC_ROWS = {"ecp5": 16}
+_ICE40_FF_BITS_PER_BLOCK = 80
+# Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
+# link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
+# (docs/boards.md §4). iCE40 logic cells placed by nextpnr: 6 650 at P = 2, 8 061 at P = 4.
+# ECP5 LUT4s mapped by Yosys: see the ECP5 builds there.
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
-_LOGIC_MODEL = {"ice40": (8_000, 1_000), "ecp5": (5_140, 483)}
+_LOGIC_MODEL = {"ice40": (5_945, 353), "ecp5": (5_140, 483)}
 _LOGIC_MARGIN = 1.1
 
 
@@ -93,8 +98,10 @@ class Board:
 
 
 BOARDS = {b.name: b for b in [
+    # P = 2: the smallest datapath whose weight rows of digits-tiny fit one SPRAM's 16 384
+    # rows, and the only lane count whose block RAMs fit (27 of 30; P = 8 needs 37).
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
-          bram_name="SB_RAM40_4K", default_lanes=8, default_width=16, f_sync=30e6,
+          bram_name="SB_RAM40_4K", default_lanes=2, default_width=16, f_sync=30e6,
           spram_weights=True),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
           # 40 MHz: the accelerator's measured Fmax on the 85F is about 42-50 MHz (its
@@ -115,7 +122,7 @@ def get_board(name):
 
 def _blocks(rows, bits, family):
     """``(blocks, rows held)`` of one memory on the family's block RAM (0 blocks: logic)."""
-    if rows <= _LOGIC_ROWS[family]:
+    if rows <= _LOGIC_ROWS.get(family, 0):
         return 0, rows
     modes = _EBR_MODES if family == "ice40" else _DP16KD_MODES
     best = None
@@ -124,6 +131,8 @@ def _blocks(rows, bits, family):
         held = -(-rows // depth) * depth
         if best is None or n < best[0] or (n == best[0] and held > best[1]):
             best = (n, held)
+    if family == "ice40" and rows * bits < _ICE40_FF_BITS_PER_BLOCK * best[0]:
+        return 0, rows
     return best
 
 
@@ -140,6 +149,9 @@ def block_ram_usage(config, board):
             usage[name] = (rows, bits, 0)
             continue
         usage[name] = (rows, bits, _blocks(rows, bits, board.family)[0])
+    # The SDSA unit's mask membranes: one row per channel (a unit-internal memory).
+    rows, bits = sdsa_membranes(config)
+    usage["sdsa membranes"] = (rows, bits, _blocks(rows, bits, board.family)[0])
     usage["link buffer"] = (LINK_PAYLOAD, 8, _blocks(LINK_PAYLOAD, 8, board.family)[0])
     return usage
 
@@ -171,11 +183,11 @@ class BoardPlan:
     def table(self):
         """Memory-to-block table as text."""
         kind = self.board.bram_name
-        out = [f"{'memory':<12}{'rows':>7}{'row bits':>10}{kind:>13}"]
+        out = [f"{'memory':<15}{'rows':>7}{'row bits':>10}{kind:>13}"]
         for name, (rows, bits, blocks) in self.usage.items():
             where = "SPRAM" if blocks == 0 and name == "weights" and self.sprams else blocks
-            out.append(f"{name:<12}{rows:>7}{bits:>10}{where!s:>13}")
-        out.append(f"{'total':<12}{'':>7}{'':>10}{self.brams:>13}  "
+            out.append(f"{name:<15}{rows:>7}{bits:>10}{where!s:>13}")
+        out.append(f"{'total':<15}{'':>7}{'':>10}{self.brams:>13}  "
                    f"(of {self.board.brams}; SPRAM {self.sprams} of {self.board.sprams})")
         return "\n".join(out) + "\n"
 
@@ -235,8 +247,11 @@ def plan_board(model, board, *, lanes=None, width=None):
             f"or a larger board")
     if luts > _LOGIC_MARGIN * board.luts:
         unit = "logic cells" if board.family == "ice40" else "LUT4s"
+        advice = ("use fewer lanes or a larger board" if fixed + per_lane < _LOGIC_MARGIN
+                  * board.luts and lanes > 1 else "use a larger board (the controller alone "
+                  f"is about {fixed} {unit}: docs/boards.md §9)")
         raise UserError(
             f"the accelerator at {lanes} lanes needs about {luts} {unit} but the {board.name} "
-            f"has {board.luts}; use fewer lanes or a larger board")
+            f"has {board.luts}; {advice}")
     plan.compiled = compile_model(model, cfg)
     return plan

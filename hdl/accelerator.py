@@ -19,9 +19,9 @@ from .lif import LIFUnit
 from .pe_array import PEArray, PEOp
 from .pool import SpikeMaxPool
 from .residual import AlignAdd
-from .sdsa import SDSAOp, SDSAUnit
+from .sdsa import SDSAOp, SDSAUnit, mask_membrane_width
 
-__all__ = ["Accelerator", "RESULT_LAYOUT"]
+__all__ = ["Accelerator", "RESULT_LAYOUT", "sdsa_membranes"]
 
 #: Result-stream payload.
 RESULT_LAYOUT = data.StructLayout({"data": 32, "last": 1})
@@ -32,6 +32,15 @@ _TAP_BITS = 4
 
 def _aw(depth):
     return max((depth - 1).bit_length(), 1)
+
+
+_SDSA_THETA_BITS = 16     # the descriptor's ``theta`` field
+
+
+def sdsa_membranes(config):
+    """``(rows, bits)`` of the SDSA unit's mask-membrane memory (a block RAM candidate)."""
+    return config.sdsa_channels, mask_membrane_width(config.max_tokens, _SDSA_THETA_BITS,
+                                                     config.sdsa_shift)
 
 
 class _MapAddress:
@@ -129,7 +138,7 @@ class Accelerator(wiring.Component):
         m.submodules.lif = lif = LIFUnit(p, 2, cfg.acc_bits, theta_width=cfg.theta_bits,
                                          theta_depth=cfg.thresholds_depth)
         m.submodules.sdsa = sdsa = SDSAUnit(cfg.sdsa_channels, w, cfg.max_tokens, mode="lif",
-                                            theta_width=16, shift=cfg.sdsa_shift)
+                                            theta_width=_SDSA_THETA_BITS, shift=cfg.sdsa_shift)
         m.submodules.orpool = orpool = SpikeMaxPool(w)
         m.submodules.align = align = AlignAdd(p, cfg.stream_bits, cfg.acc_bits,
                                               (1 << cfg.shift_bits) - 1,

@@ -13,7 +13,18 @@ from amaranth.lib.wiring import In, Out
 
 from .event_encoder import _check_positive, _check_pow2
 
-__all__ = ["SDSAUnit", "SDSAOp"]
+__all__ = ["SDSAUnit", "SDSAOp", "mask_membrane_width"]
+
+
+def mask_membrane_width(tokens, theta_width, shift):
+    """Bits of one stored mask membrane of a ``"lif"`` unit (its memory has one row per channel).
+
+    The membranes never go negative: V starts at 0 and H = (V + (kv << shift)) >> 1 with
+    kv >= 0. H is at most max(V, kv << shift), so V never exceeds the largest shifted count
+    (``count_width + shift`` bits), and a stored V is an H below θ, so below
+    2**(theta_width - 1): V is stored unsigned in the smaller of the two widths.
+    """
+    return max(min(theta_width - 1, tokens.bit_length() + shift), 1)
 
 
 class SDSAOp(enum.Enum, shape=2):
@@ -106,11 +117,7 @@ class SDSAUnit(wiring.Component):
         self._mode = mode
         self._shift = shift
         self._count_width = tokens.bit_length() if mode == "lif" else 1
-        # The mask membranes never go negative: V starts at 0 and H = (V + (kv << shift)) >> 1
-        # with kv >= 0. H is at most max(V, kv << shift), so V never exceeds the largest
-        # shifted count (``count_width + shift`` bits), and a stored V is an H below θ, so
-        # below 2**(theta_width - 1): V is stored unsigned in the smaller of the two widths.
-        self._vm_width = max(min(theta_width - 1, self._count_width + shift), 1)
+        self._vm_width = mask_membrane_width(tokens, theta_width, shift)
         word_width = max((self._words - 1).bit_length(), 1)
         self.count_layout = data.ArrayLayout(self._count_width, width)
         self.in_layout = data.StructLayout({

@@ -92,7 +92,11 @@ def test_refusals_before_synthesis(tmp_path, capsys):
                                         r"8 SPRAM blocks side by side, but the icebreaker has 4"):
         plan_board(model, BOARDS["icebreaker"], lanes=16, width=16)
     with pytest.raises(UserError, match=r"needs \d+ SB_RAM40_4K block RAMs but the icebreaker "
-                                        r"has 30 \(largest: program"):
+                                        r"has 30 \(largest: biases"):
+        plan_board(model, BOARDS["icebreaker"], lanes=8)
+    # Block RAM fits at the default P = 2 (27 of 30 for digits-tiny); the logic does not.
+    with pytest.raises(UserError, match=r"the accelerator at 2 lanes needs about \d+ logic cells "
+                                        r"but the icebreaker has 5280; use a larger board"):
         plan_board(model, BOARDS["icebreaker"])
     with pytest.raises(UserError, match="must not exceed the word width"):
         plan_board(model, BOARDS["ulx3s-85f"], lanes=32, width=16)
@@ -100,7 +104,7 @@ def test_refusals_before_synthesis(tmp_path, capsys):
     ir.save(model, path)
     assert main(["build", str(path), "--board", "icebreaker", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spikeforge build: error: the model at 8 lanes needs")
+    assert err.startswith("spikeforge build: error: the accelerator at 2 lanes needs about")
     assert "\n" not in err
     assert not (tmp_path / "b").exists()   # refused before anything was built
 
