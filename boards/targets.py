@@ -104,9 +104,10 @@ BOARDS = {b.name: b for b in [
           bram_name="SB_RAM40_4K", default_lanes=2, default_width=16, f_sync=30e6,
           spram_weights=True),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
-          # 40 MHz: the accelerator's measured Fmax on the 85F is about 42-50 MHz (its
-          # controller's address path, docs/boards.md §4); 80 MHz needs that path pipelined.
-          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=40e6,
+          # 50 MHz: the accelerator's measured Fmax on the 85F is 53-55 MHz (block RAM read
+          # data through an adder or comparator back into a block RAM, docs/boards.md §4);
+          # 80 MHz needs registered memory outputs.
+          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=50e6,
           spram_weights=False),
 ]}
 
