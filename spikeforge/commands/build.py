@@ -21,11 +21,11 @@ def add_arguments(p):
     p.add_argument("--target", choices=("fpga", "asic"), default="fpga",
                    help="fpga: bitstream for --board; asic: generic-gate estimate of the core")
     p.add_argument("--lanes", type=int, default=None,
-                   help="PE lanes P (None: the board's, 8)")
+                   help="PE lanes P (None: the board's: 2 on icebreaker, 8 on ulx3s-85f)")
     p.add_argument("--width", type=int, default=None,
                    help="spike word width W (None: the board's, 16)")
     p.add_argument("--freq", type=float, default=None,
-                   help="system clock request in MHz (None: 30 on icebreaker, 40 on ulx3s)")
+                   help="system clock request in MHz (None: 30 on icebreaker, 50 on ulx3s-85f)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
     p.add_argument("--out", type=Path, default=Path("build"), help="output directory")
