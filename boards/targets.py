@@ -248,9 +248,10 @@ def plan_board(model, board, *, lanes=None, width=None):
             f"or a larger board")
     if luts > _LOGIC_MARGIN * board.luts:
         unit = "logic cells" if board.family == "ice40" else "LUT4s"
-        advice = ("use fewer lanes or a larger board" if fixed + per_lane < _LOGIC_MARGIN
-                  * board.luts and lanes > 1 else "use a larger board (the controller alone "
-                  f"is about {fixed} {unit}: docs/boards.md §9)")
+        one_lane = fixed + per_lane
+        advice = ("use fewer lanes or a larger board" if one_lane <= _LOGIC_MARGIN * board.luts
+                  else f"use a larger board (even one lane needs about {one_lane} {unit}; "
+                  f"docs/boards.md §9)")
         raise UserError(
             f"the accelerator at {lanes} lanes needs about {luts} {unit} but the {board.name} "
             f"has {board.luts}; {advice}")
