@@ -35,7 +35,7 @@ _ICE40_FF_BITS_PER_BLOCK = 80
 # (docs/boards.md §4). iCE40 logic cells placed by nextpnr (digits-tiny): 6 596 at P = 2,
 # 7 978 at P = 4. ECP5 LUT4s mapped by Yosys (digits-small): 4 601 at P = 2, 7 598 at P = 8.
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
-_LOGIC_MODEL = {"ice40": (5_905, 346), "ecp5": (3_601, 500)}
+_LOGIC_MODEL = {"ice40": (5_214, 691), "ecp5": (3_601, 500)}
 _LOGIC_MARGIN = 1.1
 
 

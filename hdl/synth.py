@@ -15,7 +15,7 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-__all__ = ["FORBIDDEN_CELLS", "yosys_stats"]
+__all__ = ["FORBIDDEN_CELLS", "yosys_stats", "module_stats"]
 
 #: Coarse cells that would mean a multiplier or divider was inferred.
 FORBIDDEN_CELLS = ("$mul", "$div", "$mod", "$pow", "$divfloor", "$modfloor", "$macc",
@@ -63,3 +63,46 @@ def yosys_stats(component, *, ice40=True):
         if ice40:
             result["ice40"] = _parse(Path(tmp, "ice40.txt").read_text())
     return result
+
+
+_MODULE = re.compile(r"^=== (.+) ===$")
+
+
+def module_stats(component):
+    """``{module: {"SB_LUT4": n, "SB_CARRY": n, "FF": n, "EBR": n}}`` of ``component`` on iCE40.
+
+    The hierarchy is kept (``synth_ice40 -noflatten``), so every submodule is counted on its
+    own and the top module's own logic is its ``top`` entry. ABC9 does not run on a
+    hierarchical design in the YoWASP build, so the LUTs are mapped by ``abc -lut 4``; the
+    totals come out a little above a flat ``synth_ice40`` (an area breakdown, not a sign-off).
+    """
+    text = rtlil.convert(component, name="top", emit_src=False)
+    script = ["read_rtlil top.il", "synth_ice40 -noflatten -noabc -top top", "abc -lut 4",
+              "opt_clean", "tee -q -o modules.txt stat"]
+    with tempfile.TemporaryDirectory(prefix="spikeforge-yosys-") as tmp:
+        Path(tmp, "top.il").write_text(text)
+        subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=tmp, check=True,
+                       stdout=subprocess.DEVNULL)
+        report = Path(tmp, "modules.txt").read_text()
+    modules, name, cells = {}, None, {}
+
+    def close():
+        if name is not None and name != "design hierarchy":
+            modules[name] = {
+                "SB_LUT4": cells.get("SB_LUT4", 0) + cells.get("$lut", 0),
+                "SB_CARRY": cells.get("SB_CARRY", 0),
+                "FF": sum(n for c, n in cells.items() if c.startswith("SB_DFF")),
+                "EBR": sum(n for c, n in cells.items() if c.endswith("SB_RAM40_4K")),
+            }
+
+    for line in report.splitlines():
+        match = _MODULE.match(line.strip())
+        if match:
+            close()
+            name, cells = match[1], {}
+            continue
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit():
+            cells[parts[1]] = cells.get(parts[1], 0) + int(parts[0])
+    close()
+    return modules
