@@ -26,7 +26,6 @@ __all__ = ["Accelerator", "RESULT_LAYOUT", "sdsa_membranes"]
 #: Result-stream payload.
 RESULT_LAYOUT = data.StructLayout({"data": 32, "last": 1})
 
-_CW_BITS = 8    # width of the descriptor's ``words`` field: word index inside a position
 _TAP_BITS = 4
 
 
@@ -51,13 +50,11 @@ class _MapAddress:
     however many states address it.
     """
 
-    _FIELDS = {"base": 20, "t": 8, "y": 8, "x": 8, "word": _CW_BITS}
-
-    def __init__(self, m, name, *, sh, **default):
+    def __init__(self, m, name, widths, *, sh, **default):
         self._m = m
-        self._f = {k: Signal(n, name=f"{name}_{k}") for k, n in self._FIELDS.items()}
+        self._f = {k: Signal(n, name=f"{name}_{k}") for k, n in widths.items()}
         self._sh = [Signal(5, name=f"{name}_sh{a}") for a in "xyt"]
-        self.addr = Signal(21, name=f"{name}_addr")
+        self.addr = Signal(widths["base"] + 1, name=f"{name}_addr")
         f, (shx, shy, sht) = self._f, self._sh
         m.d.comb += self.addr.eq(f["base"] + ((f["t"] << sht) | (f["y"] << shy)
                                               | (f["x"] << shx) | f["word"]))
@@ -130,7 +127,9 @@ class Accelerator(wiring.Component):
         m = Module()
 
         # -- units ---------------------------------------------------------------------------
-        m.submodules.enc = enc = EventEncoder(w, _CW_BITS + _TAP_BITS)
+        # Loop-counter widths (AccelConfig: the smallest that run the compiled model).
+        cb, tb, gb, wb = cfg.coord_bits, cfg.step_bits, cfg.group_bits, cfg.word_bits
+        m.submodules.enc = enc = EventEncoder(w, wb + _TAP_BITS)
         m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,
                                        bias_width=cfg.acc_bits, weight_depth=cfg.weights_depth,
                                        bias_depth=cfg.biases_depth,
@@ -188,18 +187,19 @@ class Accelerator(wiring.Component):
         d = DESCRIPTOR(d_bits[:DESCRIPTOR.size])
         pc = Signal(_aw(-(-cfg.program_depth // DESCRIPTOR_WORDS)))
         fw = Signal(range(DESCRIPTOR_WORDS + 1))    # program word being fetched
-        g = Signal(8)
-        oy, ox = Signal(8), Signal(8)
-        t = Signal(8)
+        g = Signal(gb)
+        oy, ox = Signal(cb), Signal(cb)
+        t = Signal(tb)
         wy, wx = Signal(2), Signal(2)       # pool window offsets
-        cy, cx = Signal(signed(10)), Signal(signed(10))     # conv centre
+        cy, cx = Signal(signed(cb + 2)), Signal(signed(cb + 2))     # conv centre
         bit = Signal(3)                     # pixel bit-plane
-        hy, hx = Signal(8), Signal(8)       # head / SDSA token counters
-        cw = Signal(_CW_BITS)               # SDSA word counter
-        tapoff = [Signal(16, name=f"tapoff{i}") for i in range(9)]
+        hy, hx = Signal(cb), Signal(cb)     # head / SDSA token counters
+        cw = Signal(wb)                     # SDSA word counter
+        rows_w = _aw(cfg.weights_depth)     # a weight row offset
+        tapoff = [Signal(rows_w, name=f"tapoff{i}") for i in range(9)]
         tap_i = Signal(4)
-        tap_acc = Signal(16)
-        wg = Signal(20)                     # weight rows of the current group
+        tap_acc = Signal(rows_w)
+        wg = Signal(rows_w)                 # weight rows of the current group
         lastmask = Signal(w)
         shift = Signal(lanes_sh)
         value = Signal(lanes_acc)
@@ -212,13 +212,23 @@ class Accelerator(wiring.Component):
         best = Signal(signed(cfg.logit_bits))
         best_i = Signal(8)
 
-        ry, rx, rch = Signal(8), Signal(8), Signal(8)
+        ry, rx, rch = Signal(cb), Signal(cb), Signal(wb)
 
         m.d.comb += prog_r.addr.eq(Cat(fw[:(DESCRIPTOR_WORDS - 1).bit_length()], pc))
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
 
-        last_t = t == d.steps - 1
+        # Descriptor fields as wide as the counters they bound (the compiler checks the model
+        # against the counter widths, so the upper bits are zero).
+        steps, groups, words = d.steps[:tb + 1], d.groups[:gb + 1], d.words[:wb + 1]
+        in_h, in_w = d.in_h[:cb + 1], d.in_w[:cb + 1]
+        out_h, out_w = d.out_h[:cb + 1], d.out_w[:cb + 1]
+        base_w = max(_aw(cfg.spikes_depth), _aw(cfg.stream_depth), _aw(cfg.pixels_depth))
+        in_base, out_base = d.in_base[:base_w], d.out_base[:base_w]
+        k_base, v_base = d.k_base[:base_w], d.v_base[:base_w]
+        agu_widths = {"base": base_w, "t": tb, "y": cb, "x": cb, "word": max(gb, wb)}
+
+        last_t = t == steps - 1
         t_first = t == 0
         gwrd = g >> lpw if lpw else g        # spike word holding group g's lanes
         in_sh = (d.in_shx, d.in_shy, d.in_sht)
@@ -227,27 +237,27 @@ class Accelerator(wiring.Component):
         # Window of a pooled output (3×3, stride 2, pad 1): the in-bounds rows are a range.
         wy0 = Mux(oy == 0, 1, 0)
         wx0 = Mux(ox == 0, 1, 0)
-        wy1 = Mux((oy << 1) + 1 >= d.in_h, 1, 2)
-        wx1 = Mux((ox << 1) + 1 >= d.in_w, 1, 2)
+        wy1 = Mux((oy << 1) + 1 >= in_h, 1, 2)
+        wx1 = Mux((ox << 1) + 1 >= in_w, 1, 2)
         win_last = (wy == wy1) & (wx == wx1)
 
         # -- fetch stage: neighbourhood words → event encoder ---------------------------------
         is_pixel = d.op == Op.PIXEL
         fdy, fdx = Signal(2), Signal(2)
-        fcw = Signal(_CW_BITS)
+        fcw = Signal(wb)
         f_more, f_pend = Signal(), Signal()
-        f_word = Signal(_CW_BITS + _TAP_BITS)
+        f_word = Signal(wb + _TAP_BITS)
         f_last, f_lastw, f_oob = Signal(), Signal(), Signal()
         def first_tap(c):
             return Mux(is_pixel | ~d.k3, Mux(d.k3, 0, 1), Mux(c == 0, 1, 0))
 
         dx0 = first_tap(cx)                 # column restart inside the neighbourhood
-        dy1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cy + 1 >= d.in_h, 1, 2))
-        dx1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cx + 1 >= d.in_w, 1, 2))
-        iy = Signal(signed(11))
-        ix = Signal(signed(11))
+        dy1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cy + 1 >= in_h, 1, 2))
+        dx1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cx + 1 >= in_w, 1, 2))
+        iy = Signal(signed(cb + 2))
+        ix = Signal(signed(cb + 2))
         m.d.comb += [iy.eq(cy + fdy - 1), ix.eq(cx + fdx - 1)]
-        oob = (iy < 0) | (ix < 0) | (iy >= d.in_h) | (ix >= d.in_w)
+        oob = (iy < 0) | (ix < 0) | (iy >= in_h) | (ix >= in_w)
         tap = Signal(4)
         with m.If(~d.k3):
             m.d.comb += tap.eq(0)
@@ -257,7 +267,7 @@ class Accelerator(wiring.Component):
             m.d.comb += tap.eq(fdx + 3)
         with m.Else():
             m.d.comb += tap.eq(fdx + 6)
-        f_is_last = (fcw == d.words - 1) & (fdy == dy1) & (fdx == dx1)
+        f_is_last = (fcw == words - 1) & (fdy == dy1) & (fdx == dx1)
         enc_data = Mux(is_pixel, pix_r.data.bit_select(bit, 1),
                        spk_r.data & Mux(f_lastw, lastmask, Const(-1, w)))
         m.d.comb += [
@@ -272,10 +282,10 @@ class Accelerator(wiring.Component):
         # Events → PE commands; the row of event (tap, channel) is wg + tap·cin + channel.
         ev = enc.o.payload
         ev_bit = ev.addr[:lw]
-        ev_cw = ev.addr[lw:lw + _CW_BITS]
-        ev_tap = ev.addr[lw + _CW_BITS:]
+        ev_cw = ev.addr[lw:lw + wb]
+        ev_tap = ev.addr[lw + wb:]
         ev_ch = Mux(is_pixel, ev_cw, Cat(ev_bit, ev_cw))
-        ev_tapoff = Signal(16)
+        ev_tapoff = Signal(rows_w)
         with m.Switch(ev_tap):
             for i in range(9):
                 with m.Case(i):
@@ -289,7 +299,7 @@ class Accelerator(wiring.Component):
         # One assignment per payload field (a field overridden inside an FSM state would turn
         # the constant ones into `always @*` blocks that event-driven simulators never run).
         # Coordinates of the CONV row in the output stage (see the row pipeline below).
-        o_t, o_oy, o_ox, o_g = Signal(8), Signal(8), Signal(8), Signal(8)
+        o_t, o_oy, o_ox, o_g = Signal(tb), Signal(cb), Signal(cb), Signal(gb)
         o_first, o_last, c_done = Signal(), Signal(), Signal()
         in_cwait = Signal()                 # CONV_WAIT: the output stage takes the PE's sums
 
@@ -297,26 +307,26 @@ class Accelerator(wiring.Component):
         # One per memory port (a map address costs three barrel shifters): spike reads, stream
         # reads, writes (spike and stream writes never happen in the same cycle), pixels. Each
         # has its default source here; FSM states and the CONV output stage override fields.
-        spk_ra = _MapAddress(m, "spk_ra", base=d.in_base, t=t, y=iy[:8], x=ix[:8], word=fcw,
-                             sh=in_sh)
+        spk_ra = _MapAddress(m, "spk_ra", agu_widths, base=in_base, t=t, y=iy[:cb], x=ix[:cb],
+                             word=fcw, sh=in_sh)
         x_is_out = d.mode == Mode.ADD
         x_tok = ~x_is_out & (d.op == Op.HEAD_SUM)
-        x_ra = _MapAddress(m, "x_ra", base=Mux(x_is_out, d.out_base, d.in_base), t=t,
+        x_ra = _MapAddress(m, "x_ra", agu_widths, base=Mux(x_is_out, out_base, in_base), t=t,
                            y=Mux(x_tok, hy, oy), x=Mux(x_tok, hx, ox), word=g,
                            sh=[Mux(x_is_out, o, i) for o, i in zip(out_sh, in_sh, strict=True)])
-        wa = _MapAddress(m, "wa", base=d.out_base, t=o_t, y=o_oy, x=o_ox,
+        wa = _MapAddress(m, "wa", agu_widths, base=out_base, t=o_t, y=o_oy, x=o_ox,
                          word=Mux(d.mode == Mode.SPIKE, o_g >> lpw if lpw else o_g, o_g),
                          sh=out_sh)
         receiving = Signal()
-        pix_y, pix_x, pix_c = Signal(8), Signal(8), Signal(8)
+        pix_y, pix_x, pix_c = Signal(cb), Signal(cb), Signal(wb)
         pix_core = Signal(range(cfg.pixels_depth))
         m.d.comb += [
-            pix_y.eq(Mux(receiving, ry, iy[:8])), pix_x.eq(Mux(receiving, rx, ix[:8])),
+            pix_y.eq(Mux(receiving, ry, iy[:cb])), pix_x.eq(Mux(receiving, rx, ix[:cb])),
             pix_c.eq(Mux(receiving, rch, fcw)),
             pix_core.eq((pix_y << d.in_shy) | (pix_x << d.in_shx) | pix_c),
             spk_r.addr.eq(spk_ra.addr), xs_r.addr.eq(x_ra.addr),
             spk_w.addr.eq(wa.addr), xs_w.addr.eq(wa.addr),
-            pix_r.addr.eq(Mux(oob, d.k_base + fcw, pix_core)),
+            pix_r.addr.eq(Mux(oob, k_base + fcw, pix_core)),
         ]
         m.d.comb += [
             lif.i.payload.x.eq(Mux(in_cwait, pe.o.payload.acc, value)),
@@ -351,10 +361,10 @@ class Accelerator(wiring.Component):
                 with m.If(f_more):
                     m.d.sync += [
                         f_word.eq(Cat(fcw, tap)), f_last.eq(f_is_last),
-                        f_lastw.eq(fcw == d.words - 1), f_oob.eq(oob),
+                        f_lastw.eq(fcw == words - 1), f_oob.eq(oob),
                         f_more.eq(~f_is_last),
                     ]
-                    with m.If(fcw == d.words - 1):
+                    with m.If(fcw == words - 1):
                         m.d.sync += fcw.eq(0)
                         with m.If(fdx == dx1):
                             m.d.sync += [fdx.eq(dx0), fdy.eq(fdy + 1)]
@@ -374,11 +384,11 @@ class Accelerator(wiring.Component):
         # event is issued, so the next row's fetch runs during the drain; the output stage works
         # from its own copy of the row's coordinates (o_*), taken at that moment.
         n_t = Mux(last_t, 0, t + 1)
-        wrap_x = last_t & (ox == d.out_w - 1)
-        wrap_y = wrap_x & (oy == d.out_h - 1)
+        wrap_x = last_t & (ox == out_w - 1)
+        wrap_y = wrap_x & (oy == out_h - 1)
         n_ox = Mux(last_t, Mux(wrap_x, 0, ox + 1), ox)
         n_oy = Mux(wrap_x, Mux(wrap_y, 0, oy + 1), oy)
-        layer_done = wrap_y & (g == d.groups - 1)
+        layer_done = wrap_y & (g == groups - 1)
         # The row's stream word (ADD) and shift row are read from the loop counters while the
         # row gathers; from the cycle after its last event until the output stage takes its
         # sums, the read ports hold their data (x_hold), since the counters have moved on.
@@ -413,7 +423,7 @@ class Accelerator(wiring.Component):
         with m.If(d.op == Op.CONV):
             m.d.comb += [shm_r.addr.eq(d.prow + g), shm_r.en.eq(~x_hold),
                          xs_r.en.eq(~x_hold | pl_busy)]
-            x_ra.use(base=d.out_base, t=t, y=oy, x=ox, word=g, sh=out_sh)
+            x_ra.use(base=out_base, t=t, y=oy, x=ox, word=g, sh=out_sh)
 
         # Pooled CONV: the shifted conv value of input position (pl_y, pl_x) is max-merged into
         # every 3×3/s2/p1 window holding it (rows pl_y>>1 … and columns likewise), read then
@@ -421,10 +431,10 @@ class Accelerator(wiring.Component):
         # overwrites, so the stream needs no clearing. Max and shift commute: the shift is a
         # left shift into a stream wide enough for every shifted conv value.
         pl_ph = Signal()
-        pl_t, pl_y, pl_x, pl_g = Signal(8), Signal(8), Signal(8), Signal(8)
-        pl_wy, pl_wx = Signal(8), Signal(8)
-        pl_wy1 = Mux(pl_y[0] & (pl_y + 1 < d.in_h), (pl_y >> 1) + 1, pl_y >> 1)
-        pl_wx1 = Mux(pl_x[0] & (pl_x + 1 < d.in_w), (pl_x >> 1) + 1, pl_x >> 1)
+        pl_t, pl_y, pl_x, pl_g = Signal(tb), Signal(cb), Signal(cb), Signal(gb)
+        pl_wy, pl_wx = Signal(cb), Signal(cb)
+        pl_wy1 = Mux(pl_y[0] & (pl_y + 1 < in_h), (pl_y >> 1) + 1, pl_y >> 1)
+        pl_wx1 = Mux(pl_x[0] & (pl_x + 1 < in_w), (pl_x >> 1) + 1, pl_x >> 1)
         pl_first = (Mux(pl_wy == 0, pl_y == 0, pl_y == (pl_wy << 1) - 1)
                     & Mux(pl_wx == 0, pl_x == 0, pl_x == (pl_wx << 1) - 1))
         pl_new = Signal(lanes_x)
@@ -434,7 +444,7 @@ class Accelerator(wiring.Component):
         with m.If(pl_busy):
             m.d.sync += pl_ph.eq(~pl_ph)
             with m.If(~pl_ph):
-                x_ra.use(base=d.out_base, t=pl_t, y=pl_wy, x=pl_wx, word=pl_g, sh=out_sh)
+                x_ra.use(base=out_base, t=pl_t, y=pl_wy, x=pl_wx, word=pl_g, sh=out_sh)
             with m.Else():
                 wa.use(t=pl_t, y=pl_wy, x=pl_wx, word=pl_g)
                 m.d.comb += [xs_w.data.eq(pl_new), xs_w.en.eq(1)]
@@ -446,16 +456,14 @@ class Accelerator(wiring.Component):
                     m.d.sync += pl_busy.eq(0)
                     m.d.comb += align.o.ready.eq(1)
 
-        with m.FSM(name="ctrl"):
+        with m.FSM(name="ctrl") as ctrl:
             with m.State("IDLE"):
                 m.d.sync += [pc.eq(0), counting.eq(0)]
                 with m.If(self.pixels.valid & loader.idle & (pc == 0)):
                     m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
                     m.next = "FETCH0"
             with m.State("RECEIVE"):
-                m.d.comb += [
-                    self.busy.eq(1),
-                    self.pixels.ready.eq(1), receiving.eq(1),
+                m.d.comb += [self.pixels.ready.eq(1), receiving.eq(1),
                     pix_w.addr.eq(pix_core),
                     pix_w.data.eq(self.pixels.payload),
                     pix_w.en.eq(self.pixels.valid),
@@ -463,9 +471,9 @@ class Accelerator(wiring.Component):
                 with m.If(self.pixels.valid):
                     with m.If(rch == d.cin - 1):
                         m.d.sync += rch.eq(0)
-                        with m.If(rx == d.in_w - 1):
+                        with m.If(rx == in_w - 1):
                             m.d.sync += [rx.eq(0), ry.eq(ry + 1)]
-                            with m.If(ry == d.in_h - 1):
+                            with m.If(ry == in_h - 1):
                                 m.d.sync += [cycles.eq(0), counting.eq(1)]
                                 m.next = "FETCH"
                         with m.Else():
@@ -477,7 +485,6 @@ class Accelerator(wiring.Component):
             # descriptor during the first cycle, when the last row's output stage of a
             # pipelined CONV may still be writing.
             def fetch_words(next_state):
-                m.d.comb += self.busy.eq(1)
                 m.d.sync += fw.eq(fw + 1)
                 with m.If(fw != 0):
                     m.d.sync += d_bits.eq(Cat(d_bits[PROGRAM_WORD_BITS:], prog_r.data))
@@ -491,13 +498,11 @@ class Accelerator(wiring.Component):
             with m.State("FETCH"):
                 fetch_words("DECODE")
             with m.State("DECODE"):
-                m.d.comb += self.busy.eq(1)
                 m.d.sync += [g.eq(0), oy.eq(0), ox.eq(0), t.eq(0),
                              tap_i.eq(0), tap_acc.eq(0), cw.eq(0), hy.eq(0), hx.eq(0)]
                 m.next = "TAPS"
             with m.State("TAPS"):
                 # tap·cin by repeated addition: the controller has no multiplier.
-                m.d.comb += self.busy.eq(1)
                 for i in range(9):
                     with m.If(tap_i == i):
                         m.d.sync += tapoff[i].eq(tap_acc)
@@ -519,15 +524,12 @@ class Accelerator(wiring.Component):
                         with m.Default():
                             m.next = "GROUP"
             with m.State("GROUP"):
-                m.d.comb += self.busy.eq(1)
                 m.next = "GROUP_SHIFT"
             with m.State("GROUP_SHIFT"):
-                m.d.comb += self.busy.eq(1)
                 m.d.sync += shift.eq(shm_r.data)
                 m.next = "POS"
             with m.State("POS"):
                 # Start of one (group, position, step).
-                m.d.comb += self.busy.eq(1)
                 m.d.sync += [wy.eq(wy0), wx.eq(wx0), win_first.eq(1), bit.eq(7),
                              hy.eq(0), hx.eq(0)]
                 with m.Switch(d.op):
@@ -547,9 +549,7 @@ class Accelerator(wiring.Component):
 
             # ---- convolution gather: BIAS/CLEAR, events, DRAIN ----
             with m.State("GATHER_CMD"):
-                m.d.comb += [
-                    self.busy.eq(1),
-                    pe.i.valid.eq(1),
+                m.d.comb += [pe.i.valid.eq(1),
                     pe.i.payload.op.eq(Mux(is_pixel & (bit != 0), PEOp.CLEAR, PEOp.BIAS)),
                     pe.i.payload.addr.eq(d.prow + g),
                 ]
@@ -558,9 +558,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += f_active.eq(1)
                     m.next = "GATHER_RUN"
             with m.State("GATHER_RUN"):
-                m.d.comb += [
-                    self.busy.eq(1),
-                    pe.i.valid.eq(enc.o.valid & ~ev.none),
+                m.d.comb += [pe.i.valid.eq(enc.o.valid & ~ev.none),
                     pe.i.payload.op.eq(PEOp.ACC),
                     pe.i.payload.addr.eq(ev_row),
                     enc.o.ready.eq(pe.i.ready | ev.none),
@@ -569,12 +567,11 @@ class Accelerator(wiring.Component):
                     m.d.sync += f_active.eq(0)
                     m.next = "GATHER_DRAIN"
             with m.State("GATHER_DRAIN"):
-                m.d.comb += [self.busy.eq(1), pe.i.valid.eq(1),
+                m.d.comb += [pe.i.valid.eq(1),
                              pe.i.payload.op.eq(PEOp.DRAIN)]
                 with m.If(pe.i.ready):
                     m.next = "GATHER_WAIT"
             with m.State("GATHER_WAIT"):
-                m.d.comb += self.busy.eq(1)
                 m.d.comb += pe.o.ready.eq(1)
                 with m.If(pe.o.valid):
                     with m.If(is_pixel):
@@ -591,16 +588,14 @@ class Accelerator(wiring.Component):
                         m.next = "OUT"
             # ---- CONV: pipelined rows (see the row pipeline above) ----
             with m.State("CONV_START"):
-                m.d.comb += [self.busy.eq(1), pe.i.valid.eq(1), pe.i.payload.op.eq(PEOp.BIAS),
+                m.d.comb += [pe.i.valid.eq(1), pe.i.payload.op.eq(PEOp.BIAS),
                              pe.i.payload.addr.eq(d.prow + g)]
                 start_fetch(oy, ox)
                 m.d.sync += f_active.eq(1)
                 m.next = "CONV_RUN"
             with m.State("CONV_RUN"):
                 # An empty last word arrives as a marker: its cycle issues the DRAIN.
-                m.d.comb += [
-                    self.busy.eq(1),
-                    pe.i.valid.eq(enc.o.valid),
+                m.d.comb += [pe.i.valid.eq(enc.o.valid),
                     pe.i.payload.op.eq(Mux(ev.none, PEOp.DRAIN, PEOp.ACC)),
                     pe.i.payload.addr.eq(ev_row),
                     enc.o.ready.eq(pe.i.ready),
@@ -612,7 +607,7 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.next = "CONV_DRAIN"
             with m.State("CONV_DRAIN"):
-                m.d.comb += [self.busy.eq(1), pe.i.valid.eq(1), pe.i.payload.op.eq(PEOp.DRAIN)]
+                m.d.comb += [pe.i.valid.eq(1), pe.i.payload.op.eq(PEOp.DRAIN)]
                 with m.If(pe.i.ready):
                     m.next = "CONV_WAIT"
             with m.State("CONV_WAIT"):
@@ -620,7 +615,7 @@ class Accelerator(wiring.Component):
                 # next row's bias (the PE array accepts a command as its output is taken).
                 take = pe.o.valid & ~pl_busy
                 m.d.comb += [
-                    self.busy.eq(1), pe.o.ready.eq(~pl_busy),
+                    pe.o.ready.eq(~pl_busy),
                     pe.i.valid.eq(~c_done), pe.i.payload.op.eq(PEOp.BIAS),
                     pe.i.payload.addr.eq(d.prow + g),
                     in_cwait.eq(1),
@@ -651,16 +646,14 @@ class Accelerator(wiring.Component):
 
             # ---- residual-stream inputs ----
             with m.State("X_READ"):
-                m.d.comb += self.busy.eq(1)
                 m.next = "X_USE"
             with m.State("X_USE"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(d.op == Op.HEAD_SUM):
                     for lane in range(p):
                         m.d.sync += value[lane].eq(v_sum[lane])
-                    with m.If(hx == d.in_w - 1):
+                    with m.If(hx == in_w - 1):
                         m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
-                        with m.If(hy == d.in_h - 1):
+                        with m.If(hy == in_h - 1):
                             m.next = "OUT"
                         with m.Else():
                             m.next = "X_READ"
@@ -674,7 +667,6 @@ class Accelerator(wiring.Component):
 
             # ---- output stage ----
             with m.State("OUT"):
-                m.d.comb += self.busy.eq(1)
                 with m.Switch(d.mode):
                     with m.Case(Mode.SPIKE):
                         m.next = "OUT_LIF"
@@ -683,50 +675,48 @@ class Accelerator(wiring.Component):
                     with m.Case(Mode.LOGIT):
                         m.next = "OUT_LOGIT"
             with m.State("OUT_LIF"):
-                m.d.comb += [self.busy.eq(1), lif.i.valid.eq(1)]
+                m.d.comb += [lif.i.valid.eq(1)]
                 with m.If(lif.i.ready):
                     m.next = "OUT_SPIKE"
             with m.State("OUT_SPIKE"):
                 wa.use(t=t, y=oy, x=ox, word=gwrd)
                 m.d.comb += [
-                    self.busy.eq(1), lif.o.ready.eq(1),
+                    lif.o.ready.eq(1),
                     spk_w.data.eq(Cat(*([lif.o.payload.spikes] * (w // p)))),
                     spk_w.en.eq(Mux(lif.o.valid, 1 << (g[:lpw] if lpw else 0), 0)),
                 ]
                 with m.If(lif.o.valid):
                     m.next = "NEXT"
             with m.State("OUT_ALIGN"):
-                m.d.comb += [self.busy.eq(1), align.i.valid.eq(1)]
+                m.d.comb += [align.i.valid.eq(1)]
                 with m.If(align.i.ready):
                     m.next = "OUT_STREAM"
             with m.State("OUT_STREAM"):
                 wa.use(t=t, y=oy, x=ox, word=g)
                 m.d.comb += [
-                    self.busy.eq(1), align.o.ready.eq(1), xs_w.data.eq(align.o.payload.sum),
+                    align.o.ready.eq(1), xs_w.data.eq(align.o.payload.sum),
                     xs_w.en.eq(align.o.valid),
                 ]
                 with m.If(align.o.valid):
                     m.next = "NEXT"
             with m.State("OUT_LOGIT"):
-                m.d.comb += self.busy.eq(1)
                 m.d.sync += logit.eq(lg_sum)
                 m.d.comb += [lgm_w.addr.eq(g), lgm_w.data.eq(lg_sum), lgm_w.en.eq(last_t)]
                 m.next = "NEXT"
 
             # ---- loop advance: time (innermost), position, group, layer ----
             with m.State("NEXT"):
-                m.d.comb += self.busy.eq(1)
                 with m.If(~last_t):
                     m.d.sync += t.eq(t + 1)
                     m.next = "POS"
                 with m.Else():
                     m.d.sync += t.eq(0)
                     m.next = "POS"
-                    with m.If(ox == d.out_w - 1):
+                    with m.If(ox == out_w - 1):
                         m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
-                        with m.If(oy == d.out_h - 1):
+                        with m.If(oy == out_h - 1):
                             m.d.sync += [oy.eq(0), g.eq(g + 1), wg.eq(wg + d.w_gstride)]
-                            with m.If(g == d.groups - 1):
+                            with m.If(g == groups - 1):
                                 m.d.sync += pc.eq(pc + 1)
                                 m.next = "FETCH"
                             with m.Elif(d.op != Op.POOL_OR):
@@ -736,12 +726,11 @@ class Accelerator(wiring.Component):
 
             # ---- spike OR pool (g counts words) ----
             with m.State("POOL_READ"):
-                m.d.comb += self.busy.eq(1)
-                spk_ra.use(y=((oy << 1) + wy - 1)[:8], x=((ox << 1) + wx - 1)[:8], word=g)
+                spk_ra.use(y=((oy << 1) + wy - 1)[:cb], x=((ox << 1) + wx - 1)[:cb], word=g)
                 m.next = "POOL_FEED"
             with m.State("POOL_FEED"):
                 m.d.comb += [
-                    self.busy.eq(1), spk_r.en.eq(0),
+                    spk_r.en.eq(0),
                     orpool.i.valid.eq(1), orpool.i.payload.data.eq(spk_r.data),
                     orpool.i.payload.first.eq(win_first), orpool.i.payload.last.eq(win_last),
                 ]
@@ -758,7 +747,7 @@ class Accelerator(wiring.Component):
             with m.State("POOL_WRITE"):
                 wa.use(t=t, y=oy, x=ox, word=g)
                 m.d.comb += [
-                    self.busy.eq(1), orpool.o.ready.eq(1),
+                    orpool.o.ready.eq(1),
                     spk_w.data.eq(orpool.o.payload.data),
                     spk_w.en.eq(Mux(orpool.o.valid, Const(-1, w // p), 0)),
                 ]
@@ -766,16 +755,16 @@ class Accelerator(wiring.Component):
                     m.next = "NEXT"
 
             # ---- SDSA: per step, K∧V counts over tokens, mask, then Q ∧ mask ----
-            sd_mask = Mux(cw == d.words - 1, lastmask, Const(-1, w))
-            sd_last_word = cw == d.words - 1
-            sd_last_tok = (hx == d.in_w - 1) & (hy == d.in_h - 1)
+            sd_mask = Mux(cw == words - 1, lastmask, Const(-1, w))
+            sd_last_word = cw == words - 1
+            sd_last_tok = (hx == in_w - 1) & (hy == in_h - 1)
 
             def sd_advance(done_state, again_state):
                 with m.If(sd_last_word):
                     m.d.sync += cw.eq(0)
-                    with m.If(hx == d.in_w - 1):
+                    with m.If(hx == in_w - 1):
                         m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
-                        with m.If(hy == d.in_h - 1):
+                        with m.If(hy == in_h - 1):
                             m.d.sync += hy.eq(0)
                             m.next = done_state
                         with m.Else():
@@ -788,17 +777,15 @@ class Accelerator(wiring.Component):
                     m.next = again_state
 
             with m.State("SDSA_K"):
-                m.d.comb += self.busy.eq(1)
-                spk_ra.use(base=d.k_base, y=hy, x=hx, word=cw)
+                spk_ra.use(base=k_base, y=hy, x=hx, word=cw)
                 m.next = "SDSA_V"
             with m.State("SDSA_V"):
-                m.d.comb += self.busy.eq(1)
-                spk_ra.use(base=d.v_base, y=hy, x=hx, word=cw)
+                spk_ra.use(base=v_base, y=hy, x=hx, word=cw)
                 m.d.sync += kword.eq(spk_r.data & sd_mask)
                 m.next = "SDSA_KV"
             with m.State("SDSA_KV"):
                 m.d.comb += [
-                    self.busy.eq(1), spk_r.en.eq(0),
+                    spk_r.en.eq(0),
                     sdsa.i.valid.eq(1), sdsa.i.payload.op.eq(SDSAOp.KV),
                     sdsa.i.payload.word.eq(cw), sdsa.i.payload.a.eq(kword),
                     sdsa.i.payload.b.eq(spk_r.data & sd_mask),
@@ -808,7 +795,7 @@ class Accelerator(wiring.Component):
                     sd_advance("SDSA_MASK", "SDSA_K")
             with m.State("SDSA_MASK"):
                 m.d.comb += [
-                    self.busy.eq(1), sdsa.i.valid.eq(1), sdsa.i.payload.op.eq(SDSAOp.MASK),
+                    sdsa.i.valid.eq(1), sdsa.i.payload.op.eq(SDSAOp.MASK),
                     sdsa.i.payload.word.eq(cw), sdsa.i.payload.first.eq(t_first),
                 ]
                 with m.If(sdsa.i.ready):
@@ -818,12 +805,11 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += cw.eq(cw + 1)
             with m.State("SDSA_Q"):
-                m.d.comb += self.busy.eq(1)
                 spk_ra.use(y=hy, x=hx, word=cw)
                 m.next = "SDSA_QSEND"
             with m.State("SDSA_QSEND"):
                 m.d.comb += [
-                    self.busy.eq(1), spk_r.en.eq(0),
+                    spk_r.en.eq(0),
                     sdsa.i.valid.eq(1), sdsa.i.payload.op.eq(SDSAOp.Q),
                     sdsa.i.payload.word.eq(cw), sdsa.i.payload.a.eq(spk_r.data & sd_mask),
                     # Unused downstream, but left undriven it becomes a constant `always @*`
@@ -836,7 +822,7 @@ class Accelerator(wiring.Component):
             with m.State("SDSA_QOUT"):
                 wa.use(t=t, y=hy, x=hx, word=cw)
                 m.d.comb += [
-                    self.busy.eq(1), sdsa.o.ready.eq(1),
+                    sdsa.o.ready.eq(1),
                     spk_w.data.eq(sdsa.o.payload.data),
                     spk_w.en.eq(Mux(sdsa.o.valid, Const(-1, w // p), 0)),
                 ]
@@ -862,10 +848,9 @@ class Accelerator(wiring.Component):
                 sel = Mux(lane_sel == lane, lgm_r.data[lane], sel)
             m.d.comb += lval.eq(sel)
             with m.State("RESULT_READ"):
-                m.d.comb += self.busy.eq(1)
                 m.next = "RESULT_LOGIT"
             with m.State("RESULT_LOGIT"):
-                m.d.comb += [self.busy.eq(1), lgm_r.en.eq(0),
+                m.d.comb += [lgm_r.en.eq(0),
                              self.result.valid.eq(1), self.result.payload.data.eq(lval)]
                 with m.If(self.result.ready):
                     with m.If((rc == 0) | (lval > best)):
@@ -876,12 +861,12 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.next = "RESULT_READ"
             with m.State("RESULT_CLASS"):
-                m.d.comb += [self.busy.eq(1), self.result.valid.eq(1),
+                m.d.comb += [self.result.valid.eq(1),
                              self.result.payload.data.eq(best_i)]
                 with m.If(self.result.ready):
                     m.next = "RESULT_CYCLES"
             with m.State("RESULT_CYCLES"):
-                m.d.comb += [self.busy.eq(1), self.result.valid.eq(1),
+                m.d.comb += [self.result.valid.eq(1),
                              self.result.payload.data.eq(cycles),
                              self.result.payload.last.eq(1)]
                 with m.If(self.result.ready):
@@ -889,6 +874,9 @@ class Accelerator(wiring.Component):
                     m.next = "IDLE"
 
         # The loader owns the pixel memory's write port while the engine is idle (zero points).
+        # Busy in every state but IDLE: one compare of the state register (an OR of the
+        # states' own assignments was the iCE40 critical path, into the loader's enable).
+        m.d.comb += self.busy.eq(~ctrl.ongoing("IDLE"))
         with m.If(~self.busy):
             m.d.comb += [pix_w.addr.eq(loader.pixels.addr), pix_w.data.eq(loader.pixels.data),
                          pix_w.en.eq(loader.pixels.en)]

@@ -68,6 +68,12 @@ class AccelConfig:
         Largest SDSA width (a multiple of ``width``) and token count the SDSA unit supports.
     sdsa_shift : int
         The SDSA mask shift the SDSA unit is built with.
+    coord_bits, step_bits, group_bits, word_bits : int
+        Widths of the controller's loop counters: a map coordinate (the largest map side is
+        at most ``2**coord_bits``), a time step, an output group (or word) and a word index
+        within a position. The compiler derives the smallest that run the model; every
+        counter, comparator and address-generator input is that wide (8 bits, the descriptor
+        fields' width, runs every model the program encoding can express).
     external_weights : bool
         Weight rows live outside the accelerator (e.g. iCE40 SPRAM), reached through the
         top-level ``w_read`` / ``w_write`` ports instead of an internal memory.
@@ -93,6 +99,10 @@ class AccelConfig:
     sdsa_channels: int = 64
     max_tokens: int = 64
     sdsa_shift: int = 1
+    coord_bits: int = 8
+    step_bits: int = 8
+    group_bits: int = 8
+    word_bits: int = 8
     external_weights: bool = False
 
     def __post_init__(self):
@@ -116,6 +126,10 @@ class AccelConfig:
         if self.lanes > self.width:
             raise ValueError(f"AccelConfig.lanes ({self.lanes!r}) must not exceed the word "
                              f"width ({self.width!r})")
+        for name in ("coord_bits", "step_bits", "group_bits", "word_bits"):
+            if getattr(self, name) > 8:
+                raise ValueError(f"AccelConfig.{name} must be at most 8 (the descriptor's "
+                                 f"fields), not {getattr(self, name)!r}")
         if self.logit_bits > 32:
             raise ValueError(f"AccelConfig.logit_bits ({self.logit_bits!r}) must be at most 32, "
                              f"the result stream's word")
@@ -160,6 +174,9 @@ class Compiled:
         ``shifts``, ``pixels``); lanes packed by :func:`pack_row`.
     needed : dict of str to int
         Rows each memory needs for this model.
+    counter_bits : dict of str to int
+        The loop-counter widths the program needs (``coord_bits``, ``step_bits``,
+        ``group_bits``, ``word_bits``; see :class:`AccelConfig`).
     names : list of str
         The IR layer each operation comes from.
     pixel_layout : dict
@@ -175,6 +192,7 @@ class Compiled:
     pixel_layout: dict
     num_classes: int
     maps: dict = field(default_factory=dict)
+    counter_bits: dict = field(default_factory=dict)
 
     def listing(self):
         """Human-readable program listing, one line per descriptor."""
@@ -482,9 +500,9 @@ def _allocate(builder):
 def derive_config(model, lanes=8, width=16):
     """The smallest :class:`AccelConfig` (given ``lanes`` and ``width``) that runs ``model``."""
     base = AccelConfig(lanes=lanes, width=width, **derive_config_widths(model, lanes, width))
-    needed = _compile(model, base).needed
-    return AccelConfig(**{**asdict(base), **{f"{k}_depth": max(v, 2) for k, v in
-                                             needed.items()}})
+    compiled = _compile(model, base)
+    return AccelConfig(**{**asdict(base), **compiled.counter_bits,
+                          **{f"{k}_depth": max(v, 2) for k, v in compiled.needed.items()}})
 
 
 def _compile(model, cfg):
@@ -522,7 +540,21 @@ def _compile(model, cfg):
     }
     return Compiled(config=cfg, program=program, images=images, needed=needed,
                     names=[name for _, name, _, _ in b.ops], pixel_layout=pixel_layout,
-                    num_classes=nc, maps={k: (bases[k],) + b.maps[k] for k in bases})
+                    num_classes=nc, maps={k: (bases[k],) + b.maps[k] for k in bases},
+                    counter_bits=_counter_bits(program))
+
+
+def _counter_bits(program):
+    """The smallest loop-counter widths that run ``program`` (see :class:`AccelConfig`)."""
+    def most(*keys):
+        return max(int(d.get(k, 0)) for d in program for k in keys)
+
+    def bits(n):
+        return max((n - 1).bit_length(), 1)
+
+    return {"coord_bits": bits(most("in_h", "in_w", "out_h", "out_w")),
+            "step_bits": bits(most("steps")), "group_bits": bits(most("groups")),
+            "word_bits": bits(most("words"))}
 
 
 def derive_config_widths(model, lanes, width):
@@ -576,6 +608,10 @@ def compile_model(model, config=None, *, lanes=8, width=16):
                 raise UserError(f"the model needs {key}={need} but the hardware has "
                                 f"{getattr(config, key)}; use a larger configuration")
     compiled = _compile(model, config)
+    for key, need in compiled.counter_bits.items():
+        if need > getattr(config, key):
+            raise UserError(f"the model needs {key}={need} but the hardware has "
+                            f"{getattr(config, key)}; use a larger configuration")
     for name, _ in MEMORIES:
         need, have = compiled.needed[name], config.depth(name)
         if need > have:
