@@ -27,6 +27,15 @@ def _check_positive(name, value):
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
+def _popcount(value):
+    """Number of set bits of ``value``: a balanced tree of adders."""
+    terms = [value[i] for i in range(len(value))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 class EventEncoder(wiring.Component):
     """Zero-skipping converter from spike-bitmap words to channel-address events.
 
@@ -105,6 +114,11 @@ class EventEncoder(wiring.Component):
                 m.d.comb += index.eq(b)
         rest = Signal(w)
         m.d.comb += rest.eq(bits & ~lowest)
+        # Events left in the register, counted when a word is loaded: "at most one left" is
+        # then a test of the count's upper bits, not a carry chain over the word in the
+        # handshake path (`i.ready` fans out to the whole fetch stage).
+        count = Signal(range(w + 1))
+        one_left = count[1:] == 0 if w > 1 else Const(1)
 
         has_event = bits.any()
         # A word with events is offered until its final event; a word without events is only
@@ -113,23 +127,24 @@ class EventEncoder(wiring.Component):
             self.o.valid.eq(full & (has_event | last)),
             self.o.payload.addr.eq(Cat(index[:self._bit_width] if self._bit_width else Const(0, 0),
                                        word)),
-            self.o.payload.last.eq(last & ~rest.any()),
+            self.o.payload.last.eq(last & one_left),
             self.o.payload.none.eq(~has_event),
         ]
 
         fired = self.o.valid & self.o.ready
         # The register is freed in the cycle its final item leaves (or at once for a silent
         # word), so the next word loads back-to-back and events flow one per cycle.
-        done = ~full | Mux(has_event | last, fired & ~rest.any(), 1)
+        done = ~full | Mux(has_event | last, fired & one_left, 1)
         m.d.comb += self.i.ready.eq(done)
 
         with m.If(fired):
-            m.d.sync += bits.eq(rest)
+            m.d.sync += [bits.eq(rest), count.eq(count - 1)]
         with m.If(done):
             m.d.sync += full.eq(self.i.valid)
             with m.If(self.i.valid):
                 m.d.sync += [
                     bits.eq(self.i.payload.data),
+                    count.eq(_popcount(self.i.payload.data)),
                     word.eq(self.i.payload.word),
                     last.eq(self.i.payload.last),
                 ]
