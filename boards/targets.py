@@ -15,7 +15,7 @@ from spikeforge.errors import UserError
 from spikeforge.hdl.accelerator import sdsa_membranes
 from spikeforge.hdl.compile import MEMORIES, compile_model
 
-from .spram import SPRAM_BITS, SPRAM_ROWS, spram_blocks
+from .spram import SPRAM_BITS, SPRAM_ROWS, spram_banks, spram_blocks
 
 __all__ = ["Board", "BOARDS", "get_board", "BoardPlan", "plan_board", "block_ram_usage"]
 
@@ -32,10 +32,10 @@ _LOGIC_ROWS = {"ecp5": 16}
 _ICE40_FF_BITS_PER_BLOCK = 80
 # Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
-# (docs/boards.md §4). iCE40 logic cells placed by nextpnr (digits-tiny): 6 596 at P = 2,
-# 7 978 at P = 4. ECP5 LUT4s mapped by Yosys (digits-small): 4 601 at P = 2, 7 598 at P = 8.
+# (docs/boards.md §4). iCE40 logic cells placed by nextpnr (digits-tiny): 5 108 at P = 1,
+# 5 835 at P = 2. ECP5 LUT4s mapped by Yosys (digits-small): 4 601 at P = 2, 7 598 at P = 8.
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
-_LOGIC_MODEL = {"ice40": (5_214, 691), "ecp5": (3_601, 500)}
+_LOGIC_MODEL = {"ice40": (4_381, 727), "ecp5": (3_601, 500)}
 _LOGIC_MARGIN = 1.1
 
 
@@ -98,10 +98,10 @@ class Board:
 
 
 BOARDS = {b.name: b for b in [
-    # P = 2: the smallest datapath whose weight rows of digits-tiny fit one SPRAM's 16 384
-    # rows, and the only lane count whose block RAMs fit (27 of 30; P = 8 needs 37).
+    # P = 1: digits-tiny fits the UP5K's logic only with one lane (5 108 of 5 280 LC; its
+    # 28 136 weight rows take two SPRAM banks); 20 MHz: the measured Fmax is about 24 MHz.
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
-          bram_name="SB_RAM40_4K", default_lanes=2, default_width=16, f_sync=30e6,
+          bram_name="SB_RAM40_4K", default_lanes=1, default_width=16, f_sync=20e6,
           spram_weights=True),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
           # 50 MHz: the accelerator's measured Fmax on the 85F is 53-55 MHz (block RAM read
@@ -220,11 +220,15 @@ def plan_board(model, board, *, lanes=None, width=None):
                 f"rows, {sprams} SPRAM blocks side by side, but the {board.name} has "
                 f"{board.sprams} ({board.sprams * SPRAM_BITS} bits per cycle); use "
                 f"--lanes {board.sprams * SPRAM_BITS // cfg.weight_bits} or fewer")
-        if cfg.weights_depth > SPRAM_ROWS:
+        banks = spram_banks(cfg.weights_depth)
+        if sprams * banks > board.sprams:
             raise UserError(
-                f"the model needs {cfg.weights_depth} weight rows but the {board.name}'s SPRAM "
-                f"holds {SPRAM_ROWS}; use a smaller model")
-        changes["weights_depth"] = SPRAM_ROWS
+                f"the model needs {cfg.weights_depth} weight rows of {row_bits} bits, "
+                f"{sprams * banks} SPRAM blocks, but the {board.name} has {board.sprams} "
+                f"({board.sprams // sprams * SPRAM_ROWS} rows at {lanes} lanes); use fewer "
+                f"lanes or a smaller model")
+        sprams *= banks
+        changes["weights_depth"] = SPRAM_ROWS * banks
         changes["external_weights"] = True
     for name, _ in MEMORIES:
         if name == "weights" and board.spram_weights:

@@ -94,17 +94,19 @@ def test_refusals_before_synthesis(tmp_path, capsys):
     with pytest.raises(UserError, match=r"needs \d+ SB_RAM40_4K block RAMs but the icebreaker "
                                         r"has 30 \(largest: biases"):
         plan_board(model, BOARDS["icebreaker"], lanes=8)
-    # Block RAM fits at the default P = 2 (27 of 30 for digits-tiny); the logic does not.
-    with pytest.raises(UserError, match=r"the accelerator at 2 lanes needs about \d+ logic cells "
-                                        r"but the icebreaker has 5280; use a larger board"):
-        plan_board(model, BOARDS["icebreaker"])
+    # Block RAM fits at 4 lanes; the logic does not (one lane fits: the default).
+    with pytest.raises(UserError, match=r"the accelerator at 4 lanes needs about \d+ logic cells "
+                                        r"but the icebreaker has 5280; use fewer lanes"):
+        plan_board(model, BOARDS["icebreaker"], lanes=4)
+    assert plan_board(model, BOARDS["icebreaker"]).config.lanes == 1
     with pytest.raises(UserError, match="must not exceed the word width"):
         plan_board(model, BOARDS["ulx3s-85f"], lanes=32, width=16)
     path = tmp_path / "m.sfm"
     ir.save(model, path)
-    assert main(["build", str(path), "--board", "icebreaker", "--out", str(tmp_path / "b")]) == 2
+    assert main(["build", str(path), "--board", "icebreaker", "--lanes", "4",
+                 "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spikeforge build: error: the accelerator at 2 lanes needs about")
+    assert err.startswith("spikeforge build: error: the accelerator at 4 lanes needs about")
     assert "\n" not in err
     assert not (tmp_path / "b").exists()   # refused before anything was built
 
@@ -174,6 +176,23 @@ def test_icebreaker_real_build_board_plumbing(tmp_path):
     assert again == figures
     assert (tmp_path / "again" / "spikeforge.bin").read_bytes() == \
         (tmp_path / "spikeforge.bin").read_bytes()
+
+
+@pytest.mark.slow
+def test_icebreaker_real_build_digits_tiny(tmp_path, capsys):
+    """The acceptance build: the shipped digits-tiny on the iCEBreaker, through the CLI."""
+    from spikeforge.model import SHIPPED_CHECKPOINTS
+    from spikeforge.quantize.quantizer import quantize_checkpoint
+
+    path = tmp_path / "digits-tiny.sfm"
+    ir.save(quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"]), path)
+    out = tmp_path / "build"
+    assert main(["build", str(path), "--board", "icebreaker", "--out", str(out), "--json"]) == 0
+    figures = json.loads((out / "report.json").read_text())
+    assert (out / "spikeforge.bin").stat().st_size > 0
+    assert figures["lanes"] == 1 and figures["dsp"] == 0 and figures["spram"] == 2
+    assert figures["lc"] <= 5280 and figures["bram"] <= 30
+    assert figures["timing_met"] and figures["fmax_mhz"] >= figures["f_sync_mhz"]
 
 
 def test_run_without_a_port_is_one_sentence(capsys):
