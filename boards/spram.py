@@ -80,6 +80,17 @@ class SPRAMWeights(wiring.Component):
         """SPRAM blocks used."""
         return spram_blocks(self._width) * spram_banks(self._depth)
 
+    def _block(self, *, address, datain, wren, chipselect, dataout):
+        """One ``SB_SPRAM256KA`` (the tests substitute a behavioural block here)."""
+        return Instance(
+            "SB_SPRAM256KA",
+            i_ADDRESS=address, i_DATAIN=datain, i_MASKWREN=0b1111, i_WREN=wren,
+            # A deselected block holds its output: that implements the read enable.
+            i_CHIPSELECT=chipselect,
+            i_CLOCK=ClockSignal("sync"), i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1,
+            o_DATAOUT=dataout,
+        )
+
     def elaborate(self, platform):
         m = Module()
         if platform is None:
@@ -112,19 +123,9 @@ class SPRAMWeights(wiring.Component):
             selected = (bank == b) if banks > 1 else 1
             for i in range(wide):
                 sl = slice(SPRAM_BITS * i, SPRAM_BITS * (i + 1))
-                m.submodules[f"spram{b * wide + i}"] = Instance(
-                    "SB_SPRAM256KA",
-                    i_ADDRESS=addr[:14],
-                    i_DATAIN=wdata[sl],
-                    i_MASKWREN=0b1111,
-                    i_WREN=self.write.en,
-                    i_CHIPSELECT=(self.read.en | self.write.en) & selected,
-                    i_CLOCK=ClockSignal("sync"),
-                    i_STANDBY=0,
-                    i_SLEEP=0,
-                    i_POWEROFF=1,
-                    o_DATAOUT=rdata[b][sl],
-                )
+                m.submodules[f"spram{b * wide + i}"] = self._block(
+                    address=addr[:14], datain=wdata[sl], wren=self.write.en,
+                    chipselect=(self.read.en | self.write.en) & selected, dataout=rdata[b][sl])
         out = rdata[0]
         for b in range(1, banks):
             out = Mux(r_bank == b, rdata[b], out)

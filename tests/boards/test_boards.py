@@ -5,8 +5,9 @@ import dataclasses
 import json
 import os
 
+import numpy as np
 import pytest
-from amaranth import Module, Signal
+from amaranth import Elaboratable, Module, Signal
 from amaranth.hdl import signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -62,6 +63,70 @@ def test_spram_model_timing():
     sim.run()
     with pytest.raises(ValueError, match="SPRAM weight row must be 1 to 64 bits wide, not 72"):
         SPRAMWeights(72, 16)
+
+
+class _BehaviouralBlock(Elaboratable):
+    """An ``SB_SPRAM256KA`` stand-in on the given signals: 16K × 16, registered read, output
+    held while deselected."""
+
+    def __init__(self, *, address, datain, wren, chipselect, dataout):
+        self.ports = address, datain, wren, chipselect, dataout
+
+    def elaborate(self, platform):
+        address, datain, wren, chipselect, dataout = self.ports
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=16, depth=16384, init=[])
+        wr, rd = mem.write_port(), mem.read_port(transparent_for=())
+        m.d.comb += [wr.addr.eq(address), wr.data.eq(datain), wr.en.eq(chipselect & wren),
+                     rd.addr.eq(address), rd.en.eq(chipselect & ~wren), dataout.eq(rd.data)]
+        return m
+
+
+class _BankedWeights(SPRAMWeights):
+    """The hardware path of ``SPRAMWeights`` (banks, selects) with behavioural blocks."""
+
+    def _block(self, **ports):
+        return _BehaviouralBlock(**ports)
+
+    def elaborate(self, platform):
+        return super().elaborate("hardware")
+
+
+@pytest.mark.parametrize("rows, shape", [(3 * 16384 - 5, 8), (2 * 16384, 32), (100, 64)])
+def test_spram_banks_hardware_path(rows, shape):
+    """Banks of 16K rows and blocks side by side: each row reads back, data holds while the
+    read enable is low, whichever bank the held row is in."""
+    dut = _BankedWeights(shape, rows)
+    assert dut.blocks == -(-shape // 16) * -(-rows // 16384)
+    rng = np.random.default_rng(rows)
+    addrs = sorted({0, rows - 1, 16383 % rows, 16384 % rows,
+                    *(int(a) for a in rng.integers(0, rows, 12))})
+    values = {a: int.from_bytes(rng.bytes(8), "little") % (1 << shape) for a in addrs}
+
+    async def tb(ctx):
+        for a in addrs:
+            ctx.set(dut.write.addr, a)
+            ctx.set(dut.write.data, values[a])
+            ctx.set(dut.write.en, 1)
+            await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        for a in list(reversed(addrs)) + addrs:
+            ctx.set(dut.read.addr, a)
+            ctx.set(dut.read.en, 1)
+            await ctx.tick()
+            assert ctx.get(dut.read.data) == values[a]
+            other = addrs[(addrs.index(a) + 1) % len(addrs)]
+            ctx.set(dut.read.addr, other)
+            ctx.set(dut.read.en, 0)
+            await ctx.tick()
+            assert ctx.get(dut.read.data) == values[a]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    with pytest.raises(ValueError, match="need 5 SPRAM blocks; the UP5K has 4"):
+        SPRAMWeights(8, 5 * 16384)
 
 
 def _top(board, lanes, width, accelerator=None):
