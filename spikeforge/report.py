@@ -223,15 +223,15 @@ def _markdown(report, files):
     lines += ["", f"![energy]({files['energy']})", ""]
     lines += ["## Boards", ""]
     if report["boards"]:
-        lines += ["| board | LUT/LC | FF | BRAM | SPRAM | DSP | Fmax (MHz) |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["| board | lanes | LUT/LC | FF | BRAM | SPRAM | DSP | Fmax (MHz) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for b in report["boards"]:
             cells = []
             for kind in ("lut", "ff", "bram", "spram", "dsp"):
                 used, avail = _resource(b, kind)
                 cells.append("–" if used is None else f"{used}" + (f" / {avail}" if avail else ""))
             fmax = b.get("fmax_mhz")
-            lines.append(f"| {b['board']} | {' | '.join(cells)} | "
+            lines.append(f"| {b['board']} | {b.get('lanes', '–')} | {' | '.join(cells)} | "
                          f"{f'{fmax:.1f}' if fmax else '–'} |")
         lines += ["", f"![resources]({files['resources']})"]
     else:

@@ -19,7 +19,7 @@ def test_report_sections_plots_and_determinism(shipped_sfm, tmp_path):
     build.write_text(json.dumps({
         "board": "icebreaker", "fmax_mhz": 31.5, "lc": 4000, "lc_available": 5280, "ff": 2000,
         "bram": 20, "bram_available": 30, "spram": 4, "spram_available": 4, "dsp": 0,
-        "dsp_available": 8,
+        "dsp_available": 8, "lanes": 1,
     }))
     outs = []
     for run in ("a", "b"):
@@ -29,7 +29,7 @@ def test_report_sections_plots_and_determinism(shipped_sfm, tmp_path):
         outs.append(out)
     md = (outs[0] / "report.md").read_text()
     for section in ("## Accuracy", "## Firing rates", "## Cycles", "## Energy per inference",
-                    "## Boards", "| icebreaker | 4000 / 5280 | 2000 |"):
+                    "## Boards", "| icebreaker | 1 | 4000 / 5280 | 2000 |"):
         assert section in md
     data = json.loads((outs[0] / "report.json").read_text())
     assert data["accuracy"]["integer"] > 0.95
