@@ -873,10 +873,10 @@ class Accelerator(wiring.Component):
                     m.d.sync += pc.eq(0)
                     m.next = "IDLE"
 
-        # The loader owns the pixel memory's write port while the engine is idle (zero points).
         # Busy in every state but IDLE: one compare of the state register (an OR of the
         # states' own assignments was the iCE40 critical path, into the loader's enable).
         m.d.comb += self.busy.eq(~ctrl.ongoing("IDLE"))
+        # The loader owns the pixel memory's write port while the engine is idle (zero points).
         with m.If(~self.busy):
             m.d.comb += [pix_w.addr.eq(loader.pixels.addr), pix_w.data.eq(loader.pixels.data),
                          pix_w.en.eq(loader.pixels.en)]
