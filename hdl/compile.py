@@ -582,6 +582,14 @@ def derive_config_widths(model, lanes, width):
     }
 
 
+def _check_capacity(needs, config):
+    """One :class:`UserError` for the first ``AccelConfig`` field below the model's need."""
+    for key, need in needs.items():
+        if need > getattr(config, key):
+            raise UserError(f"the model needs {key}={need} but the hardware has "
+                            f"{getattr(config, key)}; use a larger configuration")
+
+
 def compile_model(model, config=None, *, lanes=8, width=16):
     """Compile an :class:`~spikeforge.quantize.ir.IntegerModel` (or an ``.sfm`` path).
 
@@ -603,15 +611,9 @@ def compile_model(model, config=None, *, lanes=8, width=16):
     if config is None:
         config = derive_config(model, lanes=lanes, width=width)
     else:
-        for key, need in derive_config_widths(model, config.lanes, config.width).items():
-            if need > getattr(config, key):
-                raise UserError(f"the model needs {key}={need} but the hardware has "
-                                f"{getattr(config, key)}; use a larger configuration")
+        _check_capacity(derive_config_widths(model, config.lanes, config.width), config)
     compiled = _compile(model, config)
-    for key, need in compiled.counter_bits.items():
-        if need > getattr(config, key):
-            raise UserError(f"the model needs {key}={need} but the hardware has "
-                            f"{getattr(config, key)}; use a larger configuration")
+    _check_capacity(compiled.counter_bits, config)
     for name, _ in MEMORIES:
         need, have = compiled.needed[name], config.depth(name)
         if need > have:
