@@ -50,19 +50,24 @@ def yosys_stats(component, *, ice40=True):
     where a ``$mul`` would still be visible); ``ice40`` is ``synth_ice40 -dsp`` (where a
     multiplier would become an ``SB_MAC16``). With ``ice40=False`` only ``coarse`` is filled.
     """
-    text = rtlil.convert(component, name="top", emit_src=False)
-    script = ["read_rtlil top.il", "hierarchy -top top", "proc", "flatten", "opt -fast",
-              "tee -q -o coarse.txt stat"]
+    script = ["hierarchy -top top", "proc", "flatten", "opt -fast", "tee -q -o coarse.txt stat"]
+    reports = ["coarse.txt"]
     if ice40:
         script += ["synth_ice40 -dsp -top top", "tee -q -o ice40.txt stat"]
+        reports.append("ice40.txt")
+    texts = _run_yosys(component, script, reports)
+    return {"coarse": _parse(texts["coarse.txt"]),
+            "ice40": _parse(texts["ice40.txt"]) if ice40 else {}}
+
+
+def _run_yosys(component, script, reports):
+    """Run ``script`` on ``component`` (read as module ``top``); ``{report file: text}``."""
+    text = rtlil.convert(component, name="top", emit_src=False)
     with tempfile.TemporaryDirectory(prefix="spikeforge-yosys-") as tmp:
         Path(tmp, "top.il").write_text(text)
-        subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL)
-        result = {"coarse": _parse(Path(tmp, "coarse.txt").read_text()), "ice40": {}}
-        if ice40:
-            result["ice40"] = _parse(Path(tmp, "ice40.txt").read_text())
-    return result
+        subprocess.run([_yosys(), "-q", "-p", "; ".join(["read_rtlil top.il", *script])],
+                       cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+        return {name: Path(tmp, name).read_text() for name in reports}
 
 
 _MODULE = re.compile(r"^=== (.+) ===$")
@@ -76,14 +81,9 @@ def module_stats(component):
     hierarchical design in the YoWASP build, so the LUTs are mapped by ``abc -lut 4``; the
     totals come out a little above a flat ``synth_ice40`` (an area breakdown, not a sign-off).
     """
-    text = rtlil.convert(component, name="top", emit_src=False)
-    script = ["read_rtlil top.il", "synth_ice40 -noflatten -noabc -top top", "abc -lut 4",
-              "opt_clean", "tee -q -o modules.txt stat"]
-    with tempfile.TemporaryDirectory(prefix="spikeforge-yosys-") as tmp:
-        Path(tmp, "top.il").write_text(text)
-        subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL)
-        report = Path(tmp, "modules.txt").read_text()
+    report = _run_yosys(component, ["synth_ice40 -noflatten -noabc -top top", "abc -lut 4",
+                                    "opt_clean", "tee -q -o modules.txt stat"],
+                        ["modules.txt"])["modules.txt"]
     modules, name, cells = {}, None, {}
 
     def close():
