@@ -47,9 +47,7 @@ def measure(model, lanes, modules=False):
     plan = targets.plan_board(model, roomy, lanes=lanes)
     img = model_image(plan.compiled)
     top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes)
-    fixed, per_lane = targets._LOGIC_MODEL[board.family]
-    row = {"lanes": lanes, "lc_estimate": fixed + per_lane * lanes,
-           "bram_estimate": plan.brams}
+    row = {"lanes": lanes, "lc_estimate": plan.luts_estimate, "bram_estimate": plan.brams}
     with tempfile.TemporaryDirectory(prefix="spikeforge-fit-") as tmp:
         try:
             figures = build_bitstream(board, top, tmp, seed=1, f_sync=top.f_sync)
