@@ -79,32 +79,30 @@ def digits_tiny(tmp_path_factory):
     return sfm, ir.load(sfm)
 
 
-def _digits_cli(sfm, sim, images, out):
+def _check_digits_cli(digits_tiny, sim, images, out, capsys):
+    """``spikeforge cosim`` on the first digits test images: exit 0, all bit-exact."""
     from spikeforge.cli import main
-    return main(["cosim", str(sfm), "--sim", sim, "--images", str(images), "--out", str(out)])
+    sfm, _ = digits_tiny
+    assert main(["cosim", str(sfm), "--sim", sim, "--images", str(images),
+                 "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"bit-exact: {images}/{images} images"
 
 
 @needs_icarus
 def test_digits_tiny_icarus_cli(digits_tiny, tmp_path, capsys):
-    sfm, _ = digits_tiny
-    assert _digits_cli(sfm, "icarus", 1, tmp_path) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "bit-exact: 1/1 images"
+    _check_digits_cli(digits_tiny, "icarus", 1, tmp_path, capsys)
 
 
 @needs_icarus
 @pytest.mark.slow
 def test_digits_tiny_icarus_10(digits_tiny, tmp_path, capsys):
-    sfm, _ = digits_tiny
-    assert _digits_cli(sfm, "icarus", 10, tmp_path) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "bit-exact: 10/10 images"
+    _check_digits_cli(digits_tiny, "icarus", 10, tmp_path, capsys)
 
 
 @needs_verilator
 @pytest.mark.slow
 def test_digits_tiny_verilator_50(digits_tiny, tmp_path, capsys):
-    sfm, _ = digits_tiny
-    assert _digits_cli(sfm, "verilator", 50, tmp_path) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "bit-exact: 50/50 images"
+    _check_digits_cli(digits_tiny, "verilator", 50, tmp_path, capsys)
 
 
 @needs_verilator
