@@ -1,4 +1,4 @@
-# spikeforge — the two commands of the README are `make demo` and `make test`.
+# sdtforge — the two commands of the README are `make demo` and `make test`.
 # Both create (or refresh) the local virtual environment .venv first.
 
 PYTHON  ?= python3
@@ -16,7 +16,7 @@ all: test
 
 system-deps:
 	@command -v iverilog >/dev/null 2>&1 || { \
-	  echo "spikeforge: installing Icarus Verilog (apt)"; \
+	  echo "sdtforge: installing Icarus Verilog (apt)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; }
 
@@ -32,7 +32,7 @@ venv: system-deps $(STAMP)
 RUN     := PATH="$(CURDIR)/$(BIN):$$PATH"
 
 demo: venv
-	$(RUN) $(BIN)/spikeforge demo --out out/demo
+	$(RUN) $(BIN)/sdtforge demo --out out/demo
 
 test: venv
 	$(RUN) PYTHONWARNINGS=error $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_MARK) $(PYTEST_ARGS)

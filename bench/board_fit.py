@@ -8,7 +8,7 @@ and reports what the design needs; a design over the device stops there, after t
 report. Printed and written per lane count: logic cells, LUT4s, flip-flops, block RAMs, SPRAMs
 and DSPs, with the ratio of the need to the device's capacity (the baseline of this bench), and
 the fit check's estimate beside the tools' count. ``--modules`` adds the accelerator's LUT4 /
-flip-flop breakdown per module (``spikeforge.hdl.synth.module_stats``).
+flip-flop breakdown per module (``sdtforge.hdl.synth.module_stats``).
 """
 
 import argparse
@@ -35,10 +35,10 @@ def _utilization(tim):
 
 
 def measure(model, lanes, modules=False):
-    from spikeforge.boards import targets
-    from spikeforge.boards.build import build_bitstream, parse_yosys_stat
-    from spikeforge.boards.image import model_image
-    from spikeforge.errors import UserError
+    from sdtforge.boards import targets
+    from sdtforge.boards.build import build_bitstream, parse_yosys_stat
+    from sdtforge.boards.image import model_image
+    from sdtforge.errors import UserError
 
     board = targets.get_board("icebreaker")
     # Lift the block RAM and logic limits of the fit check (the SPRAM limits stay: a model
@@ -48,7 +48,7 @@ def measure(model, lanes, modules=False):
     img = model_image(plan.compiled)
     top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes)
     row = {"lanes": lanes, "lc_estimate": plan.luts_estimate, "bram_estimate": plan.brams}
-    with tempfile.TemporaryDirectory(prefix="spikeforge-fit-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sdtforge-fit-") as tmp:
         try:
             figures = build_bitstream(board, top, tmp, seed=1, f_sync=top.f_sync)
             row["placed"] = True
@@ -56,8 +56,8 @@ def measure(model, lanes, modules=False):
         except UserError:
             row["placed"] = False
             row["fmax_mhz"] = None
-        util = _utilization(Path(tmp, "spikeforge.tim").read_text())
-        cells = parse_yosys_stat(Path(tmp, "spikeforge.stat").read_text())
+        util = _utilization(Path(tmp, "sdtforge.tim").read_text())
+        cells = parse_yosys_stat(Path(tmp, "sdtforge.stat").read_text())
     for key, name in (("lc", "ICESTORM_LC"), ("bram", "ICESTORM_RAM"),
                       ("spram", "ICESTORM_SPRAM"), ("dsp", "ICESTORM_DSP")):
         used, available = util.get(name, (0, 0))
@@ -67,8 +67,8 @@ def measure(model, lanes, modules=False):
     row["lc_over_capacity"] = round(row["lc"] / row["lc_available"], 3)
     row["bram_over_capacity"] = round(row["bram"] / row["bram_available"], 3)
     if modules:
-        from spikeforge.hdl.accelerator import Accelerator
-        from spikeforge.hdl.synth import module_stats
+        from sdtforge.hdl.accelerator import Accelerator
+        from sdtforge.hdl.synth import module_stats
         row["modules"] = module_stats(Accelerator(plan.config))
     return row
 
@@ -82,8 +82,8 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "board_fit.json"))
     args = parser.parse_args(argv)
 
-    from spikeforge.model import SHIPPED_CHECKPOINTS
-    from spikeforge.quantize.quantizer import quantize_checkpoint
+    from sdtforge.model import SHIPPED_CHECKPOINTS
+    from sdtforge.quantize.quantizer import quantize_checkpoint
 
     model = quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"])
     rows = []

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _preset_config(name):
     from dataclasses import asdict
 
-    from spikeforge.model.presets import PRESETS
-    from spikeforge.quantize.synthetic import tiny_config
+    from sdtforge.model.presets import PRESETS
+    from sdtforge.quantize.synthetic import tiny_config
     cfg = asdict(PRESETS[name].config)
     keys = tiny_config().keys()
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if k in keys}
@@ -38,8 +38,8 @@ def _preset_config(name):
 
 def _synthetic(name, seed, target_rate, images):
     """A random model of preset ``name`` whose firing rate is near ``target_rate``."""
-    from spikeforge.quantize.synthetic import random_model
-    from spikeforge.sim import golden
+    from sdtforge.quantize.synthetic import random_model
+    from sdtforge.sim import golden
     config = _preset_config(name)
     chosen = None
     for theta_max in (16, 64, 256, 1024, 4096):
@@ -54,7 +54,7 @@ def _synthetic(name, seed, target_rate, images):
 
 
 def _measure(label, model, images, lanes, width, rtl=None):
-    from spikeforge.sim import cycles, golden
+    from sdtforge.sim import cycles, golden
     ref = golden.run(model, images, spikes=True)
     tot = ref.totals()
     predicted = [cycles.predict(model, ref.spikes, lanes, width, image=i)["total"]
@@ -88,15 +88,15 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "cycles.json"))
     args = parser.parse_args(argv)
 
-    from spikeforge.model import SHIPPED_CHECKPOINTS
-    from spikeforge.model.data import load_dataset
-    from spikeforge.quantize.quantizer import quantize_checkpoint
-    from spikeforge.sim.cosim import cosim
+    from sdtforge.model import SHIPPED_CHECKPOINTS
+    from sdtforge.model.data import load_dataset
+    from sdtforge.quantize.quantizer import quantize_checkpoint
+    from sdtforge.sim.cosim import cosim
 
     digits, _ = load_dataset("digits", "test")
     digits = np.asarray(digits[:args.images], np.uint8)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="spikeforge-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sdtforge-bench-") as tmp:
         tiny = quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"])
         rtl = None
         if args.rtl:

@@ -32,9 +32,9 @@ def main(argv=None):
 
     import torch
 
-    from spikeforge.model import SHIPPED_CHECKPOINTS, load_dataset
-    from spikeforge.quantize.quantizer import load_float, quantize_checkpoint
-    from spikeforge.sim import golden
+    from sdtforge.model import SHIPPED_CHECKPOINTS, load_dataset
+    from sdtforge.quantize.quantizer import load_float, quantize_checkpoint
+    from sdtforge.sim import golden
 
     ckpt_path = args.checkpoint or SHIPPED_CHECKPOINTS["digits-tiny"]
     model, ckpt, _ = load_float(ckpt_path)

@@ -2,7 +2,7 @@
 
 Usage: ``python bench/sim_speed.py [--images N] [--out JSON]``. Both simulators run the shipped
 ``digits-tiny`` on the same first ``N`` digits test images through the cocotb bench of
-``spikeforge cosim`` (random stalls, load stream included); the rate is simulated cycles over
+``sdtforge cosim`` (random stalls, load stream included); the rate is simulated cycles over
 the bench's wall time (build excluded, reported separately). Both runs must be bit-exact.
 """
 
@@ -23,14 +23,14 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "sim_speed.json"))
     args = parser.parse_args(argv)
 
-    from spikeforge.model import SHIPPED_CHECKPOINTS
-    from spikeforge.model.data import load_dataset
-    from spikeforge.quantize.quantizer import quantize_checkpoint
-    from spikeforge.sim.cosim import cosim
+    from sdtforge.model import SHIPPED_CHECKPOINTS
+    from sdtforge.model.data import load_dataset
+    from sdtforge.quantize.quantizer import quantize_checkpoint
+    from sdtforge.sim.cosim import cosim
 
     images = np.asarray(load_dataset("digits", "test")[0][:args.images], np.uint8)
     rows = {}
-    with tempfile.TemporaryDirectory(prefix="spikeforge-simspeed-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sdtforge-simspeed-") as tmp:
         model = quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"])
         for sim in ("verilator", "icarus"):
             res = cosim(model, images, sim=sim, out=Path(tmp) / sim)

@@ -1,4 +1,4 @@
-"""iCE40 cost of every ``spikeforge.hdl`` unit for P ∈ {4, 8, 16} lanes (Yosys ``synth_ice40``).
+"""iCE40 cost of every ``sdtforge.hdl`` unit for P ∈ {4, 8, 16} lanes (Yosys ``synth_ice40``).
 
 Prints a table and writes ``bench/results/unit_cost.json``. Word-wide units (event encoder,
 SDSA, spike pool) use ``W = P`` channels per word, plus the event encoder at ``W = 32`` (one
@@ -13,13 +13,13 @@ import argparse
 import json
 from pathlib import Path
 
-from spikeforge.hdl.event_encoder import EventEncoder
-from spikeforge.hdl.lif import LIFUnit
-from spikeforge.hdl.pe_array import PEArray
-from spikeforge.hdl.pool import IntMaxPool, SpikeMaxPool
-from spikeforge.hdl.residual import AlignAdd
-from spikeforge.hdl.sdsa import SDSAUnit
-from spikeforge.hdl.synth import yosys_stats
+from sdtforge.hdl.event_encoder import EventEncoder
+from sdtforge.hdl.lif import LIFUnit
+from sdtforge.hdl.pe_array import PEArray
+from sdtforge.hdl.pool import IntMaxPool, SpikeMaxPool
+from sdtforge.hdl.residual import AlignAdd
+from sdtforge.hdl.sdsa import SDSAUnit
+from sdtforge.hdl.synth import yosys_stats
 
 UNITS = {
     "EventEncoder(W=P)": lambda p: EventEncoder(p, 12),

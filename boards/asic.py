@@ -27,7 +27,7 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from spikeforge.hdl.synth import _yosys
+from sdtforge.hdl.synth import _yosys
 
 __all__ = ["NAND2_WEIGHTS", "asic_estimate"]
 
@@ -85,7 +85,7 @@ def asic_estimate(component):
         "techmap", "opt -fast", "abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX", "opt_clean",
         "tee -q -o stat.txt stat",
     ]
-    with tempfile.TemporaryDirectory(prefix="spikeforge-asic-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sdtforge-asic-") as tmp:
         Path(tmp, "top.il").write_text(text)
         subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=tmp, check=True,
                        stdout=subprocess.DEVNULL)

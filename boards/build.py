@@ -12,8 +12,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from spikeforge.errors import UserError
-from spikeforge.sim.toolchain import setup_yowasp
+from sdtforge.errors import UserError
+from sdtforge.sim.toolchain import setup_yowasp
 
 __all__ = ["build_bitstream", "parse_yosys_stat", "summarize"]
 
@@ -38,7 +38,7 @@ def _used(util, key):
 
 
 def summarize(board, cells, report, f_sync):
-    """The build figures as one flat dict (what ``spikeforge build`` prints and writes)."""
+    """The build figures as one flat dict (what ``sdtforge build`` prints and writes)."""
     util = report.get("utilization", {})
     fmax = report.get("fmax", {})
     # The PLL output is the only constrained clock of the design.
@@ -69,7 +69,7 @@ def summarize(board, cells, report, f_sync):
     return figures
 
 
-def build_bitstream(board, top, out_dir, *, seed=1, name="spikeforge", f_sync):
+def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync):
     """Synthesize, place, route and pack ``top`` for ``board`` in ``out_dir``.
 
     Returns the :func:`summarize` dict, also written to ``out_dir/report.json``.

@@ -6,7 +6,7 @@ the simulated UART of the tests, so the tests take the same path as a real board
 
 from dataclasses import dataclass
 
-from spikeforge.errors import UserError
+from sdtforge.errors import UserError
 
 from .protocol import (
     MODEL_ID_BYTES,
@@ -40,7 +40,7 @@ class BoardInfo:
 
 
 class BoardClient:
-    """Request/response client of :class:`~spikeforge.boards.link.HostLink`.
+    """Request/response client of :class:`~sdtforge.boards.link.HostLink`.
 
     Parameters
     ----------

@@ -7,7 +7,7 @@ in the board's memories (the same model compiled for other lanes has another ima
 import hashlib
 from dataclasses import dataclass
 
-from spikeforge.hdl.compile import image_order, load_stream_bytes
+from sdtforge.hdl.compile import image_order, load_stream_bytes
 
 from .protocol import MODEL_ID_BYTES
 
@@ -42,7 +42,7 @@ class ModelImage:
 
 
 def model_image(compiled):
-    """The :class:`ModelImage` of a :class:`~spikeforge.hdl.compile.Compiled` model."""
+    """The :class:`ModelImage` of a :class:`~sdtforge.hdl.compile.Compiled` model."""
     load = load_stream_bytes(compiled)
     layout = compiled.pixel_layout
     return ModelImage(load=load, model_id=hashlib.sha256(load).digest()[:MODEL_ID_BYTES],

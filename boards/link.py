@@ -2,7 +2,7 @@
 
 A whole frame is buffered and its checksum checked before anything reaches the accelerator, so
 a corrupt or truncated frame never half-loads a model or half-feeds an image; every frame gets
-exactly one reply frame (see :mod:`spikeforge.boards.protocol`), and a gap longer than
+exactly one reply frame (see :mod:`sdtforge.boards.protocol`), and a gap longer than
 ``timeout`` cycles inside a frame ends it with an ``ERROR`` reply — the board never hangs.
 
 Results are not buffered: the ``RESULT`` reply (whose length is known in advance) starts as soon
@@ -63,9 +63,9 @@ class HostLink(wiring.Component):
     Members
     -------
     rx : In(stream.Signature(RxPayload))
-        Characters from :class:`~spikeforge.boards.uart.UARTRx`.
+        Characters from :class:`~sdtforge.boards.uart.UARTRx`.
     tx : Out(stream.Signature(8))
-        Characters to :class:`~spikeforge.boards.uart.UARTTx`.
+        Characters to :class:`~sdtforge.boards.uart.UARTTx`.
     load : Out(stream.Signature(8))
         The accelerator's model-load byte stream.
     pixels : Out(stream.Signature(8))

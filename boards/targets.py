@@ -1,6 +1,6 @@
 """Supported boards, their capacities, and the pre-synthesis fit check.
 
-A board build starts from the model's memory plan (:func:`spikeforge.hdl.compile.compile_model`)
+A board build starts from the model's memory plan (:func:`sdtforge.hdl.compile.compile_model`)
 and maps every memory onto the device's block RAM the way Yosys does — the cheapest
 aspect ratio of the block, tiny memories in logic — so a model or lane count that cannot fit is
 refused in a second, with the numbers, instead of after minutes of synthesis and placement.
@@ -11,9 +11,9 @@ blocks it already pays for.
 import dataclasses
 from dataclasses import dataclass
 
-from spikeforge.errors import UserError
-from spikeforge.hdl.accelerator import sdsa_membranes
-from spikeforge.hdl.compile import MEMORIES, compile_model
+from sdtforge.errors import UserError
+from sdtforge.hdl.accelerator import sdsa_membranes
+from sdtforge.hdl.compile import MEMORIES, compile_model
 
 from .spram import SPRAM_BITS, SPRAM_ROWS, spram_banks, spram_blocks
 

@@ -2,7 +2,7 @@
 
 Board files (:mod:`.icebreaker`, :mod:`.ulx3s`) wrap :class:`BoardTop` with their clock and
 pins; the top itself requests nothing from the platform, so the same design runs in the
-Amaranth simulator behind :class:`~spikeforge.boards.simport.SimulatedPort` — the host driver
+Amaranth simulator behind :class:`~sdtforge.boards.simport.SimulatedPort` — the host driver
 then takes exactly the path it takes on a board.
 """
 
@@ -11,8 +11,8 @@ from amaranth.hdl import signed
 from amaranth.lib import wiring
 from amaranth.lib.data import ArrayLayout
 
-from spikeforge.hdl.accelerator import Accelerator
-from spikeforge.hdl.compile import AccelConfig
+from sdtforge.hdl.accelerator import Accelerator
+from sdtforge.hdl.compile import AccelConfig
 
 from .link import HostLink
 from .spram import SPRAMWeights
@@ -37,7 +37,7 @@ class BoardTop(Elaboratable):
     timeout : int
         Clock cycles of silence that end a frame with a ``TIMEOUT`` error.
     spram_weights : bool
-        Keep the weights in :class:`~spikeforge.boards.spram.SPRAMWeights` (iCE40 UltraPlus)
+        Keep the weights in :class:`~sdtforge.boards.spram.SPRAMWeights` (iCE40 UltraPlus)
         instead of the accelerator's internal memory.
     max_payload : int
         Frame buffer bytes (the host's largest ``LOAD`` chunk).
@@ -46,7 +46,7 @@ class BoardTop(Elaboratable):
     accelerator : Component, optional
         A stand-in with the accelerator's ports (``load``, ``pixels``, ``result``, ``busy``
         and, with ``spram_weights``, ``w_read`` / ``w_write``); by default the
-        :class:`~spikeforge.hdl.accelerator.Accelerator` for ``config``. Lets the board
+        :class:`~sdtforge.hdl.accelerator.Accelerator` for ``config``. Lets the board
         plumbing be built and timed on its own.
 
     Attributes

@@ -17,7 +17,7 @@ CLOCK_HZ = 25e6
 
 
 class ULX3STop(Elaboratable):
-    """:class:`~spikeforge.boards.top.BoardTop` on the ULX3S's pins.
+    """:class:`~sdtforge.boards.top.BoardTop` on the ULX3S's pins.
 
     Parameters
     ----------
@@ -30,7 +30,7 @@ class ULX3STop(Elaboratable):
     baud : int
         UART rate.
     accelerator : Component, optional
-        Passed to :class:`~spikeforge.boards.top.BoardTop` (a stand-in for board-only builds).
+        Passed to :class:`~sdtforge.boards.top.BoardTop` (a stand-in for board-only builds).
     """
 
     def __init__(self, config, *, image_bytes, num_classes, f_sync=40e6, baud=115200,

@@ -1,8 +1,8 @@
 """Instruction set of the accelerator: layer descriptors, opcodes, load targets.
 
 This module is the single source of truth for the bit-level encoding shared by the compiler
-(:mod:`spikeforge.hdl.compile`, host side) and the controller
-(:mod:`spikeforge.hdl.accelerator`, gateware side); ``docs/accelerator.md`` explains it.
+(:mod:`sdtforge.hdl.compile`, host side) and the controller
+(:mod:`sdtforge.hdl.accelerator`, gateware side); ``docs/accelerator.md`` explains it.
 
 A program is a list of :data:`DESCRIPTOR` words, one per layer operation, executed in order
 until ``END``. Every field is an unsigned little-endian bit field of the descriptor word

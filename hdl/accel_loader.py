@@ -31,7 +31,7 @@ class Loader(wiring.Component):
 
     Parameters
     ----------
-    config : :class:`~spikeforge.hdl.compile.AccelConfig`
+    config : :class:`~sdtforge.hdl.compile.AccelConfig`
         Row widths and depths of the memories.
 
     Members

@@ -1,7 +1,7 @@
 """The accelerator top: a programmable, layer-sequential, event-driven engine.
 
-A controller FSM executes the compiled program (:mod:`spikeforge.hdl.compile`) over the
-building-block units of :mod:`spikeforge.hdl` — event encoder, accumulate-only PE array, LIF
+A controller FSM executes the compiled program (:mod:`sdtforge.hdl.compile`) over the
+building-block units of :mod:`sdtforge.hdl` — event encoder, accumulate-only PE array, LIF
 unit, SDSA unit, pooling reducers, residual aligner. Ports, framing and the program encoding are
 in ``docs/accelerator.md``; the loop order is layer, output group, output position, time step
 (innermost), so the ``P`` membranes of a group stay in the LIF unit across the ``T`` steps.
@@ -71,7 +71,7 @@ class Accelerator(wiring.Component):
 
     Parameters
     ----------
-    config : :class:`~spikeforge.hdl.compile.AccelConfig`
+    config : :class:`~sdtforge.hdl.compile.AccelConfig`
         Lanes, word width, value widths and memory depths.
     external_weights : :class:`bool`, optional
         Keep the weight rows in an external memory reached through ``w_read`` / ``w_write``

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from spikeforge.errors import UserError
-from spikeforge.quantize import ir
+from sdtforge.errors import UserError
+from sdtforge.quantize import ir
 
 from .accel_isa import (
     DESCRIPTOR,
@@ -591,7 +591,7 @@ def _check_capacity(needs, config):
 
 
 def compile_model(model, config=None, *, lanes=8, width=16):
-    """Compile an :class:`~spikeforge.quantize.ir.IntegerModel` (or an ``.sfm`` path).
+    """Compile an :class:`~sdtforge.quantize.ir.IntegerModel` (or an ``.sfm`` path).
 
     Parameters
     ----------
@@ -637,7 +637,7 @@ def memory_table(compiled):
 
 
 def format_memory_table(compiled):
-    """The memory table as text (what ``spikeforge generate`` prints)."""
+    """The memory table as text (what ``sdtforge generate`` prints)."""
     rows = memory_table(compiled)
     out = [f"{'memory':<11}{'rows':>7}{'row bits':>10}{'bits':>10}{'available':>11}"]
     for name, n, bits, total, avail in rows:

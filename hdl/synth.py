@@ -63,7 +63,7 @@ def yosys_stats(component, *, ice40=True):
 def _run_yosys(component, script, reports):
     """Run ``script`` on ``component`` (read as module ``top``); ``{report file: text}``."""
     text = rtlil.convert(component, name="top", emit_src=False)
-    with tempfile.TemporaryDirectory(prefix="spikeforge-yosys-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sdtforge-yosys-") as tmp:
         Path(tmp, "top.il").write_text(text)
         subprocess.run([_yosys(), "-q", "-p", "; ".join(["read_rtlil top.il", *script])],
                        cwd=tmp, check=True, stdout=subprocess.DEVNULL)

@@ -3,13 +3,13 @@
 Public API (``docs/model.md``): :class:`SDTConfig`, :class:`SpikeDrivenTransformer`,
 :data:`PRESETS`, :func:`load_dataset`, :func:`load_checkpoint`, :func:`save_checkpoint`,
 :func:`load_reference_checkpoint`, :func:`train` and :data:`SHIPPED_CHECKPOINTS`.
-Names that need torch are imported on first use, so ``import spikeforge.model`` stays light.
+Names that need torch are imported on first use, so ``import sdtforge.model`` stays light.
 """
 
 import importlib
 from pathlib import Path
 
-#: Checkpoints shipped with the package: preset name → path of a spikeforge checkpoint.
+#: Checkpoints shipped with the package: preset name → path of an sdtforge checkpoint.
 SHIPPED_CHECKPOINTS = {
     "digits-tiny": Path(__file__).resolve().parent / "checkpoints" / "digits-tiny.pt",
 }

@@ -1,8 +1,8 @@
-"""spikeforge checkpoints (``spikeforge-checkpoint/1``) and reference-code checkpoints.
+"""sdtforge checkpoints (``sdtforge-checkpoint/1``) and reference-code checkpoints.
 
-A spikeforge checkpoint is a ``torch.save``\\ d dict::
+An sdtforge checkpoint is a ``torch.save``\\ d dict::
 
-    {"format": "spikeforge-checkpoint/1", "state_dict": ..., "config": asdict(SDTConfig),
+    {"format": "sdtforge-checkpoint/1", "state_dict": ..., "config": asdict(SDTConfig),
      "preset": str, "dataset": str, "seed": int, "train_settings": dict,
      "metrics": {"test_accuracy", "train_accuracy", "epochs", "seconds"}}
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from spikeforge.errors import UserError
+from sdtforge.errors import UserError
 
 from .config import SDTConfig
 from .presets import PRESETS
@@ -22,13 +22,13 @@ from .sdt import SpikeDrivenTransformer
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_reference_checkpoint"]
 
-FORMAT = "spikeforge-checkpoint/1"
+FORMAT = "sdtforge-checkpoint/1"
 _KEYS = ("format", "state_dict", "config", "preset", "dataset", "seed", "train_settings",
          "metrics")
 
 
 def save_checkpoint(path, model, *, preset, dataset, seed, train_settings, metrics):
-    """Write ``model`` and its provenance as a spikeforge checkpoint; returns the path."""
+    """Write ``model`` and its provenance as an sdtforge checkpoint; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {
@@ -58,12 +58,12 @@ def _torch_load(path, what):
 
 
 def load_checkpoint(path):
-    """Load a spikeforge checkpoint.
+    """Load an sdtforge checkpoint.
 
     Parameters
     ----------
     path : str or Path
-        A file written by ``spikeforge train`` (or :func:`save_checkpoint`).
+        A file written by ``sdtforge train`` (or :func:`save_checkpoint`).
 
     Returns
     -------
@@ -75,24 +75,24 @@ def load_checkpoint(path):
     Raises
     ------
     UserError
-        The file is missing, unreadable, or not a spikeforge checkpoint.
+        The file is missing, unreadable, or not an sdtforge checkpoint.
     """
     ckpt = _torch_load(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise UserError(f"{str(path)!r} is not a spikeforge checkpoint (format {found!r}, "
-                        f"expected {FORMAT!r}); train one with spikeforge train, or load a "
+        raise UserError(f"{str(path)!r} is not an sdtforge checkpoint (format {found!r}, "
+                        f"expected {FORMAT!r}); train one with sdtforge train, or load a "
                         f"reference-code checkpoint with load_reference_checkpoint")
     missing = [k for k in _KEYS if k not in ckpt]
     if missing:
-        raise UserError(f"spikeforge checkpoint {str(path)!r} lacks the fields {missing}")
+        raise UserError(f"sdtforge checkpoint {str(path)!r} lacks the fields {missing}")
     try:
         config = SDTConfig.from_dict(ckpt["config"])
         model = SpikeDrivenTransformer(config)
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (ValueError, TypeError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise UserError(f"spikeforge checkpoint {str(path)!r} is inconsistent: {first}") from None
+        raise UserError(f"sdtforge checkpoint {str(path)!r} is inconsistent: {first}") from None
     model.eval()
     return model, ckpt
 
@@ -165,7 +165,7 @@ def load_reference_checkpoint(path_or_state_dict, *, trusted=False, **config_ove
                 obj = _torch_load(obj, "reference checkpoint")
             except UserError as exc:
                 raise UserError(f"{exc}; if the file is a trusted reference checkpoint, load it "
-                                "with trusted=True (spikeforge convert --trusted)") from None
+                                "with trusted=True (sdtforge convert --trusted)") from None
     sd = _unwrap(obj)
     if not isinstance(sd, dict):
         raise UserError(f"expected a state_dict (a dict of tensors), got {type(sd).__name__}")

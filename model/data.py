@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.errors import UserError
+from sdtforge.errors import UserError
 
 __all__ = ["DATASETS", "load_dataset"]
 
@@ -56,7 +56,7 @@ def load_dataset(name, split, data_dir=None):
         return _load_digits(split)
     if name == "cifar10":
         return _load_cifar10(split, data_dir)
-    raise UserError(f"unknown dataset {name!r}; spikeforge reads {', '.join(DATASETS)}")
+    raise UserError(f"unknown dataset {name!r}; sdtforge reads {', '.join(DATASETS)}")
 
 
 def _load_digits(split):

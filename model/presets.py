@@ -21,11 +21,11 @@ class Preset:
     Parameters
     ----------
     name : str
-        Preset name (``spikeforge train --preset NAME``).
+        Preset name (``sdtforge train --preset NAME``).
     config : SDTConfig
         The model.
     dataset : str
-        Dataset name for :func:`spikeforge.model.data.load_dataset`.
+        Dataset name for :func:`sdtforge.model.data.load_dataset`.
     epochs, batch_size : int
         Training defaults.
     lr, weight_decay, label_smoothing : float
@@ -78,6 +78,6 @@ def get_preset(name):
     try:
         return PRESETS[name]
     except KeyError:
-        from spikeforge.errors import UserError
+        from sdtforge.errors import UserError
         raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)} "
-                        f"(spikeforge presets lists them)") from None
+                        f"(sdtforge presets lists them)") from None

@@ -106,9 +106,9 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
     Parameters
     ----------
     preset : str
-        Preset name (:data:`spikeforge.model.PRESETS`).
+        Preset name (:data:`sdtforge.model.PRESETS`).
     out : str or Path, optional
-        Checkpoint file to write (``spikeforge-checkpoint/1``); nothing is written if None.
+        Checkpoint file to write (``sdtforge-checkpoint/1``); nothing is written if None.
     epochs : int, optional
         Override the preset's epoch count.
     seed : int

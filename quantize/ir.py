@@ -7,7 +7,7 @@ shapes, flags, derived bit widths, and the names of the layer's arrays), the res
 thresholds and width, and provenance. The semantics of every field are written down in
 ``docs/integer-semantics.md``; this module only stores, derives widths and validates.
 
-NumPy only: :mod:`spikeforge.hdl` and :mod:`spikeforge.sim` import this without torch.
+NumPy only: :mod:`sdtforge.hdl` and :mod:`sdtforge.sim` import this without torch.
 
 The layer list is fixed by the config (:func:`expected_layout`); :func:`load` checks the file
 against it, so a compiler may rely on the order::
@@ -41,7 +41,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from spikeforge.errors import UserError
+from sdtforge.errors import UserError
 
 __all__ = [
     "FORMAT", "VERSION", "IRError", "IntegerModel", "Layer", "PixelConv3x3", "SpikeConv3x3",
@@ -50,7 +50,7 @@ __all__ = [
     "expected_layout", "signed_width", "stateless_or_holds",
 ]
 
-FORMAT = "spikeforge-ir"
+FORMAT = "sdtforge-ir"
 VERSION = 1
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: byte-identical files
 _MAX_WIDTH = 62  # every value must also fit the int64 golden model with room for one add
@@ -649,7 +649,7 @@ def _read_entries(data, source):
         raise
     except Exception as exc:  # zip/npy decoding of untrusted bytes: any failure is a bad file
         raise IRError(f"{source}: not a readable .sfm integer model file (truncated or "
-                      f"corrupted: {type(exc).__name__}); re-run `spikeforge quantize`") from None
+                      f"corrupted: {type(exc).__name__}); re-run `sdtforge quantize`") from None
 
 
 class _Checker:
@@ -677,7 +677,7 @@ def loads(data, source="<bytes>"):
     entries = _read_entries(data, source)
     ck = _Checker(source)
     if "header" not in entries:
-        ck.fail("header", "missing: not a spikeforge integer model file")
+        ck.fail("header", "missing: not an sdtforge integer model file")
     head = entries.pop("header")
     if head.dtype != np.uint8 or head.ndim != 1:
         ck.fail("header", "must be a uint8 byte string")
@@ -691,8 +691,8 @@ def loads(data, source="<bytes>"):
         ck.fail("format", f"is {header.get('format')!r}, expected {FORMAT!r}")
     version = header.get("version")
     if version != VERSION:
-        ck.fail("version", f"is {version!r}; this spikeforge reads version {VERSION}: "
-                "re-run `spikeforge quantize` with this version")
+        ck.fail("version", f"is {version!r}; this sdtforge reads version {VERSION}: "
+                "re-run `sdtforge quantize` with this version")
     config = _check_config(ck, ck.get(header, "config", dict, ""))
     used = set()
 

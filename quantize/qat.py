@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning (straight-through estimator) for 4–6-bit weights.
 
 The forward pass computes what the integer network computes, in real units, from one
-:func:`spikeforge.quantize.quantizer.plan` (the quantizer's own scales, shifts and thresholds,
+:func:`sdtforge.quantize.quantizer.plan` (the quantizer's own scales, shifts and thresholds,
 recomputed from the current parameters at every step):
 
 - every conv and the head use the weight and bias the quantizer will store, times its scale
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from spikeforge.errors import UserError
+from sdtforge.errors import UserError
 
 from .quantizer import QuantRules, conv_bn_pairs, neuron_of, plan
 
@@ -99,7 +99,7 @@ def _integer_lif(x, unit, threshold, alpha):
 
 
 def _spike_fn():
-    from spikeforge.model.lif import _SigmoidSpike
+    from sdtforge.model.lif import _SigmoidSpike
     return _SigmoidSpike
 
 
@@ -158,8 +158,8 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
     The training split of the checkpoint's dataset is used with the checkpoint's random-shift
     augmentation (if any); BN statistics are frozen; the learning rate is cosine-annealed to 0.
     """
-    from spikeforge.model import load_dataset
-    from spikeforge.model.training import _random_shift, set_threads
+    from sdtforge.model import load_dataset
+    from sdtforge.model.training import _random_shift, set_threads
     # small models only contend for a shared machine's cores with more than one thread
     set_threads(None, sum(t.numel() for t in model.parameters()))
     QuantRules(weight_bits)  # validate before loading data

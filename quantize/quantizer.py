@@ -3,7 +3,7 @@
 The rules are those of ``docs/integer-semantics.md`` (§3–7): per-output-channel symmetric
 weights, thresholds ``ceil(V_th / s)``, one residual-stream scale aligned by left shifts, a
 per-tensor head. Folding is done in float64 so that the integers do not depend on float32
-rounding order. This module needs torch; :mod:`spikeforge.quantize.ir` does not.
+rounding order. This module needs torch; :mod:`sdtforge.quantize.ir` does not.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeforge.errors import UserError
+from sdtforge.errors import UserError
 
 from . import ir
 
@@ -91,14 +91,14 @@ def _check_lifs(model):
 
 
 def _known_modules(model):
-    from spikeforge.model.lif import MultiStepLIF
+    from sdtforge.model.lif import MultiStepLIF
     allowed = (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear, torch.nn.MaxPool2d,
                torch.nn.ModuleList, MultiStepLIF)
     for name, mod in model.named_modules():
         if name and not isinstance(mod, allowed) and not type(mod).__module__.startswith(
-                "spikeforge.model"):
+                "sdtforge.model"):
             raise UserError(f"unsupported layer {name!r} ({type(mod).__name__}) in the "
-                            f"checkpoint; spikeforge quantizes SDT v1 models only")
+                            f"checkpoint; sdtforge quantizes SDT v1 models only")
 
 
 def _config_dict(model, rules):
@@ -150,7 +150,7 @@ def plan(model, rules):
     """Every scale, shift and threshold the integer model of ``model`` gets (float64 NumPy).
 
     This is the single place the scale rules are applied; :func:`quantize_model` turns the
-    plan into integers and :mod:`spikeforge.quantize.qat` fake-quantizes with the same plan,
+    plan into integers and :mod:`sdtforge.quantize.qat` fake-quantizes with the same plan,
     so a QAT-tuned model quantizes to exactly the integers it was trained with.
 
     Returns
@@ -255,7 +255,7 @@ def _state_dict_sha256(state_dict):
 
 def load_float(ckpt_or_path):
     """``(model, ckpt, sha256)`` from a checkpoint path or an already loaded checkpoint dict."""
-    from spikeforge.model import FORMAT, SDTConfig, SpikeDrivenTransformer, load_checkpoint
+    from sdtforge.model import FORMAT, SDTConfig, SpikeDrivenTransformer, load_checkpoint
     if isinstance(ckpt_or_path, (str, Path)):
         path = Path(ckpt_or_path)
         model, ckpt = load_checkpoint(path)
@@ -263,8 +263,8 @@ def load_float(ckpt_or_path):
         return model, ckpt, sha
     ckpt = ckpt_or_path
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
-        raise UserError(f"not a spikeforge checkpoint (expected a dict with format {FORMAT!r}); "
-                        f"train one with `spikeforge train`")
+        raise UserError(f"not an sdtforge checkpoint (expected a dict with format {FORMAT!r}); "
+                        f"train one with `sdtforge train`")
     try:
         model = SpikeDrivenTransformer(SDTConfig.from_dict(ckpt["config"]))
         model.load_state_dict(ckpt["state_dict"], strict=True)
@@ -282,7 +282,7 @@ def quantize_checkpoint(ckpt_or_path, weight_bits=8, qat_epochs=0, *, data_dir=N
     Parameters
     ----------
     ckpt_or_path : str, Path or dict
-        A spikeforge checkpoint file or its loaded dict.
+        An sdtforge checkpoint file or its loaded dict.
     weight_bits : int
         Signed weight width, 4–8 (2–3 accepted for experiments).
     qat_epochs : int

@@ -82,8 +82,8 @@ def isolated_agreement(float_model, int_model, images, *, float_run=None):
     dict
         Recording name → fraction of equal spikes (``block{i}.attn.mask`` and ``.out`` too).
     """
-    from spikeforge.quantize import ir
-    from spikeforge.sim import ops
+    from sdtforge.quantize import ir
+    from sdtforge.sim import ops
 
     if float_run is None:
         _, spikes, terms = _float_stream_terms(float_model, images)
@@ -162,8 +162,8 @@ def compare(float_model, int_model, ckpt, data_dir=None, limit=None, batch_size=
     along the network); ``isolated_agreement`` (:func:`isolated_agreement`) feeds each integer
     layer the float network's inputs and so measures each layer's own error.
     """
-    from spikeforge.model import load_dataset
-    from spikeforge.sim import golden
+    from sdtforge.model import load_dataset
+    from sdtforge.sim import golden
 
     images, labels = load_dataset(ckpt.get("dataset") or "digits", "test", data_dir=data_dir)
     if limit is not None:

@@ -1,6 +1,6 @@
 """Integer models with random weights, for tests of the golden model, the IR and the hardware.
 
-They follow the same layout and rules as a quantized checkpoint (:mod:`spikeforge.quantize.ir`)
+They follow the same layout and rules as a quantized checkpoint (:mod:`sdtforge.quantize.ir`)
 but need no training and no torch, so every folder's tests can build one in milliseconds.
 """
 
@@ -23,7 +23,7 @@ def tiny_config(**overrides):
 
 
 def random_model(config=None, seed=0, theta_max=64, bias_max=32):
-    """An :class:`~spikeforge.quantize.ir.IntegerModel` with random integers for ``config``.
+    """An :class:`~sdtforge.quantize.ir.IntegerModel` with random integers for ``config``.
 
     Weights are uniform over the full signed range of ``config["weight_bits"]``; thresholds in
     ``1..theta_max``; shifts in ``0..3``; widths are derived, so the model validates.

@@ -1,8 +1,8 @@
-"""cocotb bench for the generated Verilog of the whole accelerator (``spikeforge_accel``).
+"""cocotb bench for the generated Verilog of the whole accelerator (``sdtforge_accel``).
 
-Run by :func:`spikeforge.sim.cosim.cosim` in a separate simulator process; the case (load
+Run by :func:`sdtforge.sim.cosim.cosim` in a separate simulator process; the case (load
 stream file, images in stream order, expected logits, seed, stall probability, where to write
-the results) comes as JSON through the ``SPIKEFORGE_COSIM`` variable. The bench has the usual
+the results) comes as JSON through the ``SDTFORGE_COSIM`` variable. The bench has the usual
 parts: a driver per input stream (``load``, ``pixels``), a monitor on ``result``, a scoreboard
 holding the golden model's logits, and :class:`AccelBench` tying them together. Drivers and the
 monitor withhold ``valid`` / ``ready`` at random. Waiting on a handshake blocks on a signal edge
@@ -105,7 +105,7 @@ class Scoreboard:
 
 
 class AccelBench:
-    """Driver, monitor and scoreboard around one ``spikeforge_accel`` instance."""
+    """Driver, monitor and scoreboard around one ``sdtforge_accel`` instance."""
 
     def __init__(self, dut, case):
         self.dut = dut
@@ -166,7 +166,7 @@ class AccelBench:
 @cocotb.test()
 async def classify_images(dut):
     """Load the model through the load stream, classify every image, compare all logits."""
-    case_path = os.environ["SPIKEFORGE_COSIM"]
+    case_path = os.environ["SDTFORGE_COSIM"]
     with open(case_path) as f:
         case = json.load(f)
     # File names in the case are relative to it, so the case does not name absolute paths.

@@ -1,12 +1,12 @@
 """Co-simulation: the generated Verilog of the accelerator under cocotb against the golden model.
 
 :func:`cosim` compiles an integer model, writes the top's Verilog, builds it with Icarus or
-Verilator (``cocotb_tools.runner``), and runs :mod:`spikeforge.sim.cocotb_accel` in the
+Verilator (``cocotb_tools.runner``), and runs :mod:`sdtforge.sim.cocotb_accel` in the
 simulator process: the model image goes in through the load stream (the bytes of
-:func:`~spikeforge.hdl.compile.load_stream_bytes`), then every image through the pixel stream,
+:func:`~sdtforge.hdl.compile.load_stream_bytes`), then every image through the pixel stream,
 with random ``valid`` / ``ready`` stalls on all three streams. Every logit is compared bit-exactly
-with :func:`spikeforge.sim.golden.run`, and the RTL's cycle count with
-:func:`spikeforge.sim.cycles.predict`. The cocotb process is separate, so the case travels as
+with :func:`sdtforge.sim.golden.run`, and the RTL's cycle count with
+:func:`sdtforge.sim.cycles.predict`. The cocotb process is separate, so the case travels as
 files in the build directory (one directory per simulator and case; nothing in them depends on
 the time or the absolute path, so reruns are reproducible).
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.errors import UserError
+from sdtforge.errors import UserError
 
 from . import cycles, golden
 from .toolchain import have_iverilog, setup_verilator
@@ -30,7 +30,7 @@ __all__ = ["SIMULATORS", "VERILATOR_ARGS", "ICARUS_ARGS", "ImageResult", "CosimR
            "generate_verilog"]
 
 SIMULATORS = ("icarus", "verilator")
-TOP = "spikeforge_accel"
+TOP = "sdtforge_accel"
 
 #: Verilator options; every other warning stays fatal. ``WIDTH``: Amaranth's Verilog mixes
 #: operand widths freely (``a + b`` into a wider wire), with Verilog's defined extension rules.
@@ -123,10 +123,10 @@ class CosimResult:
 
 
 def generate_verilog(config):
-    """The top's Verilog for ``config``, exactly as ``spikeforge generate`` writes it."""
+    """The top's Verilog for ``config``, exactly as ``sdtforge generate`` writes it."""
     from amaranth.back import verilog
 
-    from spikeforge.hdl.accelerator import Accelerator
+    from sdtforge.hdl.accelerator import Accelerator
 
     return verilog.convert(Accelerator(config), name=TOP, emit_src=False, ports=None)
 
@@ -188,7 +188,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     """
     from cocotb_tools.runner import get_runner
 
-    from spikeforge.hdl.compile import compile_model, image_order, load_stream_bytes
+    from sdtforge.hdl.compile import compile_model, image_order, load_stream_bytes
 
     _check_sim(sim)
     say = progress or (lambda message: None)
@@ -231,9 +231,9 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     # The bench is imported by its package name (the runner passes this process's sys.path
     # on); the case directory is the simulator's working directory, so waves land there.
     with _log_on_failure(out / "sim.log", f"the {sim} run"):
-        runner.test(hdl_toplevel=TOP, test_module="spikeforge.sim.cocotb_accel", test_dir=out,
+        runner.test(hdl_toplevel=TOP, test_module="sdtforge.sim.cocotb_accel", test_dir=out,
                     build_dir=out / "build", results_xml=str((out / "results.xml").resolve()),
-                    extra_env={"SPIKEFORGE_COSIM": str((out / "case.json").resolve())},
+                    extra_env={"SDTFORGE_COSIM": str((out / "case.json").resolve())},
                     waves=waves, log_file=out / "sim.log")
     if not results_path.exists():
         raise RuntimeError(f"the {sim} run ended without results; see {out / 'results.xml'}")

@@ -8,7 +8,7 @@ time the program counter leaves the descriptor. :func:`compare_spikes` decodes t
 
 import numpy as np
 
-from spikeforge.hdl.accel_isa import Mode, Op
+from sdtforge.hdl.accel_isa import Mode, Op
 
 from . import ops
 

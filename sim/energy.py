@@ -2,7 +2,7 @@
 
 ``E = E_MAC · MACs + E_AC · ACs`` with ``E_MAC = 4.6 pJ`` (32-bit float multiply-accumulate,
 charged only for the first layer, which sees real-valued pixels) and ``E_AC = 0.9 pJ`` per
-synaptic accumulate. Counts come from the golden model (:mod:`spikeforge.sim.golden`). How the
+synaptic accumulate. Counts come from the golden model (:mod:`sdtforge.sim.golden`). How the
 SDSA-vs-vanilla ratio is computed is written in ``docs/integer-semantics.md`` §9.
 """
 

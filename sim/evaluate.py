@@ -1,4 +1,4 @@
-"""``spikeforge eval MODEL.sfm``: golden-model accuracy, operation counts and energy."""
+"""``sdtforge eval MODEL.sfm``: golden-model accuracy, operation counts and energy."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from spikeforge.errors import UserError
-from spikeforge.quantize import ir
+from sdtforge.errors import UserError
+from sdtforge.quantize import ir
 
 from . import energy as _energy
 from . import golden
@@ -51,12 +51,12 @@ def evaluate(model, images, labels, batch_size=256, progress=False):
 
 
 def eval_command(args):
-    """Run ``spikeforge eval`` on an ``.sfm`` file (``args.path``, ``--json``, ``--data-dir``,
+    """Run ``sdtforge eval`` on an ``.sfm`` file (``args.path``, ``--json``, ``--data-dir``,
     ``--limit``); prints a table or JSON; returns the exit code."""
     path = getattr(args, "path", None) or getattr(args, "checkpoint", None)
     model = ir.load(path)
     dataset = model.provenance.get("dataset") or "digits"
-    from spikeforge.model import load_dataset  # dataset readers need no torch
+    from sdtforge.model import load_dataset  # dataset readers need no torch
     images, labels = load_dataset(dataset, "test", data_dir=getattr(args, "data_dir", None))
     limit = getattr(args, "limit", None)
     if limit is not None:

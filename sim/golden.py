@@ -1,7 +1,7 @@
 """Golden model: the bit-exact integer Spike-Driven Transformer in NumPy (never torch).
 
-It executes an :class:`~spikeforge.quantize.ir.IntegerModel` layer by layer with the
-per-operation functions of :mod:`spikeforge.sim.ops`, vectorized over the batch, following
+It executes an :class:`~sdtforge.quantize.ir.IntegerModel` layer by layer with the
+per-operation functions of :mod:`sdtforge.sim.ops`, vectorized over the batch, following
 ``docs/integer-semantics.md``. Accumulations do not depend on the membrane state, so each layer
 computes the accumulators of all ``T`` steps in one product and only the LIF runs step by step
 (the accelerator's layer-outer, time-inner order gives the same result).
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikeforge.errors import UserError
-from spikeforge.quantize import ir
+from sdtforge.errors import UserError
+from sdtforge.quantize import ir
 
 from . import ops
 
@@ -114,7 +114,7 @@ def run(model, images, spikes=False, trace=None):
     Parameters
     ----------
     model : IntegerModel
-        A validated integer model (e.g. from :func:`spikeforge.quantize.ir.load`).
+        A validated integer model (e.g. from :func:`sdtforge.quantize.ir.load`).
     images : numpy.ndarray
         ``uint8 [B, C, H, W]`` raw pixels.
     spikes : bool

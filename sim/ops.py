@@ -1,7 +1,7 @@
 """Per-operation integer functions of the integer semantics (``docs/integer-semantics.md``).
 
 These are the spec, one NumPy function per operation, shared by the golden model
-(:mod:`spikeforge.sim.golden`) and by the HDL unit tests as their reference. They are written
+(:mod:`sdtforge.sim.golden`) and by the HDL unit tests as their reference. They are written
 for clarity first; every function accepts extra leading (batch) axes.
 
 Conventions: spikes are ``uint8`` arrays of 0/1; integers are ``int64``; feature maps are

@@ -5,10 +5,10 @@ import os
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "spikeforge",
+    "sdtforge",
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    max_examples=int(os.environ.get("SPIKEFORGE_EXAMPLES", "50")),
+    max_examples=int(os.environ.get("SDTFORGE_EXAMPLES", "50")),
 )
-settings.load_profile("spikeforge")
+settings.load_profile("sdtforge")

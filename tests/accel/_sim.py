@@ -2,8 +2,8 @@
 
 from amaranth.sim import Simulator
 
-from spikeforge.hdl.accelerator import Accelerator
-from spikeforge.hdl.compile import image_order, load_stream_bytes
+from sdtforge.hdl.accelerator import Accelerator
+from sdtforge.hdl.compile import image_order, load_stream_bytes
 
 
 def run_accelerator(compiled, images, stall=None, external_weights=False):

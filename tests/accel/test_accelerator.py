@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from spikeforge.hdl.compile import compile_model
-from spikeforge.quantize.synthetic import random_model, tiny_config
-from spikeforge.sim import cycles, golden
+from sdtforge.hdl.compile import compile_model
+from sdtforge.quantize.synthetic import random_model, tiny_config
+from sdtforge.sim import cycles, golden
 
 from ._sim import run_accelerator
 
@@ -55,8 +55,8 @@ def test_external_weights():
 def test_external_weight_ports():
     from amaranth.back import rtlil
 
-    from spikeforge.hdl.accelerator import Accelerator
-    from spikeforge.hdl.compile import AccelConfig
+    from sdtforge.hdl.accelerator import Accelerator
+    from sdtforge.hdl.compile import AccelConfig
 
     cfg = AccelConfig(lanes=4, width=8, weight_bits=6, weights_depth=512, external_weights=True)
     dut = Accelerator(cfg)

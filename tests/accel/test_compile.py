@@ -1,19 +1,19 @@
-"""Compiler, memory planner, load-stream encoder and ``spikeforge generate``."""
+"""Compiler, memory planner, load-stream encoder and ``sdtforge generate``."""
 
 import pytest
 
-from spikeforge.cli import main
-from spikeforge.errors import UserError
-from spikeforge.hdl.accel_isa import DESCRIPTOR, DESCRIPTOR_WORDS, PROGRAM_WORD_BITS, Op
-from spikeforge.hdl.compile import (
+from sdtforge.cli import main
+from sdtforge.errors import UserError
+from sdtforge.hdl.accel_isa import DESCRIPTOR, DESCRIPTOR_WORDS, PROGRAM_WORD_BITS, Op
+from sdtforge.hdl.compile import (
     AccelConfig,
     compile_model,
     encode_descriptor,
     format_memory_table,
     load_stream_bytes,
 )
-from spikeforge.quantize import ir
-from spikeforge.quantize.synthetic import random_model, tiny_config
+from sdtforge.quantize import ir
+from sdtforge.quantize.synthetic import random_model, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_generate_cli(tmp_path, capsys):
     assert main(["generate", str(model), "--out", str(tmp_path / "b")]) == 0
     for f in sorted((tmp_path / "a").iterdir()):
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
-    text = (tmp_path / "a" / "spikeforge_accel.v").read_text()
+    text = (tmp_path / "a" / "sdtforge_accel.v").read_text()
     assert str(tmp_path) not in text
     for op in ("$mul", "$div", " * ", " / "):
         assert op not in text

@@ -9,14 +9,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from spikeforge.boards.host import BoardClient, BoardError
-from spikeforge.boards.image import model_image
-from spikeforge.boards.protocol import SYNC, Command, ErrorCode, Reply, decode_frame, encode_frame
-from spikeforge.boards.simport import SimulatedPort
-from spikeforge.boards.top import BoardTop
-from spikeforge.hdl.compile import compile_model
-from spikeforge.quantize.synthetic import random_model, tiny_config
-from spikeforge.sim import golden
+from sdtforge.boards.host import BoardClient, BoardError
+from sdtforge.boards.image import model_image
+from sdtforge.boards.protocol import SYNC, Command, ErrorCode, Reply, decode_frame, encode_frame
+from sdtforge.boards.simport import SimulatedPort
+from sdtforge.boards.top import BoardTop
+from sdtforge.hdl.compile import compile_model
+from sdtforge.quantize.synthetic import random_model, tiny_config
+from sdtforge.sim import golden
 
 DIV = 4          # the smallest UART divisor: the simulator spends most cycles on the line
 TIMEOUT = 2_000  # cycles of silence inside a frame
@@ -76,8 +76,8 @@ def test_small_model_through_the_uart():
 
 @pytest.mark.slow
 def test_digits_tiny_through_the_uart():
-    from spikeforge.model.data import load_dataset
-    from spikeforge.quantize.quantizer import quantize_checkpoint
+    from sdtforge.model.data import load_dataset
+    from sdtforge.quantize.quantizer import quantize_checkpoint
 
     model = quantize_checkpoint("model/checkpoints/digits-tiny.pt")
     compiled = compile_model(model, lanes=8, width=16)

@@ -13,16 +13,16 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from spikeforge.boards.pll import ecp5_pll, ice40_pll
-from spikeforge.boards.spram import SPRAMWeights
-from spikeforge.boards.targets import BOARDS, plan_board
-from spikeforge.cli import main
-from spikeforge.errors import UserError
-from spikeforge.hdl.accelerator import RESULT_LAYOUT
-from spikeforge.hdl.compile import compile_model
-from spikeforge.quantize import ir
-from spikeforge.quantize.synthetic import random_model, tiny_config
-from spikeforge.sim.toolchain import setup_yowasp
+from sdtforge.boards.pll import ecp5_pll, ice40_pll
+from sdtforge.boards.spram import SPRAMWeights
+from sdtforge.boards.targets import BOARDS, plan_board
+from sdtforge.cli import main
+from sdtforge.errors import UserError
+from sdtforge.hdl.accelerator import RESULT_LAYOUT
+from sdtforge.hdl.compile import compile_model
+from sdtforge.quantize import ir
+from sdtforge.quantize.synthetic import random_model, tiny_config
+from sdtforge.sim.toolchain import setup_yowasp
 
 SMALL = tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3)
 
@@ -171,7 +171,7 @@ def test_refusals_before_synthesis(tmp_path, capsys):
     assert main(["build", str(path), "--board", "icebreaker", "--lanes", "4",
                  "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spikeforge build: error: the accelerator at 4 lanes needs about")
+    assert err.startswith("sdtforge build: error: the accelerator at 4 lanes needs about")
     assert "\n" not in err
     assert not (tmp_path / "b").exists()   # refused before anything was built
 
@@ -184,8 +184,8 @@ def test_ulx3s_plan_digits_small_fits():
 
 
 def test_asic_estimate_keeps_memories_as_macros():
-    from spikeforge.boards.asic import asic_estimate
-    from spikeforge.hdl.pe_array import PEArray
+    from sdtforge.boards.asic import asic_estimate
+    from sdtforge.hdl.pe_array import PEArray
 
     r = asic_estimate(PEArray(2, 12, weight_width=4, weight_depth=32, bias_depth=4))
     assert {(m["rows"], m["bits"]) for m in r["macros"]} == {(32, 8), (4, 24)}
@@ -227,56 +227,56 @@ class _StandIn(wiring.Component):
 
 @pytest.mark.slow
 def test_icebreaker_real_build_board_plumbing(tmp_path):
-    from spikeforge.boards.build import build_bitstream
+    from sdtforge.boards.build import build_bitstream
 
     board = BOARDS["icebreaker"]
     top = _top(board, 8, 16, accelerator=_StandIn(14))
     figures = build_bitstream(board, top, tmp_path, seed=1, f_sync=top.f_sync)
-    assert (tmp_path / "spikeforge.bin").exists()
+    assert (tmp_path / "sdtforge.bin").exists()
     assert figures["spram"] == 4 and figures["dsp"] == 0
     assert figures["fmax_mhz"] >= 30 and figures["timing_met"]
     assert figures["lc"] <= 5280
     # Same design and seed → the same bitstream.
     again = build_bitstream(board, top, tmp_path / "again", seed=1, f_sync=top.f_sync)
     assert again == figures
-    assert (tmp_path / "again" / "spikeforge.bin").read_bytes() == \
-        (tmp_path / "spikeforge.bin").read_bytes()
+    assert (tmp_path / "again" / "sdtforge.bin").read_bytes() == \
+        (tmp_path / "sdtforge.bin").read_bytes()
 
 
 @pytest.mark.slow
 def test_icebreaker_real_build_digits_tiny(tmp_path, capsys):
     """The acceptance build: the shipped digits-tiny on the iCEBreaker, through the CLI."""
-    from spikeforge.model import SHIPPED_CHECKPOINTS
-    from spikeforge.quantize.quantizer import quantize_checkpoint
+    from sdtforge.model import SHIPPED_CHECKPOINTS
+    from sdtforge.quantize.quantizer import quantize_checkpoint
 
     path = tmp_path / "digits-tiny.sfm"
     ir.save(quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"]), path)
     out = tmp_path / "build"
     assert main(["build", str(path), "--board", "icebreaker", "--out", str(out), "--json"]) == 0
     figures = json.loads((out / "report.json").read_text())
-    assert (out / "spikeforge.bin").stat().st_size > 0
+    assert (out / "sdtforge.bin").stat().st_size > 0
     assert figures["lanes"] == 1 and figures["dsp"] == 0 and figures["spram"] == 2
     assert figures["lc"] <= 5280 and figures["bram"] <= 30
     assert figures["timing_met"] and figures["fmax_mhz"] >= figures["f_sync_mhz"]
 
 
 def test_run_without_a_port_is_one_sentence(capsys):
-    assert main(["run", "--board", "ulx3s-85f", "--port", "/dev/no-such-tty-spikeforge"]) == 2
+    assert main(["run", "--board", "ulx3s-85f", "--port", "/dev/no-such-tty-sdtforge"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spikeforge run: error: cannot open serial port /dev/no-such-tty")
+    assert err.startswith("sdtforge run: error: cannot open serial port /dev/no-such-tty")
     assert "\n" not in err
 
 
 @pytest.mark.slow
 def test_run_command_end_to_end(tmp_path, monkeypatch, capsys):
-    """``spikeforge run`` against the simulated ULX3S top behind a fake serial port."""
+    """``sdtforge run`` against the simulated ULX3S top behind a fake serial port."""
     import numpy as np
     import serial
 
-    from spikeforge.boards.image import model_image
-    from spikeforge.boards.simport import SimulatedPort
-    from spikeforge.boards.top import BoardTop
-    from spikeforge.sim import golden
+    from sdtforge.boards.image import model_image
+    from sdtforge.boards.simport import SimulatedPort
+    from sdtforge.boards.top import BoardTop
+    from sdtforge.sim import golden
 
     model = random_model(SMALL, seed=3, theta_max=4)
     path = tmp_path / "m.sfm"
@@ -302,7 +302,7 @@ def test_run_reads_npy_and_png(tmp_path):
     import numpy as np
     from matplotlib import image as mpimg
 
-    from spikeforge.commands.run import _read_image
+    from sdtforge.commands.run import _read_image
 
     a = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
     np.save(tmp_path / "a.npy", a)

@@ -10,11 +10,11 @@ import pytest
 from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 
-from spikeforge.boards.host import BoardClient, BoardError
-from spikeforge.boards.link import HostLink
-from spikeforge.boards.protocol import SYNC, Command, ErrorCode, Reply, decode_frame, encode_frame
-from spikeforge.boards.simport import SimulatedPort
-from spikeforge.boards.uart import UARTRx, UARTTx
+from sdtforge.boards.host import BoardClient, BoardError
+from sdtforge.boards.link import HostLink
+from sdtforge.boards.protocol import SYNC, Command, ErrorCode, Reply, decode_frame, encode_frame
+from sdtforge.boards.simport import SimulatedPort
+from sdtforge.boards.uart import UARTRx, UARTTx
 
 DIV = 4
 IMAGE = 6

@@ -4,7 +4,7 @@ import pytest
 from amaranth import Module
 from amaranth.sim import Simulator
 
-from spikeforge.boards.uart import UARTRx, UARTTx
+from sdtforge.boards.uart import UARTRx, UARTTx
 
 DIV = 6
 

@@ -1,4 +1,4 @@
-"""Stream test helpers shared by the Amaranth-simulator and cocotb tests of ``spikeforge.hdl``.
+"""Stream test helpers shared by the Amaranth-simulator and cocotb tests of ``sdtforge.hdl``.
 
 Payloads travel as packed integers (the bit image of a ``lib.data`` layout) so that the same
 vectors drive the Amaranth simulator and the generated Verilog under cocotb. Every put and get

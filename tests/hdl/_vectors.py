@@ -1,4 +1,4 @@
-"""Random test cases for the ``spikeforge.hdl`` units, checked against ``spikeforge.sim.ops``.
+"""Random test cases for the ``sdtforge.hdl`` units, checked against ``sdtforge.sim.ops``.
 
 Each builder takes its parameters and a NumPy generator and returns a :class:`Case`: the unit,
 the packed input payloads / memory writes it needs, and the packed outputs the integer spec
@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from _stream import pack
 
-from spikeforge.hdl.event_encoder import EventEncoder
-from spikeforge.hdl.lif import LIFUnit
-from spikeforge.hdl.pe_array import PEArray, PEOp
-from spikeforge.hdl.pool import IntMaxPool, SpikeMaxPool
-from spikeforge.hdl.residual import AlignAdd
-from spikeforge.hdl.sdsa import SDSAOp, SDSAUnit
-from spikeforge.sim import ops
+from sdtforge.hdl.event_encoder import EventEncoder
+from sdtforge.hdl.lif import LIFUnit
+from sdtforge.hdl.pe_array import PEArray, PEOp
+from sdtforge.hdl.pool import IntMaxPool, SpikeMaxPool
+from sdtforge.hdl.residual import AlignAdd
+from sdtforge.hdl.sdsa import SDSAOp, SDSAUnit
+from sdtforge.sim import ops
 
 FILLS = ("random", "zeros", "ones")
 

@@ -1,8 +1,8 @@
-"""cocotb bench for the generated Verilog of any ``spikeforge.hdl`` unit.
+"""cocotb bench for the generated Verilog of any ``sdtforge.hdl`` unit.
 
 The vectors (packed stream payloads, memory preloads, expected outputs from
-``spikeforge.sim.ops``) come as JSON from ``test_units_cocotb.py`` through the
-``SPIKEFORGE_VECTORS`` variable, as a list of phases run one after another on one build. The
+``sdtforge.sim.ops``) come as JSON from ``test_units_cocotb.py`` through the
+``SDTFORGE_VECTORS`` variable, as a list of phases run one after another on one build. The
 driver and monitor stall valid and ready at random; the scoreboard is an exact comparison.
 """
 
@@ -68,9 +68,9 @@ async def mem_write(dut, name, items):
 
 @cocotb.test()
 async def run_vectors(dut):
-    phases = json.loads(open(os.environ["SPIKEFORGE_VECTORS"]).read())
-    rng = random.Random(int(os.environ.get("SPIKEFORGE_SEED", "1")))
-    stall = float(os.environ.get("SPIKEFORGE_STALL", "0.3"))
+    phases = json.loads(open(os.environ["SDTFORGE_VECTORS"]).read())
+    rng = random.Random(int(os.environ.get("SDTFORGE_SEED", "1")))
+    stall = float(os.environ.get("SDTFORGE_STALL", "0.3"))
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     for name in {n for ph in phases for n in ph["inputs"]}:
         port(dut, name, "valid").value = 0

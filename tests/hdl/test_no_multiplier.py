@@ -2,13 +2,13 @@
 
 import pytest
 
-from spikeforge.hdl.event_encoder import EventEncoder
-from spikeforge.hdl.lif import LIFUnit
-from spikeforge.hdl.pe_array import PEArray
-from spikeforge.hdl.pool import IntMaxPool, SpikeMaxPool
-from spikeforge.hdl.residual import AlignAdd
-from spikeforge.hdl.sdsa import SDSAUnit
-from spikeforge.hdl.synth import FORBIDDEN_CELLS, yosys_stats
+from sdtforge.hdl.event_encoder import EventEncoder
+from sdtforge.hdl.lif import LIFUnit
+from sdtforge.hdl.pe_array import PEArray
+from sdtforge.hdl.pool import IntMaxPool, SpikeMaxPool
+from sdtforge.hdl.residual import AlignAdd
+from sdtforge.hdl.sdsa import SDSAUnit
+from sdtforge.hdl.synth import FORBIDDEN_CELLS, yosys_stats
 
 UNITS = {
     "event_encoder": lambda: EventEncoder(16, 4),

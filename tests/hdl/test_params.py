@@ -2,12 +2,12 @@
 
 import pytest
 
-from spikeforge.hdl.event_encoder import EventEncoder
-from spikeforge.hdl.lif import LIFUnit
-from spikeforge.hdl.pe_array import PEArray
-from spikeforge.hdl.pool import IntMaxPool, SpikeMaxPool
-from spikeforge.hdl.residual import AlignAdd
-from spikeforge.hdl.sdsa import SDSAUnit
+from sdtforge.hdl.event_encoder import EventEncoder
+from sdtforge.hdl.lif import LIFUnit
+from sdtforge.hdl.pe_array import PEArray
+from sdtforge.hdl.pool import IntMaxPool, SpikeMaxPool
+from sdtforge.hdl.residual import AlignAdd
+from sdtforge.hdl.sdsa import SDSAUnit
 
 
 @pytest.mark.parametrize("build,exc,message", [

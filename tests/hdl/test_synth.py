@@ -1,8 +1,8 @@
 """The per-module iCE40 breakdown used by ``bench/board_fit.py``."""
 
-from spikeforge.hdl.event_encoder import EventEncoder
-from spikeforge.hdl.sdsa import SDSAUnit
-from spikeforge.hdl.synth import module_stats, yosys_stats
+from sdtforge.hdl.event_encoder import EventEncoder
+from sdtforge.hdl.sdsa import SDSAUnit
+from sdtforge.hdl.synth import module_stats, yosys_stats
 
 
 def test_module_stats_counts_each_module_once():

@@ -24,7 +24,7 @@ from amaranth.back import verilog
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
-from spikeforge.sim.toolchain import have_iverilog, setup_verilator, verilator_root
+from sdtforge.sim.toolchain import have_iverilog, setup_verilator, verilator_root
 
 HERE = Path(__file__).parent
 FILLS = ("random", "random", "zeros", "ones", "random")
@@ -70,8 +70,8 @@ def run_cocotb(unit, sim, build_dir):
                  timescale=("1ns", "1ps"), build_args=build_args, always=True)
     results = runner.test(hdl_toplevel="top", test_module="cocotb_units", test_dir=HERE,
                           build_dir=build_dir, results_xml=str(build_dir / "results.xml"),
-                          extra_env={"SPIKEFORGE_VECTORS": str(build_dir / "vectors.json"),
-                                     "SPIKEFORGE_SEED": "7"})
+                          extra_env={"SDTFORGE_VECTORS": str(build_dir / "vectors.json"),
+                                     "SDTFORGE_SEED": "7"})
     tests, failed = get_results(Path(results))
     assert tests == 1 and failed == 0, f"{unit} on {sim}: {failed} of {tests} failed"
 

@@ -1,4 +1,4 @@
-"""Amaranth-simulator tests of every unit against ``spikeforge.sim.ops``, with random stalls."""
+"""Amaranth-simulator tests of every unit against ``sdtforge.sim.ops``, with random stalls."""
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spikeforge.hdl.sdsa import SDSAOp
+from sdtforge.hdl.sdsa import SDSAOp
 
 EXAMPLES = settings(max_examples=25)
 

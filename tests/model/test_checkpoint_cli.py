@@ -5,16 +5,16 @@ import json
 import pytest
 import torch
 
-from spikeforge.cli import main
-from spikeforge.errors import UserError
-from spikeforge.model import SHIPPED_CHECKPOINTS, load_checkpoint, spike_names
+from sdtforge.cli import main
+from sdtforge.errors import UserError
+from sdtforge.model import SHIPPED_CHECKPOINTS, load_checkpoint, spike_names
 
 SHIPPED = SHIPPED_CHECKPOINTS["digits-tiny"]
 
 
 def test_shipped_checkpoint_loads():
     model, ckpt = load_checkpoint(SHIPPED)
-    assert ckpt["format"] == "spikeforge-checkpoint/1"
+    assert ckpt["format"] == "sdtforge-checkpoint/1"
     assert ckpt["preset"] == "digits-tiny" and ckpt["dataset"] == "digits"
     assert set(ckpt["metrics"]) == {"test_accuracy", "train_accuracy", "epochs", "seconds"}
     assert ckpt["metrics"]["test_accuracy"] >= 0.95
@@ -41,7 +41,7 @@ def test_eval_table(capsys):
 
 def test_not_a_checkpoint(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(UserError, match="not a spikeforge checkpoint"):
+    with pytest.raises(UserError, match="not an sdtforge checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(UserError, match="cannot be read"):

@@ -5,8 +5,8 @@ import pickle
 import numpy as np
 import pytest
 
-from spikeforge.errors import UserError
-from spikeforge.model.data import load_dataset
+from sdtforge.errors import UserError
+from sdtforge.model.data import load_dataset
 
 
 def test_digits_split():

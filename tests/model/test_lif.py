@@ -2,7 +2,7 @@
 
 import torch
 
-from spikeforge.model.lif import MultiStepLIF, lif_multistep
+from sdtforge.model.lif import MultiStepLIF, lif_multistep
 
 
 def _naive_lif(x, v_th):

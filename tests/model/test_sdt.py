@@ -5,15 +5,15 @@ import math
 import pytest
 import torch
 
-from spikeforge.errors import UserError
-from spikeforge.model import (
+from sdtforge.errors import UserError
+from sdtforge.model import (
     PRESETS,
     SDTConfig,
     SpikeDrivenTransformer,
     load_reference_checkpoint,
     spike_names,
 )
-from spikeforge.model.lif import MultiStepLIF
+from sdtforge.model.lif import MultiStepLIF
 
 
 def _tiny(**kw):

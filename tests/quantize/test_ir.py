@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spikeforge.errors import UserError
-from spikeforge.quantize import ir, synthetic
+from sdtforge.errors import UserError
+from sdtforge.quantize import ir, synthetic
 
 
 @pytest.fixture(scope="module")

@@ -8,23 +8,23 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from spikeforge.cli import main  # noqa: E402
-from spikeforge.errors import UserError  # noqa: E402
-from spikeforge.model import (  # noqa: E402
+from sdtforge.cli import main  # noqa: E402
+from sdtforge.errors import UserError  # noqa: E402
+from sdtforge.model import (  # noqa: E402
     FORMAT,
     SHIPPED_CHECKPOINTS,
     SDTConfig,
     SpikeDrivenTransformer,
 )
-from spikeforge.quantize import ir  # noqa: E402
-from spikeforge.quantize.quantizer import (  # noqa: E402
+from sdtforge.quantize import ir  # noqa: E402
+from sdtforge.quantize.quantizer import (  # noqa: E402
     QuantRules,
     fold_conv_bn,
     plan,
     quantize_checkpoint,
     quantize_model,
 )
-from spikeforge.sim import golden  # noqa: E402
+from sdtforge.sim import golden  # noqa: E402
 
 SHIPPED = SHIPPED_CHECKPOINTS["digits-tiny"]
 
@@ -106,7 +106,7 @@ def test_refuses_bad_tau_and_foreign_input():
     m.block[0].attn.q_lif.tau = 4.0
     with pytest.raises(UserError, match="τ = 2"):
         quantize_model(m)
-    with pytest.raises(UserError, match="spikeforge checkpoint"):
+    with pytest.raises(UserError, match="sdtforge checkpoint"):
         quantize_checkpoint({"weights": 1})
     bad = dict(ckpt, state_dict={"x": torch.zeros(1)})
     with pytest.raises(UserError, match="not a Spike-Driven Transformer"):
@@ -130,7 +130,7 @@ def test_cli_quantize_and_eval(tmp_path, capsys):
     assert len(model.provenance["checkpoint_sha256"]) == 64
     capsys.readouterr()
     assert main(["quantize", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
-    from spikeforge.sim.evaluate import eval_command
+    from sdtforge.sim.evaluate import eval_command
 
     class Args:
         pass
@@ -142,8 +142,8 @@ def test_cli_quantize_and_eval(tmp_path, capsys):
 
 def _fake_quant_folded(model, rules, layer):
     """The folded weight the QAT forward computes with for ``layer`` (float64)."""
-    from spikeforge.quantize import qat
-    from spikeforge.quantize.quantizer import conv_bn_pairs
+    from sdtforge.quantize import qat
+    from sdtforge.quantize.quantizer import conv_bn_pairs
     params = qat.fake_quant_params(model, rules)
     names = {mod: name for name, mod in model.named_modules()}
     conv, bn = next((c, b) for n, c, b in conv_bn_pairs(model) if n == layer.name)
@@ -159,7 +159,7 @@ def _fake_quant_folded(model, rules, layer):
 def test_fake_quant_weights_are_the_ir_integers(bits):
     """QAT computes with exactly the integers the quantizer stores, times their scales —
     per-channel scales from folded BN, stream writers at s_r·2^k, the head per tensor."""
-    from spikeforge.quantize import qat
+    from sdtforge.quantize import qat
     m, _ = _random_ckpt(seed=2)
     rules = QuantRules(bits)
     q = quantize_model(m, bits)
@@ -179,7 +179,7 @@ def test_fake_quant_weights_are_the_ir_integers(bits):
 def test_integer_forward_equals_golden(bits):
     """The QAT forward (fake-quantized weights and biases, integer thresholds, floored
     membranes, integer zero point) reproduces every spike and the class of the golden model."""
-    from spikeforge.quantize.qat import integer_forward
+    from sdtforge.quantize.qat import integer_forward
     m, _ = _random_ckpt(seed=1)
     q = quantize_model(m, bits)
     x = np.random.default_rng(bits).integers(0, 256, (16, 1, 8, 8)).astype(np.uint8)
@@ -195,8 +195,8 @@ def test_integer_forward_equals_golden(bits):
 def test_isolated_agreement_is_exact_for_an_exact_float_model():
     """Fed the float network's own inputs, an integer layer disagrees only through its own
     rounding: against the integer-equivalent float forward every layer agrees exactly."""
-    from spikeforge.quantize import qat
-    from spikeforge.quantize.report import isolated_agreement
+    from sdtforge.quantize import qat
+    from sdtforge.quantize.report import isolated_agreement
     m, _ = _random_ckpt(seed=1)
     q = quantize_model(m, 6)
     x = np.random.default_rng(0).integers(0, 256, (8, 1, 8, 8)).astype(np.uint8)
@@ -215,8 +215,8 @@ def test_isolated_agreement_is_exact_for_an_exact_float_model():
 
 
 def test_shipped_8bit_within_half_a_point(tmp_path):
-    from spikeforge.quantize.quantizer import load_float
-    from spikeforge.quantize.report import compare
+    from sdtforge.quantize.quantizer import load_float
+    from sdtforge.quantize.report import compare
     model, ckpt, _ = load_float(SHIPPED)
     q = quantize_checkpoint(SHIPPED, weight_bits=8)
     rep = compare(model, q, ckpt)
@@ -229,16 +229,16 @@ def test_shipped_8bit_within_half_a_point(tmp_path):
 
 
 def test_shipped_4bit_qat_within_two_points():
-    from spikeforge.quantize.qat import integer_forward
-    from spikeforge.quantize.quantizer import load_float
-    from spikeforge.quantize.report import compare
+    from sdtforge.quantize.qat import integer_forward
+    from sdtforge.quantize.quantizer import load_float
+    from sdtforge.quantize.report import compare
     model, ckpt, _ = load_float(SHIPPED)
     q, tuned = quantize_checkpoint(SHIPPED, weight_bits=4, qat_epochs=3, return_float=True)
     rep = compare(tuned, q, ckpt, isolated=False)
     float_acc = ckpt["metrics"]["test_accuracy"]
     assert rep["integer_accuracy"] >= float_acc - 0.02, rep
     # the tuned model quantizes to the integers it was trained with
-    from spikeforge.model import load_dataset
+    from sdtforge.model import load_dataset
     x, y = load_dataset("digits", "test")
     with torch.no_grad():
         logits = integer_forward(tuned, torch.from_numpy(x), 4)

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeforge.hdl.accelerator import Accelerator
-from spikeforge.hdl.compile import compile_model
-from spikeforge.hdl.synth import FORBIDDEN_CELLS, yosys_stats
-from spikeforge.quantize.synthetic import random_model, tiny_config
-from spikeforge.sim.cosim import TOP, cosim, generate_verilog
-from spikeforge.sim.toolchain import have_iverilog, setup_verilator, verilator_root
+from sdtforge.hdl.accelerator import Accelerator
+from sdtforge.hdl.compile import compile_model
+from sdtforge.hdl.synth import FORBIDDEN_CELLS, yosys_stats
+from sdtforge.quantize.synthetic import random_model, tiny_config
+from sdtforge.sim.cosim import TOP, cosim, generate_verilog
+from sdtforge.sim.toolchain import have_iverilog, setup_verilator, verilator_root
 
 ROOT = Path(__file__).parents[2]
 WAIVERS = ROOT / "hdl" / "verilator_waivers.vlt"
@@ -72,16 +72,16 @@ def test_random_models_verilator(seed, tmp_path):
 
 @pytest.fixture(scope="module")
 def digits_tiny(tmp_path_factory):
-    from spikeforge.quantize import ir
+    from sdtforge.quantize import ir
     sfm = tmp_path_factory.mktemp("digits") / "digits-tiny.sfm"
-    subprocess.run([sys.executable, "-m", "spikeforge.cli", "quantize", str(CHECKPOINT), "--out",
+    subprocess.run([sys.executable, "-m", "sdtforge.cli", "quantize", str(CHECKPOINT), "--out",
                     str(sfm)], check=True, stdout=subprocess.DEVNULL)
     return sfm, ir.load(sfm)
 
 
 def _check_digits_cli(digits_tiny, sim, images, out, capsys):
-    """``spikeforge cosim`` on the first digits test images: exit 0, all bit-exact."""
-    from spikeforge.cli import main
+    """``sdtforge cosim`` on the first digits test images: exit 0, all bit-exact."""
+    from sdtforge.cli import main
     sfm, _ = digits_tiny
     assert main(["cosim", str(sfm), "--sim", sim, "--images", str(images),
                  "--out", str(out)]) == 0

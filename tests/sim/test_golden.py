@@ -4,9 +4,9 @@ adversarial inputs (every traced value within the layer's declared width)."""
 import numpy as np
 import pytest
 
-from spikeforge.errors import UserError
-from spikeforge.quantize import ir, synthetic
-from spikeforge.sim import energy, golden, ops
+from sdtforge.errors import UserError
+from sdtforge.quantize import ir, synthetic
+from sdtforge.sim import energy, golden, ops
 
 
 def _fits(values, bits):

@@ -5,8 +5,8 @@ model must agree with it bit for bit (logits and every recorded spike)."""
 import numpy as np
 import pytest
 
-from spikeforge.quantize import synthetic
-from spikeforge.sim import golden
+from sdtforge.quantize import synthetic
+from sdtforge.sim import golden
 
 
 def _lif(v, x, theta):
@@ -228,9 +228,9 @@ def test_golden_equals_naive_on_random_models(seed, pooling):
 
 
 def test_golden_equals_naive_on_the_shipped_model():
-    from spikeforge.model import SHIPPED_CHECKPOINTS, load_dataset
+    from sdtforge.model import SHIPPED_CHECKPOINTS, load_dataset
     pytest.importorskip("torch")
-    from spikeforge.quantize.quantizer import quantize_checkpoint
+    from sdtforge.quantize.quantizer import quantize_checkpoint
     model = quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"])
     images, _ = load_dataset("digits", "test")
     _check(model, images[:3])

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spikeforge.sim import ops
+from sdtforge.sim import ops
 
 BIG = 1 << 40  # beyond float32 and int32: the exact paths must still be exact
 

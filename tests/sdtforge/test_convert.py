@@ -1,9 +1,9 @@
 import torch
 
-from spikeforge.cli import main
-from spikeforge.model import load_checkpoint
-from spikeforge.model.presets import get_preset
-from spikeforge.model.sdt import SpikeDrivenTransformer
+from sdtforge.cli import main
+from sdtforge.model import load_checkpoint
+from sdtforge.model.presets import get_preset
+from sdtforge.model.sdt import SpikeDrivenTransformer
 
 
 def test_convert_reference_checkpoint(tmp_path, capsys):

@@ -1,7 +1,7 @@
-"""``spikeforge`` command line: one subcommand per module of :mod:`spikeforge.commands`.
+"""``sdtforge`` command line: one subcommand per module of :mod:`sdtforge.commands`.
 
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
-Modules are imported lazily so that ``spikeforge --help`` stays fast and a command that needs
+Modules are imported lazily so that ``sdtforge --help`` stays fast and a command that needs
 no torch never imports it.
 """
 
@@ -11,7 +11,7 @@ import sys
 
 from .errors import UserError
 
-# Order is the order shown by ``spikeforge --help``; it follows the flow.
+# Order is the order shown by ``sdtforge --help``; it follows the flow.
 COMMANDS = [
     "presets", "train", "convert", "quantize", "eval", "generate", "cosim", "build", "run",
     "report", "demo",
@@ -20,21 +20,21 @@ COMMANDS = [
 
 def _load(name):
     try:
-        return importlib.import_module(f"spikeforge.commands.{name}")
+        return importlib.import_module(f"sdtforge.commands.{name}")
     except ModuleNotFoundError as exc:
-        if exc.name == f"spikeforge.commands.{name}":
+        if exc.name == f"sdtforge.commands.{name}":
             return None  # not built yet
         raise
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="spikeforge",
+        prog="sdtforge",
         description="Turn a trained Spike-Driven Transformer into an event-driven accelerator.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     from . import __version__
-    parser.add_argument("--version", action="version", version=f"spikeforge {__version__}")
+    parser.add_argument("--version", action="version", version=f"sdtforge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = _load(name)
@@ -58,7 +58,7 @@ def main(argv=None):
     try:
         return int(args._run(args) or 0)
     except UserError as exc:
-        print(f"spikeforge {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sdtforge {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``spikeforge build``: a board bitstream (or an ASIC gate estimate) for an integer model.
+"""``sdtforge build``: a board bitstream (or an ASIC gate estimate) for an integer model.
 
 The fit check runs first and refuses, in one sentence, a model or lane count that cannot fit
 the board; then Yosys + nextpnr (YoWASP) build through the amaranth-boards platform with a
@@ -13,7 +13,7 @@ HELP = "build a board bitstream (or an ASIC gate estimate) for an integer model"
 
 
 def add_arguments(p):
-    from spikeforge.boards.targets import BOARDS
+    from sdtforge.boards.targets import BOARDS
 
     p.add_argument("model", type=Path, help="integer model file (.sfm)")
     p.add_argument("--board", choices=sorted(BOARDS), default="icebreaker",
@@ -44,8 +44,8 @@ def _table(figures):
 
 
 def _asic(args, config):
-    from spikeforge.boards.asic import NAND2_WEIGHTS, asic_estimate
-    from spikeforge.hdl.accelerator import Accelerator
+    from sdtforge.boards.asic import NAND2_WEIGHTS, asic_estimate
+    from sdtforge.hdl.accelerator import Accelerator
 
     result = asic_estimate(Accelerator(config, external_weights=False))
     result.update({"target": "asic", "lanes": config.lanes, "width": config.width,
@@ -69,19 +69,19 @@ def _asic(args, config):
 
 
 def run(args):
-    from spikeforge.boards.build import build_bitstream
-    from spikeforge.boards.image import model_image
-    from spikeforge.boards.targets import get_board, plan_board
-    from spikeforge.errors import UserError
-    from spikeforge.quantize import ir
+    from sdtforge.boards.build import build_bitstream
+    from sdtforge.boards.image import model_image
+    from sdtforge.boards.targets import get_board, plan_board
+    from sdtforge.errors import UserError
+    from sdtforge.quantize import ir
 
     board = get_board(args.board)
     if not args.model.exists():
-        raise UserError(f"no model file {args.model}; make one with `spikeforge quantize`")
+        raise UserError(f"no model file {args.model}; make one with `sdtforge quantize`")
     model = ir.load(args.model)
     if args.target == "asic":
         # The core is the same generator; the board plan only fixes lanes and depths.
-        from spikeforge.hdl.compile import compile_model
+        from sdtforge.hdl.compile import compile_model
         lanes = args.lanes or board.default_lanes
         width = args.width or board.default_width
         try:

@@ -1,4 +1,4 @@
-"""``spikeforge run``: classify images on a board over its UART link.
+"""``sdtforge run``: classify images on a board over its UART link.
 
 The board keeps the id of the model it holds; the model is sent only when that id differs
 from the given model's (SPRAM and block RAM lose it at power-off, so a fresh board always
@@ -14,7 +14,7 @@ HELP = "classify images on a board over its serial port (loads the model when ne
 
 
 def add_arguments(p):
-    from spikeforge.boards.targets import BOARDS
+    from sdtforge.boards.targets import BOARDS
 
     p.add_argument("images", nargs="*", type=Path,
                    help="image files: .npy uint8 arrays ([H, W] or [C, H, W]) or .png")
@@ -35,7 +35,7 @@ def add_arguments(p):
 def _read_image(path):
     import numpy as np
 
-    from spikeforge.errors import UserError
+    from sdtforge.errors import UserError
 
     try:
         if path.suffix == ".npy":
@@ -58,23 +58,23 @@ def _read_image(path):
 
 
 def run(args):
-    from spikeforge.boards.host import BoardClient
-    from spikeforge.boards.image import model_image
-    from spikeforge.boards.targets import get_board, plan_board
-    from spikeforge.errors import UserError
-    from spikeforge.quantize import ir
+    from sdtforge.boards.host import BoardClient
+    from sdtforge.boards.image import model_image
+    from sdtforge.boards.targets import get_board, plan_board
+    from sdtforge.errors import UserError
+    from sdtforge.quantize import ir
 
     board = get_board(args.board)
     images = [(str(p), _read_image(p)) for p in args.images]
     if args.digits_test:
-        from spikeforge.model.data import load_dataset
+        from sdtforge.model.data import load_dataset
         x, y = load_dataset("digits", "test")
         images += [(f"digits-test[{i}] (label {int(y[i])})", x[i])
                    for i in range(min(args.digits_test, len(x)))]
     img = None
     if args.model is not None:
         if not args.model.exists():
-            raise UserError(f"no model file {args.model}; make one with `spikeforge quantize`")
+            raise UserError(f"no model file {args.model}; make one with `sdtforge quantize`")
         plan = plan_board(ir.load(args.model), board, lanes=args.lanes, width=args.width)
         img = model_image(plan.compiled)
 

@@ -1,13 +1,13 @@
 import subprocess
 import sys
 
-from spikeforge.cli import COMMANDS, build_parser, main
+from sdtforge.cli import COMMANDS, build_parser, main
 
 
 def test_help_lists_commands(capsys):
     parser = build_parser()
     text = parser.format_help()
-    assert "spikeforge" in text
+    assert "sdtforge" in text
     assert "presets" in text
 
 
@@ -20,10 +20,10 @@ def test_every_command_has_help():
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) <= set(COMMANDS)
     for name in sub.choices:
-        out = subprocess.run([sys.executable, "-m", "spikeforge.cli", name, "--help"],
+        out = subprocess.run([sys.executable, "-m", "sdtforge.cli", name, "--help"],
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
-        assert "usage: spikeforge " + name in out.stdout
+        assert "usage: sdtforge " + name in out.stdout
 
 
 def test_presets_table(capsys):

@@ -1,4 +1,4 @@
-"""``spikeforge train``: train a preset from scratch and write ``OUT/checkpoint.pt``."""
+"""``sdtforge train``: train a preset from scratch and write ``OUT/checkpoint.pt``."""
 
 import json
 from pathlib import Path
@@ -9,7 +9,7 @@ HELP = "train a model preset (float, surrogate gradients) and write OUT/checkpoi
 
 def add_arguments(parser):
     parser.add_argument("--preset", default="digits-tiny",
-                        help="model preset (see spikeforge presets)")
+                        help="model preset (see sdtforge presets)")
     parser.add_argument("--out", default="runs/digits-tiny", type=Path,
                         help="run folder; the checkpoint is written to OUT/checkpoint.pt")
     parser.add_argument("--epochs", type=int, default=None,
@@ -23,13 +23,13 @@ def add_arguments(parser):
 
 
 def run(args):
-    from spikeforge.errors import UserError
-    from spikeforge.model.presets import get_preset
+    from sdtforge.errors import UserError
+    from sdtforge.model.presets import get_preset
 
     preset = get_preset(args.preset)  # fail on a bad name before importing torch
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"--epochs must be at least 1, not {args.epochs}")
-    from spikeforge.model.training import train
+    from sdtforge.model.training import train
 
     path = args.out / "checkpoint.pt"
     _, metrics = train(args.preset, path, epochs=args.epochs, seed=args.seed,

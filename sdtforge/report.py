@@ -1,4 +1,4 @@
-"""``spikeforge report``: one Markdown page and its plots for a model and the runs made on it.
+"""``sdtforge report``: one Markdown page and its plots for a model and the runs made on it.
 
 The report gathers what the flow measured — float and integer accuracy, per-layer firing rates,
 the cycle model's cycles per layer, the energy estimate, and, when their JSON results are
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeforge.errors import UserError
+from sdtforge.errors import UserError
 
 __all__ = ["collect", "write_report"]
 
@@ -33,9 +33,9 @@ def _read_json(path, what):
 def collect(model_path, *, cosim=None, builds=(), asic=None, images=DEFAULT_IMAGES, lanes=8,
             width=16, data_dir=None):
     """Compute the report's figures; returns a JSON-serializable dict."""
-    from spikeforge.model import load_dataset
-    from spikeforge.quantize import ir
-    from spikeforge.sim import cycles, energy, golden
+    from sdtforge.model import load_dataset
+    from sdtforge.quantize import ir
+    from sdtforge.sim import cycles, energy, golden
 
     model = ir.load(model_path)
     dataset = model.provenance.get("dataset") or "digits"
@@ -158,7 +158,7 @@ def _plots(report, out):
     return files
 
 
-# `spikeforge build` names logic after the family: iCE40 logic cells, ECP5 LUT4s.
+# `sdtforge build` names logic after the family: iCE40 logic cells, ECP5 LUT4s.
 _LOGIC_KEYS = ("lc", "lut4")
 
 
@@ -178,7 +178,7 @@ def _utilization(build, kind):
 
 def _markdown(report, files):
     a = report["accuracy"]
-    lines = [f"# spikeforge report: {report['model']}", ""]
+    lines = [f"# sdtforge report: {report['model']}", ""]
     lines += [f"Dataset `{report['dataset']}`, {report['test_images']} test images; firing rates,"
               f" cycles and energy over the first {report['sample_images']} of them.", ""]
     lines += ["## Accuracy", "", "| model | test accuracy |", "|---|---|"]

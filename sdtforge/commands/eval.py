@@ -1,7 +1,7 @@
-"""``spikeforge eval``: test accuracy and per-layer firing rates of a checkpoint.
+"""``sdtforge eval``: test accuracy and per-layer firing rates of a checkpoint.
 
 A float checkpoint (``.pt``) is evaluated here; an integer model (``.sfm`` IR file) is handed
-to the golden model's evaluator (:mod:`spikeforge.sim.evaluate`).
+to the golden model's evaluator (:mod:`sdtforge.sim.evaluate`).
 """
 
 import json
@@ -12,7 +12,7 @@ HELP = "evaluate a checkpoint (.pt) or integer model (.sfm): test accuracy and f
 
 
 def add_arguments(parser):
-    parser.add_argument("checkpoint", type=Path, help="spikeforge checkpoint (.pt) or IR (.sfm)")
+    parser.add_argument("checkpoint", type=Path, help="sdtforge checkpoint (.pt) or IR (.sfm)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="local dataset copy (CIFAR-10 python batches)")
     parser.add_argument("--threads", type=int, default=None,
@@ -21,19 +21,19 @@ def add_arguments(parser):
 
 
 def run(args):
-    from spikeforge.errors import UserError
+    from sdtforge.errors import UserError
 
     if args.checkpoint.suffix == ".sfm":
         try:
-            from spikeforge.sim.evaluate import eval_command
+            from sdtforge.sim.evaluate import eval_command
         except ImportError as exc:
-            raise UserError(f"evaluating an integer model (.sfm) needs spikeforge.sim.evaluate, "
+            raise UserError(f"evaluating an integer model (.sfm) needs sdtforge.sim.evaluate, "
                             f"which is not available in this installation ({exc})") from None
         return eval_command(args)
 
-    from spikeforge.model.checkpoint import load_checkpoint
-    from spikeforge.model.data import load_dataset
-    from spikeforge.model.training import evaluate, set_threads
+    from sdtforge.model.checkpoint import load_checkpoint
+    from sdtforge.model.data import load_dataset
+    from sdtforge.model.training import evaluate, set_threads
 
     model, ckpt = load_checkpoint(args.checkpoint)
     set_threads(args.threads, model.config.num_parameters)

@@ -1,4 +1,4 @@
-"""``spikeforge report``: Markdown report with plots for a model and its runs."""
+"""``sdtforge report``: Markdown report with plots for a model and its runs."""
 
 from pathlib import Path
 
@@ -9,10 +9,10 @@ HELP = "write report.md and PNG plots: accuracy, firing rates, cycles, energy, r
 def add_arguments(p):
     p.add_argument("model", type=Path, help="integer model file (.sfm)")
     p.add_argument("--out", type=Path, default=Path("out/report"), help="output directory")
-    p.add_argument("--cosim", type=Path, help="JSON result of `spikeforge cosim --json`")
+    p.add_argument("--cosim", type=Path, help="JSON result of `sdtforge cosim --json`")
     p.add_argument("--build", type=Path, action="append", default=[],
-                   help="report.json of a `spikeforge build` (repeat for several boards)")
-    p.add_argument("--asic", type=Path, help="asic.json of `spikeforge build --target asic`")
+                   help="report.json of a `sdtforge build` (repeat for several boards)")
+    p.add_argument("--asic", type=Path, help="asic.json of `sdtforge build --target asic`")
     p.add_argument("--images", type=int, default=100,
                    help="test images for firing rates, cycles and energy")
     p.add_argument("--lanes", type=int, default=8, help="PE lanes P of the cycle model")
@@ -21,8 +21,8 @@ def add_arguments(p):
 
 
 def run(args):
-    from spikeforge.errors import UserError
-    from spikeforge.report import collect, write_report
+    from sdtforge.errors import UserError
+    from sdtforge.report import collect, write_report
 
     if args.images < 1:
         raise UserError(f"--images must be at least 1, not {args.images}")

@@ -1,22 +1,22 @@
-"""``spikeforge convert``: a reference SDT checkpoint → a spikeforge checkpoint.
+"""``sdtforge convert``: a reference SDT checkpoint → an sdtforge checkpoint.
 
 Checkpoints of the reference code (BICLab/Spike-Driven-Transformer) hold only weights; the
 preset supplies what they lack (input size, time steps, pooling, input normalization, dataset),
-so the result is a checkpoint ``spikeforge quantize`` and ``spikeforge eval`` take directly.
+so the result is a checkpoint ``sdtforge quantize`` and ``sdtforge eval`` take directly.
 """
 
 import json
 from pathlib import Path
 
 NAME = "convert"
-HELP = "convert a reference SDT checkpoint into a spikeforge checkpoint for a preset"
+HELP = "convert a reference SDT checkpoint into an sdtforge checkpoint for a preset"
 
 
 def add_arguments(parser):
     parser.add_argument("reference", type=Path, help="reference checkpoint (.pth/.pt)")
     parser.add_argument("--preset", required=True,
                         help="preset giving input size, T, pooling, normalization and dataset")
-    parser.add_argument("--out", type=Path, required=True, help="spikeforge checkpoint to write")
+    parser.add_argument("--out", type=Path, required=True, help="sdtforge checkpoint to write")
     parser.add_argument("--trusted", action="store_true",
                         help="unpickle the whole file (reference scripts store argparse objects "
                              "beside the weights); only for files you trust")
@@ -30,12 +30,12 @@ def add_arguments(parser):
 def run(args):
     import dataclasses
 
-    from spikeforge.model.presets import get_preset
+    from sdtforge.model.presets import get_preset
 
     preset = get_preset(args.preset)
-    from spikeforge.model import load_dataset, load_reference_checkpoint
-    from spikeforge.model.checkpoint import save_checkpoint
-    from spikeforge.model.training import evaluate
+    from sdtforge.model import load_dataset, load_reference_checkpoint
+    from sdtforge.model.checkpoint import save_checkpoint
+    from sdtforge.model.training import evaluate
 
     c = preset.config
     # Shape fields the weights cannot tell come from the preset; the rest is read from them.

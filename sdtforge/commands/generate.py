@@ -1,4 +1,4 @@
-"""``spikeforge generate``: integer model → accelerator Verilog, memory images, program, config.
+"""``sdtforge generate``: integer model → accelerator Verilog, memory images, program, config.
 
 Everything written is deterministic: a second run on the same model writes the same bytes
 (no absolute paths, no timestamps, ``emit_src=False``).
@@ -25,9 +25,9 @@ def add_arguments(p):
 def run(args):
     from amaranth.back import verilog
 
-    from spikeforge.errors import UserError
-    from spikeforge.hdl.accelerator import Accelerator
-    from spikeforge.hdl.compile import (
+    from sdtforge.errors import UserError
+    from sdtforge.hdl.accelerator import Accelerator
+    from sdtforge.hdl.compile import (
         AccelConfig,
         compile_model,
         format_memory_table,
@@ -48,9 +48,9 @@ def run(args):
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     top = Accelerator(compiled.config)
-    text = verilog.convert(top, name="spikeforge_accel", emit_src=False,
+    text = verilog.convert(top, name="sdtforge_accel", emit_src=False,
                            ports=None)
-    (out / "spikeforge_accel.v").write_text(text)
+    (out / "sdtforge_accel.v").write_text(text)
     (out / "config.json").write_text(compiled.config.to_json())
     (out / "program.txt").write_text(compiled.listing())
     (out / "load.bin").write_bytes(load_stream_bytes(compiled))
@@ -66,5 +66,5 @@ def run(args):
         print((out / "memories.json").read_text(), end="")
     else:
         print(format_memory_table(compiled), end="")
-        print(f"wrote {out}/spikeforge_accel.v, config.json, program.txt, load.bin, *.hex")
+        print(f"wrote {out}/sdtforge_accel.v, config.json, program.txt, load.bin, *.hex")
     return 0

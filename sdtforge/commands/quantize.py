@@ -1,4 +1,4 @@
-"""``spikeforge quantize CKPT --out MODEL.sfm``: fold, quantize, write the integer model file."""
+"""``sdtforge quantize CKPT --out MODEL.sfm``: fold, quantize, write the integer model file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ HELP = ("fold BN and quantize a float checkpoint into an integer model file (.sf
 
 
 def add_arguments(parser):
-    parser.add_argument("checkpoint", help="spikeforge checkpoint (.pt) from `spikeforge train`")
+    parser.add_argument("checkpoint", help="sdtforge checkpoint (.pt) from `sdtforge train`")
     parser.add_argument("--out", required=True, help="integer model file to write (.sfm)")
     parser.add_argument("--weight-bits", type=int, default=8, help="signed weight bits (4-8)")
     parser.add_argument("--qat-epochs", type=int, default=0,
@@ -24,9 +24,9 @@ def add_arguments(parser):
 
 
 def run(args):
-    from spikeforge.quantize import ir
-    from spikeforge.quantize.quantizer import load_float, quantize_checkpoint
-    from spikeforge.quantize.report import compare
+    from sdtforge.quantize import ir
+    from sdtforge.quantize.quantizer import load_float, quantize_checkpoint
+    from sdtforge.quantize.report import compare
 
     original, ckpt, _ = load_float(args.checkpoint)
     qmodel, model = quantize_checkpoint(args.checkpoint, weight_bits=args.weight_bits,

@@ -1,4 +1,4 @@
-"""``spikeforge cosim``: the generated Verilog under Icarus or Verilator against the golden model.
+"""``sdtforge cosim``: the generated Verilog under Icarus or Verilator against the golden model.
 
 Generates the accelerator for the model, loads the model through the load stream, classifies
 the first ``--images`` test images of the model's dataset with random stalls on every stream,
@@ -42,10 +42,10 @@ def add_arguments(p):
 def run(args):
     import numpy as np
 
-    from spikeforge.errors import UserError
-    from spikeforge.model.data import load_dataset
-    from spikeforge.quantize import ir
-    from spikeforge.sim.cosim import cosim
+    from sdtforge.errors import UserError
+    from sdtforge.model.data import load_dataset
+    from sdtforge.quantize import ir
+    from sdtforge.sim.cosim import cosim
 
     if args.images < 1:
         raise UserError(f"--images must be at least 1, not {args.images}")
@@ -62,7 +62,7 @@ def run(args):
     def say(message):
         print(f"cosim: {message}", file=sys.stderr, flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="spikeforge-cosim-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sdtforge-cosim-") as tmp:
         out = args.out if args.out is not None else Path(tmp)
         try:
             result = cosim(model, images, sim=args.sim, out=out / args.sim, lanes=args.lanes,

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from spikeforge.cli import main
+from sdtforge.cli import main
 
 
 @pytest.mark.slow

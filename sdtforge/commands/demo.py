@@ -1,4 +1,4 @@
-"""``spikeforge demo``: the whole flow on the shipped digits-tiny model, one stage after another.
+"""``sdtforge demo``: the whole flow on the shipped digits-tiny model, one stage after another.
 
 Each stage calls the same command a user would type, so the demo is also a smoke test of the
 CLI; JSON results of the co-simulation and the builds feed the final report. A board that the
@@ -53,8 +53,8 @@ def _stages(args, ckpt, sfm):
 
 
 def run(args):
-    from spikeforge.errors import UserError
-    from spikeforge.model import SHIPPED_CHECKPOINTS
+    from sdtforge.errors import UserError
+    from sdtforge.model import SHIPPED_CHECKPOINTS
 
     if args.images < 1:
         raise UserError(f"--images must be at least 1, not {args.images}")
@@ -68,7 +68,7 @@ def run(args):
     start_all = time.monotonic()
     for index in range(len(_stages(args, ckpt, sfm))):
         title, argv, json_out, tolerated = _stages(args, ckpt, sfm)[index]
-        print(f"\n== {title}: spikeforge {' '.join(argv)}", flush=True)
+        print(f"\n== {title}: sdtforge {' '.join(argv)}", flush=True)
         start = time.monotonic()
         if json_out is None:
             rc = cli_main(argv)

@@ -1,4 +1,4 @@
-"""``spikeforge presets``: list the model presets."""
+"""``sdtforge presets``: list the model presets."""
 
 import json
 
@@ -12,7 +12,7 @@ def add_arguments(parser):
 
 def rows():
     """One dict per preset, in table order (no torch needed)."""
-    from spikeforge.model.presets import PRESETS
+    from sdtforge.model.presets import PRESETS
 
     out = []
     for name, p in PRESETS.items():

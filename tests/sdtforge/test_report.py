@@ -2,20 +2,20 @@ import json
 
 import pytest
 
-from spikeforge.cli import main
+from sdtforge.cli import main
 
 
 @pytest.fixture(scope="module")
 def shipped_sfm(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "digits-tiny.sfm"
-    from spikeforge.model import SHIPPED_CHECKPOINTS
+    from sdtforge.model import SHIPPED_CHECKPOINTS
     assert main(["quantize", str(SHIPPED_CHECKPOINTS["digits-tiny"]), "--out", str(path)]) == 0
     return path
 
 
 def test_report_sections_plots_and_determinism(shipped_sfm, tmp_path):
     build = tmp_path / "build.json"
-    # The shape `spikeforge build` writes (iCE40: logic cells as "lc").
+    # The shape `sdtforge build` writes (iCE40: logic cells as "lc").
     build.write_text(json.dumps({
         "board": "icebreaker", "fmax_mhz": 31.5, "lc": 4000, "lc_available": 5280, "ff": 2000,
         "bram": 20, "bram_available": 30, "spram": 4, "spram_available": 4, "dsp": 0,

@@ -1,0 +1,1 @@
+"""CLI subcommands; see :mod:`sdtforge.cli` for the module contract."""

@@ -1,1 +1,0 @@
-"""CLI subcommands; see :mod:`spikeforge.cli` for the module contract."""
