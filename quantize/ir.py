@@ -47,13 +47,37 @@ __all__ = [
     "FORMAT", "VERSION", "IRError", "IntegerModel", "Layer", "PixelConv3x3", "SpikeConv3x3",
     "StreamConv3x3", "StreamLIF", "Conv1x1", "SDSA", "StreamConv1x1", "Head", "LAYER_KINDS",
     "save", "load", "dumps", "loads", "derive_widths", "finalize", "expected_geometry",
-    "expected_layout", "signed_width", "stateless_or_holds",
+    "expected_layout", "signed_width", "stateless_or_holds", "golden_memory_bytes",
+    "array_bytes", "CONFIG_RANGES", "MAX_GOLDEN_BYTES", "MAX_ARRAY_BYTES", "MAX_HEADER_BYTES",
+    "MAX_FILE_BYTES",
 ]
 
 FORMAT = "sdtforge-ir"
 VERSION = 1
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: byte-identical files
 _MAX_WIDTH = 62  # every value must also fit the int64 golden model with room for one add
+
+# Loader limits (docs/integer-semantics.md §10). Nothing an .sfm file declares makes `load`
+# allocate more than these, and a model that validates can be run by the golden model.
+#: Inclusive range of every integer config field; ``img_size`` sides use ``"img_side"``.
+CONFIG_RANGES = {
+    "in_channels": (1, 64), "embed_dims": (8, 8192), "num_heads": (1, 8192),
+    "mlp_ratio": (1, 16), "depths": (1, 64), "T": (1, 256), "num_classes": (1, 65536),
+    "weight_bits": (2, 8), "img_side": (1, 4096),
+}
+#: Estimated golden-model memory for one image (:func:`golden_memory_bytes`), bytes.
+MAX_GOLDEN_BYTES = 2 << 30
+#: All arrays of one model together (:func:`array_bytes`), bytes.
+MAX_ARRAY_BYTES = 256 << 20
+#: The header's JSON text, bytes.
+MAX_HEADER_BYTES = 1 << 20
+_MAX_ENTRIES = 4096  # > the 1692 arrays + header of a depths=64 model
+_MAX_NAME = 255  # characters of an entry name
+_MAX_NPY_PREFIX = 4096  # magic + header of one .npy entry (NumPy writes 128 bytes)
+_READ_CHUNK = 1 << 20  # bytes decompressed per read call
+#: Largest file :func:`load` reads: arrays + header + per-entry .npy/ZIP headers + a comment.
+MAX_FILE_BYTES = (MAX_ARRAY_BYTES + MAX_HEADER_BYTES + _MAX_ENTRIES * (_MAX_NPY_PREFIX + 1024)
+                  + (1 << 16))
 
 
 class IRError(UserError):
@@ -447,6 +471,76 @@ def expected_layout(config):
     return out
 
 
+def array_bytes(config):
+    """Bytes of all arrays (layers and stream) of a model of ``config``, from the shapes."""
+    total = 16 * int(config["embed_dims"])  # stream theta (int64) and scale (float64)
+    for kind, *_, scalars in expected_layout(config):
+        for dtype, dims in LAYER_KINDS[kind].ARRAYS.values():
+            shape = [scalars[d] if isinstance(d, str) else d for d in dims]
+            total += np.dtype(dtype).itemsize * math.prod(shape)
+    return total
+
+
+def golden_memory_bytes(config):
+    """Upper estimate of the memory :func:`sdtforge.sim.golden.run` needs for one image.
+
+    Follows how the golden model allocates (``B = 1``, ``spikes=True``): it keeps every
+    layer's ``uint8`` spike tensor ``[T, ...]`` (and the recorded copy) to the end of the run,
+    one ``int64 [T, N, D]`` residual stream, and per layer a working set: the 3×3 im2col
+    patches (``uint8`` plus an up-to-8-byte copy for the product), ``int64`` accumulators of
+    all ``T`` steps, the pools' padded copies, the per-step LIF temporaries, the old, shifted
+    and new stream of a residual add, and ``int64`` copies of the layer's weights. The total is
+    the model's arrays + the image + everything kept + the largest working set. Measured
+    peaks (tracemalloc) stay below it; it grows linearly with ``T`` and the batch size.
+    """
+    t = int(config["T"])
+    d = int(config["embed_dims"])
+    n = expected_geometry(config)["tokens"]
+    h0, w0 = (int(v) for v in config["img_size"])
+    stream = 8 * t * n * d
+    kept, work = 0, 0
+    for kind, _, _, _, kw in expected_layout(config):
+        if kind in ("conv3x3_pixel", "conv3x3_spike", "stream_conv3x3"):
+            ci, co, h, w = kw["in_channels"], kw["out_channels"], kw["height"], kw["width"]
+            steps = 1 if kind == "conv3x3_pixel" else t
+            e_in, e_out, padded = steps * ci * h * w, steps * co * h * w, (h + 2) * (w + 2)
+            ho, wo = _pooled(h), _pooled(w)
+            # im2col: padded input, patches, product operand copy, then the int64 results
+            layer = (steps * ci * padded + max(81 * e_in + 8 * e_out, 9 * e_in + 16 * e_out)
+                     + 32 * co * ci * 9 + 16 * t * h * w)
+            if kind == "stream_conv3x3":
+                layer += t * ci * h * w + 8 * e_out  # token input as maps; token reorder
+                if kw["pool"]:
+                    layer += 8 * t * co * padded + 16 * t * co * ho * wo
+                layer += 4 * stream  # acc, shifted, old and new stream
+            else:
+                lif = t * co * h * w + 34 * co * h * w  # spikes + per-step int64 temporaries
+                pool = t * co * (padded + 2 * ho * wo) if kw["pool"] else 0
+                layer += 8 * e_out + lif + pool
+                kept += t * co * (h * w + (ho * wo if kw["pool"] else 0))
+        else:  # token layers: stream_lif, conv1x1, sdsa, stream_conv1x1, head
+            ci = kw.get("in_channels", kw.get("channels"))
+            co = kw.get("out_channels", kw.get("channels"))
+            if kind == "head":
+                k = kw["num_classes"]
+                layer = 24 * t * d + 34 * d + 32 * co * k + 24 * t * k
+                kept += t * d
+            elif kind == "sdsa":
+                layer = 2 * t * n * d + 26 * n * d + 16 * t * d
+                kept += 3 * t * n * d + t * d
+            else:
+                layer = 0
+                if kind != "stream_lif":  # product operand copy, int64 acc + bias, weights
+                    layer = 8 * t * n * ci + 16 * t * n * co + 32 * ci * co
+                if kind == "stream_conv1x1":
+                    layer += 3 * stream  # shifted, its traced copy, new stream
+                else:
+                    layer += t * n * co + 34 * n * co  # LIF spikes and temporaries
+                    kept += 2 * t * n * co  # spikes + recorded map copy
+        work = max(work, layer)
+    return array_bytes(config) + int(config["in_channels"]) * h0 * w0 + kept + stream + work
+
+
 def _acc_bounds(weight, bias, in_max=1):
     """Per output channel ``[lo, hi]`` of ``bias + Σ w·x`` for inputs ``x`` in ``[0, in_max]``."""
     w = weight.astype(np.int64).reshape(weight.shape[0], -1)
@@ -619,37 +713,20 @@ def load(path):
     Raises
     ------
     IRError
-        If the file is missing, truncated, of another format or version, or any field is
-        absent, of the wrong type, shape or dtype, out of its declared width, or inconsistent
-        with the config; the message names the field.
+        If the file is missing, larger than :data:`MAX_FILE_BYTES`, truncated, of another
+        format or version, or any field is absent, of the wrong type, shape or dtype, out of its
+        range or declared width, inconsistent with the config, or the model is too large for
+        the golden model (:data:`MAX_GOLDEN_BYTES`); the message names the field.
     """
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)  # bounded: also for FIFOs and devices
     except OSError as exc:
         raise IRError(f"{path}: cannot read the integer model file ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise IRError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB, the largest integer "
+                      "model file sdtforge reads (MAX_FILE_BYTES); not an .sfm file")
     return loads(data, source=str(path))
-
-
-def _read_entries(data, source):
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            names = zf.namelist()
-            if len(names) != len(set(names)) or len(names) > 100_000:
-                raise IRError(f"{source}: not an .sfm file (duplicate or too many entries)")
-            entries = {}
-            for name in names:
-                if not name.endswith(".npy"):
-                    raise IRError(f"{source}: unexpected entry {name!r} in the .sfm archive")
-                with zf.open(name) as fh:
-                    raw = fh.read()
-                entries[name[:-4]] = np.lib.format.read_array(io.BytesIO(raw),
-                                                              allow_pickle=False)
-            return entries
-    except IRError:
-        raise
-    except Exception as exc:  # zip/npy decoding of untrusted bytes: any failure is a bad file
-        raise IRError(f"{source}: not a readable .sfm integer model file (truncated or "
-                      f"corrupted: {type(exc).__name__}); re-run `sdtforge quantize`") from None
 
 
 class _Checker:
@@ -664,113 +741,244 @@ class _Checker:
             self.fail(f"{where}.{key}" if where else key, "missing")
         value = obj[key]
         if types is int and (isinstance(value, bool) or not isinstance(value, int)):
-            self.fail(f"{where}.{key}", f"must be an integer, not {value!r}")
+            self.fail(f"{where}.{key}", f"must be an integer, not {_short(value)}")
         if types is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                self.fail(f"{where}.{key}", "is too large for a float")
         if types is not int and not isinstance(value, types):
             self.fail(f"{where}.{key}", f"has the wrong type ({type(value).__name__})")
         return value
 
 
-def loads(data, source="<bytes>"):
-    """Parse and validate the bytes of an ``.sfm`` file (see :func:`load`)."""
-    entries = _read_entries(data, source)
-    ck = _Checker(source)
-    if "header" not in entries:
-        ck.fail("header", "missing: not an sdtforge integer model file")
-    head = entries.pop("header")
-    if head.dtype != np.uint8 or head.ndim != 1:
-        ck.fail("header", "must be a uint8 byte string")
-    try:
-        header = json.loads(head.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        ck.fail("header", "is not valid JSON (corrupted file)")
-    if not isinstance(header, dict):
-        ck.fail("header", "must be a JSON object")
-    if header.get("format") != FORMAT:
-        ck.fail("format", f"is {header.get('format')!r}, expected {FORMAT!r}")
-    version = header.get("version")
-    if version != VERSION:
-        ck.fail("version", f"is {version!r}; this sdtforge reads version {VERSION}: "
-                "re-run `sdtforge quantize` with this version")
-    config = _check_config(ck, ck.get(header, "config", dict, ""))
-    used = set()
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
-    def array(where, entry_name, dtype, shape):
-        if not isinstance(entry_name, str) or entry_name not in entries:
-            ck.fail(where, f"array {entry_name!r} missing from the archive")
-        if entry_name in used:
-            ck.fail(where, f"array {entry_name!r} referenced twice")
-        used.add(entry_name)
-        arr = entries[entry_name]
-        if arr.dtype != np.dtype(dtype):
-            ck.fail(where, f"dtype {arr.dtype} but {dtype} expected")
-        if arr.shape != tuple(shape):
-            ck.fail(where, f"shape {arr.shape} but {tuple(shape)} expected")
+
+_CD_SIGNATURE = b"PK\x01\x02"  # starts every ZIP central directory record
+
+
+class _Archive:
+    """The entries of an ``.sfm`` archive, read only through size-checked, bounded reads.
+
+    ``zipfile`` parses the central directory up front (one object per record: bounded by
+    counting record signatures first); entries are opened one at a time, and no read asks the
+    decompressor for more than the bytes the entry may still hold (see :meth:`array`).
+    """
+
+    def __init__(self, data, source):
+        self.source = source
+        if len(data) > MAX_FILE_BYTES:
+            self.corrupt(f"larger than {MAX_FILE_BYTES >> 20} MiB (MAX_FILE_BYTES)")
+        if data.count(_CD_SIGNATURE) > _MAX_ENTRIES:
+            self.corrupt(f"more than {_MAX_ENTRIES} entries")
+        try:
+            self.zf = zipfile.ZipFile(io.BytesIO(data))
+            infos = self.zf.infolist()
+        except Exception as exc:  # zip decoding of untrusted bytes: any failure is a bad file
+            self.corrupt(f"truncated or corrupted: {type(exc).__name__}")
+        self.infos = {}
+        for info in infos:
+            name = info.filename
+            if not name.endswith(".npy") or len(name) > _MAX_NAME:
+                self.corrupt(f"unexpected entry {_short(name)}")
+            if name[:-4] in self.infos:
+                self.corrupt(f"duplicate entry {_short(name)}")
+            if info.flag_bits & 1:
+                self.corrupt(f"entry {name!r} is encrypted")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                self.corrupt(f"entry {name!r} uses compression method {info.compress_type}; "
+                             ".sfm entries are stored or DEFLATE")
+            self.infos[name[:-4]] = info
+
+    def corrupt(self, why):
+        raise IRError(f"{self.source}: not a readable .sfm integer model file ({why}); "
+                      "re-run `sdtforge quantize`")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.zf.close()
+
+    def array(self, ck, where, name, dtype, shape):
+        """Entry ``name`` as an array of ``dtype`` and ``shape`` (``None``: any 1-d length up to
+        :data:`MAX_HEADER_BYTES`), else :class:`IRError` naming ``where``.
+
+        The ``.npy`` header is read first (at most :data:`_MAX_NPY_PREFIX` bytes) and checked;
+        the entry's declared size must then be exactly that header plus the array's data (no
+        trailing bytes), and the data is read in chunks of at most :data:`_READ_CHUNK` bytes,
+        so a forged entry (a zip bomb) never makes the decompressor produce more.
+        """
+        info = self.infos[name]
+        dtype = np.dtype(dtype)
+        try:
+            with self.zf.open(info) as fh:
+                prefix = fh.read(min(info.file_size, _MAX_NPY_PREFIX))
+                bio = io.BytesIO(prefix)
+                version = np.lib.format.read_magic(bio)
+                if version == (1, 0):
+                    got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(bio)
+                elif version == (2, 0):
+                    got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(bio)
+                else:
+                    ck.fail(where, f"entry {name}.npy is .npy version {version}; 1.0 or 2.0 "
+                            "expected")
+                start = bio.tell()
+                if got_dtype != dtype:
+                    ck.fail(where, f"dtype {got_dtype} but {dtype} expected")
+                if shape is None:
+                    if len(got_shape) != 1:
+                        ck.fail(where, f"shape {got_shape} but a 1-d byte string expected")
+                    if got_shape[0] > MAX_HEADER_BYTES:
+                        ck.fail(where, f"holds {got_shape[0]} bytes, more than the "
+                                f"{MAX_HEADER_BYTES >> 20} MiB limit (MAX_HEADER_BYTES)")
+                    shape = got_shape
+                elif got_shape != tuple(shape):
+                    ck.fail(where, f"shape {got_shape} but {tuple(shape)} expected")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if info.file_size != start + nbytes:
+                    extra = info.file_size - start - nbytes
+                    ck.fail(where, f"entry {name}.npy holds {info.file_size} bytes but its "
+                            f".npy header and data take {start + nbytes}: " +
+                            (f"{extra} trailing bytes" if extra > 0 else "truncated"))
+                buf = bytearray(nbytes)
+                view = memoryview(buf)
+                pos = len(prefix) - start
+                view[:pos] = prefix[start:]
+                while pos < nbytes:
+                    chunk = fh.read(min(nbytes - pos, _READ_CHUNK))
+                    if not chunk:
+                        raise EOFError(f"{name}.npy ends early")
+                    view[pos:pos + len(chunk)] = chunk
+                    pos += len(chunk)
+                view.release()
+        except IRError:
+            raise
+        except Exception as exc:  # zip/npy decoding of untrusted bytes: any failure is bad
+            ck.fail(where, f"entry {name}.npy is not a readable .npy array (truncated or "
+                    f"corrupted: {type(exc).__name__}); re-run `sdtforge quantize`")
+        arr = np.frombuffer(buf, dtype)
+        arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             ck.fail(where, "holds non-finite values")
         return arr
 
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(data, source="<bytes>"):
+    """Parse and validate the bytes of an ``.sfm`` file (see :func:`load`).
+
+    Order: archive directory, header (bounded), config ranges and the resource estimate, every
+    header field, the set of entries; only then the arrays, each checked before its data is
+    read (docs/integer-semantics.md §10).
+    """
+    with _Archive(data, source) as ar:
+        return _parse(_Checker(source), ar)
+
+
+def _parse(ck, ar):
+    if "header" not in ar.infos:
+        ck.fail("header", "missing: not an sdtforge integer model file")
+    head = ar.array(ck, "header", "header", "uint8", None)
+    try:
+        header = json.loads(head.tobytes().decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        ck.fail("header", "is not valid JSON (corrupted file)")
+    if not isinstance(header, dict):
+        ck.fail("header", "must be a JSON object")
+    if header.get("format") != FORMAT:
+        ck.fail("format", f"is {_short(header.get('format'))}, expected {FORMAT!r}")
+    version = header.get("version")
+    if type(version) is not int or version != VERSION:
+        ck.fail("version", f"is {_short(version)}; this sdtforge reads version {VERSION}: "
+                "re-run `sdtforge quantize` with this version")
+    config = _check_config(ck, ck.get(header, "config", dict, ""))
+    _check_resources(ck, config)
     layout = expected_layout(config)
     recs = ck.get(header, "layers", list, "")
     if len(recs) != len(layout):
         ck.fail("layers", f"{len(recs)} layers but the config implies {len(layout)}")
-    layers = []
+    refs = {}  # entry name -> (where, dtype, shape, kw dict, field)
+
+    def ref(where, entry_name, dtype, shape, kw, key):
+        if not isinstance(entry_name, str) or entry_name not in ar.infos:
+            ck.fail(where, f"array {_short(entry_name)} missing from the archive")
+        if entry_name in refs:
+            ck.fail(where, f"array {entry_name!r} referenced twice")
+        refs[entry_name] = (where, dtype, shape, kw, key)
+
+    records = []
     for i, (rec, (kind, name, inp, outp, scalars)) in enumerate(zip(recs, layout, strict=True)):
         where = f"layers[{i}]"
         if not isinstance(rec, dict):
             ck.fail(where, "must be an object")
         got_kind = ck.get(rec, "kind", str, where)
         if got_kind != kind:
-            ck.fail(f"{where}.kind", f"is {got_kind!r}, expected {kind!r} here")
+            ck.fail(f"{where}.kind", f"is {_short(got_kind)}, expected {kind!r} here")
         cls = LAYER_KINDS[kind]
         for key, want in (("name", name), ("input", inp), ("output", outp)):
             got = ck.get(rec, key, str, where)
             if got != want:
-                ck.fail(f"{where}.{key}", f"is {got!r}, expected {want!r}")
+                ck.fail(f"{where}.{key}", f"is {_short(got)}, expected {want!r}")
         where = f"layers[{i}] ({name})"
         kw = {"name": name, "input": inp, "output": outp}
         for key, typ in cls.SCALARS.items():
             value = ck.get(rec, key, typ, where)
             if key in scalars and value != scalars[key]:
-                ck.fail(f"{where}.{key}", f"is {value!r}, the config implies {scalars[key]!r}")
+                ck.fail(f"{where}.{key}", f"is {_short(value)}, the config implies "
+                        f"{scalars[key]!r}")
             kw[key] = value
         widths = ck.get(rec, "widths", dict, where)
         if set(widths) != set(cls.WIDTHS):
-            ck.fail(f"{where}.widths", f"keys {sorted(widths)} but {sorted(cls.WIDTHS)} expected")
+            ck.fail(f"{where}.widths", f"keys {_short(sorted(widths))} but "
+                    f"{sorted(cls.WIDTHS)} expected")
         for key, value in widths.items():
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= \
                     _MAX_WIDTH:
                 ck.fail(f"{where}.widths.{key}", f"must be an integer in 1..{_MAX_WIDTH}")
         kw["widths"] = dict(sorted(widths.items()))
-        refs = ck.get(rec, "arrays", dict, where)
-        if set(refs) != set(cls.ARRAYS):
-            ck.fail(f"{where}.arrays", f"keys {sorted(refs)} but {sorted(cls.ARRAYS)} expected")
-        proto = cls.__new__(cls)
-        proto.__dict__.update(kw)
-        for key, (dtype, _) in cls.ARRAYS.items():
-            kw[key] = array(f"{where}.{key}", refs[key], dtype, proto.array_shape(key))
+        arrays = ck.get(rec, "arrays", dict, where)
+        if set(arrays) != set(cls.ARRAYS):
+            ck.fail(f"{where}.arrays", f"keys {_short(sorted(arrays))} but "
+                    f"{sorted(cls.ARRAYS)} expected")
+        for key, (dtype, dims) in cls.ARRAYS.items():
+            shape = tuple(kw[d] if isinstance(d, str) else d for d in dims)
+            ref(f"{where}.{key}", arrays[key], dtype, shape, kw, key)
+        records.append((cls, where, kw))
+    stream = ck.get(header, "stream", dict, "")
+    d = int(config["embed_dims"])
+    stream_kw = {}
+    ref("stream.theta", stream.get("theta"), "int64", (d,), stream_kw, "theta")
+    ref("stream.scale", stream.get("scale"), "float64", (d,), stream_kw, "scale")
+    bits = ck.get(stream, "bits", int, "stream")
+    provenance = ck.get(header, "provenance", dict, "")
+    for key, typ in _PROVENANCE_FIELDS.items():
+        ck.get(provenance, key, typ, "provenance")
+    leftover = set(ar.infos) - set(refs) - {"header"}
+    if leftover:
+        ck.fail("arrays", f"unreferenced entries {[_short(n) for n in sorted(leftover)[:3]]}")
+    # every field of the header is checked and every entry accounted for: read the arrays
+    for entry_name, (where, dtype, shape, kw, key) in refs.items():
+        kw[key] = ar.array(ck, where, entry_name, dtype, shape)
+    layers = []
+    for cls, where, kw in records:
         layer = cls(**kw)
         _check_layer_values(ck, where, layer, config)
         layers.append(layer)
-    stream = ck.get(header, "stream", dict, "")
-    d = int(config["embed_dims"])
-    theta = array("stream.theta", stream.get("theta"), "int64", (d,))
-    scale = array("stream.scale", stream.get("scale"), "float64", (d,))
+    theta, scale = stream_kw["theta"], stream_kw["scale"]
     if theta.min() < 1:
         ck.fail("stream.theta", "thresholds must be >= 1")
     if scale.min() <= 0:
         ck.fail("stream.scale", "scales must be > 0")
-    bits = ck.get(stream, "bits", int, "stream")
     for layer in layers:
         if isinstance(layer, StreamLIF) and not np.array_equal(layer.theta, theta):
             ck.fail(f"{layer.name}.theta", "must equal stream.theta")
-    provenance = ck.get(header, "provenance", dict, "")
-    for key, typ in _PROVENANCE_FIELDS.items():
-        ck.get(provenance, key, typ, "provenance")
-    leftover = set(entries) - used
-    if leftover:
-        ck.fail("arrays", f"unreferenced entries {sorted(leftover)[:3]}")
     model = IntegerModel(config=config, layers=layers, stream_theta=theta, stream_scale=scale,
                          stream_bits=bits, provenance=provenance)
     derived, derived_stream = derive_widths(model)
@@ -787,32 +995,50 @@ def loads(data, source="<bytes>"):
 def _check_config(ck, config):
     for key, typ in _CONFIG_FIELDS.items():
         ck.get(config, key, typ, "config")
-    for key in ("in_channels", "embed_dims", "num_heads", "mlp_ratio", "depths", "T",
-                "num_classes"):
-        if config[key] < 1:
-            ck.fail(f"config.{key}", "must be >= 1")
+    for key, (lo, hi) in CONFIG_RANGES.items():
+        if key != "img_side" and not lo <= config[key] <= hi:
+            ck.fail(f"config.{key}", f"is {config[key]}, outside the supported range {lo}..{hi}")
     if config["embed_dims"] % 8 or config["embed_dims"] % config["num_heads"]:
         ck.fail("config.embed_dims", "must be a multiple of 8 and of num_heads")
-    if config["embed_dims"] > 1 << 16 or config["depths"] > 1024 or config["T"] > 1 << 16:
-        ck.fail("config", "dimensions are implausibly large")
+    lo, hi = CONFIG_RANGES["img_side"]
     size = config["img_size"]
     if (len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or not
-                              1 <= v <= 1 << 14 for v in size)):
-        ck.fail("config.img_size", "must be [height, width] of positive integers")
+                              lo <= v <= hi for v in size)):
+        ck.fail("config.img_size", f"must be [height, width], integers in {lo}..{hi}")
     ps = config["pooling_stat"]
     if len(ps) != 4 or set(ps) - {"0", "1"}:
         ck.fail("config.pooling_stat", "must be four '0'/'1' characters")
     for key in ("mean", "std"):
         vals = config[key]
         if len(vals) != config["in_channels"] or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v)
                 for v in vals):
             ck.fail(f"config.{key}", "must hold one finite number per input channel")
     if min(config["std"]) <= 0:
         ck.fail("config.std", "must be positive")
-    if not 2 <= config["weight_bits"] <= 8:
-        ck.fail("config.weight_bits", "must be in 2..8")
     return config
+
+
+def _finite(v):
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
+def _check_resources(ck, config):
+    """Refuse a config whose arrays or golden-model run exceed the loader's limits."""
+    need = array_bytes(config)
+    if need > MAX_ARRAY_BYTES:
+        ck.fail("config", f"the model's arrays would take {need / 2**20:.0f} MiB, above the "
+                f"{MAX_ARRAY_BYTES >> 20} MiB limit (MAX_ARRAY_BYTES)")
+    need = golden_memory_bytes(config)
+    if need > MAX_GOLDEN_BYTES:
+        h, w = config["img_size"]
+        ck.fail("config", f"the golden model would need about {need / 2**30:.1f} GiB for one "
+                f"image (T={config['T']}, {h}x{w} pixels, D={config['embed_dims']}, "
+                f"{expected_geometry(config)['tokens']} tokens), above the "
+                f"{MAX_GOLDEN_BYTES >> 30} GiB limit (MAX_GOLDEN_BYTES)")
 
 
 def _check_layer_values(ck, where, layer, config):
