@@ -5,18 +5,29 @@ This module is the single source of truth for the bit-level encoding shared by t
 (:mod:`sdtforge.hdl.accelerator`, gateware side); ``docs/accelerator.md`` explains it.
 
 A program is a list of :data:`DESCRIPTOR` words, one per layer operation, executed in order
-until ``END``. Every field is an unsigned little-endian bit field of the descriptor word
-(field order below = bit order, lowest first).
+until ``END``. Every field is a little-endian bit field of the descriptor word (field order
+below = bit order, lowest first); all are unsigned except ``theta`` (two's complement).
+
+Every value the host packs into a field of the accelerator — a descriptor field, a lane of a
+memory row, a load-record header field — goes through :func:`pack_field`, which refuses a value
+outside the field's range with a :class:`~sdtforge.errors.UserError` instead of truncating it.
 
 Address arithmetic in the controller uses shifts and adds only: every spike map and the
 residual stream use a power-of-two layout ``base + (t << sht | y << shy | x << shx | word)``,
 so no address needs a multiplier.
 """
 
-from amaranth.lib import data, enum
+import operator
 
-__all__ = ["Op", "Mode", "Target", "DESCRIPTOR", "DESCRIPTOR_BYTES", "PROGRAM_WORD_BITS",
-           "DESCRIPTOR_WORDS", "descriptor_words", "RESULT_WORD_BITS", "RECORD_HEADER_BYTES"]
+from amaranth.hdl import Shape, signed
+from amaranth.lib import data, enum
+from amaranth.utils import ceil_log2
+
+from sdtforge.errors import UserError
+
+__all__ = ["Op", "Mode", "Target", "DESCRIPTOR", "PROGRAM_WORD_BITS",
+           "DESCRIPTOR_WORDS", "descriptor_words", "RECORD_HEADER_BYTES", "RECORD_HEADER",
+           "descriptor_fields", "field_range", "pack_field"]
 
 
 class Op(enum.Enum, shape=3):
@@ -80,11 +91,8 @@ DESCRIPTOR = data.StructLayout({
     "w_base": 20,         # first weight row of the layer
     "w_gstride": 16,      # weight rows per output group (taps × cin)
     "prow": 12,           # first bias / threshold / shift row (one row per group)
-    "theta": 16,          # SDSA mask threshold (signed)
+    "theta": signed(16),  # SDSA mask threshold
 })
-
-#: Bytes per descriptor (the layout padded to whole program words).
-DESCRIPTOR_BYTES = (DESCRIPTOR.size + 7) // 8
 
 #: Width of a program-memory word. A descriptor is stored as :data:`DESCRIPTOR_WORDS` words,
 #: lowest bits first, at ``16·n … 16·n + 15`` for descriptor ``n``; the controller shifts them
@@ -93,8 +101,7 @@ DESCRIPTOR_BYTES = (DESCRIPTOR.size + 7) // 8
 PROGRAM_WORD_BITS = 16
 
 #: Program words per descriptor (a power of two, so a descriptor's first word is ``n << 4``).
-DESCRIPTOR_WORDS = 1 << ((DESCRIPTOR.size + PROGRAM_WORD_BITS - 1)
-                         // PROGRAM_WORD_BITS - 1).bit_length()
+DESCRIPTOR_WORDS = 1 << ceil_log2(-(-DESCRIPTOR.size // PROGRAM_WORD_BITS))
 
 
 def descriptor_words(value):
@@ -102,8 +109,43 @@ def descriptor_words(value):
     mask = (1 << PROGRAM_WORD_BITS) - 1
     return [(value >> (PROGRAM_WORD_BITS * i)) & mask for i in range(DESCRIPTOR_WORDS)]
 
-#: Width of one result-stream word.
-RESULT_WORD_BITS = 32
 
-#: Load record header: target (1 byte), address (4 bytes LE), count (4 bytes LE).
-RECORD_HEADER_BYTES = 9
+#: Load record header fields in stream order, ``(name, bytes)``, each unsigned little-endian:
+#: target, first address, word count.
+RECORD_HEADER = (("target", 1), ("address", 4), ("count", 4))
+
+#: Bytes of a load record header.
+RECORD_HEADER_BYTES = sum(n for _, n in RECORD_HEADER)
+
+
+def field_range(bits, signed=False):
+    """``(lowest, highest)`` value of a ``bits``-bit field (two's complement if ``signed``)."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def pack_field(value, bits, *, signed=False, what, hint=""):
+    """``value`` as the bit pattern of one ``bits``-bit field, after a range check.
+
+    The one place where the host turns a number into field bits: a value outside the field's
+    range raises :class:`~sdtforge.errors.UserError` naming ``what`` (the layer or record and
+    the field), the value and the range, followed by ``hint``; nothing is ever truncated. A
+    non-integer ``value`` (a float) is a programming error: :class:`TypeError`.
+    """
+    value = operator.index(value)
+    lo, hi = field_range(bits, signed)
+    if not lo <= value <= hi:
+        kind = "signed" if signed else "unsigned"
+        raise UserError(f"{what} = {value} does not fit its {bits}-bit {kind} field "
+                        f"({lo}..{hi}){hint}")
+    return value & ((1 << bits) - 1)
+
+
+def descriptor_fields():
+    """``(name, offset, bits, signed)`` of every :data:`DESCRIPTOR` field, lowest bit first."""
+    out = []
+    for name, f in DESCRIPTOR:
+        shape = Shape.cast(f.shape)
+        out.append((name, f.offset, shape.width, shape.signed))
+    return out
