@@ -962,7 +962,8 @@ def _parse(ck, ar):
         ck.get(provenance, key, typ, "provenance")
     leftover = set(ar.infos) - set(refs) - {"header"}
     if leftover:
-        ck.fail("arrays", f"unreferenced entries {[_short(n) for n in sorted(leftover)[:3]]}")
+        names = ", ".join(_short(n) for n in sorted(leftover)[:3])
+        ck.fail("arrays", f"unreferenced entries {names}" + (" ..." if len(leftover) > 3 else ""))
     # every field of the header is checked and every entry accounted for: read the arrays
     for entry_name, (where, dtype, shape, kw, key) in refs.items():
         kw[key] = ar.array(ck, where, entry_name, dtype, shape)

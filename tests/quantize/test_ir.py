@@ -1,8 +1,14 @@
 """The .sfm file: round trip, determinism, validation naming the field, fuzzing."""
 
+import dataclasses
 import io
 import json
+import re
+import struct
+import tracemalloc
 import zipfile
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sdtforge.errors import UserError
+from sdtforge.model.presets import PRESETS
 from sdtforge.quantize import ir, synthetic
 
 
@@ -143,3 +150,290 @@ def test_derived_widths_are_tight_lower_bounds(model):
     assert ir.signed_width(-128, 127) == 8
     assert ir.signed_width(-129, 0) == 9
     assert ir.signed_width(0, 128) == 9
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardened loading: bounded sizes, no trailing bytes, no unknown entries, resource limits
+
+
+def _npy(array):
+    b = io.BytesIO()
+    np.save(b, array, allow_pickle=False)
+    return b.getvalue()
+
+
+def _entries(blob):
+    """The raw ``.npy`` bytes of every entry of ``blob``, by name without ``.npy``."""
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        return {n[:-4]: zf.read(n) for n in zf.namelist()}
+
+
+def _zip(entries, method=zipfile.ZIP_DEFLATED):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, raw in entries.items():
+            zf.writestr(name + ".npy", raw)
+    return buf.getvalue()
+
+
+def _with_header(blob, edit):
+    entries = _entries(blob)
+    header = json.loads(np.load(io.BytesIO(entries["header"])).tobytes())
+    edit(header)
+    entries["header"] = _npy(np.frombuffer(json.dumps(header).encode(), np.uint8))
+    return _zip(entries)
+
+
+def _raw_zip(members):
+    """A ZIP built by hand from ``(name, method, compressed bytes, crc, declared size)``, so a
+    test can declare any size and CRC (``zipfile`` would write the true ones)."""
+    local, central = io.BytesIO(), io.BytesIO()
+    for name, method, comp, crc, size in members:
+        fname = name.encode()
+        offset = local.tell()
+        local.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 33, crc,
+                                len(comp), size, len(fname), 0) + fname + comp)
+        central.write(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 33, crc,
+                                  len(comp), size, len(fname), 0, 0, 0, 0, 0, offset) + fname)
+    cd = central.getvalue()
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(cd),
+                      local.tell(), 0)
+    return local.getvalue() + cd + end
+
+
+def _members(entries):
+    out = []
+    for name, raw in entries.items():
+        c = zlib.compressobj(6, zlib.DEFLATED, -15)
+        out.append((name + ".npy", zipfile.ZIP_DEFLATED, c.compress(raw) + c.flush(),
+                    zlib.crc32(raw), len(raw)))
+    return out
+
+
+def _bomb(prefix, extra_bytes):
+    """DEFLATE data of ``prefix`` followed by ``extra_bytes`` zeros, and the CRC of it all."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    parts, crc, zeros = [c.compress(prefix)], zlib.crc32(prefix), bytes(1 << 20)
+    for _ in range(extra_bytes >> 20):
+        parts.append(c.compress(zeros))
+        crc = zlib.crc32(zeros, crc)
+    parts.append(c.flush())
+    return b"".join(parts), crc
+
+
+def _peak(fn):
+    """``(result or raised IRError, tracemalloc peak in bytes)`` of ``fn()``."""
+    tracemalloc.start()
+    try:
+        try:
+            result = fn()
+        except ir.IRError as exc:
+            result = exc
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_hand_built_zip_reads_like_zipfile(blob, model):
+    again = ir.loads(_raw_zip(_members(_entries(blob))))
+    assert ir.dumps(again) == blob
+
+
+@pytest.mark.parametrize("lie", [False, True])
+def test_zip_bomb_entry_is_never_inflated(blob, model, lie):
+    """130 kB of DEFLATE that inflates to 128 MiB behind a valid weight header: refused
+    (honest size) or cut at the declared size (forged size), and memory stays small."""
+    entries = _entries(blob)
+    name = "layers/001/weight"
+    comp, crc = _bomb(entries[name], 128 << 20)
+    assert len(comp) < 1 << 20
+    members = [m for m in _members(entries) if m[0] != name + ".npy"]
+    size = len(entries[name])
+    if lie:  # the central directory declares the true .npy size and its CRC
+        members.append((name + ".npy", zipfile.ZIP_DEFLATED, comp, zlib.crc32(entries[name]),
+                        size))
+    else:
+        members.append((name + ".npy", zipfile.ZIP_DEFLATED, comp, crc, size + (128 << 20)))
+    result, peak = _peak(lambda: ir.loads(_raw_zip(members)))
+    assert peak < 32 << 20
+    if lie:  # bytes past the declared size are never decompressed, so never seen
+        assert isinstance(result, ir.IntegerModel) and ir.dumps(result) == blob
+    else:
+        assert isinstance(result, ir.IRError)
+        assert re.search(r"field 'layers\[1\] \(sps\.conv1\)\.weight'.*trailing bytes",
+                         str(result))
+
+
+def test_oversized_declared_header_is_refused(blob):
+    entries = _entries(blob)
+    comp, crc = _bomb(_npy(np.zeros(64 << 20, np.uint8))[:128], 64 << 20)
+    members = [m for m in _members(entries) if m[0] != "header.npy"]
+    members.append(("header.npy", zipfile.ZIP_DEFLATED, comp, crc, 128 + (64 << 20)))
+    result, peak = _peak(lambda: ir.loads(_raw_zip(members)))
+    assert peak < 16 << 20
+    assert re.search(r"field 'header': holds 67108864 bytes, more than the 1 MiB limit",
+                     str(result))
+
+
+def test_header_too_big(blob):
+    def pad(h):
+        h["provenance"]["notes"] = "x" * (ir.MAX_HEADER_BYTES + 1)
+    with pytest.raises(ir.IRError, match="field 'header': holds .* bytes, more than the 1 MiB"):
+        ir.loads(_with_header(blob, pad))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda raw: raw + b"\0" * 7, "7 trailing bytes"),
+    (lambda raw: raw[:-1], "truncated"),
+    (lambda raw: raw[:40], "not a readable .npy array"),
+    (lambda raw: raw.replace(b"'fortran_order': False", b"'fortran_order': True ", 1), None),
+])
+def test_entry_size_must_match_its_npy_header(blob, edit, message):
+    entries = _entries(blob)
+    entries["layers/001/weight"] = edit(entries["layers/001/weight"])
+    data = _zip(entries)
+    if message is None:  # a Fortran-order entry of the right shape reads (transposed data)
+        w = ir.loads(data).layer("sps.conv1").weight
+        want = np.load(io.BytesIO(entries["layers/001/weight"]))
+        assert np.array_equal(w, want)
+        return
+    with pytest.raises(ir.IRError, match=r"field 'layers\[1\] \(sps\.conv1\)\.weight'.*"
+                       + message):
+        ir.loads(data)
+
+
+def test_wrong_dtype_or_shape_is_named_before_any_data_is_read(blob):
+    entries = _entries(blob)
+    big = _npy(np.zeros((64, 8, 3, 3), np.int8))
+    entries["layers/001/weight"] = big
+    with pytest.raises(ir.IRError, match=r"sps\.conv1\)\.weight': shape \(64, 8, 3, 3\) but"):
+        ir.loads(_zip(entries))
+    entries["layers/001/weight"] = _npy(np.zeros(4, ">i8"))
+    with pytest.raises(ir.IRError, match=r"sps\.conv1\)\.weight': dtype >i8 but int8"):
+        ir.loads(_zip(entries))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("extra", "unreferenced entries"),
+    ("layers/001/weight2", "unreferenced entries"),
+])
+def test_unknown_entry_is_refused(blob, name, message):
+    entries = _entries(blob)
+    entries[name] = _npy(np.zeros(3, np.int8))
+    with pytest.raises(ir.IRError, match=message):
+        ir.loads(_zip(entries))
+
+
+def test_bad_archives_are_refused(blob, monkeypatch):
+    entries = _entries(blob)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, raw in entries.items():
+            zf.writestr(name + ".npy", raw)
+        zf.writestr("README.txt", b"hi")
+    with pytest.raises(ir.IRError, match="unexpected entry 'README.txt'"):
+        ir.loads(buf.getvalue())
+    with pytest.raises(ir.IRError, match="compression method 12"):
+        ir.loads(_zip(entries, zipfile.ZIP_BZIP2))
+    members = _members(entries)
+    with pytest.raises(ir.IRError, match="duplicate entry"):
+        ir.loads(_raw_zip(members + members[:1]))
+    monkeypatch.setattr(ir, "_MAX_ENTRIES", 10)
+    with pytest.raises(ir.IRError, match="more than 10 entries"):
+        ir.loads(blob)
+
+
+def test_load_reads_at_most_max_file_bytes(blob, tmp_path, monkeypatch):
+    path = tmp_path / "m.sfm"
+    path.write_bytes(blob + b"\0" * 100)
+    monkeypatch.setattr(ir, "MAX_FILE_BYTES", len(blob) + 99)
+    with pytest.raises(ir.IRError, match=r"larger than 0 MiB, the largest integer model"):
+        ir.load(path)
+    if Path("/dev/zero").exists():
+        with pytest.raises(ir.IRError, match="largest integer model"):
+            ir.load("/dev/zero")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set(["config", "T"], 65536), r"field 'config\.T': is 65536, outside the supported "
+                                   r"range 1\.\.256"),
+    (_set(["config", "embed_dims"], 1 << 40), r"config\.embed_dims': is 1099511627776, outside"),
+    (_set(["config", "img_size"], [1 << 30, 8]), r"config\.img_size': must be \[height, width\]"),
+    (_set(["config", "depths"], 10 ** 6), r"config\.depths': is 1000000, outside .*1\.\.64"),
+    (_set(["config", "num_classes"], 0), r"config\.num_classes': is 0, outside"),
+    (_set(["config", "mean"], [10 ** 400]), r"config\.mean': must hold one finite number"),
+    (_set(["config", "weight_bits"], 9), r"config\.weight_bits': is 9, outside .*2\.\.8"),
+    (_set(["layers", -1, "scale"], 10 ** 400), r"head\)\.scale': is too large for a float"),
+    (_set(["version"], 1.0), r"field 'version': is 1\.0"),
+    (_set(["layers", 1, "out_channels"], 1 << 40), r"out_channels': is 1099511627776, the "
+                                                   r"config implies 8"),
+    (_set(["layers", 1, "arrays", "weight"], "layers/002/weight"), r"referenced twice"),
+    (_set(["layers", 1, "arrays", "weight"], "header"), r"unreferenced entries "
+                                                        r"'layers/001/weight'"),
+    (_set(["stream", "theta"], ["x"]), r"stream\.theta': array \['x'\] missing"),
+])
+def test_huge_or_wrong_declared_values_are_refused(blob, edit, message):
+    with pytest.raises(ir.IRError, match=message):
+        ir.loads(_with_header(blob, edit))
+
+
+def test_nan_in_header_json_is_refused(blob):
+    entries = _entries(blob)
+    text = np.load(io.BytesIO(entries["header"])).tobytes().replace(
+        b'"float_accuracy":null', b'"float_accuracy":NaN')
+    entries["header"] = _npy(np.frombuffer(text, np.uint8))
+    with pytest.raises(ir.IRError, match="field 'header': is not valid JSON"):
+        ir.loads(_zip(entries))
+
+
+@pytest.mark.parametrize("over, figure", [
+    (dict(T=256, img_size=[64, 64], embed_dims=64, pooling_stat="0011"), "GiB for one image"),
+    (dict(img_size=[4096, 4096], pooling_stat="1111"), "GiB for one image"),
+    (dict(embed_dims=2048, depths=8, mlp_ratio=8), "MiB, above the 256 MiB limit"),
+])
+def test_resource_limits_name_the_figure_and_the_limit(blob, over, figure):
+    config = synthetic.tiny_config(**over)
+    with pytest.raises(ir.IRError, match=f"field 'config': .*{figure}"):
+        ir.loads(_with_header(blob, lambda h: h["config"].update(config)))
+
+
+def _preset_config(preset):
+    config = {k: list(v) if isinstance(v, tuple) else v
+              for k, v in dataclasses.asdict(preset.config).items()}
+    return {**config, "weight_bits": 8}
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_fits_the_limits(name):
+    config = _preset_config(PRESETS[name])
+    assert ir.golden_memory_bytes(config) <= ir.MAX_GOLDEN_BYTES // 2
+    assert ir.array_bytes(config) <= ir.MAX_ARRAY_BYTES // 4
+    for key, (lo, hi) in ir.CONFIG_RANGES.items():
+        values = config["img_size"] if key == "img_side" else [config[key]]
+        assert all(lo <= v <= hi for v in values), key
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n.startswith("imagenet") else n for n in PRESETS])
+def test_synthetic_model_of_every_preset_validates(name):
+    model = synthetic.random_model(_preset_config(PRESETS[name]), seed=1)
+    data = ir.dumps(model)
+    assert ir.dumps(ir.loads(data)) == data
+
+
+@pytest.mark.parametrize("over", [
+    dict(), dict(T=16), dict(img_size=[4, 4], embed_dims=8, T=2, num_classes=3),
+    dict(img_size=[6, 5], embed_dims=16, T=3, pooling_stat="1111"),
+    dict(img_size=[16, 16], embed_dims=32, pooling_stat="1010", T=8, mlp_ratio=8),
+    dict(img_size=[32, 32], in_channels=3, mean=[0.5] * 3, std=[0.3] * 3, embed_dims=128,
+         pooling_stat="0000", T=2),
+    dict(img_size=[1, 1], embed_dims=8, T=1, num_classes=1000),
+])
+def test_golden_memory_estimate_bounds_the_measured_peak(over):
+    from sdtforge.sim import golden
+    config = synthetic.tiny_config(**over)
+    model = synthetic.random_model(config, seed=1)
+    images = np.full((1, config["in_channels"], *config["img_size"]), 100, np.uint8)
+    _, peak = _peak(lambda: golden.run(model, images, spikes=True))
+    estimate = ir.golden_memory_bytes(config) - ir.array_bytes(config) - images.size
+    assert peak <= estimate <= 4 * peak + (1 << 20)
