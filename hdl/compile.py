@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
+from amaranth.utils import ceil_log2
 
 from sdtforge.errors import UserError
 from sdtforge.quantize import ir
@@ -36,12 +37,23 @@ MEMORIES = (("program", Target.PROGRAM), ("weights", Target.WEIGHTS),
             ("stream", None), ("logits", None))
 
 
+#: The narrowest loop counter the compiler derives: a counter over a single value still
+#: needs one bit (an Amaranth signal of width 0 cannot be compared or incremented).
+_MIN_COUNTER_BITS = 1
+
+
 def _pow2(n):
-    return 1 << max(int(n) - 1, 0).bit_length()
+    return 1 << ceil_log2(n)
 
 
 def _log2(n):
-    return max(int(n) - 1, 0).bit_length()
+    """Layout shift of a power-of-two stride holding ``n`` (0 for ``n <= 1``: no shift)."""
+    return ceil_log2(n)
+
+
+def _counter_bits_for(n):
+    """Bits of a loop counter over ``n`` values: ``ceil(log2(n))``, at least the minimum."""
+    return max(ceil_log2(n), _MIN_COUNTER_BITS)
 
 
 def _ceil(a, b):
@@ -437,8 +449,6 @@ class _Builder:
         self.spike_out(d, layer.output)
         d.update(groups=d["words"], out_h=h, out_w=w)
         self.add(d, layer.name, (layer.input, layer.k, layer.v), (layer.output,))
-        self.sdsa_refs = getattr(self, "sdsa_refs", [])
-        self.sdsa_refs.append((len(self.ops) - 1, layer.k, layer.v))
 
     def head(self, layer):
         d_ = layer.channels
@@ -549,12 +559,10 @@ def _counter_bits(program):
     def most(*keys):
         return max(int(d.get(k, 0)) for d in program for k in keys)
 
-    def bits(n):
-        return max((n - 1).bit_length(), 1)
-
-    return {"coord_bits": bits(most("in_h", "in_w", "out_h", "out_w")),
-            "step_bits": bits(most("steps")), "group_bits": bits(most("groups")),
-            "word_bits": bits(most("words"))}
+    return {"coord_bits": _counter_bits_for(most("in_h", "in_w", "out_h", "out_w")),
+            "step_bits": _counter_bits_for(most("steps")),
+            "group_bits": _counter_bits_for(most("groups")),
+            "word_bits": _counter_bits_for(most("words"))}
 
 
 def derive_config_widths(model, lanes, width):
