@@ -4,6 +4,11 @@ The output is plain data: a list of layer descriptors (:data:`~.accel_isa.DESCRI
 of row values per memory, and an :class:`AccelConfig`. The memory planner sizes every memory,
 checks the model against a given configuration and prints a table; the host encoder turns the
 images into the load-stream bytes of ``docs/accelerator.md`` §2. Same IR → same bytes.
+
+Every number the compiler writes into a field of the hardware — a descriptor field, a lane of
+a memory row, a load-record header field — goes through :func:`~.accel_isa.pack_field`, so a
+value the field cannot hold is a :class:`~sdtforge.errors.UserError` naming the layer, the
+field, the value and the range, never a silently truncated bit pattern.
 """
 
 from __future__ import annotations
@@ -18,16 +23,19 @@ from sdtforge.errors import UserError
 from sdtforge.quantize import ir
 
 from .accel_isa import (
-    DESCRIPTOR,
     DESCRIPTOR_WORDS,
     PROGRAM_WORD_BITS,
+    RECORD_HEADER,
     Mode,
     Op,
     Target,
+    descriptor_fields,
     descriptor_words,
+    pack_field,
 )
 
 __all__ = ["AccelConfig", "Compiled", "compile_model", "load_stream_bytes", "pack_row",
+           "pack_memory_row", "encode_descriptor", "record_header", "check_lanes_width",
            "memory_table", "MEMORIES"]
 
 #: Memories of the planner, in table order: (name, load target or None).
@@ -118,6 +126,8 @@ class AccelConfig:
     external_weights: bool = False
 
     def __post_init__(self):
+        # A wrong type is a programming error (TypeError; ``from_json`` turns it into a
+        # UserError for a config file); a wrong value is the user's option (UserError).
         if not isinstance(self.external_weights, bool):
             raise TypeError(f"AccelConfig.external_weights must be a bool, not "
                             f"{self.external_weights!r}")
@@ -128,36 +138,34 @@ class AccelConfig:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"AccelConfig.{f.name} must be an integer, not {value!r}")
             if value < (0 if f.name == "sdsa_shift" else 1):
-                raise ValueError(f"AccelConfig.{f.name} must be positive, not {value!r}")
-        for name in ("lanes", "width"):
-            value = getattr(self, name)
-            if value & (value - 1):
-                raise ValueError(f"AccelConfig.{name} must be a power of two, not {value!r}")
-        if self.width < 8:
-            raise ValueError(f"AccelConfig.width must be at least 8, not {self.width!r}")
-        if self.lanes > self.width:
-            raise ValueError(f"AccelConfig.lanes ({self.lanes!r}) must not exceed the word "
-                             f"width ({self.width!r})")
+                raise UserError(f"{f.name} must be positive, not {value!r}")
+        check_lanes_width(self.lanes, self.width)
         for name in ("coord_bits", "step_bits", "group_bits", "word_bits"):
             if getattr(self, name) > 8:
-                raise ValueError(f"AccelConfig.{name} must be at most 8 (the descriptor's "
-                                 f"fields), not {getattr(self, name)!r}")
+                raise UserError(f"{name} must be at most 8 (the descriptor's fields), not "
+                                f"{getattr(self, name)!r}")
         if self.logit_bits > 32:
-            raise ValueError(f"AccelConfig.logit_bits ({self.logit_bits!r}) must be at most 32, "
-                             f"the result stream's word")
+            raise UserError(f"logit_bits ({self.logit_bits!r}) must be at most 32, the result "
+                            f"stream's word")
         if self.sdsa_channels % self.width:
-            raise ValueError(f"AccelConfig.sdsa_channels ({self.sdsa_channels!r}) must be a "
-                             f"multiple of the word width ({self.width!r})")
+            raise UserError(f"sdsa_channels ({self.sdsa_channels!r}) must be a multiple of the "
+                            f"word width ({self.width!r})")
+
+    def lane_format(self, memory):
+        """``(lanes, bits per lane, signed)`` of one row of ``memory`` (lowest lane first)."""
+        p = self.lanes
+        return {
+            "program": (1, PROGRAM_WORD_BITS, False), "weights": (p, self.weight_bits, True),
+            "biases": (p, self.acc_bits, True), "thresholds": (p, self.theta_bits, True),
+            "shifts": (p, self.shift_bits, False), "pixels": (1, 8, False),
+            "spikes": (self.width, 1, False), "stream": (p, self.stream_bits, True),
+            "logits": (p, self.logit_bits, True),
+        }[memory]
 
     def row_bits(self, memory):
         """Width in bits of one row of ``memory``."""
-        p = self.lanes
-        return {
-            "program": PROGRAM_WORD_BITS, "weights": p * self.weight_bits,
-            "biases": p * self.acc_bits, "thresholds": p * self.theta_bits,
-            "shifts": p * self.shift_bits, "pixels": 8, "spikes": self.width,
-            "stream": p * self.stream_bits, "logits": p * self.logit_bits,
-        }[memory]
+        lanes, bits, _ = self.lane_format(memory)
+        return lanes * bits
 
     def depth(self, memory):
         """Rows of ``memory``."""
@@ -168,7 +176,33 @@ class AccelConfig:
 
     @classmethod
     def from_json(cls, text):
-        return cls(**json.loads(text))
+        """The configuration saved by :meth:`to_json`; a malformed one is a :class:`UserError`."""
+        try:
+            values = json.loads(text)
+        except ValueError as exc:
+            raise UserError(f"the hardware config is not valid JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise UserError("the hardware config must be a JSON object of AccelConfig fields")
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UserError(f"the hardware config has unknown fields {', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise UserError(f"the hardware config is invalid: {exc}") from None
+
+
+def check_lanes_width(lanes, width):
+    """Refuse a lane count / word width the hardware cannot have (:class:`UserError`)."""
+    for name, value in (("lanes", lanes), ("width", width)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an integer, not {value!r}")
+        if value < 1 or value & (value - 1):
+            raise UserError(f"{name} must be a power of two, not {value!r}")
+    if width < 8:
+        raise UserError(f"width must be at least 8, not {width!r}")
+    if lanes > width:
+        raise UserError(f"lanes ({lanes!r}) must not exceed the word width ({width!r})")
 
 
 @dataclass
@@ -216,31 +250,57 @@ class Compiled:
         return "\n".join(lines) + "\n"
 
 
-def pack_row(values, bits):
-    """Pack signed lane values, lowest lane first, ``bits`` per lane, into one integer."""
-    mask = (1 << bits) - 1
+def pack_row(values, bits, *, signed=True, what="row", hint=""):
+    """Pack lane values, lowest lane first, ``bits`` per lane, into one integer.
+
+    Every lane goes through :func:`~.accel_isa.pack_field`: a value outside the ``bits``-bit
+    (signed or unsigned) range raises :class:`UserError` naming ``what``, the lane, the value
+    and the range.
+    """
     row = 0
     for lane, v in enumerate(values):
-        v = int(v)
-        if not -(1 << (bits - 1)) <= v < (1 << (bits - 1)):
-            raise ValueError(f"lane value {v} does not fit {bits} signed bits")
-        row |= (v & mask) << (lane * bits)
+        row |= pack_field(v, bits, signed=signed, what=f"{what} lane {lane}",
+                          hint=hint) << (lane * bits)
     return row
 
 
-def encode_descriptor(d):
-    """The descriptor dict ``d`` as one integer (``DESCRIPTOR`` bit layout)."""
+#: Which :class:`AccelConfig` field sets the lane width of each memory's rows.
+_LANE_WIDTH_FIELD = {"weights": "weight_bits", "biases": "acc_bits", "thresholds": "theta_bits",
+                     "shifts": "shift_bits", "stream": "stream_bits", "logits": "logit_bits"}
+
+
+def pack_memory_row(config, memory, values, *, layer=None):
+    """One row of ``memory`` from its lane values (:meth:`AccelConfig.lane_format`), checked.
+
+    ``layer`` names the IR layer the row belongs to in the error message.
+    """
+    lanes, bits, signed = config.lane_format(memory)
+    if len(values) > lanes:
+        raise AssertionError(f"{len(values)} lane values for a {lanes}-lane {memory} row")
+    where = f"layer {layer}: " if layer else ""
+    option = _LANE_WIDTH_FIELD.get(memory)
+    hint = (f"; the {memory} lanes are {option}={bits} bits wide: use a configuration with a "
+            f"larger {option}, or correct the model's values" if option else "")
+    return pack_row(values, bits, signed=signed, what=f"{where}{memory} row", hint=hint)
+
+
+def encode_descriptor(d, layer=None):
+    """The descriptor dict ``d`` as one integer (``DESCRIPTOR`` bit layout).
+
+    Every field is range-checked (:func:`~.accel_isa.pack_field`); ``layer`` names the IR
+    layer of the operation in the error message.
+    """
+    op = d.get("op")
+    where = f"layer {layer}: " if layer else ""
+    where += f"{op.name} " if hasattr(op, "name") else ""
     word = 0
-    for name, f in DESCRIPTOR:
+    for name, offset, bits, signed in descriptor_fields():
         value = d.get(name, 0)
-        value = value.value if hasattr(value, "value") else int(value)
-        width = f.shape.width if hasattr(f.shape, "width") else f.width
-        if name == "theta":
-            value &= (1 << width) - 1
-        if not 0 <= value < (1 << width):
-            raise UserError(f"descriptor field {name!r} = {value} does not fit its {width} "
-                            f"bits; the model is too large for the program encoding")
-        word |= value << f.offset
+        value = value.value if hasattr(value, "value") else value
+        word |= pack_field(value, bits, signed=signed,
+                           what=f"{where}descriptor field {name!r}",
+                           hint="; the accelerator's program encoding cannot express this "
+                                "model") << offset
     return word
 
 
@@ -259,6 +319,11 @@ class _Builder:
         self.thresholds = []
         self.shifts = []
         self.maps = {}      # name -> (channels, h, w)
+        self.layer = None   # name of the IR layer being compiled (for error messages)
+
+    def row(self, memory, values):
+        """One checked row of ``memory`` for the current layer (:func:`pack_memory_row`)."""
+        return pack_memory_row(self.cfg, memory, values, layer=self.layer)
 
     # -- parameter rows ------------------------------------------------------------------------
     def prows(self, cout, bias=None, theta=None, shift=None):
@@ -274,17 +339,10 @@ class _Builder:
             return out.reshape(g, p)
 
         # A padded lane has zero weights and bias, so its sum is 0: θ = 1 keeps it silent.
-        for name, vec, pad, bits in (("biases", bias, 0, self.cfg.acc_bits),
-                                     ("thresholds", theta, 1, self.cfg.theta_bits),
-                                     ("shifts", shift, 0, self.cfg.shift_bits + 1)):
+        for name, vec, pad in (("biases", bias, 0), ("thresholds", theta, 1),
+                               ("shifts", shift, 0)):
             for row in lanes(vec, pad):
-                if name == "shifts":
-                    packed = 0
-                    for lane, v in enumerate(row):
-                        packed |= int(v) << (lane * self.cfg.shift_bits)
-                    getattr(self, name).append(packed)
-                else:
-                    getattr(self, name).append(pack_row(row, bits))
+                getattr(self, name).append(self.row(name, row))
         return prow
 
     def weight_rows(self, weight):
@@ -302,7 +360,7 @@ class _Builder:
             for tap in range(kh * kw):
                 for ci in range(cin):
                     lanes = pad[gi * p:(gi + 1) * p, ci, tap // kw, tap % kw]
-                    self.weights.append(pack_row(lanes, self.cfg.weight_bits))
+                    self.weights.append(self.row("weights", lanes))
         return base, kh * kw * cin
 
     # -- layouts -------------------------------------------------------------------------------
@@ -508,7 +566,11 @@ def _allocate(builder):
 
 
 def derive_config(model, lanes=8, width=16):
-    """The smallest :class:`AccelConfig` (given ``lanes`` and ``width``) that runs ``model``."""
+    """The smallest :class:`AccelConfig` (given ``lanes`` and ``width``) that runs ``model``.
+
+    Every memory gets at least 2 rows, so every memory address is at least one bit wide.
+    """
+    check_lanes_width(lanes, width)
     base = AccelConfig(lanes=lanes, width=width, **derive_config_widths(model, lanes, width))
     compiled = _compile(model, base)
     return AccelConfig(**{**asdict(base), **compiled.counter_bits,
@@ -518,6 +580,7 @@ def derive_config(model, lanes=8, width=16):
 def _compile(model, cfg):
     b = _Builder(model, cfg)
     for layer in model.layers:
+        b.layer = layer.name
         _HANDLERS[layer.KIND](b, layer)
     bases, peak = _allocate(b)
     for d, _, reads, writes in b.ops:
@@ -533,12 +596,16 @@ def _compile(model, cfg):
     pad_base = _pow2(h) << shy
     pixel_layout = {"height": h, "width": w, "channels": c, "shx": shx, "shy": shy,
                     "pad_base": pad_base}
-    zp = [int(v) for v in model.zero_points]
+    # The pixel memory's zero-point rows belong to the first (pixel) layer.
+    zp = [pack_memory_row(cfg, "pixels", [v], layer=model.layers[0].name)
+          for v in model.zero_points]
     stream = b.stream_layout()
     nc = int(model.config["num_classes"])
     program = [d for d, _, _, _ in b.ops]
+    words = [pack_memory_row(cfg, "program", [w], layer=name) for d, name, _, _ in b.ops
+             for w in descriptor_words(encode_descriptor(d, layer=name))]
     images = {
-        "program": [w for d in program for w in descriptor_words(encode_descriptor(d))],
+        "program": words,
         "weights": b.weights, "biases": b.biases, "thresholds": b.thresholds,
         "shifts": b.shifts, "pixels": zp,
     }
@@ -659,8 +726,16 @@ def format_memory_table(compiled):
 # Host side: load-stream bytes
 
 
-def _row_bytes(value, bits):
-    return int(value).to_bytes((bits + 7) // 8, "little")
+def record_header(target, address, count):
+    """The bytes of one load-record header (:data:`~.accel_isa.RECORD_HEADER`), checked."""
+    out = bytearray()
+    values = {"target": target.value, "address": address, "count": count}
+    for name, nbytes in RECORD_HEADER:
+        value = pack_field(values[name], 8 * nbytes,
+                           what=f"load record {target.name}: header field {name!r}",
+                           hint="; the load stream cannot address it")
+        out += value.to_bytes(nbytes, "little")
+    return bytes(out)
 
 
 def load_stream_bytes(compiled):
@@ -675,10 +750,11 @@ def load_stream_bytes(compiled):
         if not rows:
             continue
         bits = cfg.row_bits(name)
-        out += bytes([target.value]) + address.to_bytes(4, "little")
-        out += len(rows).to_bytes(4, "little")
-        for row in rows:
-            out += _row_bytes(row, bits)
+        out += record_header(target, address, len(rows))
+        for i, row in enumerate(rows):
+            # The rows are packed already; a row of the wrong width is still refused here.
+            out += pack_field(row, bits, what=f"load record {target.name}: row {i}").to_bytes(
+                (bits + 7) // 8, "little")
     return bytes(out)
 
 

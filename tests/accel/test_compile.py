@@ -63,11 +63,47 @@ def test_model_too_big(tiny):
 
 
 def test_config_checks():
-    with pytest.raises(ValueError, match="lanes must be a power of two, not 6"):
+    with pytest.raises(UserError, match="^lanes must be a power of two, not 6$"):
         AccelConfig(lanes=6)
-    with pytest.raises(ValueError, match="must not exceed the word width"):
+    with pytest.raises(UserError, match="must not exceed the word width"):
         AccelConfig(lanes=32, width=16)
+    with pytest.raises(UserError, match="^width must be at least 8, not 4$"):
+        AccelConfig(lanes=4, width=4)
+    with pytest.raises(UserError, match="^weights_depth must be positive, not 0$"):
+        AccelConfig(weights_depth=0)
+    # A programming error (a wrong type) stays a TypeError.
+    with pytest.raises(TypeError, match="lanes must be an integer"):
+        AccelConfig(lanes=8.0)
     assert AccelConfig.from_json(AccelConfig().to_json()) == AccelConfig()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "not valid JSON"),
+    ("[8]", "must be a JSON object"),
+    ('{"lanes": 8, "speed": 3}', "unknown fields speed"),
+    ('{"lanes": "8"}', "AccelConfig.lanes must be an integer"),
+    ('{"lanes": 3}', "lanes must be a power of two, not 3"),
+])
+def test_config_file_errors_are_user_errors(text, message):
+    with pytest.raises(UserError, match=message):
+        AccelConfig.from_json(text)
+
+
+@pytest.mark.parametrize("lanes, width, message", [
+    (3, 16, "lanes must be a power of two, not 3"),
+    (8, 0, "width must be a power of two, not 0"),
+    (8, 12, "width must be a power of two, not 12"),
+    (16, 8, r"lanes \(16\) must not exceed the word width \(8\)"),
+])
+def test_bad_lanes_width_are_user_errors(tiny, lanes, width, message):
+    with pytest.raises(UserError, match=message):
+        compile_model(tiny, lanes=lanes, width=width)
+
+
+def test_config_that_does_not_match_is_a_user_error(tiny):
+    narrow = AccelConfig(weight_bits=6)
+    with pytest.raises(UserError, match="the model needs weight_bits=8 but the hardware has 6"):
+        compile_model(tiny, narrow)
 
 
 def test_generate_cli(tmp_path, capsys):
