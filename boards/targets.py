@@ -199,15 +199,13 @@ def plan_board(model, board, *, lanes=None, width=None):
     Raises
     ------
     UserError
-        The lane count, a memory, the block RAM total, the SPRAM or the LUT estimate is over
-        the board's capacity; the message names the resource, the need and the capacity.
+        A bad lane count or word width, a model the compiler refuses, or the lane count, a
+        memory, the block RAM total, the SPRAM or the LUT estimate is over the board's
+        capacity; the message names the resource, the need and the capacity.
     """
     lanes = board.default_lanes if lanes is None else lanes
     width = board.default_width if width is None else width
-    try:
-        compiled = compile_model(model, lanes=lanes, width=width)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad accelerator parameters: {exc}") from None
+    compiled = compile_model(model, lanes=lanes, width=width)
     cfg = compiled.config
     sprams = 0
     changes = {}
