@@ -9,6 +9,7 @@ blocks it already pays for.
 """
 
 import dataclasses
+import importlib
 from dataclasses import dataclass
 
 from sdtforge.errors import UserError
@@ -61,6 +62,9 @@ class Board:
         Default system clock request in Hz (the PLL gives the closest one not above).
     spram_weights : bool
         Weights in SPRAM rather than block RAM.
+    platform_class, top_class : str
+        ``"module:Class"`` of the amaranth-boards platform and of the board top (imported
+        when first used, so the fit check needs neither).
     """
 
     name: str
@@ -75,26 +79,25 @@ class Board:
     default_width: int
     f_sync: float
     spram_weights: bool
+    platform_class: str
+    top_class: str
 
     def platform(self):
         """A fresh amaranth-boards platform instance (toolchain: Yosys + nextpnr)."""
-        if self.name == "icebreaker":
-            from amaranth_boards.icebreaker import ICEBreakerPlatform
-            return ICEBreakerPlatform()
-        from amaranth_boards.ulx3s import ULX3S_85F_Platform
-        return ULX3S_85F_Platform()
+        return _import(self.platform_class)()
 
     def top(self, config, *, image_bytes, num_classes, f_sync=None, baud=115200,
             accelerator=None):
         """The board top for an accelerator configuration (``accelerator``: a stand-in)."""
         f_sync = self.f_sync if f_sync is None else f_sync
-        if self.name == "icebreaker":
-            from .icebreaker import ICEBreakerTop
-            return ICEBreakerTop(config, image_bytes=image_bytes, num_classes=num_classes,
-                                 f_sync=f_sync, baud=baud, accelerator=accelerator)
-        from .ulx3s import ULX3STop
-        return ULX3STop(config, image_bytes=image_bytes, num_classes=num_classes,
-                        f_sync=f_sync, baud=baud, accelerator=accelerator)
+        return _import(self.top_class)(config, image_bytes=image_bytes, num_classes=num_classes,
+                                       f_sync=f_sync, baud=baud, accelerator=accelerator)
+
+
+def _import(ref):
+    """The object named by ``"module:attribute"``."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 BOARDS = {b.name: b for b in [
@@ -102,13 +105,15 @@ BOARDS = {b.name: b for b in [
     # 28 136 weight rows take two SPRAM banks); 20 MHz: the measured Fmax is about 24 MHz.
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
           bram_name="SB_RAM40_4K", default_lanes=1, default_width=16, f_sync=20e6,
-          spram_weights=True),
+          spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
+          top_class="sdtforge.boards.icebreaker:ICEBreakerTop"),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
           # 50 MHz: the accelerator's measured Fmax on the 85F is 53-55 MHz (block RAM read
           # data through an adder or comparator back into a block RAM, docs/boards.md §4);
           # 80 MHz needs registered memory outputs.
           bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=50e6,
-          spram_weights=False),
+          spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+          top_class="sdtforge.boards.ulx3s:ULX3STop"),
 ]}
 
 
