@@ -541,11 +541,22 @@ def golden_memory_bytes(config):
     return array_bytes(config) + int(config["in_channels"]) * h0 * w0 + kept + stream + work
 
 
+def _int_array(a):
+    a = np.asarray(a)
+    return a if a.dtype.kind in "iu" else a.astype(np.int64)
+
+
+def _abs_max(a):
+    """``max |a|`` as a Python int, without an ``int64`` copy of ``a``."""
+    a = _int_array(a)
+    return max(-int(a.min(initial=0)), int(a.max(initial=0)))
+
+
 def _acc_bounds(weight, bias, in_max=1):
     """Per output channel ``[lo, hi]`` of ``bias + Σ w·x`` for inputs ``x`` in ``[0, in_max]``."""
-    w = weight.astype(np.int64).reshape(weight.shape[0], -1)
-    pos = np.where(w > 0, w, 0).sum(1) * in_max
-    neg = np.where(w < 0, w, 0).sum(1) * in_max
+    w = _int_array(weight).reshape(weight.shape[0], -1)  # no int64 copy of int8 weights
+    pos = np.maximum(w, 0).sum(1, dtype=np.int64) * in_max
+    neg = np.minimum(w, 0).sum(1, dtype=np.int64) * in_max
     b = bias.astype(np.int64)
     return [int(v) for v in b + neg], [int(v) for v in b + pos]
 
@@ -621,7 +632,7 @@ def derive_widths(model):
             wd["acc"] = _w(lo, hi)
             wd["logits"] = _w([t_steps * v for v in lo], [t_steps * v for v in hi])
         if "weight" in layer.WIDTHS:
-            wmax = int(np.abs(layer.weight.astype(np.int64)).max(initial=0))
+            wmax = _abs_max(layer.weight)
             wd["weight"] = signed_width(-wmax, wmax)
             b = layer.bias.astype(np.int64)
             wd["bias"] = signed_width(int(b.min(initial=0)), int(b.max(initial=0)))
@@ -1045,8 +1056,7 @@ def _check_resources(ck, config):
 def _check_layer_values(ck, where, layer, config):
     qmax = (1 << (config["weight_bits"] - 1)) - 1
     if "weight" in layer.ARRAYS:
-        w = layer.weight.astype(np.int64)
-        if np.abs(w).max(initial=0) > qmax:
+        if _abs_max(layer.weight) > qmax:
             ck.fail(f"{where}.weight", f"exceeds the {config['weight_bits']}-bit range "
                     f"±{qmax}")
     if "theta" in layer.ARRAYS and layer.theta.min(initial=1) < 1:
