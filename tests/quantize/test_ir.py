@@ -437,3 +437,36 @@ def test_golden_memory_estimate_bounds_the_measured_peak(over):
     _, peak = _peak(lambda: golden.run(model, images, spikes=True))
     estimate = ir.golden_memory_bytes(config) - ir.array_bytes(config) - images.size
     assert peak <= estimate <= 4 * peak + (1 << 20)
+
+
+def _zeros_model(config):
+    """A valid model of ``config`` with all-zero weights and biases: tiny compressed files."""
+    layers = []
+    for kind, name, inp, outp, kw in ir.expected_layout(config):
+        cls = ir.LAYER_KINDS[kind]
+        rec = dict(name=name, input=inp, output=outp, widths={}, **kw)
+        for key, (dtype, dims) in cls.ARRAYS.items():
+            shape = tuple(kw[d] if isinstance(d, str) else d for d in dims)
+            rec[key] = (np.ones if key in ("theta", "scale") else np.zeros)(shape, dtype)
+        if kind == "sdsa":
+            rec.update(theta=1, shift=1, stateless_or=True)
+        if kind == "head":
+            rec["scale"] = 0.01
+        layers.append(cls(**rec))
+    d = config["embed_dims"]
+    return ir.finalize(ir.IntegerModel(
+        config=config, layers=layers, stream_theta=np.ones(d, np.int64),
+        stream_scale=np.ones(d), provenance={"checkpoint_sha256": "0" * 64, "quantizer": {},
+                                             "float_accuracy": None, "integer_accuracy": None}))
+
+
+def test_small_file_of_a_large_model_costs_its_arrays_not_more():
+    """The most a small file can make the loader allocate is the arrays its header declares
+    (bounded by MAX_ARRAY_BYTES) plus ~2x the largest weight for the range checks."""
+    config = synthetic.tiny_config(embed_dims=512, mlp_ratio=8, depths=2)
+    data = ir.dumps(_zeros_model(config))
+    arrays = ir.array_bytes(config)
+    assert len(data) < arrays // 100 and arrays > 12 << 20
+    result, peak = _peak(lambda: ir.loads(data))
+    assert isinstance(result, ir.IntegerModel)
+    assert peak < arrays + 2 * 4096 * 512 + (8 << 20)
