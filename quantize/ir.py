@@ -6,6 +6,9 @@ holds the format version, the model config, the ordered layer list (kind, name, 
 shapes, flags, derived bit widths, and the names of the layer's arrays), the residual stream's
 thresholds and width, and provenance. The semantics of every field are written down in
 ``docs/integer-semantics.md``; this module only stores, derives widths and validates.
+Reading is bounded (§10.1 of that doc): no file makes :func:`load` allocate much more than
+the arrays its header declares (at most :data:`MAX_ARRAY_BYTES`), and a model that validates
+fits the golden model's memory bound (:data:`MAX_GOLDEN_BYTES` per image).
 
 NumPy only: :mod:`sdtforge.hdl` and :mod:`sdtforge.sim` import this without torch.
 
@@ -781,6 +784,8 @@ class _Archive:
 
     def __init__(self, data, source):
         self.source = source
+        if not isinstance(data, bytes):
+            data = bytes(data)
         if len(data) > MAX_FILE_BYTES:
             self.corrupt(f"larger than {MAX_FILE_BYTES >> 20} MiB (MAX_FILE_BYTES)")
         if data.count(_CD_SIGNATURE) > _MAX_ENTRIES:
