@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from . import _args
+
 NAME = "run"
 HELP = "classify images on a board over its serial port (loads the model when needed)"
 
@@ -23,24 +25,51 @@ def add_arguments(p):
     p.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
     p.add_argument("--model", type=Path, default=None,
                    help="integer model (.sfm); loaded when the board holds another one")
-    p.add_argument("--lanes", type=int, default=None, help="lanes the bitstream was built with")
-    p.add_argument("--width", type=int, default=None, help="word width of the bitstream")
-    p.add_argument("--digits-test", type=int, default=0, metavar="N",
+    boards = sorted(BOARDS.items())
+
+    def per_board(value):
+        return ", ".join(f"{value(b)} on {name}" for name, b in boards)
+
+    p.add_argument("--lanes", type=_args.power_of_two, default=None,
+                   help=f"lanes the bitstream was built with (default: the board's: "
+                        f"{per_board(lambda b: b.default_lanes)})")
+    p.add_argument("--width", type=_args.word_width, default=None,
+                   help=f"word width of the bitstream (default: the board's: "
+                        f"{per_board(lambda b: b.default_width)})")
+    p.add_argument("--digits-test", type=_args.nonneg_int, default=0, metavar="N",
                    help="also classify the first N digits test images")
-    p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
-    p.add_argument("--timeout", type=float, default=5.0, help="serial read timeout in seconds")
+    p.add_argument("--baud", type=_args.positive_int, default=115200, help="UART baud rate")
+    p.add_argument("--timeout", type=_args.positive_float, default=5.0,
+                   help="serial read timeout in seconds")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
-def _read_image(path):
+# The first bytes of every PNG file.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_image(path):
+    """One image file as a uint8 array ([H, W] or [C, H, W]).
+
+    ``.npy``: an array of whole numbers 0..255; ``.png``: 8-bit grey or colour (averaged to
+    grey). Anything else, an unreadable file or other values are a :class:`UserError`.
+    """
     import numpy as np
 
     from sdtforge.errors import UserError
 
+    path = Path(path)
+    if path.suffix not in (".npy", ".png"):
+        raise UserError(f"{path}: unknown image format; use .npy or .png")
     try:
         if path.suffix == ".npy":
             a = np.load(path, allow_pickle=False)
-        elif path.suffix == ".png":
+            if not isinstance(a, np.ndarray):
+                raise ValueError("not a single array")
+        else:
+            with open(path, "rb") as f:
+                if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                    raise ValueError("not a PNG file")
             from matplotlib import image as mpimg
             a = mpimg.imread(path)
             # matplotlib reads 8-bit PNGs as floats in [0, 1].
@@ -48,12 +77,18 @@ def _read_image(path):
                 a = np.round(a * 255)
             if a.ndim == 3:
                 a = a[..., :3].mean(axis=2) if a.shape[2] in (3, 4) else a[..., 0]
-        else:
-            raise UserError(f"{path}: unknown image format; use .npy or .png")
-    except (OSError, ValueError) as exc:
+    # numpy: ValueError/EOFError for a damaged .npy; Pillow (under matplotlib): OSError, or
+    # SyntaxError for a damaged PNG.
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
         raise UserError(f"cannot read image {path}: {exc}") from None
-    if a.min() < 0 or a.max() > 255:
-        raise UserError(f"{path}: pixel values must be 0..255")
+    if a.dtype.kind not in "buif":
+        raise UserError(f"{path}: pixels must be numbers, not {a.dtype}")
+    if a.ndim not in (2, 3) or a.size == 0:
+        raise UserError(f"{path}: an image is an [H, W] or [C, H, W] array, not shape "
+                        f"{list(a.shape)}")
+    if not (np.isfinite(a).all() and (a == np.round(a)).all() and a.min() >= 0
+            and a.max() <= 255):
+        raise UserError(f"{path}: pixel values must be whole numbers 0..255")
     return a.astype(np.uint8)
 
 
@@ -65,7 +100,15 @@ def run(args):
     from sdtforge.quantize import ir
 
     board = get_board(args.board)
-    images = [(str(p), _read_image(p)) for p in args.images]
+    for p in args.images:
+        _args.input_file(p, "image")
+    if args.model is not None and not args.model.exists():
+        raise UserError(f"no model file {args.model}; make one with `sdtforge quantize`")
+    _args.input_file(args.model, "--model")
+    _args.check_lanes_width(
+        board.default_lanes if args.lanes is None else args.lanes,
+        board.default_width if args.width is None else args.width)
+    images = [(str(p), read_image(p)) for p in args.images]
     if args.digits_test:
         from sdtforge.model.data import load_dataset
         x, y = load_dataset("digits", "test")
@@ -73,8 +116,6 @@ def run(args):
                    for i in range(min(args.digits_test, len(x)))]
     img = None
     if args.model is not None:
-        if not args.model.exists():
-            raise UserError(f"no model file {args.model}; make one with `sdtforge quantize`")
         plan = plan_board(ir.load(args.model), board, lanes=args.lanes, width=args.width)
         img = model_image(plan.compiled)
 
