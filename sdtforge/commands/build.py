@@ -8,8 +8,14 @@ seeded placer, and the figures are read back from the tools' reports.
 import json
 from pathlib import Path
 
+from . import _args
+
 NAME = "build"
 HELP = "build a board bitstream (or an ASIC gate estimate) for an integer model"
+
+
+# The range of --freq in MHz.
+FREQ_MHZ = (1, 400)
 
 
 def add_arguments(p):
@@ -20,14 +26,22 @@ def add_arguments(p):
                    help="target board (also sets the fit check for --target asic)")
     p.add_argument("--target", choices=("fpga", "asic"), default="fpga",
                    help="fpga: bitstream for --board; asic: generic-gate estimate of the core")
-    p.add_argument("--lanes", type=int, default=None,
-                   help="PE lanes P (None: the board's: 2 on icebreaker, 8 on ulx3s-85f)")
-    p.add_argument("--width", type=int, default=None,
-                   help="spike word width W (None: the board's, 16)")
-    p.add_argument("--freq", type=float, default=None,
-                   help="system clock request in MHz (None: 30 on icebreaker, 50 on ulx3s-85f)")
-    p.add_argument("--baud", type=int, default=115200, help="UART baud rate")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+    boards = sorted(BOARDS.items())
+
+    def per_board(value):
+        return ", ".join(f"{value(b)} on {name}" for name, b in boards)
+
+    p.add_argument("--lanes", type=_args.power_of_two, default=None,
+                   help=f"PE lanes P, a power of two (default: the board's: "
+                        f"{per_board(lambda b: b.default_lanes)})")
+    p.add_argument("--width", type=_args.word_width, default=None,
+                   help=f"spike word width W, a power of two of at least {_args.MIN_WIDTH} "
+                        f"(default: the board's: {per_board(lambda b: b.default_width)})")
+    p.add_argument("--freq", type=_args.positive_float, default=None,
+                   help=f"system clock request in MHz, {FREQ_MHZ[0]} to {FREQ_MHZ[1]} (default: "
+                        f"the board's: {per_board(lambda b: f'{b.f_sync / 1e6:g}')})")
+    p.add_argument("--baud", type=_args.positive_int, default=115200, help="UART baud rate")
+    p.add_argument("--seed", type=_args.seed, default=1, help="nextpnr placer seed")
     p.add_argument("--out", type=Path, default=Path("build"), help="output directory")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
@@ -78,27 +92,30 @@ def run(args):
     board = get_board(args.board)
     if not args.model.exists():
         raise UserError(f"no model file {args.model}; make one with `sdtforge quantize`")
+    _args.input_file(args.model, "model")
+    _args.output_dir(args.out)
+    for name in (("asic.json",) if args.target == "asic" else ("report.json", "config.json")):
+        _args.output_file(args.out / name)
+    lanes = board.default_lanes if args.lanes is None else args.lanes
+    width = board.default_width if args.width is None else args.width
+    _args.check_lanes_width(lanes, width)
+    if args.freq is not None and not FREQ_MHZ[0] <= args.freq <= FREQ_MHZ[1]:
+        raise UserError(f"--freq {args.freq:g} MHz is out of range; use {FREQ_MHZ[0]} to "
+                        f"{FREQ_MHZ[1]}")
     model = ir.load(args.model)
     if args.target == "asic":
         # The core is the same generator; the board plan only fixes lanes and depths.
         from sdtforge.hdl.compile import compile_model
-        lanes = args.lanes or board.default_lanes
-        width = args.width or board.default_width
-        try:
-            compiled = compile_model(model, lanes=lanes, width=width)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"bad accelerator parameters: {exc}") from None
+        compiled = compile_model(model, lanes=lanes, width=width)
         return _asic(args, compiled.config)
 
-    plan = plan_board(model, board, lanes=args.lanes, width=args.width)
+    plan = plan_board(model, board, lanes=lanes, width=width)
     if not args.json:
         print(plan.table(), end="")
         print(f"logic estimate: about {plan.luts_estimate} "
               f"{'logic cells' if board.family == 'ice40' else 'LUT4s'} of {board.luts}")
     img = model_image(plan.compiled)
     f_sync = None if args.freq is None else args.freq * 1e6
-    if f_sync is not None and not 1e6 <= f_sync <= 400e6:
-        raise UserError(f"--freq {args.freq} MHz is out of range; use 1 to 400")
     try:
         top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes,
                         f_sync=f_sync, baud=args.baud)

@@ -8,6 +8,8 @@ so the result is a checkpoint ``sdtforge quantize`` and ``sdtforge eval`` take d
 import json
 from pathlib import Path
 
+from . import _args
+
 NAME = "convert"
 HELP = "convert a reference SDT checkpoint into an sdtforge checkpoint for a preset"
 
@@ -33,6 +35,9 @@ def run(args):
     from sdtforge.model.presets import get_preset
 
     preset = get_preset(args.preset)
+    _args.input_file(args.reference, "reference checkpoint")
+    _args.output_file(args.out)
+    _args.input_dir(args.data_dir, "--data-dir")
     from sdtforge.model import load_dataset, load_reference_checkpoint
     from sdtforge.model.checkpoint import save_checkpoint
     from sdtforge.model.training import evaluate

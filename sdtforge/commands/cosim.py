@@ -12,20 +12,28 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import _args
+
 NAME = "cosim"
 HELP = "co-simulate the generated Verilog (Icarus or Verilator) against the golden model"
 
 
 def add_arguments(p):
+    from sdtforge.hdl.compile import AccelConfig
+
     p.add_argument("model", type=Path, help="integer model file (.sfm)")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                    help="Verilog simulator")
-    p.add_argument("--images", type=int, default=10,
+    p.add_argument("--images", type=_args.positive_int, default=10,
                    help="number of test images (the first N of the test split, in order)")
-    p.add_argument("--lanes", type=int, default=8, help="PE lanes P (a power of two)")
-    p.add_argument("--width", type=int, default=16, help="spike word width W in channels")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random valid/ready stalls")
-    p.add_argument("--stall", type=float, default=0.3,
+    p.add_argument("--lanes", type=_args.power_of_two, default=AccelConfig.lanes,
+                   help="PE lanes P (a power of two, at most W)")
+    p.add_argument("--width", type=_args.word_width, default=AccelConfig.width,
+                   help=f"spike word width W in channels (a power of two, at least "
+                        f"{_args.MIN_WIDTH})")
+    p.add_argument("--seed", type=_args.seed, default=0,
+                   help="seed of the random valid/ready stalls")
+    p.add_argument("--stall", type=_args.fraction, default=0.3,
                    help="probability of idling valid/ready before each stream beat")
     p.add_argument("--waves", action="store_true", help="dump waveforms into the build dir")
     p.add_argument("--dump-spikes", action="store_true",
@@ -47,10 +55,12 @@ def run(args):
     from sdtforge.quantize import ir
     from sdtforge.sim.cosim import cosim
 
-    if args.images < 1:
-        raise UserError(f"--images must be at least 1, not {args.images}")
-    if not 0.0 <= args.stall < 1.0:
-        raise UserError(f"--stall must be in [0, 1), not {args.stall}")
+    _args.input_file(args.model, "model")
+    _args.input_dir(args.data_dir, "--data-dir")
+    _args.output_dir(args.out)
+    if args.out is not None:
+        _args.output_dir(args.out / args.sim)
+    _args.check_lanes_width(args.lanes, args.width)
     model = ir.load(args.model)
     dataset = model.provenance.get("dataset") or "digits"
     images, labels = load_dataset(dataset, "test", args.data_dir)
@@ -64,12 +74,9 @@ def run(args):
 
     with tempfile.TemporaryDirectory(prefix="sdtforge-cosim-") as tmp:
         out = args.out if args.out is not None else Path(tmp)
-        try:
-            result = cosim(model, images, sim=args.sim, out=out / args.sim, lanes=args.lanes,
-                           width=args.width, seed=args.seed, stall=args.stall, waves=args.waves,
-                           dump_spikes=args.dump_spikes, progress=say)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"bad accelerator parameters: {exc}") from None
+        result = cosim(model, images, sim=args.sim, out=out / args.sim, lanes=args.lanes,
+                       width=args.width, seed=args.seed, stall=args.stall, waves=args.waves,
+                       dump_spikes=args.dump_spikes, progress=say)
     summary = f"bit-exact: {result.bit_exact}/{len(result.images)} images"
     bad = result.first_mismatch()
     if args.json:

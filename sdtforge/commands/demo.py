@@ -12,17 +12,21 @@ import time
 from pathlib import Path
 
 from ..cli import main as cli_main
+from . import _args
 
 NAME = "demo"
 HELP = "run the end-to-end flow on the shipped digits-tiny model"
 
 
 def add_arguments(p):
+    from sdtforge.boards.targets import BOARDS
+
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory")
-    p.add_argument("--images", type=int, default=10, help="images to co-simulate")
+    p.add_argument("--images", type=_args.positive_int, default=10,
+                   help="images to co-simulate")
     p.add_argument("--sim", default="verilator", choices=["icarus", "verilator"],
                    help="simulator for the co-simulation stage")
-    p.add_argument("--board", default="icebreaker", choices=["icebreaker", "ulx3s-85f"],
+    p.add_argument("--board", default="icebreaker", choices=sorted(BOARDS),
                    help="board to build a bitstream for (an ECP5 build takes ~5 minutes)")
 
 
@@ -53,11 +57,14 @@ def _stages(args, ckpt, sfm):
 
 
 def run(args):
-    from sdtforge.errors import UserError
     from sdtforge.model import SHIPPED_CHECKPOINTS
 
-    if args.images < 1:
-        raise UserError(f"--images must be at least 1, not {args.images}")
+    # Every path the stages write, checked before the first stage runs.
+    _args.output_dir(args.out)
+    for name in ("rtl", "report", "asic", args.board):
+        _args.output_dir(args.out / name)
+    for name in ("digits-tiny.sfm", "cosim.json", "demo.json", f"{args.board}/report.json"):
+        _args.output_file(args.out / name)
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = SHIPPED_CHECKPOINTS["digits-tiny"]
     sfm = args.out / "digits-tiny.sfm"

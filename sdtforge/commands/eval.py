@@ -7,6 +7,8 @@ to the golden model's evaluator (:mod:`sdtforge.sim.evaluate`).
 import json
 from pathlib import Path
 
+from . import _args
+
 NAME = "eval"
 HELP = "evaluate a checkpoint (.pt) or integer model (.sfm): test accuracy and firing rates"
 
@@ -15,7 +17,7 @@ def add_arguments(parser):
     parser.add_argument("checkpoint", type=Path, help="sdtforge checkpoint (.pt) or IR (.sfm)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="local dataset copy (CIFAR-10 python batches)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=_args.positive_int, default=None,
                         help="torch threads (default: 1 for small models, else CPUs up to 4)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -23,6 +25,8 @@ def add_arguments(parser):
 def run(args):
     from sdtforge.errors import UserError
 
+    _args.input_file(args.checkpoint, "checkpoint")
+    _args.input_dir(args.data_dir, "--data-dir")
     if args.checkpoint.suffix == ".sfm":
         try:
             from sdtforge.sim.evaluate import eval_command

@@ -7,16 +7,22 @@ Everything written is deterministic: a second run on the same model writes the s
 import json
 from pathlib import Path
 
+from . import _args
+
 NAME = "generate"
 HELP = "generate the accelerator's Verilog, memory images and program for an integer model"
 
 
 def add_arguments(p):
+    from sdtforge.hdl.compile import AccelConfig
+
     p.add_argument("model", type=Path, help="integer model file (.sfm)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--lanes", type=int, default=8, help="PE lanes P (a power of two)")
-    p.add_argument("--width", type=int, default=16,
-                   help="spike word width W in channels (a power of two, at least 8, >= P)")
+    p.add_argument("--lanes", type=_args.power_of_two, default=AccelConfig.lanes,
+                   help="PE lanes P (a power of two, at most W)")
+    p.add_argument("--width", type=_args.word_width, default=AccelConfig.width,
+                   help=f"spike word width W in channels (a power of two, at least "
+                        f"{_args.MIN_WIDTH}, >= P)")
     p.add_argument("--config", type=Path, default=None,
                    help="hardware config JSON to target (default: the smallest that fits)")
     p.add_argument("--json", action="store_true", help="print the memory table as JSON")
@@ -35,21 +41,26 @@ def run(args):
         memory_table,
     )
 
+    _args.input_file(args.model, "model")
+    _args.input_file(args.config, "--config")
+    _args.output_dir(args.out)
+    _args.check_lanes_width(args.lanes, args.width)
     config = None
     if args.config is not None:
         try:
             config = AccelConfig.from_json(args.config.read_text())
         except (OSError, TypeError, ValueError) as exc:
             raise UserError(f"cannot read hardware config {args.config}: {exc}") from None
-    try:
-        compiled = compile_model(args.model, config, lanes=args.lanes, width=args.width)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"bad accelerator parameters: {exc}") from None
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    compiled = compile_model(args.model, config, lanes=args.lanes, width=args.width)
     top = Accelerator(compiled.config)
     text = verilog.convert(top, name="sdtforge_accel", emit_src=False,
                            ports=None)
+    out = args.out
+    # Nothing is written until every file can be.
+    for name in ("sdtforge_accel.v", "config.json", "program.txt", "load.bin", "memories.json",
+                 *(f"{memory}.hex" for memory in compiled.images)):
+        _args.output_file(out / name)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "sdtforge_accel.v").write_text(text)
     (out / "config.json").write_text(compiled.config.to_json())
     (out / "program.txt").write_text(compiled.listing())

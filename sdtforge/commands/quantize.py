@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from . import _args
 
 NAME = "quantize"
 HELP = ("fold BN and quantize a float checkpoint into an integer model file (.sfm); report "
@@ -10,24 +13,33 @@ HELP = ("fold BN and quantize a float checkpoint into an integer model file (.sf
 
 
 def add_arguments(parser):
-    parser.add_argument("checkpoint", help="sdtforge checkpoint (.pt) from `sdtforge train`")
-    parser.add_argument("--out", required=True, help="integer model file to write (.sfm)")
-    parser.add_argument("--weight-bits", type=int, default=8, help="signed weight bits (4-8)")
-    parser.add_argument("--qat-epochs", type=int, default=0,
+    parser.add_argument("checkpoint", type=Path,
+                        help="sdtforge checkpoint (.pt) from `sdtforge train`")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="integer model file to write (.sfm); its directory must exist")
+    parser.add_argument("--weight-bits", type=int, default=8,
+                        help="signed weight bits (4-8; 2-3 for experiments)")
+    parser.add_argument("--qat-epochs", type=_args.nonneg_int, default=0,
                         help="quantization-aware fine-tuning epochs before quantizing")
-    parser.add_argument("--qat-lr", type=float, default=3e-4,
+    parser.add_argument("--qat-lr", type=_args.positive_float, default=3e-4,
                         help="QAT peak learning rate (cosine-annealed to 0)")
-    parser.add_argument("--data-dir", default=None, help="local dataset copy (CIFAR-10)")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="evaluate on the first N test images only")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="local dataset copy (CIFAR-10)")
+    parser.add_argument("--limit", type=_args.positive_int, default=None,
+                        help="evaluate on the first N test images only (default: all)")
     parser.add_argument("--json", action="store_true", help="print machine-readable results")
 
 
 def run(args):
     from sdtforge.quantize import ir
-    from sdtforge.quantize.quantizer import load_float, quantize_checkpoint
+    from sdtforge.quantize.quantizer import QuantRules, load_float, quantize_checkpoint
     from sdtforge.quantize.report import compare
 
+    # Every check before the minutes of quantization (and QAT) start.
+    _args.input_file(args.checkpoint, "checkpoint")
+    _args.output_file(args.out, make_parents=False)
+    _args.input_dir(args.data_dir, "--data-dir")
+    QuantRules(args.weight_bits)  # the quantizer's own range check (UserError)
     original, ckpt, _ = load_float(args.checkpoint)
     qmodel, model = quantize_checkpoint(args.checkpoint, weight_bits=args.weight_bits,
                                         qat_epochs=args.qat_epochs, qat_lr=args.qat_lr,

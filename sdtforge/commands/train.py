@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from . import _args
+
 NAME = "train"
 HELP = "train a model preset (float, surrogate gradients) and write OUT/checkpoint.pt"
 
@@ -12,26 +14,27 @@ def add_arguments(parser):
                         help="model preset (see sdtforge presets)")
     parser.add_argument("--out", default="runs/digits-tiny", type=Path,
                         help="run folder; the checkpoint is written to OUT/checkpoint.pt")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=_args.positive_int, default=None,
                         help="epochs (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--seed", type=_args.seed, default=0, help="random seed")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="local dataset copy (CIFAR-10 python batches)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=_args.positive_int, default=None,
                         help="torch threads (default: 1 for small models, else CPUs up to 4)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
 def run(args):
-    from sdtforge.errors import UserError
     from sdtforge.model.presets import get_preset
 
     preset = get_preset(args.preset)  # fail on a bad name before importing torch
-    if args.epochs is not None and args.epochs < 1:
-        raise UserError(f"--epochs must be at least 1, not {args.epochs}")
+    path = args.out / "checkpoint.pt"
+    # Refuse a bad output or dataset path now, not after minutes of training.
+    _args.output_dir(args.out)
+    _args.output_file(path)
+    _args.input_dir(args.data_dir, "--data-dir")
     from sdtforge.model.training import train
 
-    path = args.out / "checkpoint.pt"
     _, metrics = train(args.preset, path, epochs=args.epochs, seed=args.seed,
                        data_dir=args.data_dir, threads=args.threads)
     if args.json:
