@@ -203,7 +203,6 @@ class _StandIn(wiring.Component):
         super().__init__({
             "load": In(stream.Signature(8)), "pixels": In(stream.Signature(8)),
             "result": Out(stream.Signature(RESULT_LAYOUT)), "busy": Out(1),
-            "load_idle": Out(1), "load_error": Out(1),
             "w_read": In(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
             "w_write": In(memory.WritePort.Signature(addr_width=aw, shape=shape)),
         })
@@ -211,7 +210,7 @@ class _StandIn(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         addr, acc = Signal(14), Signal(32)
-        m.d.comb += [self.load.ready.eq(1), self.pixels.ready.eq(1), self.load_idle.eq(1),
+        m.d.comb += [self.load.ready.eq(1), self.pixels.ready.eq(1),
                      self.w_read.addr.eq(addr), self.w_read.en.eq(1),
                      self.w_write.addr.eq(addr),
                      self.w_write.data.eq(self.load.payload.replicate(8)),
@@ -303,12 +302,12 @@ def test_run_reads_npy_and_png(tmp_path):
     import numpy as np
     from matplotlib import image as mpimg
 
-    from sdtforge.commands.run import read_image
+    from sdtforge.commands.run import _read_image
 
     a = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
     np.save(tmp_path / "a.npy", a)
     mpimg.imsave(tmp_path / "a.png", np.stack([a, a, a], axis=-1))   # exact 8-bit RGB
-    assert (read_image(tmp_path / "a.npy") == a).all()
-    assert (read_image(tmp_path / "a.png") == a).all()
+    assert (_read_image(tmp_path / "a.npy") == a).all()
+    assert (_read_image(tmp_path / "a.png") == a).all()
     with pytest.raises(UserError, match="unknown image format; use .npy or .png"):
-        read_image(tmp_path / "a.jpg")
+        _read_image(tmp_path / "a.jpg")
