@@ -302,12 +302,12 @@ def test_run_reads_npy_and_png(tmp_path):
     import numpy as np
     from matplotlib import image as mpimg
 
-    from sdtforge.commands.run import _read_image
+    from sdtforge.commands.run import read_image
 
     a = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
     np.save(tmp_path / "a.npy", a)
     mpimg.imsave(tmp_path / "a.png", np.stack([a, a, a], axis=-1))   # exact 8-bit RGB
-    assert (_read_image(tmp_path / "a.npy") == a).all()
-    assert (_read_image(tmp_path / "a.png") == a).all()
+    assert (read_image(tmp_path / "a.npy") == a).all()
+    assert (read_image(tmp_path / "a.png") == a).all()
     with pytest.raises(UserError, match="unknown image format; use .npy or .png"):
-        _read_image(tmp_path / "a.jpg")
+        read_image(tmp_path / "a.jpg")
