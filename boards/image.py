@@ -2,16 +2,39 @@
 
 The model id is the first bytes of the SHA-256 of the load image, so it names exactly what is
 in the board's memories (the same model compiled for other lanes has another image and id).
+The configuration digest names the hardware configuration a model was compiled for; a board
+reports its bitstream's in ``INFO``, and a host loads a model only where the two are equal.
 """
 
+import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass
 
-from sdtforge.hdl.compile import image_order, load_stream_bytes
+from sdtforge.hdl.accel_isa import RECORD_HEADER_BYTES
+from sdtforge.hdl.compile import MEMORIES, image_order, load_stream_bytes
 
-from .protocol import MODEL_ID_BYTES
+from .protocol import DIGEST_BYTES, MODEL_ID_BYTES, crc16
 
-__all__ = ["ModelImage", "model_image"]
+__all__ = ["ModelImage", "model_image", "config_digest", "max_load_bytes"]
+
+
+def config_digest(config):
+    """``DIGEST_BYTES`` naming an :class:`~sdtforge.hdl.compile.AccelConfig`.
+
+    The first bytes of the SHA-256 of its JSON, less ``external_weights`` (where the weights
+    live does not change what a model compiles to).
+    """
+    fields = dataclasses.asdict(config)
+    fields.pop("external_weights")
+    text = json.dumps(fields, sort_keys=True)
+    return hashlib.sha256(text.encode()).digest()[:DIGEST_BYTES]
+
+
+def max_load_bytes(config):
+    """The longest load stream ``config`` can take: one whole record per loadable memory."""
+    return sum(RECORD_HEADER_BYTES + config.depth(name) * ((config.row_bits(name) + 7) // 8)
+               for name, target in MEMORIES if target is not None)
 
 
 @dataclass(frozen=True)
@@ -26,12 +49,20 @@ class ModelImage:
         ``MODEL_ID_BYTES`` identifying ``load``.
     image_bytes, num_classes : int
         ``CLASSIFY`` payload size and logits per result.
+    config_digest : bytes
+        :func:`config_digest` of the configuration the model was compiled for.
     """
 
     load: bytes
     model_id: bytes
     image_bytes: int
     num_classes: int
+    config_digest: bytes
+
+    @property
+    def crc16(self):
+        """CRC-16/XMODEM of ``load`` (what ``LOAD_END`` checks)."""
+        return crc16(self.load)
 
     def pixels(self, image):
         """uint8 ``[C, H, W]`` (or ``[H, W]``) → the ``CLASSIFY`` payload."""
@@ -47,4 +78,5 @@ def model_image(compiled):
     layout = compiled.pixel_layout
     return ModelImage(load=load, model_id=hashlib.sha256(load).digest()[:MODEL_ID_BYTES],
                       image_bytes=layout["height"] * layout["width"] * layout["channels"],
-                      num_classes=compiled.num_classes)
+                      num_classes=compiled.num_classes,
+                      config_digest=config_digest(compiled.config))

@@ -1,9 +1,18 @@
 """Gateware side of the host link: frames in from the UART, streams to the accelerator.
 
 A whole frame is buffered and its checksum checked before anything reaches the accelerator, so
-a corrupt or truncated frame never half-loads a model or half-feeds an image; every frame gets
-exactly one reply frame (see :mod:`sdtforge.boards.protocol`), and a gap longer than
-``timeout`` cycles inside a frame ends it with an ``ERROR`` reply — the board never hangs.
+a corrupt or truncated frame never half-loads a model or half-feeds an image. The board answers
+every frame it receives with exactly one reply frame (see :mod:`sdtforge.boards.protocol`) and
+never waits without a bound: a gap longer than ``timeout`` cycles inside a frame, an accelerator
+that takes no load or pixel byte for ``timeout`` cycles, or one that offers no result within
+``watchdog`` cycles of its last pixel, ends the request with an ``ERROR`` reply, and the latter
+two reset the engine (``engine_reset``), so the next request finds it idle.
+
+Model loads are transactions (``LOAD_BEGIN``, ``LOAD`` chunks at increasing offsets,
+``LOAD_END``): ``LOAD_BEGIN`` resets the engine and its loader (a load cut anywhere is simply
+started again), and the model counts as loaded (``loaded``; ``INFO`` shows its id) only after
+``LOAD_END`` has matched the stream's length and CRC-16 and found the loader between records
+with no record refused. ``CLASSIFY`` without a loaded model answers ``ERROR NO_MODEL`` at once.
 
 Results are not buffered: the ``RESULT`` reply (whose length is known in advance) starts as soon
 as the accelerator offers its first result word, and its payload is sent straight from the
@@ -16,21 +25,46 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .protocol import MODEL_ID_BYTES, SYNC, Command, ErrorCode, Reply
+from .protocol import (
+    ACK_BYTES,
+    DIGEST_BYTES,
+    ERROR_BYTES,
+    INFO_BYTES,
+    LOAD_END_BYTES,
+    LOAD_OFFSET_BYTES,
+    MODEL_ID_BYTES,
+    SYNC,
+    Command,
+    ErrorCode,
+    Reply,
+    crc8,
+    crc16,
+)
 from .uart import RxPayload
 
-__all__ = ["HostLink", "ResultPayload", "crc8_next"]
+__all__ = ["HostLink", "ResultPayload", "crc8_next", "crc16_next"]
 
 ResultPayload = data.StructLayout({"data": 32, "last": 1})
 
 
-def _crc8_table():
-    """Which bits of ``crc ^ byte`` each next-CRC bit is the XOR of (CRC is linear)."""
-    from .protocol import crc8
-    return [[i for i in range(8) if (crc8(bytes([1 << i])) >> j) & 1] for j in range(8)]
+def _crc_taps(crc_fn, width):
+    """Which bits of ``crc ^ (byte << (width - 8))`` each next CRC bit is the XOR of.
+
+    A non-reflected CRC's byte step depends on that XOR alone and is linear over GF(2), so
+    each next bit is an XOR tree of some of its bits; ``crc_fn(data, crc)`` is the software CRC.
+    """
+    return [[i for i in range(width) if (crc_fn(b"\0", 1 << i) >> j) & 1] for j in range(width)]
 
 
-_CRC8_TAPS = _crc8_table()
+_CRC8_TAPS = _crc_taps(crc8, 8)
+_CRC16_TAPS = _crc_taps(crc16, 16)
+
+
+def _xor_bits(x, taps):
+    out = x[taps[0]]
+    for i in taps[1:]:
+        out = out ^ x[i]
+    return out
 
 
 def crc8_next(crc, byte):
@@ -39,11 +73,10 @@ def crc8_next(crc, byte):
     return Cat(*(_xor_bits(x, taps) for taps in _CRC8_TAPS))
 
 
-def _xor_bits(x, taps):
-    out = x[taps[0]]
-    for i in taps[1:]:
-        out = out ^ x[i]
-    return out
+def crc16_next(crc, byte):
+    """One CRC-16/XMODEM byte step as combinational logic: sixteen XOR trees."""
+    x = crc ^ Cat(Const(0, 8), byte)
+    return Cat(*(_xor_bits(x, taps) for taps in _CRC16_TAPS))
 
 
 class HostLink(wiring.Component):
@@ -58,7 +91,16 @@ class HostLink(wiring.Component):
     max_payload : int
         Largest accepted payload (the frame buffer's depth); at least ``image_bytes``.
     timeout : int
-        Clock cycles of silence inside a frame after which it is dropped.
+        Clock cycles of silence inside a frame after which it is dropped, and cycles the
+        accelerator may refuse a load or pixel byte before it is reset.
+    watchdog : int, optional
+        Clock cycles from an image's last pixel to its first result word after which the
+        accelerator is reset (its longest inference must be shorter); by default ``timeout``.
+    digest : bytes, optional
+        ``DIGEST_BYTES`` naming the accelerator's hardware configuration, reported by ``INFO``
+        (:func:`~sdtforge.boards.image.config_digest`); zeros by default.
+    position_bits : int
+        Width of the load position (the longest load stream is ``2**position_bits - 1`` bytes).
 
     Members
     -------
@@ -75,27 +117,48 @@ class HostLink(wiring.Component):
         (``last``). They are streamed into the ``RESULT`` reply as the UART sends it (the link
         counts the words, so ``num_classes`` must be the accelerator's); a word is taken only
         once the previous one is sent, so the stream sees back-pressure.
+    load_idle, load_error : In(1)
+        The accelerator's loader is between records; it refused a record.
+    engine_reset : Out(1)
+        One-cycle pulse that resets the accelerator (and its loader); memories keep their data.
+    loaded : Out(1)
+        A model load passed its ``LOAD_END`` check.
     model_id : Out(8 * MODEL_ID_BYTES)
-        The id set by ``SET_ID`` (shown on LEDs or reported by ``INFO``).
+        The loaded model's id (zero while ``loaded`` is low).
     """
 
-    def __init__(self, *, image_bytes, num_classes, max_payload=256, timeout=1_000_000):
+    def __init__(self, *, image_bytes, num_classes, max_payload=256, timeout=1_000_000,
+                 watchdog=None, digest=bytes(DIGEST_BYTES), position_bits=32):
+        if watchdog is None:
+            watchdog = timeout
         for name, value, low in [("image_bytes", image_bytes, 1), ("num_classes", num_classes, 1),
-                                 ("max_payload", max_payload, 8), ("timeout", timeout, 16)]:
+                                 ("max_payload", max_payload, 8), ("timeout", timeout, 16),
+                                 ("watchdog", watchdog, 16), ("position_bits", position_bits, 8)]:
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer of at least {low}, not {value!r}")
         if num_classes > 255:
             raise ValueError(f"num_classes must be at most 255, not {num_classes!r}")
+        if position_bits > 32:
+            raise ValueError(f"position_bits must be at most 32, not {position_bits!r}")
+        if not isinstance(digest, bytes) or len(digest) != DIGEST_BYTES:
+            raise ValueError(f"digest must be {DIGEST_BYTES} bytes, not {digest!r}")
         self._image_bytes = image_bytes
         self._num_classes = num_classes
-        self._max_payload = max(max_payload, image_bytes, MODEL_ID_BYTES)
+        self._max_payload = max(max_payload, image_bytes, LOAD_END_BYTES)
         self._timeout = timeout
+        self._watchdog = watchdog
+        self._digest = digest
+        self._position_bits = position_bits
         super().__init__({
             "rx": In(stream.Signature(RxPayload)),
             "tx": Out(stream.Signature(8)),
             "load": Out(stream.Signature(8)),
             "pixels": Out(stream.Signature(8)),
             "result": In(stream.Signature(ResultPayload)),
+            "load_idle": In(1),
+            "load_error": In(1),
+            "engine_reset": Out(1),
+            "loaded": Out(1),
             "model_id": Out(8 * MODEL_ID_BYTES),
         })
 
@@ -118,11 +181,26 @@ class HostLink(wiring.Component):
         count_next = Signal(16)
         crc = Signal(8)
         uart_err = Signal()
-        # Counts down from `timeout - 1` and expires when it goes negative: the test is then the
-        # sign bit, not a wide comparison with zero on every receive state's path.
-        timer = Signal((self._timeout - 1).bit_length() + 1)
+        # Counts down and expires when it goes negative: the test is then the sign bit, not a
+        # wide comparison with zero on every state's path. Loaded with `timeout - 1` for gaps
+        # and stalled streams, with `watchdog - 1` while an inference runs.
+        timer = Signal((max(self._timeout, self._watchdog) - 1).bit_length() + 1)
         expired = timer[-1]
         error = Signal(ErrorCode, init=ErrorCode.CHECKSUM)
+        lost = Signal()     # an overrun was reported and no whole frame has come since
+
+        # The load transaction: open, bytes passed to the loader so far and their CRC-16.
+        in_load = Signal()
+        loaded = Signal()
+        load_pos = Signal(self._position_bits)
+        load_crc = Signal(16)
+        pos_bytes = Cat(load_pos, Const(0, 32 - self._position_bits))   # as u32 LE
+        # Byte-serial comparison of a LOAD offset with `load_pos` (least significant first),
+        # and the running match of LOAD_END's length and CRC with the board's own.
+        off_lt = Signal()
+        off_eq = Signal()
+        end_ok = Signal()
+        m.d.comb += self.loaded.eq(loaded)
 
         # Reply being sent: header, then a payload produced by `payload_byte`, then the CRC.
         reply = Signal(Reply, init=Reply.ACK)
@@ -147,7 +225,7 @@ class HostLink(wiring.Component):
         word_left = Signal(2)
         need_word = Signal()
         id_bytes = Signal(8 * MODEL_ID_BYTES)
-        m.d.comb += self.model_id.eq(id_bytes)
+        m.d.comb += self.model_id.eq(Mux(loaded, id_bytes, 0))
 
         rx_byte = self.rx.payload.data
         m.d.comb += [count_next.eq(count), rd.addr.eq(count_next), wr.addr.eq(count),
@@ -157,9 +235,13 @@ class HostLink(wiring.Component):
         # Payload byte k of each reply kind.
         with m.Switch(reply):
             with m.Case(Reply.ERROR):
-                m.d.comb += payload_byte.eq(error.as_value())
+                m.d.comb += payload_byte.eq(Cat(error.as_value(), cmd).word_select(tx_count[0], 8))
+            with m.Case(Reply.ACK):
+                m.d.comb += payload_byte.eq(Cat(cmd, pos_bytes).word_select(tx_count[:3], 8))
             with m.Case(Reply.INFO):
-                info = Cat(id_bytes, Const(self._num_classes, 8), Const(self._image_bytes, 16))
+                info = Cat(self.model_id, Const(self._num_classes, 8),
+                           Const(self._image_bytes, 16), loaded, Const(0, 7),
+                           Const(int.from_bytes(self._digest, "little"), 8 * DIGEST_BYTES))
                 m.d.comb += payload_byte.eq(info.word_select(tx_count[:4], 8))
             with m.Case(Reply.RESULT):
                 # Logits (LE), the class byte, the cycle count (LE), from the held word.
@@ -169,28 +251,43 @@ class HostLink(wiring.Component):
         # (no length register written from every state that starts a reply: its enable was
         # the link's critical path on iCE40). `reply_last` is the length - 1, so the end test
         # is an equality.
-        lengths = {Reply.ACK: 0, Reply.ERROR: 1, Reply.INFO: MODEL_ID_BYTES + 3,
+        lengths = {Reply.ACK: ACK_BYTES, Reply.ERROR: ERROR_BYTES, Reply.INFO: INFO_BYTES,
                    Reply.RESULT: n_result}
         reply_len = Signal(16)
         reply_last = Signal(16)
         with m.Switch(reply):
             for kind, length_ in lengths.items():
                 with m.Case(kind):
-                    m.d.comb += [reply_len.eq(length_), reply_last.eq(max(length_ - 1, 0))]
+                    m.d.comb += [reply_len.eq(length_), reply_last.eq(length_ - 1)]
 
         def start_reply(kind):
             m.d.sync += [reply.eq(kind), tx_count.eq(0), tx_crc.eq(0)]
             m.next = "Reply-Sync"
 
-        def fail(code):
+        def fail(code, *, reset_engine=False):
             m.d.sync += error.eq(code)
+            if reset_engine:
+                m.d.comb += self.engine_reset.eq(1)
             start_reply(Reply.ERROR)
+
+        def wait_or_fail(code, **kwargs):
+            """A cycle without progress: count down, or end the request when time is up."""
+            with m.If(expired):
+                fail(code, **kwargs)
+            with m.Else():
+                m.d.sync += timer.eq(timer - 1)
 
         with m.FSM():
             with m.State("Hunt"):
                 m.d.comb += self.rx.ready.eq(1)
-                m.d.sync += [crc.eq(0), uart_err.eq(0), timer.eq(self._timeout - 1)]
-                with m.If(self.rx.valid & ~self.rx.payload.error & (rx_byte == SYNC)):
+                m.d.sync += [crc.eq(0), uart_err.eq(0), timer.eq(self._timeout - 1), cmd.eq(0)]
+                with m.If(self.rx.valid & self.rx.payload.overrun):
+                    # Characters were lost while the link was busy: a frame went unanswered.
+                    # Said once; the rest of that frame, still arriving, is dropped quietly.
+                    with m.If(~lost):
+                        m.d.sync += lost.eq(1)
+                        fail(ErrorCode.OVERRUN)
+                with m.Elif(self.rx.valid & ~self.rx.payload.error & (rx_byte == SYNC)):
                     m.next = "Command"
 
             for state, nxt in [("Command", "Length-Low"), ("Length-Low", "Length-High"),
@@ -200,7 +297,7 @@ class HostLink(wiring.Component):
                     m.d.comb += self.rx.ready.eq(1)
                     with m.If(self.rx.valid):
                         m.d.sync += [timer.eq(self._timeout - 1), crc.eq(crc8_next(crc, rx_byte))]
-                        with m.If(self.rx.payload.error):
+                        with m.If(self.rx.payload.error | self.rx.payload.overrun):
                             m.d.sync += uart_err.eq(1)
                         if state == "Command":
                             m.d.sync += cmd.eq(rx_byte)
@@ -231,10 +328,8 @@ class HostLink(wiring.Component):
                                 fail(ErrorCode.CHECKSUM)
                             with m.Else():
                                 m.next = "Dispatch"
-                    with m.Elif(expired):
-                        fail(ErrorCode.TIMEOUT)
                     with m.Else():
-                        m.d.sync += timer.eq(timer - 1)
+                        wait_or_fail(ErrorCode.TIMEOUT)
 
             with m.State("Skip"):
                 # Over-long payload: swallow it and its CRC, then report the length error.
@@ -244,49 +339,113 @@ class HostLink(wiring.Component):
                     m.d.comb += count_next.eq(count + 1)
                     with m.If(count == length):
                         fail(ErrorCode.LENGTH)
-                with m.Elif(expired):
-                    fail(ErrorCode.TIMEOUT)
                 with m.Else():
-                    m.d.sync += timer.eq(timer - 1)
+                    wait_or_fail(ErrorCode.TIMEOUT)
 
             with m.State("Dispatch"):
+                # `rd.data` is payload byte 0 here, and `count` is 0.
+                m.d.sync += [off_lt.eq(0), off_eq.eq(1), end_ok.eq(1), lost.eq(0)]
                 with m.Switch(cmd):
-                    with m.Case(Command.LOAD):
-                        m.next = "Load"
-                    with m.Case(Command.CLASSIFY):
-                        with m.If(length == self._image_bytes):
-                            m.next = "Feed"
-                        with m.Else():
+                    with m.Case(Command.LOAD_BEGIN):
+                        with m.If(length != 0):
                             fail(ErrorCode.LENGTH)
+                        with m.Else():
+                            m.d.comb += self.engine_reset.eq(1)
+                            m.d.sync += [in_load.eq(1), loaded.eq(0), load_pos.eq(0),
+                                         load_crc.eq(0)]
+                            start_reply(Reply.ACK)
+                    with m.Case(Command.LOAD):
+                        with m.If(~in_load):
+                            fail(ErrorCode.SEQUENCE)
+                        with m.Elif(length < LOAD_OFFSET_BYTES):
+                            fail(ErrorCode.LENGTH)
+                        with m.Elif(self.load_error):
+                            fail(ErrorCode.RECORD)
+                        with m.Else():
+                            m.next = "Load-Offset"
+                    with m.Case(Command.LOAD_END):
+                        with m.If(~in_load):
+                            fail(ErrorCode.SEQUENCE)
+                        with m.Elif(length != LOAD_END_BYTES):
+                            fail(ErrorCode.LENGTH)
+                        with m.Else():
+                            m.next = "Load-End"
+                    with m.Case(Command.CLASSIFY):
+                        with m.If(length != self._image_bytes):
+                            fail(ErrorCode.LENGTH)
+                        with m.Elif(~loaded):
+                            fail(ErrorCode.NO_MODEL)
+                        with m.Else():
+                            m.next = "Feed"
                     with m.Case(Command.INFO):
                         start_reply(Reply.INFO)
-                    with m.Case(Command.SET_ID):
-                        with m.If(length == MODEL_ID_BYTES):
-                            m.next = "Set-Id"
-                        with m.Else():
-                            fail(ErrorCode.LENGTH)
                     with m.Default():
                         fail(ErrorCode.COMMAND)
 
-            with m.State("Set-Id"):
-                m.d.sync += id_bytes.word_select(count[:3], 8).eq(rd.data)
+            with m.State("Load-Offset"):
+                # Payload bytes 0-3: the chunk's offset, compared with `load_pos` a byte a cycle.
+                b, p = rd.data, pos_bytes.word_select(count[:2], 8)
+                m.d.sync += [off_lt.eq((b < p) | ((b == p) & off_lt)),
+                             off_eq.eq((b == p) & off_eq)]
                 m.d.comb += count_next.eq(count + 1)
-                with m.If(count == MODEL_ID_BYTES - 1):
+                with m.If(count == LOAD_OFFSET_BYTES - 1):
+                    m.next = "Load-Decide"
+
+            with m.State("Load-Decide"):
+                with m.If(off_eq):
+                    m.d.sync += timer.eq(self._timeout - 1)
+                    m.next = "Load"
+                with m.Elif(off_lt):
+                    start_reply(Reply.ACK)   # applied before (its ACK was lost): not again
+                with m.Else():
+                    fail(ErrorCode.SEQUENCE)
+
+            with m.State("Load-End"):
+                # Payload: the model id (bytes 0-7, taken), then length and CRC (bytes 8-13,
+                # compared with the board's own count and CRC a byte a cycle).
+                m.d.comb += count_next.eq(count + 1)
+                with m.If(count < MODEL_ID_BYTES):
+                    m.d.sync += id_bytes.word_select(count[:3], 8).eq(rd.data)
+                with m.Else():
+                    mine = Cat(pos_bytes, load_crc).word_select(count[:3], 8)
+                    m.d.sync += end_ok.eq(end_ok & (rd.data == mine))
+                with m.If(count == LOAD_END_BYTES - 1):
+                    m.next = "Load-Commit"
+
+            with m.State("Load-Commit"):
+                m.d.sync += in_load.eq(0)
+                with m.If(end_ok & self.load_idle & ~self.load_error):
+                    m.d.sync += loaded.eq(1)
                     start_reply(Reply.ACK)
+                with m.Else():
+                    fail(ErrorCode.MODEL)
 
             for state, port in [("Load", self.load), ("Feed", self.pixels)]:
                 with m.State(state):
-                    # `count` climbs from 0 to `length` one step at a time, so equality
+                    # `count` climbs from its start to `length` one step at a time, so equality
                     # is enough (and shorter than a magnitude comparison).
                     at_end = count == length
                     m.d.comb += [port.payload.eq(rd.data), port.valid.eq(~at_end)]
                     with m.If(at_end):
                         if state == "Load":
-                            start_reply(Reply.ACK)
+                            with m.If(self.load_error):
+                                fail(ErrorCode.RECORD)
+                            with m.Else():
+                                start_reply(Reply.ACK)
                         else:
+                            m.d.sync += timer.eq(self._watchdog - 1)
                             m.next = "Result"
                     with m.Elif(port.ready):
                         m.d.comb += count_next.eq(count + 1)
+                        m.d.sync += timer.eq(self._timeout - 1)
+                        if state == "Load":
+                            m.d.sync += [load_pos.eq(load_pos + 1),
+                                         load_crc.eq(crc16_next(load_crc, rd.data))]
+                    with m.Else():
+                        if state == "Load":
+                            with m.If(expired):
+                                m.d.sync += [in_load.eq(0), loaded.eq(0)]
+                        wait_or_fail(ErrorCode.TIMEOUT, reset_engine=True)
 
             with m.State("Result"):
                 # The first word (a logit) starts the reply; the rest are taken as it is sent.
@@ -295,28 +454,25 @@ class HostLink(wiring.Component):
                     m.d.sync += [word.eq(self.result.payload.data), word_left.eq(3),
                                  need_word.eq(0)]
                     start_reply(Reply.RESULT)
+                with m.Else():
+                    wait_or_fail(ErrorCode.TIMEOUT, reset_engine=True)
 
             header = [("Reply-Sync", Const(SYNC, 8), "Reply-Code", False),
                       ("Reply-Code", reply.as_value(), "Reply-Length-Low", True),
                       ("Reply-Length-Low", reply_len[:8], "Reply-Length-High", True),
-                      ("Reply-Length-High", reply_len[8:], None, True)]
+                      ("Reply-Length-High", reply_len[8:], "Reply-Payload", True)]
             for state, byte, nxt, in_crc in header:
                 with m.State(state):
                     m.d.comb += [self.tx.payload.eq(byte), self.tx.valid.eq(1)]
                     with m.If(self.tx.ready):
                         if in_crc:
                             m.d.sync += tx_crc.eq(crc8_next(tx_crc, byte))
-                        if nxt is None:
-                            with m.If(reply_len == 0):
-                                m.next = "Reply-Check"
-                            with m.Else():
-                                m.next = "Reply-Payload"
-                        else:
-                            m.next = nxt
+                        m.next = nxt
             with m.State("Reply-Payload"):
                 # `need_word` is only ever set in a RESULT reply: the next result word is taken
                 # (one beat of `result.ready`) before the byte after a finished word is offered.
-                # `tx_count` is then the offset of that word's first byte.
+                # `tx_count` is then the offset of that word's first byte. After the first word
+                # the accelerator offers the others without waiting on anything but this link.
                 m.d.comb += [self.tx.payload.eq(payload_byte), self.tx.valid.eq(~need_word),
                              self.result.ready.eq(need_word)]
                 with m.If(need_word):

@@ -5,43 +5,81 @@ Every frame, in both directions::
     0xA5 | command (1 byte) | length (2 bytes, little-endian) | payload (length bytes) | crc8
 
 ``crc8`` is CRC-8/SMBUS (polynomial 0x07, initial value 0) over command, length and payload.
-Host → board commands carry their payload; the board answers each frame with exactly one frame
-(``ACK``, ``RESULT``, ``INFO`` or ``ERROR``), so a host never waits on a frame that will not
-come. A board that sees a bad checksum, an unknown command, an over-long payload or a gap of
-more than the timeout inside a frame drops the frame and answers ``ERROR`` with a code.
+Host → board commands carry their payload; the board answers each frame it receives with
+exactly one frame (``ACK``, ``RESULT``, ``INFO`` or ``ERROR``), so a host never waits on a frame
+that will not come. A board that sees a bad checksum, an unknown command, an over-long payload,
+a gap of more than the timeout inside a frame, or a character lost while it was busy (UART
+overrun) drops the frame and answers ``ERROR`` with a code.
+
+A model load is a transaction (``docs/boards.md`` §2)::
+
+    LOAD_BEGIN                                   → ACK          (aborts any load, unloads)
+    LOAD  offset (u32 LE) | bytes of the stream  → ACK          (repeat; offsets in order)
+    LOAD_END  model id (8) | length (u32 LE) | crc16 (u16 LE)   → ACK, or ERROR MODEL
+
+The board counts the model as loaded only after ``LOAD_END`` found every record complete, the
+stream ``length`` bytes long and its CRC-16/XMODEM equal to ``crc16``. A ``LOAD`` chunk whose
+offset is below the board's position was applied already (its ``ACK`` was lost) and is
+acknowledged again without being written, so resending a chunk is always safe.
 """
 
 from amaranth.lib import enum
 
-__all__ = ["SYNC", "Command", "Reply", "ErrorCode", "crc8", "encode_frame", "FrameError",
-           "decode_frame", "MODEL_ID_BYTES"]
+__all__ = ["SYNC", "Command", "Reply", "ErrorCode", "TRANSIENT_ERRORS", "crc8", "crc16",
+           "encode_frame", "FrameError", "decode_frame", "MODEL_ID_BYTES", "DIGEST_BYTES",
+           "INFO_BYTES", "ACK_BYTES", "ERROR_BYTES", "LOAD_OFFSET_BYTES", "LOAD_END_BYTES",
+           "MAX_SKIP"]
 
 SYNC = 0xA5
 MODEL_ID_BYTES = 8
+#: Bytes of the hardware-configuration digest in ``INFO`` (:func:`~.image.config_digest`).
+DIGEST_BYTES = 4
+#: ``INFO`` payload: model id, classes (u8), image bytes (u16 LE), loaded (u8), digest.
+INFO_BYTES = MODEL_ID_BYTES + 1 + 2 + 1 + DIGEST_BYTES
+#: ``ACK`` payload: the command answered (u8), the load position after it (u32 LE).
+ACK_BYTES = 5
+#: ``ERROR`` payload: the error code (u8), the command answered (u8; 0 when unknown).
+ERROR_BYTES = 2
+LOAD_OFFSET_BYTES = 4
+#: ``LOAD_END`` payload: model id, stream length (u32 LE), CRC-16 (u16 LE).
+LOAD_END_BYTES = 4 + 2 + MODEL_ID_BYTES
+#: Non-sync bytes a host skips while hunting for a reply before it gives up on the line.
+MAX_SKIP = 4096
 
 
 class Command(enum.Enum, shape=8):
     """Host → board commands."""
-    LOAD = 0x01      #: payload: a chunk of the accelerator's load stream (model image)
-    CLASSIFY = 0x02  #: payload: one image, uint8 pixels in the accelerator's input order
-    INFO = 0x03      #: no payload; the board answers INFO
-    SET_ID = 0x04    #: payload: MODEL_ID_BYTES identifying the loaded model (its hash)
+    LOAD = 0x01        #: payload: offset (u32 LE) + a chunk of the accelerator's load stream
+    CLASSIFY = 0x02    #: payload: one image, uint8 pixels in the accelerator's input order
+    INFO = 0x03        #: no payload; the board answers INFO
+    LOAD_END = 0x04    #: payload: model id, length (u32 LE), crc16 (u16 LE); commits the load
+    LOAD_BEGIN = 0x05  #: no payload; aborts any load and resets the engine
 
 
 class Reply(enum.Enum, shape=8):
     """Board → host replies."""
-    ACK = 0x81       #: no payload
+    ACK = 0x81       #: command (u8), load position (u32 LE)
     RESULT = 0x82    #: int32 LE logits × classes, class (u8), cycles (u32 LE)
-    INFO = 0x83      #: model id (MODEL_ID_BYTES), classes (u8), image bytes (u16 LE)
-    ERROR = 0xEE     #: error code (u8)
+    INFO = 0x83      #: model id, classes (u8), image bytes (u16 LE), loaded (u8), digest
+    ERROR = 0xEE     #: error code (u8), command (u8)
 
 
 class ErrorCode(enum.Enum, shape=8):
-    CHECKSUM = 0x01
-    COMMAND = 0x02
-    LENGTH = 0x03
-    TIMEOUT = 0x04
-    UART = 0x05
+    CHECKSUM = 0x01   #: the frame's CRC-8 is wrong
+    COMMAND = 0x02    #: unknown command
+    LENGTH = 0x03     #: payload length wrong for the command, or over the frame buffer
+    TIMEOUT = 0x04    #: a gap inside the frame, or the accelerator stalled (engine reset)
+    UART = 0x05       #: a character with a framing error (low stop bit)
+    OVERRUN = 0x06    #: characters were lost while the board was busy
+    NO_MODEL = 0x07   #: CLASSIFY without a completely loaded model
+    SEQUENCE = 0x08   #: LOAD outside a load transaction, or at an offset past the position
+    RECORD = 0x09     #: a load record names no memory or runs past its memory's end
+    MODEL = 0x0A      #: LOAD_END: length, CRC or a partly received record does not check
+
+
+#: Errors that say nothing about the request itself: resending it may succeed.
+TRANSIENT_ERRORS = frozenset({ErrorCode.CHECKSUM, ErrorCode.TIMEOUT, ErrorCode.UART,
+                              ErrorCode.OVERRUN})
 
 
 def crc8(data, crc=0):
@@ -50,6 +88,15 @@ def crc8(data, crc=0):
         crc ^= byte
         for _ in range(8):
             crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def crc16(data, crc=0):
+    """CRC-16/XMODEM (poly 0x1021, init 0, no reflection, no final xor)."""
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
     return crc
 
 
@@ -64,21 +111,24 @@ def encode_frame(command, payload=b""):
 
 
 class FrameError(Exception):
-    """A frame from the board was malformed."""
+    """A frame from the board was malformed, or none came in time."""
 
 
-def decode_frame(read):
+def decode_frame(read, *, max_skip=MAX_SKIP):
     """Read one frame with ``read(n) -> bytes`` (which may return fewer bytes on timeout).
 
-    Returns ``(code, payload)``; raises :class:`FrameError` on a short read or bad checksum.
-    Bytes before the sync byte are skipped.
+    Returns ``(code, payload)``; raises :class:`FrameError` on a short read, a bad checksum, or
+    more than ``max_skip`` bytes before a sync byte (a line that never stops talking cannot
+    keep the reader forever).
     """
-    while True:
+    for _ in range(max_skip + 1):
         b = read(1)
         if not b:
             raise FrameError("timed out waiting for a frame from the board")
         if b[0] == SYNC:
             break
+    else:
+        raise FrameError(f"no frame start in {max_skip} bytes from the board")
     head = read(3)
     if len(head) != 3:
         raise FrameError("frame header cut short")

@@ -83,6 +83,14 @@ class SimulatedPort:
     def __exit__(self, *exc):
         self.close()
 
+    def clock(self):
+        """Simulated seconds so far (the host driver's deadlines run on this clock)."""
+        return self.cycles * self.PERIOD
+
+    def reset_input_buffer(self):
+        """Drop the bytes received and not read yet (pyserial's method of that name)."""
+        self._from_board.clear()
+
     def write(self, data):
         self._to_board.extend(bytes(data))
         return len(data)

@@ -6,7 +6,7 @@ Amaranth simulator behind :class:`~sdtforge.boards.simport.SimulatedPort` — th
 then takes exactly the path it takes on a board.
 """
 
-from amaranth import Elaboratable, Module, Signal
+from amaranth import Elaboratable, Module, ResetInserter, Signal
 from amaranth.hdl import signed
 from amaranth.lib import wiring
 from amaranth.lib.data import ArrayLayout
@@ -14,11 +14,17 @@ from amaranth.lib.data import ArrayLayout
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import AccelConfig
 
+from .image import config_digest, max_load_bytes
 from .link import HostLink
 from .spram import SPRAMWeights
 from .uart import UARTRx, UARTTx
 
-__all__ = ["BoardTop"]
+__all__ = ["BoardTop", "WATCHDOG_S"]
+
+#: Seconds a board's accelerator may take for one image (last pixel to first result word)
+#: before the link resets it and answers ``TIMEOUT``: far above any model that fits a board
+#: (the shipped digits-tiny takes 31 ms on the iCEBreaker), short enough for a host to wait.
+WATCHDOG_S = 2.0
 
 
 class BoardTop(Elaboratable):
@@ -35,7 +41,11 @@ class BoardTop(Elaboratable):
     divisor : int
         Clock cycles per UART bit (``f_clk // baud``).
     timeout : int
-        Clock cycles of silence that end a frame with a ``TIMEOUT`` error.
+        Clock cycles of silence that end a frame with a ``TIMEOUT`` error (and that the
+        accelerator may refuse a load or pixel byte before it is reset).
+    watchdog : int, optional
+        Clock cycles the accelerator may take from an image's last pixel to its first result
+        word before it is reset and the request answered ``TIMEOUT``; by default ``timeout``.
     spram_weights : bool
         Keep the weights in :class:`~sdtforge.boards.spram.SPRAMWeights` (iCE40 UltraPlus)
         instead of the accelerator's internal memory.
@@ -58,10 +68,10 @@ class BoardTop(Elaboratable):
     label : Signal(8), out
         Class of the last classified image.
     busy, heartbeat, loaded : Signal, out
-        Accelerator busy; blinking while the clock runs; a model id has been set.
+        Accelerator busy; blinking while the clock runs; a model load passed its check.
     """
 
-    def __init__(self, config, *, image_bytes, num_classes, divisor, timeout,
+    def __init__(self, config, *, image_bytes, num_classes, divisor, timeout, watchdog=None,
                  spram_weights=False, max_payload=256, heartbeat_bit=24, accelerator=None):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
@@ -80,7 +90,9 @@ class BoardTop(Elaboratable):
             accelerator = Accelerator(config, external_weights=self.spram_weights)
         self.accel = accelerator
         self.link = HostLink(image_bytes=image_bytes, num_classes=num_classes,
-                             max_payload=max_payload, timeout=timeout)
+                             max_payload=max_payload, timeout=timeout, watchdog=watchdog,
+                             digest=config_digest(config),
+                             position_bits=max_load_bytes(config).bit_length())
         self.urx = UARTRx(divisor)
         self.utx = UARTTx(divisor)
         self.uart_rx = Signal(init=1)
@@ -92,8 +104,10 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.accel = accel = self.accel
-        m.submodules.link = link = self.link
+        accel, link = self.accel, self.link
+        # The link resets the engine (not its memories) to abort a load or a stalled request.
+        m.submodules.accel = ResetInserter(link.engine_reset)(accel)
+        m.submodules.link = link
         m.submodules.urx = urx = self.urx
         m.submodules.utx = utx = self.utx
 
@@ -103,6 +117,7 @@ class BoardTop(Elaboratable):
         wiring.connect(m, link.load, accel.load)
         wiring.connect(m, link.pixels, accel.pixels)
         wiring.connect(m, accel.result, link.result)
+        m.d.comb += [link.load_idle.eq(accel.load_idle), link.load_error.eq(accel.load_error)]
 
         if self.spram_weights:
             cfg = self.config
@@ -119,12 +134,14 @@ class BoardTop(Elaboratable):
                 m.d.sync += self.label.eq(accel.result.payload.data[:8])
             with m.If(accel.result.payload.last):
                 m.d.sync += word.eq(0)
+        with m.If(link.engine_reset):
+            m.d.sync += word.eq(0)
         beat = Signal(self.heartbeat_bit + 1)
         m.d.sync += beat.eq(beat + 1)
         m.d.comb += [
             self.busy.eq(accel.busy),
             self.heartbeat.eq(beat[-1]),
-            self.loaded.eq(link.model_id != 0),
+            self.loaded.eq(link.loaded),
         ]
         return m
 

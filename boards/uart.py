@@ -1,8 +1,9 @@
 """8N1 UART receiver and transmitter with ``lib.stream`` byte ports.
 
 The host link of every board top. ``divisor`` is clock cycles per bit (``f_clk // baud``).
-The receiver samples each bit in its middle and flags a framing error (missing stop bit), which
-the frame decoder above it turns into an error frame instead of hanging.
+The receiver samples each bit in its middle and flags a framing error (missing stop bit) and an
+overrun (characters lost because the previous one was not taken), which the frame decoder above
+it turns into an error frame instead of hanging or dropping a frame silently.
 """
 
 from amaranth import Cat, Const, Module, Signal
@@ -12,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["UARTRx", "UARTTx", "RxPayload"]
 
-RxPayload = data.StructLayout({"data": 8, "error": 1})
+RxPayload = data.StructLayout({"data": 8, "error": 1, "overrun": 1})
 
 
 def _check_divisor(divisor):
@@ -35,7 +36,8 @@ class UARTRx(wiring.Component):
     stream : Out(stream.Signature(RxPayload))
         One payload per received character; ``error`` is set when the stop bit was low.
         The receiver does not wait for ``ready``: a byte not taken before the next one is
-        complete is overwritten (the frame layer detects the loss by its checksum).
+        complete is overwritten, and the new one has ``overrun`` set (so does every later one
+        until one is taken in time).
     """
 
     def __init__(self, divisor):
@@ -75,6 +77,7 @@ class UARTRx(wiring.Component):
                     m.d.sync += [
                         self.stream.payload.data.eq(shreg),
                         self.stream.payload.error.eq(~rx),
+                        self.stream.payload.overrun.eq(self.stream.valid & ~self.stream.ready),
                         self.stream.valid.eq(1),
                     ]
                     m.next = "Idle"

@@ -1,9 +1,10 @@
 """Load-stream parser: records of (target, address, count, data) → memory write ports.
 
 Framing (``docs/accelerator.md`` §2): target (1 byte), address (4 bytes LE), count (4 bytes
-LE), then ``count`` words of ``ceil(row_bits/8)`` bytes each, little-endian. Every model memory
-is written this way at run time, because the UP5K's SPRAM (where weights live on that board)
-has no bitstream initialization.
+LE), then ``count`` words of ``ceil(row_bits/8)`` bytes each, little-endian; a record that does
+not fit its memory is refused with nothing written. Every model memory is written this way at
+run time, because the UP5K's SPRAM (where weights live on that board) has no bitstream
+initialization.
 """
 
 from amaranth.hdl import Cat, Module, Signal
@@ -27,7 +28,13 @@ class Loader(wiring.Component):
     """Byte-stream model loader.
 
     One byte per cycle; after the last byte of a word, one cycle writes it (``i.ready`` is low
-    then). Accepts bytes only while ``enable`` is high.
+    then), and after a record's header two cycles check it. Accepts bytes only while ``enable``
+    is high.
+
+    A record whose target names no memory, or whose rows run past the end of its memory, is
+    refused whole: nothing of it is written, ``error`` rises and stays high, and every later
+    byte is taken and dropped, until the loader is reset (the board's host link resets the
+    engine at the start of every load, so a bad stream never leaves the loader out of step).
 
     Parameters
     ----------
@@ -41,14 +48,17 @@ class Loader(wiring.Component):
     enable : ``In(1)``
         The engine is idle and the memories may be written.
     idle : ``Out(1)``
-        Between records (no record is partly received).
+        Between records (no record is partly received) and no record was refused.
+    error : ``Out(1)``
+        A record was refused (sticky until reset).
     program, weights, biases, thresholds, shifts, pixels : ``Out(memory.WritePort.Signature)``
         Write ports (plain ``row_bits``-wide data) of the target memories.
     """
 
     def __init__(self, config):
         self._config = config
-        members = {"i": In(stream.Signature(8)), "enable": In(1), "idle": Out(1)}
+        members = {"i": In(stream.Signature(8)), "enable": In(1), "idle": Out(1),
+                   "error": Out(1)}
         for name, _ in _PORTS:
             members[name] = Out(memory.WritePort.Signature(
                 addr_width=_aw(config.depth(name)), shape=config.row_bits(name)))
@@ -60,10 +70,11 @@ class Loader(wiring.Component):
         nbytes = {name: (cfg.row_bits(name) + 7) // 8 for name, _ in _PORTS}
         maxb = max(nbytes.values())
 
-        # Address and count registers as wide as the largest memory needs: a record that
-        # overruns its memory is a host bug (the encoder never makes one).
+        # Address and count registers as wide as the largest memory needs; the header's wider
+        # fields are checked against the target memory before a record is accepted.
         aw = max(_aw(cfg.depth(name)) for name, _ in _PORTS)
-        header = Signal(8 * (RECORD_HEADER_BYTES - 1))    # shift register, newest byte on top
+        header = Signal(8 * RECORD_HEADER_BYTES)      # shift register, newest byte on top
+        h_target, h_addr, h_count = header[:8], header[8:40], header[40:72]
         hb = Signal(range(RECORD_HEADER_BYTES))
         target = Signal(8)
         addr = Signal(aw)
@@ -74,6 +85,12 @@ class Loader(wiring.Component):
         for name, tgt in _PORTS:
             with m.If(target == tgt.value):
                 m.d.comb += last_byte.eq(k == nbytes[name] - 1)
+        # The record check, one register stage: the end row (address + count), whether the
+        # header's upper address and count bits are zero, and the target memory's depth.
+        rec_end = Signal(aw + 2)
+        rec_high = Signal()
+        rec_depth = Signal(aw + 2)
+        rec_known = Signal()
 
         byte = self.i.payload
         with m.FSM(name="loader"):
@@ -82,14 +99,25 @@ class Loader(wiring.Component):
                 with m.If(self.i.valid & self.i.ready):
                     m.d.sync += [header.eq(Cat(header[8:], byte)), hb.eq(hb + 1)]
                     with m.If(hb == RECORD_HEADER_BYTES - 1):
-                        # The eight bytes before this one: target, address (4), count (3).
-                        m.d.sync += [hb.eq(0), k.eq(0), target.eq(header[:8]),
-                                     addr.eq(header[8:40]),
-                                     count.eq(Cat(header[40:64], byte))]
-                        with m.If((header[40:64] == 0) & (byte == 0)):
-                            m.next = "HEADER"
-                        with m.Else():
-                            m.next = "DATA"
+                        m.d.sync += hb.eq(0)
+                        m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.sync += [rec_end.eq(h_addr[:aw] + h_count[:aw + 1]),
+                             rec_high.eq((h_addr[aw:] != 0) | (h_count[aw + 1:] != 0)),
+                             rec_known.eq(0), rec_depth.eq(0),
+                             k.eq(0), target.eq(h_target), addr.eq(h_addr[:aw]),
+                             count.eq(h_count[:aw + 1])]
+                for name, tgt in _PORTS:
+                    with m.If(h_target == tgt.value):
+                        m.d.sync += [rec_known.eq(1), rec_depth.eq(cfg.depth(name))]
+                m.next = "ACCEPT"
+            with m.State("ACCEPT"):
+                with m.If(~rec_known | rec_high | (rec_end > rec_depth)):
+                    m.next = "REFUSED"
+                with m.Elif(count == 0):
+                    m.next = "HEADER"
+                with m.Else():
+                    m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += self.i.ready.eq(self.enable)
                 with m.If(self.i.valid & self.i.ready):
@@ -109,4 +137,6 @@ class Loader(wiring.Component):
                     m.next = "HEADER"
                 with m.Else():
                     m.next = "DATA"
+            with m.State("REFUSED"):
+                m.d.comb += [self.error.eq(1), self.i.ready.eq(self.enable)]
         return m

@@ -88,6 +88,10 @@ class Accelerator(wiring.Component):
         Summed logits, class, cycle count (``last`` on the cycle count).
     busy : ``Out(1)``
         High from the first pixel of an image until its result has been sent.
+    load_idle : ``Out(1)``
+        The loader is between records (a load stream that ends here is complete).
+    load_error : ``Out(1)``
+        The loader refused a record that does not fit its memory (sticky until reset).
     w_read : ``In(memory.ReadPort.Signature(...))``
         Only with ``external_weights``: the accelerator drives ``addr`` and ``en`` and takes
         ``data`` (``ArrayLayout(signed(weight_bits), lanes)``) one cycle later; while ``en`` is
@@ -111,6 +115,8 @@ class Accelerator(wiring.Component):
             "pixels": In(stream.Signature(8)),
             "result": Out(stream.Signature(RESULT_LAYOUT)),
             "busy": Out(1),
+            "load_idle": Out(1),
+            "load_error": Out(1),
         }
         if external_weights:
             shape = data.ArrayLayout(signed(config.weight_bits), config.lanes)
@@ -880,5 +886,6 @@ class Accelerator(wiring.Component):
         with m.If(~self.busy):
             m.d.comb += [pix_w.addr.eq(loader.pixels.addr), pix_w.data.eq(loader.pixels.data),
                          pix_w.en.eq(loader.pixels.en)]
-        m.d.comb += loader.enable.eq(~self.busy)
+        m.d.comb += [loader.enable.eq(~self.busy), self.load_idle.eq(loader.idle),
+                     self.load_error.eq(loader.error)]
         return m

@@ -20,13 +20,14 @@ from sdtforge.sim import golden
 
 DIV = 4          # the smallest UART divisor: the simulator spends most cycles on the line
 TIMEOUT = 2_000  # cycles of silence inside a frame
+WATCHDOG = 200_000  # cycles an inference may take (the small model's take under 20 000)
 
 
 def _board(compiled):
     cfg = dataclasses.replace(compiled.config, external_weights=True)
     img = model_image(compiled)
     top = BoardTop(cfg, image_bytes=img.image_bytes, num_classes=img.num_classes, divisor=DIV,
-                   timeout=TIMEOUT, spram_weights=True, heartbeat_bit=4)
+                   timeout=TIMEOUT, watchdog=WATCHDOG, spram_weights=True, heartbeat_bit=4)
     return top, img
 
 
@@ -39,10 +40,11 @@ def _session(model, compiled, images):
                        timeout_cycles=2_000_000) as port:
         client = BoardClient(port)
         assert client.info().model_id == bytes(8)
-        client.load(img.load, model_id=img.model_id)
+        assert not client.info().loaded
+        client.load_model(img)
         info = client.info()
-        assert (info.model_id, info.num_classes, info.image_bytes) == (
-            img.model_id, img.num_classes, img.image_bytes)
+        assert (info.model_id, info.num_classes, info.image_bytes, info.loaded) == (
+            img.model_id, img.num_classes, img.image_bytes, True)
         for i, image in enumerate(images):
             result = client.classify(img.pixels(image), img.num_classes)
             assert list(result.logits) == ref.logits[i].tolist()
@@ -53,11 +55,13 @@ def _session(model, compiled, images):
         frame = bytearray(encode_frame(Command.CLASSIFY, img.pixels(images[0])))
         frame[5] ^= 0x40
         port.write(frame)
-        assert decode_frame(port.read) == (Reply.ERROR.value, bytes([ErrorCode.CHECKSUM.value]))
+        assert decode_frame(port.read) == (
+            Reply.ERROR.value, bytes([ErrorCode.CHECKSUM.value, Command.CLASSIFY.value]))
         # A frame cut off mid-payload times out instead of hanging the board.
         port.write(bytes([SYNC, Command.CLASSIFY.value, img.image_bytes & 0xFF,
                           img.image_bytes >> 8, 1, 2, 3]))
-        assert decode_frame(port.read) == (Reply.ERROR.value, bytes([ErrorCode.TIMEOUT.value]))
+        assert decode_frame(port.read) == (
+            Reply.ERROR.value, bytes([ErrorCode.TIMEOUT.value, Command.CLASSIFY.value]))
         with pytest.raises(BoardError, match="rejected CLASSIFY: LENGTH"):
             client.classify(bytes(img.image_bytes - 1), img.num_classes)
         # ... and the board still classifies correctly afterwards.

@@ -203,6 +203,7 @@ class _StandIn(wiring.Component):
         super().__init__({
             "load": In(stream.Signature(8)), "pixels": In(stream.Signature(8)),
             "result": Out(stream.Signature(RESULT_LAYOUT)), "busy": Out(1),
+            "load_idle": Out(1), "load_error": Out(1),
             "w_read": In(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
             "w_write": In(memory.WritePort.Signature(addr_width=aw, shape=shape)),
         })
@@ -210,7 +211,7 @@ class _StandIn(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         addr, acc = Signal(14), Signal(32)
-        m.d.comb += [self.load.ready.eq(1), self.pixels.ready.eq(1),
+        m.d.comb += [self.load.ready.eq(1), self.pixels.ready.eq(1), self.load_idle.eq(1),
                      self.w_read.addr.eq(addr), self.w_read.en.eq(1),
                      self.w_write.addr.eq(addr),
                      self.w_write.data.eq(self.load.payload.replicate(8)),

@@ -3,7 +3,9 @@
 A small stand-in accelerator (sums the load bytes, echoes pixel statistics as logits) stands
 behind the link here; the accelerator itself is driven the same way in the board-top tests.
 The stand-in can also stall its result stream at random (a word offered late, and held until it
-is taken), as the real one does while its result words are read out.
+is taken), as the real one does while its result words are read out; an image whose first pixel
+is ``HANG`` makes it hang until the link resets it (``engine_reset`` clears its state, as it
+resets the real engine).
 """
 
 import pytest
@@ -20,6 +22,10 @@ DIV = 4
 IMAGE = 6
 CLASSES = 3
 TIMEOUT = 400
+WATCHDOG = 3_000
+HANG = 0xEE
+LOAD = bytes(range(40))
+LOAD_ID = bytes(range(1, 9))
 
 
 # Result words of the stalling stand-in: negative logits (pixel sum - 1000, ~load sum, -count),
@@ -43,18 +49,22 @@ class _Top(wiring.Component):
         m.submodules.urx = urx = UARTRx(DIV)
         m.submodules.utx = utx = UARTTx(DIV)
         m.submodules.link = link = HostLink(image_bytes=IMAGE, num_classes=CLASSES,
-                                            max_payload=16, timeout=TIMEOUT)
+                                            max_payload=16, timeout=TIMEOUT, watchdog=WATCHDOG,
+                                            digest=b"\x12\x34\x56\x78", position_bits=12)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.stream, link.rx)
         wiring.connect(m, link.tx, utx.stream)
         # Stand-in accelerator: load sum; logits = (pixel sum, load sum, count), class 1.
         load_sum, px_sum, px_n, out_i = Signal(32), Signal(32), Signal(8), Signal(3)
-        m.d.comb += link.load.ready.eq(1)
+        hang = Signal()
+        m.d.comb += [link.load.ready.eq(1), link.load_idle.eq(1)]
         with m.If(link.load.valid):
             m.d.sync += load_sum.eq(load_sum + link.load.payload)
         m.d.comb += link.pixels.ready.eq(px_n < IMAGE)
         with m.If(link.pixels.valid & (px_n < IMAGE)):
             m.d.sync += [px_sum.eq(px_sum + link.pixels.payload), px_n.eq(px_n + 1)]
+            with m.If((px_n == 0) & (link.pixels.payload == HANG)):
+                m.d.sync += hang.eq(1)
         if not self._stall:
             words = [px_sum, load_sum, px_n, 1, 12345]
             offer = 1
@@ -66,7 +76,7 @@ class _Top(wiring.Component):
             offer = held | (lfsr[:2] == 0)
             with m.If(link.result.valid):
                 m.d.sync += held.eq(~link.result.ready)
-        with m.If((px_n == IMAGE) & offer):
+        with m.If((px_n == IMAGE) & offer & ~hang):
             m.d.comb += link.result.valid.eq(1)
             with m.Switch(out_i):
                 for i, w in enumerate(words):
@@ -77,6 +87,8 @@ class _Top(wiring.Component):
                 m.d.sync += out_i.eq(out_i + 1)
                 with m.If(out_i == len(words) - 1):
                     m.d.sync += [out_i.eq(0), px_n.eq(0), px_sum.eq(0)]
+        with m.If(link.engine_reset):
+            m.d.sync += [load_sum.eq(0), px_sum.eq(0), px_n.eq(0), out_i.eq(0), hang.eq(0)]
         return m
 
 
@@ -88,22 +100,23 @@ def stalling(request):
 @pytest.fixture
 def board(stalling):
     top = _Top(stall=stalling)
-    with SimulatedPort(top, top.rx, top.tx, DIV, timeout_cycles=4 * TIMEOUT) as port:
-        yield port, BoardClient(port, chunk=16)
+    with SimulatedPort(top, top.rx, top.tx, DIV, timeout_cycles=4 * WATCHDOG) as port:
+        client = BoardClient(port, chunk=16)
+        client.load(LOAD, LOAD_ID)
+        yield port, client
 
 
 def test_load_id_and_classify(board, stalling):
     port, client = board
-    client.load(bytes(range(40)), model_id=b"\x01\x02\x03\x04\x05\x06\x07\x08")
     info = client.info()
-    assert info.model_id == bytes(range(1, 9))
+    assert (info.model_id, info.loaded, info.config_digest) == (LOAD_ID, True, b"\x12\x34\x56\x78")
     assert (info.num_classes, info.image_bytes) == (CLASSES, IMAGE)
     for pixels in [bytes([1, 2, 3, 4, 5, 6]), bytes([255] * 6)]:
         result = client.classify(pixels, CLASSES)
         if stalling:
-            logits, label, cycles = _stall_result(pixels, range(40))
+            logits, label, cycles = _stall_result(pixels, LOAD)
         else:
-            logits, label, cycles = (sum(pixels), sum(range(40)), IMAGE), 1, 12345
+            logits, label, cycles = (sum(pixels), sum(LOAD), IMAGE), 1, 12345
         assert (result.logits, result.label, result.cycles) == (logits, label, cycles)
 
 
@@ -111,8 +124,8 @@ def test_result_frame_bytes():
     """A RESULT reply streamed from a stalling result stream is the protocol's frame exactly."""
     top = _Top(stall=True)
     load = bytes([200, 100, 7])
-    with SimulatedPort(top, top.rx, top.tx, DIV, timeout_cycles=4 * TIMEOUT) as port:
-        BoardClient(port, chunk=16).load(load)
+    with SimulatedPort(top, top.rx, top.tx, DIV, timeout_cycles=4 * WATCHDOG) as port:
+        BoardClient(port, chunk=16).load(load, b"id")
         for pixels in [bytes([1, 2, 3, 4, 5, 6]), bytes([255] * 6), bytes(6)]:
             logits, label, cycles = _stall_result(pixels, load)
             payload = b"".join(v.to_bytes(4, "little", signed=True) for v in logits)
@@ -129,12 +142,17 @@ def _reply(port):
     return code, body
 
 
+def _error(code, command):
+    """The ERROR reply to ``command`` (a number, 0 when the board cannot know it)."""
+    return Reply.ERROR.value, bytes([code.value, int(getattr(command, "value", command))])
+
+
 def test_bad_checksum_then_recovers(board, stalling):
     port, client = board
     frame = bytearray(encode_frame(Command.CLASSIFY, bytes(IMAGE)))
     frame[-1] ^= 0xFF
     port.write(frame)
-    assert _reply(port) == (Reply.ERROR.value, bytes([ErrorCode.CHECKSUM.value]))
+    assert _reply(port) == _error(ErrorCode.CHECKSUM, Command.CLASSIFY)
     assert client.classify(bytes([7] * IMAGE), CLASSES).logits[0] == 42 - 1000 * stalling
 
 
@@ -143,16 +161,16 @@ def test_wrong_length_unknown_command_and_overlong(board):
     with pytest.raises(BoardError, match="rejected CLASSIFY: LENGTH"):
         client.classify(bytes(IMAGE - 1), CLASSES)
     port.write(encode_frame(0x42, b"xy"))
-    assert _reply(port) == (Reply.ERROR.value, bytes([ErrorCode.COMMAND.value]))
+    assert _reply(port) == _error(ErrorCode.COMMAND, 0x42)
     port.write(encode_frame(Command.LOAD, bytes(40)))   # over the 16-byte frame buffer
-    assert _reply(port) == (Reply.ERROR.value, bytes([ErrorCode.LENGTH.value]))
+    assert _reply(port) == _error(ErrorCode.LENGTH, Command.LOAD)
     assert client.info().image_bytes == IMAGE
 
 
 def test_mid_frame_timeout_never_hangs(board, stalling):
     port, client = board
     port.write(bytes([SYNC, Command.CLASSIFY.value, IMAGE, 0, 1, 2]))  # cut off mid-payload
-    assert _reply(port) == (Reply.ERROR.value, bytes([ErrorCode.TIMEOUT.value]))
+    assert _reply(port) == _error(ErrorCode.TIMEOUT, Command.CLASSIFY)
     assert client.classify(bytes([1] * IMAGE), CLASSES).logits[0] == IMAGE - 1000 * stalling
 
 
