@@ -23,9 +23,9 @@ from .protocol import (
     ErrorCode,
     FrameError,
     Reply,
-    crc16,
     decode_frame,
     encode_frame,
+    sum16,
 )
 
 __all__ = ["BoardClient", "BoardError", "ClassifyResult", "BoardInfo"]
@@ -173,7 +173,7 @@ class BoardClient:
             if progress is not None:
                 progress(start + len(piece))
         self._request(Command.LOAD_END, model_id + len(data).to_bytes(4, "little")
-                      + crc16(data).to_bytes(2, "little"))
+                      + sum16(data).to_bytes(2, "little"))
 
     def load_model(self, image, progress=None):
         """Load a :class:`~sdtforge.boards.image.ModelImage` where the bitstream can run it.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sdtforge.hdl.accel_isa import RECORD_HEADER_BYTES
 from sdtforge.hdl.compile import MEMORIES, image_order, load_stream_bytes
 
-from .protocol import DIGEST_BYTES, MODEL_ID_BYTES, crc16
+from .protocol import DIGEST_BYTES, MODEL_ID_BYTES, sum16
 
 __all__ = ["ModelImage", "model_image", "config_digest", "max_load_bytes"]
 
@@ -60,9 +60,9 @@ class ModelImage:
     config_digest: bytes
 
     @property
-    def crc16(self):
-        """CRC-16/XMODEM of ``load`` (what ``LOAD_END`` checks)."""
-        return crc16(self.load)
+    def sum16(self):
+        """The byte sum of ``load`` modulo 2^16 (what ``LOAD_END`` checks)."""
+        return sum16(self.load)
 
     def pixels(self, image):
         """uint8 ``[C, H, W]`` (or ``[H, W]``) → the ``CLASSIFY`` payload."""

@@ -11,7 +11,7 @@ two reset the engine (``engine_reset``), so the next request finds it idle.
 Model loads are transactions (``LOAD_BEGIN``, ``LOAD`` chunks at increasing offsets,
 ``LOAD_END``): ``LOAD_BEGIN`` resets the engine and its loader (a load cut anywhere is simply
 started again), and the model counts as loaded (``loaded``; ``INFO`` shows its id) only after
-``LOAD_END`` has matched the stream's length and CRC-16 and found the loader between records
+``LOAD_END`` has matched the stream's length and byte sum and found the loader between records
 with no record refused. ``CLASSIFY`` without a loaded model answers ``ERROR NO_MODEL`` at once.
 
 Results are not buffered: the ``RESULT`` reply (whose length is known in advance) starts as soon
@@ -38,11 +38,10 @@ from .protocol import (
     ErrorCode,
     Reply,
     crc8,
-    crc16,
 )
 from .uart import RxPayload
 
-__all__ = ["HostLink", "ResultPayload", "crc8_next", "crc16_next"]
+__all__ = ["HostLink", "ResultPayload", "crc8_next"]
 
 ResultPayload = data.StructLayout({"data": 32, "last": 1})
 
@@ -57,7 +56,6 @@ def _crc_taps(crc_fn, width):
 
 
 _CRC8_TAPS = _crc_taps(crc8, 8)
-_CRC16_TAPS = _crc_taps(crc16, 16)
 
 
 def _xor_bits(x, taps):
@@ -71,12 +69,6 @@ def crc8_next(crc, byte):
     """One CRC-8/SMBUS byte step as combinational logic: eight XOR trees."""
     x = crc ^ byte
     return Cat(*(_xor_bits(x, taps) for taps in _CRC8_TAPS))
-
-
-def crc16_next(crc, byte):
-    """One CRC-16/XMODEM byte step as combinational logic: sixteen XOR trees."""
-    x = crc ^ Cat(Const(0, 8), byte)
-    return Cat(*(_xor_bits(x, taps) for taps in _CRC16_TAPS))
 
 
 class HostLink(wiring.Component):
@@ -124,7 +116,7 @@ class HostLink(wiring.Component):
     loaded : Out(1)
         A model load passed its ``LOAD_END`` check.
     model_id : Out(8 * MODEL_ID_BYTES)
-        The loaded model's id (zero while ``loaded`` is low).
+        The id of the last ``LOAD_END`` (the loaded model's while ``loaded`` is high).
     """
 
     def __init__(self, *, image_bytes, num_classes, max_payload=256, timeout=1_000_000,
@@ -186,17 +178,18 @@ class HostLink(wiring.Component):
         # and stalled streams, with `watchdog - 1` while an inference runs.
         timer = Signal((max(self._timeout, self._watchdog) - 1).bit_length() + 1)
         expired = timer[-1]
-        error = Signal(ErrorCode, init=ErrorCode.CHECKSUM)
+        # Error codes are small: a 4-bit register, zero-extended into the reply.
+        error = Signal(4, init=ErrorCode.CHECKSUM.value)
         lost = Signal()     # an overrun was reported and no whole frame has come since
 
-        # The load transaction: open, bytes passed to the loader so far and their CRC-16.
+        # The load transaction: open, bytes passed to the loader so far and their sum.
         in_load = Signal()
         loaded = Signal()
         load_pos = Signal(self._position_bits)
-        load_crc = Signal(16)
+        load_sum = Signal(16)
         pos_bytes = Cat(load_pos, Const(0, 32 - self._position_bits))   # as u32 LE
         # Byte-serial comparison of a LOAD offset with `load_pos` (least significant first),
-        # and the running match of LOAD_END's length and CRC with the board's own.
+        # and the running match of LOAD_END's length and sum with the board's own.
         off_lt = Signal()
         off_eq = Signal()
         end_ok = Signal()
@@ -205,7 +198,10 @@ class HostLink(wiring.Component):
         # Reply being sent: header, then a payload produced by `payload_byte`, then the CRC.
         reply = Signal(Reply, init=Reply.ACK)
         tx_crc = Signal(8)
-        tx_count = Signal(16)
+        n_result = self._num_classes * 4 + 1 + 4
+        lengths = {Reply.ACK: ACK_BYTES, Reply.ERROR: ERROR_BYTES, Reply.INFO: INFO_BYTES,
+                   Reply.RESULT: n_result}
+        tx_count = Signal(range(max(lengths.values())))
         payload_byte = Signal(8)
         # The CRC takes each sent payload byte one cycle later: the byte multiplexer and the
         # CRC's XOR trees in series were the link's critical path. A character takes many
@@ -219,13 +215,12 @@ class HostLink(wiring.Component):
         # the byte out is always its low byte: no byte multiplexer), and how many of its bytes
         # are left after the current one (3 for a logit or the cycle count, 0 for the class).
         # `need_word` asks the result stream for the next word once a word's bytes are out.
-        n_result = self._num_classes * 4 + 1 + 4
         class_at = self._num_classes * 4   # payload offset of the class byte
         word = Signal(32)
         word_left = Signal(2)
         need_word = Signal()
         id_bytes = Signal(8 * MODEL_ID_BYTES)
-        m.d.comb += self.model_id.eq(Mux(loaded, id_bytes, 0))
+        m.d.comb += self.model_id.eq(id_bytes)
 
         rx_byte = self.rx.payload.data
         m.d.comb += [count_next.eq(count), rd.addr.eq(count_next), wr.addr.eq(count),
@@ -235,14 +230,17 @@ class HostLink(wiring.Component):
         # Payload byte k of each reply kind.
         with m.Switch(reply):
             with m.Case(Reply.ERROR):
-                m.d.comb += payload_byte.eq(Cat(error.as_value(), cmd).word_select(tx_count[0], 8))
+                err = Cat(error, Const(0, 4), cmd)
+                m.d.comb += payload_byte.eq(err.word_select(tx_count[0], 8))
             with m.Case(Reply.ACK):
                 m.d.comb += payload_byte.eq(Cat(cmd, pos_bytes).word_select(tx_count[:3], 8))
             with m.Case(Reply.INFO):
-                info = Cat(self.model_id, Const(self._num_classes, 8),
+                info = Cat(id_bytes, Const(self._num_classes, 8),
                            Const(self._image_bytes, 16), loaded, Const(0, 7),
                            Const(int.from_bytes(self._digest, "little"), 8 * DIGEST_BYTES))
-                m.d.comb += payload_byte.eq(info.word_select(tx_count[:4], 8))
+                # The id bytes (0-7) read as zeros unless a load has passed its check.
+                m.d.comb += payload_byte.eq(Mux(loaded | tx_count[3],
+                                                info.word_select(tx_count[:4], 8), 0))
             with m.Case(Reply.RESULT):
                 # Logits (LE), the class byte, the cycle count (LE), from the held word.
                 m.d.comb += payload_byte.eq(word[:8])
@@ -251,10 +249,8 @@ class HostLink(wiring.Component):
         # (no length register written from every state that starts a reply: its enable was
         # the link's critical path on iCE40). `reply_last` is the length - 1, so the end test
         # is an equality.
-        lengths = {Reply.ACK: ACK_BYTES, Reply.ERROR: ERROR_BYTES, Reply.INFO: INFO_BYTES,
-                   Reply.RESULT: n_result}
         reply_len = Signal(16)
-        reply_last = Signal(16)
+        reply_last = Signal.like(tx_count)
         with m.Switch(reply):
             for kind, length_ in lengths.items():
                 with m.Case(kind):
@@ -265,7 +261,7 @@ class HostLink(wiring.Component):
             m.next = "Reply-Sync"
 
         def fail(code, *, reset_engine=False):
-            m.d.sync += error.eq(code)
+            m.d.sync += error.eq(code.value)
             if reset_engine:
                 m.d.comb += self.engine_reset.eq(1)
             start_reply(Reply.ERROR)
@@ -352,7 +348,7 @@ class HostLink(wiring.Component):
                         with m.Else():
                             m.d.comb += self.engine_reset.eq(1)
                             m.d.sync += [in_load.eq(1), loaded.eq(0), load_pos.eq(0),
-                                         load_crc.eq(0)]
+                                         load_sum.eq(0)]
                             start_reply(Reply.ACK)
                     with m.Case(Command.LOAD):
                         with m.If(~in_load):
@@ -401,13 +397,13 @@ class HostLink(wiring.Component):
                     fail(ErrorCode.SEQUENCE)
 
             with m.State("Load-End"):
-                # Payload: the model id (bytes 0-7, taken), then length and CRC (bytes 8-13,
-                # compared with the board's own count and CRC a byte a cycle).
+                # Payload: the model id (bytes 0-7, taken), then length and sum (bytes 8-13,
+                # compared with the board's own count and sum a byte a cycle).
                 m.d.comb += count_next.eq(count + 1)
                 with m.If(count < MODEL_ID_BYTES):
                     m.d.sync += id_bytes.word_select(count[:3], 8).eq(rd.data)
                 with m.Else():
-                    mine = Cat(pos_bytes, load_crc).word_select(count[:3], 8)
+                    mine = Cat(pos_bytes, load_sum).word_select(count[:3], 8)
                     m.d.sync += end_ok.eq(end_ok & (rd.data == mine))
                 with m.If(count == LOAD_END_BYTES - 1):
                     m.next = "Load-Commit"
@@ -440,7 +436,7 @@ class HostLink(wiring.Component):
                         m.d.sync += timer.eq(self._timeout - 1)
                         if state == "Load":
                             m.d.sync += [load_pos.eq(load_pos + 1),
-                                         load_crc.eq(crc16_next(load_crc, rd.data))]
+                                         load_sum.eq(load_sum + rd.data)]
                     with m.Else():
                         if state == "Load":
                             with m.If(expired):

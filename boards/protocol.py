@@ -15,17 +15,19 @@ A model load is a transaction (``docs/boards.md`` §2)::
 
     LOAD_BEGIN                                   → ACK          (aborts any load, unloads)
     LOAD  offset (u32 LE) | bytes of the stream  → ACK          (repeat; offsets in order)
-    LOAD_END  model id (8) | length (u32 LE) | crc16 (u16 LE)   → ACK, or ERROR MODEL
+    LOAD_END  model id (8) | length (u32 LE) | sum16 (u16 LE)   → ACK, or ERROR MODEL
 
 The board counts the model as loaded only after ``LOAD_END`` found every record complete, the
-stream ``length`` bytes long and its CRC-16/XMODEM equal to ``crc16``. A ``LOAD`` chunk whose
+stream ``length`` bytes long and the sum of its bytes modulo 2^16 equal to ``sum16`` (each
+chunk is CRC-checked in its frame already; the whole-stream sum catches a chunk lost, repeated
+or out of place, for 16 flip-flops and an adder on the UP5K). A ``LOAD`` chunk whose
 offset is below the board's position was applied already (its ``ACK`` was lost) and is
 acknowledged again without being written, so resending a chunk is always safe.
 """
 
 from amaranth.lib import enum
 
-__all__ = ["SYNC", "Command", "Reply", "ErrorCode", "TRANSIENT_ERRORS", "crc8", "crc16",
+__all__ = ["SYNC", "Command", "Reply", "ErrorCode", "TRANSIENT_ERRORS", "crc8", "sum16",
            "encode_frame", "FrameError", "decode_frame", "MODEL_ID_BYTES", "DIGEST_BYTES",
            "INFO_BYTES", "ACK_BYTES", "ERROR_BYTES", "LOAD_OFFSET_BYTES", "LOAD_END_BYTES",
            "MAX_SKIP"]
@@ -41,7 +43,7 @@ ACK_BYTES = 5
 #: ``ERROR`` payload: the error code (u8), the command answered (u8; 0 when unknown).
 ERROR_BYTES = 2
 LOAD_OFFSET_BYTES = 4
-#: ``LOAD_END`` payload: model id, stream length (u32 LE), CRC-16 (u16 LE).
+#: ``LOAD_END`` payload: model id, stream length (u32 LE), byte sum mod 2^16 (u16 LE).
 LOAD_END_BYTES = 4 + 2 + MODEL_ID_BYTES
 #: Non-sync bytes a host skips while hunting for a reply before it gives up on the line.
 MAX_SKIP = 4096
@@ -52,7 +54,7 @@ class Command(enum.Enum, shape=8):
     LOAD = 0x01        #: payload: offset (u32 LE) + a chunk of the accelerator's load stream
     CLASSIFY = 0x02    #: payload: one image, uint8 pixels in the accelerator's input order
     INFO = 0x03        #: no payload; the board answers INFO
-    LOAD_END = 0x04    #: payload: model id, length (u32 LE), crc16 (u16 LE); commits the load
+    LOAD_END = 0x04    #: payload: model id, length (u32 LE), sum16 (u16 LE); commits the load
     LOAD_BEGIN = 0x05  #: no payload; aborts any load and resets the engine
 
 
@@ -74,7 +76,7 @@ class ErrorCode(enum.Enum, shape=8):
     NO_MODEL = 0x07   #: CLASSIFY without a completely loaded model
     SEQUENCE = 0x08   #: LOAD outside a load transaction, or at an offset past the position
     RECORD = 0x09     #: a load record names no memory or runs past its memory's end
-    MODEL = 0x0A      #: LOAD_END: length, CRC or a partly received record does not check
+    MODEL = 0x0A      #: LOAD_END: length, sum or a partly received record does not check
 
 
 #: Errors that say nothing about the request itself: resending it may succeed.
@@ -91,13 +93,9 @@ def crc8(data, crc=0):
     return crc
 
 
-def crc16(data, crc=0):
-    """CRC-16/XMODEM (poly 0x1021, init 0, no reflection, no final xor)."""
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
+def sum16(data):
+    """The sum of ``data``'s bytes modulo 2^16 (``LOAD_END``'s whole-stream check)."""
+    return sum(bytes(data)) & 0xFFFF
 
 
 def encode_frame(command, payload=b""):

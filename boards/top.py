@@ -19,12 +19,14 @@ from .link import HostLink
 from .spram import SPRAMWeights
 from .uart import UARTRx, UARTTx
 
-__all__ = ["BoardTop", "WATCHDOG_S"]
+__all__ = ["BoardTop", "TIMEOUT_S"]
 
-#: Seconds a board's accelerator may take for one image (last pixel to first result word)
-#: before the link resets it and answers ``TIMEOUT``: far above any model that fits a board
-#: (the shipped digits-tiny takes 31 ms on the iCEBreaker), short enough for a host to wait.
-WATCHDOG_S = 2.0
+#: Seconds of silence inside a frame, of a stalled load or pixel stream, and from an image's
+#: last pixel to its first result word, after which a board's link answers ``TIMEOUT`` (and
+#: resets the engine where it stalled): far above any inference of a model that fits a board
+#: (the shipped digits-tiny takes 31 ms on the iCEBreaker), short for a host to wait. One
+#: value for all of them keeps the link's timer a single down-counter with one reload value.
+TIMEOUT_S = 1.0
 
 
 class BoardTop(Elaboratable):

@@ -9,7 +9,7 @@ from amaranth import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
 
 from .pll import ECP5PLL, ecp5_pll
-from .top import WATCHDOG_S, BoardTop
+from .top import TIMEOUT_S, BoardTop
 
 __all__ = ["ULX3STop", "CLOCK_HZ"]
 
@@ -39,8 +39,8 @@ class ULX3STop(Elaboratable):
         f = self.pll_params.f_out
         self.f_sync = f
         self.core = BoardTop(config, image_bytes=image_bytes, num_classes=num_classes,
-                             divisor=round(f / baud), timeout=int(f // 10),
-                             watchdog=int(f * WATCHDOG_S), spram_weights=False,
+                             divisor=round(f / baud), timeout=int(f * TIMEOUT_S),
+                             spram_weights=False,
                              heartbeat_bit=max(int(f).bit_length() - 1, 1),
                              accelerator=accelerator)
 

@@ -1,8 +1,10 @@
 """``sdtforge run``: classify images on a board over its UART link.
 
-The board keeps the id of the model it holds; the model is sent only when that id differs
-from the given model's (SPRAM and block RAM lose it at power-off, so a fresh board always
-loads).
+The model is compiled for the bitstream's hardware configuration: its build's ``config.json``
+(``--config``), or the board's defaults with ``--lanes``/``--width``; the board's ``INFO``
+digest must match, or nothing is loaded. The board keeps the id of a completely loaded model;
+the model is sent only when that id differs from the given model's (SPRAM and block RAM lose
+it at power-off, so a fresh board always loads).
 """
 
 import json
@@ -36,6 +38,9 @@ def add_arguments(p):
     p.add_argument("--width", type=_args.word_width, default=None,
                    help=f"word width of the bitstream (default: the board's: "
                         f"{per_board(lambda b: b.default_width)})")
+    p.add_argument("--config", type=Path, default=None,
+                   help="config.json of the bitstream's build: the model is compiled for it "
+                        "(instead of --lanes/--width and the board's other defaults)")
     p.add_argument("--digits-test", type=_args.nonneg_int, default=0, metavar="N",
                    help="also classify the first N digits test images")
     p.add_argument("--baud", type=_args.positive_int, default=115200, help="UART baud rate")
@@ -105,6 +110,9 @@ def run(args):
     if args.model is not None and not args.model.exists():
         raise UserError(f"no model file {args.model}; make one with `sdtforge quantize`")
     _args.input_file(args.model, "--model")
+    _args.input_file(args.config, "--config")
+    if args.config is not None and (args.lanes is not None or args.width is not None):
+        raise UserError("--config sets the lanes and the width; drop --lanes/--width")
     _args.check_lanes_width(
         board.default_lanes if args.lanes is None else args.lanes,
         board.default_width if args.width is None else args.width)
@@ -116,8 +124,14 @@ def run(args):
                    for i in range(min(args.digits_test, len(x)))]
     img = None
     if args.model is not None:
-        plan = plan_board(ir.load(args.model), board, lanes=args.lanes, width=args.width)
-        img = model_image(plan.compiled)
+        model = ir.load(args.model)
+        if args.config is not None:
+            from sdtforge.hdl.compile import AccelConfig, compile_model
+            img = model_image(compile_model(model, AccelConfig.from_json(
+                args.config.read_text())))
+        else:
+            img = model_image(plan_board(model, board, lanes=args.lanes,
+                                         width=args.width).compiled)
 
     try:
         import serial
@@ -125,13 +139,14 @@ def run(args):
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot open serial port {args.port}: {exc}") from None
     with port:
-        client = BoardClient(port)
+        client = BoardClient(port, deadline_s=max(10.0, 2 * args.timeout))
         info = client.info()
-        if img is not None and info.model_id != img.model_id:
+        if img is not None and not (info.loaded and info.model_id == img.model_id
+                                    and info.config_digest == img.config_digest):
             print(f"loading {args.model} ({len(img.load)} bytes) ...", file=sys.stderr)
-            client.load(img.load, model_id=img.model_id)
+            client.load_model(img)      # refuses a model compiled for another configuration
             info = client.info()
-        if info.model_id == bytes(len(info.model_id)):
+        if not info.loaded:
             raise UserError("the board holds no model; pass --model MODEL.sfm")
         results = []
         for name, a in images:
