@@ -8,7 +8,8 @@ replies left over from an earlier request (a late ``RESULT`` after a host timeou
 recognised by their kind and the command they name, and skipped. A request that got no valid
 reply, or an error that says nothing about the request (checksum, UART, overrun, timeout), is
 sent again, up to ``retries`` times; every request is safe to repeat (a ``LOAD`` chunk carries
-its offset, and the board acknowledges a chunk it already holds without writing it again).
+an alternating sequence bit, and the board acknowledges a chunk it already holds without
+writing it again).
 """
 
 import time
@@ -85,7 +86,7 @@ class BoardClient:
         ``reset_input_buffer()`` (pyserial) is called before each request where it exists.
     chunk : int
         Largest frame payload; must not exceed the board's frame buffer. A ``LOAD`` frame
-        carries 4 offset bytes and ``chunk - 4`` bytes of the load stream.
+        carries a sequence byte and ``chunk - 1`` bytes of the load stream.
     retries : int
         How many times a request is sent again after a transient failure.
     deadline_s : float
@@ -110,6 +111,8 @@ class BoardClient:
         if flush is not None:
             flush()
         self.port.write(encode_frame(command, payload))
+        # An ACK names the command it answers and, for a LOAD, the chunk's sequence bit.
+        ack = bytes([command.value, payload[0] & 1 if command == Command.LOAD else 0])
 
         def read(n):
             return self.port.read(n) if self.clock() < deadline else b""
@@ -118,7 +121,7 @@ class BoardClient:
             code, body = decode_frame(read)
             if code == Reply.ERROR.value and len(body) == 2 and body[1] in (0, command.value):
                 return code, body
-            if code == expect.value and (expect != Reply.ACK or body[:1] == bytes([command.value])):
+            if code == expect.value and (expect != Reply.ACK or body == ack):
                 return code, body
             # A reply to an earlier request: skip it.
         raise FrameError(f"{_MAX_STALE} replies to other requests")
@@ -162,14 +165,10 @@ class BoardClient:
         if len(data) >= 1 << 32:
             raise BoardError(f"a load stream of {len(data)} bytes is over the 4 GiB limit")
         self._request(Command.LOAD_BEGIN)
-        step = self.chunk - 4
-        for start in range(0, len(data), step):
+        step = self.chunk - 1
+        for k, start in enumerate(range(0, len(data), step)):
             piece = data[start:start + step]
-            body = self._request(Command.LOAD, start.to_bytes(4, "little") + piece)
-            position = int.from_bytes(body[1:5], "little")
-            if position < start + len(piece):
-                raise BoardError(f"the board is at byte {position} of the load stream after "
-                                 f"the chunk that ends at {start + len(piece)}")
+            self._request(Command.LOAD, bytes([k & 1]) + piece)
             if progress is not None:
                 progress(start + len(piece))
         self._request(Command.LOAD_END, model_id + len(data).to_bytes(4, "little")

@@ -8,8 +8,8 @@ that takes no load or pixel byte for ``timeout`` cycles, or one that offers no r
 ``watchdog`` cycles of its last pixel, ends the request with an ``ERROR`` reply, and the latter
 two reset the engine (``engine_reset``), so the next request finds it idle.
 
-Model loads are transactions (``LOAD_BEGIN``, ``LOAD`` chunks at increasing offsets,
-``LOAD_END``): ``LOAD_BEGIN`` resets the engine and its loader (a load cut anywhere is simply
+Model loads are transactions (``LOAD_BEGIN``, ``LOAD`` chunks with an alternating sequence
+bit, ``LOAD_END``): ``LOAD_BEGIN`` resets the engine and its loader (a load cut anywhere is simply
 started again), and the model counts as loaded (``loaded``; ``INFO`` shows its id) only after
 ``LOAD_END`` has matched the stream's length and byte sum and found the loader between records
 with no record refused. ``CLASSIFY`` without a loaded model answers ``ERROR NO_MODEL`` at once.
@@ -31,7 +31,6 @@ from .protocol import (
     ERROR_BYTES,
     INFO_BYTES,
     LOAD_END_BYTES,
-    LOAD_OFFSET_BYTES,
     MODEL_ID_BYTES,
     SYNC,
     Command,
@@ -83,10 +82,10 @@ class HostLink(wiring.Component):
     max_payload : int
         Largest accepted payload (the frame buffer's depth); at least ``image_bytes``.
     timeout : int
-        Clock cycles of silence inside a frame after which it is dropped, and cycles the
+        Ticks (see ``tick``) of silence inside a frame after which it is dropped, and ticks the
         accelerator may refuse a load or pixel byte before it is reset.
     watchdog : int, optional
-        Clock cycles from an image's last pixel to its first result word after which the
+        Ticks from an image's last pixel to its first result word after which the
         accelerator is reset (its longest inference must be shorter); by default ``timeout``.
     digest : bytes, optional
         ``DIGEST_BYTES`` naming the accelerator's hardware configuration, reported by ``INFO``
@@ -115,6 +114,9 @@ class HostLink(wiring.Component):
         One-cycle pulse that resets the accelerator (and its loader); memories keep their data.
     loaded : Out(1)
         A model load passed its ``LOAD_END`` check.
+    tick : In(1, init=1)
+        Advances the timeouts: high every cycle by default, or a one-cycle pulse every ``2**k``
+        cycles from a counter the top has anyway (the timer is then ``k`` bits narrower).
     model_id : Out(8 * MODEL_ID_BYTES)
         The id of the last ``LOAD_END`` (the loaded model's while ``loaded`` is high).
     """
@@ -152,6 +154,7 @@ class HostLink(wiring.Component):
             "engine_reset": Out(1),
             "loaded": Out(1),
             "model_id": Out(8 * MODEL_ID_BYTES),
+            "tick": In(1, init=1),
         })
 
     def elaborate(self, platform):
@@ -168,9 +171,12 @@ class HostLink(wiring.Component):
         length = Signal(16)
         # `length - 1`, registered with `length`: the "last payload byte" test is then an
         # equality, not an adder and a comparator in series (the link's critical path on iCE40).
-        length_m1 = Signal(16)
-        count = Signal(16)
-        count_next = Signal(16)
+        # `count` addresses the frame buffer (an over-long frame is skipped by counting its
+        # `length` down instead), so it is only as wide as the buffer.
+        count = Signal(range(depth + 1))
+        count_next = Signal.like(count)
+        length_m1 = Signal.like(count)
+        short = length[:len(count)]     # the length of a frame that fits the buffer
         crc = Signal(8)
         uart_err = Signal()
         # Counts down and expires when it goes negative: the test is then the sign bit, not a
@@ -188,10 +194,10 @@ class HostLink(wiring.Component):
         load_pos = Signal(self._position_bits)
         load_sum = Signal(16)
         pos_bytes = Cat(load_pos, Const(0, 32 - self._position_bits))   # as u32 LE
-        # Byte-serial comparison of a LOAD offset with `load_pos` (least significant first),
-        # and the running match of LOAD_END's length and sum with the board's own.
-        off_lt = Signal()
-        off_eq = Signal()
+        # The sequence bit the next LOAD chunk must carry, the one of the LOAD answered, and
+        # the running match of LOAD_END's length and sum with the board's own.
+        seq_expect = Signal()
+        seq_ack = Signal()
         end_ok = Signal()
         m.d.comb += self.loaded.eq(loaded)
 
@@ -233,7 +239,7 @@ class HostLink(wiring.Component):
                 err = Cat(error, Const(0, 4), cmd)
                 m.d.comb += payload_byte.eq(err.word_select(tx_count[0], 8))
             with m.Case(Reply.ACK):
-                m.d.comb += payload_byte.eq(Cat(cmd, pos_bytes).word_select(tx_count[:3], 8))
+                m.d.comb += payload_byte.eq(Mux(tx_count[0], seq_ack, cmd))
             with m.Case(Reply.INFO):
                 info = Cat(id_bytes, Const(self._num_classes, 8),
                            Const(self._image_bytes, 16), loaded, Const(0, 7),
@@ -267,10 +273,10 @@ class HostLink(wiring.Component):
             start_reply(Reply.ERROR)
 
         def wait_or_fail(code, **kwargs):
-            """A cycle without progress: count down, or end the request when time is up."""
+            """A cycle without progress: count a tick down, or end the request at time-out."""
             with m.If(expired):
                 fail(code, **kwargs)
-            with m.Else():
+            with m.Elif(self.tick):
                 m.d.sync += timer.eq(timer - 1)
 
         with m.FSM():
@@ -308,6 +314,7 @@ class HostLink(wiring.Component):
                             with m.If(Cat(length[:8], rx_byte) == 0):
                                 m.next = "Check"
                             with m.Elif(Cat(length[:8], rx_byte) > depth):
+                                m.d.sync += length.eq(Cat(length[:8], rx_byte))
                                 m.next = "Skip"
                             with m.Else():
                                 m.next = "Payload"
@@ -328,46 +335,53 @@ class HostLink(wiring.Component):
                         wait_or_fail(ErrorCode.TIMEOUT)
 
             with m.State("Skip"):
-                # Over-long payload: swallow it and its CRC, then report the length error.
+                # Over-long payload: swallow it and its CRC (`length` + 1 bytes, counted down),
+                # then report the length error.
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
-                    m.d.sync += timer.eq(self._timeout - 1)
-                    m.d.comb += count_next.eq(count + 1)
-                    with m.If(count == length):
+                    m.d.sync += [timer.eq(self._timeout - 1), length.eq(length - 1)]
+                    with m.If(length == 0):
                         fail(ErrorCode.LENGTH)
                 with m.Else():
                     wait_or_fail(ErrorCode.TIMEOUT)
 
             with m.State("Dispatch"):
-                # `rd.data` is payload byte 0 here, and `count` is 0.
-                m.d.sync += [off_lt.eq(0), off_eq.eq(1), end_ok.eq(1), lost.eq(0)]
+                # `rd.data` is payload byte 0 here, and `count` is 0; a frame here fits the
+                # buffer, so its length is `short`.
+                m.d.sync += [end_ok.eq(1), lost.eq(0), seq_ack.eq(0)]
                 with m.Switch(cmd):
                     with m.Case(Command.LOAD_BEGIN):
-                        with m.If(length != 0):
+                        with m.If(short != 0):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
                             m.d.comb += self.engine_reset.eq(1)
                             m.d.sync += [in_load.eq(1), loaded.eq(0), load_pos.eq(0),
-                                         load_sum.eq(0)]
+                                         load_sum.eq(0), seq_expect.eq(0)]
                             start_reply(Reply.ACK)
                     with m.Case(Command.LOAD):
                         with m.If(~in_load):
                             fail(ErrorCode.SEQUENCE)
-                        with m.Elif(length < LOAD_OFFSET_BYTES):
+                        with m.Elif(short == 0):
                             fail(ErrorCode.LENGTH)
                         with m.Elif(self.load_error):
                             fail(ErrorCode.RECORD)
                         with m.Else():
-                            m.next = "Load-Offset"
+                            m.d.sync += seq_ack.eq(rd.data[0])
+                            with m.If(rd.data[0] == seq_expect):
+                                m.d.comb += count_next.eq(1)    # the chunk's first byte
+                                m.d.sync += timer.eq(self._timeout - 1)
+                                m.next = "Load"
+                            with m.Else():
+                                start_reply(Reply.ACK)  # the previous chunk again: not twice
                     with m.Case(Command.LOAD_END):
                         with m.If(~in_load):
                             fail(ErrorCode.SEQUENCE)
-                        with m.Elif(length != LOAD_END_BYTES):
+                        with m.Elif(short != LOAD_END_BYTES):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
                             m.next = "Load-End"
                     with m.Case(Command.CLASSIFY):
-                        with m.If(length != self._image_bytes):
+                        with m.If(short != self._image_bytes):
                             fail(ErrorCode.LENGTH)
                         with m.Elif(~loaded):
                             fail(ErrorCode.NO_MODEL)
@@ -378,32 +392,14 @@ class HostLink(wiring.Component):
                     with m.Default():
                         fail(ErrorCode.COMMAND)
 
-            with m.State("Load-Offset"):
-                # Payload bytes 0-3: the chunk's offset, compared with `load_pos` a byte a cycle.
-                b, p = rd.data, pos_bytes.word_select(count[:2], 8)
-                m.d.sync += [off_lt.eq((b < p) | ((b == p) & off_lt)),
-                             off_eq.eq((b == p) & off_eq)]
-                m.d.comb += count_next.eq(count + 1)
-                with m.If(count == LOAD_OFFSET_BYTES - 1):
-                    m.next = "Load-Decide"
-
-            with m.State("Load-Decide"):
-                with m.If(off_eq):
-                    m.d.sync += timer.eq(self._timeout - 1)
-                    m.next = "Load"
-                with m.Elif(off_lt):
-                    start_reply(Reply.ACK)   # applied before (its ACK was lost): not again
-                with m.Else():
-                    fail(ErrorCode.SEQUENCE)
-
             with m.State("Load-End"):
-                # Payload: the model id (bytes 0-7, taken), then length and sum (bytes 8-13,
-                # compared with the board's own count and sum a byte a cycle).
+                # Payload: the model id (taken), then length and sum (compared with the
+                # board's own count and sum, a byte a cycle).
                 m.d.comb += count_next.eq(count + 1)
                 with m.If(count < MODEL_ID_BYTES):
-                    m.d.sync += id_bytes.word_select(count[:3], 8).eq(rd.data)
+                    m.d.sync += id_bytes.word_select(count[:2], 8).eq(rd.data)
                 with m.Else():
-                    mine = Cat(pos_bytes, load_sum).word_select(count[:3], 8)
+                    mine = Cat(pos_bytes, load_sum).word_select((count - MODEL_ID_BYTES)[:3], 8)
                     m.d.sync += end_ok.eq(end_ok & (rd.data == mine))
                 with m.If(count == LOAD_END_BYTES - 1):
                     m.next = "Load-Commit"
@@ -420,13 +416,14 @@ class HostLink(wiring.Component):
                 with m.State(state):
                     # `count` climbs from its start to `length` one step at a time, so equality
                     # is enough (and shorter than a magnitude comparison).
-                    at_end = count == length
+                    at_end = count == short
                     m.d.comb += [port.payload.eq(rd.data), port.valid.eq(~at_end)]
                     with m.If(at_end):
                         if state == "Load":
                             with m.If(self.load_error):
                                 fail(ErrorCode.RECORD)
                             with m.Else():
+                                m.d.sync += seq_expect.eq(~seq_expect)
                                 start_reply(Reply.ACK)
                         else:
                             m.d.sync += timer.eq(self._watchdog - 1)

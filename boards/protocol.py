@@ -14,35 +14,39 @@ overrun) drops the frame and answers ``ERROR`` with a code.
 A model load is a transaction (``docs/boards.md`` §2)::
 
     LOAD_BEGIN                                   → ACK          (aborts any load, unloads)
-    LOAD  offset (u32 LE) | bytes of the stream  → ACK          (repeat; offsets in order)
-    LOAD_END  model id (8) | length (u32 LE) | sum16 (u16 LE)   → ACK, or ERROR MODEL
+    LOAD  sequence bit (u8) | bytes of the stream → ACK        (repeat, the bit alternating)
+    LOAD_END  model id (4) | length (u32 LE) | sum16 (u16 LE)   → ACK, or ERROR MODEL
 
 The board counts the model as loaded only after ``LOAD_END`` found every record complete, the
 stream ``length`` bytes long and the sum of its bytes modulo 2^16 equal to ``sum16`` (each
-chunk is CRC-checked in its frame already; the whole-stream sum catches a chunk lost, repeated
-or out of place, for 16 flip-flops and an adder on the UP5K). A ``LOAD`` chunk whose
-offset is below the board's position was applied already (its ``ACK`` was lost) and is
-acknowledged again without being written, so resending a chunk is always safe.
+chunk is CRC-checked in its frame already; the whole-stream sum and length catch a chunk lost,
+repeated or out of place, for a counter, 16 flip-flops and an adder on the UP5K).
+
+``LOAD`` chunks carry an alternating sequence bit (0 for the first chunk of a load): the board
+applies a chunk whose bit is the one it expects and then expects the other; a chunk with the
+other bit is the previous one sent again (its ``ACK`` was lost) and is acknowledged without
+being written, so resending a chunk is always safe.
 """
 
 from amaranth.lib import enum
 
 __all__ = ["SYNC", "Command", "Reply", "ErrorCode", "TRANSIENT_ERRORS", "crc8", "sum16",
            "encode_frame", "FrameError", "decode_frame", "MODEL_ID_BYTES", "DIGEST_BYTES",
-           "INFO_BYTES", "ACK_BYTES", "ERROR_BYTES", "LOAD_OFFSET_BYTES", "LOAD_END_BYTES",
+           "INFO_BYTES", "ACK_BYTES", "ERROR_BYTES", "LOAD_END_BYTES",
            "MAX_SKIP"]
 
 SYNC = 0xA5
-MODEL_ID_BYTES = 8
+#: Bytes of a model id: the start of the SHA-256 of its load stream (32 bits tell the models
+#: a board may hold apart; each byte is a flip-flop byte and a multiplexer input on the UP5K).
+MODEL_ID_BYTES = 4
 #: Bytes of the hardware-configuration digest in ``INFO`` (:func:`~.image.config_digest`).
 DIGEST_BYTES = 4
 #: ``INFO`` payload: model id, classes (u8), image bytes (u16 LE), loaded (u8), digest.
 INFO_BYTES = MODEL_ID_BYTES + 1 + 2 + 1 + DIGEST_BYTES
-#: ``ACK`` payload: the command answered (u8), the load position after it (u32 LE).
-ACK_BYTES = 5
+#: ``ACK`` payload: the command answered (u8), the sequence bit of the ``LOAD`` answered (u8).
+ACK_BYTES = 2
 #: ``ERROR`` payload: the error code (u8), the command answered (u8; 0 when unknown).
 ERROR_BYTES = 2
-LOAD_OFFSET_BYTES = 4
 #: ``LOAD_END`` payload: model id, stream length (u32 LE), byte sum mod 2^16 (u16 LE).
 LOAD_END_BYTES = 4 + 2 + MODEL_ID_BYTES
 #: Non-sync bytes a host skips while hunting for a reply before it gives up on the line.
@@ -51,7 +55,7 @@ MAX_SKIP = 4096
 
 class Command(enum.Enum, shape=8):
     """Host → board commands."""
-    LOAD = 0x01        #: payload: offset (u32 LE) + a chunk of the accelerator's load stream
+    LOAD = 0x01        #: payload: sequence bit (u8) + a chunk of the accelerator's load stream
     CLASSIFY = 0x02    #: payload: one image, uint8 pixels in the accelerator's input order
     INFO = 0x03        #: no payload; the board answers INFO
     LOAD_END = 0x04    #: payload: model id, length (u32 LE), sum16 (u16 LE); commits the load
@@ -60,7 +64,7 @@ class Command(enum.Enum, shape=8):
 
 class Reply(enum.Enum, shape=8):
     """Board → host replies."""
-    ACK = 0x81       #: command (u8), load position (u32 LE)
+    ACK = 0x81       #: command (u8), sequence bit (u8)
     RESULT = 0x82    #: int32 LE logits × classes, class (u8), cycles (u32 LE)
     INFO = 0x83      #: model id, classes (u8), image bytes (u16 LE), loaded (u8), digest
     ERROR = 0xEE     #: error code (u8), command (u8)
@@ -74,7 +78,7 @@ class ErrorCode(enum.Enum, shape=8):
     UART = 0x05       #: a character with a framing error (low stop bit)
     OVERRUN = 0x06    #: characters were lost while the board was busy
     NO_MODEL = 0x07   #: CLASSIFY without a completely loaded model
-    SEQUENCE = 0x08   #: LOAD outside a load transaction, or at an offset past the position
+    SEQUENCE = 0x08   #: LOAD or LOAD_END outside a load transaction
     RECORD = 0x09     #: a load record names no memory or runs past its memory's end
     MODEL = 0x0A      #: LOAD_END: length, sum or a partly received record does not check
 

@@ -6,10 +6,11 @@ Amaranth simulator behind :class:`~sdtforge.boards.simport.SimulatedPort` — th
 then takes exactly the path it takes on a board.
 """
 
-from amaranth import Elaboratable, Module, ResetInserter, Signal
+from amaranth import Module, ResetInserter, Signal
 from amaranth.hdl import signed
 from amaranth.lib import wiring
 from amaranth.lib.data import ArrayLayout
+from amaranth.lib.wiring import In, Out
 
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import AccelConfig
@@ -19,7 +20,7 @@ from .link import HostLink
 from .spram import SPRAMWeights
 from .uart import UARTRx, UARTTx
 
-__all__ = ["BoardTop", "TIMEOUT_S"]
+__all__ = ["BoardTop", "TIMEOUT_S", "TICK_BITS"]
 
 #: Seconds of silence inside a frame, of a stalled load or pixel stream, and from an image's
 #: last pixel to its first result word, after which a board's link answers ``TIMEOUT`` (and
@@ -27,9 +28,12 @@ __all__ = ["BoardTop", "TIMEOUT_S"]
 #: (the shipped digits-tiny takes 31 ms on the iCEBreaker), short for a host to wait. One
 #: value for all of them keeps the link's timer a single down-counter with one reload value.
 TIMEOUT_S = 1.0
+#: The boards' link timeouts count ticks of 2**12 cycles (205 µs at 20 MHz), so the timer is
+#: 14 bits instead of 26.
+TICK_BITS = 12
 
 
-class BoardTop(Elaboratable):
+class BoardTop(wiring.Component):
     """Accelerator behind a UART host link.
 
     Parameters
@@ -55,30 +59,39 @@ class BoardTop(Elaboratable):
         Frame buffer bytes (the host's largest ``LOAD`` chunk).
     heartbeat_bit : int
         Counter bit that drives ``heartbeat`` (about 1 Hz: ``log2(f_clk)``).
+    tick_bits : int
+        The link's timeouts advance once every ``2**tick_bits`` cycles, a carry of the
+        heartbeat counter (at most ``heartbeat_bit``); ``timeout`` and ``watchdog`` are rounded
+        up to whole ticks. 0: every cycle.
     accelerator : Component, optional
         A stand-in with the accelerator's ports (``load``, ``pixels``, ``result``, ``busy``
         and, with ``spram_weights``, ``w_read`` / ``w_write``); by default the
         :class:`~sdtforge.hdl.accelerator.Accelerator` for ``config``. Lets the board
         plumbing be built and timed on its own.
 
-    Attributes
-    ----------
-    uart_rx : Signal, in
+    Members
+    -------
+    uart_rx : In(1)
         Serial input (idle high).
-    uart_tx : Signal, out
+    uart_tx : Out(1)
         Serial output (idle high).
-    label : Signal(8), out
+    label : Out(8)
         Class of the last classified image.
-    busy, heartbeat, loaded : Signal, out
+    busy, heartbeat, loaded : Out(1)
         Accelerator busy; blinking while the clock runs; a model load passed its check.
     """
 
     def __init__(self, config, *, image_bytes, num_classes, divisor, timeout, watchdog=None,
-                 spram_weights=False, max_payload=256, heartbeat_bit=24, accelerator=None):
+                 spram_weights=False, max_payload=256, heartbeat_bit=24, tick_bits=0,
+                 accelerator=None):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
         if not isinstance(heartbeat_bit, int) or heartbeat_bit < 1:
             raise ValueError(f"heartbeat_bit must be a positive integer, not {heartbeat_bit!r}")
+        if not isinstance(tick_bits, int) or not 0 <= tick_bits <= heartbeat_bit:
+            raise ValueError(f"tick_bits must be an integer from 0 to heartbeat_bit, not "
+                             f"{tick_bits!r}")
+        self.tick_bits = tick_bits
         self.config = config
         self.image_bytes = image_bytes
         self.num_classes = num_classes
@@ -91,18 +104,17 @@ class BoardTop(Elaboratable):
         if accelerator is None:
             accelerator = Accelerator(config, external_weights=self.spram_weights)
         self.accel = accelerator
+        def ticks(cycles):
+            return None if cycles is None else max(-(-cycles >> tick_bits), 16)
         self.link = HostLink(image_bytes=image_bytes, num_classes=num_classes,
-                             max_payload=max_payload, timeout=timeout, watchdog=watchdog,
+                             max_payload=max_payload, timeout=ticks(timeout),
+                             watchdog=ticks(watchdog),
                              digest=config_digest(config),
                              position_bits=max_load_bytes(config).bit_length())
         self.urx = UARTRx(divisor)
         self.utx = UARTTx(divisor)
-        self.uart_rx = Signal(init=1)
-        self.uart_tx = Signal(init=1)
-        self.label = Signal(8)
-        self.busy = Signal()
-        self.heartbeat = Signal()
-        self.loaded = Signal()
+        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1), "label": Out(8),
+                          "busy": Out(1), "heartbeat": Out(1), "loaded": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -140,6 +152,8 @@ class BoardTop(Elaboratable):
             m.d.sync += word.eq(0)
         beat = Signal(self.heartbeat_bit + 1)
         m.d.sync += beat.eq(beat + 1)
+        if self.tick_bits:
+            m.d.comb += link.tick.eq(beat[:self.tick_bits].all())
         m.d.comb += [
             self.busy.eq(accel.busy),
             self.heartbeat.eq(beat[-1]),

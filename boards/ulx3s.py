@@ -9,7 +9,7 @@ from amaranth import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
 
 from .pll import ECP5PLL, ecp5_pll
-from .top import TIMEOUT_S, BoardTop
+from .top import TICK_BITS, TIMEOUT_S, BoardTop
 
 __all__ = ["ULX3STop", "CLOCK_HZ"]
 
@@ -40,6 +40,7 @@ class ULX3STop(Elaboratable):
         self.f_sync = f
         self.core = BoardTop(config, image_bytes=image_bytes, num_classes=num_classes,
                              divisor=round(f / baud), timeout=int(f * TIMEOUT_S),
+                             tick_bits=TICK_BITS,
                              spram_weights=False,
                              heartbeat_bit=max(int(f).bit_length() - 1, 1),
                              accelerator=accelerator)

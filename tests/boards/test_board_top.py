@@ -39,7 +39,7 @@ def _session(model, compiled, images):
     with SimulatedPort(top, top.uart_rx, top.uart_tx, DIV,
                        timeout_cycles=2_000_000) as port:
         client = BoardClient(port)
-        assert client.info().model_id == bytes(8)
+        assert client.info().model_id == bytes(4)
         assert not client.info().loaded
         client.load_model(img)
         info = client.info()

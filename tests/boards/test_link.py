@@ -25,7 +25,7 @@ TIMEOUT = 400
 WATCHDOG = 3_000
 HANG = 0xEE
 LOAD = bytes(range(40))
-LOAD_ID = bytes(range(1, 9))
+LOAD_ID = bytes(range(1, 5))
 
 
 # Result words of the stalling stand-in: negative logits (pixel sum - 1000, ~load sum, -count),
@@ -179,3 +179,74 @@ def test_link_parameters_checked():
         HostLink(image_bytes=4, num_classes=300)
     with pytest.raises(ValueError, match=r"timeout must be an integer of at least 16, not 3"):
         HostLink(image_bytes=4, num_classes=2, timeout=3)
+
+
+def test_classify_needs_a_complete_load(board):
+    port, client = board
+    port.write(encode_frame(Command.LOAD_BEGIN))
+    assert _reply(port) == (Reply.ACK.value, bytes([Command.LOAD_BEGIN.value, 0]))
+    assert not client.info().loaded and client.info().model_id == bytes(4)
+    port.write(encode_frame(Command.CLASSIFY, bytes(IMAGE)))
+    assert _reply(port) == _error(ErrorCode.NO_MODEL, Command.CLASSIFY)
+    # A stream one byte short of what LOAD_END claims does not count as loaded.
+    port.write(encode_frame(Command.LOAD, bytes([0]) + LOAD[:10]))
+    assert _reply(port) == (Reply.ACK.value, bytes([Command.LOAD.value, 0]))
+    port.write(encode_frame(Command.LOAD_END, LOAD_ID + (11).to_bytes(4, "little")
+                            + sum(LOAD[:10]).to_bytes(2, "little")))
+    assert _reply(port) == _error(ErrorCode.MODEL, Command.LOAD_END)
+    assert not client.info().loaded
+    port.write(encode_frame(Command.LOAD, bytes([0]) + LOAD[:10]))
+    assert _reply(port) == _error(ErrorCode.SEQUENCE, Command.LOAD)
+    client.load(LOAD, LOAD_ID)
+    assert client.info().loaded
+
+
+def test_watchdog_resets_a_hung_engine(board, stalling):
+    """An image the stand-in hangs on is answered TIMEOUT, and the reset engine works again."""
+    port, client = board
+    port.write(encode_frame(Command.CLASSIFY, bytes([HANG] + [1] * (IMAGE - 1))))
+    assert _reply(port) == _error(ErrorCode.TIMEOUT, Command.CLASSIFY)
+    # The reset cleared the stand-in's load sum, as it clears the real engine's registers.
+    client.load(LOAD, LOAD_ID)
+    result = client.classify(bytes([2] * IMAGE), CLASSES)
+    assert result.logits[0] == 2 * IMAGE - 1000 * stalling
+
+
+def test_host_gives_up_on_a_chattering_line():
+    """A line that never stops sending non-sync bytes cannot hold the host driver."""
+    class Chatter:
+        def write(self, data):
+            return len(data)
+
+        def read(self, n=1):
+            return bytes([0x55]) * n
+
+    client = BoardClient(Chatter(), retries=1)
+    with pytest.raises(BoardError, match="no valid reply from the board to INFO"):
+        client.info()
+
+
+def test_host_skips_a_late_reply():
+    """A RESULT left over from an earlier request is not taken as the answer to INFO."""
+    from sdtforge.boards.protocol import INFO_BYTES
+
+    info = bytes(range(1, 5)) + bytes([CLASSES]) + IMAGE.to_bytes(2, "little") + bytes([1])
+    info += b"\x12\x34\x56\x78"
+    assert len(info) == INFO_BYTES
+
+    class Late:
+        def __init__(self):
+            self.out = bytearray(encode_frame(Reply.RESULT, bytes(4 * CLASSES + 5)))
+
+        def write(self, data):
+            if data == encode_frame(Command.INFO):
+                self.out += encode_frame(Reply.INFO, info)
+            return len(data)
+
+        def read(self, n=1):
+            out, self.out[:n] = bytes(self.out[:n]), b""
+            return out
+
+    got = BoardClient(Late()).info()
+    assert (got.model_id, got.loaded, got.config_digest) == (bytes(range(1, 5)), True,
+                                                             b"\x12\x34\x56\x78")
