@@ -244,8 +244,8 @@ class HostLink(wiring.Component):
                 info = Cat(id_bytes, Const(self._num_classes, 8),
                            Const(self._image_bytes, 16), loaded, Const(0, 7),
                            Const(int.from_bytes(self._digest, "little"), 8 * DIGEST_BYTES))
-                # The id bytes (0-7) read as zeros unless a load has passed its check.
-                m.d.comb += payload_byte.eq(Mux(loaded | tx_count[3],
+                # The id bytes read as zeros unless a load has passed its check.
+                m.d.comb += payload_byte.eq(Mux(loaded | (tx_count >= MODEL_ID_BYTES),
                                                 info.word_select(tx_count[:4], 8), 0))
             with m.Case(Reply.RESULT):
                 # Logits (LE), the class byte, the cycle count (LE), from the held word.

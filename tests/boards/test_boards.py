@@ -285,7 +285,7 @@ def test_run_command_end_to_end(tmp_path, monkeypatch, capsys):
     plan = plan_board(model, BOARDS["ulx3s-85f"], lanes=4, width=8)
     img = model_image(plan.compiled)
     top = BoardTop(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes,
-                   divisor=4, timeout=2000, heartbeat_bit=4)
+                   divisor=4, timeout=2000, watchdog=100_000, heartbeat_bit=4)
     port = SimulatedPort(top, top.uart_rx, top.uart_tx, 4, timeout_cycles=500_000)
     monkeypatch.setattr(serial, "Serial", lambda *a, **k: port)
     image = np.random.default_rng(0).integers(0, 256, (4, 4)).astype(np.uint8)

@@ -250,3 +250,12 @@ def test_host_skips_a_late_reply():
     got = BoardClient(Late()).info()
     assert (got.model_id, got.loaded, got.config_digest) == (bytes(range(1, 5)), True,
                                                              b"\x12\x34\x56\x78")
+
+
+def test_info_before_any_load():
+    """An unloaded board reports its sizes and digest, and a zero id."""
+    top = _Top()
+    with SimulatedPort(top, top.rx, top.tx, DIV, timeout_cycles=4 * WATCHDOG) as port:
+        info = BoardClient(port, chunk=16).info()
+    assert (info.model_id, info.loaded, info.num_classes, info.image_bytes,
+            info.config_digest) == (bytes(4), False, CLASSES, IMAGE, b"\x12\x34\x56\x78")
