@@ -192,6 +192,12 @@ class AccelConfig:
             raise UserError(f"the hardware config is invalid: {exc}") from None
 
 
+#: The largest lane count and word width the generators are run at (``generate`` takes about
+#: 20 s at either bound; far larger values build Python expressions too deep to elaborate).
+MAX_LANES = 128
+MAX_WIDTH = 512
+
+
 def check_lanes_width(lanes, width):
     """Refuse a lane count / word width the hardware cannot have (:class:`UserError`)."""
     for name, value in (("lanes", lanes), ("width", width)):
@@ -201,6 +207,9 @@ def check_lanes_width(lanes, width):
             raise UserError(f"{name} must be a power of two, not {value!r}")
     if width < 8:
         raise UserError(f"width must be at least 8, not {width!r}")
+    if lanes > MAX_LANES or width > MAX_WIDTH:
+        raise UserError(f"lanes and width are at most {MAX_LANES} and {MAX_WIDTH}, "
+                        f"not {lanes!r} and {width!r}")
     if lanes > width:
         raise UserError(f"lanes ({lanes!r}) must not exceed the word width ({width!r})")
 

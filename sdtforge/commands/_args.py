@@ -95,7 +95,14 @@ def fraction(text):
 
 
 def check_lanes_width(lanes, width):
-    """The rule that ties ``--lanes`` to ``--width`` (each is checked by its ``type=``)."""
+    """The rules that tie ``--lanes`` to ``--width`` and bound both (each is a power of two by
+    its ``type=``)."""
+    from sdtforge.hdl.compile import MAX_LANES, MAX_WIDTH
+
+    if lanes is not None and lanes > MAX_LANES:
+        raise UserError(f"--lanes is at most {MAX_LANES}, not {lanes}")
+    if width is not None and width > MAX_WIDTH:
+        raise UserError(f"--width is at most {MAX_WIDTH}, not {width}")
     if lanes is not None and width is not None and lanes > width:
         raise UserError(f"--lanes ({lanes}) must not exceed the word width --width ({width})")
 
