@@ -94,6 +94,13 @@ def fraction(text):
     return value
 
 
+def per_board(value):
+    """``"V on board, …"``: ``value(board)`` for every board, for the defaults in ``--help``."""
+    from sdtforge.boards.targets import BOARDS
+
+    return ", ".join(f"{value(b)} on {name}" for name, b in sorted(BOARDS.items()))
+
+
 def check_lanes_width(lanes, width):
     """The rules that tie ``--lanes`` to ``--width`` and bound both (each is a power of two by
     its ``type=``)."""

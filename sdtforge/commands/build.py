@@ -26,20 +26,15 @@ def add_arguments(p):
                    help="target board (also sets the fit check for --target asic)")
     p.add_argument("--target", choices=("fpga", "asic"), default="fpga",
                    help="fpga: bitstream for --board; asic: generic-gate estimate of the core")
-    boards = sorted(BOARDS.items())
-
-    def per_board(value):
-        return ", ".join(f"{value(b)} on {name}" for name, b in boards)
-
     p.add_argument("--lanes", type=_args.power_of_two, default=None,
                    help=f"PE lanes P, a power of two (default: the board's: "
-                        f"{per_board(lambda b: b.default_lanes)})")
+                        f"{_args.per_board(lambda b: b.default_lanes)})")
     p.add_argument("--width", type=_args.word_width, default=None,
                    help=f"spike word width W, a power of two of at least {_args.MIN_WIDTH} "
-                        f"(default: the board's: {per_board(lambda b: b.default_width)})")
+                        f"(default: the board's: {_args.per_board(lambda b: b.default_width)})")
     p.add_argument("--freq", type=_args.positive_float, default=None,
                    help=f"system clock request in MHz, {FREQ_MHZ[0]} to {FREQ_MHZ[1]} (default: "
-                        f"the board's: {per_board(lambda b: f'{b.f_sync / 1e6:g}')})")
+                        f"the board's: {_args.per_board(lambda b: f'{b.f_sync / 1e6:g}')})")
     p.add_argument("--baud", type=_args.positive_int, default=115200, help="UART baud rate")
     p.add_argument("--seed", type=_args.seed, default=1, help="nextpnr placer seed")
     p.add_argument("--out", type=Path, default=Path("build"), help="output directory")

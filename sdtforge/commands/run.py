@@ -27,17 +27,12 @@ def add_arguments(p):
     p.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
     p.add_argument("--model", type=Path, default=None,
                    help="integer model (.sfm); loaded when the board holds another one")
-    boards = sorted(BOARDS.items())
-
-    def per_board(value):
-        return ", ".join(f"{value(b)} on {name}" for name, b in boards)
-
     p.add_argument("--lanes", type=_args.power_of_two, default=None,
                    help=f"lanes the bitstream was built with (default: the board's: "
-                        f"{per_board(lambda b: b.default_lanes)})")
+                        f"{_args.per_board(lambda b: b.default_lanes)})")
     p.add_argument("--width", type=_args.word_width, default=None,
                    help=f"word width of the bitstream (default: the board's: "
-                        f"{per_board(lambda b: b.default_width)})")
+                        f"{_args.per_board(lambda b: b.default_width)})")
     p.add_argument("--config", type=Path, default=None,
                    help="config.json of the bitstream's build: the model is compiled for it "
                         "(instead of --lanes/--width and the board's other defaults)")

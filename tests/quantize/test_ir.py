@@ -4,7 +4,6 @@ import dataclasses
 import io
 import json
 import re
-import struct
 import tracemalloc
 import zipfile
 import zlib
@@ -12,6 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _zip import deflate as _bomb
+from _zip import entries as _entries
+from _zip import npy as _npy
+from _zip import raw_zip as _raw_zip
+from _zip import zip_entries as _zip
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -156,49 +160,12 @@ def test_derived_widths_are_tight_lower_bounds(model):
 # Hardened loading: bounded sizes, no trailing bytes, no unknown entries, resource limits
 
 
-def _npy(array):
-    b = io.BytesIO()
-    np.save(b, array, allow_pickle=False)
-    return b.getvalue()
-
-
-def _entries(blob):
-    """The raw ``.npy`` bytes of every entry of ``blob``, by name without ``.npy``."""
-    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-        return {n[:-4]: zf.read(n) for n in zf.namelist()}
-
-
-def _zip(entries, method=zipfile.ZIP_DEFLATED):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as zf:
-        for name, raw in entries.items():
-            zf.writestr(name + ".npy", raw)
-    return buf.getvalue()
-
-
 def _with_header(blob, edit):
     entries = _entries(blob)
     header = json.loads(np.load(io.BytesIO(entries["header"])).tobytes())
     edit(header)
     entries["header"] = _npy(np.frombuffer(json.dumps(header).encode(), np.uint8))
     return _zip(entries)
-
-
-def _raw_zip(members):
-    """A ZIP built by hand from ``(name, method, compressed bytes, crc, declared size)``, so a
-    test can declare any size and CRC (``zipfile`` would write the true ones)."""
-    local, central = io.BytesIO(), io.BytesIO()
-    for name, method, comp, crc, size in members:
-        fname = name.encode()
-        offset = local.tell()
-        local.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 33, crc,
-                                len(comp), size, len(fname), 0) + fname + comp)
-        central.write(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 33, crc,
-                                  len(comp), size, len(fname), 0, 0, 0, 0, 0, offset) + fname)
-    cd = central.getvalue()
-    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(cd),
-                      local.tell(), 0)
-    return local.getvalue() + cd + end
 
 
 def _members(entries):
@@ -208,17 +175,6 @@ def _members(entries):
         out.append((name + ".npy", zipfile.ZIP_DEFLATED, c.compress(raw) + c.flush(),
                     zlib.crc32(raw), len(raw)))
     return out
-
-
-def _bomb(prefix, extra_bytes):
-    """DEFLATE data of ``prefix`` followed by ``extra_bytes`` zeros, and the CRC of it all."""
-    c = zlib.compressobj(9, zlib.DEFLATED, -15)
-    parts, crc, zeros = [c.compress(prefix)], zlib.crc32(prefix), bytes(1 << 20)
-    for _ in range(extra_bytes >> 20):
-        parts.append(c.compress(zeros))
-        crc = zlib.crc32(zeros, crc)
-    parts.append(c.flush())
-    return b"".join(parts), crc
 
 
 def _peak(fn):

@@ -9,14 +9,16 @@ few seconds per test; the ``slow`` variants run many more examples.
 
 import io
 import json
-import struct
 import tracemalloc
 import zipfile
-import zlib
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from _zip import deflate as _deflate
+from _zip import npy as _npy
+from _zip import raw_zip as _raw_zip
+from _zip import zip_entries as _zip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,12 +30,6 @@ MEMORY = 300 << 20  # tracemalloc peak per example
 
 CONFIG = synthetic.tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3)
 BLOB = ir.dumps(synthetic.random_model(CONFIG, seed=11))
-
-
-def _npy(array):
-    b = io.BytesIO()
-    np.save(b, array, allow_pickle=False)
-    return b.getvalue()
 
 
 with zipfile.ZipFile(io.BytesIO(BLOB)) as _zf:
@@ -69,41 +65,6 @@ _leaves = (st.none() | st.booleans() | st.integers() | st.sampled_from(HUGE)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
 JSON_VALUES = st.recursive(_leaves, lambda c: st.lists(c, max_size=4)
                            | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=10)
-
-
-def _zip(entries, method=zipfile.ZIP_DEFLATED):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as zf:
-        for name, raw in entries.items():
-            zf.writestr(name + ".npy", raw)
-    return buf.getvalue()
-
-
-def _raw_zip(members):
-    """A ZIP from ``(name, method, compressed bytes, crc, declared size)``: any size and CRC."""
-    local, central = io.BytesIO(), io.BytesIO()
-    for name, method, comp, crc, size in members:
-        fname = name.encode()
-        offset = local.tell()
-        local.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 33, crc,
-                                len(comp), size, len(fname), 0) + fname + comp)
-        central.write(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 33, crc,
-                                  len(comp), size, len(fname), 0, 0, 0, 0, 0, offset) + fname)
-    cd = central.getvalue()
-    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(cd),
-                      local.tell(), 0)
-    return local.getvalue() + cd + end
-
-
-def _deflate(raw, zeros=0):
-    """Raw DEFLATE of ``raw`` + ``zeros`` zero bytes, and the CRC-32 of it all."""
-    c = zlib.compressobj(9, zlib.DEFLATED, -15)
-    parts, crc, chunk = [c.compress(raw)], zlib.crc32(raw), bytes(1 << 20)
-    for _ in range(zeros >> 20):
-        parts.append(c.compress(chunk))
-        crc = zlib.crc32(chunk, crc)
-    parts.append(c.flush())
-    return b"".join(parts), crc
 
 
 MEMBERS = {name: (name + ".npy", zipfile.ZIP_DEFLATED, *_deflate(raw), len(raw))
