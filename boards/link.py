@@ -169,12 +169,12 @@ class HostLink(wiring.Component):
 
         cmd = Signal(8)
         length = Signal(16)
-        # `length - 1`, registered with `length`: the "last payload byte" test is then an
-        # equality, not an adder and a comparator in series (the link's critical path on iCE40).
         # `count` addresses the frame buffer (an over-long frame is skipped by counting its
         # `length` down instead), so it is only as wide as the buffer.
         count = Signal(range(depth + 1))
         count_next = Signal.like(count)
+        # `length - 1`, registered with `length`: the "last payload byte" test is then an
+        # equality, not an adder and a comparator in series (the link's critical path on iCE40).
         length_m1 = Signal.like(count)
         short = length[:len(count)]     # the length of a frame that fits the buffer
         crc = Signal(8)
