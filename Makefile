@@ -35,7 +35,7 @@ demo: venv
 	$(RUN) $(BIN)/sdtforge demo --out out/demo
 
 test: venv
-	$(RUN) PYTHONWARNINGS=error $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_MARK) $(PYTEST_ARGS)
+	$(RUN) PYTHONWARNINGS=error $(BIN)/python -m pytest -n $(JOBS) --dist worksteal $(PYTEST_MARK) $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
