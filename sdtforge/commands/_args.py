@@ -102,16 +102,11 @@ def per_board(value):
 
 
 def check_lanes_width(lanes, width):
-    """The rules that tie ``--lanes`` to ``--width`` and bound both (each is a power of two by
-    its ``type=``)."""
-    from sdtforge.hdl.compile import MAX_LANES, MAX_WIDTH
+    """The compiler's rules for a lane count and word width (tied together, bounded), checked
+    before any work: one definition, ``sdtforge.hdl.compile.check_lanes_width``."""
+    from sdtforge.hdl.compile import check_lanes_width as check
 
-    if lanes is not None and lanes > MAX_LANES:
-        raise UserError(f"--lanes is at most {MAX_LANES}, not {lanes}")
-    if width is not None and width > MAX_WIDTH:
-        raise UserError(f"--width is at most {MAX_WIDTH}, not {width}")
-    if lanes is not None and width is not None and lanes > width:
-        raise UserError(f"--lanes ({lanes}) must not exceed the word width --width ({width})")
+    check(lanes, width)
 
 
 # ---------------------------------------------------------------------------------------------

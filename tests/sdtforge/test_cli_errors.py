@@ -149,7 +149,7 @@ CASES = [
      "is a directory"),
     ("generate-width-0", ["generate", "{sfm}", "--out", "{tmp}/o", "--width", "0"], "--width"),
     ("generate-width-4096", ["generate", "{sfm}", "--out", "{tmp}/o", "--lanes", "1",
-                             "--width", "4096"], "--width is at most 512"),
+                             "--width", "4096"], "at most 128 and 512"),
     ("generate-lanes-1024", ["generate", "{sfm}", "--out", "{tmp}/o", "--lanes", "1024",
                              "--width", "1024"], "at most"),
     ("generate-width-4", ["generate", "{sfm}", "--out", "{tmp}/o", "--width", "4"],
