@@ -117,8 +117,6 @@ class HostLink(wiring.Component):
     tick : In(1, init=1)
         Advances the timeouts: high every cycle by default, or a one-cycle pulse every ``2**k``
         cycles from a counter the top has anyway (the timer is then ``k`` bits narrower).
-    model_id : Out(8 * MODEL_ID_BYTES)
-        The id of the last ``LOAD_END`` (the loaded model's while ``loaded`` is high).
     """
 
     def __init__(self, *, image_bytes, num_classes, max_payload=256, timeout=1_000_000,
@@ -153,7 +151,6 @@ class HostLink(wiring.Component):
             "load_error": In(1),
             "engine_reset": Out(1),
             "loaded": Out(1),
-            "model_id": Out(8 * MODEL_ID_BYTES),
             "tick": In(1, init=1),
         })
 
@@ -226,7 +223,6 @@ class HostLink(wiring.Component):
         word_left = Signal(2)
         need_word = Signal()
         id_bytes = Signal(8 * MODEL_ID_BYTES)
-        m.d.comb += self.model_id.eq(id_bytes)
 
         rx_byte = self.rx.payload.data
         m.d.comb += [count_next.eq(count), rd.addr.eq(count_next), wr.addr.eq(count),
