@@ -36,7 +36,7 @@ def _preset_config(name):
     return out
 
 
-def _synthetic(name, seed, target_rate, images):
+def synthetic(name, seed, target_rate, images):
     """A random model of preset ``name`` whose firing rate is near ``target_rate``."""
     from sdtforge.quantize.synthetic import random_model
     from sdtforge.sim import golden
@@ -54,11 +54,10 @@ def _synthetic(name, seed, target_rate, images):
 
 
 def _measure(label, model, images, lanes, width, rtl=None):
-    from sdtforge.sim import cycles, golden
+    from sdtforge.sim import cycles, golden, latency
     ref = golden.run(model, images, spikes=True)
     tot = ref.totals()
-    predicted = [cycles.predict(model, ref.spikes, lanes, width, image=i)["total"]
-                 for i in range(len(images))]
+    predicted = [p["total"] for p in latency.predictions(model, ref, lanes, width)]
     mean = float(np.mean(predicted))
     work = cycles.work_bound(tot, lanes)
     dense = cycles.dense_bound(model, lanes)
@@ -105,12 +104,12 @@ def main(argv=None):
             assert res.bit_exact == len(digits), "RTL differs from the golden model"
             rtl = [r.cycles for r in res.images]
         rows.append(_measure("digits-tiny (trained)", tiny, digits, args.lanes, args.width, rtl))
-    small = _synthetic("digits-small", args.seed, args.rate, digits)
+    small = synthetic("digits-small", args.seed, args.rate, digits)
     rows.append(_measure("digits-small (random weights)", small, digits, args.lanes,
                          args.width))
     rng = np.random.default_rng(args.seed)
     cifar_images = rng.integers(0, 256, (min(args.images, 2), 3, 32, 32), dtype=np.uint8)
-    cifar = _synthetic("cifar10-2-256", args.seed, args.rate, cifar_images)
+    cifar = synthetic("cifar10-2-256", args.seed, args.rate, cifar_images)
     rows.append(_measure("cifar10-2-256 (synthetic)", cifar, cifar_images, args.lanes,
                          args.width))
 

@@ -38,7 +38,13 @@ def _used(util, key):
 
 
 def summarize(board, cells, report, f_sync):
-    """The build figures as one flat dict (what ``sdtforge build`` prints and writes)."""
+    """The build figures as one flat dict (what ``sdtforge build`` prints and writes).
+
+    Logic and memory counts per family (iCE40: ``lc``, ``lut4``, ``ff``, ``bram``, ``spram``,
+    ``dsp``; ECP5: ``lut4``, ``slice_comb``, ``ff``, ``bram``, ``dsp``), the clock the design was
+    built for (``clock_mhz``, also as ``f_sync_mhz``), nextpnr's ``fmax_mhz`` and whether it
+    reaches the clock (``timing_met``).
+    """
     util = report.get("utilization", {})
     fmax = report.get("fmax", {})
     # The PLL output is the only constrained clock of the design.
@@ -62,7 +68,8 @@ def summarize(board, cells, report, f_sync):
         }
     figures.update({
         "board": board.name, "device": board.device, "bram_type": board.bram_name,
-        "f_sync_mhz": round(f_sync / 1e6, 3),
+        # The built clock; ``f_sync_mhz`` is its earlier name, kept for existing readers.
+        "clock_mhz": round(f_sync / 1e6, 3), "f_sync_mhz": round(f_sync / 1e6, 3),
         "fmax_mhz": None if achieved is None else round(achieved, 2),
         "timing_met": None if achieved is None else achieved >= f_sync / 1e6,
     })

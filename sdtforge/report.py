@@ -35,10 +35,10 @@ def collect(model_path, *, cosim=None, builds=(), asic=None, images=DEFAULT_IMAG
     """Compute the report's figures; returns a JSON-serializable dict."""
     from sdtforge.model import load_dataset
     from sdtforge.quantize import ir
-    from sdtforge.sim import cycles, energy, golden
+    from sdtforge.sim import cycles, energy, golden, latency
 
     model = ir.load(model_path)
-    dataset = model.provenance.get("dataset") or "digits"
+    dataset = latency.dataset_of(model)
     test_x, test_y = load_dataset(dataset, "test", data_dir=data_dir)
     acc = golden.run(model, test_x)
     int_accuracy = float((acc.classes == test_y).mean())
@@ -47,11 +47,10 @@ def collect(model_path, *, cosim=None, builds=(), asic=None, images=DEFAULT_IMAG
     res = golden.run(model, sample, spikes=True)
     rates = {name: float(np.asarray(s).mean()) for name, s in res.spikes.items()}
     per_image = res.per_image()
+    preds = latency.predictions(model, res, lanes, width)
+    totals = [p["total"] for p in preds]
     per_layer_cycles = {}
-    totals = []
-    for i in range(len(sample)):
-        pred = cycles.predict(model, res.spikes, lanes, width, image=i)
-        totals.append(pred["total"])
+    for pred in preds:
         for name, c in pred["layers"].items():
             per_layer_cycles[name] = per_layer_cycles.get(name, 0) + c / len(sample)
     counts = res.totals()
@@ -176,6 +175,18 @@ def _utilization(build, kind):
     return 100.0 * used / avail if used is not None and avail else 0.0
 
 
+def _figure(build, key, fmt):
+    """``build[key]`` formatted, or a dash where the build did not report it."""
+    value = build.get(key)
+    return "–" if value is None else format(value, fmt)
+
+
+def _clock(build):
+    """The built clock in MHz (``clock_mhz``; builds before it was named: ``f_sync_mhz``)."""
+    value = build.get("clock_mhz", build.get("f_sync_mhz"))
+    return "–" if value is None else f"{value:g}"
+
+
 def _markdown(report, files):
     a = report["accuracy"]
     lines = [f"# sdtforge report: {report['model']}", ""]
@@ -223,16 +234,18 @@ def _markdown(report, files):
     lines += ["", f"![energy]({files['energy']})", ""]
     lines += ["## Boards", ""]
     if report["boards"]:
-        lines += ["| board | lanes | LUT/LC | FF | BRAM | SPRAM | DSP | Fmax (MHz) |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["| board | lanes | LUT/LC | FF | BRAM | SPRAM | DSP | Fmax (MHz) | "
+                  "clock (MHz) | latency (ms) | images/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for b in report["boards"]:
             cells = []
             for kind in ("lut", "ff", "bram", "spram", "dsp"):
                 used, avail = _resource(b, kind)
                 cells.append("–" if used is None else f"{used}" + (f" / {avail}" if avail else ""))
-            fmax = b.get("fmax_mhz")
             lines.append(f"| {b['board']} | {b.get('lanes', '–')} | {' | '.join(cells)} | "
-                         f"{f'{fmax:.1f}' if fmax else '–'} |")
+                         f"{_figure(b, 'fmax_mhz', '.1f')} | {_clock(b)} | "
+                         f"{_figure(b, 'latency_ms', '.3f')} | "
+                         f"{_figure(b, 'images_per_s', '.1f')} |")
         lines += ["", f"![resources]({files['resources']})"]
     else:
         lines.append("No board build was given (`--build DIR/report.json`).")

@@ -2,7 +2,9 @@
 
 The fit check runs first and refuses, in one sentence, a model or lane count that cannot fit
 the board; then Yosys + nextpnr (YoWASP) build through the amaranth-boards platform with a
-seeded placer, and the figures are read back from the tools' reports.
+seeded placer, and the figures are read back from the tools' reports. The latency per image is
+the cycle model's mean over the first test images at the built lanes and width, at the built
+clock (``sdtforge.sim.latency``).
 """
 
 import json
@@ -38,18 +40,46 @@ def add_arguments(p):
     p.add_argument("--baud", type=_args.positive_int, default=115200, help="UART baud rate")
     p.add_argument("--seed", type=_args.seed, default=1, help="nextpnr placer seed")
     p.add_argument("--out", type=Path, default=Path("build"), help="output directory")
+    p.add_argument("--data-dir", type=Path,
+                   help="dataset directory for the latency's test images (CIFAR-10 models)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
+_TABLE_KEYS = ("lanes", "lc", "lut4", "slice_comb", "ff", "bram", "spram", "dsp", "clock_mhz",
+               "fmax_mhz", "timing_met")
+
+
 def _table(figures):
-    keys = [k for k in ("lc", "lut4", "slice_comb", "ff", "bram", "spram", "dsp", "f_sync_mhz",
-                        "fmax_mhz", "timing_met") if k in figures]
     out = []
-    for k in keys:
+    for k in (k for k in _TABLE_KEYS if k in figures):
         avail = figures.get(f"{k}_available")
         value = figures[k]
-        out.append(f"{k:<12}{value!s:>10}" + (f" / {avail}" if avail else ""))
+        out.append(f"{k:<17}{value!s:>10}" + (f" / {avail}" if avail else ""))
     return "\n".join(out) + "\n"
+
+
+def _latency(model, config, clock_mhz, data_dir):
+    """Cycle-model cycles per image at the built ``config`` and their time at ``clock_mhz``.
+
+    Without ``data_dir``, a model whose test images cannot be read (CIFAR-10) gets ``None``
+    figures and a ``latency_note`` saying why; the build itself goes on.
+    """
+    from sdtforge.errors import UserError
+    from sdtforge.sim import latency
+
+    figures = {"latency_images": latency.DEFAULT_IMAGES}
+    try:
+        cycles = latency.cycles_per_image(model, config.lanes, config.width,
+                                          images=latency.DEFAULT_IMAGES, data_dir=data_dir)
+    except UserError as exc:
+        if data_dir is not None:
+            raise
+        figures.update(cycles_per_image=None, latency_ms=None, images_per_s=None,
+                       latency_note=f"no latency: {exc}")
+        return figures
+    figures["cycles_per_image"] = round(cycles, 1)
+    figures.update(latency.latency(cycles, clock_mhz))
+    return figures
 
 
 def _asic(args, config):
@@ -88,6 +118,7 @@ def run(args):
     if not args.model.exists():
         raise UserError(f"no model file {args.model}; make one with `sdtforge quantize`")
     _args.input_file(args.model, "model")
+    _args.input_dir(args.data_dir, "--data-dir")
     _args.output_dir(args.out)
     for name in (("asic.json",) if args.target == "asic" else ("report.json", "config.json")):
         _args.output_file(args.out / name)
@@ -116,18 +147,27 @@ def run(args):
                         f_sync=f_sync, baud=args.baud)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    # The cycle model takes seconds; before place and route, so a bad --data-dir stops early.
+    timing = _latency(model, plan.config, top.f_sync / 1e6, args.data_dir)
     figures = build_bitstream(board, top, args.out, seed=args.seed, f_sync=top.f_sync)
     figures.update({"lanes": plan.config.lanes, "width": plan.config.width,
-                    "model_id": img.model_id.hex(), "baud": args.baud})
+                    "model_id": img.model_id.hex(), "baud": args.baud, **timing})
     (args.out / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     (args.out / "config.json").write_text(plan.config.to_json())
     if args.json:
         print(json.dumps(figures, indent=2, sort_keys=True))
     else:
         print(_table(figures), end="")
+        if figures.get("latency_note"):
+            print(figures["latency_note"])
+        elif figures.get("latency_ms") is not None:
+            print(f"latency: {figures['latency_ms']} ms per image, {figures['images_per_s']} "
+                  f"images/s ({figures['cycles_per_image']} cycles at {figures['clock_mhz']} "
+                  f"MHz; cycle model, mean of the first {figures['latency_images']} test "
+                  "images)")
         if not figures["timing_met"]:
             print(f"warning: Fmax {figures['fmax_mhz']} MHz is below the "
-                  f"{figures['f_sync_mhz']} MHz clock; rebuild with --freq "
+                  f"{figures['clock_mhz']} MHz clock; rebuild with --freq "
                   f"{int(figures['fmax_mhz'] or 1)}")
         print(f"wrote {args.out}/ (bitstream, report.json, config.json)")
     return 0

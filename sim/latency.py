@@ -1,0 +1,102 @@
+"""Latency per image from the cycle model: cycles at ``P`` lanes and ``W``-bit words, and time.
+
+:func:`cycles_per_image` runs the golden model over the first test images of a model's dataset
+and averages the cycle model's count (:func:`sdtforge.sim.cycles.predict`, equal to the RTL's
+count); :func:`latency` turns cycles and a clock into milliseconds per image and images per
+second. :func:`predictions` is the per-image loop on its own, for callers that already hold a
+golden result (``sdtforge report``, the benchmarks).
+"""
+
+import numpy as np
+
+from . import cycles, golden
+
+__all__ = ["DEFAULT_IMAGES", "dataset_of", "sample_images", "predictions", "mean_cycles",
+           "cycles_per_image", "latency"]
+
+#: Test images the latency is averaged over (a digits-sized model's mean is stable by then).
+DEFAULT_IMAGES = 10
+
+
+def dataset_of(model):
+    """The dataset a model was trained on (``"digits"`` when its provenance does not say)."""
+    return model.provenance.get("dataset") or "digits"
+
+
+def sample_images(model, images=DEFAULT_IMAGES, data_dir=None):
+    """The first ``images`` test images of the model's dataset, ``uint8 [B, C, H, W]``.
+
+    Raises
+    ------
+    UserError
+        The dataset cannot be read, e.g. a ``cifar10`` model without ``data_dir``.
+    """
+    from sdtforge.model import load_dataset
+
+    x, _ = load_dataset(dataset_of(model), "test", data_dir=data_dir)
+    return x[:images]
+
+
+def predictions(model, result, lanes, width):
+    """:func:`~sdtforge.sim.cycles.predict` for every image of a golden result.
+
+    Parameters
+    ----------
+    model : IntegerModel
+        The integer model.
+    result : GoldenResult
+        ``golden.run(model, images, spikes=True)``.
+    lanes, width : int
+        The accelerator's ``P`` and ``W``.
+
+    Returns
+    -------
+    list of dict
+        One ``{"total", "layers"}`` per image, in batch order.
+    """
+    return [cycles.predict(model, result.spikes, lanes, width, image=i)
+            for i in range(result.batch)]
+
+
+def mean_cycles(model, result, lanes, width):
+    """Mean predicted cycles per image over a golden result's images."""
+    return float(np.mean([p["total"] for p in predictions(model, result, lanes, width)]))
+
+
+def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None):
+    """Mean cycle-model cycles per image over the first ``images`` test images.
+
+    Parameters
+    ----------
+    model : IntegerModel
+        The integer model.
+    lanes, width : int
+        The accelerator's ``P`` and ``W``.
+    images : int
+        How many test images (from the first) to average over.
+    data_dir : str or Path, optional
+        Dataset folder (needed for ``cifar10`` models).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    UserError
+        The model's dataset cannot be read (see :func:`sample_images`).
+    """
+    x = sample_images(model, images, data_dir)
+    return mean_cycles(model, golden.run(model, x, spikes=True), lanes, width)
+
+
+def latency(cycles_per_img, clock_mhz):
+    """Milliseconds per image and images per second of ``cycles_per_img`` at ``clock_mhz``.
+
+    Returns
+    -------
+    dict
+        ``latency_ms`` (rounded to 4 decimals) and ``images_per_s`` (rounded to 1 decimal).
+    """
+    seconds = cycles_per_img / (clock_mhz * 1e6)
+    return {"latency_ms": round(seconds * 1e3, 4), "images_per_s": round(1.0 / seconds, 1)}

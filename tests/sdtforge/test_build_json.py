@@ -1,0 +1,130 @@
+"""``sdtforge build --json``: the build figures plus lanes, clock and the cycle model's latency.
+
+The fast tests stand in for place and route (``build_bitstream`` returns the figures of fixed
+tool reports); the real iCEBreaker build is ``slow``.
+"""
+
+import json
+
+import pytest
+
+from sdtforge.boards.targets import BOARDS
+from sdtforge.cli import main
+from sdtforge.model import SHIPPED_CHECKPOINTS
+from sdtforge.quantize import ir
+from sdtforge.sim import latency
+
+#: Every field ``sdtforge build --json`` prints for an iCE40 board.
+ICE40_KEYS = ("lanes", "width", "clock_mhz", "f_sync_mhz", "fmax_mhz", "timing_met", "lut4", "lc",
+              "ff", "bram", "spram", "dsp", "cycles_per_image", "latency_ms", "images_per_s",
+              "latency_images", "board", "seed", "model_id")
+
+
+@pytest.fixture(scope="module")
+def digits_tiny(tmp_path_factory):
+    from sdtforge.quantize.quantizer import quantize_checkpoint
+
+    path = tmp_path_factory.mktemp("model") / "digits-tiny.sfm"
+    ir.save(quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"]), path)
+    return path
+
+
+@pytest.fixture
+def fake_pnr(monkeypatch):
+    """``build_bitstream`` without the tools: figures of fixed Yosys / nextpnr reports."""
+    from sdtforge.boards import build
+
+    calls = []
+
+    def fake(board, top, out_dir, *, seed=1, name="sdtforge", f_sync):
+        calls.append(seed)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cells = {"SB_LUT4": 3905, "SB_DFF": 1000, "SB_DFFE": 898}
+        report = {"utilization": {"ICESTORM_LC": {"used": 5259}, "ICESTORM_RAM": {"used": 27},
+                                  "ICESTORM_SPRAM": {"used": 2}, "ICESTORM_DSP": {"used": 0}},
+                  "fmax": {"clk": {"achieved": 22.04}}}
+        figures = build.summarize(board, cells, report, f_sync)
+        figures["seed"] = seed
+        return figures
+
+    monkeypatch.setattr(build, "build_bitstream", fake)
+    return calls
+
+
+def _check_latency(figures):
+    """``latency_ms`` and ``images_per_s`` are ``cycles_per_image`` at ``clock_mhz``."""
+    cycles, clock = figures["cycles_per_image"], figures["clock_mhz"]
+    assert figures["latency_ms"] == pytest.approx(cycles / clock / 1000, rel=1e-4, abs=1e-4)
+    assert figures["images_per_s"] == pytest.approx(clock * 1e6 / cycles, rel=1e-3, abs=0.1)
+
+
+def test_json_fields_and_report(digits_tiny, fake_pnr, tmp_path, capsys):
+    out = tmp_path / "build"
+    assert main(["build", str(digits_tiny), "--board", "icebreaker", "--seed", "3",
+                 "--out", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert fake_pnr == [3]
+    assert printed == json.loads((out / "report.json").read_text())
+    assert set(ICE40_KEYS) <= set(printed)
+    assert printed["clock_mhz"] == printed["f_sync_mhz"] == 19.875
+    assert (printed["lanes"], printed["width"]) == (1, 16)
+    assert (printed["lc"], printed["lut4"], printed["ff"], printed["dsp"]) == (5259, 3905, 1898, 0)
+    assert printed["fmax_mhz"] == 22.04 and printed["timing_met"] is True
+    model = ir.load(digits_tiny)
+    cycles = latency.cycles_per_image(model, 1, 16, images=latency.DEFAULT_IMAGES)
+    assert printed["cycles_per_image"] == round(cycles, 1)
+    assert printed["latency_images"] == latency.DEFAULT_IMAGES == 10
+    _check_latency(printed)
+    assert "latency_note" not in printed
+
+
+def test_table_shows_latency(digits_tiny, fake_pnr, tmp_path, capsys):
+    assert main(["build", str(digits_tiny), "--board", "icebreaker",
+                 "--out", str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    figures = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert f"latency: {figures['latency_ms']} ms per image, {figures['images_per_s']} images/s" \
+        in text
+    assert "clock_mhz" in text and "19.875" in text
+
+
+def test_dataset_not_at_hand(fake_pnr, tmp_path, capsys):
+    """A CIFAR-10 model without --data-dir builds without a latency and says why; a --data-dir
+    without the dataset is refused before place and route."""
+    from sdtforge.quantize.synthetic import random_model
+
+    model = random_model(seed=2)
+    model.provenance["dataset"] = "cifar10"
+    path = ir.save(model, tmp_path / "c.sfm")
+    assert main(["build", str(path), "--board", "ulx3s-85f", "--out", str(tmp_path / "b"),
+                 "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["cycles_per_image"] is figures["latency_ms"] is figures["images_per_s"] is None
+    assert figures["latency_note"].startswith("no latency: cifar10 needs --data-dir")
+    assert fake_pnr == [1]
+
+    empty = tmp_path / "data"
+    empty.mkdir()
+    assert main(["build", str(path), "--board", "ulx3s-85f", "--out", str(tmp_path / "c"),
+                 "--data-dir", str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "CIFAR-10 batch" in err and "\n" not in err
+    assert fake_pnr == [1]   # refused before the build
+
+
+@pytest.mark.slow
+def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
+    """A real iCEBreaker build of the shipped digits-tiny: every field, consistent."""
+    out = tmp_path / "build"
+    assert main(["build", str(digits_tiny), "--board", "icebreaker", "--out", str(out),
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((out / "report.json").read_text())
+    assert set(ICE40_KEYS) <= set(printed)
+    assert all(printed[k] is not None for k in ICE40_KEYS)
+    assert printed["clock_mhz"] == printed["f_sync_mhz"]
+    assert printed["timing_met"] == (printed["fmax_mhz"] >= printed["clock_mhz"])
+    assert printed["lanes"] == BOARDS["icebreaker"].default_lanes
+    cycles = latency.cycles_per_image(ir.load(digits_tiny), printed["lanes"], printed["width"])
+    assert printed["cycles_per_image"] == round(cycles, 1)
+    _check_latency(printed)
