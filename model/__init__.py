@@ -11,7 +11,8 @@ from pathlib import Path
 
 #: Checkpoints shipped with the package: preset name → path of an sdtforge checkpoint.
 SHIPPED_CHECKPOINTS = {
-    "digits-tiny": Path(__file__).resolve().parent / "checkpoints" / "digits-tiny.pt",
+    name: Path(__file__).resolve().parent / "checkpoints" / f"{name}.pt"
+    for name in ("digits-tiny", "digits-small")
 }
 
 _LAZY = {

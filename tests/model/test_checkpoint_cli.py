@@ -12,15 +12,27 @@ from sdtforge.model import SHIPPED_CHECKPOINTS, load_checkpoint, spike_names
 SHIPPED = SHIPPED_CHECKPOINTS["digits-tiny"]
 
 
-def test_shipped_checkpoint_loads():
-    model, ckpt = load_checkpoint(SHIPPED)
+@pytest.mark.parametrize("preset, accuracy", [("digits-tiny", 0.95), ("digits-small", 0.98)])
+def test_shipped_checkpoint_loads(preset, accuracy):
+    from sdtforge.model import PRESETS
+    path = SHIPPED_CHECKPOINTS[preset]
+    model, ckpt = load_checkpoint(path)
     assert ckpt["format"] == "sdtforge-checkpoint/1"
-    assert ckpt["preset"] == "digits-tiny" and ckpt["dataset"] == "digits"
+    assert ckpt["preset"] == preset and ckpt["dataset"] == "digits" and ckpt["seed"] == 0
     assert set(ckpt["metrics"]) == {"test_accuracy", "train_accuracy", "epochs", "seconds"}
-    assert ckpt["metrics"]["test_accuracy"] >= 0.95
+    assert ckpt["metrics"]["test_accuracy"] >= accuracy
+    assert model.config == PRESETS[preset].config
     assert not model.training
     # tensors-only: loadable without unpickling arbitrary objects
-    torch.load(SHIPPED, weights_only=True)
+    torch.load(path, weights_only=True)
+
+
+def test_shipped_digits_small_evaluates_to_its_recorded_accuracy(capsys):
+    path = SHIPPED_CHECKPOINTS["digits-small"]
+    assert main(["eval", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    _, ckpt = load_checkpoint(path)
+    assert result["test_accuracy"] == pytest.approx(ckpt["metrics"]["test_accuracy"])
 
 
 def test_eval_shipped_checkpoint_json(capsys):
