@@ -12,8 +12,12 @@ fits the golden model's memory bound (:data:`MAX_GOLDEN_BYTES` per image).
 
 NumPy only: :mod:`sdtforge.hdl` and :mod:`sdtforge.sim` import this without torch.
 
-The layer list is fixed by the config (:func:`expected_layout`); :func:`load` checks the file
-against it, so a compiler may rely on the order::
+A model is a sequence of layer records of registered kinds (:data:`LAYER_KINDS`, one record
+class per kind, :func:`register_kind`). :func:`load` checks the sequence by its dataflow
+(each kind's :meth:`Layer.flow`): the first layer reads the pixels, every tensor is written
+before it is read and with the shape its reader expects, the residual stream is ``[D, token
+grid]``, and the last layer writes the logits. The quantizer writes the SDT v1 sequence of the
+config (:func:`expected_layout`)::
 
     conv3x3_pixel  sps.conv0   pixels    -> sps.lif0
     conv3x3_spike  sps.conv1   sps.lif0  -> sps.lif1
@@ -45,14 +49,16 @@ from typing import ClassVar
 import numpy as np
 
 from sdtforge.errors import UserError
+from sdtforge.registry import Registry
 
 __all__ = [
     "FORMAT", "VERSION", "IRError", "IntegerModel", "Layer", "PixelConv3x3", "SpikeConv3x3",
     "StreamConv3x3", "StreamLIF", "Conv1x1", "SDSA", "StreamConv1x1", "Head", "LAYER_KINDS",
+    "register_kind",
     "save", "load", "dumps", "loads", "derive_widths", "finalize", "expected_geometry",
     "expected_layout", "signed_width", "stateless_or_holds", "golden_memory_bytes",
-    "array_bytes", "CONFIG_RANGES", "MAX_GOLDEN_BYTES", "MAX_ARRAY_BYTES", "MAX_HEADER_BYTES",
-    "MAX_FILE_BYTES",
+    "array_bytes", "Geometry", "CONFIG_RANGES", "MAX_GOLDEN_BYTES", "MAX_ARRAY_BYTES",
+    "MAX_HEADER_BYTES", "MAX_FILE_BYTES",
 ]
 
 FORMAT = "sdtforge-ir"
@@ -75,7 +81,13 @@ MAX_ARRAY_BYTES = 256 << 20
 #: The header's JSON text, bytes.
 MAX_HEADER_BYTES = 1 << 20
 _MAX_ENTRIES = 4096  # > the 1692 arrays + header of a depths=64 model
-_MAX_NAME = 255  # characters of an entry name
+_MAX_NAME = 255  # characters of an entry name or a layer name
+_MAX_LAYERS = 4096  # records of one model
+#: Inclusive range of every size field of a layer record.
+_SIZE_FIELDS = {key: (1, 131072) for key in ("in_channels", "out_channels", "channels",
+                                               "heads")}
+_SIZE_FIELDS.update(height=(1, 4096), width=(1, 4096), tokens=(1, 4096 * 4096),
+                    num_classes=(1, 65536))
 _MAX_NPY_PREFIX = 4096  # magic + header of one .npy entry (NumPy writes 128 bytes)
 _READ_CHUNK = 1 << 20  # bytes decompressed per read call
 #: Largest file :func:`load` reads: arrays + header + per-entry .npy/ZIP headers + a comment.
@@ -143,12 +155,88 @@ class Layer:
         """Expected shape of array field ``name`` from the record's scalar fields."""
         return tuple(getattr(self, d) if isinstance(d, str) else d for d in self.ARRAYS[name][1])
 
+    def derive(self, stream):
+        """The widths its values need (the ``weight`` / ``bias`` pair is added by
+        :func:`derive_widths`); ``stream`` is the :class:`_StreamRange` before the layer, which
+        a stream writer updates."""
+        raise NotImplementedError
 
-_W3 = ("weight", "bias", "theta")
+    def check_values(self, fail):
+        """Kind-specific value checks after loading; ``fail(field, message)`` refuses."""
+
+    @classmethod
+    def flow(cls, kw, geo):
+        """``(reads, writes)``: the tensors a record with scalar fields ``kw`` reads and
+        writes, each ``{name: (channels, height, width)}``; ``geo`` is the model's
+        :class:`Geometry`. :func:`load` checks the sequence of records with them: every tensor
+        read was written before with that shape."""
+        raise NotImplementedError
+
+    @classmethod
+    def golden_bytes(cls, kw, geo):
+        """``(kept, working)`` bytes the golden model holds for this layer of one image: what
+        stays allocated to the end of the run, and its largest temporary working set
+        (:func:`golden_memory_bytes`)."""
+        raise NotImplementedError
 
 
+class _SpikingConv3x3:
+    """Dataflow, memory and widths of a 3×3 conv + LIF (+ OR pool) record."""
+
+    @classmethod
+    def flow(cls, kw, geo):
+        h, w = kw["height"], kw["width"]
+        src = "pixels" if cls.KIND == "conv3x3_pixel" else kw["input"]
+        return ({src: (kw["in_channels"], h, w)},
+                {kw["output"]: (kw["out_channels"],) + geo.after_pool(h, w, kw["pool"])})
+
+    @classmethod
+    def golden_bytes(cls, kw, geo):
+        t = 1 if cls.KIND == "conv3x3_pixel" else geo.steps
+        co, h, w = kw["out_channels"], kw["height"], kw["width"]
+        ho, wo = geo.after_pool(h, w, True)
+        layer = _conv3x3_bytes(kw, t, geo.steps)
+        lif = geo.steps * co * h * w + 34 * co * h * w  # spikes + per-step int64 temporaries
+        pool = geo.steps * co * ((h + 2) * (w + 2) + 2 * ho * wo) if kw["pool"] else 0
+        layer += 8 * t * co * h * w + lif + pool
+        return geo.steps * co * (h * w + (ho * wo if kw["pool"] else 0)), layer
+
+    def derive(self, stream):
+        return _spiking_widths(self, 255 if self.KIND == "conv3x3_pixel" else 1)
+
+
+class _TokenLayer:
+    """The golden model's memory for a layer over the token grid (conv1x1 and the LIFs)."""
+
+    @classmethod
+    def golden_bytes(cls, kw, geo):
+        t, n = geo.steps, geo.tokens
+        ci = kw.get("in_channels", kw.get("channels"))
+        co = kw.get("out_channels", kw.get("channels"))
+        layer = 0
+        if cls.KIND != "stream_lif":  # product operand copy, int64 acc + bias, weights
+            layer = 8 * t * n * ci + 16 * t * n * co + 32 * ci * co
+        if cls.KIND == "stream_conv1x1":
+            return 0, layer + 3 * geo.stream_bytes  # shifted, its traced copy, new stream
+        # LIF spikes and temporaries; kept: spikes + recorded map copy
+        return 2 * t * n * co, layer + t * n * co + 34 * n * co
+
+
+#: The IR pass: the record class of every layer kind (``KIND`` → class), registered with
+#: :func:`register_kind`; :func:`load` admits only these kinds (``docs/extending.md``).
+LAYER_KINDS = Registry("IR record")
+
+
+def register_kind(cls):
+    """Class decorator: register a :class:`Layer` subclass as the record of ``cls.KIND``."""
+    if not (isinstance(cls, type) and issubclass(cls, Layer) and cls.KIND):
+        raise TypeError(f"{cls!r} is not a Layer subclass with a KIND")
+    return LAYER_KINDS.register(cls.KIND)(cls)
+
+
+@register_kind
 @dataclass(eq=False)
-class PixelConv3x3(Layer):
+class PixelConv3x3(_SpikingConv3x3, Layer):
     """SPS stage 0: 3×3 conv on uint8 pixels (normalization folded), LIF, optional OR pool.
 
     ``acc = bias + Σ weight·pixel`` with borders padded by ``zero_point[ci]``; computed once per
@@ -179,8 +267,9 @@ class PixelConv3x3(Layer):
     scale: np.ndarray
 
 
+@register_kind
 @dataclass(eq=False)
-class SpikeConv3x3(Layer):
+class SpikeConv3x3(_SpikingConv3x3, Layer):
     """SPS stages 1–2: 3×3 conv on spikes (zero padding), LIF, optional OR pool."""
 
     KIND: ClassVar[str] = "conv3x3_spike"
@@ -204,6 +293,7 @@ class SpikeConv3x3(Layer):
     scale: np.ndarray
 
 
+@register_kind
 @dataclass(eq=False)
 class StreamConv3x3(Layer):
     """3×3 conv on spikes writing the residual stream: stage-3 conv (``mode="set"``, optional
@@ -234,9 +324,36 @@ class StreamConv3x3(Layer):
     shift: np.ndarray
     scale: np.ndarray
 
+    @classmethod
+    def flow(cls, kw, geo):
+        h, w = kw["height"], kw["width"]
+        reads = {kw["input"]: (kw["in_channels"], h, w)}
+        if kw["mode"] != "set":
+            reads["stream"] = geo.stream
+        return reads, {"stream": (kw["out_channels"],) + geo.after_pool(h, w, kw["pool"])}
 
+    @classmethod
+    def golden_bytes(cls, kw, geo):
+        t, ci, co, h, w = geo.steps, kw["in_channels"], kw["out_channels"], kw["height"], \
+            kw["width"]
+        ho, wo = geo.after_pool(h, w, True)
+        layer = _conv3x3_bytes(kw, t, t)
+        layer += t * ci * h * w + 8 * t * co * h * w  # token input as maps; token reorder
+        if kw["pool"]:
+            layer += 8 * t * co * (h + 2) * (w + 2) + 16 * t * co * ho * wo
+        return 0, layer + 4 * geo.stream_bytes  # acc, shifted, old and new stream
+
+    def derive(self, stream):
+        return stream.write(self, set_=getattr(self, "mode", "add") == "set")
+
+    def check_values(self, fail):
+        if self.mode not in ("set", "add"):
+            fail("mode", "must be 'set' or 'add'")
+
+
+@register_kind
 @dataclass(eq=False)
-class StreamLIF(Layer):
+class StreamLIF(_TokenLayer, Layer):
     """LIF reading the residual stream (``sps.lif3``, ``attn.lif_in``, ``mlp.lif_in``)."""
 
     KIND: ClassVar[str] = "stream_lif"
@@ -248,9 +365,18 @@ class StreamLIF(Layer):
     tokens: int
     theta: np.ndarray
 
+    @classmethod
+    def flow(cls, kw, geo):
+        shape = geo.token_map(kw["channels"], kw)
+        return {"stream": shape}, {kw["output"]: shape}
 
+    def derive(self, stream):
+        return _lif_widths(stream.lo, stream.hi, self.theta)
+
+
+@register_kind
 @dataclass(eq=False)
-class Conv1x1(Layer):
+class Conv1x1(_TokenLayer, Layer):
     """1×1 conv on token spikes + folded BN, then LIF (attn q/k/v, mlp fc1)."""
 
     KIND: ClassVar[str] = "conv1x1"
@@ -271,9 +397,18 @@ class Conv1x1(Layer):
     theta: np.ndarray
     scale: np.ndarray
 
+    @classmethod
+    def flow(cls, kw, geo):
+        return ({kw["input"]: geo.token_map(kw["in_channels"], kw)},
+                {kw["output"]: geo.token_map(kw["out_channels"], kw)})
 
+    def derive(self, stream):
+        return _spiking_widths(self, 1)
+
+
+@register_kind
 @dataclass(eq=False)
-class StreamConv1x1(Layer):
+class StreamConv1x1(_TokenLayer, Layer):
     """1×1 conv on token spikes writing the stream: ``stream += acc << shift`` (proj, fc2)."""
 
     KIND: ClassVar[str] = "stream_conv1x1"
@@ -294,7 +429,16 @@ class StreamConv1x1(Layer):
     shift: np.ndarray
     scale: np.ndarray
 
+    @classmethod
+    def flow(cls, kw, geo):
+        return ({kw["input"]: geo.token_map(kw["in_channels"], kw), "stream": geo.stream},
+                {"stream": geo.token_map(kw["out_channels"], kw)})
 
+    def derive(self, stream):
+        return stream.write(self, set_=getattr(self, "mode", "add") == "set")
+
+
+@register_kind
 @dataclass(eq=False)
 class SDSA(Layer):
     """Spike-driven self-attention: ``kv = Σ_n K∧V``, mask LIF fed ``kv << shift`` with
@@ -320,7 +464,32 @@ class SDSA(Layer):
     shift: int
     stateless_or: bool
 
+    @classmethod
+    def flow(cls, kw, geo):
+        shape = geo.token_map(kw["channels"], kw)
+        return ({kw["input"]: shape, kw["k"]: shape, kw["v"]: shape},
+                {kw["output"]: shape, kw["mask_output"]: (kw["channels"], 1, 1)})
 
+    @classmethod
+    def golden_bytes(cls, kw, geo):
+        t, n, d = geo.steps, geo.tokens, kw["channels"]
+        return 3 * t * n * d + t * d, 2 * t * n * d + 26 * n * d + 16 * t * d
+
+    def derive(self, stream):
+        n = int(self.tokens)
+        wd = _lif_widths([0] * self.channels, [n << self.shift] * self.channels,
+                         [self.theta] * self.channels)
+        wd["kv"] = signed_width(0, n)
+        return wd
+
+    def check_values(self, fail):
+        if self.theta < 1 or not 0 <= self.shift <= 16:
+            fail("theta", "needs theta >= 1 and 0 <= shift <= 16")
+        if self.stateless_or != stateless_or_holds(self.theta, self.shift):
+            fail("stateless_or", "does not match theta and shift")
+
+
+@register_kind
 @dataclass(eq=False)
 class Head(Layer):
     """Classifier: ``X[c] = Σ_n stream[n,c]``, LIF (``theta`` in that N-times scale), then
@@ -344,9 +513,28 @@ class Head(Layer):
     weight: np.ndarray
     bias: np.ndarray
 
+    @classmethod
+    def flow(cls, kw, geo):
+        return ({"stream": geo.token_map(kw["channels"], kw)},
+                {kw["output"]: (kw["channels"], 1, 1), "logits": (kw["num_classes"], 1, 1)})
 
-LAYER_KINDS = {cls.KIND: cls for cls in (PixelConv3x3, SpikeConv3x3, StreamConv3x3, StreamLIF,
-                                         Conv1x1, SDSA, StreamConv1x1, Head)}
+    @classmethod
+    def golden_bytes(cls, kw, geo):
+        t, d, k = geo.steps, kw["channels"], kw["num_classes"]
+        return t * d, 24 * t * d + 34 * d + 32 * d * k + 24 * t * k
+
+    def derive(self, stream):
+        n = int(self.tokens)
+        wd = _lif_widths([n * v for v in stream.lo], [n * v for v in stream.hi], self.theta)
+        lo, hi = _acc_bounds(self.weight, self.bias)
+        wd["acc"] = _w(lo, hi)
+        wd["logits"] = _w([stream.steps * v for v in lo], [stream.steps * v for v in hi])
+        return wd
+
+    def check_values(self, fail):
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            fail("scale", "must be a positive finite number")
+
 
 _CONFIG_FIELDS = {
     "in_channels": int, "img_size": list, "embed_dims": int, "num_heads": int, "mlp_ratio": int,
@@ -474,17 +662,88 @@ def expected_layout(config):
     return out
 
 
-def array_bytes(config):
-    """Bytes of all arrays (layers and stream) of a model of ``config``, from the shapes."""
+@dataclass(frozen=True)
+class Geometry:
+    """The shapes a model's layers agree on, from its config.
+
+    Attributes
+    ----------
+    pixels : tuple
+        ``(C, H, W)`` of the input image.
+    token_hw : tuple
+        ``(h, w)`` of the token grid after the stem.
+    steps : int
+        Time steps ``T``.
+    channels : int
+        Residual-stream channels ``D``.
+    classes : int
+        Logits (classes) of the head.
+    """
+
+    pixels: tuple
+    token_hw: tuple
+    steps: int
+    channels: int
+    classes: int
+
+    @classmethod
+    def of(cls, config):
+        """The geometry of a model of ``config``."""
+        h, w = (int(v) for v in config["img_size"])
+        return cls((int(config["in_channels"]), h, w), expected_geometry(config)["token_hw"],
+                   int(config["T"]), int(config["embed_dims"]), int(config["num_classes"]))
+
+    @property
+    def tokens(self):
+        """Number of tokens ``N``."""
+        return self.token_hw[0] * self.token_hw[1]
+
+    @property
+    def stream(self):
+        """``(D, h, w)``: the residual stream as a map of the token grid."""
+        return (self.channels,) + self.token_hw
+
+    @property
+    def stream_bytes(self):
+        """Bytes of the golden model's ``int64 [T, N, D]`` stream of one image."""
+        return 8 * self.steps * self.tokens * self.channels
+
+    def token_map(self, channels, kw=None):
+        """``(channels, h, w)``: a tensor over the token grid."""
+        return (channels,) + self.token_hw
+
+    @staticmethod
+    def after_pool(h, w, pool):
+        """``(h, w)`` after the 3×3/s2/p1 pool when ``pool`` is set."""
+        return (_pooled(h), _pooled(w)) if pool else (h, w)
+
+
+def _conv3x3_bytes(kw, steps, t):
+    """The golden model's im2col working set of a 3×3 conv over ``steps`` inputs: padded input,
+    patches, the product operand copy, then the int64 results."""
+    ci, co, h, w = kw["in_channels"], kw["out_channels"], kw["height"], kw["width"]
+    e_in, e_out, padded = steps * ci * h * w, steps * co * h * w, (h + 2) * (w + 2)
+    return (steps * ci * padded + max(81 * e_in + 8 * e_out, 9 * e_in + 16 * e_out)
+            + 32 * co * ci * 9 + 16 * t * h * w)
+
+
+def _layout(config, layout):
+    return expected_layout(config) if layout is None else layout
+
+
+def array_bytes(config, layout=None):
+    """Bytes of all arrays (layers and stream) of a model of ``config`` whose layers are
+    ``layout`` (``(kind, name, input, output, scalar fields)`` tuples; by default
+    :func:`expected_layout`), from the shapes."""
     total = 16 * int(config["embed_dims"])  # stream theta (int64) and scale (float64)
-    for kind, *_, scalars in expected_layout(config):
+    for kind, *_, scalars in _layout(config, layout):
         for dtype, dims in LAYER_KINDS[kind].ARRAYS.values():
             shape = [scalars[d] if isinstance(d, str) else d for d in dims]
             total += np.dtype(dtype).itemsize * math.prod(shape)
     return total
 
 
-def golden_memory_bytes(config):
+def golden_memory_bytes(config, layout=None):
     """Upper estimate of the memory :func:`sdtforge.sim.golden.run` needs for one image.
 
     Follows how the golden model allocates (``B = 1``, ``spikes=True``): it keeps every
@@ -492,56 +751,19 @@ def golden_memory_bytes(config):
     one ``int64 [T, N, D]`` residual stream, and per layer a working set: the 3×3 im2col
     patches (``uint8`` plus an up-to-8-byte copy for the product), ``int64`` accumulators of
     all ``T`` steps, the pools' padded copies, the per-step LIF temporaries, the old, shifted
-    and new stream of a residual add, and ``int64`` copies of the layer's weights. The total is
-    the model's arrays + the image + everything kept + the largest working set. Measured
-    peaks (tracemalloc) stay below it; it grows linearly with ``T`` and the batch size.
+    and new stream of a residual add, and ``int64`` copies of the layer's weights (each kind's
+    :meth:`Layer.golden_bytes`). The total is the model's arrays + the image + everything kept
+    + the largest working set. Measured peaks (tracemalloc) stay below it; it grows linearly
+    with ``T`` and the batch size. ``layout`` as for :func:`array_bytes`.
     """
-    t = int(config["T"])
-    d = int(config["embed_dims"])
-    n = expected_geometry(config)["tokens"]
-    h0, w0 = (int(v) for v in config["img_size"])
-    stream = 8 * t * n * d
+    geo = Geometry.of(config)
+    layout = _layout(config, layout)
     kept, work = 0, 0
-    for kind, _, _, _, kw in expected_layout(config):
-        if kind in ("conv3x3_pixel", "conv3x3_spike", "stream_conv3x3"):
-            ci, co, h, w = kw["in_channels"], kw["out_channels"], kw["height"], kw["width"]
-            steps = 1 if kind == "conv3x3_pixel" else t
-            e_in, e_out, padded = steps * ci * h * w, steps * co * h * w, (h + 2) * (w + 2)
-            ho, wo = _pooled(h), _pooled(w)
-            # im2col: padded input, patches, product operand copy, then the int64 results
-            layer = (steps * ci * padded + max(81 * e_in + 8 * e_out, 9 * e_in + 16 * e_out)
-                     + 32 * co * ci * 9 + 16 * t * h * w)
-            if kind == "stream_conv3x3":
-                layer += t * ci * h * w + 8 * e_out  # token input as maps; token reorder
-                if kw["pool"]:
-                    layer += 8 * t * co * padded + 16 * t * co * ho * wo
-                layer += 4 * stream  # acc, shifted, old and new stream
-            else:
-                lif = t * co * h * w + 34 * co * h * w  # spikes + per-step int64 temporaries
-                pool = t * co * (padded + 2 * ho * wo) if kw["pool"] else 0
-                layer += 8 * e_out + lif + pool
-                kept += t * co * (h * w + (ho * wo if kw["pool"] else 0))
-        else:  # token layers: stream_lif, conv1x1, sdsa, stream_conv1x1, head
-            ci = kw.get("in_channels", kw.get("channels"))
-            co = kw.get("out_channels", kw.get("channels"))
-            if kind == "head":
-                k = kw["num_classes"]
-                layer = 24 * t * d + 34 * d + 32 * co * k + 24 * t * k
-                kept += t * d
-            elif kind == "sdsa":
-                layer = 2 * t * n * d + 26 * n * d + 16 * t * d
-                kept += 3 * t * n * d + t * d
-            else:
-                layer = 0
-                if kind != "stream_lif":  # product operand copy, int64 acc + bias, weights
-                    layer = 8 * t * n * ci + 16 * t * n * co + 32 * ci * co
-                if kind == "stream_conv1x1":
-                    layer += 3 * stream  # shifted, its traced copy, new stream
-                else:
-                    layer += t * n * co + 34 * n * co  # LIF spikes and temporaries
-                    kept += 2 * t * n * co  # spikes + recorded map copy
-        work = max(work, layer)
-    return array_bytes(config) + int(config["in_channels"]) * h0 * w0 + kept + stream + work
+    for kind, _, _, _, kw in layout:
+        k, w = LAYER_KINDS[kind].golden_bytes(kw, geo)
+        kept, work = kept + k, max(work, w)
+    return (array_bytes(config, layout) + math.prod(geo.pixels) + kept + geo.stream_bytes
+            + work)
 
 
 def _int_array(a):
@@ -587,60 +809,60 @@ def _lif_widths(xlo, xhi, theta):
             "sum": _w(slo, shi), "h": _w(hlo, hhi), "v": _w(vlo, vhi)}
 
 
+def _spiking_widths(layer, in_max):
+    """Widths of a conv + LIF layer whose inputs lie in ``[0, in_max]``."""
+    lo, hi = _acc_bounds(layer.weight, layer.bias, in_max)
+    wd = _lif_widths(lo, hi, layer.theta)
+    wd.pop("x")
+    wd["acc"] = _w(lo, hi)
+    return wd
+
+
+class _StreamRange:
+    """Per-channel ``[lo, hi]`` of the residual stream as the layers write it."""
+
+    def __init__(self, channels, steps):
+        self.lo, self.hi = [0] * channels, [0] * channels
+        self.steps = steps
+        self.bits = 1
+
+    def write(self, layer, set_):
+        """A stream writer's widths; updates the range (``set_``: replace, else add)."""
+        lo, hi = _acc_bounds(layer.weight, layer.bias)
+        wd = {"acc": _w(lo, hi)}
+        sh = [int(k) for k in layer.shift]
+        lo = [a << k for a, k in zip(lo, sh, strict=True)]
+        hi = [a << k for a, k in zip(hi, sh, strict=True)]
+        wd["shifted"] = _w(lo, hi)
+        if set_:
+            self.lo, self.hi = lo, hi
+        else:
+            self.lo = [a + b for a, b in zip(self.lo, lo, strict=True)]
+            self.hi = [a + b for a, b in zip(self.hi, hi, strict=True)]
+        wd["stream"] = _w(self.lo, self.hi)
+        self.bits = max(self.bits, wd["stream"])
+        return wd
+
+
 def derive_widths(model):
     """Derive every layer's bit widths from its integers; returns ``(widths list, stream_bits)``.
 
     Worst cases: a spike input contributes 0 or ``w``; a pixel 0…255 times ``w``; the stream
     range grows by each writer's shifted accumulator range; the head sums ``N`` stream values;
-    logits sum ``T`` per-step accumulators. Does not modify ``model``.
+    logits sum ``T`` per-step accumulators. Each kind's part is its record's
+    :meth:`Layer.derive`. Does not modify ``model``.
     """
-    t_steps = int(model.config["T"])
-    d = int(model.config["embed_dims"])
-    s_lo, s_hi = [0] * d, [0] * d
-    stream_bits = 1
+    stream = _StreamRange(int(model.config["embed_dims"]), int(model.config["T"]))
     result = []
     for layer in model.layers:
-        wd = {}
-        if isinstance(layer, (PixelConv3x3, SpikeConv3x3, Conv1x1)):
-            in_max = 255 if isinstance(layer, PixelConv3x3) else 1
-            lo, hi = _acc_bounds(layer.weight, layer.bias, in_max)
-            wd = _lif_widths(lo, hi, layer.theta)
-            wd.pop("x")
-            wd["acc"] = _w(lo, hi)
-        elif isinstance(layer, (StreamConv3x3, StreamConv1x1)):
-            lo, hi = _acc_bounds(layer.weight, layer.bias)
-            wd["acc"] = _w(lo, hi)
-            sh = [int(k) for k in layer.shift]
-            lo = [a << k for a, k in zip(lo, sh, strict=True)]
-            hi = [a << k for a, k in zip(hi, sh, strict=True)]
-            wd["shifted"] = _w(lo, hi)
-            if getattr(layer, "mode", "add") == "set":
-                s_lo, s_hi = lo, hi
-            else:
-                s_lo = [a + b for a, b in zip(s_lo, lo, strict=True)]
-                s_hi = [a + b for a, b in zip(s_hi, hi, strict=True)]
-            wd["stream"] = _w(s_lo, s_hi)
-            stream_bits = max(stream_bits, wd["stream"])
-        elif isinstance(layer, StreamLIF):
-            wd = _lif_widths(s_lo, s_hi, layer.theta)
-        elif isinstance(layer, SDSA):
-            n = int(layer.tokens)
-            wd = _lif_widths([0] * layer.channels, [n << layer.shift] * layer.channels,
-                             [layer.theta] * layer.channels)
-            wd["kv"] = signed_width(0, n)
-        elif isinstance(layer, Head):
-            n = int(layer.tokens)
-            wd = _lif_widths([n * v for v in s_lo], [n * v for v in s_hi], layer.theta)
-            lo, hi = _acc_bounds(layer.weight, layer.bias)
-            wd["acc"] = _w(lo, hi)
-            wd["logits"] = _w([t_steps * v for v in lo], [t_steps * v for v in hi])
+        wd = layer.derive(stream)
         if "weight" in layer.WIDTHS:
             wmax = _abs_max(layer.weight)
             wd["weight"] = signed_width(-wmax, wmax)
             b = layer.bias.astype(np.int64)
             wd["bias"] = signed_width(int(b.min(initial=0)), int(b.max(initial=0)))
         result.append(wd)
-    return result, stream_bits
+    return result, stream.bits
 
 
 def finalize(model):
@@ -915,11 +1137,12 @@ def _parse(ck, ar):
         ck.fail("version", f"is {_short(version)}; this sdtforge reads version {VERSION}: "
                 "re-run `sdtforge quantize` with this version")
     config = _check_config(ck, ck.get(header, "config", dict, ""))
-    _check_resources(ck, config)
-    layout = expected_layout(config)
     recs = ck.get(header, "layers", list, "")
-    if len(recs) != len(layout):
-        ck.fail("layers", f"{len(recs)} layers but the config implies {len(layout)}")
+    if not 1 <= len(recs) <= _MAX_LAYERS:
+        ck.fail("layers", f"holds {len(recs)} layers; a model has 1..{_MAX_LAYERS}")
+    layout = [_read_record(ck, i, rec) for i, rec in enumerate(recs)]
+    _check_flow(ck, Geometry.of(config), layout)
+    _check_resources(ck, config, layout)
     refs = {}  # entry name -> (where, dtype, shape, kw dict, field)
 
     def ref(where, entry_name, dtype, shape, kw, key):
@@ -930,26 +1153,9 @@ def _parse(ck, ar):
         refs[entry_name] = (where, dtype, shape, kw, key)
 
     records = []
-    for i, (rec, (kind, name, inp, outp, scalars)) in enumerate(zip(recs, layout, strict=True)):
-        where = f"layers[{i}]"
-        if not isinstance(rec, dict):
-            ck.fail(where, "must be an object")
-        got_kind = ck.get(rec, "kind", str, where)
-        if got_kind != kind:
-            ck.fail(f"{where}.kind", f"is {_short(got_kind)}, expected {kind!r} here")
+    for i, (rec, (kind, name, _, _, kw)) in enumerate(zip(recs, layout, strict=True)):
         cls = LAYER_KINDS[kind]
-        for key, want in (("name", name), ("input", inp), ("output", outp)):
-            got = ck.get(rec, key, str, where)
-            if got != want:
-                ck.fail(f"{where}.{key}", f"is {_short(got)}, expected {want!r}")
         where = f"layers[{i}] ({name})"
-        kw = {"name": name, "input": inp, "output": outp}
-        for key, typ in cls.SCALARS.items():
-            value = ck.get(rec, key, typ, where)
-            if key in scalars and value != scalars[key]:
-                ck.fail(f"{where}.{key}", f"is {_short(value)}, the config implies "
-                        f"{scalars[key]!r}")
-            kw[key] = value
         widths = ck.get(rec, "widths", dict, where)
         if set(widths) != set(cls.WIDTHS):
             ck.fail(f"{where}.widths", f"keys {_short(sorted(widths))} but "
@@ -1009,6 +1215,74 @@ def _parse(ck, ar):
     return model
 
 
+def _read_record(ck, i, rec):
+    """The kind, dataflow names and scalar fields of header record ``i``: a layout entry."""
+    where = f"layers[{i}]"
+    if not isinstance(rec, dict):
+        ck.fail(where, "must be an object")
+    kind = ck.get(rec, "kind", str, where)
+    if kind not in LAYER_KINDS:
+        ck.fail(f"{where}.kind", f"is {_short(kind)}, not a layer kind this sdtforge knows "
+                f"({', '.join(LAYER_KINDS.kinds())})")
+    cls = LAYER_KINDS[kind]
+    name, inp, outp = (ck.get(rec, key, str, where) for key in ("name", "input", "output"))
+    if not 1 <= len(name) <= _MAX_NAME:
+        ck.fail(f"{where}.name", f"must be 1..{_MAX_NAME} characters")
+    where = f"layers[{i}] ({name})"
+    kw = {"name": name, "input": inp, "output": outp}
+    for key, typ in cls.SCALARS.items():
+        value = ck.get(rec, key, typ, where)
+        lo, hi = _SIZE_FIELDS.get(key, (None, None))
+        if lo is not None and not lo <= value <= hi:
+            ck.fail(f"{where}.{key}", f"is {value}, outside {lo}..{hi}")
+        kw[key] = value
+    return kind, name, inp, outp, kw
+
+
+def _check_flow(ck, geo, layout):
+    """Refuse a layer sequence whose dataflow does not hold (:meth:`Layer.flow`).
+
+    The first layer, and only it, reads the pixels; every tensor a layer reads was written
+    before, with the shape the layer expects; a name is written once (the residual stream,
+    of shape ``(D, h, w)``, by every stream writer); token layers run on the config's token
+    grid; the last layer, and only it, writes the logits, one per class of the config.
+    """
+    shapes = {"pixels": geo.pixels}
+    names = set()
+    for i, (kind, name, inp, outp, kw) in enumerate(layout):
+        where = f"layers[{i}] ({name})"
+        if name in names:
+            ck.fail(f"{where}.name", "is the name of an earlier layer")
+        names.add(name)
+        if "tokens" in kw and kw["tokens"] != geo.tokens:
+            ck.fail(f"{where}.tokens", f"is {kw['tokens']} but the config's token grid has "
+                    f"{geo.tokens}")
+        reads, writes = LAYER_KINDS[kind].flow(kw, geo)
+        if ("pixels" in reads) != (i == 0):
+            ck.fail(where, "the first layer, and only it, reads the pixels")
+        if inp not in reads or outp not in writes:
+            ck.fail(where, f"a {kind} layer reads {', '.join(map(repr, reads))} and writes "
+                    f"{', '.join(map(repr, writes))}, not {_short(inp)} -> {_short(outp)}")
+        for tensor, shape in reads.items():
+            if tensor not in shapes:
+                ck.fail(f"{where}.input", f"reads {_short(tensor)} before a layer writes it")
+            if shapes[tensor] != shape:
+                ck.fail(f"{where}.input", f"reads {_short(tensor)} as {list(shape)} but it "
+                        f"is {list(shapes[tensor])}")
+        for tensor, shape in writes.items():
+            if tensor == "stream" and shape != geo.stream:
+                ck.fail(f"{where}.output", f"writes the stream as {list(shape)}; the config's "
+                        f"stream is {list(geo.stream)}")
+            if tensor != "stream" and tensor in shapes:
+                ck.fail(f"{where}.output", f"writes {_short(tensor)}, which exists already")
+            shapes[tensor] = shape
+        if ("logits" in writes) != (i == len(layout) - 1):
+            ck.fail(where, "the last layer, and only it, writes the logits")
+    if shapes["logits"] != (geo.classes, 1, 1):
+        ck.fail("layers", f"the model has {shapes['logits'][0]} logits but the config "
+                f"{geo.classes} classes")
+
+
 def _check_config(ck, config):
     for key, typ in _CONFIG_FIELDS.items():
         ck.get(config, key, typ, "config")
@@ -1043,13 +1317,13 @@ def _finite(v):
         return False
 
 
-def _check_resources(ck, config):
-    """Refuse a config whose arrays or golden-model run exceed the loader's limits."""
-    need = array_bytes(config)
+def _check_resources(ck, config, layout):
+    """Refuse a model whose arrays or golden-model run exceed the loader's limits."""
+    need = array_bytes(config, layout)
     if need > MAX_ARRAY_BYTES:
         ck.fail("config", f"the model's arrays would take {need / 2**20:.0f} MiB, above the "
                 f"{MAX_ARRAY_BYTES >> 20} MiB limit (MAX_ARRAY_BYTES)")
-    need = golden_memory_bytes(config)
+    need = golden_memory_bytes(config, layout)
     if need > MAX_GOLDEN_BYTES:
         h, w = config["img_size"]
         ck.fail("config", f"the golden model would need about {need / 2**30:.1f} GiB for one "
@@ -1075,12 +1349,4 @@ def _check_layer_values(ck, where, layer, config):
             arr = getattr(layer, key)
             if np.abs(arr).max(initial=0) >= 1 << (_MAX_WIDTH - 2):
                 ck.fail(f"{where}.{key}", "values are implausibly large")
-    if isinstance(layer, StreamConv3x3) and layer.mode not in ("set", "add"):
-        ck.fail(f"{where}.mode", "must be 'set' or 'add'")
-    if isinstance(layer, SDSA):
-        if layer.theta < 1 or not 0 <= layer.shift <= 16:
-            ck.fail(f"{where}.theta", "needs theta >= 1 and 0 <= shift <= 16")
-        if layer.stateless_or != stateless_or_holds(layer.theta, layer.shift):
-            ck.fail(f"{where}.stateless_or", "does not match theta and shift")
-    if isinstance(layer, Head) and not (math.isfinite(layer.scale) and layer.scale > 0):
-        ck.fail(f"{where}.scale", "must be a positive finite number")
+    layer.check_values(lambda key, message: ck.fail(f"{where}.{key}", message))

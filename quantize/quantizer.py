@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from sdtforge.errors import UserError
+from sdtforge.registry import Registry
 
 from . import ir
 
 __all__ = ["quantize_checkpoint", "quantize_model", "fold_conv_bn", "QuantRules", "plan",
-           "conv_bn_pairs", "neuron_of"]
+           "conv_bn_pairs", "neuron_of", "QUANTIZERS"]
 
 
 def _np(t):
@@ -195,53 +197,92 @@ def plan(model, rules):
             "tokens": n_tok, "writers": writers, "layout": layout, "vth": vth}
 
 
+#: The quantize pass: one handler per layer kind, ``handler(rec, ctx)``; it adds the kind's
+#: integer arrays and scalars to ``rec`` (the record's common fields and the layout's scalars
+#: are already there). ``ctx`` holds the float model, the rules and the :func:`plan`.
+QUANTIZERS = Registry("quantize")
+
+
+@dataclass
+class _Context:
+    model: object
+    rules: QuantRules
+    plan: dict
+
+
+def _weights(rec, ctx):
+    """Per-channel weights and bias of a conv record (``weight``, ``bias``, ``scale``)."""
+    w, b = ctx.plan["folded"][rec["name"]]
+    if rec["kind"].endswith("conv1x1"):
+        w = w.reshape(w.shape[0], -1)
+    s = ctx.plan["scale"][rec["name"]]
+    wq, bq = ctx.rules.quantize(w, b, s)
+    rec.update(weight=wq, bias=bq, scale=s)
+    return wq, bq
+
+
+@QUANTIZERS.register("conv3x3_pixel")
+def _pixel_conv(rec, ctx):
+    wq, bq = _weights(rec, ctx)
+    zp = ctx.plan["zero_point"]
+    rec["theta"] = ctx.plan["theta"][rec["name"]]
+    # padding u = zp must contribute exactly 0: acc = round(b'/s) + Σ W·(u − zp)
+    rec["bias"] = bq - (wq.astype(np.int64) * zp.reshape(1, -1, 1, 1)).sum(axis=(1, 2, 3))
+    rec["zero_point"] = zp
+
+
+@QUANTIZERS.register("conv3x3_spike", "conv1x1")
+def _spiking_conv(rec, ctx):
+    _weights(rec, ctx)
+    rec["theta"] = ctx.plan["theta"][rec["name"]]
+
+
+@QUANTIZERS.register("stream_conv3x3", "stream_conv1x1")
+def _stream_conv(rec, ctx):
+    _weights(rec, ctx)
+    rec["shift"] = ctx.plan["shift"][rec["name"]].astype(np.uint8)
+
+
+@QUANTIZERS.register("stream_lif")
+def _stream_lif(rec, ctx):
+    rec["theta"] = ctx.plan["theta"]["stream"].copy()
+
+
+@QUANTIZERS.register("sdsa")
+def _sdsa(rec, ctx):
+    blk = int(rec["name"].split(".")[0][5:])
+    mvth = float(ctx.model.block[blk].attn.talking_heads_lif.v_threshold)
+    shift = 1
+    theta = max(1, math.ceil(mvth * (1 << shift) - 1e-9))
+    rec.update(theta=theta, shift=shift, stateless_or=ir.stateless_or_holds(theta, shift))
+
+
+@QUANTIZERS.register("head")
+def _head(rec, ctx):
+    s_h = ctx.plan["head_scale"]
+    wq = np.round(_np(ctx.model.head.weight) / s_h).astype(np.int8)
+    bq = np.round(_np(ctx.model.head.bias) / s_h).astype(np.int64)
+    rec.update(theta=ctx.plan["theta"]["head"], weight=wq, bias=bq, scale=s_h)
+
+
 def quantize_model(model, weight_bits=8, provenance=None):
     """Quantize an eval-mode :class:`SpikeDrivenTransformer` into an :class:`IntegerModel`."""
     _check_lifs(model)
     _known_modules(model)
     rules = QuantRules(weight_bits)
     p = plan(model, rules)
-    config, zp, s_r = p["config"], p["zero_point"], p["stream_scale"]
+    ctx = _Context(model, rules, p)
     layers = []
     for kind, name, inp, outp, kw in p["layout"]:
-        cls = ir.LAYER_KINDS[kind]
-        rec = dict(name=name, input=inp, output=outp, widths={}, **kw)
-        if kind in ("conv3x3_pixel", "conv3x3_spike", "conv1x1") or kind.startswith("stream_c"):
-            w, b = p["folded"][name]
-            if kind.endswith("conv1x1"):
-                w = w.reshape(w.shape[0], -1)
-            s = p["scale"][name]
-            wq, bq = rules.quantize(w, b, s)
-            rec.update(weight=wq, bias=bq, scale=s)
-            if kind.startswith("stream_conv"):
-                rec["shift"] = p["shift"][name].astype(np.uint8)
-            else:
-                rec["theta"] = p["theta"][name]
-            if kind == "conv3x3_pixel":
-                # padding u = zp must contribute exactly 0: acc = round(b'/s) + Σ W·(u − zp)
-                rec["bias"] = bq - (wq.astype(np.int64) * zp.reshape(1, -1, 1, 1)).sum(
-                    axis=(1, 2, 3))
-                rec["zero_point"] = zp
-        elif kind == "stream_lif":
-            rec["theta"] = p["theta"]["stream"].copy()
-        elif kind == "sdsa":
-            blk = int(name.split(".")[0][5:])
-            mvth = float(model.block[blk].attn.talking_heads_lif.v_threshold)
-            shift = 1
-            theta = max(1, math.ceil(mvth * (1 << shift) - 1e-9))
-            rec.update(theta=theta, shift=shift,
-                       stateless_or=ir.stateless_or_holds(theta, shift))
-        elif kind == "head":
-            s_h = p["head_scale"]
-            wq = np.round(_np(model.head.weight) / s_h).astype(np.int8)
-            bq = np.round(_np(model.head.bias) / s_h).astype(np.int64)
-            rec.update(theta=p["theta"]["head"], weight=wq, bias=bq, scale=s_h)
-        layers.append(cls(**rec))
+        rec = dict(kind=kind, name=name, input=inp, output=outp, widths={}, **kw)
+        QUANTIZERS[kind](rec, ctx)
+        layers.append(ir.LAYER_KINDS[rec.pop("kind")](**rec))
     prov = {"checkpoint_sha256": "0" * 64, "quantizer": {"weight_bits": rules.bits},
             "float_accuracy": None, "integer_accuracy": None}
     prov.update(provenance or {})
-    model_ir = ir.IntegerModel(config=config, layers=layers, stream_theta=p["theta"]["stream"],
-                               stream_scale=s_r, provenance=prov)
+    model_ir = ir.IntegerModel(config=p["config"], layers=layers,
+                               stream_theta=p["theta"]["stream"],
+                               stream_scale=p["stream_scale"], provenance=prov)
     return ir.finalize(model_ir)
 
 

@@ -18,10 +18,11 @@ import numpy as np
 
 from sdtforge.errors import UserError
 from sdtforge.quantize import ir
+from sdtforge.registry import Registry
 
 from . import ops
 
-__all__ = ["GoldenResult", "run", "COUNT_KEYS"]
+__all__ = ["GoldenResult", "run", "COUNT_KEYS", "GOLDEN_OPS"]
 
 #: Keys of every layer's entry in :attr:`GoldenResult.counts`.
 COUNT_KEYS = ("spikes", "acs", "macs", "mask_ops", "neuron_updates", "residual_adds",
@@ -108,6 +109,174 @@ def _check_images(model, images):
     return images
 
 
+class _Run:
+    """The state of one :func:`run` that the per-kind golden ops read and write."""
+
+    def __init__(self, model, images, spikes, trace):
+        self.model = model
+        self.images = images
+        self.steps = int(model.config["T"])
+        self.batch = images.shape[0]
+        self.token_hw = ir.expected_geometry(model.config)["token_hw"]
+        self.tokens = self.token_hw[0] * self.token_hw[1]
+        self.tensors = {}       # name -> what the next layers read
+        self.recorded = {}      # name -> recording (``spikes=True``)
+        self.stream = None      # [T, B, N, D] int64
+        self.logits = None
+        self._spikes = spikes
+        self._trace = trace
+
+    def tr(self, layer, key, values):
+        """Report ``values`` to the trace callback under ``key``; returns them."""
+        if self._trace is not None:
+            self._trace(layer, key, values)
+        return values
+
+    def record(self, name, value, as_maps=False):
+        """Keep ``value`` as tensor ``name`` and, with ``spikes=True``, its recording."""
+        self.tensors[name] = value
+        if self._spikes:
+            self.recorded[name] = _maps(value, self.token_hw) if as_maps else value
+
+    def fired(self, layer, s, c, as_maps=False):
+        """Count the spikes ``s`` of a spiking layer into ``c`` and keep them as its output."""
+        c["spikes"] = int(s.sum(dtype=np.int64))
+        c["neuron_updates"] = s.size
+        c["mem_reads"] += c["acs"] + s.size  # weight words + membrane reads
+        c["mem_writes"] += 2 * s.size  # membrane + spike bit per neuron update
+        self.record(layer.output, s, as_maps=as_maps)
+
+
+#: The golden-model pass: one op per layer kind, ``op(layer, run)`` → the layer's counts
+#: (:data:`COUNT_KEYS`); it reads its input from ``run.tensors`` / ``run.stream`` and writes
+#: its output there (``docs/extending.md``).
+GOLDEN_OPS = Registry("golden model")
+
+
+def _counts():
+    return dict.fromkeys(COUNT_KEYS, 0)
+
+
+def _spiking_conv3x3(layer, r, acc, c):
+    s = _lif(acc, layer.theta[:, None, None])
+    r.fired(layer, s, c)
+    if layer.pool:  # the recording is before the pool; the next layer reads the pooled map
+        r.tensors[layer.output] = ops.spike_maxpool(s)
+    return c
+
+
+@GOLDEN_OPS.register("conv3x3_pixel")
+def _pixel_conv(layer, r):
+    c = _counts()
+    acc = r.tr(layer, "acc", ops.conv3x3(r.images, layer.weight, layer.bias, layer.zero_point))
+    c["macs"] = r.batch * layer.out_channels * layer.in_channels * 9 * acc.shape[-1] * \
+        acc.shape[-2]
+    c["mem_reads"] = c["macs"] + r.batch * r.images[0].size
+    return _spiking_conv3x3(layer, r, np.broadcast_to(acc, (r.steps,) + acc.shape), c)
+
+
+@GOLDEN_OPS.register("conv3x3_spike")
+def _spike_conv(layer, r):
+    c = _counts()
+    src = r.tensors[layer.input]
+    acc = r.tr(layer, "acc", ops.conv3x3(src, layer.weight, layer.bias))
+    c["acs"] = layer.out_channels * _box_count(src)
+    return _spiking_conv3x3(layer, r, acc, c)
+
+
+def _stream_write(layer, r, acc, c, mode):
+    """``stream = acc << shift`` (``mode="set"``) or ``stream += acc << shift``."""
+    r.tr(layer, "shifted", acc << layer.shift.astype(np.int64))
+    if mode == "set":
+        r.stream = acc << layer.shift.astype(np.int64)
+        c["mem_writes"] = r.stream.size
+    else:
+        r.stream = ops.align_add(r.stream, acc, layer.shift)
+        c["residual_adds"] = c["mem_reads"] = c["mem_writes"] = r.stream.size
+    r.tr(layer, "stream", r.stream)
+    c["mem_reads"] += c["acs"]
+    return c
+
+
+@GOLDEN_OPS.register("stream_conv3x3")
+def _stream_conv3x3(layer, r):
+    c = _counts()
+    src = r.tensors[layer.input]
+    if src.ndim == 4:  # token spikes [T, B, N, C] (the rpe reads sps.lif3)
+        src = _maps(src, r.token_hw)
+    acc = r.tr(layer, "acc", ops.conv3x3(src, layer.weight, layer.bias))
+    c["acs"] = layer.out_channels * _box_count(src)
+    if layer.pool:
+        acc = ops.int_maxpool(acc)
+    return _stream_write(layer, r, _tokens(acc), c, layer.mode)
+
+
+@GOLDEN_OPS.register("stream_lif")
+def _stream_lif(layer, r):
+    c = _counts()
+    s = _lif(r.tr(layer, "x", r.stream), layer.theta)
+    c["mem_reads"] = r.stream.size
+    r.fired(layer, s, c, as_maps=True)
+    return c
+
+
+def _tokens_product(layer, r):
+    """``(acc, counts)`` of a 1×1 conv over token spikes."""
+    c = _counts()
+    src = r.tensors[layer.input]
+    acc = r.tr(layer, "acc", ops.conv1x1(src, layer.weight, layer.bias))
+    c["acs"] = layer.out_channels * int(src.sum(dtype=np.int64))
+    return acc, c
+
+
+@GOLDEN_OPS.register("conv1x1")
+def _conv1x1(layer, r):
+    acc, c = _tokens_product(layer, r)
+    r.fired(layer, _lif(acc, layer.theta), c, as_maps=True)
+    return c
+
+
+@GOLDEN_OPS.register("stream_conv1x1")
+def _stream_conv1x1(layer, r):
+    acc, c = _tokens_product(layer, r)
+    return _stream_write(layer, r, acc, c, "add")
+
+
+@GOLDEN_OPS.register("sdsa")
+def _sdsa(layer, r):
+    c = _counts()
+    q, k, v = r.tensors[layer.input], r.tensors[layer.k], r.tensors[layer.v]
+    out = np.empty_like(q)
+    masks = np.empty((r.steps, r.batch, layer.channels), np.uint8)
+    vm = np.zeros((r.batch, layer.channels), np.int64)
+    for t in range(r.steps):
+        out[t], masks[t], vm = ops.sdsa_step(q[t], k[t], v[t], vm, layer.theta, layer.shift)
+    c["acs"] = int((k & v).sum(dtype=np.int64))
+    r.tr(layer, "x", (k & v).sum(axis=-2, dtype=np.int64) << layer.shift)
+    cells = r.steps * r.batch * r.tokens * layer.channels
+    c["mask_ops"] = 2 * cells
+    c["neuron_updates"] = r.steps * r.batch * layer.channels
+    c["spikes"] = int(out.sum(dtype=np.int64))
+    c["mem_reads"] = 3 * cells + c["neuron_updates"]
+    c["mem_writes"] = cells + c["neuron_updates"]
+    r.record(layer.mask_output, masks)
+    r.record(layer.output, out, as_maps=True)
+    return c
+
+
+@GOLDEN_OPS.register("head")
+def _head(layer, r):
+    c = _counts()
+    x_head = r.tr(layer, "x", r.stream.sum(axis=-2))  # Σ over tokens: [T, B, D]
+    s = _lif(x_head, layer.theta)
+    acc = r.tr(layer, "acc", ops.accumulate_events(s, layer.weight.T, layer.bias))
+    r.logits = r.tr(layer, "logits", acc.sum(axis=0))
+    c["acs"] = layer.num_classes * int(s.sum(dtype=np.int64))
+    c["residual_adds"] = c["mem_reads"] = r.stream.size
+    r.fired(layer, s, c)
+    return c
+
+
 def run(model, images, spikes=False, trace=None):
     """Run the integer model on a batch of uint8 images.
 
@@ -129,123 +298,9 @@ def run(model, images, spikes=False, trace=None):
     -------
     GoldenResult
     """
-    images = _check_images(model, images)
-    cfg = model.config
-    t_steps = int(cfg["T"])
-    batch = images.shape[0]
-    token_hw = ir.expected_geometry(cfg)["token_hw"]
-    n_tok = token_hw[0] * token_hw[1]
-    tensors = {}
-    recorded = {}
-    counts = {}
-    stream = None  # [T, B, N, D] int64
-
-    def tr(layer, key, values):
-        if trace is not None:
-            trace(layer, key, values)
-        return values
-
-    def record(name, value, as_maps=False):
-        tensors[name] = value
-        if spikes:
-            recorded[name] = _maps(value, token_hw) if as_maps else value
-
-    for layer in model.layers:
-        c = dict.fromkeys(COUNT_KEYS, 0)
-        if isinstance(layer, ir.PixelConv3x3):
-            acc = tr(layer, "acc", ops.conv3x3(images, layer.weight, layer.bias,
-                                               layer.zero_point))
-            s = _lif(np.broadcast_to(acc, (t_steps,) + acc.shape), layer.theta[:, None, None])
-            c["macs"] = batch * layer.out_channels * layer.in_channels * 9 * acc.shape[-1] * \
-                acc.shape[-2]
-            c["mem_reads"] = c["macs"] + batch * images[0].size
-        elif isinstance(layer, ir.SpikeConv3x3):
-            src = tensors[layer.input]
-            acc = tr(layer, "acc", ops.conv3x3(src, layer.weight, layer.bias))
-            s = _lif(acc, layer.theta[:, None, None])
-            c["acs"] = layer.out_channels * _box_count(src)
-        elif isinstance(layer, ir.StreamConv3x3):
-            src = tensors[layer.input]
-            if src.ndim == 4:  # token spikes [T, B, N, C] (the rpe reads sps.lif3)
-                src = _maps(src, token_hw)
-            acc = tr(layer, "acc", ops.conv3x3(src, layer.weight, layer.bias))
-            c["acs"] = layer.out_channels * _box_count(src)
-            if layer.pool:
-                acc = ops.int_maxpool(acc)
-            acc = _tokens(acc)
-            tr(layer, "shifted", acc << layer.shift.astype(np.int64))
-            if layer.mode == "set":
-                stream = acc << layer.shift.astype(np.int64)
-                c["mem_writes"] = stream.size
-            else:
-                stream = ops.align_add(stream, acc, layer.shift)
-                c["residual_adds"] = stream.size
-                c["mem_reads"] = stream.size
-                c["mem_writes"] = stream.size
-            tr(layer, "stream", stream)
-        elif isinstance(layer, ir.StreamLIF):
-            s = _lif(tr(layer, "x", stream), layer.theta)
-            c["mem_reads"] = stream.size
-            record(layer.output, s, as_maps=True)
-        elif isinstance(layer, ir.Conv1x1):
-            src = tensors[layer.input]
-            acc = tr(layer, "acc", ops.conv1x1(src, layer.weight, layer.bias))
-            s = _lif(acc, layer.theta)
-            c["acs"] = layer.out_channels * int(src.sum(dtype=np.int64))
-            record(layer.output, s, as_maps=True)
-        elif isinstance(layer, ir.SDSA):
-            q, k, v = tensors[layer.input], tensors[layer.k], tensors[layer.v]
-            out = np.empty_like(q)
-            masks = np.empty((t_steps, batch, layer.channels), np.uint8)
-            vm = np.zeros((batch, layer.channels), np.int64)
-            for t in range(t_steps):
-                out[t], masks[t], vm = ops.sdsa_step(q[t], k[t], v[t], vm, layer.theta,
-                                                     layer.shift)
-            c["acs"] = int((k & v).sum(dtype=np.int64))
-            tr(layer, "x", (k & v).sum(axis=-2, dtype=np.int64) << layer.shift)
-            c["mask_ops"] = 2 * t_steps * batch * n_tok * layer.channels
-            c["neuron_updates"] = t_steps * batch * layer.channels
-            c["spikes"] = int(out.sum(dtype=np.int64))
-            c["mem_reads"] = 3 * t_steps * batch * n_tok * layer.channels + c["neuron_updates"]
-            c["mem_writes"] = t_steps * batch * n_tok * layer.channels + c["neuron_updates"]
-            record(layer.mask_output, masks)
-            record(layer.output, out, as_maps=True)
-            counts[layer.name] = c
-            continue
-        elif isinstance(layer, ir.StreamConv1x1):
-            src = tensors[layer.input]
-            acc = tr(layer, "acc", ops.conv1x1(src, layer.weight, layer.bias))
-            tr(layer, "shifted", acc << layer.shift.astype(np.int64))
-            stream = tr(layer, "stream", ops.align_add(stream, acc, layer.shift))
-            c["acs"] = layer.out_channels * int(src.sum(dtype=np.int64))
-            c["residual_adds"] = stream.size
-            c["mem_reads"] = stream.size
-            c["mem_writes"] = stream.size
-        elif isinstance(layer, ir.Head):
-            x_head = tr(layer, "x", stream.sum(axis=-2))  # Σ over tokens: [T, B, D]
-            s = _lif(x_head, layer.theta)
-            acc = tr(layer, "acc", ops.accumulate_events(s, layer.weight.T, layer.bias))
-            logits = tr(layer, "logits", acc.sum(axis=0))
-            c["acs"] = layer.num_classes * int(s.sum(dtype=np.int64))
-            c["residual_adds"] = stream.size
-            c["mem_reads"] = stream.size
-            record(layer.output, s)
-        else:  # pragma: no cover - load() admits only the kinds above
-            raise TypeError(f"unknown layer {layer!r}")
-        if not isinstance(layer, (ir.StreamConv3x3, ir.StreamConv1x1)):
-            c["spikes"] = int(s.sum(dtype=np.int64))
-            c["neuron_updates"] = s.size
-            c["mem_reads"] += c["acs"] + s.size  # weight words + membrane reads
-            c["mem_writes"] += 2 * s.size  # membrane + spike bit per neuron update
-            if isinstance(layer, (ir.PixelConv3x3, ir.SpikeConv3x3)):
-                record(layer.output, s)
-                # the recording is before the pool; the next layer reads the pooled map
-                tensors[layer.output] = ops.spike_maxpool(s) if layer.pool else s
-            else:
-                tensors[layer.output] = s
-        else:
-            c["mem_reads"] += c["acs"]
-        counts[layer.name] = c
+    r = _Run(model, _check_images(model, images), spikes, trace)
+    counts = {layer.name: GOLDEN_OPS[layer.KIND](layer, r) for layer in model.layers}
+    logits = r.logits
     classes = np.argmax(logits, axis=1).astype(np.int64)  # first maximum on ties
-    return GoldenResult(logits=logits.astype(np.int64), classes=classes, spikes=recorded,
-                        counts=counts, batch=batch)
+    return GoldenResult(logits=logits.astype(np.int64), classes=classes, spikes=r.recorded,
+                        counts=counts, batch=r.batch)

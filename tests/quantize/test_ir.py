@@ -94,7 +94,8 @@ def _set(path, value):
     (_set(["format"], "other"), "format"),
     (_set(["config", "embed_dims"], 48), "layers"),
     (_set(["config", "T"], "4"), "config.T"),
-    (_set(["layers", 0, "kind"], "conv1x1"), "layers[0].kind"),
+    (_set(["layers", 0, "kind"], "conv1x1"), "layers[0]"),
+    (_set(["layers", 0, "kind"], "lstm"), "layers[0].kind"),
     (_set(["layers", 3, "widths", "stream"], 3), "sps.conv3.widths.stream"),
     (_set(["layers", 10, "stateless_or"], False), "stateless_or"),
     (_set(["stream", "bits"], 2), "stream.bits"),
@@ -321,8 +322,10 @@ def test_load_reads_at_most_max_file_bytes(blob, tmp_path, monkeypatch):
     (_set(["config", "weight_bits"], 9), r"config\.weight_bits': is 9, outside .*2\.\.8"),
     (_set(["layers", -1, "scale"], 10 ** 400), r"head\)\.scale': is too large for a float"),
     (_set(["version"], 1.0), r"field 'version': is 1\.0"),
-    (_set(["layers", 1, "out_channels"], 1 << 40), r"out_channels': is 1099511627776, the "
-                                                   r"config implies 8"),
+    (_set(["layers", 1, "out_channels"], 1 << 40), r"out_channels': is 1099511627776, outside "
+                                                   r"1\.\.131072"),
+    (_set(["layers", 1, "out_channels"], 16), r"sps\.conv2\)\.input': reads 'sps\.lif1' as "
+                                              r"\[8, 8, 8\] but it is \[16, 8, 8\]"),
     (_set(["layers", 1, "arrays", "weight"], "layers/002/weight"), r"referenced twice"),
     (_set(["layers", 1, "arrays", "weight"], "header"), r"unreferenced entries "
                                                         r"'layers/001/weight'"),
@@ -348,9 +351,18 @@ def test_nan_in_header_json_is_refused(blob):
     (dict(embed_dims=2048, depths=8, mlp_ratio=8), "MiB, above the 256 MiB limit"),
 ])
 def test_resource_limits_name_the_figure_and_the_limit(blob, over, figure):
+    """The limits are checked from the header's layer records, before any array is read."""
     config = synthetic.tiny_config(**over)
+
+    def edit(h):
+        h["config"].update(config)
+        extra = {"sdsa": dict(theta=1, shift=1, stateless_or=True), "head": dict(scale=0.01)}
+        h["layers"] = [dict(kind=kind, name=name, input=inp, output=outp, widths={}, arrays={},
+                            **kw, **extra.get(kind, {}))
+                       for kind, name, inp, outp, kw in ir.expected_layout(config)]
+
     with pytest.raises(ir.IRError, match=f"field 'config': .*{figure}"):
-        ir.loads(_with_header(blob, lambda h: h["config"].update(config)))
+        ir.loads(_with_header(blob, edit))
 
 
 def _preset_config(preset):
@@ -426,3 +438,67 @@ def test_small_file_of_a_large_model_costs_its_arrays_not_more():
     result, peak = _peak(lambda: ir.loads(data))
     assert isinstance(result, ir.IntegerModel)
     assert peak < arrays + 2 * 4096 * 512 + (8 << 20)
+
+
+# -- the layer sequence ---------------------------------------------------------------------
+# A model is any sequence of registered kinds whose dataflow holds, not only the SDT v1 list.
+
+
+def _without(model, *names):
+    out = dataclasses.replace(model, layers=[lay for lay in model.layers if lay.name not in names])
+    return ir.finalize(out)
+
+
+def test_a_sequence_other_than_the_config_layout_loads_and_runs(model):
+    """Without the rpe and the MLP the model is another valid sequence: it loads, the golden
+    model runs it and the compiler compiles it."""
+    from sdtforge.hdl.compile import compile_model
+    from sdtforge.sim import golden
+
+    names = [lay.name for lay in model.layers if lay.name == "sps.rpe" or ".mlp." in lay.name]
+    assert len(names) == 4
+    short = ir.loads(ir.dumps(_without(model, *names)))
+    assert [lay.name for lay in short.layers] == [lay.name for lay in model.layers
+                                                  if lay.name not in names]
+    images = np.arange(2 * 64, dtype=np.uint8).reshape(2, 1, 8, 8)
+    assert golden.run(short, images).logits.shape == (2, 10)
+    compiled = compile_model(short, lanes=8, width=16)
+    assert "sps.rpe" not in compiled.names and "block0.mlp.fc1" not in compiled.names
+
+
+def _layers_edit(fn):
+    def edit(h):
+        fn(h["layers"])
+    return edit
+
+
+def _swap(i, j):
+    def fn(layers):
+        layers[i], layers[j] = layers[j], layers[i]
+    return fn
+
+
+@pytest.mark.parametrize("edit, message", [
+    # conv1 reads a map nobody wrote
+    (_layers_edit(lambda ls: ls[1].update(input="nowhere")),
+     r"sps\.conv1\)\.input': reads 'nowhere' before a layer writes it"),
+    # two layers write the same spike map
+    (_layers_edit(lambda ls: ls[2].update(output="sps.lif1")),
+     r"sps\.conv2\)\.output': writes 'sps\.lif1', which exists already"),
+    # a LIF reads the stream before a stream writer ran
+    (_layers_edit(_swap(3, 4)), r"sps\.lif3\)\.input': reads 'stream' before"),
+    # the head is not last
+    (_layers_edit(lambda ls: ls.append(dict(ls[-2], name="again"))),
+     r"the last layer, and only it, writes the logits"),
+    # a second layer reads the pixels
+    (_layers_edit(lambda ls: ls[1].update(input="pixels")), r"only it, reads the pixels"),
+    # a record that says it reads one tensor but its kind reads another
+    (_layers_edit(lambda ls: ls[4].update(input="sps.lif2")),
+     r"a stream_lif layer reads 'stream' and writes 'sps\.lif3', not 'sps\.lif2' -> "),
+    # two layers with one name
+    (_layers_edit(lambda ls: ls[2].update(name="sps.conv1")),
+     r"is the name of an earlier layer"),
+])
+def test_a_sequence_whose_dataflow_does_not_hold_is_refused(blob, edit, message):
+    with pytest.raises(ir.IRError, match=message):
+        ir.loads(_with_header(blob, edit))
