@@ -106,6 +106,7 @@ def _unbuilt(model_path, board_name):
     """Lanes, width, clock and latency of a board's default build without building it."""
     from sdtforge.boards.image import model_image
     from sdtforge.boards.targets import get_board, plan_board
+    from sdtforge.hdl.accel_isa import descriptor_words
     from sdtforge.quantize import ir
     from sdtforge.sim import latency
 
@@ -114,7 +115,8 @@ def _unbuilt(model_path, board_name):
     plan = plan_board(model, board)
     img = model_image(plan.compiled)
     top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes)
-    cycles = latency.cycles_per_image(model, plan.config.lanes, plan.config.width, IMAGES)
+    cycles = latency.cycles_per_image(model, plan.config.lanes, plan.config.width, IMAGES,
+                                      descriptor_words=descriptor_words(plan.config))
     return {"lanes": plan.config.lanes, "width": plan.config.width,
             "clock_mhz": round(top.f_sync / 1e6, 3), "cycles_per_image": round(cycles, 1),
             **latency.latency(cycles, top.f_sync / 1e6)}

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from sdtforge.errors import UserError
+from sdtforge.hdl.accel_isa import Result, decode_result, result_class_word, result_words
 
 from .protocol import (
     MODEL_ID_BYTES,
@@ -39,11 +40,8 @@ class BoardError(UserError):
     """The board answered with an error frame, or not at all."""
 
 
-@dataclass(frozen=True)
-class ClassifyResult:
-    logits: tuple
-    label: int
-    cycles: int
+#: What :meth:`BoardClient.classify` returns: the accelerator's result (logits, label, cycles).
+ClassifyResult = Result
 
 
 @dataclass(frozen=True)
@@ -195,10 +193,16 @@ class BoardClient:
         self.load(image.load, image.model_id, progress=progress)
 
     def classify(self, pixels, num_classes):
+        """Classify one image; returns its :class:`~sdtforge.hdl.accel_isa.Result`.
+
+        The ``RESULT`` payload is the accelerator's result words, 4 bytes each (LE), except
+        the class word, sent as 1 byte.
+        """
         body = self._request(Command.CLASSIFY, bytes(pixels), expect=Reply.RESULT)
-        if len(body) != 4 * num_classes + 5:
-            raise BoardError(f"result of {len(body)} bytes, expected {4 * num_classes + 5}")
-        logits = tuple(int.from_bytes(body[4 * i:4 * i + 4], "little", signed=True)
-                       for i in range(num_classes))
-        return ClassifyResult(logits=logits, label=body[4 * num_classes],
-                              cycles=int.from_bytes(body[4 * num_classes + 1:], "little"))
+        k = 4 * result_class_word(num_classes)
+        size = 4 * result_words(num_classes) - 3
+        if len(body) != size:
+            raise BoardError(f"result of {len(body)} bytes, expected {size}")
+        words = [int.from_bytes(body[i:i + 4], "little") for i in range(0, k, 4)]
+        words += [body[k], int.from_bytes(body[k + 1:], "little")]
+        return decode_result(words, num_classes)

@@ -21,9 +21,11 @@ are out (the accelerator holds a word while it is not taken).
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from sdtforge.hdl.accel_isa import RESULT_LAYOUT, result_class_word, result_words
 
 from .protocol import (
     ACK_BYTES,
@@ -42,7 +44,8 @@ from .uart import RxPayload
 
 __all__ = ["HostLink", "ResultPayload", "crc8_next"]
 
-ResultPayload = data.StructLayout({"data": 32, "last": 1})
+#: The accelerator's result-stream payload (:data:`~sdtforge.hdl.accel_isa.RESULT_LAYOUT`).
+ResultPayload = RESULT_LAYOUT
 
 
 def _crc_taps(crc_fn, width):
@@ -201,7 +204,8 @@ class HostLink(wiring.Component):
         # Reply being sent: header, then a payload produced by `payload_byte`, then the CRC.
         reply = Signal(Reply, init=Reply.ACK)
         tx_crc = Signal(8)
-        n_result = self._num_classes * 4 + 1 + 4
+        # The RESULT payload: every result word as its 4 bytes (LE), but the class as 1 byte.
+        n_result = 4 * result_words(self._num_classes) - 3
         lengths = {Reply.ACK: ACK_BYTES, Reply.ERROR: ERROR_BYTES, Reply.INFO: INFO_BYTES,
                    Reply.RESULT: n_result}
         tx_count = Signal(range(max(lengths.values())))
@@ -218,7 +222,7 @@ class HostLink(wiring.Component):
         # the byte out is always its low byte: no byte multiplexer), and how many of its bytes
         # are left after the current one (3 for a logit or the cycle count, 0 for the class).
         # `need_word` asks the result stream for the next word once a word's bytes are out.
-        class_at = self._num_classes * 4   # payload offset of the class byte
+        class_at = 4 * result_class_word(self._num_classes)   # payload offset of the class
         word = Signal(32)
         word_left = Signal(2)
         need_word = Signal()

@@ -33,11 +33,12 @@ _LOGIC_ROWS = {"ecp5": 16}
 _ICE40_FF_BITS_PER_BLOCK = 80
 # Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
-# (docs/boards.md §4). iCE40 logic cells placed by nextpnr (digits-tiny): 5 259 at P = 1 with
-# the transactional host link (5 108 before it, 5 835 at P = 2 then: 727 per lane). ECP5
+# (docs/boards.md §4). iCE40 logic cells placed by nextpnr (digits-tiny): 5 128 at P = 1 with
+# the transactional host link and the descriptor fields as wide as the model needs (5 259
+# before them; 5 108 before the link's transactions, 5 835 at P = 2 then: 727 per lane). ECP5
 # LUT4s mapped by Yosys (digits-small): 4 601 at P = 2, 7 598 at P = 8.
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
-_LOGIC_MODEL = {"ice40": (4_532, 727), "ecp5": (3_601, 500)}
+_LOGIC_MODEL = {"ice40": (4_401, 727), "ecp5": (3_601, 500)}
 _LOGIC_MARGIN = 1.1
 
 
@@ -102,7 +103,7 @@ def _import(ref):
 
 
 BOARDS = {b.name: b for b in [
-    # P = 1: digits-tiny fits the UP5K's logic only with one lane (5 259 of 5 280 LC; its
+    # P = 1: digits-tiny fits the UP5K's logic only with one lane (5 128 of 5 280 LC; its
     # 28 136 weight rows take two SPRAM banks); 20 MHz: the measured Fmax is about 24 MHz.
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
           bram_name="SB_RAM40_4K", default_lanes=1, default_width=16, f_sync=20e6,

@@ -7,11 +7,10 @@ then takes exactly the path it takes on a board.
 """
 
 from amaranth import Module, ResetInserter, Signal
-from amaranth.hdl import signed
 from amaranth.lib import wiring
-from amaranth.lib.data import ArrayLayout
 from amaranth.lib.wiring import In, Out
 
+from sdtforge.hdl.accel_isa import result_class_word, result_words
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import AccelConfig
 
@@ -135,16 +134,16 @@ class BoardTop(wiring.Component):
 
         if self.spram_weights:
             cfg = self.config
-            shape = ArrayLayout(signed(cfg.weight_bits), cfg.lanes)
+            shape = cfg.lane_layout("weights")
             m.submodules.weights = weights = SPRAMWeights(shape, cfg.weights_depth)
             wiring.connect(m, accel.w_read, weights.read)
             wiring.connect(m, accel.w_write, weights.write)
 
-        # Status: the class word of each result (word ``num_classes``) is latched for the LEDs.
-        word = Signal(range(self.num_classes + 2))
+        # Status: the class word of each result is latched for the LEDs.
+        word = Signal(range(result_words(self.num_classes)))
         with m.If(accel.result.valid & accel.result.ready):
             m.d.sync += word.eq(word + 1)
-            with m.If(word == self.num_classes):
+            with m.If(word == result_class_word(self.num_classes)):
                 m.d.sync += self.label.eq(accel.result.payload.data[:8])
             with m.If(accel.result.payload.last):
                 m.d.sync += word.eq(0)

@@ -1,12 +1,20 @@
-"""Instruction set of the accelerator: layer descriptors, opcodes, load targets.
+"""Instruction set of the accelerator: layer descriptors, opcodes, load targets, results.
 
-This module is the single source of truth for the bit-level encoding shared by the compiler
-(:mod:`sdtforge.hdl.compile`, host side) and the controller
-(:mod:`sdtforge.hdl.accelerator`, gateware side); ``docs/accelerator.md`` explains it.
+This module is the single source of truth for the bit-level encodings shared by the compiler
+(:mod:`sdtforge.hdl.compile`, host side), the controller (:mod:`sdtforge.hdl.accelerator`,
+gateware side) and the simulation and board tools that read them back; ``docs/accelerator.md``
+explains them.
 
-A program is a list of :data:`DESCRIPTOR` words, one per layer operation, executed in order
-until ``END``. Every field is a little-endian bit field of the descriptor word (field order
-below = bit order, lowest first); all are unsigned except ``theta`` (two's complement).
+A program is a list of descriptors, one per layer operation, executed in order until ``END``.
+The descriptor layout is a function of the hardware configuration (:func:`descriptor_layout`):
+every field is as wide as the configuration's loop counters or the memory it addresses need
+(:func:`descriptor_widths`), so a small model gets a short descriptor and a large one is not
+capped by a fixed field width. It is a union of one view per operation (:data:`OP_VIEWS`) over
+a common header: the fields that logic shared by several operations reads (loop bounds, map
+layouts) sit at the same bits in every view that has them, under a name that says what they
+mean for that operation (``PIXEL``'s ``pad_base``, ``POOL_OR``'s ``words``, ``END``'s
+``classes``); the fields only one kind of operation reads (weight and parameter rows, or the
+SDSA K / V maps and threshold) share the tail.
 
 Every value the host packs into a field of the accelerator — a descriptor field, a lane of a
 memory row, a load-record header field — goes through :func:`pack_field`, which refuses a value
@@ -18,21 +26,24 @@ so no address needs a multiplier.
 """
 
 import operator
+from dataclasses import dataclass
 
 from amaranth.hdl import Shape, signed
 from amaranth.lib import data, enum
-from amaranth.utils import ceil_log2
 
 from sdtforge.errors import UserError
 
-__all__ = ["Op", "Mode", "Target", "DESCRIPTOR", "PROGRAM_WORD_BITS",
-           "DESCRIPTOR_WORDS", "descriptor_words", "RECORD_HEADER_BYTES", "RECORD_HEADER",
-           "descriptor_fields", "field_range", "pack_field"]
+__all__ = ["Op", "Mode", "Target", "PROGRAM_WORD_BITS", "SDSA_THETA_BITS", "OP_VIEWS",
+           "descriptor_widths", "descriptor_layout", "op_view", "descriptor_words",
+           "program_words", "join_program_words", "decode_descriptor", "shared_field",
+           "RECORD_HEADER_BYTES", "RECORD_HEADER", "field_range", "pack_field",
+           "RESULT_WORD_BITS", "RESULT_LAYOUT", "Result", "result_words", "result_class_word",
+           "decode_result", "encode_result"]
 
 
 class Op(enum.Enum, shape=3):
     """Layer operation codes."""
-    #: stop; emit the result (``cin`` = number of classes)
+    #: stop; emit the result (``classes`` logits)
     END = 0
     #: 3×3 or 1×1 convolution over a spike map (events from the event encoder)
     CONV = 1
@@ -70,44 +81,200 @@ class Target(enum.Enum, shape=8):
     PIXELS = 5
 
 
-#: One layer descriptor. Loop counts are stored as counts (not minus one).
-DESCRIPTOR = data.StructLayout({
-    "op": Op,             # operation
-    "mode": Mode,         # output mode
-    "k3": 1,              # 3×3 kernel (else 1×1)
-    "pool": 1,            # integer max pool 3×3/s2/p1 before the SET shift
-    "cin": 12,            # input channels (END: number of classes)
-    "words": 8,           # input words per position (spike words, or pixel channels)
-    "groups": 8,          # output channel groups of P lanes
-    "steps": 8,           # time steps T
-    "in_h": 8, "in_w": 8,     # input map height, width
-    "out_h": 8, "out_w": 8,   # positions iterated (POOL_OR: pooled; pooled CONV: input)
-    "in_base": 20,        # input map base (spike, pixel or stream memory)
-    "in_shx": 5, "in_shy": 5, "in_sht": 5,      # input layout shifts
-    "out_base": 20,       # output map base (spike or stream memory)
-    "out_shx": 5, "out_shy": 5, "out_sht": 5,   # output layout shifts
-    "k_base": 20,         # SDSA: K map base (same layout as the Q input)
-    "v_base": 20,         # SDSA: V map base
-    "w_base": 20,         # first weight row of the layer
-    "w_gstride": 16,      # weight rows per output group (taps × cin)
-    "prow": 12,           # first bias / threshold / shift row (one row per group)
-    "theta": signed(16),  # SDSA mask threshold
-})
-
-#: Width of a program-memory word. A descriptor is stored as :data:`DESCRIPTOR_WORDS` words,
-#: lowest bits first, at ``16·n … 16·n + 15`` for descriptor ``n``; the controller shifts them
-#: into its descriptor register one per cycle. A narrow memory costs 2 iCE40 block RAMs where
-#: a descriptor-wide one costs 16 (``SB_RAM40_4K`` is at most 16 bits wide).
+#: Width of a program-memory word. A descriptor is stored as :func:`descriptor_words` words,
+#: lowest bits first, descriptor ``n`` at words ``n·k … n·k + k - 1``; the controller shifts
+#: them into its descriptor register one per cycle. A narrow memory costs 2 iCE40 block RAMs
+#: where a descriptor-wide one costs several (``SB_RAM40_4K`` is at most 16 bits wide).
 PROGRAM_WORD_BITS = 16
 
-#: Program words per descriptor (a power of two, so a descriptor's first word is ``n << 4``).
-DESCRIPTOR_WORDS = 1 << ceil_log2(-(-DESCRIPTOR.size // PROGRAM_WORD_BITS))
+#: Width of the signed SDSA mask threshold (the SDSA unit's ``theta`` port).
+SDSA_THETA_BITS = 16
 
 
-def descriptor_words(value):
-    """One encoded descriptor (an integer) as its :data:`DESCRIPTOR_WORDS` program words."""
+def _aw(depth):
+    """Address bits of a memory of ``depth`` rows (at least 1)."""
+    return max((depth - 1).bit_length(), 1)
+
+
+def descriptor_widths(config):
+    """Bits of every descriptor field of ``config`` (an :class:`~.compile.AccelConfig`).
+
+    Loop counts are stored as counts (not minus one), so a count field is one bit wider than
+    its loop counter (``coord_bits``, ``step_bits``, ``group_bits``, ``word_bits``); ``cin``
+    (channels, or ``END``'s classes) is ``channel_bits`` wide; a map base is as wide as the
+    address of the memory it points into, a layout shift holds the largest such address width,
+    and ``w_base`` / ``w_gstride`` / ``prow`` are as wide as a weight row index, a weight row
+    count and a parameter row index.
+
+    Returns
+    -------
+    dict of str to int
+        Unsigned width per field name of :func:`descriptor_layout`'s header and tails
+        (``theta`` is :data:`SDSA_THETA_BITS`, signed).
+    """
+    maps = max(_aw(config.spikes_depth), _aw(config.stream_depth))
+    coord = config.coord_bits + 1
+    return {
+        "steps": config.step_bits + 1, "groups": config.group_bits + 1,
+        "words": config.word_bits + 1, "cin": config.channel_bits,
+        "out_h": coord, "out_w": coord, "in_h": coord, "in_w": coord,
+        "in_base": maps, "out_base": maps,
+        "shift": max(maps, _aw(config.pixels_depth)).bit_length(),
+        "prow": _aw(max(config.biases_depth, config.thresholds_depth, config.shifts_depth)),
+        "w_base": _aw(config.weights_depth), "w_gstride": config.weights_depth.bit_length(),
+        "pad_base": _aw(config.pixels_depth),
+        "k_base": _aw(config.spikes_depth), "v_base": _aw(config.spikes_depth),
+        "theta": SDSA_THETA_BITS,
+    }
+
+
+def _physical(config):
+    """``(header, tails)``: the descriptor's bits, as laid out (lowest bit first)."""
+    w = descriptor_widths(config)
+    sh = w["shift"]
+    header = data.StructLayout({
+        "op": Op, "mode": Mode, "k3": 1, "pool": 1,
+        "steps": w["steps"], "groups": w["groups"], "out_h": w["out_h"], "out_w": w["out_w"],
+        "cin": w["cin"], "words": w["words"], "in_h": w["in_h"], "in_w": w["in_w"],
+        "in_base": w["in_base"], "in_shx": sh, "in_shy": sh, "in_sht": sh,
+        "out_base": w["out_base"], "out_shx": sh, "out_shy": sh, "out_sht": sh,
+    })
+    tails = {
+        "param": data.StructLayout({"prow": w["prow"], "w_base": w["w_base"],
+                                    "w_gstride": w["w_gstride"], "pad_base": w["pad_base"]}),
+        "sdsa": data.StructLayout({"k_base": w["k_base"], "v_base": w["v_base"],
+                                   "theta": signed(w["theta"])}),
+    }
+    return header, tails
+
+
+_LOOP = {"steps": "steps", "groups": "groups", "pos_h": "out_h", "pos_w": "out_w"}
+_IN = {"in_base": "in_base", "in_shx": "in_shx", "in_shy": "in_shy", "in_sht": "in_sht"}
+_OUT = {"out_base": "out_base", "out_shx": "out_shx", "out_shy": "out_shy",
+        "out_sht": "out_sht"}
+_ROWS = {"prow": "param.prow", "w_base": "param.w_base", "w_gstride": "param.w_gstride"}
+
+#: Each operation's view: its field names → the header field (or ``tail.field``) they read.
+#:
+#: ``pos_h`` / ``pos_w`` are the positions the (group, position, step) loop iterates: the output
+#: map, but a pooled ``CONV``'s *input* map (each conv value is max-merged into its windows) and
+#: ``POOL_OR``'s pooled map. ``groups`` counts output groups of ``P`` channels; ``POOL_OR``'s
+#: ``words`` counts the spike words of a position in the same loop. ``cin`` / ``channels``
+#: mask the last spike word and step the weight rows per tap; ``words`` is the spike words
+#: (``PIXEL``: bytes) read per input position. ``prow`` is the first bias / threshold / shift
+#: row, ``w_base`` the first weight row, ``w_gstride`` the weight rows per group.
+OP_VIEWS = {
+    Op.END: {"classes": "cin"},
+    Op.CONV: {"mode": "mode", "k3": "k3", "pool": "pool", **_LOOP, "cin": "cin",
+              "words": "words", "in_h": "in_h", "in_w": "in_w", **_IN, **_OUT, **_ROWS},
+    Op.PIXEL: {"mode": "mode", "k3": "k3", **_LOOP, "channels": "cin", "words": "words",
+               "height": "in_h", "width": "in_w", "pix_shx": "in_shx", "pix_shy": "in_shy",
+               "pad_base": "param.pad_base", **_OUT, **_ROWS},
+    Op.STREAM_LIF: {"mode": "mode", **_LOOP, **_IN, **_OUT, "prow": "param.prow"},
+    Op.SDSA: {"steps": "steps", "cin": "cin", "words": "words", "tokens_h": "in_h",
+              "tokens_w": "in_w", "q_base": "in_base", "in_shx": "in_shx", "in_shy": "in_shy",
+              "in_sht": "in_sht", "k_base": "sdsa.k_base", "v_base": "sdsa.v_base",
+              "theta": "sdsa.theta", **_OUT},
+    Op.POOL_OR: {"steps": "steps", "words": "groups", "pos_h": "out_h", "pos_w": "out_w",
+                 "in_h": "in_h", "in_w": "in_w", **_IN, **_OUT},
+    Op.HEAD_SUM: {"mode": "mode", **_LOOP, "tokens_h": "in_h", "tokens_w": "in_w", **_IN,
+                  **_OUT, "prow": "param.prow"},
+}
+
+
+def _member(op):
+    """The union member (view) name of ``op``: ``Op.POOL_OR`` → ``"pool_or"``."""
+    return op.name.lower()
+
+
+_LAYOUTS = {}
+
+
+def descriptor_layout(config):
+    """The descriptor of ``config``: a :class:`~amaranth.lib.data.UnionLayout` of views.
+
+    Members: ``op`` (the :class:`Op`, lowest bits) and one view per operation, named after it
+    in lower case (``conv``, ``pixel``, ``stream_lif``, ``sdsa``, ``pool_or``, ``head_sum``,
+    ``end``): a :class:`~amaranth.lib.data.FlexibleLayout` of the whole descriptor with ``op``
+    and the fields of :data:`OP_VIEWS`. The controller reads an operation's fields through its
+    view; the compiler builds each descriptor with ``view.const(...)``.
+    """
+    key = tuple(sorted(descriptor_widths(config).items()))
+    if key in _LAYOUTS:
+        return _LAYOUTS[key]
+    header, tails = _physical(config)
+    size = header.size + max(t.size for t in tails.values())
+
+    def field(path):
+        if "." in path:
+            tail, name = path.split(".")
+            f = tails[tail][name]
+            return data.Field(f.shape, header.size + f.offset)
+        return header[path]
+
+    members = {"op": Op}
+    for op, fields in OP_VIEWS.items():
+        members[_member(op)] = data.FlexibleLayout(
+            size, {"op": header["op"], **{name: field(p) for name, p in fields.items()}})
+    layout = _LAYOUTS[key] = data.UnionLayout(members)
+    return layout
+
+
+def op_view(config, op):
+    """The :class:`~amaranth.lib.data.FlexibleLayout` view of ``op`` in ``config``'s layout."""
+    return descriptor_layout(config).members[_member(op)]
+
+
+def descriptor_words(config):
+    """Program words per descriptor of ``config``: ``ceil(descriptor bits / 16)``."""
+    return -(-descriptor_layout(config).size // PROGRAM_WORD_BITS)
+
+
+def program_words(value, count):
+    """An encoded descriptor (an integer) as its ``count`` program words, lowest first."""
     mask = (1 << PROGRAM_WORD_BITS) - 1
-    return [(value >> (PROGRAM_WORD_BITS * i)) & mask for i in range(DESCRIPTOR_WORDS)]
+    return [(value >> (PROGRAM_WORD_BITS * i)) & mask for i in range(count)]
+
+
+def join_program_words(words):
+    """The descriptor (an integer) whose program words, lowest first, are ``words``."""
+    return sum(int(w) << (PROGRAM_WORD_BITS * i) for i, w in enumerate(words))
+
+
+def decode_descriptor(config, value):
+    """An encoded descriptor as a dict of its operation's view: ``op`` and every field.
+
+    ``op`` and ``mode`` come back as :class:`Op` / :class:`Mode` members, the rest as integers
+    (``theta`` signed). An unknown opcode raises :class:`ValueError`.
+    """
+    layout = descriptor_layout(config)
+    op = Op(value & ((1 << Shape.cast(Op).width) - 1))
+    view = data.Const(layout.members[_member(op)], value & ((1 << layout.size) - 1))
+    out = {}
+    for name, _ in layout.members[_member(op)]:
+        v = view[name]
+        out[name] = v if isinstance(v, enum.Enum) else int(v)
+    return out
+
+
+def shared_field(d, **views):
+    """One field that several operations' views name, read through them (controller helper).
+
+    ``views`` maps a view name of the descriptor ``d`` (a :class:`~amaranth.lib.data.View` of
+    :func:`descriptor_layout`) to its field, e.g. ``shared_field(d, conv="in_h",
+    pixel="height")``; the fields must be the same bits (so logic serving those operations
+    reads one signal, no multiplexer), which is checked here. Returns the first one.
+    """
+    layout = d.shape()
+    first = None
+    for view, name in views.items():
+        f = layout.members[view][name]
+        if first is None:
+            first = (f, getattr(d, view)[name])
+        elif (f.offset, Shape.cast(f.shape)) != (first[0].offset, Shape.cast(first[0].shape)):
+            raise AssertionError(f"descriptor field {view}.{name} is not the same bits as the "
+                                 f"other views' ({views})")
+    return first[1]
 
 
 #: Load record header fields in stream order, ``(name, bytes)``, each unsigned little-endian:
@@ -142,10 +309,54 @@ def pack_field(value, bits, *, signed=False, what, hint=""):
     return value & ((1 << bits) - 1)
 
 
-def descriptor_fields():
-    """``(name, offset, bits, signed)`` of every :data:`DESCRIPTOR` field, lowest bit first."""
-    out = []
-    for name, f in DESCRIPTOR:
-        shape = Shape.cast(f.shape)
-        out.append((name, f.offset, shape.width, shape.signed))
-    return out
+# ---------------------------------------------------------------------------------------------
+# Result stream
+
+#: Bits of a result-stream word.
+RESULT_WORD_BITS = 32
+
+#: Result-stream payload: one word, ``last`` on the final word of an image's result.
+RESULT_LAYOUT = data.StructLayout({"data": RESULT_WORD_BITS, "last": 1})
+
+
+@dataclass(frozen=True)
+class Result:
+    """One image's result: the summed logits, the class (``argmax``, lowest index on ties) and
+    the controller's cycle count."""
+
+    logits: tuple
+    label: int
+    cycles: int
+
+
+def result_words(num_classes):
+    """Words of one image's result: ``num_classes`` logits, the class, the cycle count."""
+    return num_classes + 2
+
+
+def result_class_word(num_classes):
+    """Index of the class word in an image's result (the cycle count follows it)."""
+    return num_classes
+
+
+def decode_result(words, num_classes):
+    """The :class:`Result` of one image's ``result_words(num_classes)`` words.
+
+    Logits are two's complement ``RESULT_WORD_BITS``-bit words; the class and the cycle count
+    are unsigned. A wrong number of words raises :class:`ValueError`.
+    """
+    words = [int(w) for w in words]
+    if len(words) != result_words(num_classes):
+        raise ValueError(f"{len(words)} result words for {num_classes} classes, expected "
+                         f"{result_words(num_classes)}")
+    top = 1 << RESULT_WORD_BITS
+    logits = tuple(w - top if w & (top >> 1) else w for w in words[:num_classes])
+    k = result_class_word(num_classes)
+    return Result(logits=logits, label=words[k], cycles=words[k + 1])
+
+
+def encode_result(result):
+    """The result-stream words of a :class:`Result`: ``[(data, last), …]`` (for test benches)."""
+    mask = (1 << RESULT_WORD_BITS) - 1
+    words = [v & mask for v in result.logits] + [result.label, result.cycles]
+    return [(w, int(i == len(words) - 1)) for i, w in enumerate(words)]

@@ -8,10 +8,20 @@ in ``docs/accelerator.md``; the loop order is layer, output group, output positi
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .accel_isa import DESCRIPTOR, DESCRIPTOR_WORDS, PROGRAM_WORD_BITS, Mode, Op
+from .accel_isa import (
+    PROGRAM_WORD_BITS,
+    RESULT_LAYOUT,
+    RESULT_WORD_BITS,
+    SDSA_THETA_BITS,
+    Mode,
+    Op,
+    descriptor_layout,
+    descriptor_words,
+    shared_field,
+)
 from .accel_loader import Loader
 from .compile import AccelConfig
 from .event_encoder import EventEncoder
@@ -23,9 +33,6 @@ from .sdsa import SDSAOp, SDSAUnit, mask_membrane_width
 
 __all__ = ["Accelerator", "RESULT_LAYOUT", "sdsa_membranes"]
 
-#: Result-stream payload.
-RESULT_LAYOUT = data.StructLayout({"data": 32, "last": 1})
-
 _TAP_BITS = 4
 
 
@@ -33,12 +40,9 @@ def _aw(depth):
     return max((depth - 1).bit_length(), 1)
 
 
-_SDSA_THETA_BITS = 16     # the descriptor's ``theta`` field
-
-
 def sdsa_membranes(config):
     """``(rows, bits)`` of the SDSA unit's mask-membrane memory (a block RAM candidate)."""
-    return config.sdsa_channels, mask_membrane_width(config.max_tokens, _SDSA_THETA_BITS,
+    return config.sdsa_channels, mask_membrane_width(config.max_tokens, SDSA_THETA_BITS,
                                                      config.sdsa_shift)
 
 
@@ -52,8 +56,8 @@ class _MapAddress:
 
     def __init__(self, m, name, widths, *, sh, **default):
         self._m = m
-        self._f = {k: Signal(n, name=f"{name}_{k}") for k, n in widths.items()}
-        self._sh = [Signal(5, name=f"{name}_sh{a}") for a in "xyt"]
+        self._f = {k: Signal(n, name=f"{name}_{k}") for k, n in widths.items() if k != "sh"}
+        self._sh = [Signal(widths["sh"], name=f"{name}_sh{a}") for a in "xyt"]
         self.addr = Signal(widths["base"] + 1, name=f"{name}_addr")
         f, (shx, shy, sht) = self._f, self._sh
         m.d.comb += self.addr.eq(f["base"] + ((f["t"] << sht) | (f["y"] << shy)
@@ -85,7 +89,8 @@ class Accelerator(wiring.Component):
     pixels : ``In(stream.Signature(8))``
         One image of uint8 pixels, raster order, channels fastest.
     result : ``Out(stream.Signature(RESULT_LAYOUT))``
-        Summed logits, class, cycle count (``last`` on the cycle count).
+        Summed logits, class, cycle count (``last`` on the cycle count); see
+        :func:`~.accel_isa.decode_result`.
     busy : ``Out(1)``
         High from the first pixel of an image until its result has been sent.
     load_idle : ``Out(1)``
@@ -119,7 +124,7 @@ class Accelerator(wiring.Component):
             "load_error": Out(1),
         }
         if external_weights:
-            shape = data.ArrayLayout(signed(config.weight_bits), config.lanes)
+            shape = config.lane_layout("weights")
             aw = max((config.weights_depth - 1).bit_length(), 0)
             members["w_read"] = In(memory.ReadPort.Signature(addr_width=aw, shape=shape))
             members["w_write"] = In(memory.WritePort.Signature(addr_width=aw, shape=shape))
@@ -143,22 +148,29 @@ class Accelerator(wiring.Component):
         m.submodules.lif = lif = LIFUnit(p, 2, cfg.acc_bits, theta_width=cfg.theta_bits,
                                          theta_depth=cfg.thresholds_depth)
         m.submodules.sdsa = sdsa = SDSAUnit(cfg.sdsa_channels, w, cfg.max_tokens, mode="lif",
-                                            theta_width=_SDSA_THETA_BITS, shift=cfg.sdsa_shift)
+                                            theta_width=SDSA_THETA_BITS, shift=cfg.sdsa_shift)
         m.submodules.orpool = orpool = SpikeMaxPool(w)
         m.submodules.align = align = AlignAdd(p, cfg.stream_bits, cfg.acc_bits,
                                               (1 << cfg.shift_bits) - 1,
                                               out_width=cfg.stream_bits)
 
         # -- memories ------------------------------------------------------------------------
-        lanes_acc = data.ArrayLayout(signed(cfg.acc_bits), p)
-        lanes_x = data.ArrayLayout(signed(cfg.stream_bits), p)
-        lanes_sh = data.ArrayLayout(cfg.shift_bits, p)
-        lanes_logit = data.ArrayLayout(signed(cfg.logit_bits), p)
-        m.submodules.prog = prog = memory.Memory(shape=PROGRAM_WORD_BITS,
+        # Rows in the lane layouts the compiler packs them with (AccelConfig.lane_layout);
+        # the units' own memories are checked against them.
+        for unit_shape, memory_name in ((pe.weight_shape, "weights"), (pe.bias_shape, "biases"),
+                                        (lif.theta_shape, "thresholds")):
+            assert unit_shape == cfg.lane_layout(memory_name), memory_name
+        lanes_acc = cfg.lane_layout("biases")       # an accumulator row: the bias lanes
+        lanes_x = cfg.lane_layout("stream")
+        lanes_sh = cfg.lane_layout("shifts")
+        lanes_logit = cfg.lane_layout("logits")
+        m.submodules.prog = prog = memory.Memory(shape=cfg.row_bits("program"),
                                                  depth=cfg.program_depth, init=[])
-        m.submodules.spk = spk = memory.Memory(shape=w, depth=cfg.spikes_depth, init=[])
+        m.submodules.spk = spk = memory.Memory(shape=cfg.row_bits("spikes"),
+                                               depth=cfg.spikes_depth, init=[])
         m.submodules.xs = xs = memory.Memory(shape=lanes_x, depth=cfg.stream_depth, init=[])
-        m.submodules.pix = pix = memory.Memory(shape=8, depth=cfg.pixels_depth, init=[])
+        m.submodules.pix = pix = memory.Memory(shape=cfg.row_bits("pixels"),
+                                               depth=cfg.pixels_depth, init=[])
         m.submodules.shm = shm = memory.Memory(shape=lanes_sh, depth=cfg.shifts_depth, init=[])
         m.submodules.lgm = lgm = memory.Memory(shape=lanes_logit, depth=cfg.logits_depth,
                                                init=[])
@@ -188,11 +200,15 @@ class Accelerator(wiring.Component):
 
         # -- controller registers ------------------------------------------------------------
         # The descriptor register is a shift register of program words (flip-flops with an
-        # enable): FETCH shifts in the 16 words of descriptor ``pc``, lowest first.
-        d_bits = Signal(PROGRAM_WORD_BITS * DESCRIPTOR_WORDS)
-        d = DESCRIPTOR(d_bits[:DESCRIPTOR.size])
-        pc = Signal(_aw(-(-cfg.program_depth // DESCRIPTOR_WORDS)))
-        fw = Signal(range(DESCRIPTOR_WORDS + 1))    # program word being fetched
+        # enable): FETCH shifts in the ``n_words`` words of descriptor ``pc``, lowest first.
+        # Its layout (accel_isa.descriptor_layout) is a union of one view per operation; each
+        # operation's logic reads its fields through its view.
+        layout = descriptor_layout(cfg)
+        n_words = descriptor_words(cfg)
+        d_bits = Signal(PROGRAM_WORD_BITS * n_words)
+        d = layout(d_bits[:layout.size])
+        pc = Signal(_aw(-(-cfg.program_depth // n_words)))
+        fw = Signal(range(n_words + 1))     # program word being fetched
         g = Signal(gb)
         oy, ox = Signal(cb), Signal(cb)
         t = Signal(tb)
@@ -212,33 +228,72 @@ class Accelerator(wiring.Component):
         logit = Signal(lanes_logit)
         win_first = Signal()
         kword = Signal(w)
-        cycles = Signal(32)
+        cycles = Signal(RESULT_WORD_BITS)
         counting = Signal()
-        rc = Signal(8)                      # result: class index
+        rc = Signal(cfg.channel_bits)       # result: class index
         best = Signal(signed(cfg.logit_bits))
-        best_i = Signal(8)
+        best_i = Signal(cfg.channel_bits)
 
         ry, rx, rch = Signal(cb), Signal(cb), Signal(wb)
 
-        m.d.comb += prog_r.addr.eq(Cat(fw[:(DESCRIPTOR_WORDS - 1).bit_length()], pc))
+        # Descriptor n starts at program word n·n_words: a shift when that is a power of two,
+        # else a running base advanced with pc (the controller has no multiplier).
+        if n_words & (n_words - 1) == 0:
+            m.d.comb += prog_r.addr.eq(Cat(fw[:(n_words - 1).bit_length()], pc))
+            pbase = None
+        else:
+            pbase = Signal(_aw(cfg.program_depth))
+            m.d.comb += prog_r.addr.eq(pbase + fw)
+
+        def next_descriptor():
+            m.d.sync += pc.eq(pc + 1)
+            if pbase is not None:
+                m.d.sync += pbase.eq(pbase + n_words)
+
+        def first_descriptor():
+            m.d.sync += pc.eq(0)
+            if pbase is not None:
+                m.d.sync += pbase.eq(0)
+
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
 
-        # Descriptor fields as wide as the counters they bound (the compiler checks the model
-        # against the counter widths, so the upper bits are zero).
-        steps, groups, words = d.steps[:tb + 1], d.groups[:gb + 1], d.words[:wb + 1]
-        in_h, in_w = d.in_h[:cb + 1], d.in_w[:cb + 1]
-        out_h, out_w = d.out_h[:cb + 1], d.out_w[:cb + 1]
-        base_w = max(_aw(cfg.spikes_depth), _aw(cfg.stream_depth), _aw(cfg.pixels_depth))
-        in_base, out_base = d.in_base[:base_w], d.out_base[:base_w]
-        k_base, v_base = d.k_base[:base_w], d.v_base[:base_w]
-        agu_widths = {"base": base_w, "t": tb, "y": cb, "x": cb, "word": max(gb, wb)}
+        # Fields that logic shared by several operations reads: the same bits in each of their
+        # views (shared_field checks it), as wide as the counters they bound.
+        cv, px, sd, en = d.conv, d.pixel, d.sdsa, d.end
+        loops = ("conv", "pixel", "stream_lif", "pool_or", "head_sum")   # the (g, pos, t) loop
+        steps = shared_field(d, sdsa="steps", **dict.fromkeys(loops, "steps"))
+        groups = shared_field(d, pool_or="words",
+                              **dict.fromkeys(("conv", "pixel", "stream_lif", "head_sum"),
+                                              "groups"))
+        words = shared_field(d, conv="words", pixel="words", sdsa="words")
+        in_h = shared_field(d, conv="in_h", pixel="height", pool_or="in_h", sdsa="tokens_h",
+                            head_sum="tokens_h")
+        in_w = shared_field(d, conv="in_w", pixel="width", pool_or="in_w", sdsa="tokens_w",
+                            head_sum="tokens_w")
+        out_h = shared_field(d, **dict.fromkeys(loops, "pos_h"))
+        out_w = shared_field(d, **dict.fromkeys(loops, "pos_w"))
+        reads = ("conv", "stream_lif", "pool_or", "head_sum")           # a spike or stream map
+        in_base = shared_field(d, sdsa="q_base", **dict.fromkeys(reads, "in_base"))
+        in_sh = tuple(shared_field(d, **dict.fromkeys(reads + ("sdsa",), f"in_sh{a}"))
+                      for a in "xyt")
+        writes = loops + ("sdsa",)
+        out_base = shared_field(d, **dict.fromkeys(writes, "out_base"))
+        out_sh = tuple(shared_field(d, **dict.fromkeys(writes, f"out_sh{a}")) for a in "xyt")
+        outputs = ("conv", "pixel", "stream_lif", "head_sum")           # P-lane results
+        mode = shared_field(d, **dict.fromkeys(outputs, "mode"))
+        prow = shared_field(d, **dict.fromkeys(outputs, "prow"))
+        k3 = shared_field(d, conv="k3", pixel="k3")
+        w_base = shared_field(d, conv="w_base", pixel="w_base")
+        w_gstride = shared_field(d, conv="w_gstride", pixel="w_gstride")
+        cin = shared_field(d, conv="cin", pixel="channels", sdsa="cin")
+        base_w = max(_aw(cfg.spikes_depth), _aw(cfg.stream_depth))
+        agu_widths = {"base": base_w, "t": tb, "y": cb, "x": cb, "word": max(gb, wb),
+                      "sh": len(out_sh[0])}
 
         last_t = t == steps - 1
         t_first = t == 0
         gwrd = g >> lpw if lpw else g        # spike word holding group g's lanes
-        in_sh = (d.in_shx, d.in_shy, d.in_sht)
-        out_sh = (d.out_shx, d.out_shy, d.out_sht)
 
         # Window of a pooled output (3×3, stride 2, pad 1): the in-bounds rows are a range.
         wy0 = Mux(oy == 0, 1, 0)
@@ -255,17 +310,17 @@ class Accelerator(wiring.Component):
         f_word = Signal(wb + _TAP_BITS)
         f_last, f_lastw, f_oob = Signal(), Signal(), Signal()
         def first_tap(c):
-            return Mux(is_pixel | ~d.k3, Mux(d.k3, 0, 1), Mux(c == 0, 1, 0))
+            return Mux(is_pixel | ~k3, Mux(k3, 0, 1), Mux(c == 0, 1, 0))
 
         dx0 = first_tap(cx)                 # column restart inside the neighbourhood
-        dy1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cy + 1 >= in_h, 1, 2))
-        dx1 = Mux(is_pixel | ~d.k3, Mux(d.k3, 2, 1), Mux(cx + 1 >= in_w, 1, 2))
+        dy1 = Mux(is_pixel | ~k3, Mux(k3, 2, 1), Mux(cy + 1 >= in_h, 1, 2))
+        dx1 = Mux(is_pixel | ~k3, Mux(k3, 2, 1), Mux(cx + 1 >= in_w, 1, 2))
         iy = Signal(signed(cb + 2))
         ix = Signal(signed(cb + 2))
         m.d.comb += [iy.eq(cy + fdy - 1), ix.eq(cx + fdx - 1)]
         oob = (iy < 0) | (ix < 0) | (iy >= in_h) | (ix >= in_w)
         tap = Signal(4)
-        with m.If(~d.k3):
+        with m.If(~k3):
             m.d.comb += tap.eq(0)
         with m.Elif(fdy == 0):
             m.d.comb += tap.eq(fdx)
@@ -299,7 +354,7 @@ class Accelerator(wiring.Component):
         ev_row = wg + ev_tapoff + ev_ch
 
         # -- default port drives -------------------------------------------------------------
-        m.d.comb += [spk_r.en.eq(1), pix_r.en.eq(1), shm_r.addr.eq(d.prow + g)]
+        m.d.comb += [spk_r.en.eq(1), pix_r.en.eq(1), shm_r.addr.eq(prow + g)]
         m.d.comb += lgm_r.addr.eq(rc >> (p - 1).bit_length() if p > 1 else rc)
 
         # One assignment per payload field (a field overridden inside an FSM state would turn
@@ -315,13 +370,13 @@ class Accelerator(wiring.Component):
         # has its default source here; FSM states and the CONV output stage override fields.
         spk_ra = _MapAddress(m, "spk_ra", agu_widths, base=in_base, t=t, y=iy[:cb], x=ix[:cb],
                              word=fcw, sh=in_sh)
-        x_is_out = d.mode == Mode.ADD
+        x_is_out = mode == Mode.ADD
         x_tok = ~x_is_out & (d.op == Op.HEAD_SUM)
         x_ra = _MapAddress(m, "x_ra", agu_widths, base=Mux(x_is_out, out_base, in_base), t=t,
                            y=Mux(x_tok, hy, oy), x=Mux(x_tok, hx, ox), word=g,
                            sh=[Mux(x_is_out, o, i) for o, i in zip(out_sh, in_sh, strict=True)])
         wa = _MapAddress(m, "wa", agu_widths, base=out_base, t=o_t, y=o_oy, x=o_ox,
-                         word=Mux(d.mode == Mode.SPIKE, o_g >> lpw if lpw else o_g, o_g),
+                         word=Mux(mode == Mode.SPIKE, o_g >> lpw if lpw else o_g, o_g),
                          sh=out_sh)
         receiving = Signal()
         pix_y, pix_x, pix_c = Signal(cb), Signal(cb), Signal(wb)
@@ -329,21 +384,22 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             pix_y.eq(Mux(receiving, ry, iy[:cb])), pix_x.eq(Mux(receiving, rx, ix[:cb])),
             pix_c.eq(Mux(receiving, rch, fcw)),
-            pix_core.eq((pix_y << d.in_shy) | (pix_x << d.in_shx) | pix_c),
+            pix_core.eq((pix_y << px.pix_shy) | (pix_x << px.pix_shx) | pix_c),
             spk_r.addr.eq(spk_ra.addr), xs_r.addr.eq(x_ra.addr),
             spk_w.addr.eq(wa.addr), xs_w.addr.eq(wa.addr),
-            pix_r.addr.eq(Mux(oob, k_base + fcw, pix_core)),
+            # An out-of-bounds tap reads the channel's zero point (the pixel layer's pad rows).
+            pix_r.addr.eq(Mux(oob, px.pad_base + fcw, pix_core)),
         ]
         m.d.comb += [
             lif.i.payload.x.eq(Mux(in_cwait, pe.o.payload.acc, value)),
             lif.i.payload.row.eq(0),
-            lif.i.payload.trow.eq(d.prow + Mux(in_cwait, o_g, g)),
+            lif.i.payload.trow.eq(prow + Mux(in_cwait, o_g, g)),
             lif.i.payload.first.eq(Mux(in_cwait, o_first, t_first)),
             align.i.payload.acc.eq(Mux(in_cwait, pe.o.payload.acc, value)),
             align.i.payload.shift.eq(Mux(in_cwait, shm_r.data, shift)),
-            sdsa.theta.eq(d.theta),
+            sdsa.theta.eq(sd.theta),
         ]
-        with m.If(d.mode == Mode.ADD):
+        with m.If(mode == Mode.ADD):
             m.d.comb += align.i.payload.stream.eq(xs_r.data)
 
         # Shared lane adders: the pixel layer's Horner step ``2·value + conv`` and the head's
@@ -407,7 +463,7 @@ class Accelerator(wiring.Component):
                          o_first.eq(t_first), o_last.eq(last_t), c_done.eq(layer_done),
                          t.eq(n_t), ox.eq(n_ox), oy.eq(n_oy)]
             with m.If(wrap_y):
-                m.d.sync += [g.eq(g + 1), wg.eq(wg + d.w_gstride)]
+                m.d.sync += [g.eq(g + 1), wg.eq(wg + w_gstride)]
             with m.If(layer_done):
                 m.d.sync += f_active.eq(0)
             with m.Else():
@@ -427,7 +483,7 @@ class Accelerator(wiring.Component):
                          xs_w.en.eq(align.o.valid)]
 
         with m.If(d.op == Op.CONV):
-            m.d.comb += [shm_r.addr.eq(d.prow + g), shm_r.en.eq(~x_hold),
+            m.d.comb += [shm_r.addr.eq(prow + g), shm_r.en.eq(~x_hold),
                          xs_r.en.eq(~x_hold | pl_busy)]
             x_ra.use(base=out_base, t=t, y=oy, x=ox, word=g, sh=out_sh)
 
@@ -464,7 +520,8 @@ class Accelerator(wiring.Component):
 
         with m.FSM(name="ctrl") as ctrl:
             with m.State("IDLE"):
-                m.d.sync += [pc.eq(0), counting.eq(0)]
+                m.d.sync += counting.eq(0)
+                first_descriptor()
                 with m.If(self.pixels.valid & loader.idle & (pc == 0)):
                     m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
                     m.next = "FETCH0"
@@ -475,11 +532,11 @@ class Accelerator(wiring.Component):
                     pix_w.en.eq(self.pixels.valid),
                 ]
                 with m.If(self.pixels.valid):
-                    with m.If(rch == d.cin - 1):
+                    with m.If(rch == px.channels - 1):
                         m.d.sync += rch.eq(0)
-                        with m.If(rx == in_w - 1):
+                        with m.If(rx == px.width - 1):
                             m.d.sync += [rx.eq(0), ry.eq(ry + 1)]
-                            with m.If(ry == in_h - 1):
+                            with m.If(ry == px.height - 1):
                                 m.d.sync += [cycles.eq(0), counting.eq(1)]
                                 m.next = "FETCH"
                         with m.Else():
@@ -487,14 +544,14 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.sync += rch.eq(rch + 1)
             # Descriptor fetch: word k is addressed in cycle k and shifted in the cycle after,
-            # so a fetch takes DESCRIPTOR_WORDS + 1 cycles. The register keeps the previous
+            # so a fetch takes n_words + 1 cycles. The register keeps the previous
             # descriptor during the first cycle, when the last row's output stage of a
             # pipelined CONV may still be writing.
             def fetch_words(next_state):
                 m.d.sync += fw.eq(fw + 1)
                 with m.If(fw != 0):
                     m.d.sync += d_bits.eq(Cat(d_bits[PROGRAM_WORD_BITS:], prog_r.data))
-                with m.If(fw == DESCRIPTOR_WORDS):
+                with m.If(fw == n_words):
                     m.d.sync += fw.eq(0)
                     m.next = next_state
 
@@ -512,10 +569,10 @@ class Accelerator(wiring.Component):
                 for i in range(9):
                     with m.If(tap_i == i):
                         m.d.sync += tapoff[i].eq(tap_acc)
-                m.d.sync += [tap_acc.eq(tap_acc + d.cin), tap_i.eq(tap_i + 1),
-                             wg.eq(d.w_base),
-                             lastmask.eq(Mux(d.cin[:lw] == 0, Const(-1, w),
-                                             (Const(1, w + 1) << d.cin[:lw]) - 1))]
+                m.d.sync += [tap_acc.eq(tap_acc + cin), tap_i.eq(tap_i + 1),
+                             wg.eq(w_base),
+                             lastmask.eq(Mux(cin[:lw] == 0, Const(-1, w),
+                                             (Const(1, w + 1) << cin[:lw]) - 1))]
                 with m.If(tap_i == 8):
                     with m.Switch(d.op):
                         with m.Case(Op.END):
@@ -557,7 +614,7 @@ class Accelerator(wiring.Component):
             with m.State("GATHER_CMD"):
                 m.d.comb += [pe.i.valid.eq(1),
                     pe.i.payload.op.eq(Mux(is_pixel & (bit != 0), PEOp.CLEAR, PEOp.BIAS)),
-                    pe.i.payload.addr.eq(d.prow + g),
+                    pe.i.payload.addr.eq(prow + g),
                 ]
                 with m.If(pe.i.ready):
                     start_fetch(oy, ox)
@@ -595,7 +652,7 @@ class Accelerator(wiring.Component):
             # ---- CONV: pipelined rows (see the row pipeline above) ----
             with m.State("CONV_START"):
                 m.d.comb += [pe.i.valid.eq(1), pe.i.payload.op.eq(PEOp.BIAS),
-                             pe.i.payload.addr.eq(d.prow + g)]
+                             pe.i.payload.addr.eq(prow + g)]
                 start_fetch(oy, ox)
                 m.d.sync += f_active.eq(1)
                 m.next = "CONV_RUN"
@@ -623,18 +680,18 @@ class Accelerator(wiring.Component):
                 m.d.comb += [
                     pe.o.ready.eq(~pl_busy),
                     pe.i.valid.eq(~c_done), pe.i.payload.op.eq(PEOp.BIAS),
-                    pe.i.payload.addr.eq(d.prow + g),
+                    pe.i.payload.addr.eq(prow + g),
                     in_cwait.eq(1),
                 ]
                 with m.If(take):
                     m.d.sync += x_hold.eq(0)
-                    with m.Switch(d.mode):
+                    with m.Switch(mode):
                         with m.Case(Mode.SPIKE):
                             m.d.comb += lif.i.valid.eq(1)
                             m.d.sync += o_spk.eq(1)
                         with m.Case(Mode.SET, Mode.ADD):
                             m.d.comb += align.i.valid.eq(1)
-                            with m.If(d.pool):
+                            with m.If(cv.pool):
                                 m.d.sync += [pl_busy.eq(1), pl_ph.eq(0), pl_t.eq(o_t),
                                              pl_y.eq(o_oy), pl_x.eq(o_ox), pl_g.eq(o_g),
                                              pl_wy.eq(o_oy >> 1), pl_wx.eq(o_ox >> 1)]
@@ -645,7 +702,7 @@ class Accelerator(wiring.Component):
                             m.d.comb += [lgm_w.addr.eq(o_g), lgm_w.data.eq(lg_sum),
                                          lgm_w.en.eq(o_last)]
                     with m.If(c_done):
-                        m.d.sync += pc.eq(pc + 1)
+                        next_descriptor()
                         m.next = "FETCH"
                     with m.Else():
                         m.next = "CONV_RUN"
@@ -673,7 +730,7 @@ class Accelerator(wiring.Component):
 
             # ---- output stage ----
             with m.State("OUT"):
-                with m.Switch(d.mode):
+                with m.Switch(mode):
                     with m.Case(Mode.SPIKE):
                         m.next = "OUT_LIF"
                     with m.Case(Mode.SET, Mode.ADD):
@@ -721,9 +778,9 @@ class Accelerator(wiring.Component):
                     with m.If(ox == out_w - 1):
                         m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
                         with m.If(oy == out_h - 1):
-                            m.d.sync += [oy.eq(0), g.eq(g + 1), wg.eq(wg + d.w_gstride)]
+                            m.d.sync += [oy.eq(0), g.eq(g + 1), wg.eq(wg + w_gstride)]
                             with m.If(g == groups - 1):
-                                m.d.sync += pc.eq(pc + 1)
+                                next_descriptor()
                                 m.next = "FETCH"
                             with m.Elif(d.op != Op.POOL_OR):
                                 m.next = "GROUP"
@@ -783,10 +840,10 @@ class Accelerator(wiring.Component):
                     m.next = again_state
 
             with m.State("SDSA_K"):
-                spk_ra.use(base=k_base, y=hy, x=hx, word=cw)
+                spk_ra.use(base=sd.k_base, y=hy, x=hx, word=cw)
                 m.next = "SDSA_V"
             with m.State("SDSA_V"):
-                spk_ra.use(base=v_base, y=hy, x=hx, word=cw)
+                spk_ra.use(base=sd.v_base, y=hy, x=hx, word=cw)
                 m.d.sync += kword.eq(spk_r.data & sd_mask)
                 m.next = "SDSA_KV"
             with m.State("SDSA_KV"):
@@ -836,7 +893,8 @@ class Accelerator(wiring.Component):
                     with m.If(sd_last_word & sd_last_tok):
                         m.d.sync += [cw.eq(0), hx.eq(0), hy.eq(0)]
                         with m.If(last_t):
-                            m.d.sync += [t.eq(0), pc.eq(pc + 1)]
+                            m.d.sync += t.eq(0)
+                            next_descriptor()
                             m.next = "FETCH"
                         with m.Else():
                             m.d.sync += t.eq(t + 1)
@@ -845,7 +903,7 @@ class Accelerator(wiring.Component):
                         sd_advance("SDSA_Q", "SDSA_Q")
 
             # ---- result: logits, class, cycles ----
-            nc = d.cin
+            nc = en.classes
             lane_sel = rc[:(p - 1).bit_length()] if p > 1 else Const(0, 1)
             lval = Signal(signed(cfg.logit_bits))     # sign-extended into the 32-bit word
             # A mux per lane: indexing the row with a signal would build a multiply by width.
@@ -876,7 +934,7 @@ class Accelerator(wiring.Component):
                              self.result.payload.data.eq(cycles),
                              self.result.payload.last.eq(1)]
                 with m.If(self.result.ready):
-                    m.d.sync += pc.eq(0)
+                    first_descriptor()
                     m.next = "IDLE"
 
         # Busy in every state but IDLE: one compare of the state register (an OR of the

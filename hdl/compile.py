@@ -1,9 +1,10 @@
 """Compiler: integer model (IR) → accelerator program, memory images and hardware config.
 
-The output is plain data: a list of layer descriptors (:data:`~.accel_isa.DESCRIPTOR`), one list
-of row values per memory, and an :class:`AccelConfig`. The memory planner sizes every memory,
-checks the model against a given configuration and prints a table; the host encoder turns the
-images into the load-stream bytes of ``docs/accelerator.md`` §2. Same IR → same bytes.
+The output is plain data: a list of layer descriptors (one dict per operation, in the fields of
+its view, :data:`~.accel_isa.OP_VIEWS`), one list of row values per memory, and an
+:class:`AccelConfig`. The memory planner sizes every memory, checks the model against a given
+configuration and prints a table; the host encoder turns the images into the load-stream bytes
+of ``docs/accelerator.md`` §2. Same IR → same bytes.
 
 Every number the compiler writes into a field of the hardware — a descriptor field, a lane of
 a memory row, a load-record header field — goes through :func:`~.accel_isa.pack_field`, so a
@@ -13,30 +14,38 @@ field, the value and the range, never a silently truncated bit pattern.
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
 
 import numpy as np
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data
 from amaranth.utils import ceil_log2
 
 from sdtforge.errors import UserError
 from sdtforge.quantize import ir
+from sdtforge.registry import Registry
 
 from .accel_isa import (
-    DESCRIPTOR_WORDS,
+    OP_VIEWS,
     PROGRAM_WORD_BITS,
     RECORD_HEADER,
+    RESULT_WORD_BITS,
     Mode,
     Op,
     Target,
-    descriptor_fields,
     descriptor_words,
+    field_range,
+    op_view,
     pack_field,
+    program_words,
 )
 
 __all__ = ["AccelConfig", "Compiled", "compile_model", "load_stream_bytes", "pack_row",
            "pack_memory_row", "encode_descriptor", "record_header", "check_lanes_width",
-           "memory_table", "MEMORIES"]
+           "memory_table", "descriptor_words_for", "MEMORIES", "COMPILERS"]
 
 #: Memories of the planner, in table order: (name, load target or None).
 MEMORIES = (("program", Target.PROGRAM), ("weights", Target.WEIGHTS),
@@ -83,7 +92,8 @@ class AccelConfig:
         alignment shift, a residual-stream value and a summed logit.
     program_depth, weights_depth, biases_depth, thresholds_depth, shifts_depth, pixels_depth,
     spikes_depth, stream_depth, logits_depth : int
-        Rows of each memory (program: 16-bit words, ``DESCRIPTOR_WORDS`` per descriptor).
+        Rows of each memory (program: 16-bit words, :func:`~.accel_isa.descriptor_words` per
+        descriptor).
     sdsa_channels, max_tokens : int
         Largest SDSA width (a multiple of ``width``) and token count the SDSA unit supports.
     sdsa_shift : int
@@ -92,8 +102,13 @@ class AccelConfig:
         Widths of the controller's loop counters: a map coordinate (the largest map side is
         at most ``2**coord_bits``), a time step, an output group (or word) and a word index
         within a position. The compiler derives the smallest that run the model; every
-        counter, comparator and address-generator input is that wide (8 bits, the descriptor
-        fields' width, runs every model the program encoding can express).
+        counter, comparator and address-generator input is that wide, and the descriptor's
+        count fields are one bit wider (a count of ``2**bits`` iterations).
+    channel_bits : int
+        Width of the descriptor's channel count (``cin``: a layer's input channels, ``END``'s
+        classes) and of the controller's class index. With the counter widths and the memory
+        depths it fixes every descriptor field's width (:func:`~.accel_isa.descriptor_widths`),
+        so the program encoding is a function of the configuration.
     external_weights : bool
         Weight rows live outside the accelerator (e.g. iCE40 SPRAM), reached through the
         top-level ``w_read`` / ``w_write`` ports instead of an internal memory.
@@ -107,7 +122,7 @@ class AccelConfig:
     shift_bits: int = 3
     stream_bits: int = 24
     logit_bits: int = 32
-    program_depth: int = 32 * DESCRIPTOR_WORDS
+    program_depth: int = 512
     weights_depth: int = 4096
     biases_depth: int = 128
     thresholds_depth: int = 128
@@ -123,6 +138,7 @@ class AccelConfig:
     step_bits: int = 8
     group_bits: int = 8
     word_bits: int = 8
+    channel_bits: int = 12
     external_weights: bool = False
 
     def __post_init__(self):
@@ -140,32 +156,31 @@ class AccelConfig:
             if value < (0 if f.name == "sdsa_shift" else 1):
                 raise UserError(f"{f.name} must be positive, not {value!r}")
         check_lanes_width(self.lanes, self.width)
-        for name in ("coord_bits", "step_bits", "group_bits", "word_bits"):
-            if getattr(self, name) > 8:
-                raise UserError(f"{name} must be at most 8 (the descriptor's fields), not "
-                                f"{getattr(self, name)!r}")
-        if self.logit_bits > 32:
-            raise UserError(f"logit_bits ({self.logit_bits!r}) must be at most 32, the result "
-                            f"stream's word")
+        if self.logit_bits > RESULT_WORD_BITS:
+            raise UserError(f"logit_bits ({self.logit_bits!r}) must be at most "
+                            f"{RESULT_WORD_BITS}, the result stream's word")
         if self.sdsa_channels % self.width:
             raise UserError(f"sdsa_channels ({self.sdsa_channels!r}) must be a multiple of the "
                             f"word width ({self.width!r})")
 
+    def lane_layout(self, memory):
+        """The :class:`~amaranth.lib.data.ArrayLayout` of one row of ``memory``.
+
+        The accelerator builds its memories (and checks its units' memories) with these
+        layouts, and the compiler packs every row through them (:func:`pack_memory_row`): lane
+        ``l`` of a ``P``-lane row of ``b``-bit values is bits ``[l·b, (l+1)·b)``.
+        """
+        return _lane_layout(self, memory)
+
     def lane_format(self, memory):
         """``(lanes, bits per lane, signed)`` of one row of ``memory`` (lowest lane first)."""
-        p = self.lanes
-        return {
-            "program": (1, PROGRAM_WORD_BITS, False), "weights": (p, self.weight_bits, True),
-            "biases": (p, self.acc_bits, True), "thresholds": (p, self.theta_bits, True),
-            "shifts": (p, self.shift_bits, False), "pixels": (1, 8, False),
-            "spikes": (self.width, 1, False), "stream": (p, self.stream_bits, True),
-            "logits": (p, self.logit_bits, True),
-        }[memory]
+        layout = self.lane_layout(memory)
+        shape = layout.elem_shape
+        return layout.length, shape.width, shape.signed
 
     def row_bits(self, memory):
         """Width in bits of one row of ``memory``."""
-        lanes, bits, _ = self.lane_format(memory)
-        return lanes * bits
+        return self.lane_layout(memory).size
 
     def depth(self, memory):
         """Rows of ``memory``."""
@@ -190,6 +205,19 @@ class AccelConfig:
             return cls(**values)
         except TypeError as exc:
             raise UserError(f"the hardware config is invalid: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _lane_layout(config, memory):
+    p = config.lanes
+    elem, lanes = {
+        "program": (unsigned(PROGRAM_WORD_BITS), 1), "weights": (signed(config.weight_bits), p),
+        "biases": (signed(config.acc_bits), p), "thresholds": (signed(config.theta_bits), p),
+        "shifts": (unsigned(config.shift_bits), p), "pixels": (unsigned(8), 1),
+        "spikes": (unsigned(1), config.width), "stream": (signed(config.stream_bits), p),
+        "logits": (signed(config.logit_bits), p),
+    }[memory]
+    return data.ArrayLayout(elem, lanes)
 
 
 #: The largest lane count and word width the generators are run at (``generate`` takes about
@@ -223,15 +251,17 @@ class Compiled:
     config : AccelConfig
         The hardware it was compiled for.
     program : list of dict
-        Descriptor field values, one dict per operation (``op``/``mode`` as enum members).
+        One dict per operation: ``op`` and every field of the operation's view
+        (:data:`~.accel_isa.OP_VIEWS`; ``op``/``mode`` as enum members).
     images : dict of str to list of int
         Row values per memory (``program``, ``weights``, ``biases``, ``thresholds``,
         ``shifts``, ``pixels``); lanes packed by :func:`pack_row`.
     needed : dict of str to int
         Rows each memory needs for this model.
-    counter_bits : dict of str to int
-        The loop-counter widths the program needs (``coord_bits``, ``step_bits``,
-        ``group_bits``, ``word_bits``; see :class:`AccelConfig`).
+    field_bits : dict of str to int
+        The loop-counter and channel-count widths the program needs (``coord_bits``,
+        ``step_bits``, ``group_bits``, ``word_bits``, ``channel_bits``; see
+        :class:`AccelConfig`).
     names : list of str
         The IR layer each operation comes from.
     pixel_layout : dict
@@ -247,10 +277,10 @@ class Compiled:
     pixel_layout: dict
     num_classes: int
     maps: dict = field(default_factory=dict)
-    counter_bits: dict = field(default_factory=dict)
+    field_bits: dict = field(default_factory=dict)
 
     def listing(self):
-        """Human-readable program listing, one line per descriptor."""
+        """Human-readable program listing, one line per descriptor (its view's fields)."""
         lines = []
         for i, (d, name) in enumerate(zip(self.program, self.names, strict=True)):
             parts = [f"{k}={v.name if hasattr(v, 'name') else v}" for k, v in d.items()
@@ -259,18 +289,29 @@ class Compiled:
         return "\n".join(lines) + "\n"
 
 
-def pack_row(values, bits, *, signed=True, what="row", hint=""):
-    """Pack lane values, lowest lane first, ``bits`` per lane, into one integer.
+def pack_row(values, layout, *, what="row", hint=""):
+    """Pack lane values into one row of ``layout`` (a :class:`~amaranth.lib.data.ArrayLayout`).
 
-    Every lane goes through :func:`~.accel_isa.pack_field`: a value outside the ``bits``-bit
-    (signed or unsigned) range raises :class:`UserError` naming ``what``, the lane, the value
-    and the range.
+    Lane ``l`` goes to the offset ``layout`` gives it, through :func:`~.accel_isa.pack_field`:
+    a value outside the lane's (signed or unsigned) range raises :class:`UserError` naming
+    ``what``, the lane, the value and the range. Values past the last lane are an
+    :class:`AssertionError`; missing ones are zero.
     """
+    if len(values) > layout.length:
+        raise AssertionError(f"{len(values)} lane values for a {layout.length}-lane row")
+    bits, signed, offsets = _lanes(layout)
     row = 0
     for lane, v in enumerate(values):
         row |= pack_field(v, bits, signed=signed, what=f"{what} lane {lane}",
-                          hint=hint) << (lane * bits)
+                          hint=hint) << offsets[lane]
     return row
+
+
+@functools.lru_cache(maxsize=256)
+def _lanes(layout):
+    """``(bits, signed, offsets)`` of an ArrayLayout's lanes (its own offsets, not recomputed)."""
+    shape = layout.elem_shape
+    return shape.width, shape.signed, tuple(f.offset for _, f in layout)
 
 
 #: Which :class:`AccelConfig` field sets the lane width of each memory's rows.
@@ -279,38 +320,48 @@ _LANE_WIDTH_FIELD = {"weights": "weight_bits", "biases": "acc_bits", "thresholds
 
 
 def pack_memory_row(config, memory, values, *, layer=None):
-    """One row of ``memory`` from its lane values (:meth:`AccelConfig.lane_format`), checked.
+    """One row of ``memory`` from its lane values (:meth:`AccelConfig.lane_layout`), checked.
 
     ``layer`` names the IR layer the row belongs to in the error message.
     """
-    lanes, bits, signed = config.lane_format(memory)
-    if len(values) > lanes:
-        raise AssertionError(f"{len(values)} lane values for a {lanes}-lane {memory} row")
+    layout = config.lane_layout(memory)
+    if len(values) > layout.length:
+        raise AssertionError(f"{len(values)} lane values for a {layout.length}-lane {memory} "
+                             f"row")
     where = f"layer {layer}: " if layer else ""
     option = _LANE_WIDTH_FIELD.get(memory)
-    hint = (f"; the {memory} lanes are {option}={bits} bits wide: use a configuration with a "
-            f"larger {option}, or correct the model's values" if option else "")
-    return pack_row(values, bits, signed=signed, what=f"{where}{memory} row", hint=hint)
+    hint = (f"; the {memory} lanes are {option}={layout.elem_shape.width} bits wide: use a "
+            f"configuration with a larger {option}, or correct the model's values"
+            if option else "")
+    return pack_row(values, layout, what=f"{where}{memory} row", hint=hint)
 
 
-def encode_descriptor(d, layer=None):
-    """The descriptor dict ``d`` as one integer (``DESCRIPTOR`` bit layout).
+def encode_descriptor(d, config, layer=None):
+    """The descriptor ``d`` of ``config`` as one integer, built with its view's ``const``.
 
-    Every field is range-checked (:func:`~.accel_isa.pack_field`); ``layer`` names the IR
-    layer of the operation in the error message.
+    ``d`` holds ``op`` (an :class:`~.accel_isa.Op`) and fields of that operation's view
+    (:data:`~.accel_isa.OP_VIEWS`; a missing field is zero, a field the view does not have is
+    an :class:`AssertionError`). Every value is range-checked first
+    (:func:`~.accel_isa.pack_field`: a :class:`UserError` naming ``layer``, the operation, the
+    field, the value and the range); ``layer`` names the IR layer of the operation.
     """
-    op = d.get("op")
+    op = Op(d["op"])
+    view = op_view(config, op)
+    extra = sorted(set(d) - {"op"} - set(OP_VIEWS[op]))
+    if extra:
+        raise AssertionError(f"the {op.name} descriptor has no field {', '.join(extra)}")
     where = f"layer {layer}: " if layer else ""
-    where += f"{op.name} " if hasattr(op, "name") else ""
-    word = 0
-    for name, offset, bits, signed in descriptor_fields():
+    values = {"op": op}
+    for name, f in view:
+        if name == "op":
+            continue
         value = d.get(name, 0)
-        value = value.value if hasattr(value, "value") else value
-        word |= pack_field(value, bits, signed=signed,
-                           what=f"{where}descriptor field {name!r}",
-                           hint="; the accelerator's program encoding cannot express this "
-                                "model") << offset
-    return word
+        shape = Shape.cast(f.shape)
+        pack_field(value.value if isinstance(value, Enum) else value, shape.width,
+                   signed=shape.signed, what=f"{where}{op.name} descriptor field {name!r}",
+                   hint="; the accelerator's program encoding cannot express this model")
+        values[name] = value
+    return view.const(values).as_bits()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,9 +369,12 @@ def encode_descriptor(d, layer=None):
 
 
 class _Builder:
-    def __init__(self, model, cfg):
+    """State of one compilation; ``rows=False`` plans only (counts rows, packs none)."""
+
+    def __init__(self, model, cfg, rows=True):
         self.m = model
         self.cfg = cfg
+        self.rows = rows
         self.T = int(model.config["T"])
         self.ops = []       # (descriptor dict, name, reads, writes)
         self.weights = []
@@ -332,6 +386,8 @@ class _Builder:
 
     def row(self, memory, values):
         """One checked row of ``memory`` for the current layer (:func:`pack_memory_row`)."""
+        if not self.rows:
+            return 0
         return pack_memory_row(self.cfg, memory, values, layer=self.layer)
 
     # -- parameter rows ------------------------------------------------------------------------
@@ -362,15 +418,37 @@ class _Builder:
             w = w[:, :, None, None]
         cout, cin, kh, kw = w.shape
         g = _ceil(cout, p)
+        if not self.rows:
+            base = len(self.weights)
+            self.weights.extend([0] * (g * kh * kw * cin))
+            return base, kh * kw * cin
         pad = np.zeros((g * p, cin, kh, kw), np.int64)
         pad[:cout] = w
         base = len(self.weights)
-        for gi in range(g):
-            for tap in range(kh * kw):
-                for ci in range(cin):
-                    lanes = pad[gi * p:(gi + 1) * p, ci, tap // kw, tap % kw]
-                    self.weights.append(self.row("weights", lanes))
+        # Row (gi, tap, ci) holds lanes pad[gi·P + lane, ci, tap].
+        lanes = pad.reshape(g, p, cin, kh * kw).transpose(0, 3, 2, 1).reshape(-1, p)
+        self.weights.extend(self.many_rows("weights", lanes))
         return base, kh * kw * cin
+
+    def many_rows(self, memory, lanes):
+        """:meth:`row` of every row of ``lanes`` (``[rows, P]``), vectorized where it can be.
+
+        The same checks and bits as one :meth:`row` per row: a value out of range gets the
+        first offending row's :class:`UserError`; rows of up to 64 bits are packed with numpy
+        at the lane offsets of the memory's layout.
+        """
+        layout = self.cfg.lane_layout(memory)
+        bits, is_signed, offsets = _lanes(layout)
+        lo, hi = field_range(bits, is_signed)
+        bad = (lanes < lo) | (lanes > hi)
+        if bad.any():
+            self.row(memory, lanes[int(np.argmax(bad.any(axis=1)))])
+            raise AssertionError("a lane out of range was not refused")
+        if layout.size > 64:
+            return [self.row(memory, row) for row in lanes]
+        fields = lanes.astype(np.uint64) & np.uint64((1 << bits) - 1)
+        shifted = fields << np.asarray(offsets[:lanes.shape[1]], np.uint64)
+        return np.bitwise_or.reduce(shifted, axis=1).tolist() if len(lanes) else []
 
     # -- layouts -------------------------------------------------------------------------------
     def spike_layout(self, name):
@@ -415,137 +493,156 @@ class _Builder:
         lay = self.stream_layout()
         d.update(out_shx=lay["shx"], out_shy=lay["shy"], out_sht=lay["sht"], out_base=0)
 
-    # -- layers --------------------------------------------------------------------------------
-    def conv_spiking(self, layer, pixel):
-        """PIXEL or spike CONV → LIF → spike map, with an OR pool op when ``layer.pool``."""
-        cout, h, w = layer.out_channels, layer.height, layer.width
-        target = f"{layer.output}.unpooled" if layer.pool else layer.output
-        self.maps[target] = (cout, h, w)
-        w_base, w_gstride = self.weight_rows(layer.weight)
-        prow = self.prows(cout, bias=layer.bias, theta=layer.theta)
-        d = {"op": Op.PIXEL if pixel else Op.CONV, "mode": Mode.SPIKE, "k3": 1,
-             "groups": _ceil(cout, self.cfg.lanes), "out_h": h, "out_w": w,
-             "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
-        if pixel:
-            c = layer.in_channels
-            # k_base of a PIXEL descriptor is the pixel memory's zero-point (pad) base.
-            d.update(cin=c, words=c, in_h=h, in_w=w, in_shx=_log2(c),
-                     in_shy=_log2(c) + _log2(w), in_base=0,
-                     k_base=_pow2(h) << (_log2(c) + _log2(w)))
-            reads = ()
-        else:
-            self.spike_in(d, layer.input)
-            reads = (layer.input,)
-        self.spike_out(d, target)
-        self.add(d, layer.name, reads, (target,))
-        if layer.pool:
-            self.maps[layer.output] = (cout, (h - 1) // 2 + 1, (w - 1) // 2 + 1)
-            p = {"op": Op.POOL_OR}
-            self.spike_in(p, target)
-            self.spike_out(p, layer.output)
-            c, ho, wo = self.maps[layer.output]
-            p.update(groups=p["words"], out_h=ho, out_w=wo)
-            self.add(p, layer.name + ".pool", (target,), (layer.output,))
 
-    def stream_conv(self, layer, k3):
-        cout = layer.out_channels
-        mode = Mode.SET if getattr(layer, "mode", "add") == "set" else Mode.ADD
-        pool = bool(getattr(layer, "pool", False))
-        if pool and mode != Mode.SET:
-            raise UserError(f"layer {layer.name}: an integer max pool is only supported on the "
-                            f"stream-initializing conv; re-quantize without it")
-        w_base, w_gstride = self.weight_rows(layer.weight)
-        prow = self.prows(cout, bias=layer.bias, shift=layer.shift)
-        d = {"op": Op.CONV, "mode": mode, "k3": int(k3), "pool": int(pool),
-             "groups": _ceil(cout, self.cfg.lanes), "w_base": w_base, "w_gstride": w_gstride,
-             "prow": prow}
-        self.spike_in(d, layer.input)
-        lay = self.stream_layout()
-        # A pooled conv iterates its *input* positions: each conv result is computed once and
-        # max-merged into the (at most 4) pooled windows that contain it.
-        if pool:
-            d.update(out_h=d["in_h"], out_w=d["in_w"])
-        else:
-            d.update(out_h=lay["h"], out_w=lay["w"])
-        self.stream_out(d)
-        self.add(d, layer.name, (layer.input,), ())
-
-    def stream_lif(self, layer):
-        d_ = int(self.m.config["embed_dims"])
-        lay = self.stream_layout()
-        self.maps[layer.output] = (d_, lay["h"], lay["w"])
-        prow = self.prows(d_, theta=layer.theta)
-        d = {"op": Op.STREAM_LIF, "mode": Mode.SPIKE, "groups": _ceil(d_, self.cfg.lanes),
-             "out_h": lay["h"], "out_w": lay["w"], "prow": prow, "cin": d_}
-        self.stream_in(d)
-        self.spike_out(d, layer.output)
-        self.add(d, layer.name, (), (layer.output,))
-
-    def conv1x1(self, layer):
-        _, h, w = self.maps[layer.input]
-        self.maps[layer.output] = (layer.out_channels, h, w)
-        w_base, w_gstride = self.weight_rows(layer.weight)
-        prow = self.prows(layer.out_channels, bias=layer.bias, theta=layer.theta)
-        d = {"op": Op.CONV, "mode": Mode.SPIKE, "groups": _ceil(layer.out_channels,
-                                                                 self.cfg.lanes),
-             "out_h": h, "out_w": w, "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
-        self.spike_in(d, layer.input)
-        self.spike_out(d, layer.output)
-        self.add(d, layer.name, (layer.input,), (layer.output,))
-
-    def stream_conv1x1(self, layer):
-        w_base, w_gstride = self.weight_rows(layer.weight)
-        prow = self.prows(layer.out_channels, bias=layer.bias, shift=layer.shift)
-        _, h, w = self.maps[layer.input]
-        d = {"op": Op.CONV, "mode": Mode.ADD, "groups": _ceil(layer.out_channels,
-                                                               self.cfg.lanes),
-             "out_h": h, "out_w": w, "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
-        self.spike_in(d, layer.input)
-        self.stream_out(d)
-        self.add(d, layer.name, (layer.input,), ())
-
-    def sdsa(self, layer):
-        if layer.shift != self.cfg.sdsa_shift:
-            raise UserError(f"layer {layer.name}: SDSA mask shift {layer.shift} differs from "
-                            f"the hardware's {self.cfg.sdsa_shift}; rebuild the hardware "
-                            f"with sdsa_shift={layer.shift}")
-        c, h, w = self.maps[layer.input]
-        self.maps[layer.output] = (c, h, w)
-        d = {"op": Op.SDSA, "theta": int(layer.theta)}
-        self.spike_in(d, layer.input)
-        self.spike_out(d, layer.output)
-        d.update(groups=d["words"], out_h=h, out_w=w)
-        self.add(d, layer.name, (layer.input, layer.k, layer.v), (layer.output,))
-
-    def head(self, layer):
-        d_ = layer.channels
-        self.maps[layer.output] = (d_, 1, 1)
-        prow = self.prows(d_, theta=layer.theta)
-        d = {"op": Op.HEAD_SUM, "mode": Mode.SPIKE, "groups": _ceil(d_, self.cfg.lanes),
-             "out_h": 1, "out_w": 1, "prow": prow, "cin": d_}
-        self.stream_in(d)
-        self.spike_out(d, layer.output)
-        self.add(d, layer.name + ".sum", (), (layer.output,))
-        w_base, w_gstride = self.weight_rows(layer.weight)
-        prow = self.prows(layer.num_classes, bias=layer.bias)
-        d = {"op": Op.CONV, "mode": Mode.LOGIT, "groups": _ceil(layer.num_classes,
-                                                                 self.cfg.lanes),
-             "out_h": 1, "out_w": 1, "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
-        self.spike_in(d, layer.output)
-        self.add(d, layer.name + ".linear", (layer.output,), ())
-        self.add({"op": Op.END, "cin": layer.num_classes, "steps": 0}, "end")
+#: The compile pass: one handler per layer kind, ``handler(builder, layer)``; each appends its
+#: descriptors (``builder.add``) and parameter rows. ``docs/extending.md`` shows how to add one.
+COMPILERS = Registry("compile")
 
 
-_HANDLERS = {
-    "conv3x3_pixel": lambda b, lay: b.conv_spiking(lay, pixel=True),
-    "conv3x3_spike": lambda b, lay: b.conv_spiking(lay, pixel=False),
-    "stream_conv3x3": lambda b, lay: b.stream_conv(lay, k3=True),
-    "stream_lif": lambda b, lay: b.stream_lif(lay),
-    "conv1x1": lambda b, lay: b.conv1x1(lay),
-    "sdsa": lambda b, lay: b.sdsa(lay),
-    "stream_conv1x1": lambda b, lay: b.stream_conv1x1(lay),
-    "head": lambda b, lay: b.head(lay),
-}
+def _conv_spiking(b, layer, pixel):
+    """PIXEL or spike CONV → LIF → spike map, with an OR pool op when ``layer.pool``."""
+    cout, h, w = layer.out_channels, layer.height, layer.width
+    target = f"{layer.output}.unpooled" if layer.pool else layer.output
+    b.maps[target] = (cout, h, w)
+    w_base, w_gstride = b.weight_rows(layer.weight)
+    prow = b.prows(cout, bias=layer.bias, theta=layer.theta)
+    d = {"op": Op.PIXEL if pixel else Op.CONV, "mode": Mode.SPIKE, "k3": 1,
+         "groups": _ceil(cout, b.cfg.lanes), "out_h": h, "out_w": w,
+         "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
+    if pixel:
+        c = layer.in_channels
+        # k_base of a PIXEL descriptor is the pixel memory's zero-point (pad) base.
+        d.update(cin=c, words=c, in_h=h, in_w=w, in_shx=_log2(c),
+                 in_shy=_log2(c) + _log2(w), in_base=0,
+                 k_base=_pow2(h) << (_log2(c) + _log2(w)))
+        reads = ()
+    else:
+        b.spike_in(d, layer.input)
+        reads = (layer.input,)
+    b.spike_out(d, target)
+    b.add(d, layer.name, reads, (target,))
+    if layer.pool:
+        b.maps[layer.output] = (cout, (h - 1) // 2 + 1, (w - 1) // 2 + 1)
+        p = {"op": Op.POOL_OR}
+        b.spike_in(p, target)
+        b.spike_out(p, layer.output)
+        c, ho, wo = b.maps[layer.output]
+        p.update(groups=p["words"], out_h=ho, out_w=wo)
+        b.add(p, layer.name + ".pool", (target,), (layer.output,))
+
+
+def _stream_conv(b, layer, k3):
+    cout = layer.out_channels
+    mode = Mode.SET if getattr(layer, "mode", "add") == "set" else Mode.ADD
+    pool = bool(getattr(layer, "pool", False))
+    if pool and mode != Mode.SET:
+        raise UserError(f"layer {layer.name}: an integer max pool is only supported on the "
+                        f"stream-initializing conv; re-quantize without it")
+    w_base, w_gstride = b.weight_rows(layer.weight)
+    prow = b.prows(cout, bias=layer.bias, shift=layer.shift)
+    d = {"op": Op.CONV, "mode": mode, "k3": int(k3), "pool": int(pool),
+         "groups": _ceil(cout, b.cfg.lanes), "w_base": w_base, "w_gstride": w_gstride,
+         "prow": prow}
+    b.spike_in(d, layer.input)
+    lay = b.stream_layout()
+    # A pooled conv iterates its *input* positions: each conv result is computed once and
+    # max-merged into the (at most 4) pooled windows that contain it.
+    if pool:
+        d.update(out_h=d["in_h"], out_w=d["in_w"])
+    else:
+        d.update(out_h=lay["h"], out_w=lay["w"])
+    b.stream_out(d)
+    b.add(d, layer.name, (layer.input,), ())
+
+
+@COMPILERS.register("stream_lif")
+def _stream_lif(b, layer):
+    d_ = int(b.m.config["embed_dims"])
+    lay = b.stream_layout()
+    b.maps[layer.output] = (d_, lay["h"], lay["w"])
+    prow = b.prows(d_, theta=layer.theta)
+    d = {"op": Op.STREAM_LIF, "mode": Mode.SPIKE, "groups": _ceil(d_, b.cfg.lanes),
+         "out_h": lay["h"], "out_w": lay["w"], "prow": prow, "cin": d_}
+    b.stream_in(d)
+    b.spike_out(d, layer.output)
+    b.add(d, layer.name, (), (layer.output,))
+
+
+@COMPILERS.register("conv1x1")
+def _conv1x1(b, layer):
+    _, h, w = b.maps[layer.input]
+    b.maps[layer.output] = (layer.out_channels, h, w)
+    w_base, w_gstride = b.weight_rows(layer.weight)
+    prow = b.prows(layer.out_channels, bias=layer.bias, theta=layer.theta)
+    d = {"op": Op.CONV, "mode": Mode.SPIKE, "groups": _ceil(layer.out_channels,
+                                                             b.cfg.lanes),
+         "out_h": h, "out_w": w, "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
+    b.spike_in(d, layer.input)
+    b.spike_out(d, layer.output)
+    b.add(d, layer.name, (layer.input,), (layer.output,))
+
+
+@COMPILERS.register("stream_conv1x1")
+def _stream_conv1x1(b, layer):
+    w_base, w_gstride = b.weight_rows(layer.weight)
+    prow = b.prows(layer.out_channels, bias=layer.bias, shift=layer.shift)
+    _, h, w = b.maps[layer.input]
+    d = {"op": Op.CONV, "mode": Mode.ADD, "groups": _ceil(layer.out_channels,
+                                                           b.cfg.lanes),
+         "out_h": h, "out_w": w, "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
+    b.spike_in(d, layer.input)
+    b.stream_out(d)
+    b.add(d, layer.name, (layer.input,), ())
+
+
+@COMPILERS.register("sdsa")
+def _sdsa(b, layer):
+    if layer.shift != b.cfg.sdsa_shift:
+        raise UserError(f"layer {layer.name}: SDSA mask shift {layer.shift} differs from "
+                        f"the hardware's {b.cfg.sdsa_shift}; rebuild the hardware "
+                        f"with sdsa_shift={layer.shift}")
+    c, h, w = b.maps[layer.input]
+    b.maps[layer.output] = (c, h, w)
+    d = {"op": Op.SDSA, "theta": int(layer.theta)}
+    b.spike_in(d, layer.input)
+    b.spike_out(d, layer.output)
+    d.update(groups=d["words"], out_h=h, out_w=w)
+    b.add(d, layer.name, (layer.input, layer.k, layer.v), (layer.output,))
+
+
+@COMPILERS.register("head")
+def _head(b, layer):
+    d_ = layer.channels
+    b.maps[layer.output] = (d_, 1, 1)
+    prow = b.prows(d_, theta=layer.theta)
+    d = {"op": Op.HEAD_SUM, "mode": Mode.SPIKE, "groups": _ceil(d_, b.cfg.lanes),
+         "out_h": 1, "out_w": 1, "prow": prow, "cin": d_}
+    b.stream_in(d)
+    b.spike_out(d, layer.output)
+    b.add(d, layer.name + ".sum", (), (layer.output,))
+    w_base, w_gstride = b.weight_rows(layer.weight)
+    prow = b.prows(layer.num_classes, bias=layer.bias)
+    d = {"op": Op.CONV, "mode": Mode.LOGIT, "groups": _ceil(layer.num_classes,
+                                                             b.cfg.lanes),
+         "out_h": 1, "out_w": 1, "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
+    b.spike_in(d, layer.output)
+    b.add(d, layer.name + ".linear", (layer.output,), ())
+    b.add({"op": Op.END, "cin": layer.num_classes, "steps": 0}, "end")
+
+
+@COMPILERS.register("conv3x3_pixel")
+def _pixel_conv(b, layer):
+    _conv_spiking(b, layer, pixel=True)
+
+
+@COMPILERS.register("conv3x3_spike")
+def _spike_conv(b, layer):
+    _conv_spiking(b, layer, pixel=False)
+
+
+@COMPILERS.register("stream_conv3x3")
+def _stream_conv3x3(b, layer):
+    _stream_conv(b, layer, k3=True)
 
 
 def _allocate(builder):
@@ -577,20 +674,83 @@ def _allocate(builder):
 def derive_config(model, lanes=8, width=16):
     """The smallest :class:`AccelConfig` (given ``lanes`` and ``width``) that runs ``model``.
 
-    Every memory gets at least 2 rows, so every memory address is at least one bit wide.
+    Every memory gets at least 2 rows, so every memory address is at least one bit wide. The
+    loop-counter and channel widths, and with the memory depths every descriptor field's
+    width, follow from the model (:func:`~.accel_isa.descriptor_widths`).
     """
     check_lanes_width(lanes, width)
     base = AccelConfig(lanes=lanes, width=width, **derive_config_widths(model, lanes, width))
-    compiled = _compile(model, base)
-    return AccelConfig(**{**asdict(base), **compiled.counter_bits,
-                          **{f"{k}_depth": max(v, 2) for k, v in compiled.needed.items()}})
+    plan = _plan(model, base, rows=False)
+    cfg = AccelConfig(**{**asdict(base), **plan.field_bits,
+                         **{f"{k}_depth": max(v, 2) for k, v in plan.needed.items()}})
+    # The program's size depends on the descriptor's, which the other fields fix.
+    return replace(cfg, program_depth=max(len(plan.program) * descriptor_words(cfg), 2))
 
 
-def _compile(model, cfg):
-    b = _Builder(model, cfg)
+_WORDS_CACHE = {}
+
+
+def descriptor_words_for(model, lanes=8, width=16):
+    """Program words per descriptor on the configuration :func:`derive_config` gives (cached).
+
+    What the cycle model needs (a descriptor fetch takes one cycle per word) without a
+    compilation: the descriptor layout depends on the model's shape (its config) only, never
+    on its values, so the answer is cached per shape, ``lanes`` and ``width``.
+    """
+    key = (json.dumps(model.config, sort_keys=True, default=str), int(lanes), int(width))
+    if key not in _WORDS_CACHE:
+        if len(_WORDS_CACHE) >= 64:
+            _WORDS_CACHE.clear()
+        _WORDS_CACHE[key] = descriptor_words(derive_config(model, lanes, width))
+    return _WORDS_CACHE[key]
+
+
+#: The builder's descriptor keys (the generic names ``_Builder`` and the layer handlers set)
+#: that an operation's view (:data:`~.accel_isa.OP_VIEWS`) names otherwise; ``None``: a key
+#: the operation does not read (``spike_in`` / ``stream_in`` set it for every map read, or
+#: it repeats another field), left out of its descriptor. Other keys keep their names.
+_VIEW_KEYS = {
+    Op.END: {"cin": "classes", "steps": None},
+    Op.CONV: {"out_h": "pos_h", "out_w": "pos_w"},
+    Op.PIXEL: {"out_h": "pos_h", "out_w": "pos_w", "cin": "channels", "in_h": "height",
+               "in_w": "width", "in_shx": "pix_shx", "in_shy": "pix_shy",
+               "k_base": "pad_base", "in_base": None},
+    Op.STREAM_LIF: {"out_h": "pos_h", "out_w": "pos_w", "cin": None, "in_h": None,
+                    "in_w": None},
+    Op.SDSA: {"in_h": "tokens_h", "in_w": "tokens_w", "in_base": "q_base", "groups": None,
+              "out_h": None, "out_w": None},
+    Op.POOL_OR: {"groups": "words", "words": None, "cin": None, "out_h": "pos_h",
+                 "out_w": "pos_w"},
+    Op.HEAD_SUM: {"out_h": "pos_h", "out_w": "pos_w", "in_h": "tokens_h", "in_w": "tokens_w",
+                  "cin": None},
+}
+
+
+def _view_fields(d):
+    """A builder descriptor ``d`` as its operation's view: ``op`` and every view field."""
+    op = d["op"]
+    keys = _VIEW_KEYS[op]
+    out = {"op": op, **dict.fromkeys(OP_VIEWS[op], 0)}
+    for key, value in d.items():
+        name = keys.get(key, key)
+        if key == "op" or name is None:
+            continue
+        if name not in OP_VIEWS[op]:
+            raise AssertionError(f"the {op.name} descriptor has no field for {key!r}")
+        out[name] = value
+    return out
+
+
+def _plan(model, cfg, rows=True):
+    """Descriptors (view dicts), memory rows and sizes of ``model`` on ``cfg``; no program.
+
+    With ``rows=False`` no row is packed (the weight, bias, threshold and shift images hold
+    zeros), which is all :func:`derive_config` needs.
+    """
+    b = _Builder(model, cfg, rows)
     for layer in model.layers:
         b.layer = layer.name
-        _HANDLERS[layer.KIND](b, layer)
+        COMPILERS[layer.KIND](b, layer)
     bases, peak = _allocate(b)
     for d, _, reads, writes in b.ops:
         if d["op"] in (Op.CONV, Op.POOL_OR, Op.SDSA) and reads:
@@ -610,35 +770,64 @@ def _compile(model, cfg):
           for v in model.zero_points]
     stream = b.stream_layout()
     nc = int(model.config["num_classes"])
-    program = [d for d, _, _, _ in b.ops]
-    words = [pack_memory_row(cfg, "program", [w], layer=name) for d, name, _, _ in b.ops
-             for w in descriptor_words(encode_descriptor(d, layer=name))]
-    images = {
-        "program": words,
-        "weights": b.weights, "biases": b.biases, "thresholds": b.thresholds,
-        "shifts": b.shifts, "pixels": zp,
-    }
+    program = [_view_fields(d) for d, _, _, _ in b.ops]
+    images = {"weights": b.weights, "biases": b.biases, "thresholds": b.thresholds,
+              "shifts": b.shifts, "pixels": zp}
     needed = {
-        "program": len(program) * DESCRIPTOR_WORDS, "weights": len(b.weights),
-        "biases": len(b.biases), "thresholds": len(b.thresholds), "shifts": len(b.shifts),
-        "pixels": pad_base + _pow2(c), "spikes": peak, "stream": stream["size"],
-        "logits": _ceil(nc, cfg.lanes),
+        "weights": len(b.weights), "biases": len(b.biases), "thresholds": len(b.thresholds),
+        "shifts": len(b.shifts), "pixels": pad_base + _pow2(c), "spikes": peak,
+        "stream": stream["size"], "logits": _ceil(nc, cfg.lanes),
     }
     return Compiled(config=cfg, program=program, images=images, needed=needed,
                     names=[name for _, name, _, _ in b.ops], pixel_layout=pixel_layout,
                     num_classes=nc, maps={k: (bases[k],) + b.maps[k] for k in bases},
-                    counter_bits=_counter_bits(program))
+                    field_bits=_field_bits(program))
 
 
-def _counter_bits(program):
-    """The smallest loop-counter widths that run ``program`` (see :class:`AccelConfig`)."""
-    def most(*keys):
-        return max(int(d.get(k, 0)) for d in program for k in keys)
+def _compile(model, cfg):
+    """Plan ``model`` on ``cfg``, check that it fits, then encode its program."""
+    compiled = _plan(model, cfg)
+    _check_capacity(compiled.field_bits, cfg)
+    words = descriptor_words(cfg)
+    compiled.needed["program"] = len(compiled.program) * words
+    for name, _ in MEMORIES:
+        need, have = compiled.needed[name], cfg.depth(name)
+        if need > have:
+            bits = cfg.row_bits(name)
+            raise UserError(
+                f"the model needs {need} rows ({need * bits} bits) of the {name} memory but "
+                f"the hardware has {have} rows ({have * bits} bits); use a larger "
+                f"configuration or a smaller model")
+    # Every descriptor field now fits (its width follows the widths and depths just checked);
+    # encode_descriptor still checks each value.
+    compiled.images["program"] = [
+        pack_memory_row(cfg, "program", [w], layer=name)
+        for d, name in zip(compiled.program, compiled.names, strict=True)
+        for w in program_words(encode_descriptor(d, cfg, layer=name), words)]
+    return compiled
 
-    return {"coord_bits": _counter_bits_for(most("in_h", "in_w", "out_h", "out_w")),
-            "step_bits": _counter_bits_for(most("steps")),
-            "group_bits": _counter_bits_for(most("groups")),
-            "word_bits": _counter_bits_for(most("words"))}
+
+#: The :class:`AccelConfig` width each counted header field of the descriptor needs: a loop
+#: counter over the field's count (the field is one bit wider), or the channel count itself.
+_NEEDS = {"out_h": "coord_bits", "out_w": "coord_bits", "in_h": "coord_bits",
+          "in_w": "coord_bits", "steps": "step_bits", "groups": "group_bits",
+          "words": "word_bits", "cin": "channel_bits"}
+
+
+def _field_bits(program):
+    """The smallest counter and channel widths that run ``program`` (view dicts)."""
+    need = dict.fromkeys(("coord_bits", "step_bits", "group_bits", "word_bits"),
+                         _MIN_COUNTER_BITS)
+    need["channel_bits"] = 1
+    for d in program:
+        for name, path in OP_VIEWS[d["op"]].items():
+            key = _NEEDS.get(path)
+            if key is None:
+                continue
+            value = int(d[name])
+            bits = value.bit_length() if key == "channel_bits" else _counter_bits_for(value)
+            need[key] = max(need[key], bits)
+    return need
 
 
 def derive_config_widths(model, lanes, width):
@@ -696,17 +885,7 @@ def compile_model(model, config=None, *, lanes=8, width=16):
         config = derive_config(model, lanes=lanes, width=width)
     else:
         _check_capacity(derive_config_widths(model, config.lanes, config.width), config)
-    compiled = _compile(model, config)
-    _check_capacity(compiled.counter_bits, config)
-    for name, _ in MEMORIES:
-        need, have = compiled.needed[name], config.depth(name)
-        if need > have:
-            bits = config.row_bits(name)
-            raise UserError(
-                f"the model needs {need} rows ({need * bits} bits) of the {name} memory but "
-                f"the hardware has {have} rows ({have * bits} bits); use a larger "
-                f"configuration or a smaller model")
-    return compiled
+    return _compile(model, config)
 
 
 def memory_table(compiled):

@@ -17,8 +17,11 @@ import time
 
 import cocotb
 import cocotb.utils
+from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
+
+from sdtforge.hdl.accel_isa import RESULT_LAYOUT, decode_result, result_words
 
 PERIOD_NS = 10
 
@@ -84,7 +87,8 @@ class ResultMonitor:
                 break
             await RisingEdge(self.valid)
         self.ready.value = 0
-        return bits & 0xFFFF_FFFF, (bits >> 32) & 1, seen
+        word = data.Const(RESULT_LAYOUT, bits)
+        return word.data, word.last, seen
 
 
 class Scoreboard:
@@ -96,10 +100,11 @@ class Scoreboard:
         self.records = []
 
     def add(self, index, words, latency):
-        n = self.num_classes
-        logits = [w - (1 << 32) if w & (1 << 31) else w for w in words[:n]]
-        record = {"image": index, "logits": logits, "class": words[n], "cycles": words[n + 1],
-                  "latency": latency, "ok": logits == self.expected[index]}
+        result = decode_result(words, self.num_classes)
+        logits = list(result.logits)
+        record = {"image": index, "words": words, "logits": logits, "class": result.label,
+                  "cycles": result.cycles, "latency": latency,
+                  "ok": logits == self.expected[index]}
         self.records.append(record)
         return record
 
@@ -131,7 +136,12 @@ class AccelBench:
 
     async def watch_spikes(self):
         """Read each spike map from the ``spk`` memory when the program counter leaves its
-        descriptor (before a later layer can reuse the rows)."""
+        descriptor (before a later layer can reuse the rows).
+
+        The read waits two clock edges: a pipelined ``CONV``'s last row is written in the first
+        cycle of the next ``FETCH`` (read at the ``pc`` change it showed as differing), and the
+        next descriptor writes nothing before its fetch, decode and taps are over.
+        """
         watch = {w["op"]: w for w in self.case["spike_watch"]}
         pc, mem = self.dut.pc, self.dut.spk
         prev = int(pc.value)
@@ -140,6 +150,9 @@ class AccelBench:
             await ReadOnly()
             now = int(pc.value)
             if now == prev + 1 and prev in watch:
+                for _ in range(2):
+                    await RisingEdge(self.dut.clk)
+                await ReadOnly()
                 w = watch[prev]
                 if prev == min(watch):
                     self.spikes.append({})
@@ -149,7 +162,7 @@ class AccelBench:
             await RisingEdge(self.dut.clk)
 
     async def collect(self):
-        words_per_image = self.case["num_classes"] + 2
+        words_per_image = result_words(self.case["num_classes"])
         for index in range(len(self.case["images"])):
             words, first = [], None
             for k in range(words_per_image):

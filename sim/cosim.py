@@ -188,6 +188,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     """
     from cocotb_tools.runner import get_runner
 
+    from sdtforge.hdl.accel_isa import decode_result, descriptor_words
     from sdtforge.hdl.compile import compile_model, image_order, load_stream_bytes
 
     _check_sim(sim)
@@ -196,7 +197,8 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     compiled = compile_model(model, config, lanes=lanes, width=width)
     cfg = compiled.config
     ref = golden.run(model, images, spikes=True)
-    predicted = [cycles.predict(model, ref.spikes, cfg.lanes, cfg.width, image=i)["total"]
+    predicted = [cycles.predict(model, ref.spikes, cfg.lanes, cfg.width, image=i,
+                                descriptor_words=descriptor_words(cfg))["total"]
                  for i in range(len(images))]
 
     out = Path(out)
@@ -243,9 +245,10 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
                          build_dir=out)
     for rec in got["images"]:
         i = rec["image"]
+        res = decode_result(rec["words"], compiled.num_classes)
         result.images.append(ImageResult(
-            index=i, logits=rec["logits"], expected=ref.logits[i].tolist(), cls=rec["class"],
-            expected_cls=int(ref.classes[i]), cycles=rec["cycles"], predicted=predicted[i],
+            index=i, logits=list(res.logits), expected=ref.logits[i].tolist(), cls=res.label,
+            expected_cls=int(ref.classes[i]), cycles=res.cycles, predicted=predicted[i],
             latency=rec["latency"]))
     if dump_spikes:
         from .cosim_debug import compare_spikes

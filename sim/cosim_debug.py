@@ -2,17 +2,25 @@
 
 :func:`spike_watch` lists, per spike-writing descriptor of a compiled program, the spike-memory
 rows it writes; the cocotb bench reads those rows through the hierarchy (``spk`` memory) each
-time the program counter leaves the descriptor. :func:`compare_spikes` decodes them into
+time the program counter leaves the descriptor. The descriptors are decoded from the program
+image the accelerator loads, through the same per-operation views the controller reads
+(:func:`~sdtforge.hdl.accel_isa.decode_descriptor`). :func:`compare_spikes` decodes them into
 ``[T, C, H, W]`` maps and compares them, in program order, with the golden model's recordings.
 """
 
 import numpy as np
 
-from sdtforge.hdl.accel_isa import Mode, Op
+from sdtforge.hdl.accel_isa import (
+    Mode,
+    Op,
+    decode_descriptor,
+    descriptor_words,
+    join_program_words,
+)
 
 from . import ops
 
-__all__ = ["spike_watch", "compare_spikes"]
+__all__ = ["descriptors", "spike_watch", "compare_spikes"]
 
 
 def _output_map(op, name, layers):
@@ -26,23 +34,36 @@ def _output_map(op, name, layers):
         return None
     if op["op"] == Op.SDSA or (op["op"] in (Op.PIXEL, Op.CONV, Op.STREAM_LIF)
                                 and op["mode"] == Mode.SPIKE):
+        # A pooled conv's own descriptor writes the unpooled map; its POOL_OR the pooled one.
         return layer.output + ".unpooled" if getattr(layer, "pool", False) else layer.output
     return None
+
+
+def descriptors(compiled):
+    """The compiled program as the accelerator reads it: each descriptor decoded from the
+    program image through its operation's view (a dict, :func:`decode_descriptor`)."""
+    n = descriptor_words(compiled.config)
+    words = compiled.images["program"]
+    return [decode_descriptor(compiled.config, join_program_words(words[i:i + n]))
+            for i in range(0, len(words), n)]
 
 
 def spike_watch(compiled, model):
     """Per spike-writing descriptor: ``op`` index, map name, base, shifts and shape."""
     layers = {lay.name: lay for lay in model.layers}
     watch = []
-    for i, (d, name) in enumerate(zip(compiled.program, compiled.names, strict=True)):
+    for i, (d, name) in enumerate(zip(descriptors(compiled), compiled.names, strict=True)):
         out = _output_map(d, name, layers)
         if out is None or out not in compiled.maps:
             continue
         base, c, h, w = compiled.maps[out]
-        sht = int(d.get("out_sht", 0))
-        watch.append({"op": i, "map": out, "base": int(base), "rows": int(d["steps"]) << sht,
-                      "shx": int(d.get("out_shx", 0)), "shy": int(d.get("out_shy", 0)),
-                      "sht": sht, "shape": [int(d["steps"]), int(c), int(h), int(w)]})
+        if base != d["out_base"]:
+            raise AssertionError(f"descriptor {i} writes {out} at {d['out_base']}, planned at "
+                                 f"{base}")
+        sht = d["out_sht"]
+        watch.append({"op": i, "map": out, "base": int(base), "rows": d["steps"] << sht,
+                      "shx": d["out_shx"], "shy": d["out_shy"], "sht": sht,
+                      "shape": [d["steps"], int(c), int(h), int(w)]})
     return watch
 
 

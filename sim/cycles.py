@@ -2,20 +2,32 @@
 
 :func:`predict` counts the controller's cycles per image from the integer model and the spike
 maps the golden model records (``golden.run(..., spikes=True)``); it follows the controller's
-states one by one (``docs/accelerator.md`` §6), so it does not import ``hdl/``. The data-
-dependent part is the event gather: a spike word costs ``max(popcount, 1)`` cycles in the event
-encoder. :func:`work_bound` and :func:`dense_bound` are the reference points for benchmarks.
+states one by one (``docs/accelerator.md`` §6), so it imports ``hdl/`` only for the size of a
+descriptor (its fetch costs a cycle per program word). The data-dependent part is the event
+gather: a spike word costs ``max(popcount, 1)`` cycles in the event encoder. :func:`work_bound`
+and :func:`dense_bound` are the reference points for benchmarks.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
+from sdtforge.registry import Registry
+
 from . import ops
 
-__all__ = ["predict", "work_bound", "dense_bound", "DECODE_CYCLES"]
+__all__ = ["predict", "work_bound", "dense_bound", "decode_cycles", "CYCLES"]
 
-#: FETCH (16 program words, one cycle each, plus the read latency), DECODE and 9 TAPS cycles
-#: per descriptor.
-DECODE_CYCLES = 17 + 1 + 9
+
+def decode_cycles(descriptor_words):
+    """Cycles before a descriptor's work starts: ``FETCH`` (one per program word, plus the read
+    latency), ``DECODE`` and 9 ``TAPS``.
+
+    ``descriptor_words`` is the program words per descriptor of the configuration
+    (:func:`sdtforge.hdl.accel_isa.descriptor_words`).
+    """
+    return descriptor_words + 1 + 1 + 9
+
 _GROUP = 2          # GROUP, GROUP_SHIFT
 _LOOP = 3           # POS, OUT, NEXT per (group, position, step)
 _GATHER = 5         # GATHER_CMD, 2 fetch/encoder latency, GATHER_DRAIN, GATHER_WAIT
@@ -73,7 +85,102 @@ def _conv_cycles(s, groups, k3, width):
     return _CONV_START + groups * per_group - int(not last_word.any())
 
 
-def predict(model, spikes, lanes, width, image=0):
+@dataclass
+class _Context:
+    """What a cycle-model handler reads besides its layer."""
+
+    model: object
+    spikes: dict
+    lanes: int
+    width: int
+    image: int
+    pooled: frozenset
+    #: :func:`decode_cycles` of the configuration: the fixed cost of every descriptor.
+    decode: int
+
+    @property
+    def steps(self):
+        return int(self.model.config["T"])
+
+    def smap(self, name):
+        """The ``[T, C, H, W]`` spike map layer input ``name`` of the image (pooled if it is)."""
+        a = np.asarray(self.spikes[name])[:, self.image]
+        a = a if a.ndim == 4 else a.reshape(self.steps, -1, 1, 1)
+        return ops.spike_maxpool(a) if name in self.pooled else a
+
+
+def _pooled_outputs(model):
+    """Spike maps read after an OR pool: the recordings are taken at the LIF, before a stage's
+    pool, and the next layer reads the pooled map."""
+    return frozenset(lay.output for lay in model.layers
+                     if lay.KIND in ("conv3x3_pixel", "conv3x3_spike") and lay.pool)
+
+
+#: The cycle-model pass: one handler per layer kind, ``handler(layer, ctx)`` → ``{name:
+#: cycles}`` for the descriptors the compiler emits for the layer (``docs/extending.md``).
+CYCLES = Registry("cycle model")
+
+
+def _pool_cycles(layer, ctx):
+    """The ``POOL_OR`` descriptor after a pooled spiking conv (``{}`` when not pooled)."""
+    if not layer.pool:
+        return {}
+    words = _ceil(layer.out_channels, ctx.width)
+    wins = sum(len(ys) * len(xs) for ys in _window_ranges(layer.height)
+               for xs in _window_ranges(layer.width))
+    pos = len(_window_ranges(layer.height)) * len(_window_ranges(layer.width))
+    return {layer.name + ".pool": ctx.decode + words * ctx.steps * (2 * wins + 3 * pos)}
+
+
+@CYCLES.register("conv3x3_pixel")
+def _pixel_conv(layer, ctx):
+    g = _ceil(layer.out_channels, ctx.lanes)
+    hw = layer.height * layer.width
+    gather = 8 * (_GATHER + 9 * layer.in_channels)
+    cyc = ctx.decode + g * (_GROUP + hw * (gather + ctx.steps * (_LOOP + _OUT["spike"])))
+    return {layer.name: cyc, **_pool_cycles(layer, ctx)}
+
+
+@CYCLES.register("conv3x3_spike", "stream_conv3x3", "conv1x1", "stream_conv1x1")
+def _spike_conv(layer, ctx):
+    k3 = layer.KIND in ("conv3x3_spike", "stream_conv3x3")
+    cyc = ctx.decode + _conv_cycles(ctx.smap(layer.input),
+                                    _ceil(layer.out_channels, ctx.lanes), k3, ctx.width)
+    out = {layer.name: cyc}
+    if layer.KIND == "conv3x3_spike":
+        out.update(_pool_cycles(layer, ctx))
+    return out
+
+
+@CYCLES.register("stream_lif")
+def _stream_lif(layer, ctx):
+    n = ctx.model.tokens
+    return {layer.name: ctx.decode + _ceil(layer.channels, ctx.lanes)
+            * (_GROUP + n * ctx.steps * (_LOOP + 2 + _OUT["spike"]))}
+
+
+@CYCLES.register("sdsa")
+def _sdsa(layer, ctx):
+    # Per step: 3 cycles per (token, word) for K∧V and for Q; the serial mask takes W cycles
+    # per word, the last one overlapping the first Q read.
+    words = _ceil(layer.channels, ctx.width)
+    n = ctx.model.tokens
+    return {layer.name: ctx.decode + ctx.steps * (6 * n * words + words * ctx.width - 1)}
+
+
+@CYCLES.register("head")
+def _head(layer, ctx):
+    g = _ceil(layer.channels, ctx.lanes)
+    t_steps, n = ctx.steps, ctx.model.tokens
+    cyc = ctx.decode + g * (_GROUP + t_steps * (_LOOP + 2 * n + _OUT["spike"]))
+    head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
+    cyc += ctx.decode + _conv_cycles(head.reshape(t_steps, -1, 1, 1),
+                                     _ceil(layer.num_classes, ctx.lanes), False, ctx.width)
+    cyc += ctx.decode    # END
+    return {layer.name: cyc}
+
+
+def predict(model, spikes, lanes, width, image=0, *, descriptor_words=None):
     """Predicted controller cycles for one image (what the result stream reports).
 
     Parameters
@@ -86,58 +193,27 @@ def predict(model, spikes, lanes, width, image=0):
         The accelerator's ``P`` and ``W``.
     image : int
         Batch index of the image.
+    descriptor_words : int, optional
+        Program words per descriptor of the hardware (the descriptor's size follows the
+        configuration: :func:`sdtforge.hdl.accel_isa.descriptor_words`). By default that of the
+        configuration the compiler derives for ``model`` at ``lanes`` and ``width``
+        (:func:`sdtforge.hdl.compile.descriptor_words_for`, cached per model shape); give it
+        for a model compiled against another configuration (``--config``).
 
     Returns
     -------
     dict
-        ``total`` and per-layer cycles.
+        ``total`` and per-layer cycles (a pooled layer's ``POOL_OR`` as ``NAME.pool``).
     """
-    p = lanes
-    t_steps = int(model.config["T"])
-    n = model.tokens
+    pooled = _pooled_outputs(model)
+    if descriptor_words is None:
+        from sdtforge.hdl.compile import descriptor_words_for
 
-    # Recordings are taken at the LIF, before a stage's OR pool; the next layer reads the pool.
-    pooled = {lay.output for lay in model.layers
-              if lay.KIND in ("conv3x3_pixel", "conv3x3_spike") and lay.pool}
-
-    def smap(name):
-        a = np.asarray(spikes[name])[:, image]
-        a = a if a.ndim == 4 else a.reshape(t_steps, -1, 1, 1)
-        return ops.spike_maxpool(a) if name in pooled else a
-
+        descriptor_words = descriptor_words_for(model, lanes, width)
+    ctx = _Context(model, spikes, lanes, width, image, pooled, decode_cycles(descriptor_words))
     out = {}
     for layer in model.layers:
-        kind, cyc = layer.KIND, DECODE_CYCLES
-        if kind == "conv3x3_pixel":
-            g = _ceil(layer.out_channels, p)
-            hw = layer.height * layer.width
-            gather = 8 * (_GATHER + 9 * layer.in_channels)
-            cyc += g * (_GROUP + hw * (gather + t_steps * (_LOOP + _OUT["spike"])))
-        elif kind in ("conv3x3_spike", "conv1x1", "stream_conv3x3", "stream_conv1x1"):
-            cyc += _conv_cycles(smap(layer.input), _ceil(layer.out_channels, p),
-                                kind in ("conv3x3_spike", "stream_conv3x3"), width)
-        elif kind == "stream_lif":
-            cyc += _ceil(layer.channels, p) * (_GROUP + n * t_steps * (_LOOP + 2
-                                                                       + _OUT["spike"]))
-        elif kind == "sdsa":
-            # Per step: 3 cycles per (token, word) for K∧V and for Q; the serial mask takes W
-            # cycles per word, the last one overlapping the first Q read.
-            words = _ceil(layer.channels, width)
-            cyc += t_steps * (6 * n * words + words * width - 1)
-        elif kind == "head":
-            g = _ceil(layer.channels, p)
-            cyc += g * (_GROUP + t_steps * (_LOOP + 2 * n + _OUT["spike"]))
-            head = np.asarray(spikes[layer.output])[:, image]
-            cyc += DECODE_CYCLES + _conv_cycles(head.reshape(t_steps, -1, 1, 1),
-                                                _ceil(layer.num_classes, p), False, width)
-            cyc += DECODE_CYCLES    # END
-        if getattr(layer, "pool", False) and kind in ("conv3x3_pixel", "conv3x3_spike"):
-            words = _ceil(layer.out_channels, width)
-            wins = sum(len(ys) * len(xs) for ys in _window_ranges(layer.height)
-                       for xs in _window_ranges(layer.width))
-            pos = len(_window_ranges(layer.height)) * len(_window_ranges(layer.width))
-            out[layer.name + ".pool"] = DECODE_CYCLES + words * t_steps * (2 * wins + 3 * pos)
-        out[layer.name] = cyc
+        out.update(CYCLES[layer.KIND](layer, ctx))
     return {"total": sum(out.values()), "layers": out}
 
 
@@ -157,11 +233,32 @@ def dense_bound(model, lanes):
         if hasattr(layer, "weight"):
             w = np.asarray(layer.weight)
             fan = w.size
-            if w.ndim == 4:
+            if w.ndim == 4:     # a 3×3 conv at every input position (a pooled one too)
                 fan *= layer.height * layer.width
-                if getattr(layer, "pool", False) and layer.KIND == "stream_conv3x3":
-                    pass
             else:
                 fan *= getattr(layer, "tokens", 1) if layer.KIND != "head" else 1
             total += fan * (1 if layer.KIND == "conv3x3_pixel" else t_steps)
     return total / lanes
+
+
+def row_gathers(model, spikes, width, image=0):
+    """The event-gather cycles of every row of the spike-input convolutions of one image.
+
+    A row is one (output group, position, step); its gather is Σ over the input words of its
+    neighbourhood of ``max(popcount, 1)`` — the same count :func:`predict` uses. Returns
+    ``[(layer name, output channels, gathers)]`` with ``gathers`` an ``int64 [T, H, W]`` array
+    that repeats for each of the layer's ``ceil(channels / P)`` output groups (the head's linear
+    layer is ``[T, 1, 1]``). ``bench/writeback.py`` prices a lane-serial write-back with it.
+    """
+    ctx = _Context(model, spikes, 1, width, image, _pooled_outputs(model), 0)
+    out = []
+    for layer in model.layers:
+        if layer.KIND in ("conv3x3_spike", "stream_conv3x3", "conv1x1", "stream_conv1x1"):
+            k3 = layer.KIND in ("conv3x3_spike", "stream_conv3x3")
+            out.append((layer.name, layer.out_channels,
+                        _box(_word_cost(ctx.smap(layer.input), width), k3)))
+        elif layer.KIND == "head":
+            head = np.asarray(spikes[layer.output])[:, image]
+            out.append((layer.name + ".linear", layer.num_classes,
+                        _word_cost(head.reshape(ctx.steps, -1, 1, 1), width)))
+    return out

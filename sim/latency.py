@@ -37,7 +37,7 @@ def sample_images(model, images=DEFAULT_IMAGES, data_dir=None):
     return x[:images]
 
 
-def predictions(model, result, lanes, width):
+def predictions(model, result, lanes, width, descriptor_words=None):
     """:func:`~sdtforge.sim.cycles.predict` for every image of a golden result.
 
     Parameters
@@ -48,22 +48,29 @@ def predictions(model, result, lanes, width):
         ``golden.run(model, images, spikes=True)``.
     lanes, width : int
         The accelerator's ``P`` and ``W``.
+    descriptor_words : int, optional
+        Program words per descriptor of the built configuration
+        (:func:`sdtforge.hdl.accel_isa.descriptor_words`); by default that of the configuration
+        derived from the model (a board's configuration may round memories up, which can add a
+        word).
 
     Returns
     -------
     list of dict
         One ``{"total", "layers"}`` per image, in batch order.
     """
-    return [cycles.predict(model, result.spikes, lanes, width, image=i)
-            for i in range(result.batch)]
+    return [cycles.predict(model, result.spikes, lanes, width, image=i,
+                           descriptor_words=descriptor_words) for i in range(result.batch)]
 
 
-def mean_cycles(model, result, lanes, width):
-    """Mean predicted cycles per image over a golden result's images."""
-    return float(np.mean([p["total"] for p in predictions(model, result, lanes, width)]))
+def mean_cycles(model, result, lanes, width, descriptor_words=None):
+    """Mean predicted cycles per image over a golden result's images (:func:`predictions`)."""
+    return float(np.mean([p["total"] for p in predictions(model, result, lanes, width,
+                                                          descriptor_words)]))
 
 
-def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None):
+def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None,
+                     descriptor_words=None):
     """Mean cycle-model cycles per image over the first ``images`` test images.
 
     Parameters
@@ -76,6 +83,8 @@ def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None):
         How many test images (from the first) to average over.
     data_dir : str or Path, optional
         Dataset folder (needed for ``cifar10`` models).
+    descriptor_words : int, optional
+        As for :func:`predictions`.
 
     Returns
     -------
@@ -87,7 +96,8 @@ def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None):
         The model's dataset cannot be read (see :func:`sample_images`).
     """
     x = sample_images(model, images, data_dir)
-    return mean_cycles(model, golden.run(model, x, spikes=True), lanes, width)
+    return mean_cycles(model, golden.run(model, x, spikes=True), lanes, width,
+                       descriptor_words)
 
 
 def latency(cycles_per_img, clock_mhz):

@@ -2,6 +2,7 @@
 
 from amaranth.sim import Simulator
 
+from sdtforge.hdl.accel_isa import decode_result
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import image_order, load_stream_bytes
 
@@ -51,9 +52,8 @@ def run_accelerator(compiled, images, stall=None, external_weights=False):
                     words.append(value)
                     if payload.last:
                         break
-            n = compiled.num_classes
-            logits = [v - (1 << 32) if v & (1 << 31) else v for v in words[:n]]
-            results.append((logits, words[n], words[n + 1]))
+            result = decode_result(words, compiled.num_classes)
+            results.append((list(result.logits), result.label, result.cycles))
 
     async def weight_memory(ctx):
         rows = {}

@@ -1,8 +1,11 @@
 """The whole accelerator in the Amaranth simulator: bit-exact logits, exact cycle model."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from sdtforge.hdl.accel_isa import descriptor_words
 from sdtforge.hdl.compile import compile_model
 from sdtforge.quantize.synthetic import random_model, tiny_config
 from sdtforge.sim import cycles, golden
@@ -17,9 +20,16 @@ CASES = {
 }
 
 
-def _check(config, lanes, width, seed, images, stall=None, external_weights=False):
+def _check(config, lanes, width, seed, images, stall=None, external_weights=False,
+           widen=None):
     model = random_model(config, seed=seed, theta_max=4)
     compiled = compile_model(model, lanes=lanes, width=width)
+    words = None
+    if widen:
+        # A given configuration wider than the derived one: a longer descriptor.
+        hw = dataclasses.replace(compiled.config, **widen)
+        compiled = compile_model(model, hw)
+        words = descriptor_words(hw)
     rng = np.random.default_rng(seed)
     shape = (images, config["in_channels"], *config["img_size"])
     pixels = rng.integers(0, 256, shape).astype(np.uint8)
@@ -28,7 +38,8 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
     for i, (logits, cls, cyc) in enumerate(got):
         assert logits == ref.logits[i].tolist()
         assert cls == int(ref.classes[i])
-        assert cyc == cycles.predict(model, ref.spikes, lanes, width, image=i)["total"]
+        assert cyc == cycles.predict(model, ref.spikes, lanes, width, image=i,
+                                     descriptor_words=words)["total"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -50,6 +61,16 @@ def test_external_weights():
     config, lanes, width = CASES["6x5-c2-pool-p4w8"]
     _check(config, lanes, width, seed=4, images=1, external_weights=True,
            stall=lambda i: bool(stalls[i % 100000]))
+
+
+def test_a_longer_descriptor():
+    """A configuration with wider counters and deeper memories than the model needs: the
+    descriptor grows (11 program words instead of 6) and the cycle model follows it."""
+    config, lanes, width = CASES["4x4-d8"]
+    _check(config, lanes, width, seed=2, images=1,
+           widen={"coord_bits": 9, "channel_bits": 20, "spikes_depth": 5000,
+                  "program_depth": 1024, "biases_depth": 300, "thresholds_depth": 300,
+                  "shifts_depth": 300})
 
 
 def test_external_weight_ports():

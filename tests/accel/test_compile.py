@@ -4,7 +4,14 @@ import pytest
 
 from sdtforge.cli import main
 from sdtforge.errors import UserError
-from sdtforge.hdl.accel_isa import DESCRIPTOR, DESCRIPTOR_WORDS, PROGRAM_WORD_BITS, Op
+from sdtforge.hdl.accel_isa import (
+    PROGRAM_WORD_BITS,
+    Op,
+    decode_descriptor,
+    descriptor_layout,
+    descriptor_words,
+    join_program_words,
+)
 from sdtforge.hdl.compile import (
     AccelConfig,
     compile_model,
@@ -29,15 +36,17 @@ def test_program_shape(tiny):
     assert c.needed["weights"] == sum(
         -(-lay.weight.shape[0] // 8) * lay.weight[0].size
         for lay in tiny.layers if hasattr(lay, "weight"))
-    assert len(c.images["program"]) == len(c.program) * DESCRIPTOR_WORDS
+    n = descriptor_words(c.config)
+    assert len(c.images["program"]) == len(c.program) * n == c.needed["program"]
     assert all(0 <= w < (1 << PROGRAM_WORD_BITS) for w in c.images["program"])
-    # The words of each descriptor, lowest first, rebuild its encoding.
+    # The words of each descriptor, lowest first, rebuild its encoding, which decodes (through
+    # the operation's view) to the compiler's fields.
     words = c.images["program"]
     for i, d in enumerate(c.program):
-        value = sum(w << (PROGRAM_WORD_BITS * j)
-                    for j, w in enumerate(words[i * DESCRIPTOR_WORDS:(i + 1) * DESCRIPTOR_WORDS]))
-        assert value == encode_descriptor(d)
-        assert value < (1 << DESCRIPTOR.size)
+        value = join_program_words(words[i * n:(i + 1) * n])
+        assert value == encode_descriptor(d, c.config)
+        assert value < (1 << descriptor_layout(c.config).size)
+        assert decode_descriptor(c.config, value) == d
     assert "spikes" in format_memory_table(c)
 
 

@@ -3,25 +3,32 @@
 One test per kind of field: each class of descriptor field, each memory row kind and the
 load-record header. Each builds a small model with a value just inside the field's range (it
 compiles) and one just outside (a :class:`UserError` naming the layer, the field, the value and
-the range). Descriptor fields a model cannot overflow before another field does are checked on
-the encoder directly (``test_every_descriptor_field_is_checked``).
+the range). Descriptor fields are as wide as the configuration makes them (``descriptor_widths``):
+a derived configuration holds every value of its model, and a given one too narrow for a model is
+refused before anything is encoded; every field of every operation's view is also checked on the
+encoder directly (``test_every_descriptor_field_is_checked``).
 """
 
+import dataclasses
 import re
 
 import numpy as np
 import pytest
+from amaranth.hdl import Shape
 
 from sdtforge.cli import main
 from sdtforge.errors import UserError
 from sdtforge.hdl.accel_isa import (
-    DESCRIPTOR_WORDS,
+    OP_VIEWS,
     PROGRAM_WORD_BITS,
     RECORD_HEADER_BYTES,
     Op,
     Target,
-    descriptor_fields,
+    decode_descriptor,
+    descriptor_layout,
+    descriptor_words,
     field_range,
+    op_view,
 )
 from sdtforge.hdl.compile import (
     AccelConfig,
@@ -29,6 +36,7 @@ from sdtforge.hdl.compile import (
     encode_descriptor,
     load_stream_bytes,
     pack_memory_row,
+    pack_row,
     record_header,
 )
 from sdtforge.quantize import ir
@@ -81,50 +89,104 @@ def test_sdsa_theta_out_of_range_fails_generate(tmp_path, capsys):
     assert not (tmp_path / "out" / "load.bin").exists()
 
 
-@pytest.mark.parametrize("field, good, bad, layer", [
-    # 8-bit unsigned counts: time steps, map geometry.
-    ("steps", {"T": 255}, {"T": 256}, "sps.conv0: PIXEL"),
-    ("in_h", {"img_size": [255, 2]}, {"img_size": [256, 2]}, "sps.conv0: PIXEL"),
+def _narrower(config, **fields):
+    return dataclasses.replace(config, **fields)
+
+
+@pytest.mark.parametrize("option, good, bad, view", [
+    # Counts: time steps, map geometry. 256, which the former 8-bit fields refused, fits the
+    # 9-bit field of an 8-bit counter; a derived configuration holds any count, a given one
+    # refuses a model that needs a wider counter.
+    ("step_bits", {"T": 256}, {"T": 257}, "steps"),
+    ("coord_bits", {"img_size": [256, 2]}, {"img_size": [257, 2]}, "height"),
 ])
-def test_descriptor_8bit_count_fields(field, good, bad, layer):
+def test_descriptor_count_fields(option, good, bad, view):
+    small = compile_model(_small(**good))
     value = bad.get("T") or bad["img_size"][0]
-    assert _op(compile_model(_small(**good)), "sps.conv0")[field] == value - 1
-    _refused(_small(**bad), f"layer {layer} descriptor field {field!r} = {value} does not fit "
-                            f"its 8-bit unsigned field (0..255)")
+    assert _op(small, "sps.conv0")[view] == value - 1
+    assert getattr(small.config, option) == 8
+    assert Shape.cast(op_view(small.config, Op.PIXEL)[view].shape).width == 9
+    big = compile_model(_small(**bad))
+    assert _op(big, "sps.conv0")[view] == value
+    assert getattr(big.config, option) == 9
+    assert Shape.cast(op_view(big.config, Op.PIXEL)[view].shape).width == 10
+    _refused(_small(**bad), f"the model needs {option}=9 but the hardware has 8",
+             config=_narrower(big.config, **{option: 8}))
 
 
-def test_descriptor_12bit_field_cin():
-    """``cin`` of ``END`` is the class count (12 bits; 32 lanes keep ``groups`` in range)."""
+def test_descriptor_channel_field():
+    """``END``'s ``classes`` (the ``cin`` bits) grow with the class count; a given
+    ``channel_bits`` too narrow is refused (32 lanes keep the groups small)."""
     c = compile_model(_small(num_classes=4095), lanes=32, width=32)
-    assert c.program[-1]["op"] == Op.END and c.program[-1]["cin"] == 4095
-    _refused(_small(num_classes=4096), "END descriptor field 'cin' = 4096 does not fit its "
-                                       "12-bit unsigned field (0..4095)", lanes=32, width=32)
+    assert c.program[-1] == {"op": Op.END, "classes": 4095}
+    assert c.config.channel_bits == 12
+    c = compile_model(_small(num_classes=4096), lanes=32, width=32)
+    assert c.program[-1]["classes"] == 4096 and c.config.channel_bits == 13
+    _refused(_small(num_classes=4096), "the model needs channel_bits=13 but the hardware has 12",
+             config=_narrower(c.config, channel_bits=12))
 
 
-def test_descriptor_20bit_base_fields():
-    """Spike map bases: ``sps.lif1`` is placed after ``sps.lif0`` (T · 128 · 64 words)."""
-    c = compile_model(_small(img_size=[128, 64], T=127))
-    assert _op(c, "sps.conv1")["out_base"] == 127 * 128 * 64 < 2**20
+def test_descriptor_base_fields():
+    """Spike map bases are as wide as the spike memory's address: ``sps.lif1`` is placed after
+    ``sps.lif0`` (T · 128 · 64 words), 2**20 at T = 128, past the former 20-bit field."""
+    c = compile_model(_small(img_size=[128, 64], T=128))
+    assert _op(c, "sps.conv1")["out_base"] == 128 * 128 * 64 == 2**20
+    width = Shape.cast(op_view(c.config, Op.CONV)["out_base"].shape).width
+    assert width == (c.config.spikes_depth - 1).bit_length() > 20
+    # A given configuration whose spike memory is too small is refused for its memory, before
+    # any descriptor is encoded.
     _refused(_small(img_size=[128, 64], T=128),
-             "layer sps.conv1: CONV descriptor field 'out_base' = 1048576 does not fit its "
-             "20-bit unsigned field (0..1048575)")
+             "of the spikes memory but the hardware has 1048576 rows",
+             config=_narrower(c.config, spikes_depth=2**20))
 
 
-@pytest.mark.parametrize("name, offset, bits, signed", descriptor_fields())
-def test_every_descriptor_field_is_checked(name, offset, bits, signed):
-    """Each field (also those a model cannot overflow first) encodes its range, refuses beyond."""
-    lo, hi = field_range(bits, signed)
+def _encode_cases():
+    """``(op, field)`` of every field of every operation's view."""
+    return [(op, name) for op in Op for name in OP_VIEWS[op]]
+
+
+@pytest.mark.parametrize("op, name", _encode_cases(),
+                         ids=[f"{op.name}.{name}" for op, name in _encode_cases()])
+def test_every_descriptor_field_is_checked(op, name):
+    """Each field encodes its whole range through its view, decodes back, refuses beyond."""
+    config = AccelConfig()
+    f = op_view(config, op)[name]
+    shape = Shape.cast(f.shape)
+    lo, hi = field_range(shape.width, shape.signed)
     for value in (lo, hi):
-        word = encode_descriptor({"op": Op.CONV, name: value})
-        assert (word >> offset) & ((1 << bits) - 1) == value & ((1 << bits) - 1)
-    # An ``op`` given as a plain number has no name to show.
-    where = "layer x.y: " + ("" if name == "op" else "CONV ")
-    kind = "signed" if signed else "unsigned"
+        word = encode_descriptor({"op": op, name: value}, config)
+        assert (word >> f.offset) & ((1 << shape.width) - 1) == value & ((1 << shape.width) - 1)
+        decoded = decode_descriptor(config, word)
+        assert decoded["op"] == op
+        assert int(getattr(decoded[name], "value", decoded[name])) == value
+    kind = "signed" if shape.signed else "unsigned"
     for value in (lo - 1, hi + 1):
         with pytest.raises(UserError, match=re.escape(
-                f"{where}descriptor field {name!r} = {value} does not fit its {bits}-bit {kind} "
-                f"field ({lo}..{hi})")):
-            encode_descriptor({"op": Op.CONV, name: value}, layer="x.y")
+                f"layer x.y: {op.name} descriptor field {name!r} = {value} does not fit its "
+                f"{shape.width}-bit {kind} field ({lo}..{hi})")):
+            encode_descriptor({"op": op, name: value}, config, layer="x.y")
+
+
+def test_a_field_the_view_lacks_is_refused():
+    """The encoder writes only through the operation's view: another view's field is a
+    programming error, never silently dropped."""
+    with pytest.raises(AssertionError, match="SDSA descriptor has no field w_base"):
+        encode_descriptor({"op": Op.SDSA, "w_base": 1}, AccelConfig())
+
+
+def test_views_share_the_header():
+    """A field two views both name under one meaning is the same bits in each (the controller's
+    shared logic reads one signal); the tails overlap (SDSA's maps and threshold share the bits
+    of the other operations' parameter rows)."""
+    layout = descriptor_layout(AccelConfig())
+    members = layout.members
+    assert members["conv"]["in_h"].offset == members["pixel"]["height"].offset
+    assert members["pool_or"]["words"].offset == members["conv"]["groups"].offset
+    assert members["end"]["classes"].offset == members["conv"]["cin"].offset
+    assert members["sdsa"]["k_base"].offset == members["conv"]["prow"].offset
+    views = [v for v in members if v != "op"]
+    assert all(members[v]["op"].offset == 0 for v in views)
+    assert all(members[v].size == layout.size for v in views)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,7 +258,7 @@ def test_pixel_rows():
 def test_program_rows():
     """Program words are unsigned ``PROGRAM_WORD_BITS``-bit rows (built from checked fields)."""
     c = compile_model(_small())
-    assert len(c.images["program"]) == len(c.program) * DESCRIPTOR_WORDS
+    assert len(c.images["program"]) == len(c.program) * descriptor_words(c.config)
     top = (1 << PROGRAM_WORD_BITS) - 1
     assert pack_memory_row(c.config, "program", [top], layer="end") == top
     with pytest.raises(UserError, match=re.escape(
@@ -251,6 +313,22 @@ def test_row_widths_unchanged():
                                          "pixels", "spikes", "stream", "logits")} == {
         "program": 16, "weights": 64, "biases": 192, "thresholds": 192, "shifts": 24,
         "pixels": 8, "spikes": 16, "stream": 192, "logits": 256}
+
+
+@pytest.mark.parametrize("memory", ["program", "weights", "biases", "thresholds", "shifts",
+                                    "pixels", "spikes", "stream", "logits"])
+def test_rows_pack_through_the_lane_layout(memory):
+    """A packed row is the constant of the ArrayLayout the accelerator builds the memory with,
+    for the extreme lane values; the lane's range is its layout's."""
+    cfg = compile_model(_small()).config
+    layout = cfg.lane_layout(memory)
+    lo, hi = field_range(layout.elem_shape.width, layout.elem_shape.signed)
+    values = [(lo, hi)[i % 2] for i in range(layout.length)]
+    assert pack_memory_row(cfg, memory, values) == layout.const(values).as_bits()
+    assert pack_row(values, layout) == layout.const(values).as_bits()
+    assert cfg.row_bits(memory) == layout.size
+    with pytest.raises(UserError, match=f"{memory} row lane 0 = {hi + 1} does not fit"):
+        pack_memory_row(cfg, memory, [hi + 1])
 
 
 @pytest.mark.slow
