@@ -33,8 +33,8 @@ from amaranth.lib import data, enum
 
 from sdtforge.errors import UserError
 
-__all__ = ["Op", "Mode", "Target", "PROGRAM_WORD_BITS", "SDSA_THETA_BITS", "OP_VIEWS",
-           "descriptor_widths", "descriptor_layout", "op_view", "descriptor_words",
+__all__ = ["Op", "Mode", "Target", "address_bits", "PROGRAM_WORD_BITS", "SDSA_THETA_BITS",
+           "OP_VIEWS", "descriptor_widths", "descriptor_layout", "op_view", "descriptor_words",
            "program_words", "join_program_words", "decode_descriptor", "shared_field",
            "RECORD_HEADER_BYTES", "RECORD_HEADER", "field_range", "pack_field",
            "RESULT_WORD_BITS", "RESULT_LAYOUT", "Result", "result_words", "result_class_word",
@@ -91,8 +91,9 @@ PROGRAM_WORD_BITS = 16
 SDSA_THETA_BITS = 16
 
 
-def _aw(depth):
-    """Address bits of a memory of ``depth`` rows (at least 1)."""
+def address_bits(depth):
+    """Address bits of a memory of ``depth`` rows (at least 1: an Amaranth address signal of
+    width 0 cannot be compared or incremented)."""
     return max((depth - 1).bit_length(), 1)
 
 
@@ -112,18 +113,20 @@ def descriptor_widths(config):
         Unsigned width per field name of :func:`descriptor_layout`'s header and tails
         (``theta`` is :data:`SDSA_THETA_BITS`, signed).
     """
-    maps = max(_aw(config.spikes_depth), _aw(config.stream_depth))
+    maps = max(address_bits(config.spikes_depth), address_bits(config.stream_depth))
     coord = config.coord_bits + 1
     return {
         "steps": config.step_bits + 1, "groups": config.group_bits + 1,
         "words": config.word_bits + 1, "cin": config.channel_bits,
         "out_h": coord, "out_w": coord, "in_h": coord, "in_w": coord,
         "in_base": maps, "out_base": maps,
-        "shift": max(maps, _aw(config.pixels_depth)).bit_length(),
-        "prow": _aw(max(config.biases_depth, config.thresholds_depth, config.shifts_depth)),
-        "w_base": _aw(config.weights_depth), "w_gstride": config.weights_depth.bit_length(),
-        "pad_base": _aw(config.pixels_depth),
-        "k_base": _aw(config.spikes_depth), "v_base": _aw(config.spikes_depth),
+        "shift": max(maps, address_bits(config.pixels_depth)).bit_length(),
+        "prow": address_bits(max(config.biases_depth, config.thresholds_depth,
+                                 config.shifts_depth)),
+        "w_base": address_bits(config.weights_depth),
+        "w_gstride": config.weights_depth.bit_length(),
+        "pad_base": address_bits(config.pixels_depth),
+        "k_base": address_bits(config.spikes_depth), "v_base": address_bits(config.spikes_depth),
         "theta": SDSA_THETA_BITS,
     }
 

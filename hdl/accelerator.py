@@ -18,6 +18,7 @@ from .accel_isa import (
     SDSA_THETA_BITS,
     Mode,
     Op,
+    address_bits,
     descriptor_layout,
     descriptor_words,
     shared_field,
@@ -34,10 +35,6 @@ from .sdsa import SDSAOp, SDSAUnit, mask_membrane_width
 __all__ = ["Accelerator", "RESULT_LAYOUT", "sdsa_membranes"]
 
 _TAP_BITS = 4
-
-
-def _aw(depth):
-    return max((depth - 1).bit_length(), 1)
 
 
 def sdsa_membranes(config):
@@ -207,7 +204,7 @@ class Accelerator(wiring.Component):
         n_words = descriptor_words(cfg)
         d_bits = Signal(PROGRAM_WORD_BITS * n_words)
         d = layout(d_bits[:layout.size])
-        pc = Signal(_aw(-(-cfg.program_depth // n_words)))
+        pc = Signal(address_bits(-(-cfg.program_depth // n_words)))
         fw = Signal(range(n_words + 1))     # program word being fetched
         g = Signal(gb)
         oy, ox = Signal(cb), Signal(cb)
@@ -217,7 +214,7 @@ class Accelerator(wiring.Component):
         bit = Signal(3)                     # pixel bit-plane
         hy, hx = Signal(cb), Signal(cb)     # head / SDSA token counters
         cw = Signal(wb)                     # SDSA word counter
-        rows_w = _aw(cfg.weights_depth)     # a weight row offset
+        rows_w = address_bits(cfg.weights_depth)     # a weight row offset
         tapoff = [Signal(rows_w, name=f"tapoff{i}") for i in range(9)]
         tap_i = Signal(4)
         tap_acc = Signal(rows_w)
@@ -242,7 +239,7 @@ class Accelerator(wiring.Component):
             m.d.comb += prog_r.addr.eq(Cat(fw[:(n_words - 1).bit_length()], pc))
             pbase = None
         else:
-            pbase = Signal(_aw(cfg.program_depth))
+            pbase = Signal(address_bits(cfg.program_depth))
             m.d.comb += prog_r.addr.eq(pbase + fw)
 
         def next_descriptor():
@@ -287,7 +284,7 @@ class Accelerator(wiring.Component):
         w_base = shared_field(d, conv="w_base", pixel="w_base")
         w_gstride = shared_field(d, conv="w_gstride", pixel="w_gstride")
         cin = shared_field(d, conv="cin", pixel="channels", sdsa="cin")
-        base_w = max(_aw(cfg.spikes_depth), _aw(cfg.stream_depth))
+        base_w = max(address_bits(cfg.spikes_depth), address_bits(cfg.stream_depth))
         agu_widths = {"base": base_w, "t": tb, "y": cb, "x": cb, "word": max(gb, wb),
                       "sh": len(out_sh[0])}
 
