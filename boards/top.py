@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 from sdtforge.hdl.accel_isa import result_class_word, result_words
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import AccelConfig
+from sdtforge.hdl.weights import ReadPortWeights
 
 from .image import config_digest, max_load_bytes
 from .link import HostLink
@@ -64,7 +65,7 @@ class BoardTop(wiring.Component):
         up to whole ticks. 0: every cycle.
     accelerator : Component, optional
         A stand-in with the accelerator's ports (``load``, ``pixels``, ``result``, ``busy``
-        and, with ``spram_weights``, ``w_read`` / ``w_write``); by default the
+        and, with ``spram_weights``, ``w_req`` / ``w_rsp`` / ``w_write``); by default the
         :class:`~sdtforge.hdl.accelerator.Accelerator` for ``config``. Lets the board
         plumbing be built and timed on its own.
 
@@ -136,7 +137,11 @@ class BoardTop(wiring.Component):
             cfg = self.config
             shape = cfg.lane_layout("weights")
             m.submodules.weights = weights = SPRAMWeights(shape, cfg.weights_depth)
-            wiring.connect(m, accel.w_read, weights.read)
+            # The SPRAM answers the accelerator's weight stream through a read-port source.
+            m.submodules.w_source = source = ReadPortWeights(shape, len(accel.w_req.payload))
+            wiring.connect(m, accel.w_req, source.req)
+            wiring.connect(m, source.rsp, accel.w_rsp)
+            wiring.connect(m, source.port, weights.read)
             wiring.connect(m, accel.w_write, weights.write)
 
         # Status: the class word of each result is latched for the LEDs.

@@ -30,7 +30,9 @@ from .lif import LIFUnit
 from .pe_array import PEArray, PEOp
 from .pool import SpikeMaxPool
 from .residual import AlignAdd
+from .result import ResultEmitter
 from .sdsa import SDSAOp, SDSAUnit, mask_membrane_width
+from .weights import WeightMemory
 
 __all__ = ["Accelerator", "RESULT_LAYOUT", "sdsa_membranes"]
 
@@ -75,9 +77,10 @@ class Accelerator(wiring.Component):
     config : :class:`~sdtforge.hdl.compile.AccelConfig`
         Lanes, word width, value widths and memory depths.
     external_weights : :class:`bool`, optional
-        Keep the weight rows in an external memory reached through ``w_read`` / ``w_write``
-        (for iCE40 SPRAM, which the toolchain cannot infer from ``lib.memory.Memory``). By
-        default ``config.external_weights``.
+        Take the weight rows from a source outside the accelerator through the ``w_req`` /
+        ``w_rsp`` streams, and send the loader's weight writes out on ``w_write`` (for iCE40
+        SPRAM, which the toolchain cannot infer from ``lib.memory.Memory``, or a DRAM
+        prefetch buffer). By default ``config.external_weights``.
 
     Members
     -------
@@ -94,10 +97,13 @@ class Accelerator(wiring.Component):
         The loader is between records (a load stream that ends here is complete).
     load_error : ``Out(1)``
         The loader refused a record that does not fit its memory (sticky until reset).
-    w_read : ``In(memory.ReadPort.Signature(...))``
-        Only with ``external_weights``: the accelerator drives ``addr`` and ``en`` and takes
-        ``data`` (``ArrayLayout(signed(weight_bits), lanes)``) one cycle later; while ``en`` is
-        low ``data`` must hold its value.
+    w_req : ``Out(stream.Signature(unsigned(log2 weights_depth)))``
+        Only with ``external_weights``: weight-row requests, one per event.
+    w_rsp : ``In(stream.Signature(ArrayLayout(signed(weight_bits), lanes)))``
+        Only with ``external_weights``: the requested rows, in request order, with any
+        latency (:mod:`~sdtforge.hdl.weights`; each cycle a row is late delays the engine by
+        a cycle). :class:`~sdtforge.hdl.weights.ReadPortWeights` serves them from a
+        synchronous memory at the engine's full rate.
     w_write : ``In(memory.WritePort.Signature(...))``
         Only with ``external_weights``: the accelerator drives ``addr``, ``data`` and ``en``
         for every word of a ``WEIGHTS`` load record (only while ``busy`` is low).
@@ -123,7 +129,8 @@ class Accelerator(wiring.Component):
         if external_weights:
             shape = config.lane_layout("weights")
             aw = max((config.weights_depth - 1).bit_length(), 0)
-            members["w_read"] = In(memory.ReadPort.Signature(addr_width=aw, shape=shape))
+            members["w_req"] = Out(stream.Signature(aw))
+            members["w_rsp"] = In(stream.Signature(shape))
             members["w_write"] = In(memory.WritePort.Signature(addr_width=aw, shape=shape))
         super().__init__(members)
 
@@ -140,8 +147,7 @@ class Accelerator(wiring.Component):
         m.submodules.enc = enc = EventEncoder(w, wb + _TAP_BITS)
         m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,
                                        bias_width=cfg.acc_bits, weight_depth=cfg.weights_depth,
-                                       bias_depth=cfg.biases_depth,
-                                       external_weights=self.external_weights)
+                                       bias_depth=cfg.biases_depth)
         m.submodules.lif = lif = LIFUnit(p, 2, cfg.acc_bits, theta_width=cfg.theta_bits,
                                          theta_depth=cfg.thresholds_depth)
         m.submodules.sdsa = sdsa = SDSAUnit(cfg.sdsa_channels, w, cfg.max_tokens, mode="lif",
@@ -169,26 +175,31 @@ class Accelerator(wiring.Component):
         m.submodules.pix = pix = memory.Memory(shape=cfg.row_bits("pixels"),
                                                depth=cfg.pixels_depth, init=[])
         m.submodules.shm = shm = memory.Memory(shape=lanes_sh, depth=cfg.shifts_depth, init=[])
-        m.submodules.lgm = lgm = memory.Memory(shape=lanes_logit, depth=cfg.logits_depth,
-                                               init=[])
         prog_w, prog_r = prog.write_port(), prog.read_port()
         spk_w, spk_r = spk.write_port(granularity=p), spk.read_port()
         xs_w, xs_r = xs.write_port(), xs.read_port()
         pix_w, pix_r = pix.write_port(), pix.read_port()
         shm_w, shm_r = shm.write_port(), shm.read_port()
-        lgm_w, lgm_r = lgm.write_port(), lgm.read_port()
+        m.submodules.emit = emit = ResultEmitter(cfg)
+        lgm_w = emit.write
+        wiring.connect(m, emit.result, wiring.flipped(self.result))
 
         # -- model loader --------------------------------------------------------------------
         m.submodules.loader = loader = Loader(cfg)
         wiring.connect(m, wiring.flipped(self.load), loader.i)
         if self.external_weights:
-            # The PE array's weight reads and the loader's weight writes both leave the top so a
-            # board can put them on one single-port memory: writes happen only while the engine
-            # is idle, when the read data is unused, so the board may give writes priority.
-            wiring.connect(m, wiring.flipped(self.w_read), pe.w_read)
+            # The weight stream and the loader's weight writes both leave the top so a board can
+            # put them on one single-port memory: writes happen only while the engine is idle,
+            # when no request is in flight, so the board may give writes priority.
+            wiring.connect(m, pe.w_req, wiring.flipped(self.w_req))
+            wiring.connect(m, wiring.flipped(self.w_rsp), pe.w_rsp)
             w_port = self.w_write
         else:
-            w_port = pe.w_write
+            m.submodules.weights = weights = WeightMemory(cfg.lane_layout("weights"),
+                                                          cfg.weights_depth)
+            wiring.connect(m, pe.w_req, weights.req)
+            wiring.connect(m, weights.rsp, pe.w_rsp)
+            w_port = weights.write
         loader_ports = {"program": prog_w, "weights": w_port, "biases": pe.b_write,
                         "thresholds": lif.theta_write, "shifts": shm_w}
         for name, port in loader_ports.items():
@@ -227,9 +238,6 @@ class Accelerator(wiring.Component):
         kword = Signal(w)
         cycles = Signal(RESULT_WORD_BITS)
         counting = Signal()
-        rc = Signal(cfg.channel_bits)       # result: class index
-        best = Signal(signed(cfg.logit_bits))
-        best_i = Signal(cfg.channel_bits)
 
         ry, rx, rch = Signal(cb), Signal(cb), Signal(wb)
 
@@ -352,7 +360,6 @@ class Accelerator(wiring.Component):
 
         # -- default port drives -------------------------------------------------------------
         m.d.comb += [spk_r.en.eq(1), pix_r.en.eq(1), shm_r.addr.eq(prow + g)]
-        m.d.comb += lgm_r.addr.eq(rc >> (p - 1).bit_length() if p > 1 else rc)
 
         # One assignment per payload field (a field overridden inside an FSM state would turn
         # the constant ones into `always @*` blocks that event-driven simulators never run).
@@ -573,8 +580,9 @@ class Accelerator(wiring.Component):
                 with m.If(tap_i == 8):
                     with m.Switch(d.op):
                         with m.Case(Op.END):
-                            m.d.sync += [counting.eq(0), rc.eq(0)]
-                            m.next = "RESULT_READ"
+                            m.d.sync += counting.eq(0)
+                            m.d.comb += emit.start.eq(1)
+                            m.next = "RESULT"
                         with m.Case(Op.SDSA):
                             m.next = "SDSA_K"
                         with m.Case(Op.POOL_OR):
@@ -899,38 +907,9 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         sd_advance("SDSA_Q", "SDSA_Q")
 
-            # ---- result: logits, class, cycles ----
-            nc = en.classes
-            lane_sel = rc[:(p - 1).bit_length()] if p > 1 else Const(0, 1)
-            lval = Signal(signed(cfg.logit_bits))     # sign-extended into the 32-bit word
-            # A mux per lane: indexing the row with a signal would build a multiply by width.
-            sel = lgm_r.data[0]
-            for lane in range(1, p):
-                sel = Mux(lane_sel == lane, lgm_r.data[lane], sel)
-            m.d.comb += lval.eq(sel)
-            with m.State("RESULT_READ"):
-                m.next = "RESULT_LOGIT"
-            with m.State("RESULT_LOGIT"):
-                m.d.comb += [lgm_r.en.eq(0),
-                             self.result.valid.eq(1), self.result.payload.data.eq(lval)]
-                with m.If(self.result.ready):
-                    with m.If((rc == 0) | (lval > best)):
-                        m.d.sync += [best.eq(lval), best_i.eq(rc)]
-                    m.d.sync += rc.eq(rc + 1)
-                    with m.If(rc == nc - 1):
-                        m.next = "RESULT_CLASS"
-                    with m.Else():
-                        m.next = "RESULT_READ"
-            with m.State("RESULT_CLASS"):
-                m.d.comb += [self.result.valid.eq(1),
-                             self.result.payload.data.eq(best_i)]
-                with m.If(self.result.ready):
-                    m.next = "RESULT_CYCLES"
-            with m.State("RESULT_CYCLES"):
-                m.d.comb += [self.result.valid.eq(1),
-                             self.result.payload.data.eq(cycles),
-                             self.result.payload.last.eq(1)]
-                with m.If(self.result.ready):
+            # ---- result: logits, class, cycles (the result emitter) ----
+            with m.State("RESULT"):
+                with m.If(emit.done):
                     first_descriptor()
                     m.next = "IDLE"
 
@@ -941,6 +920,7 @@ class Accelerator(wiring.Component):
         with m.If(~self.busy):
             m.d.comb += [pix_w.addr.eq(loader.pixels.addr), pix_w.data.eq(loader.pixels.data),
                          pix_w.en.eq(loader.pixels.en)]
+        m.d.comb += [emit.classes.eq(en.classes), emit.cycles.eq(cycles)]
         m.d.comb += [loader.enable.eq(~self.busy), self.load_idle.eq(loader.idle),
                      self.load_error.eq(loader.error)]
         return m

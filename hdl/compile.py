@@ -111,7 +111,8 @@ class AccelConfig:
         so the program encoding is a function of the configuration.
     external_weights : bool
         Weight rows live outside the accelerator (e.g. iCE40 SPRAM), reached through the
-        top-level ``w_read`` / ``w_write`` ports instead of an internal memory.
+        top-level ``w_req`` / ``w_rsp`` weight stream and ``w_write`` port instead of an
+        internal memory.
     """
 
     lanes: int = 8

@@ -5,7 +5,7 @@ needs adders only. The array holds P accumulators (P output channels computed to
 controller sends one command per event and drains the P sums into the LIF unit.
 """
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,14 +27,18 @@ class PEOp(enum.Enum, shape=2):
 
 
 class PEArray(wiring.Component):
-    """P lanes of signed accumulators fed by weight rows.
+    """P lanes of signed accumulators fed by a stream of weight rows.
 
-    A command is accepted every cycle (``i.ready`` is high unless a drained result waits on
-    ``o``). Pipeline: the cycle a command is accepted, the weight/bias row at ``addr`` is
-    read (synchronous read port); one cycle later the P additions (or the load / clear) land
-    in the accumulators, and a ``DRAIN`` presents ``o.valid`` with all earlier commands applied.
-    Drain latency is therefore 1 cycle; a command stream of ``n`` commands takes ``n`` cycles
-    plus 1 when ``o`` is ready.
+    Pipeline: the cycle a command is accepted, an ``ACC`` asks its weight source for row
+    ``addr`` on ``w_req`` and a ``BIAS`` reads the bias row (synchronous read port); the
+    command then waits in a second stage until its row is on ``w_rsp`` (``ACC`` only), and the
+    P additions (or the load / clear) land in the accumulators. A ``DRAIN`` presents
+    ``o.valid`` with all earlier commands applied and holds the stage until ``o`` takes it.
+
+    Cycle contract: with a source that answers each request in the next cycle
+    (:class:`~sdtforge.hdl.weights.WeightMemory`) and a ready ``o``, a command is accepted
+    every cycle and a stream of ``n`` commands takes ``n`` cycles plus 1 (drain latency 1).
+    Each cycle a row is late, or a drained result is not taken, delays the array by a cycle.
 
     Parameters
     ----------
@@ -47,14 +51,9 @@ class PEArray(wiring.Component):
     bias_width : :class:`int`
         Width of one signed bias (at most ``acc_width``).
     weight_depth : :class:`int`
-        Number of weight rows.
+        Number of weight rows (sets the width of ``w_req``).
     bias_depth : :class:`int`
         Number of bias rows.
-    external_weights : :class:`bool`
-        If true, the weight rows come from an external memory (e.g. SPRAM) through the
-        ``w_read`` read-port interface, which must have one cycle of read latency and honour
-        ``en`` (hold ``data`` while ``en`` is low); otherwise they sit in an internal
-        ``lib.memory.Memory`` loaded through ``w_write``.
 
     Members
     -------
@@ -63,17 +62,16 @@ class PEArray(wiring.Component):
         passed through as ``o.payload.tag`` for ``DRAIN``).
     o : ``Out(stream.Signature(PEArray.OutLayout))``
         Drained sums: ``acc`` (``ArrayLayout(signed(acc_width), P)``), ``tag``.
-    w_write : ``Out(memory.WritePort.Signature(...))``
-        Internal weight memory write port (absent with ``external_weights``); data is
-        ``ArrayLayout(signed(weight_width), P)``.
-    w_read : ``In(memory.ReadPort.Signature(...))``
-        External weight read port (only with ``external_weights``).
+    w_req : ``Out(stream.Signature(unsigned(log2 weight_depth)))``
+        Weight-row requests, one per ``ACC``, in command order.
+    w_rsp : ``In(stream.Signature(ArrayLayout(signed(weight_width), P)))``
+        The requested rows, in request order.
     b_write : ``Out(memory.WritePort.Signature(...))``
         Bias memory write port; data is ``ArrayLayout(signed(bias_width), P)``.
     """
 
     def __init__(self, lanes, acc_width, *, weight_width=8, bias_width=None, weight_depth=256,
-                 bias_depth=16, external_weights=False):
+                 bias_depth=16):
         _check_positive("Lane count", lanes)
         _check_positive("Accumulator width", acc_width)
         _check_positive("Weight width", weight_width)
@@ -87,13 +85,9 @@ class PEArray(wiring.Component):
                              f"{acc_width!r}")
         if bias_width > acc_width:
             raise ValueError(f"Bias width {bias_width!r} exceeds accumulator width {acc_width!r}")
-        if not isinstance(external_weights, bool):
-            raise TypeError(f"external_weights must be a bool, not {external_weights!r}")
         self._lanes = lanes
         self._acc_width = acc_width
-        self._weight_depth = weight_depth
         self._bias_depth = bias_depth
-        self._external = external_weights
         self.weight_shape = data.ArrayLayout(signed(weight_width), lanes)
         self.bias_shape = data.ArrayLayout(signed(bias_width), lanes)
         addr_width = max((max(weight_depth, bias_depth) - 1).bit_length(), 1)
@@ -105,18 +99,13 @@ class PEArray(wiring.Component):
         })
         w_aw = max((weight_depth - 1).bit_length(), 0)
         b_aw = max((bias_depth - 1).bit_length(), 0)
-        members = {
+        super().__init__({
             "i": In(stream.Signature(self.cmd_layout)),
             "o": Out(stream.Signature(self.out_layout)),
+            "w_req": Out(stream.Signature(w_aw)),
+            "w_rsp": In(stream.Signature(self.weight_shape)),
             "b_write": Out(memory.WritePort.Signature(addr_width=b_aw, shape=self.bias_shape)),
-        }
-        if external_weights:
-            members["w_read"] = In(memory.ReadPort.Signature(addr_width=w_aw,
-                                                             shape=self.weight_shape))
-        else:
-            members["w_write"] = Out(memory.WritePort.Signature(addr_width=w_aw,
-                                                                shape=self.weight_shape))
-        super().__init__(members)
+        })
 
     @property
     def lanes(self):
@@ -131,39 +120,41 @@ class PEArray(wiring.Component):
         b_wr = b_mem.write_port()
         b_rd = b_mem.read_port()
         wiring.connect(m, wiring.flipped(self.b_write), b_wr)
-        if self._external:
-            w_rd = self.w_read
-        else:
-            m.submodules.w_mem = w_mem = memory.Memory(shape=self.weight_shape,
-                                                       depth=self._weight_depth, init=[])
-            w_wr = w_mem.write_port()
-            w_rd = w_mem.read_port()
-            wiring.connect(m, wiring.flipped(self.w_write), w_wr)
 
         acc = [Signal(signed(self._acc_width), name=f"acc{lane}") for lane in range(p)]
         s_valid = Signal()
         s_op = Signal(PEOp)
         s_tag = Signal(self._addr_width)
 
-        # The only back-pressure is a drained result not yet taken; everything else completes
-        # in one cycle, so the pipeline advances as a whole.
-        stall = s_valid & (s_op == PEOp.DRAIN) & ~self.o.ready
+        # The second stage completes this cycle unless its row is late or its drained sums wait.
+        s_acc = s_valid & (s_op == PEOp.ACC)
+        stall = Mux(s_acc, ~self.w_rsp.valid, s_valid & (s_op == PEOp.DRAIN) & ~self.o.ready)
         advance = ~stall
+        # An ACC's request leaves as soon as the command is offered, held until the source
+        # takes it (``sent``), so a request never waits on this array's own stall.
+        is_acc = self.i.payload.op == PEOp.ACC
+        sent = Signal()
+        requested = ~is_acc | sent | self.w_req.ready
         m.d.comb += [
-            self.i.ready.eq(advance),
-            w_rd.addr.eq(self.i.payload.addr),
-            w_rd.en.eq(advance),
+            self.w_req.valid.eq(self.i.valid & is_acc & ~sent),
+            self.w_req.payload.eq(self.i.payload.addr),
+            self.w_rsp.ready.eq(s_acc),
+            self.i.ready.eq(advance & requested),
             b_rd.addr.eq(self.i.payload.addr),
             b_rd.en.eq(advance),
             self.o.valid.eq(s_valid & (s_op == PEOp.DRAIN)),
             self.o.payload.tag.eq(s_tag),
         ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += sent.eq(0)
+        with m.Elif(self.w_req.valid & self.w_req.ready):
+            m.d.sync += sent.eq(1)
         for lane in range(p):
             m.d.comb += self.o.payload.acc[lane].eq(acc[lane])
 
         with m.If(advance):
             m.d.sync += [
-                s_valid.eq(self.i.valid),
+                s_valid.eq(self.i.valid & requested),
                 s_op.eq(self.i.payload.op),
                 s_tag.eq(self.i.payload.addr),
             ]
@@ -171,7 +162,8 @@ class PEArray(wiring.Component):
                 # If/Elif rather than a Switch: a case statement without the DRAIN arm makes
                 # Verilator stop on CASEINCOMPLETE in the generated Verilog.
                 with m.If(s_op == PEOp.ACC):
-                    m.d.sync += [acc[lane].eq(acc[lane] + w_rd.data[lane]) for lane in range(p)]
+                    m.d.sync += [acc[lane].eq(acc[lane] + self.w_rsp.payload[lane])
+                                 for lane in range(p)]
                 with m.Elif(s_op == PEOp.BIAS):
                     m.d.sync += [acc[lane].eq(b_rd.data[lane]) for lane in range(p)]
                 with m.Elif(s_op == PEOp.CLEAR):

@@ -7,13 +7,14 @@ from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import image_order, load_stream_bytes
 
 
-def run_accelerator(compiled, images, stall=None, external_weights=False):
+def run_accelerator(compiled, images, stall=None, external_weights=False, late=None):
     """Load ``compiled``, classify ``images`` (uint8 ``[B, C, H, W]``).
 
     Returns a list of ``(logits, class, cycles)``. ``stall(i)`` → True makes the testbench
     withhold ``valid``/``ready`` on beat ``i`` (random back-pressure on both sides). With
-    ``external_weights`` the weights live in a behavioural single-port memory outside the
-    accelerator (one cycle read latency, data held while ``en`` is low, writes win).
+    ``external_weights`` the weights live in a behavioural memory outside the accelerator
+    that answers the weight stream; ``late(k)`` → True keeps it from answering in the ``k``-th
+    cycle it could (with ``late`` unset every row comes the cycle after its request).
     """
     dut = Accelerator(compiled.config, external_weights=external_weights)
     load = load_stream_bytes(compiled)
@@ -56,14 +57,27 @@ def run_accelerator(compiled, images, stall=None, external_weights=False):
             results.append((list(result.logits), result.label, result.cycles))
 
     async def weight_memory(ctx):
-        rows = {}
-        read, write = dut.w_read, dut.w_write
-        async for _, _, w_en, w_addr, w_data, r_en, r_addr in ctx.tick().sample(
-                write.en, write.addr, write.data.as_value(), read.en, read.addr):
+        # In-order weight source: requests queue up; the oldest is answered the cycle after
+        # it arrived unless ``late`` holds it back. A row on ``w_rsp`` stays until taken.
+        rows, queue, k, answer = {}, [], 0, None
+        req, rsp, write = dut.w_req, dut.w_rsp, dut.w_write
+        ctx.set(req.ready, 1)
+        async for _, _, w_en, w_addr, w_data, q_valid, q_addr, r_ready in ctx.tick().sample(
+                write.en, write.addr, write.data.as_value(), req.valid, req.payload,
+                rsp.ready):
             if w_en:
                 rows[w_addr] = w_data
-            elif r_en:
-                ctx.set(read.data.as_value(), rows.get(r_addr, 0))
+            if answer is not None and r_ready:
+                answer = None
+            if q_valid:
+                queue.append(q_addr)
+            if answer is None and queue:
+                if not (late and late(k)):
+                    answer = rows.get(queue.pop(0), 0)
+                k += 1
+            ctx.set(rsp.valid, answer is not None)
+            if answer is not None:
+                ctx.set(rsp.payload.as_value(), answer)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -186,11 +186,15 @@ def test_ulx3s_plan_digits_small_fits():
 def test_asic_estimate_keeps_memories_as_macros():
     from sdtforge.boards.asic import asic_estimate
     from sdtforge.hdl.pe_array import PEArray
+    from sdtforge.hdl.weights import WeightMemory
 
     r = asic_estimate(PEArray(2, 12, weight_width=4, weight_depth=32, bias_depth=4))
-    assert {(m["rows"], m["bits"]) for m in r["macros"]} == {(32, 8), (4, 24)}
-    assert r["sram_bits"] == 32 * 8 + 4 * 24
+    assert {(m["rows"], m["bits"]) for m in r["macros"]} == {(4, 24)}
+    assert r["sram_bits"] == 4 * 24
     assert r["nand2"] > 0 and r["flops"] >= 24
+    assert not any(c.startswith("$mem") for c in r["cells"])
+    r = asic_estimate(WeightMemory(data.ArrayLayout(signed(4), 2), 32))
+    assert {(m["rows"], m["bits"]) for m in r["macros"]} == {(32, 8)}
     assert not any(c.startswith("$mem") for c in r["cells"])
 
 
@@ -204,7 +208,7 @@ class _StandIn(wiring.Component):
             "load": In(stream.Signature(8)), "pixels": In(stream.Signature(8)),
             "result": Out(stream.Signature(RESULT_LAYOUT)), "busy": Out(1),
             "load_idle": Out(1), "load_error": Out(1),
-            "w_read": In(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
+            "w_req": Out(stream.Signature(aw)), "w_rsp": In(stream.Signature(shape)),
             "w_write": In(memory.WritePort.Signature(addr_width=aw, shape=shape)),
         })
 
@@ -212,14 +216,15 @@ class _StandIn(wiring.Component):
         m = Module()
         addr, acc = Signal(14), Signal(32)
         m.d.comb += [self.load.ready.eq(1), self.pixels.ready.eq(1), self.load_idle.eq(1),
-                     self.w_read.addr.eq(addr), self.w_read.en.eq(1),
+                     self.w_req.payload.eq(addr), self.w_req.valid.eq(1),
+                     self.w_rsp.ready.eq(1),
                      self.w_write.addr.eq(addr),
                      self.w_write.data.eq(self.load.payload.replicate(8)),
                      self.w_write.en.eq(self.load.valid)]
         with m.If(self.load.valid | self.pixels.valid):
             m.d.sync += addr.eq(addr + 1)
         with m.If(self.pixels.valid):
-            w = self.w_read.data.as_value()   # all 64 bits, so all four SPRAMs stay
+            w = self.w_rsp.payload.as_value()   # all 64 bits, so all four SPRAMs stay
             m.d.sync += acc.eq(acc + (w[:16] ^ w[16:32] ^ w[32:48] ^ w[48:]) + self.pixels.payload)
         m.d.comb += [self.result.valid.eq(1), self.result.payload.data.eq(acc),
                      self.result.payload.last.eq(1), self.busy.eq(acc[0])]

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from _stream import pack
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from sdtforge.hdl.event_encoder import EventEncoder
 from sdtforge.hdl.lif import LIFUnit
@@ -17,6 +20,7 @@ from sdtforge.hdl.pe_array import PEArray, PEOp
 from sdtforge.hdl.pool import IntMaxPool, SpikeMaxPool
 from sdtforge.hdl.residual import AlignAdd
 from sdtforge.hdl.sdsa import SDSAOp, SDSAUnit
+from sdtforge.hdl.weights import WeightMemory
 from sdtforge.sim import ops
 
 FILLS = ("random", "zeros", "ones")
@@ -81,8 +85,62 @@ def encoder_case(rng, width=8, rows=4, words=3, fill="random", density=0.3):
     return Case(dut, {"i": ins}, {"o": exp}, info={"cycles": cycles})
 
 
+class LateRows(wiring.Component):
+    """A one-row buffer that refuses rows in pseudo-random cycles (a 16-bit LFSR, about one
+    cycle in four): rows reach the consumer late and the source sees back-pressure."""
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        lfsr = Signal(16, init=0xACE1)
+        m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[3] ^ lfsr[5]))
+        full = Signal()
+        row = Signal.like(self.o.payload)
+        m.d.comb += [self.i.ready.eq((~full | self.o.ready) & ~(lfsr[0] & lfsr[1])),
+                     self.o.valid.eq(full), self.o.payload.eq(row)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [full.eq(1), row.eq(self.i.payload)]
+        with m.Elif(self.o.ready):
+            m.d.sync += full.eq(0)
+        return m
+
+
+class PEWithWeights(wiring.Component):
+    """A PE array and its weight source (:class:`~sdtforge.hdl.weights.WeightMemory`), with
+    :class:`LateRows` between them when ``late``: the ports of a PE array that owns its
+    weights (``i``, ``o``, ``b_write``, ``w_write``)."""
+
+    def __init__(self, pe, weight_depth, late=False):
+        self._pe = pe
+        self._late = late
+        self._source = WeightMemory(pe.weight_shape, weight_depth)
+        members = {name: member for name, member in pe.signature.members.items()
+                   if not name.startswith("w_")}
+        members["w_write"] = self._source.signature.members["write"]
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pe = pe = self._pe
+        m.submodules.source = source = self._source
+        wiring.connect(m, pe.w_req, source.req)
+        if self._late:
+            m.submodules.late = late = LateRows(pe.weight_shape)
+            wiring.connect(m, source.rsp, late.i)
+            wiring.connect(m, late.o, pe.w_rsp)
+        else:
+            wiring.connect(m, source.rsp, pe.w_rsp)
+        wiring.connect(m, wiring.flipped(self.i), pe.i)
+        wiring.connect(m, pe.o, wiring.flipped(self.o))
+        wiring.connect(m, wiring.flipped(self.b_write), pe.b_write)
+        wiring.connect(m, wiring.flipped(self.w_write), source.write)
+        return m
+
+
 def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", density=0.3,
-            external=False, acc_width=None):
+            late=False, acc_width=None):
     w = ints(rng, (inputs, lanes), weight_width, "zeros" if fill == "ones" else "random")
     bias_width = weight_width + 4
     b = ints(rng, (groups, lanes), bias_width)
@@ -90,24 +148,24 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
     need = int(np.abs(w).sum(axis=0).max() + np.abs(b).max()).bit_length() + 1
     acc_width = need if acc_width is None else acc_width
     assert acc_width >= need
-    dut = PEArray(lanes, acc_width, weight_width=weight_width, bias_width=bias_width,
-                  weight_depth=inputs, bias_depth=groups, external_weights=external)
-    writes = [("b_write", [(g, pack(dut.bias_shape, [int(v) for v in b[g]]))
+    pe = PEArray(lanes, acc_width, weight_width=weight_width, bias_width=bias_width,
+                 weight_depth=inputs, bias_depth=groups)
+    dut = PEWithWeights(pe, inputs, late=late)
+    writes = [("w_write", [(k, pack(pe.weight_shape, [int(v) for v in w[k]]))
+                           for k in range(inputs)]),
+              ("b_write", [(g, pack(pe.bias_shape, [int(v) for v in b[g]]))
                            for g in range(groups)])]
-    wrows = [(k, pack(dut.weight_shape, [int(v) for v in w[k]])) for k in range(inputs)]
-    if not external:
-        writes.insert(0, ("w_write", wrows))
     cmds, exp = [], []
     for g in range(groups):
         # Odd groups start from CLEAR (no bias) to cover that command too.
         use_bias = g % 2 == 0
-        cmds.append(pack(dut.cmd_layout, {"op": PEOp.BIAS if use_bias else PEOp.CLEAR,
-                                          "addr": g}))
+        cmds.append(pack(pe.cmd_layout, {"op": PEOp.BIAS if use_bias else PEOp.CLEAR,
+                                         "addr": g}))
         for k in np.flatnonzero(s[g]):
-            cmds.append(pack(dut.cmd_layout, {"op": PEOp.ACC, "addr": int(k)}))
-        cmds.append(pack(dut.cmd_layout, {"op": PEOp.DRAIN, "addr": g}))
+            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, "addr": int(k)}))
+        cmds.append(pack(pe.cmd_layout, {"op": PEOp.DRAIN, "addr": g}))
         ref = ops.accumulate_events(s[g], w, b[g] if use_bias else np.zeros(lanes, np.int64))
-        exp.append(pack(dut.out_layout, {"acc": [int(v) for v in ref], "tag": g}))
+        exp.append(pack(pe.out_layout, {"acc": [int(v) for v in ref], "tag": g}))
     return Case(dut, {"i": cmds}, {"o": exp}, writes=writes,
                 info={"weights": w, "cycles": len(cmds)})
 

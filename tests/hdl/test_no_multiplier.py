@@ -1,6 +1,8 @@
 """Every unit synthesizes without multipliers, dividers or DSP blocks (Yosys, iCE40)."""
 
 import pytest
+from amaranth.hdl import signed
+from amaranth.lib.data import ArrayLayout
 
 from sdtforge.hdl.event_encoder import EventEncoder
 from sdtforge.hdl.lif import LIFUnit
@@ -9,11 +11,12 @@ from sdtforge.hdl.pool import IntMaxPool, SpikeMaxPool
 from sdtforge.hdl.residual import AlignAdd
 from sdtforge.hdl.sdsa import SDSAUnit
 from sdtforge.hdl.synth import FORBIDDEN_CELLS, yosys_stats
+from sdtforge.hdl.weights import WeightMemory
 
 UNITS = {
     "event_encoder": lambda: EventEncoder(16, 4),
     "pe_array": lambda: PEArray(4, 16, weight_depth=64, bias_depth=8),
-    "pe_array_external": lambda: PEArray(4, 16, bias_depth=8, external_weights=True),
+    "weight_memory": lambda: WeightMemory(ArrayLayout(signed(8), 4), 64),
     "lif": lambda: LIFUnit(4, 64, 16, theta_width=12),
     "sdsa_lif": lambda: SDSAUnit(32, 8, 16),
     "sdsa_or": lambda: SDSAUnit(32, 8, 16, mode="or"),

@@ -20,8 +20,6 @@ from sdtforge.hdl.sdsa import SDSAUnit
      "Weight width 20 exceeds accumulator width 16"),
     (lambda: PEArray(4, 16, bias_width=17), ValueError,
      "Bias width 17 exceeds accumulator width 16"),
-    (lambda: PEArray(4, 16, external_weights=1), TypeError,
-     "external_weights must be a bool, not 1"),
     (lambda: PEArray(4, 16.0), TypeError, "Accumulator width must be an integer, not 16.0"),
     (lambda: LIFUnit(4, 0, 8), ValueError, "Depth must be a positive integer, not 0"),
     (lambda: LIFUnit(4, 8, 12, v_width=10), ValueError,

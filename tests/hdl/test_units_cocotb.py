@@ -31,7 +31,8 @@ FILLS = ("random", "random", "zeros", "ones", "random")
 
 UNITS = {
     "event_encoder": lambda r, f: encoder_case(r, width=16, rows=6, words=2, fill=f),
-    "pe_array": lambda r, f: pe_case(r, lanes=4, inputs=12, groups=4, fill=f, acc_width=16),
+    "pe_array": lambda r, f: pe_case(r, lanes=4, inputs=12, groups=4, fill=f, acc_width=16,
+                                      late=True),
     "lif": lambda r, f: lif_case(r, lanes=4, depth=3, steps=4, fill=f),
     # Three words, a narrow threshold (3-bit membranes) and two MASK sweeps per step.
     "sdsa_lif": lambda r, f: sdsa_case(r, channels=24, width=8, tokens=7, mode="lif", theta=5,

@@ -1,0 +1,112 @@
+"""The result emitter: an image's logits, its class and its cycle count on the result stream.
+
+The head writes the summed logits into this stage's memory, ``P`` classes per row
+(``AccelConfig.lane_layout("logits")``); after the image the emitter sends one word per class
+(sign-extended), the class with the largest logit (the lowest index on ties) and the cycle
+count — the format of :func:`~sdtforge.hdl.accel_isa.decode_result`.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .accel_isa import RESULT_LAYOUT, RESULT_WORD_BITS
+
+__all__ = ["ResultEmitter"]
+
+
+class ResultEmitter(wiring.Component):
+    """Logits memory and the result words of one image.
+
+    Cycle contract: ``start`` in cycle ``c`` (while idle) offers the first logit in ``c + 2``;
+    each logit takes two cycles (a memory read, then the word) and the class and the cycle
+    count one each, every word waiting as long as ``result.ready`` is low. ``done`` is high in
+    the cycle the cycle count is taken. ``classes`` and ``cycles`` must hold from ``start`` to
+    ``done``.
+
+    Parameters
+    ----------
+    config : :class:`~sdtforge.hdl.compile.AccelConfig`
+        Lanes, logit and class-index widths, logits memory depth.
+
+    Members
+    -------
+    write : ``Out(memory.WritePort.Signature(...))``
+        Logit rows (``ArrayLayout(signed(logit_bits), lanes)``; row ``r`` holds classes
+        ``r·P … r·P + P − 1``).
+    start : ``In(1)``
+        Send the result of the image whose logits are in the memory.
+    classes : ``In(channel_bits)``
+        Number of classes (at least 1).
+    cycles : ``In(RESULT_WORD_BITS)``
+        The image's cycle count.
+    result : ``Out(stream.Signature(RESULT_LAYOUT))``
+        Result words, ``last`` on the cycle count.
+    done : ``Out(1)``
+        The last word is taken this cycle.
+    """
+
+    def __init__(self, config):
+        self._config = config
+        self._shape = config.lane_layout("logits")
+        super().__init__({
+            "write": Out(memory.WritePort.Signature(
+                addr_width=(config.logits_depth - 1).bit_length(), shape=self._shape)),
+            "start": In(1),
+            "classes": In(config.channel_bits),
+            "cycles": In(RESULT_WORD_BITS),
+            "result": Out(stream.Signature(RESULT_LAYOUT)),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        p = cfg.lanes
+        lane_bits = (p - 1).bit_length()
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=self._shape, depth=cfg.logits_depth,
+                                               init=[])
+        wiring.connect(m, wiring.flipped(self.write), mem.write_port())
+        rd = mem.read_port()
+
+        rc = Signal(cfg.channel_bits)       # class of the logit being sent
+        best = Signal(signed(cfg.logit_bits))
+        best_i = Signal(cfg.channel_bits)
+        # A mux per lane: indexing the row with a signal would build a multiply by width.
+        lane = rc[:lane_bits] if p > 1 else Const(0, 1)
+        logit = rd.data[0]
+        for i in range(1, p):
+            logit = Mux(lane == i, rd.data[i], logit)
+        value = Signal(signed(cfg.logit_bits))      # sign-extended into the 32-bit word
+        m.d.comb += [value.eq(logit), rd.addr.eq(rc >> lane_bits if p > 1 else rc),
+                     rd.en.eq(1)]
+
+        with m.FSM(name="result"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += rc.eq(0)
+                    m.next = "READ"
+            with m.State("READ"):
+                m.next = "LOGIT"
+            with m.State("LOGIT"):
+                m.d.comb += [rd.en.eq(0), self.result.valid.eq(1),
+                             self.result.payload.data.eq(value)]
+                with m.If(self.result.ready):
+                    with m.If((rc == 0) | (value > best)):
+                        m.d.sync += [best.eq(value), best_i.eq(rc)]
+                    m.d.sync += rc.eq(rc + 1)
+                    with m.If(rc == self.classes - 1):
+                        m.next = "CLASS"
+                    with m.Else():
+                        m.next = "READ"
+            with m.State("CLASS"):
+                m.d.comb += [self.result.valid.eq(1), self.result.payload.data.eq(best_i)]
+                with m.If(self.result.ready):
+                    m.next = "CYCLES"
+            with m.State("CYCLES"):
+                m.d.comb += [self.result.valid.eq(1), self.result.payload.data.eq(self.cycles),
+                             self.result.payload.last.eq(1),
+                             self.done.eq(self.result.ready)]
+                with m.If(self.result.ready):
+                    m.next = "IDLE"
+        return m
