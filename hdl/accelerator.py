@@ -394,8 +394,12 @@ class Accelerator(wiring.Component):
             # An out-of-bounds tap reads the channel's zero point (the pixel layer's pad rows).
             pix_r.addr.eq(Mux(oob, px.pad_base + fcw, pix_core)),
         ]
+        # STREAM_LIF feeds the LIF straight from the stream read port (one row per cycle).
+        lif_stream = Signal()
+        x_row = Signal(lanes_acc)
+        m.d.comb += [x_row[lane].eq(xs_r.data[lane]) for lane in range(p)]
         m.d.comb += [
-            lif.i.payload.x.eq(Mux(in_cwait, pe.o.payload.acc, value)),
+            lif.i.payload.x.eq(Mux(in_cwait, pe.o.payload.acc, Mux(lif_stream, x_row, value))),
             lif.i.payload.row.eq(0),
             lif.i.payload.trow.eq(prow + Mux(in_cwait, o_g, g)),
             lif.i.payload.first.eq(Mux(in_cwait, o_first, t_first)),
@@ -589,6 +593,8 @@ class Accelerator(wiring.Component):
                             m.next = "POS"
                         with m.Case(Op.CONV):
                             m.next = "CONV_START"
+                        with m.Case(Op.STREAM_LIF):
+                            m.next = "LIF_READ"
                         with m.Default():
                             m.next = "GROUP"
             with m.State("GROUP"):
@@ -607,8 +613,6 @@ class Accelerator(wiring.Component):
                             m.next = "GATHER_CMD"
                         with m.Else():
                             m.next = "OUT"
-                    with m.Case(Op.STREAM_LIF):
-                        m.next = "X_READ"
                     with m.Case(Op.HEAD_SUM):
                         m.d.sync += value.eq(0)
                         m.next = "X_READ"
@@ -712,26 +716,41 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.next = "CONV_RUN"
 
-            # ---- residual-stream inputs ----
+            # ---- STREAM_LIF: one row (group, position, step) per cycle ----
+            # LIF_READ reads the first row; each LIF_RUN cycle feeds the row read in the cycle
+            # before to the LIF, reads the next one and hands the row's coordinates to the
+            # output stage (o_spk), which writes its spikes in the following cycle. The LIF
+            # is always ready here: its output is taken (o_spk) the cycle after each input.
+            with m.State("LIF_READ"):
+                m.next = "LIF_RUN"
+            with m.State("LIF_RUN"):
+                x_ra.use(t=n_t, y=n_oy, x=n_ox, word=Mux(wrap_y, g + 1, g))
+                m.d.comb += [lif_stream.eq(1), lif.i.valid.eq(1)]
+                m.d.sync += [o_spk.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox), o_g.eq(g),
+                             t.eq(n_t), ox.eq(n_ox), oy.eq(n_oy)]
+                with m.If(wrap_y):
+                    m.d.sync += g.eq(g + 1)
+                with m.If(layer_done):
+                    # FETCH keeps the descriptor for a cycle: the last row's spikes are written.
+                    next_descriptor()
+                    m.next = "FETCH"
+
+            # ---- HEAD_SUM: the stream's token sum ----
             with m.State("X_READ"):
                 m.next = "X_USE"
             with m.State("X_USE"):
-                with m.If(d.op == Op.HEAD_SUM):
-                    for lane in range(p):
-                        m.d.sync += value[lane].eq(v_sum[lane])
-                    with m.If(hx == in_w - 1):
-                        m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
-                        with m.If(hy == in_h - 1):
-                            m.next = "OUT"
-                        with m.Else():
-                            m.next = "X_READ"
+                # HEAD_SUM: the token sum of the stream, one token per two cycles.
+                for lane in range(p):
+                    m.d.sync += value[lane].eq(v_sum[lane])
+                with m.If(hx == in_w - 1):
+                    m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
+                    with m.If(hy == in_h - 1):
+                        m.next = "OUT"
                     with m.Else():
-                        m.d.sync += hx.eq(hx + 1)
                         m.next = "X_READ"
                 with m.Else():
-                    for lane in range(p):
-                        m.d.sync += value[lane].eq(xs_r.data[lane])
-                    m.next = "OUT"
+                    m.d.sync += hx.eq(hx + 1)
+                    m.next = "X_READ"
 
             # ---- output stage ----
             with m.State("OUT"):

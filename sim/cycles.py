@@ -154,9 +154,9 @@ def _spike_conv(layer, ctx):
 
 @CYCLES.register("stream_lif")
 def _stream_lif(layer, ctx):
+    # LIF_READ, then one LIF_RUN cycle per row (group, token, step).
     n = ctx.model.tokens
-    return {layer.name: ctx.decode + _ceil(layer.channels, ctx.lanes)
-            * (_GROUP + n * ctx.steps * (_LOOP + 2 + _OUT["spike"]))}
+    return {layer.name: ctx.decode + 1 + _ceil(layer.channels, ctx.lanes) * n * ctx.steps}
 
 
 @CYCLES.register("sdsa")

@@ -4,6 +4,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sdtforge.hdl.accel_isa import descriptor_words
 from sdtforge.hdl.compile import compile_model
@@ -111,3 +113,17 @@ def test_external_weight_ports():
 @pytest.mark.slow
 def test_digits_tiny_random_weights():
     _check(tiny_config(), 8, 16, seed=2, images=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lanes,width", [(1, 8), (8, 16), (32, 32)])
+@settings(max_examples=1, deadline=None)
+@given(seed=st.integers(0, 2**16), pooling=st.sampled_from(["0001", "1001", "0000"]))
+def test_random_models_across_lanes(lanes, width, seed, pooling):
+    """Random models at the lane counts the boards use (1 on the iCEBreaker today, 8, 32 on
+    the ULX3S): bit-exact, and the cycle model equal to the RTL."""
+    rng = np.random.default_rng(seed)
+    config = tiny_config(img_size=[int(rng.integers(3, 6)), int(rng.integers(3, 6))],
+                         embed_dims=32, T=int(rng.integers(1, 3)),
+                         num_classes=int(rng.integers(2, 5)), pooling_stat=pooling)
+    _check(config, lanes, width, seed=seed, images=1)
