@@ -10,6 +10,7 @@ in ``docs/accelerator.md``; the loop order is layer, output group, output positi
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .accel_isa import (
     PROGRAM_WORD_BITS,
@@ -128,7 +129,7 @@ class Accelerator(wiring.Component):
         }
         if external_weights:
             shape = config.lane_layout("weights")
-            aw = max((config.weights_depth - 1).bit_length(), 0)
+            aw = ceil_log2(config.weights_depth)
             members["w_req"] = Out(stream.Signature(aw))
             members["w_rsp"] = In(stream.Signature(shape))
             members["w_write"] = In(memory.WritePort.Signature(addr_width=aw, shape=shape))

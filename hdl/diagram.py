@@ -145,10 +145,10 @@ def draw(graph, path, title=None):
     height = max(len(c) for c in columns.values())
     pos = {}
     for col, members in columns.items():
-        for i, (name, _) in enumerate(members):
-            pos[name] = (col * 3.2, (height - 1) / 2 - i + (len(members) - 1) / 2 - (height - 1) / 2)
+        for i, (name, _) in enumerate(members):     # each column centred on y = 0
+            pos[name] = (col * 3.2, (len(members) - 1) / 2 - i)
     fig, ax = plt.subplots(figsize=(3 + 2.2 * len(columns), 1.5 + 1.1 * height))
-    for (a, b), ports in graph.edges.items():
+    for a, b in graph.edges:
         (xa, ya), (xb, yb) = pos[a], pos[b]
         ax.annotate("", xy=(xb, yb), xytext=(xa, ya), zorder=1,
                     arrowprops={"arrowstyle": "-|>", "color": "0.55", "lw": 0.6,

@@ -10,21 +10,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .params import check_positive, check_pow2
+
 __all__ = ["EventEncoder"]
-
-
-def _check_pow2(name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < 1 or value & (value - 1):
-        raise ValueError(f"{name} must be a positive power of two, not {value!r}")
-
-
-def _check_positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
 def _popcount(value):
@@ -67,8 +55,8 @@ class EventEncoder(wiring.Component):
     """
 
     def __init__(self, width, word_addr_width):
-        _check_pow2("Word width", width)
-        _check_positive("Word address width", word_addr_width)
+        check_pow2("Word width", width)
+        check_positive("Word address width", word_addr_width)
         self._width = width
         self._word_addr_width = word_addr_width
         self._bit_width = (width - 1).bit_length()

@@ -9,7 +9,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .event_encoder import _check_positive
+from .params import check_positive
 
 __all__ = ["LIFUnit"]
 
@@ -64,19 +64,19 @@ class LIFUnit(wiring.Component):
 
     def __init__(self, lanes, depth, in_width, *, v_width=None, theta_width=None,
                  theta_depth=16):
-        _check_positive("Lane count", lanes)
-        _check_positive("Depth", depth)
-        _check_positive("Input width", in_width)
+        check_positive("Lane count", lanes)
+        check_positive("Depth", depth)
+        check_positive("Input width", in_width)
         if theta_width is None:
             theta_width = in_width
-        _check_positive("Threshold width", theta_width)
+        check_positive("Threshold width", theta_width)
         if v_width is None:
             v_width = max(in_width, theta_width)
-        _check_positive("Membrane width", v_width)
+        check_positive("Membrane width", v_width)
         if v_width < max(in_width, theta_width):
             raise ValueError(f"Membrane width {v_width!r} is narrower than the input or "
                              f"threshold width {max(in_width, theta_width)!r}")
-        _check_positive("Threshold depth", theta_depth)
+        check_positive("Threshold depth", theta_depth)
         self._lanes = lanes
         self._depth = depth
         self._theta_depth = theta_depth

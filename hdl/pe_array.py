@@ -8,8 +8,9 @@ controller sends one command per event and drains the P sums into the LIF unit.
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
-from .event_encoder import _check_positive
+from .params import check_positive
 
 __all__ = ["PEArray", "PEOp"]
 
@@ -72,14 +73,14 @@ class PEArray(wiring.Component):
 
     def __init__(self, lanes, acc_width, *, weight_width=8, bias_width=None, weight_depth=256,
                  bias_depth=16):
-        _check_positive("Lane count", lanes)
-        _check_positive("Accumulator width", acc_width)
-        _check_positive("Weight width", weight_width)
+        check_positive("Lane count", lanes)
+        check_positive("Accumulator width", acc_width)
+        check_positive("Weight width", weight_width)
         if bias_width is None:
             bias_width = acc_width
-        _check_positive("Bias width", bias_width)
-        _check_positive("Weight depth", weight_depth)
-        _check_positive("Bias depth", bias_depth)
+        check_positive("Bias width", bias_width)
+        check_positive("Weight depth", weight_depth)
+        check_positive("Bias depth", bias_depth)
         if weight_width > acc_width:
             raise ValueError(f"Weight width {weight_width!r} exceeds accumulator width "
                              f"{acc_width!r}")
@@ -97,8 +98,7 @@ class PEArray(wiring.Component):
             "acc": data.ArrayLayout(signed(acc_width), lanes),
             "tag": addr_width,
         })
-        w_aw = max((weight_depth - 1).bit_length(), 0)
-        b_aw = max((bias_depth - 1).bit_length(), 0)
+        w_aw, b_aw = ceil_log2(weight_depth), ceil_log2(bias_depth)   # the memories' ports
         super().__init__({
             "i": In(stream.Signature(self.cmd_layout)),
             "o": Out(stream.Signature(self.out_layout)),

@@ -13,7 +13,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .event_encoder import _check_positive
+from .params import check_positive
 
 __all__ = ["SpikeMaxPool", "IntMaxPool"]
 
@@ -75,7 +75,7 @@ class SpikeMaxPool(_Reducer):
     """
 
     def __init__(self, width):
-        _check_positive("Word width", width)
+        check_positive("Word width", width)
         super().__init__(width)
 
     def _combine(self, m, out, acc, item):
@@ -103,8 +103,8 @@ class IntMaxPool(_Reducer):
     """
 
     def __init__(self, lanes, width):
-        _check_positive("Lane count", lanes)
-        _check_positive("Value width", width)
+        check_positive("Lane count", lanes)
+        check_positive("Value width", width)
         self._lanes = lanes
         super().__init__(data.ArrayLayout(signed(width), lanes))
 

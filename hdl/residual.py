@@ -8,7 +8,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .event_encoder import _check_positive
+from .params import check_positive
 
 __all__ = ["AlignAdd"]
 
@@ -42,16 +42,16 @@ class AlignAdd(wiring.Component):
     """
 
     def __init__(self, lanes, stream_width, acc_width, max_shift, *, out_width=None):
-        _check_positive("Lane count", lanes)
-        _check_positive("Stream width", stream_width)
-        _check_positive("Accumulator width", acc_width)
+        check_positive("Lane count", lanes)
+        check_positive("Stream width", stream_width)
+        check_positive("Accumulator width", acc_width)
         if not isinstance(max_shift, int) or isinstance(max_shift, bool):
             raise TypeError(f"Maximum shift must be an integer, not {max_shift!r}")
         if max_shift < 0:
             raise ValueError(f"Maximum shift must be non-negative, not {max_shift!r}")
         if out_width is None:
             out_width = stream_width
-        _check_positive("Output width", out_width)
+        check_positive("Output width", out_width)
         self._lanes = lanes
         self._max_shift = max_shift
         self.in_layout = data.StructLayout({

@@ -9,6 +9,7 @@ count — the format of :func:`~sdtforge.hdl.accel_isa.decode_result`.
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .accel_isa import RESULT_LAYOUT, RESULT_WORD_BITS
 
@@ -51,7 +52,7 @@ class ResultEmitter(wiring.Component):
         self._shape = config.lane_layout("logits")
         super().__init__({
             "write": Out(memory.WritePort.Signature(
-                addr_width=(config.logits_depth - 1).bit_length(), shape=self._shape)),
+                addr_width=ceil_log2(config.logits_depth), shape=self._shape)),
             "start": In(1),
             "classes": In(config.channel_bits),
             "cycles": In(RESULT_WORD_BITS),

@@ -11,7 +11,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .event_encoder import _check_positive, _check_pow2
+from .params import check_positive, check_pow2
 
 __all__ = ["SDSAUnit", "SDSAOp", "mask_membrane_width"]
 
@@ -98,15 +98,15 @@ class SDSAUnit(wiring.Component):
     """
 
     def __init__(self, channels, width, tokens, *, mode="lif", theta_width=8, shift=1):
-        _check_pow2("Word width", width)
-        _check_positive("Channel count", channels)
-        _check_positive("Token count", tokens)
+        check_pow2("Word width", width)
+        check_positive("Channel count", channels)
+        check_positive("Token count", tokens)
         if channels % width:
             raise ValueError(f"Channel count {channels!r} is not a multiple of the word width "
                              f"{width!r}")
         if mode not in ("lif", "or"):
             raise ValueError(f"Mode must be 'lif' or 'or', not {mode!r}")
-        _check_positive("Threshold width", theta_width)
+        check_positive("Threshold width", theta_width)
         if not isinstance(shift, int) or isinstance(shift, bool):
             raise TypeError(f"Shift must be an integer, not {shift!r}")
         if shift < 0:

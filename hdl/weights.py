@@ -13,6 +13,9 @@ The rows are ``AccelConfig.lane_layout("weights")`` (``ArrayLayout(signed(weight
 from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .params import check_positive
 
 __all__ = ["ReadPortWeights", "WeightMemory", "weight_source_signature"]
 
@@ -51,6 +54,8 @@ class ReadPortWeights(wiring.Component):
     """
 
     def __init__(self, shape, addr_width):
+        if not isinstance(addr_width, int) or isinstance(addr_width, bool) or addr_width < 0:
+            raise TypeError(f"Address width must be a non-negative integer, not {addr_width!r}")
         super().__init__({
             **weight_source_signature(shape, addr_width).members,
             "port": In(memory.ReadPort.Signature(addr_width=addr_width, shape=shape)),
@@ -95,7 +100,8 @@ class WeightMemory(wiring.Component):
     def __init__(self, shape, depth):
         self._shape = shape
         self._depth = depth
-        aw = max((depth - 1).bit_length(), 0)
+        check_positive("Weight depth", depth)
+        aw = ceil_log2(depth)    # the memory's own port width
         super().__init__({
             **weight_source_signature(shape, aw).members,
             "write": Out(memory.WritePort.Signature(addr_width=aw, shape=shape)),

@@ -1,6 +1,8 @@
 """Constructor parameter checks of every unit: the exception type and message are pinned."""
 
 import pytest
+from amaranth.hdl import signed
+from amaranth.lib.data import ArrayLayout
 
 from sdtforge.hdl.event_encoder import EventEncoder
 from sdtforge.hdl.lif import LIFUnit
@@ -8,6 +10,9 @@ from sdtforge.hdl.pe_array import PEArray
 from sdtforge.hdl.pool import IntMaxPool, SpikeMaxPool
 from sdtforge.hdl.residual import AlignAdd
 from sdtforge.hdl.sdsa import SDSAUnit
+from sdtforge.hdl.weights import ReadPortWeights, WeightMemory
+
+ROW = ArrayLayout(signed(8), 4)
 
 
 @pytest.mark.parametrize("build,exc,message", [
@@ -35,6 +40,9 @@ from sdtforge.hdl.sdsa import SDSAUnit
     (lambda: AlignAdd(4, 12, 8, -2), ValueError,
      "Maximum shift must be non-negative, not -2"),
     (lambda: AlignAdd(4, 12, 8, 1.5), TypeError, "Maximum shift must be an integer, not 1.5"),
+    (lambda: WeightMemory(ROW, 0), ValueError, "Weight depth must be a positive integer, not 0"),
+    (lambda: ReadPortWeights(ROW, -1), TypeError,
+     "Address width must be a non-negative integer, not -1"),
 ])
 def test_parameter_errors(build, exc, message):
     with pytest.raises(exc) as info:
