@@ -310,7 +310,9 @@ class Accelerator(wiring.Component):
 
         # -- fetch stage: neighbourhood words → event encoder ---------------------------------
         is_pixel = d.op == Op.PIXEL
+        is_conv = d.op == Op.CONV
         fdy, fdx = Signal(2), Signal(2)
+        ft, fg = Signal(tb), Signal(gb)     # the row the fetch reads: (fg, cy, cx, ft)
         fcw = Signal(wb)
         f_more, f_pend = Signal(), Signal()
         f_word = Signal(wb + _TAP_BITS)
@@ -366,15 +368,16 @@ class Accelerator(wiring.Component):
         # the constant ones into `always @*` blocks that event-driven simulators never run).
         # Coordinates of the CONV row in the output stage (see the row pipeline below).
         o_t, o_oy, o_ox, o_g = Signal(tb), Signal(cb), Signal(cb), Signal(gb)
-        o_first, o_last, c_done = Signal(), Signal(), Signal()
-        in_cwait = Signal()                 # CONV_WAIT: the output stage takes the PE's sums
+        o_first, o_last = Signal(), Signal()
+        row_pending = Signal()              # a CONV row latched whose sums are not taken yet
+        in_cwait = Signal()                 # the CONV output stage may take the PE's sums
 
         # -- address generators ----------------------------------------------------------------
         # One per memory port (a map address costs three barrel shifters): spike reads, stream
         # reads, writes (spike and stream writes never happen in the same cycle), pixels. Each
         # has its default source here; FSM states and the CONV output stage override fields.
-        spk_ra = _MapAddress(m, "spk_ra", agu_widths, base=in_base, t=t, y=iy[:cb], x=ix[:cb],
-                             word=fcw, sh=in_sh)
+        spk_ra = _MapAddress(m, "spk_ra", agu_widths, base=in_base, t=Mux(is_conv, ft, t),
+                             y=iy[:cb], x=ix[:cb], word=fcw, sh=in_sh)
         x_is_out = mode == Mode.ADD
         x_tok = ~x_is_out & (d.op == Op.HEAD_SUM)
         x_ra = _MapAddress(m, "x_ra", agu_widths, base=Mux(x_is_out, out_base, in_base), t=t,
@@ -424,6 +427,16 @@ class Accelerator(wiring.Component):
                                 + Mux(in_cwait, pe.o.payload.acc[lane], value[lane])),
             ]
 
+        # A CONV's fetch runs ahead of the events: at a row's last word it goes on with the next
+        # row of the loop nest (step innermost, then position, then group) on its own counters,
+        # so the encoder streams from one row into the next without a gap.
+        f_wrap_t = ft == steps - 1
+        f_wrap_x = f_wrap_t & (cx == out_w - 1)
+        f_wrap_y = f_wrap_x & (cy == out_h - 1)
+        f_end = f_wrap_y & (fg == groups - 1)
+        nf_y = Mux(f_wrap_x, Mux(f_wrap_y, 0, cy + 1), cy)
+        nf_x = Mux(f_wrap_t, Mux(f_wrap_x, 0, cx + 1), cx)
+
         fetch_running = f_active
         with m.If(fetch_running):
             m.d.comb += [spk_r.en.eq(f_adv), pix_r.en.eq(f_adv)]
@@ -443,17 +456,25 @@ class Accelerator(wiring.Component):
                             m.d.sync += fdx.eq(fdx + 1)
                     with m.Else():
                         m.d.sync += fcw.eq(fcw + 1)
+                    with m.If(is_conv & f_is_last & ~f_end):
+                        m.d.sync += [f_more.eq(1), fdy.eq(first_tap(nf_y)),
+                                     fdx.eq(first_tap(nf_x)), cy.eq(nf_y), cx.eq(nf_x),
+                                     ft.eq(Mux(f_wrap_t, 0, ft + 1))]
+                        with m.If(f_wrap_y):
+                            m.d.sync += fg.eq(fg + 1)
 
         def start_fetch(ny, nx):
             m.d.sync += [fdy.eq(first_tap(ny)), fdx.eq(first_tap(nx)), fcw.eq(0), f_more.eq(1),
-                         f_pend.eq(0), cy.eq(ny), cx.eq(nx)]
+                         f_pend.eq(0), cy.eq(ny), cx.eq(nx), ft.eq(t), fg.eq(g)]
 
         # -- CONV row pipeline -----------------------------------------------------------------
-        # A CONV row (group, position, step) is retired in three overlapped parts: the gather
-        # (events → PE), the drain, and the output stage (LIF + spike write, AlignAdd + stream
-        # write, pooled max-merge, logits). The loop counters advance as soon as the row's last
-        # event is issued, so the next row's fetch runs during the drain; the output stage works
-        # from its own copy of the row's coordinates (o_*), taken at that moment.
+        # A CONV row (group, position, step) is retired in overlapped parts: the gather (events
+        # → PE; the fetch already reads the next rows), the sums (the row's last event, flagged
+        # ``last``, makes the PE array emit them and load the next row's bias), and the output
+        # stage (LIF + spike write, AlignAdd + stream write, pooled max-merge, logits). The loop
+        # counters advance as soon as the row's last event is issued; the output stage works
+        # from its own copy of the row's coordinates (o_*), taken at that moment. One row at a
+        # time waits for the output stage: the next row's last event waits until it is taken.
         n_t = Mux(last_t, 0, t + 1)
         wrap_x = last_t & (ox == out_w - 1)
         wrap_y = wrap_x & (oy == out_h - 1)
@@ -468,15 +489,13 @@ class Accelerator(wiring.Component):
         pl_busy = Signal()
 
         def latch_row():
-            m.d.sync += [x_hold.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox), o_g.eq(g),
-                         o_first.eq(t_first), o_last.eq(last_t), c_done.eq(layer_done),
+            m.d.sync += [x_hold.eq(1), row_pending.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox),
+                         o_g.eq(g), o_first.eq(t_first), o_last.eq(last_t),
                          t.eq(n_t), ox.eq(n_ox), oy.eq(n_oy)]
             with m.If(wrap_y):
                 m.d.sync += [g.eq(g + 1), wg.eq(wg + w_gstride)]
             with m.If(layer_done):
                 m.d.sync += f_active.eq(0)
-            with m.Else():
-                start_fetch(n_oy, n_ox)
 
         # Output stage registers: the LIF / AlignAdd result of the row taken last cycle.
         o_spk, o_x = Signal(), Signal()
@@ -526,6 +545,30 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.d.sync += pl_busy.eq(0)
                     m.d.comb += align.o.ready.eq(1)
+
+        def conv_output():
+            """The CONV output stage takes a row's sums (from CONV_RUN / CONV_END)."""
+            take = pe.o.valid & ~pl_busy
+            m.d.comb += [pe.o.ready.eq(~pl_busy), in_cwait.eq(1)]
+            with m.If(take):
+                m.d.sync += [x_hold.eq(0), row_pending.eq(0)]
+                with m.Switch(mode):
+                    with m.Case(Mode.SPIKE):
+                        m.d.comb += lif.i.valid.eq(1)
+                        m.d.sync += o_spk.eq(1)
+                    with m.Case(Mode.SET, Mode.ADD):
+                        m.d.comb += align.i.valid.eq(1)
+                        with m.If(cv.pool):
+                            m.d.sync += [pl_busy.eq(1), pl_ph.eq(0), pl_t.eq(o_t),
+                                         pl_y.eq(o_oy), pl_x.eq(o_ox), pl_g.eq(o_g),
+                                         pl_wy.eq(o_oy >> 1), pl_wx.eq(o_ox >> 1)]
+                        with m.Else():
+                            m.d.sync += o_x.eq(1)
+                    with m.Case(Mode.LOGIT):
+                        m.d.sync += logit.eq(lg_sum)
+                        m.d.comb += [lgm_w.addr.eq(o_g), lgm_w.data.eq(lg_sum),
+                                     lgm_w.en.eq(o_last)]
+            return take
 
         with m.FSM(name="ctrl") as ctrl:
             with m.State("IDLE"):
@@ -667,55 +710,25 @@ class Accelerator(wiring.Component):
                 m.d.sync += f_active.eq(1)
                 m.next = "CONV_RUN"
             with m.State("CONV_RUN"):
-                # An empty last word arrives as a marker: its cycle issues the DRAIN.
-                m.d.comb += [pe.i.valid.eq(enc.o.valid),
+                # The last event (or the empty last word's marker) ends the row in the PE array;
+                # it waits while the previous row's sums are not taken.
+                block = ev.last & row_pending
+                m.d.comb += [pe.i.valid.eq(enc.o.valid & ~block),
                     pe.i.payload.op.eq(Mux(ev.none, PEOp.DRAIN, PEOp.ACC)),
                     pe.i.payload.addr.eq(ev_row),
-                    enc.o.ready.eq(pe.i.ready),
+                    pe.i.payload.last.eq(ev.last),
+                    pe.i.payload.bias.eq(prow + Mux(wrap_y, g + 1, g)),
+                    enc.o.ready.eq(pe.i.ready & ~block),
                 ]
+                conv_output()
                 with m.If(enc.o.valid & enc.o.ready & ev.last):
                     latch_row()
-                    with m.If(ev.none):
-                        m.next = "CONV_WAIT"
-                    with m.Else():
-                        m.next = "CONV_DRAIN"
-            with m.State("CONV_DRAIN"):
-                m.d.comb += [pe.i.valid.eq(1), pe.i.payload.op.eq(PEOp.DRAIN)]
-                with m.If(pe.i.ready):
-                    m.next = "CONV_WAIT"
-            with m.State("CONV_WAIT"):
-                # Take the drained sums into the output stage and, in the same cycle, load the
-                # next row's bias (the PE array accepts a command as its output is taken).
-                take = pe.o.valid & ~pl_busy
-                m.d.comb += [
-                    pe.o.ready.eq(~pl_busy),
-                    pe.i.valid.eq(~c_done), pe.i.payload.op.eq(PEOp.BIAS),
-                    pe.i.payload.addr.eq(prow + g),
-                    in_cwait.eq(1),
-                ]
-                with m.If(take):
-                    m.d.sync += x_hold.eq(0)
-                    with m.Switch(mode):
-                        with m.Case(Mode.SPIKE):
-                            m.d.comb += lif.i.valid.eq(1)
-                            m.d.sync += o_spk.eq(1)
-                        with m.Case(Mode.SET, Mode.ADD):
-                            m.d.comb += align.i.valid.eq(1)
-                            with m.If(cv.pool):
-                                m.d.sync += [pl_busy.eq(1), pl_ph.eq(0), pl_t.eq(o_t),
-                                             pl_y.eq(o_oy), pl_x.eq(o_ox), pl_g.eq(o_g),
-                                             pl_wy.eq(o_oy >> 1), pl_wx.eq(o_ox >> 1)]
-                            with m.Else():
-                                m.d.sync += o_x.eq(1)
-                        with m.Case(Mode.LOGIT):
-                            m.d.sync += logit.eq(lg_sum)
-                            m.d.comb += [lgm_w.addr.eq(o_g), lgm_w.data.eq(lg_sum),
-                                         lgm_w.en.eq(o_last)]
-                    with m.If(c_done):
-                        next_descriptor()
-                        m.next = "FETCH"
-                    with m.Else():
-                        m.next = "CONV_RUN"
+                    with m.If(layer_done):
+                        m.next = "CONV_END"
+            with m.State("CONV_END"):
+                with m.If(conv_output()):
+                    next_descriptor()
+                    m.next = "FETCH"
 
             # ---- STREAM_LIF: one row (group, position, step) per cycle ----
             # LIF_READ reads the first row; each LIF_RUN cycle feeds the row read in the cycle

@@ -26,6 +26,10 @@ class PEOp(enum.Enum, shape=2):
     #: emit ``acc`` on ``o`` (tagged with ``addr``); the accumulators keep their values
     DRAIN = 3
 
+# A command's ``last`` flag ends a row without a command of its own: an ``ACC`` flagged ``last``
+# emits ``acc + weight[addr]`` and a ``DRAIN`` flagged ``last`` emits ``acc``, and either then
+# loads the accumulators with ``bias[bias]``, the next row's start.
+
 
 class PEArray(wiring.Component):
     """P lanes of signed accumulators fed by a stream of weight rows.
@@ -35,6 +39,11 @@ class PEArray(wiring.Component):
     command then waits in a second stage until its row is on ``w_rsp`` (``ACC`` only), and the
     P additions (or the load / clear) land in the accumulators. A ``DRAIN`` presents
     ``o.valid`` with all earlier commands applied and holds the stage until ``o`` takes it.
+
+    Rows back to back: an ``ACC`` or ``DRAIN`` with ``last`` set emits the row's sums in the
+    cycle its second stage completes and reloads the accumulators with bias row ``bias`` (the
+    next row's), so the next row's first event may follow in the next cycle: a row costs its
+    events and nothing else.
 
     Cycle contract: with a source that answers each request in the next cycle
     (:class:`~sdtforge.hdl.weights.WeightMemory`) and a ready ``o``, a command is accepted
@@ -60,7 +69,8 @@ class PEArray(wiring.Component):
     -------
     i : ``In(stream.Signature(PEArray.CmdLayout))``
         Commands: ``op`` (:class:`PEOp`), ``addr`` (row address for ``ACC``/``BIAS``,
-        passed through as ``o.payload.tag`` for ``DRAIN``).
+        passed through as ``o.payload.tag``), ``last`` (end of a row, for ``ACC`` and
+        ``DRAIN``) and ``bias`` (with ``last``: the bias row loaded after it).
     o : ``Out(stream.Signature(PEArray.OutLayout))``
         Drained sums: ``acc`` (``ArrayLayout(signed(acc_width), P)``), ``tag``.
     w_req : ``Out(stream.Signature(unsigned(log2 weight_depth)))``
@@ -93,7 +103,9 @@ class PEArray(wiring.Component):
         self.bias_shape = data.ArrayLayout(signed(bias_width), lanes)
         addr_width = max((max(weight_depth, bias_depth) - 1).bit_length(), 1)
         self._addr_width = addr_width
-        self.cmd_layout = data.StructLayout({"op": PEOp, "addr": addr_width})
+        self._bias_width = max(ceil_log2(bias_depth), 1)
+        self.cmd_layout = data.StructLayout({"op": PEOp, "addr": addr_width, "last": 1,
+                                             "bias": self._bias_width})
         self.out_layout = data.StructLayout({
             "acc": data.ArrayLayout(signed(acc_width), lanes),
             "tag": addr_width,
@@ -126,10 +138,17 @@ class PEArray(wiring.Component):
         s_op = Signal(PEOp)
         s_tag = Signal(self._addr_width)
 
-        # The second stage completes this cycle unless its row is late or its drained sums wait.
+        s_last = Signal()
+        # The second stage completes this cycle unless its row is late or its sums wait on o.
         s_acc = s_valid & (s_op == PEOp.ACC)
-        stall = Mux(s_acc, ~self.w_rsp.valid, s_valid & (s_op == PEOp.DRAIN) & ~self.o.ready)
+        s_drain = s_valid & (s_op == PEOp.DRAIN)
+        emit = Mux(s_acc, self.w_rsp.valid & s_last, s_drain)
+        stall = (s_acc & ~self.w_rsp.valid) | (emit & ~self.o.ready)
         advance = ~stall
+        # acc + w: the ACC update and the sums a row-ending ACC emits (one adder per lane).
+        total = [Signal(signed(self._acc_width), name=f"sum{lane}") for lane in range(p)]
+        m.d.comb += [total[lane].eq(acc[lane] + Mux(s_acc, self.w_rsp.payload[lane], 0))
+                     for lane in range(p)]
         # An ACC's request leaves as soon as the command is offered, held until the source
         # takes it (``sent``), so a request never waits on this array's own stall.
         is_acc = self.i.payload.op == PEOp.ACC
@@ -138,11 +157,12 @@ class PEArray(wiring.Component):
         m.d.comb += [
             self.w_req.valid.eq(self.i.valid & is_acc & ~sent),
             self.w_req.payload.eq(self.i.payload.addr),
-            self.w_rsp.ready.eq(s_acc),
+            # A row-ending ACC keeps its weight row until its sums are taken.
+            self.w_rsp.ready.eq(s_acc & ~(s_last & ~self.o.ready)),
             self.i.ready.eq(advance & requested),
-            b_rd.addr.eq(self.i.payload.addr),
+            b_rd.addr.eq(Mux(self.i.payload.last, self.i.payload.bias, self.i.payload.addr)),
             b_rd.en.eq(advance),
-            self.o.valid.eq(s_valid & (s_op == PEOp.DRAIN)),
+            self.o.valid.eq(emit),
             self.o.payload.tag.eq(s_tag),
         ]
         with m.If(self.i.valid & self.i.ready):
@@ -150,20 +170,22 @@ class PEArray(wiring.Component):
         with m.Elif(self.w_req.valid & self.w_req.ready):
             m.d.sync += sent.eq(1)
         for lane in range(p):
-            m.d.comb += self.o.payload.acc[lane].eq(acc[lane])
+            m.d.comb += self.o.payload.acc[lane].eq(total[lane])
 
         with m.If(advance):
             m.d.sync += [
                 s_valid.eq(self.i.valid & requested),
                 s_op.eq(self.i.payload.op),
                 s_tag.eq(self.i.payload.addr),
+                s_last.eq(self.i.payload.last),
             ]
             with m.If(s_valid):
                 # If/Elif rather than a Switch: a case statement without the DRAIN arm makes
                 # Verilator stop on CASEINCOMPLETE in the generated Verilog.
-                with m.If(s_op == PEOp.ACC):
-                    m.d.sync += [acc[lane].eq(acc[lane] + self.w_rsp.payload[lane])
-                                 for lane in range(p)]
+                with m.If(s_last & ((s_op == PEOp.ACC) | (s_op == PEOp.DRAIN))):
+                    m.d.sync += [acc[lane].eq(b_rd.data[lane]) for lane in range(p)]
+                with m.Elif(s_op == PEOp.ACC):
+                    m.d.sync += [acc[lane].eq(total[lane]) for lane in range(p)]
                 with m.Elif(s_op == PEOp.BIAS):
                     m.d.sync += [acc[lane].eq(b_rd.data[lane]) for lane in range(p)]
                 with m.Elif(s_op == PEOp.CLEAR):

@@ -32,8 +32,6 @@ _GROUP = 2          # GROUP, GROUP_SHIFT
 _LOOP = 3           # POS, OUT, NEXT per (group, position, step)
 _GATHER = 5         # GATHER_CMD, 2 fetch/encoder latency, GATHER_DRAIN, GATHER_WAIT
 _OUT = {"spike": 2, "stream": 2, "logit": 1}
-_CONV_START = 3     # CONV_START and the first row's two fetch/encoder cycles
-_ROW = 2            # CONV_DRAIN (or the empty last word's marker), CONV_WAIT
 
 
 def _ceil(a, b):
@@ -69,20 +67,47 @@ def _window_ranges(n):
             for o in range((n - 1) // 2 + 1)]
 
 
-def _conv_cycles(s, groups, k3, width):
+def _conv_cycles(s, groups, k3, width, pool=False):
     """Cycles of a spike-input CONV over map ``s`` ``[T, C, H, W]`` (one image).
 
-    The row pipeline (``docs/accelerator.md`` §9): ``CONV_START`` and two fetch cycles, then per
-    row (group, position, step) its encoder items plus ``_ROW`` (drain, take + next bias). A
-    pooled conv iterates the input positions too (its window merges overlap the next gather).
-    Only the layer's very last row differs: with an empty last word the marker cycle is the
-    drain and no next fetch follows, so it is one cycle shorter.
+    The row pipeline (``docs/accelerator.md`` §9): ``CONV_START`` and two fetch/encoder cycles,
+    then the rows (group, position, step) back to back, each its encoder items (the fetch runs
+    ahead, so one row's items follow the previous row's without a gap), but at least 2: a row's
+    last event waits until the output stage has taken the previous row's sums, which the PE
+    array emits the cycle after that row's last event. The very first row has no such wait;
+    the layer ends a cycle after its last event (``CONV_END`` takes the sums). A pooled conv
+    (``pool``) iterates the input positions, and a take also waits for the previous row's
+    window merges (:func:`_pooled_rows`).
     """
-    t_steps, c, h, w = s.shape
-    per_group = int((_box(_word_cost(s, width), k3) + _ROW).sum())
-    words = _ceil(c, width)
-    last_word = s[t_steps - 1, (words - 1) * width:, h - 1, w - 1]
-    return _CONV_START + groups * per_group - int(not last_word.any())
+    rows = _box(_word_cost(s, width), k3)
+    if pool:
+        return _pooled_rows(rows, groups)
+    first = int(rows[0, 0, 0])
+    return 4 + first - max(first, 2) + groups * int(np.maximum(rows, 2).sum())
+
+
+def _window_counts(n):
+    """Pooled windows (3×3/s2/p1) holding each of ``n`` input rows: 2 for an odd row inside."""
+    return [2 if y % 2 and y + 1 < n else 1 for y in range(n)]
+
+
+def _pooled_rows(rows, groups):
+    """A pooled conv's rows one by one: ``last`` is the cycle of a row's last event and
+    ``take`` the cycle the output stage takes its sums. The PE array holds a row's sums (and
+    accepts no event) until they are taken; a take waits for the previous row's window merges
+    (two cycles per window from the cycle after its take)."""
+    t_steps, h, w = rows.shape
+    wins = np.outer(_window_counts(h), _window_counts(w))
+    last = take = busy = None
+    for _ in range(groups):
+        for y in range(h):
+            for x in range(w):
+                for t in range(t_steps):
+                    g = int(rows[t, y, x])
+                    last = 2 + g if last is None else take + max(g - 1, 1)
+                    take = max(last + 1, busy) if busy is not None else last + 1
+                    busy = take + 2 * int(wins[y, x]) + 1
+    return take + 1
 
 
 @dataclass
@@ -144,8 +169,9 @@ def _pixel_conv(layer, ctx):
 @CYCLES.register("conv3x3_spike", "stream_conv3x3", "conv1x1", "stream_conv1x1")
 def _spike_conv(layer, ctx):
     k3 = layer.KIND in ("conv3x3_spike", "stream_conv3x3")
+    pool = layer.KIND.startswith("stream_") and bool(getattr(layer, "pool", False))
     cyc = ctx.decode + _conv_cycles(ctx.smap(layer.input),
-                                    _ceil(layer.out_channels, ctx.lanes), k3, ctx.width)
+                                    _ceil(layer.out_channels, ctx.lanes), k3, ctx.width, pool)
     out = {layer.name: cyc}
     if layer.KIND == "conv3x3_spike":
         out.update(_pool_cycles(layer, ctx))

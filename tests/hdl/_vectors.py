@@ -155,17 +155,32 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
                            for k in range(inputs)]),
               ("b_write", [(g, pack(pe.bias_shape, [int(v) for v in b[g]]))
                            for g in range(groups)])]
+    # A row (group g, bias row g) ends either with a DRAIN, the next row then starting with its
+    # own BIAS (even g) or CLEAR (odd g), or with its last command flagged ``last`` (the last
+    # ACC, or a DRAIN for a row without events), which loads the next row's bias itself.
     cmds, exp = [], []
+    start = None            # the accumulators' start value when the previous row reloaded them
     for g in range(groups):
-        # Odd groups start from CLEAR (no bias) to cover that command too.
-        use_bias = g % 2 == 0
-        cmds.append(pack(pe.cmd_layout, {"op": PEOp.BIAS if use_bias else PEOp.CLEAR,
-                                         "addr": g}))
-        for k in np.flatnonzero(s[g]):
-            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, "addr": int(k)}))
-        cmds.append(pack(pe.cmd_layout, {"op": PEOp.DRAIN, "addr": g}))
-        ref = ops.accumulate_events(s[g], w, b[g] if use_bias else np.zeros(lanes, np.int64))
-        exp.append(pack(pe.out_layout, {"acc": [int(v) for v in ref], "tag": g}))
+        events = [int(k) for k in np.flatnonzero(s[g])]
+        if start is None:
+            use_bias = g % 2 == 0
+            cmds.append(pack(pe.cmd_layout, {"op": PEOp.BIAS if use_bias else PEOp.CLEAR,
+                                             "addr": g}))
+            start = b[g] if use_bias else np.zeros(lanes, np.int64)
+        chain = g + 1 < groups and rng.random() < 0.5
+        for k in events[:-1] if chain and events else events:
+            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, "addr": k}))
+        tag = g
+        if chain and events:
+            tag = events[-1]
+            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, "addr": tag, "last": 1,
+                                             "bias": g + 1}))
+        else:
+            cmds.append(pack(pe.cmd_layout, {"op": PEOp.DRAIN, "addr": g, "last": int(chain),
+                                             "bias": g + 1 if chain else 0}))
+        ref = ops.accumulate_events(s[g], w, start)
+        exp.append(pack(pe.out_layout, {"acc": [int(v) for v in ref], "tag": tag}))
+        start = b[g + 1] if chain else None
     return Case(dut, {"i": cmds}, {"o": exp}, writes=writes,
                 info={"weights": w, "cycles": len(cmds)})
 

@@ -201,3 +201,46 @@ def test_late_weight_rows_cost_cycles_not_results():
     late = pe_case(np.random.default_rng(3), groups=4, density=0.8, late=True)
     assert late.inputs == on_time.inputs
     assert check(late, 0, stall=0.0) > check(on_time, 0, stall=0.0) == on_time.info["cycles"] + 1
+
+
+def test_row_ending_acc_waits_for_its_sums_to_be_taken():
+    """An ACC flagged ``last`` whose sums wait on ``o`` keeps its weight row, while the next
+    command's request goes ahead: the sums are that row's, and nothing hangs."""
+    from _stream import mem_write, pack
+    from _vectors import PEWithWeights
+
+    from sdtforge.hdl.pe_array import PEArray, PEOp
+
+    pe = PEArray(2, 12, weight_width=4, bias_width=8, weight_depth=4, bias_depth=2)
+    dut = PEWithWeights(pe, 4)
+    cmds = [{"op": PEOp.BIAS, "addr": 0}, {"op": PEOp.ACC, "addr": 1},
+            {"op": PEOp.ACC, "addr": 2, "last": 1, "bias": 1},
+            {"op": PEOp.ACC, "addr": 3, "last": 1, "bias": 0}]
+    got, started = [], []
+
+    async def commands(ctx):
+        await mem_write(ctx, dut.w_write, [(k, pack(pe.weight_shape, [k, -k])) for k in range(4)])
+        await mem_write(ctx, dut.b_write, [(0, pack(pe.bias_shape, [10, 20])),
+                                           (1, pack(pe.bias_shape, [100, 120]))])
+        started.append(True)
+        for cmd in cmds:
+            ctx.set(dut.i.valid, 1)
+            ctx.set(Value.cast(dut.i.payload), pack(pe.cmd_layout, cmd))
+            await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+
+    async def sums(ctx):
+        while not started:
+            await ctx.tick()
+        for cycle in range(16):
+            ctx.set(dut.o.ready, cycle >= 6)        # the first row's sums wait 3 cycles
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if valid and cycle >= 6:
+                got.append([int(v) for v in payload.acc])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(commands)
+    sim.add_testbench(sums)
+    sim.run_until(1e-8 * 200)
+    assert got == [[10 + 1 + 2, 20 - 1 - 2], [100 + 3, 120 - 3]]
