@@ -110,10 +110,10 @@ BOARDS = {b.name: b for b in [
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
           top_class="sdtforge.boards.icebreaker:ICEBreakerTop"),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
-          # 50 MHz: the accelerator's measured Fmax on the 85F is 53-55 MHz (block RAM read
-          # data through an adder or comparator back into a block RAM, docs/boards.md §4);
-          # 80 MHz needs registered memory outputs.
-          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=50e6,
+          # 40 MHz: the accelerator's measured Fmax on the 85F is 44-47 MHz since CONV rows run
+          # back to back (it was 53-55 MHz; docs/boards.md §4); 80 MHz needs registered memory
+          # outputs.
+          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=40e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           top_class="sdtforge.boards.ulx3s:ULX3STop"),
 ]}
