@@ -7,8 +7,8 @@ in ``docs/accelerator.md``; the loop order is layer, output group, output positi
 (innermost), so the ``P`` membranes of a group stay in the LIF unit across the ``T`` steps.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
+from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -36,8 +36,6 @@ from .sdsa import SDSAOp, SDSAUnit, mask_membrane_width
 from .weights import WeightMemory
 
 __all__ = ["Accelerator", "RESULT_LAYOUT", "sdsa_membranes"]
-
-_TAP_BITS = 4
 
 
 def sdsa_membranes(config):
@@ -68,6 +66,41 @@ class _MapAddress:
         self._m.d.comb += [self._f[k].eq(v) for k, v in fields.items()]
         if sh is not None:
             self._m.d.comb += [a.eq(b) for a, b in zip(self._sh, sh, strict=True)]
+
+
+class _LoopNest:
+    """The row nest's counters ``g`` (outer), ``y``, ``x``, ``t`` (inner) with registered flags.
+
+    Each counter has a flag "at its last value" (``bounds``: the descriptor's counts), written
+    with the counter from the value written (:meth:`write`), so the wrap conditions of the nest
+    are one gate from registers: comparing counters with descriptor fields in the cycle they are
+    used was the iCE40 critical path (into the next row's bias row and the stream address).
+    """
+
+    def __init__(self, m, shapes, bounds):
+        self._m = m
+        self._bounds = bounds
+        self.c = {k: Signal(shapes[k], name=k) for k in "gyxt"}
+        self.last = {k: Signal(name=f"last_{k}") for k in "gyxt"}
+        self.wrap_x = self.last["t"] & self.last["x"]     # the step and position wrap
+        self.wrap_y = self.wrap_x & self.last["y"]        # the group ends
+        self.done = self.wrap_y & self.last["g"]          # the layer ends
+        c = self.c
+        self.next = {
+            "t": Mux(self.last["t"], 0, c["t"] + 1),
+            "x": Mux(self.last["t"], Mux(self.wrap_x, 0, c["x"] + 1), c["x"]),
+            "y": Mux(self.wrap_x, Mux(self.wrap_y, 0, c["y"] + 1), c["y"]),
+            "g": Mux(self.wrap_y, c["g"] + 1, c["g"]),
+        }
+
+    def write(self, **values):
+        """Set counters (and their flags) in this cycle's ``sync`` domain."""
+        for k, v in values.items():
+            self._m.d.sync += [self.c[k].eq(v), self.last[k].eq(v == self._bounds[k] - 1)]
+
+    def advance(self):
+        """The next row of the nest (``t`` innermost)."""
+        self.write(**self.next)
 
 
 class Accelerator(wiring.Component):
@@ -145,7 +178,10 @@ class Accelerator(wiring.Component):
         # -- units ---------------------------------------------------------------------------
         # Loop-counter widths (AccelConfig: the smallest that run the compiled model).
         cb, tb, gb, wb = cfg.coord_bits, cfg.step_bits, cfg.group_bits, cfg.word_bits
-        m.submodules.enc = enc = EventEncoder(w, wb + _TAP_BITS)
+        rows_w = address_bits(cfg.weights_depth)     # a weight row offset
+        # An event's word index carries its tap's weight-row offset above the word (the fetch
+        # computes it), so the event's row is one addition away.
+        m.submodules.enc = enc = EventEncoder(w, wb + rows_w)
         m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,
                                        bias_width=cfg.acc_bits, weight_depth=cfg.weights_depth,
                                        bias_depth=cfg.biases_depth)
@@ -218,21 +254,14 @@ class Accelerator(wiring.Component):
         d = layout(d_bits[:layout.size])
         pc = Signal(address_bits(-(-cfg.program_depth // n_words)))
         fw = Signal(range(n_words + 1))     # program word being fetched
-        g = Signal(gb)
-        oy, ox = Signal(cb), Signal(cb)
-        t = Signal(tb)
         wy, wx = Signal(2), Signal(2)       # pool window offsets
         cy, cx = Signal(signed(cb + 2)), Signal(signed(cb + 2))     # conv centre
         bit = Signal(3)                     # pixel bit-plane
         hy, hx = Signal(cb), Signal(cb)     # head / SDSA token counters
         cw = Signal(wb)                     # SDSA word counter
-        rows_w = address_bits(cfg.weights_depth)     # a weight row offset
-        tapoff = [Signal(rows_w, name=f"tapoff{i}") for i in range(9)]
-        tap_i = Signal(4)
-        tap_acc = Signal(rows_w)
+        cin3 = Signal(rows_w)               # 3·cin: the weight rows of a neighbourhood row
         wg = Signal(rows_w)                 # weight rows of the current group
         lastmask = Signal(w)
-        shift = Signal(lanes_sh)
         value = Signal(lanes_acc)
         logit = Signal(lanes_logit)
         win_first = Signal()
@@ -297,7 +326,11 @@ class Accelerator(wiring.Component):
         agu_widths = {"base": base_w, "t": tb, "y": cb, "x": cb, "word": max(gb, wb),
                       "sh": len(out_sh[0])}
 
-        last_t = t == steps - 1
+        # The row nest (group, position, step) of the controller and its output stage.
+        nest = _LoopNest(m, {"g": gb, "y": cb, "x": cb, "t": tb},
+                         {"g": groups, "y": out_h, "x": out_w, "t": steps})
+        g, oy, ox, t = (nest.c[k] for k in "gyxt")
+        last_t = nest.last["t"]
         t_first = t == 0
         gwrd = g >> lpw if lpw else g        # spike word holding group g's lanes
 
@@ -308,6 +341,21 @@ class Accelerator(wiring.Component):
         wx1 = Mux((ox << 1) + 1 >= in_w, 1, 2)
         win_last = (wy == wy1) & (wx == wx1)
 
+        # -- registered stage boundaries --------------------------------------------------------
+        # Fetch → encoder (spike words) and controller → PE array (commands) meet through
+        # two-entry queues: a writer sees only the queue's registered fill level, so neither
+        # the PE array's stalls nor the encoder's handshake reach the fetch counters or the
+        # event decode combinationally (they were the iCE40 critical path). Each costs one
+        # cycle of latency and no throughput (docs/accelerator.md §9).
+        m.submodules.wq = wq = fifo.SyncFIFO(width=Shape.cast(enc.in_layout).width, depth=2)
+        m.submodules.cq = cq = fifo.SyncFIFO(width=Shape.cast(pe.cmd_layout).width, depth=2)
+        wq_in = enc.in_layout(wq.w_data)
+        cmd = pe.cmd_layout(cq.w_data)
+        m.d.comb += [
+            enc.i.valid.eq(wq.r_rdy), enc.i.payload.eq(wq.r_data), wq.r_en.eq(enc.i.ready),
+            pe.i.valid.eq(cq.r_rdy), pe.i.payload.eq(cq.r_data), cq.r_en.eq(pe.i.ready),
+        ]
+
         # -- fetch stage: neighbourhood words → event encoder ---------------------------------
         is_pixel = d.op == Op.PIXEL
         is_conv = d.op == Op.CONV
@@ -315,7 +363,7 @@ class Accelerator(wiring.Component):
         ft, fg = Signal(tb), Signal(gb)     # the row the fetch reads: (fg, cy, cx, ft)
         fcw = Signal(wb)
         f_more, f_pend = Signal(), Signal()
-        f_word = Signal(wb + _TAP_BITS)
+        f_word = Signal(wb + rows_w)
         f_last, f_lastw, f_oob = Signal(), Signal(), Signal()
         def first_tap(c):
             return Mux(is_pixel | ~k3, Mux(k3, 0, 1), Mux(c == 0, 1, 0))
@@ -327,38 +375,29 @@ class Accelerator(wiring.Component):
         ix = Signal(signed(cb + 2))
         m.d.comb += [iy.eq(cy + fdy - 1), ix.eq(cx + fdx - 1)]
         oob = (iy < 0) | (ix < 0) | (iy >= in_h) | (ix >= in_w)
-        tap = Signal(4)
-        with m.If(~k3):
-            m.d.comb += tap.eq(0)
-        with m.Elif(fdy == 0):
-            m.d.comb += tap.eq(fdx)
-        with m.Elif(fdy == 1):
-            m.d.comb += tap.eq(fdx + 3)
-        with m.Else():
-            m.d.comb += tap.eq(fdx + 6)
+        # Tap (fdy, fdx) of a 3×3 kernel starts at weight row (3·fdy + fdx)·cin of the group:
+        # one addition of shifted copies of 3·cin and cin (the controller has no multiplier).
+        tapoff = Signal(rows_w)
+        m.d.comb += tapoff.eq(Mux(k3, Mux(fdy[1], cin3 << 1, Mux(fdy[0], cin3, 0))
+                                  + Mux(fdx[1], cin << 1, Mux(fdx[0], cin, 0)), 0))
         f_is_last = (fcw == words - 1) & (fdy == dy1) & (fdx == dx1)
         enc_data = Mux(is_pixel, pix_r.data.bit_select(bit, 1),
                        spk_r.data & Mux(f_lastw, lastmask, Const(-1, w)))
         m.d.comb += [
-            enc.i.valid.eq(f_pend),
-            enc.i.payload.data.eq(Mux(is_pixel | ~f_oob, enc_data, 0)),
-            enc.i.payload.word.eq(f_word),
-            enc.i.payload.last.eq(f_last),
+            wq.w_en.eq(f_pend),
+            wq_in.data.eq(Mux(is_pixel | ~f_oob, enc_data, 0)),
+            wq_in.word.eq(f_word),
+            wq_in.last.eq(f_last),
         ]
-        f_adv = ~f_pend | enc.i.ready
+        f_adv = ~f_pend | wq.w_rdy
         f_active = Signal()
 
         # Events → PE commands; the row of event (tap, channel) is wg + tap·cin + channel.
         ev = enc.o.payload
         ev_bit = ev.addr[:lw]
         ev_cw = ev.addr[lw:lw + wb]
-        ev_tap = ev.addr[lw + wb:]
+        ev_tapoff = ev.addr[lw + wb:]
         ev_ch = Mux(is_pixel, ev_cw, Cat(ev_bit, ev_cw))
-        ev_tapoff = Signal(rows_w)
-        with m.Switch(ev_tap):
-            for i in range(9):
-                with m.Case(i):
-                    m.d.comb += ev_tapoff.eq(tapoff[i])
         ev_row = wg + ev_tapoff + ev_ch
 
         # -- default port drives -------------------------------------------------------------
@@ -407,8 +446,8 @@ class Accelerator(wiring.Component):
             lif.i.payload.row.eq(0),
             lif.i.payload.trow.eq(prow + Mux(in_cwait, o_g, g)),
             lif.i.payload.first.eq(Mux(in_cwait, o_first, t_first)),
-            align.i.payload.acc.eq(Mux(in_cwait, pe.o.payload.acc, value)),
-            align.i.payload.shift.eq(Mux(in_cwait, shm_r.data, shift)),
+            align.i.payload.acc.eq(pe.o.payload.acc),
+            align.i.payload.shift.eq(shm_r.data),
             sdsa.theta.eq(sd.theta),
         ]
         with m.If(mode == Mode.ADD):
@@ -423,8 +462,7 @@ class Accelerator(wiring.Component):
             m.d.comb += [
                 v_sum[lane].eq(Mux(is_pixel, value[lane] << 1, value[lane])
                                + Mux(is_pixel, pe.o.payload.acc[lane], xs_r.data[lane])),
-                lg_sum[lane].eq(Mux(Mux(in_cwait, o_first, t_first), 0, logit[lane])
-                                + Mux(in_cwait, pe.o.payload.acc[lane], value[lane])),
+                lg_sum[lane].eq(Mux(o_first, 0, logit[lane]) + pe.o.payload.acc[lane]),
             ]
 
         # A CONV's fetch runs ahead of the events: at a row's last word it goes on with the next
@@ -444,7 +482,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += f_pend.eq(f_more)
                 with m.If(f_more):
                     m.d.sync += [
-                        f_word.eq(Cat(fcw, tap)), f_last.eq(f_is_last),
+                        f_word.eq(Cat(fcw, tapoff)), f_last.eq(f_is_last),
                         f_lastw.eq(fcw == words - 1), f_oob.eq(oob),
                         f_more.eq(~f_is_last),
                     ]
@@ -472,28 +510,24 @@ class Accelerator(wiring.Component):
         # → PE; the fetch already reads the next rows), the sums (the row's last event, flagged
         # ``last``, makes the PE array emit them and load the next row's bias), and the output
         # stage (LIF + spike write, AlignAdd + stream write, pooled max-merge, logits). The loop
-        # counters advance as soon as the row's last event is issued; the output stage works
-        # from its own copy of the row's coordinates (o_*), taken at that moment. One row at a
-        # time waits for the output stage: the next row's last event waits until it is taken.
-        n_t = Mux(last_t, 0, t + 1)
-        wrap_x = last_t & (ox == out_w - 1)
-        wrap_y = wrap_x & (oy == out_h - 1)
-        n_ox = Mux(last_t, Mux(wrap_x, 0, ox + 1), ox)
-        n_oy = Mux(wrap_x, Mux(wrap_y, 0, oy + 1), oy)
-        layer_done = wrap_y & (g == groups - 1)
+        # counters advance when the PE array takes the row's last command (a cycle after the
+        # event entered the command queue); the output stage works from its own copy of the
+        # row's coordinates (o_*), taken at that moment. One row at a time waits for the output
+        # stage: the next row's last event waits in the encoder until it is taken
+        # (row_pending, set when the last event enters the queue).
+        wrap_y, layer_done = nest.wrap_y, nest.done
+        n_t, n_ox, n_oy, n_g = (nest.next[k] for k in "txyg")
         # The row's stream word (ADD) and shift row are read from the loop counters while the
-        # row gathers; from the cycle after its last event until the output stage takes its
+        # row gathers; from the cycle after its last command until the output stage takes its
         # sums, the read ports hold their data (x_hold), since the counters have moved on.
         # (Addressing them from the late "last event issued" signal was the ECP5 critical path.)
         x_hold = Signal()
         pl_busy = Signal()
 
         def latch_row():
-            m.d.sync += [x_hold.eq(1), row_pending.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox),
-                         o_g.eq(g), o_first.eq(t_first), o_last.eq(last_t),
-                         t.eq(n_t), ox.eq(n_ox), oy.eq(n_oy)]
-            with m.If(wrap_y):
-                m.d.sync += [g.eq(g + 1), wg.eq(wg + w_gstride)]
+            m.d.sync += [x_hold.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox),
+                         o_g.eq(g), o_first.eq(t_first), o_last.eq(last_t)]
+            nest.advance()
             with m.If(layer_done):
                 m.d.sync += f_active.eq(0)
 
@@ -613,39 +647,24 @@ class Accelerator(wiring.Component):
             with m.State("FETCH"):
                 fetch_words("DECODE")
             with m.State("DECODE"):
-                m.d.sync += [g.eq(0), oy.eq(0), ox.eq(0), t.eq(0),
-                             tap_i.eq(0), tap_acc.eq(0), cw.eq(0), hy.eq(0), hx.eq(0)]
-                m.next = "TAPS"
-            with m.State("TAPS"):
-                # tap·cin by repeated addition: the controller has no multiplier.
-                for i in range(9):
-                    with m.If(tap_i == i):
-                        m.d.sync += tapoff[i].eq(tap_acc)
-                m.d.sync += [tap_acc.eq(tap_acc + cin), tap_i.eq(tap_i + 1),
-                             wg.eq(w_base),
+                nest.write(g=0, y=0, x=0, t=0)
+                m.d.sync += [cw.eq(0), hy.eq(0), hx.eq(0),
+                             cin3.eq(cin + (cin << 1)), wg.eq(w_base),
                              lastmask.eq(Mux(cin[:lw] == 0, Const(-1, w),
                                              (Const(1, w + 1) << cin[:lw]) - 1))]
-                with m.If(tap_i == 8):
-                    with m.Switch(d.op):
-                        with m.Case(Op.END):
-                            m.d.sync += counting.eq(0)
-                            m.d.comb += emit.start.eq(1)
-                            m.next = "RESULT"
-                        with m.Case(Op.SDSA):
-                            m.next = "SDSA_K"
-                        with m.Case(Op.POOL_OR):
-                            m.next = "POS"
-                        with m.Case(Op.CONV):
-                            m.next = "CONV_START"
-                        with m.Case(Op.STREAM_LIF):
-                            m.next = "LIF_READ"
-                        with m.Default():
-                            m.next = "GROUP"
-            with m.State("GROUP"):
-                m.next = "GROUP_SHIFT"
-            with m.State("GROUP_SHIFT"):
-                m.d.sync += shift.eq(shm_r.data)
-                m.next = "POS"
+                with m.Switch(d.op):
+                    with m.Case(Op.END):
+                        m.d.sync += counting.eq(0)
+                        m.d.comb += emit.start.eq(1)
+                        m.next = "RESULT"
+                    with m.Case(Op.SDSA):
+                        m.next = "SDSA_K"
+                    with m.Case(Op.CONV):
+                        m.next = "CONV_START"
+                    with m.Case(Op.STREAM_LIF):
+                        m.next = "LIF_READ"
+                    with m.Default():       # PIXEL, HEAD_SUM, POOL_OR
+                        m.next = "POS"
             with m.State("POS"):
                 # Start of one (group, position, step).
                 m.d.sync += [wy.eq(wy0), wx.eq(wx0), win_first.eq(1), bit.eq(7),
@@ -656,7 +675,7 @@ class Accelerator(wiring.Component):
                             m.d.sync += value.eq(0)
                             m.next = "GATHER_CMD"
                         with m.Else():
-                            m.next = "OUT"
+                            m.next = "OUT_LIF"
                     with m.Case(Op.HEAD_SUM):
                         m.d.sync += value.eq(0)
                         m.next = "X_READ"
@@ -665,47 +684,43 @@ class Accelerator(wiring.Component):
 
             # ---- convolution gather: BIAS/CLEAR, events, DRAIN ----
             with m.State("GATHER_CMD"):
-                m.d.comb += [pe.i.valid.eq(1),
-                    pe.i.payload.op.eq(Mux(is_pixel & (bit != 0), PEOp.CLEAR, PEOp.BIAS)),
-                    pe.i.payload.addr.eq(prow + g),
+                m.d.comb += [cq.w_en.eq(1),
+                    cmd.op.eq(Mux(is_pixel & (bit != 0), PEOp.CLEAR, PEOp.BIAS)),
+                    cmd.addr.eq(prow + g),
                 ]
-                with m.If(pe.i.ready):
+                with m.If(cq.w_rdy):
                     start_fetch(oy, ox)
                     m.d.sync += f_active.eq(1)
                     m.next = "GATHER_RUN"
             with m.State("GATHER_RUN"):
-                m.d.comb += [pe.i.valid.eq(enc.o.valid & ~ev.none),
-                    pe.i.payload.op.eq(PEOp.ACC),
-                    pe.i.payload.addr.eq(ev_row),
-                    enc.o.ready.eq(pe.i.ready | ev.none),
+                m.d.comb += [cq.w_en.eq(enc.o.valid & ~ev.none),
+                    cmd.op.eq(PEOp.ACC),
+                    cmd.addr.eq(ev_row),
+                    enc.o.ready.eq(cq.w_rdy | ev.none),
                 ]
                 with m.If(enc.o.valid & enc.o.ready & ev.last):
                     m.d.sync += f_active.eq(0)
                     m.next = "GATHER_DRAIN"
             with m.State("GATHER_DRAIN"):
-                m.d.comb += [pe.i.valid.eq(1),
-                             pe.i.payload.op.eq(PEOp.DRAIN)]
-                with m.If(pe.i.ready):
+                m.d.comb += [cq.w_en.eq(1),
+                             cmd.op.eq(PEOp.DRAIN)]
+                with m.If(cq.w_rdy):
                     m.next = "GATHER_WAIT"
             with m.State("GATHER_WAIT"):
                 m.d.comb += pe.o.ready.eq(1)
                 with m.If(pe.o.valid):
-                    with m.If(is_pixel):
-                        # Horner over bit-planes: value = 2·value + conv(plane).
-                        for lane in range(p):
-                            m.d.sync += value[lane].eq(v_sum[lane])
-                        m.d.sync += bit.eq(bit - 1)
-                        with m.If(bit == 0):
-                            m.next = "OUT"
-                        with m.Else():
-                            m.next = "GATHER_CMD"
+                    # Horner over bit-planes: value = 2·value + conv(plane).
+                    for lane in range(p):
+                        m.d.sync += value[lane].eq(v_sum[lane])
+                    m.d.sync += bit.eq(bit - 1)
+                    with m.If(bit == 0):
+                        m.next = "OUT_LIF"
                     with m.Else():
-                        m.d.sync += value.eq(pe.o.payload.acc)
-                        m.next = "OUT"
+                        m.next = "GATHER_CMD"
             # ---- CONV: pipelined rows (see the row pipeline above) ----
             with m.State("CONV_START"):
-                m.d.comb += [pe.i.valid.eq(1), pe.i.payload.op.eq(PEOp.BIAS),
-                             pe.i.payload.addr.eq(prow + g)]
+                m.d.comb += [cq.w_en.eq(1), cmd.op.eq(PEOp.BIAS),
+                             cmd.addr.eq(prow + g)]
                 start_fetch(oy, ox)
                 m.d.sync += f_active.eq(1)
                 m.next = "CONV_RUN"
@@ -713,15 +728,23 @@ class Accelerator(wiring.Component):
                 # The last event (or the empty last word's marker) ends the row in the PE array;
                 # it waits while the previous row's sums are not taken.
                 block = ev.last & row_pending
-                m.d.comb += [pe.i.valid.eq(enc.o.valid & ~block),
-                    pe.i.payload.op.eq(Mux(ev.none, PEOp.DRAIN, PEOp.ACC)),
-                    pe.i.payload.addr.eq(ev_row),
-                    pe.i.payload.last.eq(ev.last),
-                    pe.i.payload.bias.eq(prow + Mux(wrap_y, g + 1, g)),
-                    enc.o.ready.eq(pe.i.ready & ~block),
+                m.d.comb += [cq.w_en.eq(enc.o.valid & ~block),
+                    cmd.op.eq(Mux(ev.none, PEOp.DRAIN, PEOp.ACC)),
+                    cmd.addr.eq(ev_row),
+                    cmd.last.eq(ev.last),
+                    cmd.bias.eq(prow + n_g),
+                    enc.o.ready.eq(cq.w_rdy & ~block),
                 ]
                 conv_output()
                 with m.If(enc.o.valid & enc.o.ready & ev.last):
+                    # The next event (the next row's) may enter the queue in the next cycle:
+                    # the group's weight base moves on now, the other counters a cycle later.
+                    m.d.sync += row_pending.eq(1)
+                    with m.If(wrap_y):
+                        m.d.sync += wg.eq(wg + w_gstride)
+                # The loop counters move on when the PE array takes the row's last command: a
+                # registered command, where the event behind it was the iCE40 critical path.
+                with m.If(pe.i.valid & pe.i.ready & pe.i.payload.last):
                     latch_row()
                     with m.If(layer_done):
                         m.next = "CONV_END"
@@ -738,12 +761,10 @@ class Accelerator(wiring.Component):
             with m.State("LIF_READ"):
                 m.next = "LIF_RUN"
             with m.State("LIF_RUN"):
-                x_ra.use(t=n_t, y=n_oy, x=n_ox, word=Mux(wrap_y, g + 1, g))
+                x_ra.use(t=n_t, y=n_oy, x=n_ox, word=n_g)
                 m.d.comb += [lif_stream.eq(1), lif.i.valid.eq(1)]
-                m.d.sync += [o_spk.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox), o_g.eq(g),
-                             t.eq(n_t), ox.eq(n_ox), oy.eq(n_oy)]
-                with m.If(wrap_y):
-                    m.d.sync += g.eq(g + 1)
+                m.d.sync += [o_spk.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox), o_g.eq(g)]
+                nest.advance()
                 with m.If(layer_done):
                     # FETCH keeps the descriptor for a cycle: the last row's spikes are written.
                     next_descriptor()
@@ -759,22 +780,14 @@ class Accelerator(wiring.Component):
                 with m.If(hx == in_w - 1):
                     m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
                     with m.If(hy == in_h - 1):
-                        m.next = "OUT"
+                        m.next = "OUT_LIF"
                     with m.Else():
                         m.next = "X_READ"
                 with m.Else():
                     m.d.sync += hx.eq(hx + 1)
                     m.next = "X_READ"
 
-            # ---- output stage ----
-            with m.State("OUT"):
-                with m.Switch(mode):
-                    with m.Case(Mode.SPIKE):
-                        m.next = "OUT_LIF"
-                    with m.Case(Mode.SET, Mode.ADD):
-                        m.next = "OUT_ALIGN"
-                    with m.Case(Mode.LOGIT):
-                        m.next = "OUT_LOGIT"
+            # ---- output stage of PIXEL and HEAD_SUM (both write spikes: Mode.SPIKE) ----
             with m.State("OUT_LIF"):
                 m.d.comb += [lif.i.valid.eq(1)]
                 with m.If(lif.i.ready):
@@ -788,42 +801,17 @@ class Accelerator(wiring.Component):
                 ]
                 with m.If(lif.o.valid):
                     m.next = "NEXT"
-            with m.State("OUT_ALIGN"):
-                m.d.comb += [align.i.valid.eq(1)]
-                with m.If(align.i.ready):
-                    m.next = "OUT_STREAM"
-            with m.State("OUT_STREAM"):
-                wa.use(t=t, y=oy, x=ox, word=g)
-                m.d.comb += [
-                    align.o.ready.eq(1), xs_w.data.eq(align.o.payload.sum),
-                    xs_w.en.eq(align.o.valid),
-                ]
-                with m.If(align.o.valid):
-                    m.next = "NEXT"
-            with m.State("OUT_LOGIT"):
-                m.d.sync += logit.eq(lg_sum)
-                m.d.comb += [lgm_w.addr.eq(g), lgm_w.data.eq(lg_sum), lgm_w.en.eq(last_t)]
-                m.next = "NEXT"
 
             # ---- loop advance: time (innermost), position, group, layer ----
             with m.State("NEXT"):
-                with m.If(~last_t):
-                    m.d.sync += t.eq(t + 1)
-                    m.next = "POS"
+                nest.advance()
+                with m.If(wrap_y):
+                    m.d.sync += wg.eq(wg + w_gstride)
+                with m.If(layer_done):
+                    next_descriptor()
+                    m.next = "FETCH"
                 with m.Else():
-                    m.d.sync += t.eq(0)
                     m.next = "POS"
-                    with m.If(ox == out_w - 1):
-                        m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
-                        with m.If(oy == out_h - 1):
-                            m.d.sync += [oy.eq(0), g.eq(g + 1), wg.eq(wg + w_gstride)]
-                            with m.If(g == groups - 1):
-                                next_descriptor()
-                                m.next = "FETCH"
-                            with m.Elif(d.op != Op.POOL_OR):
-                                m.next = "GROUP"
-                    with m.Else():
-                        m.d.sync += ox.eq(ox + 1)
 
             # ---- spike OR pool (g counts words) ----
             with m.State("POOL_READ"):
@@ -930,12 +918,11 @@ class Accelerator(wiring.Component):
                 with m.If(sdsa.o.valid):
                     with m.If(sd_last_word & sd_last_tok):
                         m.d.sync += [cw.eq(0), hx.eq(0), hy.eq(0)]
+                        nest.write(t=n_t)
                         with m.If(last_t):
-                            m.d.sync += t.eq(0)
                             next_descriptor()
                             m.next = "FETCH"
                         with m.Else():
-                            m.d.sync += t.eq(t + 1)
                             m.next = "SDSA_K"
                     with m.Else():
                         sd_advance("SDSA_Q", "SDSA_Q")

@@ -3,8 +3,9 @@
 :func:`component_graph` elaborates a component one level deep and finds which of its
 submodules feed which: every assignment of the component's own netlist (the ``wiring.connect``
 calls and the controller's logic, inside its FSM too) links the submodule ports it reads to the
-submodule ports it drives. Ports belong to submodules through their signatures (components) or
-their port lists (``lib.memory.Memory``); what belongs to none is the component's own logic,
+submodule ports it drives. Ports belong to submodules through their signatures (components),
+their port lists (``lib.memory.Memory``) or their two ends (``lib.fifo`` queues: ``w`` and
+``r``); what belongs to none is the component's own logic,
 shown as ``control``, and its own ports are ``in`` and ``out``. :func:`draw` lays the graph out
 in columns by distance from the inputs and writes a PNG with matplotlib.
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Fragment, Value
 from amaranth.hdl._ast import Assign, Switch
-from amaranth.lib import memory, wiring
+from amaranth.lib import fifo, memory, wiring
 
 __all__ = ["Graph", "component_graph", "draw"]
 
@@ -57,20 +58,25 @@ def _port_owners(top, fragment):
     for sub, name, _ in fragment.subfragments:
         origin = sub.origins[0] if sub.origins else None
         nodes.append((name, type(origin).__name__))
+        # (member, backward, value): ``backward`` marks a handshake that runs against the data.
         if isinstance(origin, memory.Memory):     # (a Component with no members of its own)
-            members = [(kind, path, value)
+            members = [(kind, path[-1] == "ready", value)
                        for kind, ports in (("read", origin.read_ports),
                                            ("write", origin.write_ports))
                        for port in ports
                        for path, _, value in port.signature.flatten(port)]
         elif isinstance(origin, wiring.Component):
-            members = [(path[0], path, value)
+            members = [(path[0], path[-1] == "ready", value)
                        for path, _, value in origin.signature.flatten(origin)]
+        elif isinstance(origin, fifo.FIFOInterface):
+            members = [(end, (end, part) in (("w", "rdy"), ("r", "en")),
+                        getattr(origin, f"{end}_{part}"))
+                       for end in "wr" for part in ("data", "en", "rdy")]
         else:
             continue
-        for member, path, value in members:
+        for member, backward, value in members:
             for sig in _signals(value):
-                owner[id(sig)] = (name, member, path[-1] == "ready")
+                owner[id(sig)] = (name, member, backward)
     return nodes, owner
 
 
@@ -103,10 +109,10 @@ def component_graph(top, platform=None):
                 for b, pb, _ in targets:
                     if a != b:
                         edges[a, b].add((pa, pb))
-    names = [IN, CONTROL] + [n for n, _ in nodes] + [OUT]
-    used = {n for pair in edges for n in pair}
-    kinds = [(IN, "ports"), (CONTROL, "logic")] + nodes + [(OUT, "ports")]
-    return Graph(nodes=tuple((n, k) for n, k in kinds if n in used or n in names[2:-1]),
+    # Every submodule is a node; the ports and the top's logic only where an edge meets them.
+    used = {n for pair in edges for n in pair} | {n for n, _ in nodes}
+    kinds = [(IN, "ports"), (CONTROL, "logic"), *nodes, (OUT, "ports")]
+    return Graph(nodes=tuple((n, k) for n, k in kinds if n in used),
                  edges={pair: tuple(sorted(p)) for pair, p in sorted(edges.items())})
 
 

@@ -21,17 +21,17 @@ __all__ = ["predict", "work_bound", "dense_bound", "decode_cycles", "CYCLES"]
 
 def decode_cycles(descriptor_words):
     """Cycles before a descriptor's work starts: ``FETCH`` (one per program word, plus the read
-    latency), ``DECODE`` and 9 ``TAPS``.
+    latency) and ``DECODE``.
 
     ``descriptor_words`` is the program words per descriptor of the configuration
     (:func:`sdtforge.hdl.accel_isa.descriptor_words`).
     """
-    return descriptor_words + 1 + 1 + 9
+    return descriptor_words + 1 + 1
 
-_GROUP = 2          # GROUP, GROUP_SHIFT
-_LOOP = 3           # POS, OUT, NEXT per (group, position, step)
-_GATHER = 5         # GATHER_CMD, 2 fetch/encoder latency, GATHER_DRAIN, GATHER_WAIT
-_OUT = {"spike": 2, "stream": 2, "logit": 1}
+_LOOP = 2           # POS, NEXT per (group, position, step)
+_GATHER = 7         # GATHER_CMD, 3 fetch/queue/encoder latency, GATHER_DRAIN, its queue cycle,
+                    # GATHER_WAIT
+_OUT = 2            # OUT_LIF, OUT_SPIKE: PIXEL and HEAD_SUM write spikes
 
 
 def _ceil(a, b):
@@ -70,12 +70,13 @@ def _window_ranges(n):
 def _conv_cycles(s, groups, k3, width, pool=False):
     """Cycles of a spike-input CONV over map ``s`` ``[T, C, H, W]`` (one image).
 
-    The row pipeline (``docs/accelerator.md`` §9): ``CONV_START`` and two fetch/encoder cycles,
-    then the rows (group, position, step) back to back, each its encoder items (the fetch runs
-    ahead, so one row's items follow the previous row's without a gap), but at least 2: a row's
-    last event waits until the output stage has taken the previous row's sums, which the PE
-    array emits the cycle after that row's last event. The very first row has no such wait;
-    the layer ends a cycle after its last event (``CONV_END`` takes the sums). A pooled conv
+    The row pipeline (``docs/accelerator.md`` §9): ``CONV_START`` and three cycles of fetch,
+    word queue and encoder, then the rows (group, position, step) back to back, each its
+    encoder items (the fetch runs ahead, so one row's items follow the previous row's without a
+    gap), but at least 3: a row's last event waits until the output stage has taken the
+    previous row's sums, which the PE array emits two cycles after that row's last event (one
+    in the command queue, one in the array). The very first row has no such wait; the layer
+    ends two cycles after its last event (``CONV_END`` takes the sums). A pooled conv
     (``pool``) iterates the input positions, and a take also waits for the previous row's
     window merges (:func:`_pooled_rows`).
     """
@@ -83,7 +84,7 @@ def _conv_cycles(s, groups, k3, width, pool=False):
     if pool:
         return _pooled_rows(rows, groups)
     first = int(rows[0, 0, 0])
-    return 4 + first - max(first, 2) + groups * int(np.maximum(rows, 2).sum())
+    return 6 + first - max(first, 3) + groups * int(np.maximum(rows, 3).sum())
 
 
 def _window_counts(n):
@@ -93,9 +94,10 @@ def _window_counts(n):
 
 def _pooled_rows(rows, groups):
     """A pooled conv's rows one by one: ``last`` is the cycle of a row's last event and
-    ``take`` the cycle the output stage takes its sums. The PE array holds a row's sums (and
-    accepts no event) until they are taken; a take waits for the previous row's window merges
-    (two cycles per window from the cycle after its take)."""
+    ``take`` the cycle the output stage takes its sums (two cycles later at the earliest). The
+    PE array holds a row's sums (and accepts no command) until they are taken, while the
+    command queue holds the next row's first two events; a take waits for the previous row's
+    window merges (two cycles per window from the cycle after its take)."""
     t_steps, h, w = rows.shape
     wins = np.outer(_window_counts(h), _window_counts(w))
     last = take = busy = None
@@ -104,8 +106,8 @@ def _pooled_rows(rows, groups):
             for x in range(w):
                 for t in range(t_steps):
                     g = int(rows[t, y, x])
-                    last = 2 + g if last is None else take + max(g - 1, 1)
-                    take = max(last + 1, busy) if busy is not None else last + 1
+                    last = 3 + g if last is None else take + max(g - 2, 1)
+                    take = max(last + 2, busy) if busy is not None else last + 2
                     busy = take + 2 * int(wins[y, x]) + 1
     return take + 1
 
@@ -162,7 +164,7 @@ def _pixel_conv(layer, ctx):
     g = _ceil(layer.out_channels, ctx.lanes)
     hw = layer.height * layer.width
     gather = 8 * (_GATHER + 9 * layer.in_channels)
-    cyc = ctx.decode + g * (_GROUP + hw * (gather + ctx.steps * (_LOOP + _OUT["spike"])))
+    cyc = ctx.decode + g * hw * (gather + ctx.steps * (_LOOP + _OUT))
     return {layer.name: cyc, **_pool_cycles(layer, ctx)}
 
 
@@ -198,7 +200,7 @@ def _sdsa(layer, ctx):
 def _head(layer, ctx):
     g = _ceil(layer.channels, ctx.lanes)
     t_steps, n = ctx.steps, ctx.model.tokens
-    cyc = ctx.decode + g * (_GROUP + t_steps * (_LOOP + 2 * n + _OUT["spike"]))
+    cyc = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT)
     head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
     cyc += ctx.decode + _conv_cycles(head.reshape(t_steps, -1, 1, 1),
                                      _ceil(layer.num_classes, ctx.lanes), False, ctx.width)

@@ -47,11 +47,16 @@ def test_accelerator_edges():
     edges = graph.edges
     assert edges["pe", "weights"] == (("w_req", "req"),)
     assert edges["weights", "pe"] == (("rsp", "w_rsp"),)
-    assert edges["enc", "pe"] == (("o", "i"),)
+    # Fetch → word queue → encoder → (with the controller's row base) command queue → PE array.
+    assert edges["spk", "wq"] == (("read", "w"),)
+    assert edges["wq", "enc"] == (("r", "i"),)
+    assert edges["enc", "cq"] == (("o", "w"),)
+    assert edges["control", "cq"] == (("logic", "w"),)
+    assert edges["cq", "pe"] == (("r", "i"),)
     assert ("weights", "write") in edges["loader", "weights"]
     assert edges["emit", "out"] == (("result", "result"),)
-    assert ("pe", "enc") not in edges          # the encoder's ready only
-    assert "| enc | pe | o → i |" in graph.table()
+    assert ("pe", "cq") not in edges           # the queue's read enable only
+    assert "| cq | pe | r → i |" in graph.table()
 
 
 def test_drawing_is_deterministic(tmp_path):
