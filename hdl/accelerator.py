@@ -80,8 +80,10 @@ class _LoopNest:
     def __init__(self, m, shapes, bounds):
         self._m = m
         self._bounds = bounds
-        self.c = {k: Signal(shapes[k], name=k) for k in "gyxt"}
-        self.last = {k: Signal(name=f"last_{k}") for k in "gyxt"}
+        # Named for the Verilog and the waveforms: row_group, row_y, row_x, row_step.
+        names = {"g": "group", "y": "y", "x": "x", "t": "step"}
+        self.c = {k: Signal(shapes[k], name=f"row_{names[k]}") for k in "gyxt"}
+        self.last = {k: Signal(name=f"row_last_{names[k]}") for k in "gyxt"}
         self.wrap_x = self.last["t"] & self.last["x"]     # the step and position wrap
         self.wrap_y = self.wrap_x & self.last["y"]        # the group ends
         self.done = self.wrap_y & self.last["g"]          # the layer ends

@@ -1,5 +1,7 @@
 """Amaranth-simulator tests of every unit against ``sdtforge.sim.ops``, with random stalls."""
 
+import random
+
 import numpy as np
 import pytest
 from _stream import run_streams, unpack
@@ -206,7 +208,7 @@ def test_late_weight_rows_cost_cycles_not_results():
 def test_row_ending_acc_waits_for_its_sums_to_be_taken():
     """An ACC flagged ``last`` whose sums wait on ``o`` keeps its weight row, while the next
     command's request goes ahead: the sums are that row's, and nothing hangs."""
-    from _stream import mem_write, pack
+    from _stream import mem_write, pack, stream_put
     from _vectors import PEWithWeights
 
     from sdtforge.hdl.pe_array import PEArray, PEOp
@@ -223,11 +225,8 @@ def test_row_ending_acc_waits_for_its_sums_to_be_taken():
         await mem_write(ctx, dut.b_write, [(0, pack(pe.bias_shape, [10, 20])),
                                            (1, pack(pe.bias_shape, [100, 120]))])
         started.append(True)
-        for cmd in cmds:
-            ctx.set(dut.i.valid, 1)
-            ctx.set(Value.cast(dut.i.payload), pack(pe.cmd_layout, cmd))
-            await ctx.tick().until(dut.i.ready)
-        ctx.set(dut.i.valid, 0)
+        for cmd in cmds:        # back to back: the stall comes from o alone
+            await stream_put(ctx, dut.i, pack(pe.cmd_layout, cmd), random.Random(0), stall=0)
 
     async def sums(ctx):
         while not started:
