@@ -103,17 +103,18 @@ def _import(ref):
 
 
 BOARDS = {b.name: b for b in [
-    # P = 1: digits-tiny fits the UP5K's logic only with one lane (5 128 of 5 280 LC; its
-    # 28 136 weight rows take two SPRAM banks); 20 MHz: the measured Fmax is about 24 MHz.
+    # P = 1: digits-tiny fits the UP5K's logic only with one lane (5 108 of 5 280 LC; its
+    # 28 136 weight rows take two SPRAM banks); 22.5 MHz (an exact PLL setting from 12 MHz):
+    # the measured Fmax is 22.9-23.9 MHz over the seeds (docs/boards.md §4b).
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
-          bram_name="SB_RAM40_4K", default_lanes=1, default_width=16, f_sync=20e6,
+          bram_name="SB_RAM40_4K", default_lanes=1, default_width=16, f_sync=22.5e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
           top_class="sdtforge.boards.icebreaker:ICEBreakerTop"),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
-          # 40 MHz: the accelerator's measured Fmax on the 85F is 44-47 MHz since CONV rows run
-          # back to back (it was 53-55 MHz; docs/boards.md §4); 80 MHz needs registered memory
-          # outputs.
-          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=40e6,
+          # 45 MHz (exact from 25 MHz): the accelerator's measured Fmax on the 85F is
+          # 46.6-48.2 MHz over the seeds (docs/boards.md §4b); 80 MHz needs a registered weight
+          # row and registered memory outputs.
+          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=45e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           top_class="sdtforge.boards.ulx3s:ULX3STop"),
 ]}
