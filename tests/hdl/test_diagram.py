@@ -47,14 +47,20 @@ def test_accelerator_edges():
     edges = graph.edges
     assert edges["pe", "weights"] == (("w_req", "req"),)
     assert edges["weights", "pe"] == (("rsp", "w_rsp"),)
-    # Fetch → word queue → encoder → (with the controller's row base) command queue → PE array.
-    assert edges["spk", "wq"] == (("read", "w"),)
+    # Fetch (addresses the spike memory, takes its words) → word queue → encoder → (with the
+    # controller's row base) command queue → PE array.
+    assert edges["fetch", "spk"] == (("read", "read"),)
+    assert edges["spk", "fetch"] == (("read", "data"),)
+    assert edges["fetch", "wq"] == (("o", "w"),)
     assert edges["wq", "enc"] == (("r", "i"),)
     assert edges["enc", "cq"] == (("o", "w"),)
     assert edges["control", "cq"] == (("logic", "w"),)
     assert edges["cq", "pe"] == (("r", "i"),)
     assert ("weights", "write") in edges["loader", "weights"]
     assert edges["emit", "out"] == (("result", "result"),)
+    # The SDSA stage reads and writes the spike memory itself.
+    assert edges["sdsa", "spk"] == (("read", "read"), ("write", "write"))
+    assert edges["spk", "sdsa"] == (("read", "data"),)
     assert ("pe", "cq") not in edges           # the queue's read enable only
     assert "| cq | pe | r → i |" in graph.table()
 
