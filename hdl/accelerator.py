@@ -13,15 +13,12 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .accel_isa import (
-    PROGRAM_WORD_BITS,
     RESULT_LAYOUT,
     RESULT_WORD_BITS,
     SDSA_THETA_BITS,
     Mode,
     Op,
     address_bits,
-    descriptor_layout,
-    descriptor_words,
     shared_field,
 )
 from .accel_loader import Loader
@@ -31,7 +28,8 @@ from .fetch import NeighbourhoodFetch
 from .lif import LIFUnit
 from .loops import LoopNest
 from .pe_array import PEArray, PEOp
-from .pool import SpikeMaxPool
+from .pool import SpikePoolStage
+from .program import ProgramSequencer
 from .residual import AlignAdd
 from .result import ResultEmitter
 from .sdsa import mask_membrane_width
@@ -156,7 +154,7 @@ class Accelerator(wiring.Component):
         m.submodules.lif = lif = LIFUnit(p, 2, cfg.acc_bits, theta_width=cfg.theta_bits,
                                          theta_depth=cfg.thresholds_depth)
         m.submodules.sdsa = sdsa = SDSASequencer(cfg)
-        m.submodules.orpool = orpool = SpikeMaxPool(w)
+        m.submodules.pool = pool = SpikePoolStage(w, cb)
         m.submodules.align = align = AlignAdd(p, cfg.stream_bits, cfg.acc_bits,
                                               (1 << cfg.shift_bits) - 1,
                                               out_width=cfg.stream_bits)
@@ -171,15 +169,13 @@ class Accelerator(wiring.Component):
         lanes_x = cfg.lane_layout("stream")
         lanes_sh = cfg.lane_layout("shifts")
         lanes_logit = cfg.lane_layout("logits")
-        m.submodules.prog = prog = memory.Memory(shape=cfg.row_bits("program"),
-                                                 depth=cfg.program_depth, init=[])
+        m.submodules.prog = prog = ProgramSequencer(cfg)
         m.submodules.spk = spk = memory.Memory(shape=cfg.row_bits("spikes"),
                                                depth=cfg.spikes_depth, init=[])
         m.submodules.xs = xs = memory.Memory(shape=lanes_x, depth=cfg.stream_depth, init=[])
         m.submodules.pix = pix = memory.Memory(shape=cfg.row_bits("pixels"),
                                                depth=cfg.pixels_depth, init=[])
         m.submodules.shm = shm = memory.Memory(shape=lanes_sh, depth=cfg.shifts_depth, init=[])
-        prog_w, prog_r = prog.write_port(), prog.read_port()
         spk_w, spk_r = spk.write_port(granularity=p), spk.read_port()
         xs_w, xs_r = xs.write_port(), xs.read_port()
         pix_w, pix_r = pix.write_port(), pix.read_port()
@@ -204,54 +200,24 @@ class Accelerator(wiring.Component):
             wiring.connect(m, pe.w_req, weights.req)
             wiring.connect(m, weights.rsp, pe.w_rsp)
             w_port = weights.write
-        loader_ports = {"program": prog_w, "weights": w_port, "biases": pe.b_write,
+        loader_ports = {"program": prog.write, "weights": w_port, "biases": pe.b_write,
                         "thresholds": lif.theta_write, "shifts": shm_w}
         for name, port in loader_ports.items():
             lp = getattr(loader, name)
             m.d.comb += [port.addr.eq(lp.addr), port.data.eq(lp.data), port.en.eq(lp.en)]
 
         # -- controller registers ------------------------------------------------------------
-        # The descriptor register is a shift register of program words (flip-flops with an
-        # enable): FETCH shifts in the ``n_words`` words of descriptor ``pc``, lowest first.
-        # Its layout (accel_isa.descriptor_layout) is a union of one view per operation; each
-        # operation's logic reads its fields through its view.
-        layout = descriptor_layout(cfg)
-        n_words = descriptor_words(cfg)
-        d_bits = Signal(PROGRAM_WORD_BITS * n_words)
-        d = layout(d_bits[:layout.size])
-        pc = Signal(address_bits(-(-cfg.program_depth // n_words)))
-        fw = Signal(range(n_words + 1))     # program word being fetched
-        wy, wx = Signal(2), Signal(2)       # pool window offsets
+        d = prog.descriptor                 # one view per operation (accel_isa)
         bit = Signal(3)                     # pixel bit-plane
         hy, hx = Signal(cb), Signal(cb)     # HEAD_SUM token counters
         wg = Signal(rows_w)                 # weight rows of the current group
         lastmask = Signal(w)
         value = Signal(lanes_acc)
         logit = Signal(lanes_logit)
-        win_first = Signal()
         cycles = Signal(RESULT_WORD_BITS)
         counting = Signal()
 
         ry, rx, rch = Signal(cb), Signal(cb), Signal(wb)
-
-        # Descriptor n starts at program word n·n_words: a shift when that is a power of two,
-        # else a running base advanced with pc (the controller has no multiplier).
-        if n_words & (n_words - 1) == 0:
-            m.d.comb += prog_r.addr.eq(Cat(fw[:(n_words - 1).bit_length()], pc))
-            pbase = None
-        else:
-            pbase = Signal(address_bits(cfg.program_depth))
-            m.d.comb += prog_r.addr.eq(pbase + fw)
-
-        def next_descriptor():
-            m.d.sync += pc.eq(pc + 1)
-            if pbase is not None:
-                m.d.sync += pbase.eq(pbase + n_words)
-
-        def first_descriptor():
-            m.d.sync += pc.eq(0)
-            if pbase is not None:
-                m.d.sync += pbase.eq(0)
 
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
@@ -297,12 +263,8 @@ class Accelerator(wiring.Component):
         t_first = t == 0
         gwrd = g >> lpw if lpw else g        # spike word holding group g's lanes
 
-        # Window of a pooled output (3×3, stride 2, pad 1): the in-bounds rows are a range.
-        wy0 = Mux(oy == 0, 1, 0)
-        wx0 = Mux(ox == 0, 1, 0)
-        wy1 = Mux((oy << 1) + 1 >= in_h, 1, 2)
-        wx1 = Mux((ox << 1) + 1 >= in_w, 1, 2)
-        win_last = (wy == wy1) & (wx == wx1)
+        m.d.comb += [pool.at.y.eq(oy), pool.at.x.eq(ox), pool.in_h.eq(in_h), pool.in_w.eq(in_w),
+                     pool.data.eq(spk_r.data)]
 
         # -- registered stage boundaries --------------------------------------------------------
         # Fetch → encoder (spike words) and controller → PE array (commands) meet through
@@ -522,8 +484,8 @@ class Accelerator(wiring.Component):
         with m.FSM(name="ctrl") as ctrl:
             with m.State("IDLE"):
                 m.d.sync += counting.eq(0)
-                first_descriptor()
-                with m.If(self.pixels.valid & loader.idle & (pc == 0)):
+                m.d.comb += prog.rewind.eq(1)
+                with m.If(self.pixels.valid & loader.idle & prog.first):
                     m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
                     m.next = "FETCH0"
             with m.State("RECEIVE"):
@@ -544,23 +506,16 @@ class Accelerator(wiring.Component):
                             m.d.sync += rx.eq(rx + 1)
                     with m.Else():
                         m.d.sync += rch.eq(rch + 1)
-            # Descriptor fetch: word k is addressed in cycle k and shifted in the cycle after,
-            # so a fetch takes n_words + 1 cycles. The register keeps the previous
-            # descriptor during the first cycle, when the last row's output stage of a
-            # pipelined CONV may still be writing.
-            def fetch_words(next_state):
-                m.d.sync += fw.eq(fw + 1)
-                with m.If(fw != 0):
-                    m.d.sync += d_bits.eq(Cat(d_bits[PROGRAM_WORD_BITS:], prog_r.data))
-                with m.If(fw == n_words):
-                    m.d.sync += fw.eq(0)
-                    m.next = next_state
-
+            # Descriptor load (ProgramSequencer: n_words + 1 cycles).
             with m.State("FETCH0"):
                 # Descriptor 0 (the PIXEL layer) gives the image's size and pixel layout.
-                fetch_words("RECEIVE")
+                m.d.comb += prog.load.eq(1)
+                with m.If(prog.loaded):
+                    m.next = "RECEIVE"
             with m.State("FETCH"):
-                fetch_words("DECODE")
+                m.d.comb += prog.load.eq(1)
+                with m.If(prog.loaded):
+                    m.next = "DECODE"
             with m.State("DECODE"):
                 nest.write(g=0, y=0, x=0, t=0)
                 m.d.sync += [hy.eq(0), hx.eq(0),
@@ -583,8 +538,7 @@ class Accelerator(wiring.Component):
                         m.next = "POS"
             with m.State("POS"):
                 # Start of one (group, position, step).
-                m.d.sync += [wy.eq(wy0), wx.eq(wx0), win_first.eq(1), bit.eq(7),
-                             hy.eq(0), hx.eq(0)]
+                m.d.sync += [bit.eq(7), hy.eq(0), hx.eq(0)]
                 with m.Switch(d.op):
                     with m.Case(Op.PIXEL):
                         with m.If(t_first):
@@ -596,7 +550,8 @@ class Accelerator(wiring.Component):
                         m.d.sync += value.eq(0)
                         m.next = "X_READ"
                     with m.Case(Op.POOL_OR):
-                        m.next = "POOL_READ"
+                        m.d.comb += pool.start.eq(1)
+                        m.next = "POOL"
 
             # ---- convolution gather: BIAS/CLEAR, events, DRAIN ----
             with m.State("GATHER_CMD"):
@@ -663,7 +618,7 @@ class Accelerator(wiring.Component):
                         m.next = "CONV_END"
             with m.State("CONV_END"):
                 with m.If(conv_output()):
-                    next_descriptor()
+                    m.d.comb += prog.step.eq(1)
                     m.next = "FETCH"
 
             # ---- STREAM_LIF: one row (group, position, step) per cycle ----
@@ -680,7 +635,7 @@ class Accelerator(wiring.Component):
                 nest.advance()
                 with m.If(layer_done):
                     # FETCH keeps the descriptor for a cycle: the last row's spikes are written.
-                    next_descriptor()
+                    m.d.comb += prog.step.eq(1)
                     m.next = "FETCH"
 
             # ---- HEAD_SUM: the stream's token sum ----
@@ -721,39 +676,18 @@ class Accelerator(wiring.Component):
                 with m.If(wrap_y):
                     m.d.sync += wg.eq(wg + w_gstride)
                 with m.If(layer_done):
-                    next_descriptor()
+                    m.d.comb += prog.step.eq(1)
                     m.next = "FETCH"
                 with m.Else():
                     m.next = "POS"
 
-            # ---- spike OR pool (g counts words) ----
-            with m.State("POOL_READ"):
-                spk_ra.use(y=((oy << 1) + wy - 1)[:cb], x=((ox << 1) + wx - 1)[:cb], word=g)
-                m.next = "POOL_FEED"
-            with m.State("POOL_FEED"):
-                m.d.comb += [
-                    spk_r.en.eq(0),
-                    orpool.i.valid.eq(1), orpool.i.payload.data.eq(spk_r.data),
-                    orpool.i.payload.first.eq(win_first), orpool.i.payload.last.eq(win_last),
-                ]
-                with m.If(orpool.i.ready):
-                    m.d.sync += win_first.eq(0)
-                    with m.If(win_last):
-                        m.next = "POOL_WRITE"
-                    with m.Elif(wx == wx1):
-                        m.d.sync += [wx.eq(wx0), wy.eq(wy + 1)]
-                        m.next = "POOL_READ"
-                    with m.Else():
-                        m.d.sync += wx.eq(wx + 1)
-                        m.next = "POOL_READ"
-            with m.State("POOL_WRITE"):
+            # ---- spike OR pool (g counts words): the pool stage reads and writes ----
+            with m.State("POOL"):
+                spk_ra.use(y=pool.read.y, x=pool.read.x, word=g)
                 wa.use(t=t, y=oy, x=ox, word=g)
-                m.d.comb += [
-                    orpool.o.ready.eq(1),
-                    spk_w.data.eq(orpool.o.payload.data),
-                    spk_w.en.eq(Mux(orpool.o.valid, Const(-1, w // p), 0)),
-                ]
-                with m.If(orpool.o.valid):
+                m.d.comb += [spk_r.en.eq(pool.read.en), spk_w.data.eq(pool.write.data),
+                             spk_w.en.eq(Mux(pool.write.en, Const(-1, w // p), 0))]
+                with m.If(pool.done):
                     m.next = "NEXT"
 
             # ---- SDSA: the SDSA stage reads and writes the spike memory ----
@@ -764,13 +698,13 @@ class Accelerator(wiring.Component):
                 m.d.comb += [spk_r.en.eq(rq.en), spk_w.data.eq(wr.data),
                              spk_w.en.eq(Mux(wr.en, Const(-1, w // p), 0))]
                 with m.If(sdsa.done):
-                    next_descriptor()
+                    m.d.comb += prog.step.eq(1)
                     m.next = "FETCH"
 
             # ---- result: logits, class, cycles (the result emitter) ----
             with m.State("RESULT"):
                 with m.If(emit.done):
-                    first_descriptor()
+                    m.d.comb += prog.rewind.eq(1)
                     m.next = "IDLE"
 
         # Busy in every state but IDLE: one compare of the state register (an OR of the

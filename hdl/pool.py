@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import check_positive
 
-__all__ = ["SpikeMaxPool", "IntMaxPool"]
+__all__ = ["SpikeMaxPool", "IntMaxPool", "SpikePoolStage"]
 
 
 class _Reducer(wiring.Component):
@@ -111,3 +111,105 @@ class IntMaxPool(_Reducer):
     def _combine(self, m, out, acc, item):
         for lane in range(self._lanes):
             m.d.comb += out[lane].eq(Mux(item[lane] > acc[lane], item[lane], acc[lane]))
+
+
+class SpikePoolStage(wiring.Component):
+    """The ``POOL_OR`` stage: one output word of a spike max-pool per ``start``.
+
+    For output position ``at`` it reads the in-bounds input positions of its 3×3 / stride-2 /
+    pad-1 window in raster order (``read``; the controller adds the map base, the step and the
+    word), ORs them in a :class:`SpikeMaxPool` and writes the result (``write``; the
+    controller addresses the output position).
+
+    **Cycle contract.** ``start`` is taken in the cycle it is high; each window position costs
+    two cycles (read, reduce), and the write one more, with ``done`` high (combinationally)
+    in that cycle: ``2·positions + 1`` cycles per output word.
+
+    Parameters
+    ----------
+    width : :class:`int`
+        Word width ``W``.
+    coord_width : :class:`int`
+        Width of a map coordinate.
+
+    Members
+    -------
+    at : ``In(SpikePoolStage.at_layout)``
+        The output position ``y``, ``x`` (held while the stage runs).
+    in_h, in_w : ``In(coord_width + 1)``
+        The input map's size.
+    start : ``In(1)``
+        Pool the window of ``at``.
+    read : ``Out(SpikePoolStage.read_layout)``
+        The spike read port's request: ``en`` (low: hold the data), input position ``y``,
+        ``x``.
+    data : ``In(width)``
+        The read port's data (of the request a cycle before).
+    write : ``Out(SpikePoolStage.write_layout)``
+        ``en`` and ``data`` of the output word.
+    done : ``Out(1)``
+        The output word is written this cycle.
+    """
+
+    def __init__(self, width, coord_width):
+        check_positive("Word width", width)
+        check_positive("Coordinate width", coord_width)
+        self._width, self._cb = width, coord_width
+        self.at_layout = data.StructLayout({"y": coord_width, "x": coord_width})
+        self.read_layout = data.StructLayout({"en": 1, "y": coord_width, "x": coord_width})
+        self.write_layout = data.StructLayout({"en": 1, "data": width})
+        super().__init__({
+            "at": In(self.at_layout),
+            "in_h": In(coord_width + 1),
+            "in_w": In(coord_width + 1),
+            "start": In(1),
+            "read": Out(self.read_layout),
+            "data": In(width),
+            "write": Out(self.write_layout),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.orpool = orpool = SpikeMaxPool(self._width)
+        oy, ox = self.at.y, self.at.x
+        wy, wx = Signal(2), Signal(2)       # the window position: input (2·oy + wy − 1, …)
+        first = Signal()
+        # The window's in-bounds rows and columns are a range.
+        wy0, wx0 = Mux(oy == 0, 1, 0), Mux(ox == 0, 1, 0)
+        wy1 = Mux((oy << 1) + 1 >= self.in_h, 1, 2)
+        wx1 = Mux((ox << 1) + 1 >= self.in_w, 1, 2)
+        last = (wy == wy1) & (wx == wx1)
+        m.d.comb += [
+            self.read.en.eq(1),
+            self.read.y.eq(((oy << 1) + wy - 1)[:self._cb]),
+            self.read.x.eq(((ox << 1) + wx - 1)[:self._cb]),
+            orpool.i.payload.data.eq(self.data),
+            orpool.i.payload.first.eq(first), orpool.i.payload.last.eq(last),
+            self.write.data.eq(orpool.o.payload.data),
+        ]
+        with m.FSM(name="pool_seq"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [wy.eq(wy0), wx.eq(wx0), first.eq(1)]
+                    m.next = "READ"
+            with m.State("READ"):
+                m.next = "REDUCE"
+            with m.State("REDUCE"):
+                m.d.comb += [self.read.en.eq(0), orpool.i.valid.eq(1)]
+                with m.If(orpool.i.ready):
+                    m.d.sync += first.eq(0)
+                    with m.If(last):
+                        m.next = "WRITE"
+                    with m.Elif(wx == wx1):
+                        m.d.sync += [wx.eq(wx0), wy.eq(wy + 1)]
+                        m.next = "READ"
+                    with m.Else():
+                        m.d.sync += wx.eq(wx + 1)
+                        m.next = "READ"
+            with m.State("WRITE"):
+                m.d.comb += [orpool.o.ready.eq(1), self.write.en.eq(orpool.o.valid)]
+                with m.If(orpool.o.valid):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        return m
