@@ -25,16 +25,15 @@ from .accel_loader import Loader
 from .compile import AccelConfig
 from .event_encoder import EventEncoder
 from .fetch import NeighbourhoodFetch
-from .lif import LIFUnit
 from .loops import LoopNest
 from .pe_array import PEArray, PEOp
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
-from .residual import AlignAdd
 from .result import ResultEmitter
 from .sdsa import mask_membrane_width
 from .sdsa_sequencer import SDSASequencer
 from .weights import WeightMemory
+from .writeback import RowWriteBack
 
 __all__ = ["Accelerator", "RESULT_LAYOUT", "sdsa_membranes"]
 
@@ -138,7 +137,6 @@ class Accelerator(wiring.Component):
         cfg = self.config
         p, w = cfg.lanes, cfg.width
         lw = (w - 1).bit_length()               # log2 W
-        lpw = (w // p - 1).bit_length()         # log2 (W / P): lane slots per spike word
         m = Module()
 
         # -- units ---------------------------------------------------------------------------
@@ -151,24 +149,20 @@ class Accelerator(wiring.Component):
         m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,
                                        bias_width=cfg.acc_bits, weight_depth=cfg.weights_depth,
                                        bias_depth=cfg.biases_depth)
-        m.submodules.lif = lif = LIFUnit(p, 2, cfg.acc_bits, theta_width=cfg.theta_bits,
-                                         theta_depth=cfg.thresholds_depth)
+        m.submodules.wb = wrb = RowWriteBack(cfg)
         m.submodules.sdsa = sdsa = SDSASequencer(cfg)
         m.submodules.pool = pool = SpikePoolStage(w, cb)
-        m.submodules.align = align = AlignAdd(p, cfg.stream_bits, cfg.acc_bits,
-                                              (1 << cfg.shift_bits) - 1,
-                                              out_width=cfg.stream_bits)
 
         # -- memories ------------------------------------------------------------------------
         # Rows in the lane layouts the compiler packs them with (AccelConfig.lane_layout);
         # the units' own memories are checked against them.
         for unit_shape, memory_name in ((pe.weight_shape, "weights"), (pe.bias_shape, "biases"),
-                                        (lif.theta_shape, "thresholds")):
+                                        (wrb.theta_write.signature.members["data"].shape,
+                                         "thresholds")):
             assert unit_shape == cfg.lane_layout(memory_name), memory_name
         lanes_acc = cfg.lane_layout("biases")       # an accumulator row: the bias lanes
         lanes_x = cfg.lane_layout("stream")
         lanes_sh = cfg.lane_layout("shifts")
-        lanes_logit = cfg.lane_layout("logits")
         m.submodules.prog = prog = ProgramSequencer(cfg)
         m.submodules.spk = spk = memory.Memory(shape=cfg.row_bits("spikes"),
                                                depth=cfg.spikes_depth, init=[])
@@ -181,7 +175,7 @@ class Accelerator(wiring.Component):
         pix_w, pix_r = pix.write_port(), pix.read_port()
         shm_w, shm_r = shm.write_port(), shm.read_port()
         m.submodules.emit = emit = ResultEmitter(cfg)
-        lgm_w = emit.write
+        wiring.connect(m, wrb.logits, emit.write)
         wiring.connect(m, emit.result, wiring.flipped(self.result))
 
         # -- model loader --------------------------------------------------------------------
@@ -201,7 +195,7 @@ class Accelerator(wiring.Component):
             wiring.connect(m, weights.rsp, pe.w_rsp)
             w_port = weights.write
         loader_ports = {"program": prog.write, "weights": w_port, "biases": pe.b_write,
-                        "thresholds": lif.theta_write, "shifts": shm_w}
+                        "thresholds": wrb.theta_write, "shifts": shm_w}
         for name, port in loader_ports.items():
             lp = getattr(loader, name)
             m.d.comb += [port.addr.eq(lp.addr), port.data.eq(lp.data), port.en.eq(lp.en)]
@@ -213,7 +207,6 @@ class Accelerator(wiring.Component):
         wg = Signal(rows_w)                 # weight rows of the current group
         lastmask = Signal(w)
         value = Signal(lanes_acc)
-        logit = Signal(lanes_logit)
         cycles = Signal(RESULT_WORD_BITS)
         counting = Signal()
 
@@ -261,7 +254,6 @@ class Accelerator(wiring.Component):
         g, oy, ox, t = (nest.c[k] for k in "gyxt")
         last_t = nest.last["t"]
         t_first = t == 0
-        gwrd = g >> lpw if lpw else g        # spike word holding group g's lanes
 
         m.d.comb += [pool.at.y.eq(oy), pool.at.x.eq(ox), pool.in_h.eq(in_h), pool.in_w.eq(in_w),
                      pool.data.eq(spk_r.data)]
@@ -321,10 +313,7 @@ class Accelerator(wiring.Component):
         # One assignment per payload field (a field overridden inside an FSM state would turn
         # the constant ones into `always @*` blocks that event-driven simulators never run).
         # Coordinates of the CONV row in the output stage (see the row pipeline below).
-        o_t, o_oy, o_ox, o_g = Signal(tb), Signal(cb), Signal(cb), Signal(gb)
-        o_first, o_last = Signal(), Signal()
         row_pending = Signal()              # a CONV row latched whose sums are not taken yet
-        in_cwait = Signal()                 # the CONV output stage may take the PE's sums
 
         # -- address generators ----------------------------------------------------------------
         # One per memory port (a map address costs three barrel shifters): spike reads, stream
@@ -337,9 +326,8 @@ class Accelerator(wiring.Component):
         x_ra = _MapAddress(m, "x_ra", agu_widths, base=Mux(x_is_out, out_base, in_base), t=t,
                            y=Mux(x_tok, hy, oy), x=Mux(x_tok, hx, ox), word=g,
                            sh=[Mux(x_is_out, o, i) for o, i in zip(out_sh, in_sh, strict=True)])
-        wa = _MapAddress(m, "wa", agu_widths, base=out_base, t=o_t, y=o_oy, x=o_ox,
-                         word=Mux(mode == Mode.SPIKE, o_g >> lpw if lpw else o_g, o_g),
-                         sh=out_sh)
+        wa = _MapAddress(m, "wa", agu_widths, base=out_base, t=wrb.write.t, y=wrb.write.y,
+                         x=wrb.write.x, word=wrb.write.word, sh=out_sh)
         receiving = Signal()
         pix_y, pix_x, pix_c = Signal(cb), Signal(cb), Signal(wb)
         pix_core = Signal(range(cfg.pixels_depth))
@@ -352,32 +340,31 @@ class Accelerator(wiring.Component):
             # An out-of-bounds tap reads the channel's zero point (the pixel layer's pad rows).
             pix_r.addr.eq(Mux(rd.oob, px.pad_base + rd.word, pix_core)),
         ]
-        # STREAM_LIF feeds the LIF straight from the stream read port (one row per cycle).
-        lif_stream = Signal()
+        # -- write-back stage --------------------------------------------------------------------
+        # STREAM_LIF feeds the LIF straight from the stream read port (one row per cycle); the
+        # pixel layer and the head their values.
         x_row = Signal(lanes_acc)
         m.d.comb += [x_row[lane].eq(xs_r.data[lane]) for lane in range(p)]
         m.d.comb += [
-            lif.i.payload.x.eq(Mux(in_cwait, pe.o.payload.acc, Mux(lif_stream, x_row, value))),
-            lif.i.payload.row.eq(0),
-            lif.i.payload.trow.eq(prow + Mux(in_cwait, o_g, g)),
-            lif.i.payload.first.eq(Mux(in_cwait, o_first, t_first)),
-            align.i.payload.acc.eq(pe.o.payload.acc),
-            align.i.payload.shift.eq(shm_r.data),
+            wrb.layer.conv.eq(is_conv), wrb.layer.mode.eq(mode), wrb.layer.pool.eq(cv.pool),
+            wrb.layer.in_h.eq(in_h), wrb.layer.in_w.eq(in_w), wrb.layer.prow.eq(prow),
+            wrb.row.t.eq(t), wrb.row.y.eq(oy), wrb.row.x.eq(ox), wrb.row.g.eq(g),
+            wrb.row.first.eq(t_first), wrb.row.last.eq(last_t),
+            wrb.sums.valid.eq(pe.o.valid & is_conv), wrb.sums.payload.eq(pe.o.payload.acc),
+            wrb.lif.payload.eq(Mux(d.op == Op.STREAM_LIF, x_row, value)),
+            wrb.shift.eq(shm_r.data), wrb.stream.eq(xs_r.data),
+            spk_w.data.eq(wrb.write.spk_data), spk_w.en.eq(wrb.write.spk_en),
+            xs_w.data.eq(wrb.write.xs_data), xs_w.en.eq(wrb.write.xs_en),
         ]
-        with m.If(mode == Mode.ADD):
-            m.d.comb += align.i.payload.stream.eq(xs_r.data)
+        with m.If(is_conv):
+            m.d.comb += pe.o.ready.eq(wrb.sums.ready)
 
         # Shared lane adders: the pixel layer's Horner step ``2·value + conv`` and the head's
-        # token sum ``value + X`` use one set; the logits (pipelined CONV rows or the output
-        # state) another.
+        # token sum ``value + X``.
         v_sum = Signal(lanes_acc)
-        lg_sum = Signal(lanes_logit)
         for lane in range(p):
-            m.d.comb += [
-                v_sum[lane].eq(Mux(is_pixel, value[lane] << 1, value[lane])
-                               + Mux(is_pixel, pe.o.payload.acc[lane], xs_r.data[lane])),
-                lg_sum[lane].eq(Mux(o_first, 0, logit[lane]) + pe.o.payload.acc[lane]),
-            ]
+            m.d.comb += v_sum[lane].eq(Mux(is_pixel, value[lane] << 1, value[lane])
+                                       + Mux(is_pixel, pe.o.payload.acc[lane], xs_r.data[lane]))
 
         # The fetch drives the read ports' enables while it runs (it holds a word's data while
         # the encoder's queue is full).
@@ -396,90 +383,24 @@ class Accelerator(wiring.Component):
         # (row_pending, set when the last event enters the queue).
         wrap_y, layer_done = nest.wrap_y, nest.done
         n_t, n_ox, n_oy, n_g = (nest.next[k] for k in "txyg")
-        # The row's stream word (ADD) and shift row are read from the loop counters while the
-        # row gathers; from the cycle after its last command until the output stage takes its
-        # sums, the read ports hold their data (x_hold), since the counters have moved on.
-        # (Addressing them from the late "last event issued" signal was the ECP5 critical path.)
-        x_hold = Signal()
-        pl_busy = Signal()
 
         def latch_row():
-            m.d.sync += [x_hold.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox),
-                         o_g.eq(g), o_first.eq(t_first), o_last.eq(last_t)]
+            m.d.comb += wrb.latch.eq(1)
             nest.advance()
 
-        # Output stage registers: the LIF / AlignAdd result of the row taken last cycle.
-        o_spk, o_x = Signal(), Signal()
-        m.d.sync += [o_spk.eq(0), o_x.eq(0)]
-        with m.If(o_spk):
-            m.d.comb += [
-                lif.o.ready.eq(1),
-                spk_w.data.eq(Cat(*([lif.o.payload.spikes] * (w // p)))),
-                spk_w.en.eq(Mux(lif.o.valid, 1 << (o_g[:lpw] if lpw else 0), 0)),
-            ]
-        with m.If(o_x):
-            m.d.comb += [align.o.ready.eq(1), xs_w.data.eq(align.o.payload.sum),
-                         xs_w.en.eq(align.o.valid)]
-
-        with m.If(d.op == Op.CONV):
-            m.d.comb += [shm_r.addr.eq(prow + g), shm_r.en.eq(~x_hold),
-                         xs_r.en.eq(~x_hold | pl_busy)]
+        with m.If(wrb.taken):
+            m.d.sync += row_pending.eq(0)
+        # The row's stream word (ADD) and shift row are read from the loop counters while the
+        # row gathers; from the cycle after its last command until the output stage takes its
+        # sums, the read ports hold their data (wrb.hold), since the counters have moved on.
+        # (Addressing them from the late "last event issued" signal was the ECP5 critical path.)
+        with m.If(is_conv):
+            m.d.comb += [shm_r.addr.eq(prow + g), shm_r.en.eq(~wrb.hold),
+                         xs_r.en.eq(~wrb.hold | wrb.merging)]
             x_ra.use(base=out_base, t=t, y=oy, x=ox, word=g, sh=out_sh)
-
-        # Pooled CONV: the shifted conv value of input position (pl_y, pl_x) is max-merged into
-        # every 3×3/s2/p1 window holding it (rows pl_y>>1 … and columns likewise), read then
-        # write, one window per two cycles; the first input of a window (in raster order)
-        # overwrites, so the stream needs no clearing. Max and shift commute: the shift is a
-        # left shift into a stream wide enough for every shifted conv value.
-        pl_ph = Signal()
-        pl_t, pl_y, pl_x, pl_g = Signal(tb), Signal(cb), Signal(cb), Signal(gb)
-        pl_wy, pl_wx = Signal(cb), Signal(cb)
-        pl_wy1 = Mux(pl_y[0] & (pl_y + 1 < in_h), (pl_y >> 1) + 1, pl_y >> 1)
-        pl_wx1 = Mux(pl_x[0] & (pl_x + 1 < in_w), (pl_x >> 1) + 1, pl_x >> 1)
-        pl_first = (Mux(pl_wy == 0, pl_y == 0, pl_y == (pl_wy << 1) - 1)
-                    & Mux(pl_wx == 0, pl_x == 0, pl_x == (pl_wx << 1) - 1))
-        pl_new = Signal(lanes_x)
-        for lane in range(p):
-            a, b = align.o.payload.sum[lane], xs_r.data[lane]
-            m.d.comb += pl_new[lane].eq(Mux(pl_first | (a > b), a, b))
-        with m.If(pl_busy):
-            m.d.sync += pl_ph.eq(~pl_ph)
-            with m.If(~pl_ph):
-                x_ra.use(base=out_base, t=pl_t, y=pl_wy, x=pl_wx, word=pl_g, sh=out_sh)
-            with m.Else():
-                wa.use(t=pl_t, y=pl_wy, x=pl_wx, word=pl_g)
-                m.d.comb += [xs_w.data.eq(pl_new), xs_w.en.eq(1)]
-                with m.If(pl_wx != pl_wx1):
-                    m.d.sync += pl_wx.eq(pl_wx + 1)
-                with m.Elif(pl_wy != pl_wy1):
-                    m.d.sync += [pl_wy.eq(pl_wy + 1), pl_wx.eq(pl_x >> 1)]
-                with m.Else():
-                    m.d.sync += pl_busy.eq(0)
-                    m.d.comb += align.o.ready.eq(1)
-
-        def conv_output():
-            """The CONV output stage takes a row's sums (from CONV_RUN / CONV_END)."""
-            take = pe.o.valid & ~pl_busy
-            m.d.comb += [pe.o.ready.eq(~pl_busy), in_cwait.eq(1)]
-            with m.If(take):
-                m.d.sync += [x_hold.eq(0), row_pending.eq(0)]
-                with m.Switch(mode):
-                    with m.Case(Mode.SPIKE):
-                        m.d.comb += lif.i.valid.eq(1)
-                        m.d.sync += o_spk.eq(1)
-                    with m.Case(Mode.SET, Mode.ADD):
-                        m.d.comb += align.i.valid.eq(1)
-                        with m.If(cv.pool):
-                            m.d.sync += [pl_busy.eq(1), pl_ph.eq(0), pl_t.eq(o_t),
-                                         pl_y.eq(o_oy), pl_x.eq(o_ox), pl_g.eq(o_g),
-                                         pl_wy.eq(o_oy >> 1), pl_wx.eq(o_ox >> 1)]
-                        with m.Else():
-                            m.d.sync += o_x.eq(1)
-                    with m.Case(Mode.LOGIT):
-                        m.d.sync += logit.eq(lg_sum)
-                        m.d.comb += [lgm_w.addr.eq(o_g), lgm_w.data.eq(lg_sum),
-                                     lgm_w.en.eq(o_last)]
-            return take
+        with m.If(wrb.merge_read.en):
+            mr = wrb.merge_read
+            x_ra.use(base=out_base, t=mr.t, y=mr.y, x=mr.x, word=mr.word, sh=out_sh)
 
         with m.FSM(name="ctrl") as ctrl:
             with m.State("IDLE"):
@@ -603,7 +524,6 @@ class Accelerator(wiring.Component):
                     cmd.bias.eq(prow + n_g),
                     enc.o.ready.eq(cq.w_rdy & ~block),
                 ]
-                conv_output()
                 with m.If(enc.o.valid & enc.o.ready & ev.last):
                     # The next event (the next row's) may enter the queue in the next cycle:
                     # the group's weight base moves on now, the other counters a cycle later.
@@ -617,21 +537,20 @@ class Accelerator(wiring.Component):
                     with m.If(layer_done):
                         m.next = "CONV_END"
             with m.State("CONV_END"):
-                with m.If(conv_output()):
+                with m.If(wrb.taken):
                     m.d.comb += prog.step.eq(1)
                     m.next = "FETCH"
 
             # ---- STREAM_LIF: one row (group, position, step) per cycle ----
             # LIF_READ reads the first row; each LIF_RUN cycle feeds the row read in the cycle
-            # before to the LIF, reads the next one and hands the row's coordinates to the
-            # output stage (o_spk), which writes its spikes in the following cycle. The LIF
-            # is always ready here: its output is taken (o_spk) the cycle after each input.
+            # before to the write-back stage's LIF, which writes its spikes in the following
+            # cycle, and reads the next one. The LIF is always ready here: its output is taken
+            # the cycle after each input.
             with m.State("LIF_READ"):
                 m.next = "LIF_RUN"
             with m.State("LIF_RUN"):
                 x_ra.use(t=n_t, y=n_oy, x=n_ox, word=n_g)
-                m.d.comb += [lif_stream.eq(1), lif.i.valid.eq(1)]
-                m.d.sync += [o_spk.eq(1), o_t.eq(t), o_oy.eq(oy), o_ox.eq(ox), o_g.eq(g)]
+                m.d.comb += wrb.lif.valid.eq(1)
                 nest.advance()
                 with m.If(layer_done):
                     # FETCH keeps the descriptor for a cycle: the last row's spikes are written.
@@ -657,17 +576,12 @@ class Accelerator(wiring.Component):
 
             # ---- output stage of PIXEL and HEAD_SUM (both write spikes: Mode.SPIKE) ----
             with m.State("OUT_LIF"):
-                m.d.comb += [lif.i.valid.eq(1)]
-                with m.If(lif.i.ready):
+                m.d.comb += wrb.lif.valid.eq(1)
+                with m.If(wrb.lif.ready):
                     m.next = "OUT_SPIKE"
             with m.State("OUT_SPIKE"):
-                wa.use(t=t, y=oy, x=ox, word=gwrd)
-                m.d.comb += [
-                    lif.o.ready.eq(1),
-                    spk_w.data.eq(Cat(*([lif.o.payload.spikes] * (w // p)))),
-                    spk_w.en.eq(Mux(lif.o.valid, 1 << (g[:lpw] if lpw else 0), 0)),
-                ]
-                with m.If(lif.o.valid):
+                # The write-back stage writes the row's spikes.
+                with m.If(wrb.write.spk_en.any()):
                     m.next = "NEXT"
 
             # ---- loop advance: time (innermost), position, group, layer ----
