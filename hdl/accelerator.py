@@ -1,10 +1,22 @@
 """The accelerator top: a programmable, layer-sequential, event-driven engine.
 
-A controller FSM executes the compiled program (:mod:`sdtforge.hdl.compile`) over the
-building-block units of :mod:`sdtforge.hdl` — event encoder, accumulate-only PE array, LIF
-unit, SDSA unit, pooling reducers, residual aligner. Ports, framing and the program encoding are
-in ``docs/accelerator.md``; the loop order is layer, output group, output position, time step
-(innermost), so the ``P`` membranes of a group stay in the LIF unit across the ``T`` steps.
+The top wires the engine's stages and runs the layer sequence (the controller FSM) of the
+compiled program (:mod:`sdtforge.hdl.compile`). The stages are components with their own cycle
+contracts and unit tests:
+
+- :class:`~.program.ProgramSequencer`: program memory and descriptor register;
+- :class:`~.fetch.NeighbourhoodFetch` → two-entry queue → :class:`~.event_encoder.EventEncoder`
+  → (the event's weight row) two-entry queue → :class:`~.pe_array.PEArray` (accumulate-only
+  lanes, the weight stream);
+- :class:`~.writeback.RowWriteBack`: LIF → spikes, residual align-add, pooled max-merge,
+  logits;
+- :class:`~.sdsa_sequencer.SDSASequencer` and :class:`~.pool.SpikePoolStage`: the layers that
+  read and write spike words themselves;
+- :class:`~.result.ResultEmitter`, :class:`~.accel_loader.Loader`.
+
+Ports, framing and the program encoding are in ``docs/accelerator.md``; the loop order is
+layer, output group, output position, time step (innermost), so the ``P`` membranes of a group
+stay in the LIF unit across the ``T`` steps.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
@@ -25,7 +37,7 @@ from .accel_loader import Loader
 from .compile import AccelConfig
 from .event_encoder import EventEncoder
 from .fetch import NeighbourhoodFetch
-from .loops import LoopNest
+from .loops import LoopNest, MapAddress
 from .pe_array import PEArray, PEOp
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
@@ -44,28 +56,9 @@ def sdsa_membranes(config):
                                                      config.sdsa_shift)
 
 
-class _MapAddress:
-    """Address generator of one memory port: ``base + (t << sht | y << shy | x << shx | word)``.
-
-    The fields are combinational signals with a default source; :meth:`use` overrides some
-    of them (later statements win), so the port's three barrel shifters and adder exist once
-    however many states address it.
-    """
-
-    def __init__(self, m, name, widths, *, sh, **default):
-        self._m = m
-        self._f = {k: Signal(n, name=f"{name}_{k}") for k, n in widths.items() if k != "sh"}
-        self._sh = [Signal(widths["sh"], name=f"{name}_sh{a}") for a in "xyt"]
-        self.addr = Signal(widths["base"] + 1, name=f"{name}_addr")
-        f, (shx, shy, sht) = self._f, self._sh
-        m.d.comb += self.addr.eq(f["base"] + ((f["t"] << sht) | (f["y"] << shy)
-                                              | (f["x"] << shx) | f["word"]))
-        self.use(sh=sh, **default)
-
-    def use(self, *, sh=None, **fields):
-        self._m.d.comb += [self._f[k].eq(v) for k, v in fields.items()]
-        if sh is not None:
-            self._m.d.comb += [a.eq(b) for a, b in zip(self._sh, sh, strict=True)]
+def _drive(m, port, **values):
+    """Drive fields of a stage's input ``port`` (a struct view) from ``values``."""
+    m.d.comb += [port[k].eq(v) for k, v in values.items()]
 
 
 class Accelerator(wiring.Component):
@@ -257,6 +250,8 @@ class Accelerator(wiring.Component):
 
         m.d.comb += [pool.at.y.eq(oy), pool.at.x.eq(ox), pool.in_h.eq(in_h), pool.in_w.eq(in_w),
                      pool.data.eq(spk_r.data)]
+        is_pixel = d.op == Op.PIXEL
+        is_conv = d.op == Op.CONV
 
         # -- registered stage boundaries --------------------------------------------------------
         # Fetch → encoder (spike words) and controller → PE array (commands) meet through
@@ -273,31 +268,23 @@ class Accelerator(wiring.Component):
         ]
 
         # -- fetch stage: neighbourhood words → event encoder ---------------------------------
-        is_pixel = d.op == Op.PIXEL
-        is_conv = d.op == Op.CONV
         m.submodules.fetch = fetch = NeighbourhoodFetch(cfg)
         assert fetch.word_layout == enc.in_layout
+        _drive(m, fetch.layer, chain=is_conv, pixel=is_pixel, k3=k3, cin=cin, words=words,
+               in_h=in_h, in_w=in_w, out_h=out_h, out_w=out_w, steps=steps, groups=groups,
+               lastmask=lastmask)
+        _drive(m, fetch.at, g=g, y=oy, x=ox, t=t)
         m.d.comb += [
-            fetch.layer.chain.eq(is_conv), fetch.layer.pixel.eq(is_pixel), fetch.layer.k3.eq(k3),
-            fetch.layer.cin.eq(cin), fetch.layer.words.eq(words),
-            fetch.layer.in_h.eq(in_h), fetch.layer.in_w.eq(in_w),
-            fetch.layer.out_h.eq(out_h), fetch.layer.out_w.eq(out_w),
-            fetch.layer.steps.eq(steps), fetch.layer.groups.eq(groups),
-            fetch.layer.lastmask.eq(lastmask),
-            fetch.at.g.eq(g), fetch.at.y.eq(oy), fetch.at.x.eq(ox), fetch.at.t.eq(t),
             fetch.data.eq(Mux(is_pixel, pix_r.data.bit_select(bit, 1), spk_r.data)),
             wq.w_en.eq(fetch.o.valid), wq.w_data.eq(fetch.o.payload), fetch.o.ready.eq(wq.w_rdy),
         ]
         rd = fetch.read
 
         # -- SDSA stage ------------------------------------------------------------------------
-        m.d.comb += [
-            sdsa.layer.steps.eq(sd.steps), sdsa.layer.words.eq(sd.words),
-            sdsa.layer.tokens_h.eq(sd.tokens_h), sdsa.layer.tokens_w.eq(sd.tokens_w),
-            sdsa.layer.q_base.eq(sd.q_base), sdsa.layer.k_base.eq(sd.k_base),
-            sdsa.layer.v_base.eq(sd.v_base), sdsa.layer.theta.eq(sd.theta),
-            sdsa.layer.lastmask.eq(lastmask), sdsa.data.eq(spk_r.data),
-        ]
+        _drive(m, sdsa.layer, lastmask=lastmask,
+               **{k: sd[k] for k in ("steps", "words", "tokens_h", "tokens_w", "q_base",
+                                     "k_base", "v_base", "theta")})
+        m.d.comb += sdsa.data.eq(spk_r.data)
 
         # Events → PE commands; the row of event (tap, channel) is wg + tap·cin + channel.
         ev = enc.o.payload
@@ -310,23 +297,20 @@ class Accelerator(wiring.Component):
         # -- default port drives -------------------------------------------------------------
         m.d.comb += [spk_r.en.eq(1), pix_r.en.eq(1), shm_r.addr.eq(prow + g)]
 
-        # One assignment per payload field (a field overridden inside an FSM state would turn
-        # the constant ones into `always @*` blocks that event-driven simulators never run).
-        # Coordinates of the CONV row in the output stage (see the row pipeline below).
         row_pending = Signal()              # a CONV row latched whose sums are not taken yet
 
         # -- address generators ----------------------------------------------------------------
         # One per memory port (a map address costs three barrel shifters): spike reads, stream
         # reads, writes (spike and stream writes never happen in the same cycle), pixels. Each
         # has its default source here; FSM states and the CONV output stage override fields.
-        spk_ra = _MapAddress(m, "spk_ra", agu_widths, base=in_base, t=Mux(is_conv, rd.t, t),
+        spk_ra = MapAddress(m, "spk_ra", agu_widths, base=in_base, t=Mux(is_conv, rd.t, t),
                              y=rd.y, x=rd.x, word=rd.word, sh=in_sh)
         x_is_out = mode == Mode.ADD
         x_tok = ~x_is_out & (d.op == Op.HEAD_SUM)
-        x_ra = _MapAddress(m, "x_ra", agu_widths, base=Mux(x_is_out, out_base, in_base), t=t,
+        x_ra = MapAddress(m, "x_ra", agu_widths, base=Mux(x_is_out, out_base, in_base), t=t,
                            y=Mux(x_tok, hy, oy), x=Mux(x_tok, hx, ox), word=g,
                            sh=[Mux(x_is_out, o, i) for o, i in zip(out_sh, in_sh, strict=True)])
-        wa = _MapAddress(m, "wa", agu_widths, base=out_base, t=wrb.write.t, y=wrb.write.y,
+        wa = MapAddress(m, "wa", agu_widths, base=out_base, t=wrb.write.t, y=wrb.write.y,
                          x=wrb.write.x, word=wrb.write.word, sh=out_sh)
         receiving = Signal()
         pix_y, pix_x, pix_c = Signal(cb), Signal(cb), Signal(wb)
@@ -345,11 +329,10 @@ class Accelerator(wiring.Component):
         # pixel layer and the head their values.
         x_row = Signal(lanes_acc)
         m.d.comb += [x_row[lane].eq(xs_r.data[lane]) for lane in range(p)]
+        _drive(m, wrb.layer, conv=is_conv, mode=mode, pool=cv.pool, in_h=in_h, in_w=in_w,
+               prow=prow)
+        _drive(m, wrb.row, t=t, y=oy, x=ox, g=g, first=t_first, last=last_t)
         m.d.comb += [
-            wrb.layer.conv.eq(is_conv), wrb.layer.mode.eq(mode), wrb.layer.pool.eq(cv.pool),
-            wrb.layer.in_h.eq(in_h), wrb.layer.in_w.eq(in_w), wrb.layer.prow.eq(prow),
-            wrb.row.t.eq(t), wrb.row.y.eq(oy), wrb.row.x.eq(ox), wrb.row.g.eq(g),
-            wrb.row.first.eq(t_first), wrb.row.last.eq(last_t),
             wrb.sums.valid.eq(pe.o.valid & is_conv), wrb.sums.payload.eq(pe.o.payload.acc),
             wrb.lif.payload.eq(Mux(d.op == Op.STREAM_LIF, x_row, value)),
             wrb.shift.eq(shm_r.data), wrb.stream.eq(xs_r.data),
@@ -359,12 +342,18 @@ class Accelerator(wiring.Component):
         with m.If(is_conv):
             m.d.comb += pe.o.ready.eq(wrb.sums.ready)
 
-        # Shared lane adders: the pixel layer's Horner step ``2·value + conv`` and the head's
-        # token sum ``value + X``.
+        # Shared lane adders: the pixel layer's Horner step ``2·value + conv`` (over bit-planes,
+        # from the registered sums of a plane: the weight memory → PE array → Horner path was
+        # the ECP5 critical path) and the head's token sum ``value + X``.
         v_sum = Signal(lanes_acc)
+        psum = Signal(lanes_acc)
+        horner = Signal()
         for lane in range(p):
             m.d.comb += v_sum[lane].eq(Mux(is_pixel, value[lane] << 1, value[lane])
-                                       + Mux(is_pixel, pe.o.payload.acc[lane], xs_r.data[lane]))
+                                       + Mux(is_pixel, psum[lane], xs_r.data[lane]))
+        m.d.sync += horner.eq(0)
+        with m.If(horner):
+            m.d.sync += [value[lane].eq(v_sum[lane]) for lane in range(p)]
 
         # The fetch drives the read ports' enables while it runs (it holds a word's data while
         # the encoder's queue is full).
@@ -497,16 +486,16 @@ class Accelerator(wiring.Component):
                 with m.If(cq.w_rdy):
                     m.next = "GATHER_WAIT"
             with m.State("GATHER_WAIT"):
+                # The plane's sums are registered (psum); the Horner step follows a cycle later.
                 m.d.comb += pe.o.ready.eq(1)
                 with m.If(pe.o.valid):
-                    # Horner over bit-planes: value = 2·value + conv(plane).
-                    for lane in range(p):
-                        m.d.sync += value[lane].eq(v_sum[lane])
-                    m.d.sync += bit.eq(bit - 1)
+                    m.d.sync += [psum.eq(pe.o.payload.acc), horner.eq(1), bit.eq(bit - 1)]
                     with m.If(bit == 0):
-                        m.next = "OUT_LIF"
+                        m.next = "HORNER"
                     with m.Else():
                         m.next = "GATHER_CMD"
+            with m.State("HORNER"):
+                m.next = "OUT_LIF"
             # ---- CONV: pipelined rows (see the row pipeline above) ----
             with m.State("CONV_START"):
                 m.d.comb += [cq.w_en.eq(1), cmd.op.eq(PEOp.BIAS),
@@ -537,7 +526,7 @@ class Accelerator(wiring.Component):
                     with m.If(layer_done):
                         m.next = "CONV_END"
             with m.State("CONV_END"):
-                with m.If(wrb.taken):
+                with m.If(wrb.done):
                     m.d.comb += prog.step.eq(1)
                     m.next = "FETCH"
 

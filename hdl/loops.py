@@ -1,8 +1,9 @@
-"""The engine's loop nest: counters with registered "at the last value" flags."""
+"""The engine's loop nests (counters with registered "at the last value" flags) and map
+address generators."""
 
 from amaranth.hdl import Mux, Signal
 
-__all__ = ["LoopNest"]
+__all__ = ["LoopNest", "MapAddress"]
 
 
 class LoopNest:
@@ -63,3 +64,27 @@ class LoopNest:
     def advance(self):
         """The next row of the nest (``t`` innermost)."""
         self.write(**self.next)
+
+
+class MapAddress:
+    """Address generator of one memory port: ``base + (t << sht | y << shy | x << shx | word)``.
+
+    The fields are combinational signals with a default source; :meth:`use` overrides some
+    of them (later statements win), so the port's three barrel shifters and adder exist once
+    however many states address it.
+    """
+
+    def __init__(self, m, name, widths, *, sh, **default):
+        self._m = m
+        self._f = {k: Signal(n, name=f"{name}_{k}") for k, n in widths.items() if k != "sh"}
+        self._sh = [Signal(widths["sh"], name=f"{name}_sh{a}") for a in "xyt"]
+        self.addr = Signal(widths["base"] + 1, name=f"{name}_addr")
+        f, (shx, shy, sht) = self._f, self._sh
+        m.d.comb += self.addr.eq(f["base"] + ((f["t"] << sht) | (f["y"] << shy)
+                                              | (f["x"] << shx) | f["word"]))
+        self.use(sh=sh, **default)
+
+    def use(self, *, sh=None, **fields):
+        self._m.d.comb += [self._f[k].eq(v) for k, v in fields.items()]
+        if sh is not None:
+            self._m.d.comb += [a.eq(b) for a, b in zip(self._sh, sh, strict=True)]

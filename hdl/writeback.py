@@ -35,11 +35,13 @@ class RowWriteBack(wiring.Component):
     ``STREAM_LIF``'s stream rows) at the controller's ``row``, taken in the cycle it is
     offered (the LIF is ready then).
 
-    **Cycle contract.** A row is written in the cycle after it is taken (``SPIKE``, ``SET``,
-    ``ADD``) or while it is taken (``LOGIT``); a pooled row takes ``2·windows`` cycles more,
-    during which ``sums.ready`` is low. Between ``latch`` and the sums being taken, ``hold``
-    is high: the controller's stream and shift read ports hold the row's data (their
-    addresses have moved on with the counters).
+    **Cycle contract.** ``sums`` are taken into the sums register (``taken``) while no pooled
+    merge runs and worked on in the next cycle (``done``); the row is written a cycle after
+    that (``SPIKE``, ``SET``, ``ADD``) or then (``LOGIT``), and a pooled row merges for
+    ``2·windows`` cycles more, during which ``sums.ready`` is low. A ``lif`` row is written in
+    the cycle after it is taken. Between ``latch`` and ``done``, ``hold`` is high: the
+    controller's stream and shift read ports hold the row's data (their addresses have moved
+    on with the counters).
 
     Parameters
     ----------
@@ -58,7 +60,10 @@ class RowWriteBack(wiring.Component):
     sums : ``In(stream.Signature(ArrayLayout(signed(acc_bits), P)))``
         The PE array's sums.
     taken : ``Out(1)``
-        ``sums`` are taken this cycle.
+        ``sums`` are taken this cycle (into the sums register; the controller may latch the
+        next row from the next cycle on).
+    done : ``Out(1)``
+        The sums register's row is worked on this cycle (written now or in the next cycle).
     lif : ``In(stream.Signature(ArrayLayout(signed(acc_bits), P)))``
         A row for the LIF at ``row``.
     shift, stream : ``In``
@@ -104,6 +109,7 @@ class RowWriteBack(wiring.Component):
             "latch": In(1),
             "sums": In(stream.Signature(self._lanes_acc)),
             "taken": Out(1),
+            "done": Out(1),
             "lif": In(stream.Signature(self._lanes_acc)),
             "shift": In(cfg.lane_layout("shifts")),
             "stream": In(cfg.lane_layout("stream")),
@@ -145,14 +151,19 @@ class RowWriteBack(wiring.Component):
             take_row()
             m.d.sync += hold.eq(1)
 
+        # The sums register: the PE array's sums are taken into it and worked on a cycle later,
+        # so the path from the weight memory through the PE array's adders ends here.
+        s_valid = Signal()
+        s_acc = Signal(self._lanes_acc)
+
         # LIF input: the CONV's sums, else the controller's rows.
         m.d.comb += [
-            lif.i.payload.x.eq(Mux(lay.conv, sums.payload, self.lif.payload)),
+            lif.i.payload.x.eq(Mux(lay.conv, s_acc, self.lif.payload)),
             lif.i.payload.row.eq(0),
             lif.i.payload.trow.eq(lay.prow + Mux(lay.conv, o_g, row.g)),
             lif.i.payload.first.eq(Mux(lay.conv, o_first, row.first)),
             self.lif.ready.eq(lif.i.ready & ~lay.conv),
-            align.i.payload.acc.eq(sums.payload),
+            align.i.payload.acc.eq(s_acc),
             align.i.payload.shift.eq(self.shift),
             self.hold.eq(hold),
             self.merging.eq(busy),
@@ -209,12 +220,19 @@ class RowWriteBack(wiring.Component):
                     m.d.sync += busy.eq(0)
                     m.d.comb += align.o.ready.eq(1)
 
-        # Taking a CONV row's sums.
+        # Taking a CONV row's sums into the register (when no pooled merge runs: the row's
+        # coordinates o_* are free again once it is taken), and working on them a cycle later.
         lg_sum = Signal(cfg.lane_layout("logits"))
         for lane in range(p):
-            m.d.comb += lg_sum[lane].eq(Mux(o_first, 0, logit[lane]) + sums.payload[lane])
-        take = sums.valid & ~busy
-        m.d.comb += [sums.ready.eq(~busy), self.taken.eq(take)]
+            m.d.comb += lg_sum[lane].eq(Mux(o_first, 0, logit[lane]) + s_acc[lane])
+        take = s_valid & ~busy
+        accept = sums.valid & sums.ready
+        m.d.comb += [sums.ready.eq(~busy & (~s_valid | take)), self.taken.eq(accept),
+                     self.done.eq(take)]
+        with m.If(accept):
+            m.d.sync += [s_valid.eq(1), s_acc.eq(sums.payload)]
+        with m.Elif(take):
+            m.d.sync += s_valid.eq(0)
         with m.If(take):
             m.d.sync += hold.eq(0)
             with m.Switch(lay.mode):

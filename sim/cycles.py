@@ -76,7 +76,8 @@ def _conv_cycles(s, groups, k3, width, pool=False):
     gap), but at least 3: a row's last event waits until the output stage has taken the
     previous row's sums, which the PE array emits two cycles after that row's last event (one
     in the command queue, one in the array). The very first row has no such wait; the layer
-    ends two cycles after its last event (``CONV_END`` takes the sums). A pooled conv
+    ends three cycles after its last event (the write-back stage takes the last sums into its
+    register and works on them a cycle later, ``CONV_END``). A pooled conv
     (``pool``) iterates the input positions, and a take also waits for the previous row's
     window merges (:func:`_pooled_rows`).
     """
@@ -84,7 +85,7 @@ def _conv_cycles(s, groups, k3, width, pool=False):
     if pool:
         return _pooled_rows(rows, groups)
     first = int(rows[0, 0, 0])
-    return 6 + first - max(first, 3) + groups * int(np.maximum(rows, 3).sum())
+    return 7 + first - max(first, 3) + groups * int(np.maximum(rows, 3).sum())
 
 
 def _window_counts(n):
@@ -97,7 +98,8 @@ def _pooled_rows(rows, groups):
     ``take`` the cycle the output stage takes its sums (two cycles later at the earliest). The
     PE array holds a row's sums (and accepts no command) until they are taken, while the
     command queue holds the next row's first two events; a take waits for the previous row's
-    window merges (two cycles per window from the cycle after its take)."""
+    window merges (two cycles per window, from two cycles after its take: the write-back
+    stage works on the sums a cycle after taking them into its register)."""
     t_steps, h, w = rows.shape
     wins = np.outer(_window_counts(h), _window_counts(w))
     last = take = busy = None
@@ -108,8 +110,8 @@ def _pooled_rows(rows, groups):
                     g = int(rows[t, y, x])
                     last = 3 + g if last is None else take + max(g - 2, 1)
                     take = max(last + 2, busy) if busy is not None else last + 2
-                    busy = take + 2 * int(wins[y, x]) + 1
-    return take + 1
+                    busy = take + 2 * int(wins[y, x]) + 2
+    return take + 2
 
 
 @dataclass
@@ -163,7 +165,8 @@ def _pool_cycles(layer, ctx):
 def _pixel_conv(layer, ctx):
     g = _ceil(layer.out_channels, ctx.lanes)
     hw = layer.height * layer.width
-    gather = 8 * (_GATHER + 9 * layer.in_channels)
+    # Per position: 8 bit-planes, then the last plane's Horner step (HORNER).
+    gather = 8 * (_GATHER + 9 * layer.in_channels) + 1
     cyc = ctx.decode + g * hw * (gather + ctx.steps * (_LOOP + _OUT))
     return {layer.name: cyc, **_pool_cycles(layer, ctx)}
 
