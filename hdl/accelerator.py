@@ -359,6 +359,21 @@ class Accelerator(wiring.Component):
         # the encoder's queue is full).
         with m.If(fetch.busy):
             m.d.comb += [spk_r.en.eq(rd.en), pix_r.en.eq(rd.en)]
+        # The layers whose stage reads and writes spike words itself own the spike ports for
+        # the whole layer: the ports' sources are selected by the descriptor's operation (a
+        # register), not by the controller's state.
+        with m.Switch(d.op):
+            with m.Case(Op.SDSA):
+                rq, wr = sdsa.read, sdsa.write
+                spk_ra.use(base=rq.base, t=rq.t, y=rq.y, x=rq.x, word=rq.word)
+                wa.use(t=wr.t, y=wr.y, x=wr.x, word=wr.word)
+                m.d.comb += [spk_r.en.eq(rq.en), spk_w.data.eq(wr.data),
+                             spk_w.en.eq(Mux(wr.en, Const(-1, w // p), 0))]
+            with m.Case(Op.POOL_OR):
+                spk_ra.use(y=pool.read.y, x=pool.read.x, word=g)
+                wa.use(t=t, y=oy, x=ox, word=g)
+                m.d.comb += [spk_r.en.eq(pool.read.en), spk_w.data.eq(pool.write.data),
+                             spk_w.en.eq(Mux(pool.write.en, Const(-1, w // p), 0))]
 
         # -- CONV row pipeline -----------------------------------------------------------------
         # A CONV row (group, position, step) is retired in overlapped parts: the gather (events
@@ -586,20 +601,11 @@ class Accelerator(wiring.Component):
 
             # ---- spike OR pool (g counts words): the pool stage reads and writes ----
             with m.State("POOL"):
-                spk_ra.use(y=pool.read.y, x=pool.read.x, word=g)
-                wa.use(t=t, y=oy, x=ox, word=g)
-                m.d.comb += [spk_r.en.eq(pool.read.en), spk_w.data.eq(pool.write.data),
-                             spk_w.en.eq(Mux(pool.write.en, Const(-1, w // p), 0))]
                 with m.If(pool.done):
                     m.next = "NEXT"
 
             # ---- SDSA: the SDSA stage reads and writes the spike memory ----
             with m.State("SDSA"):
-                rq, wr = sdsa.read, sdsa.write
-                spk_ra.use(base=rq.base, t=rq.t, y=rq.y, x=rq.x, word=rq.word)
-                wa.use(t=wr.t, y=wr.y, x=wr.x, word=wr.word)
-                m.d.comb += [spk_r.en.eq(rq.en), spk_w.data.eq(wr.data),
-                             spk_w.en.eq(Mux(wr.en, Const(-1, w // p), 0))]
                 with m.If(sdsa.done):
                     m.d.comb += prog.step.eq(1)
                     m.next = "FETCH"
