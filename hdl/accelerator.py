@@ -241,7 +241,7 @@ class Accelerator(wiring.Component):
         agu_widths = {"base": base_w, "t": tb, "y": cb, "x": cb, "word": max(gb, wb),
                       "sh": len(out_sh[0])}
 
-        # The row nest (group, position, step) of the controller and its output stage.
+        # The row nest (group, position, step) of the controller.
         nest = LoopNest(m, {"g": gb, "y": cb, "x": cb, "t": tb},
                         {"g": groups, "y": out_h, "x": out_w, "t": steps}, prefix="row")
         g, oy, ox, t = (nest.c[k] for k in "gyxt")
@@ -302,7 +302,8 @@ class Accelerator(wiring.Component):
         # -- address generators ----------------------------------------------------------------
         # One per memory port (a map address costs three barrel shifters): spike reads, stream
         # reads, writes (spike and stream writes never happen in the same cycle), pixels. Each
-        # has its default source here; FSM states and the CONV output stage override fields.
+        # has its default source here (the fetch, the row nest, the write-back); the stages
+        # that own a port for a layer and the pooled merge override fields.
         spk_ra = MapAddress(m, "spk_ra", agu_widths, base=in_base, t=Mux(is_conv, rd.t, t),
                              y=rd.y, x=rd.x, word=rd.word, sh=in_sh)
         x_is_out = mode == Mode.ADD
@@ -378,13 +379,12 @@ class Accelerator(wiring.Component):
         # -- CONV row pipeline -----------------------------------------------------------------
         # A CONV row (group, position, step) is retired in overlapped parts: the gather (events
         # → PE; the fetch already reads the next rows), the sums (the row's last event, flagged
-        # ``last``, makes the PE array emit them and load the next row's bias), and the output
-        # stage (LIF + spike write, AlignAdd + stream write, pooled max-merge, logits). The loop
-        # counters advance when the PE array takes the row's last command (a cycle after the
-        # event entered the command queue); the output stage works from its own copy of the
-        # row's coordinates (o_*), taken at that moment. One row at a time waits for the output
-        # stage: the next row's last event waits in the encoder until it is taken
-        # (row_pending, set when the last event enters the queue).
+        # ``last``, makes the PE array emit them and load the next row's bias), and the
+        # write-back stage. The loop counters advance when the PE array takes the row's last
+        # command (a cycle after the event entered the command queue); the write-back latches
+        # the row's coordinates at that moment and works from its copy. One row at a time
+        # waits for the write-back: the next row's last event waits in the encoder until its
+        # sums are taken (row_pending, set when the last event enters the queue).
         wrap_y, layer_done = nest.wrap_y, nest.done
         n_t, n_ox, n_oy, n_g = (nest.next[k] for k in "txyg")
 
@@ -395,7 +395,7 @@ class Accelerator(wiring.Component):
         with m.If(wrb.taken):
             m.d.sync += row_pending.eq(0)
         # The row's stream word (ADD) and shift row are read from the loop counters while the
-        # row gathers; from the cycle after its last command until the output stage takes its
+        # row gathers; from the cycle after its last command until the write-back works on its
         # sums, the read ports hold their data (wrb.hold), since the counters have moved on.
         # (Addressing them from the late "last event issued" signal was the ECP5 critical path.)
         with m.If(is_conv):
@@ -578,7 +578,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += hx.eq(hx + 1)
                     m.next = "X_READ"
 
-            # ---- output stage of PIXEL and HEAD_SUM (both write spikes: Mode.SPIKE) ----
+            # ---- PIXEL and HEAD_SUM rows to the write-back (both write spikes: Mode.SPIKE) ----
             with m.State("OUT_LIF"):
                 m.d.comb += wrb.lif.valid.eq(1)
                 with m.If(wrb.lif.ready):

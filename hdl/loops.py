@@ -14,7 +14,7 @@ class LoopNest:
     are one gate from registers: comparing counters with descriptor fields in the cycle they are
     used was the iCE40 critical path (into the next row's bias row and the stream address).
 
-    The engine has two: the controller's (the row the PE array and the output stage work on)
+    The engine has two: the controller's (the row the PE array and the write-back work on)
     and the fetch's (the row whose words are read, which runs ahead, :mod:`.fetch`).
 
     Parameters

@@ -139,11 +139,12 @@ class AccelBench:
         descriptor (before a later layer can reuse the rows).
 
         The read waits two clock edges: a pipelined ``CONV``'s last row is written in the first
-        cycle of the next ``FETCH`` (read at the ``pc`` change it showed as differing), and the
-        next descriptor writes nothing before its fetch, decode and taps are over.
+        cycles of the next ``FETCH`` (read at the ``pc`` change it showed as differing), and the
+        next descriptor writes nothing before its fetch and decode are over. ``pc`` is the
+        program stage's (``prog``, :class:`~sdtforge.hdl.program.ProgramSequencer`).
         """
         watch = {w["op"]: w for w in self.case["spike_watch"]}
-        pc, mem = self.dut.pc, self.dut.spk
+        pc, mem = self.dut.prog.pc, self.dut.spk
         prev = int(pc.value)
         while True:
             await pc.value_change

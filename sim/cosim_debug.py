@@ -99,7 +99,9 @@ def compare_spikes(dumps, watch, ref, model, width):
         for entry in watch:
             rows = dump.get(str(entry["op"]))
             if rows is None:
-                continue
+                lines.append(f"image {image}: descriptor {entry['op']} ({entry['map']}) was not "
+                             f"read")
+                break
             got = _decode(rows, entry, width)
             want = _golden_map(entry["map"], ref, image, pooled)
             if got.shape != want.shape or not np.array_equal(got, want):

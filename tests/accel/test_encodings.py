@@ -193,3 +193,6 @@ def test_spike_watch_decodes_the_program():
     assert cosim_debug.compare_spikes([dump], watch, ref, model, 16) == [
         f"image 0: spikes first differ at descriptor {entry['op']} ({entry['map']}): 1 of "
         f"{int(np.prod(entry['shape']))} spikes differ"]
+    del dump[str(entry["op"])]
+    assert cosim_debug.compare_spikes([dump], watch, ref, model, 16) == [
+        f"image 0: descriptor {entry['op']} ({entry['map']}) was not read"]

@@ -62,6 +62,23 @@ def test_random_models_icarus(seed, tmp_path):
     _run(config, lanes, width, seed, "icarus", 2, tmp_path / f"random-{seed}")
 
 
+@needs_icarus
+def test_rtl_spike_maps_match_the_golden_model(tmp_path):
+    """Every spike map the RTL writes, read from its spike memory as each layer ends, equals
+    the golden model's (a wrong map between layers can leave a small model's logits equal)."""
+    config, lanes, width = _random_case(12)
+    model = random_model(config, seed=12, theta_max=4)
+    pixels = np.random.default_rng(12).integers(
+        0, 256, (1, config["in_channels"], *config["img_size"]), dtype=np.uint8)
+    result = cosim(model, pixels, sim="icarus", out=tmp_path, lanes=lanes, width=width, seed=12,
+                   dump_spikes=True)
+    assert result.bit_exact == 1
+    (line,) = result.layer_report
+    words = line.split()
+    assert line.endswith("spike maps match the golden model"), line
+    assert words[2] == "all" and int(words[3]) >= 8
+
+
 @needs_verilator
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [21, 22])
