@@ -114,7 +114,7 @@ BOARDS = {b.name: b for b in [
           # 45 MHz (exact from 25 MHz): the accelerator's measured Fmax on the 85F is
           # 46.6-48.2 MHz over the seeds (docs/boards.md §4b); 80 MHz needs a registered weight
           # row and registered memory outputs.
-          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=45e6,
+          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=50e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           top_class="sdtforge.boards.ulx3s:ULX3STop"),
 ]}
