@@ -132,3 +132,15 @@ def run_streams(dut, inputs, outputs, *, seed=0, stall=0.3, writes=(), statics=N
         if clock["now"] > limit:
             raise AssertionError(f"simulation hung: outputs so far {got!r}")
     return got, clock["end"] - clock["start"]
+
+
+def set_fields(ctx, view, values):
+    """Set the fields of a struct-typed input member ``view`` from the dict ``values``."""
+    for name, value in values.items():
+        ctx.set(view[name], value)
+
+
+def last_word_mask(channels, width):
+    """Mask of the channels of a ``channels``-wide row in its last ``width``-bit word."""
+    rem = channels % width
+    return (1 << rem) - 1 if rem else (1 << width) - 1

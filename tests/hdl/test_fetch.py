@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from _stream import unpack
+from _stream import last_word_mask, set_fields, unpack
 from amaranth.hdl import Elaboratable, Module, Mux, Value
 from amaranth.lib import memory
 from amaranth.sim import Simulator
@@ -87,10 +87,8 @@ def run(layer, at, seed, stall):
     got, cycles = [], {}
 
     async def tb(ctx):
-        for name, value in layer.items():
-            ctx.set(getattr(f.layer, name), value)
-        for name, value in zip("gyxt", at, strict=True):
-            ctx.set(getattr(f.at, name), value)
+        set_fields(ctx, f.layer, layer)
+        set_fields(ctx, f.at, dict(zip("gyxt", at, strict=True)))
         await ctx.tick()
         ctx.set(f.start, 1)
         await ctx.tick()
@@ -123,11 +121,10 @@ def _layer(rng, *, k3, pixel, chain):
     words = rng.randint(1, 3)
     cin = rng.randint((words - 1) * CFG.width + 1, words * CFG.width)
     in_h, in_w = rng.randint(1, 5), rng.randint(1, 5)
-    rem = cin % CFG.width
     return {"chain": chain, "pixel": pixel, "k3": k3, "cin": cin, "words": words,
             "in_h": in_h, "in_w": in_w, "out_h": in_h, "out_w": in_w,
             "steps": rng.randint(1, 2), "groups": rng.randint(1, 2),
-            "lastmask": (1 << rem) - 1 if rem else (1 << CFG.width) - 1}
+            "lastmask": last_word_mask(cin, CFG.width)}
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _stream import last_word_mask, set_fields
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import memory
 from amaranth.sim import Simulator
@@ -72,17 +73,15 @@ def test_sdsa_sequencer_matches_golden(seed):
     for t in range(steps):
         out, _, vm = ops.sdsa_step(q[t], k[t], v[t], vm, theta, CFG.sdsa_shift)
         want.append([_words(out[tok]) for tok in range(n)])
-    rem = cin % W
     layer = {"steps": steps, "words": words, "tokens_h": h, "tokens_w": w, "q_base": 2 * MAP,
              "k_base": 0, "v_base": MAP, "theta": theta,
-             "lastmask": (1 << rem) - 1 if rem else (1 << W) - 1}
+             "lastmask": last_word_mask(cin, W)}
     dut = _Harness((steps, h, w, words), init)
     s = dut.seq
     got, info = [], {}
 
     async def tb(ctx):
-        for name, value in layer.items():
-            ctx.set(getattr(s.layer, name), value)
+        set_fields(ctx, s.layer, layer)
         await ctx.tick()
         ctx.set(s.start, 1)
         cycles, dones = 0, 0
