@@ -195,15 +195,17 @@ class Accelerator(wiring.Component):
 
         # -- controller registers ------------------------------------------------------------
         d = prog.descriptor                 # one view per operation (accel_isa)
-        bit = Signal(3)                     # pixel bit-plane
-        hy, hx = Signal(cb), Signal(cb)     # HEAD_SUM token counters
-        wg = Signal(rows_w)                 # weight rows of the current group
-        lastmask = Signal(w)
-        value = Signal(lanes_acc)
+        # Named for the Verilog and the waveforms.
+        bit = Signal(3, name="pixel_plane")
+        hy, hx = Signal(cb, name="head_y"), Signal(cb, name="head_x")   # HEAD_SUM's token
+        wg = Signal(rows_w, name="weight_base")   # the current group's first weight row
+        lastmask = Signal(w, name="last_word_mask")
+        value = Signal(lanes_acc, name="lane_value")   # PIXEL's Horner sum, HEAD_SUM's sum
         cycles = Signal(RESULT_WORD_BITS)
         counting = Signal()
-
-        ry, rx, rch = Signal(cb), Signal(cb), Signal(wb)
+        # The pixel being received.
+        ry, rx, rch = (Signal(cb, name="recv_y"), Signal(cb, name="recv_x"),
+                       Signal(wb, name="recv_channel"))
 
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
@@ -347,8 +349,8 @@ class Accelerator(wiring.Component):
         # from the registered sums of a plane: the weight memory → PE array → Horner path was
         # the ECP5 critical path) and the head's token sum ``value + X``.
         v_sum = Signal(lanes_acc)
-        psum = Signal(lanes_acc)
-        horner = Signal()
+        psum = Signal(lanes_acc, name="plane_sums")
+        horner = Signal(name="horner_step")
         for lane in range(p):
             m.d.comb += v_sum[lane].eq(Mux(is_pixel, value[lane] << 1, value[lane])
                                        + Mux(is_pixel, psum[lane], xs_r.data[lane]))

@@ -27,7 +27,8 @@ class _Reducer(wiring.Component):
             "o": Out(stream.Signature(self.out_layout)),
         })
 
-    def _combine(self, m, acc, item):
+    def _combine(self, m, out, acc, item):
+        """Drive ``out`` with ``acc`` merged with ``item`` (combinationally, in ``m``)."""
         raise NotImplementedError
 
     def elaborate(self, platform):
