@@ -401,7 +401,7 @@ class Accelerator(wiring.Component):
         # sums, the read ports hold their data (wrb.hold), since the counters have moved on.
         # (Addressing them from the late "last event issued" signal was the ECP5 critical path.)
         with m.If(is_conv):
-            m.d.comb += [shm_r.addr.eq(prow + g), shm_r.en.eq(~wrb.hold),
+            m.d.comb += [shm_r.en.eq(~wrb.hold),
                          xs_r.en.eq(~wrb.hold | wrb.merging)]
             x_ra.use(base=out_base, t=t, y=oy, x=ox, word=g, sh=out_sh)
         with m.If(wrb.merge_read.en):
@@ -445,8 +445,7 @@ class Accelerator(wiring.Component):
                     m.next = "DECODE"
             with m.State("DECODE"):
                 nest.write(g=0, y=0, x=0, t=0)
-                m.d.sync += [hy.eq(0), hx.eq(0),
-                             wg.eq(w_base),
+                m.d.sync += [wg.eq(w_base),
                              lastmask.eq(Mux(cin[:lw] == 0, Const(-1, w),
                                              (Const(1, w + 1) << cin[:lw]) - 1))]
                 with m.Switch(d.op):
