@@ -117,7 +117,8 @@ def _unbuilt(model_path, board_name):
     img = model_image(plan.compiled)
     top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes)
     cycles = latency.cycles_per_image(model, plan.config.lanes, plan.config.width, IMAGES,
-                                      descriptor_words=descriptor_words(plan.config))
+                                      descriptor_words=descriptor_words(plan.config),
+                                      writeback=plan.config.writeback_cycles)
     return {"lanes": plan.config.lanes, "width": plan.config.width,
             "clock_mhz": round(top.f_sync / 1e6, 3), "cycles_per_image": round(cycles, 1),
             **latency.latency(cycles, top.f_sync / 1e6)}

@@ -546,21 +546,32 @@ class Accelerator(wiring.Component):
                     m.d.comb += prog.step.eq(1)
                     m.next = "FETCH"
 
-            # ---- STREAM_LIF: one row (group, position, step) per cycle ----
-            # LIF_READ reads the first row; each LIF_RUN cycle feeds the row read in the cycle
-            # before to the write-back stage's LIF, which writes its spikes in the following
-            # cycle, and reads the next one. The LIF is always ready here: its output is taken
-            # the cycle after each input.
+            # ---- STREAM_LIF: one row (group, position, step) per write-back row ----
+            # LIF_READ reads the first row; LIF_RUN feeds the row read before to the write-back
+            # stage's LIF and, when the stage takes it, reads the next one. The stage takes a
+            # row every ``writeback_cycles`` cycles (every cycle with c = 1: the LIF's output is
+            # taken the cycle after each input); the last row's last chunk is worked on in
+            # LIF_END (c > 1) and its spikes written in the next cycle.
             with m.State("LIF_READ"):
                 m.next = "LIF_RUN"
             with m.State("LIF_RUN"):
-                x_ra.use(t=n_t, y=n_oy, x=n_ox, word=n_g)
                 m.d.comb += wrb.lif.valid.eq(1)
-                nest.advance()
-                with m.If(layer_done):
-                    # FETCH keeps the descriptor for a cycle: the last row's spikes are written.
-                    m.d.comb += prog.step.eq(1)
-                    m.next = "FETCH"
+                with m.If(wrb.lif.ready):
+                    x_ra.use(t=n_t, y=n_oy, x=n_ox, word=n_g)
+                    nest.advance()
+                    with m.If(layer_done):
+                        if cfg.writeback_cycles == 1:
+                            # FETCH keeps the descriptor for a cycle: the last row's spikes
+                            # are written.
+                            m.d.comb += prog.step.eq(1)
+                            m.next = "FETCH"
+                        else:
+                            m.next = "LIF_END"
+            if cfg.writeback_cycles > 1:
+                with m.State("LIF_END"):
+                    with m.If(wrb.done):
+                        m.d.comb += prog.step.eq(1)
+                        m.next = "FETCH"
 
             # ---- HEAD_SUM: the stream's token sum ----
             with m.State("X_READ"):

@@ -113,6 +113,12 @@ class AccelConfig:
         Weight rows live outside the accelerator (e.g. iCE40 SPRAM), reached through the
         top-level ``w_req`` / ``w_rsp`` weight stream and ``w_write`` port instead of an
         internal memory.
+    writeback_cycles : int
+        Cycles the write-back stage spends on a row of ``P`` lane values: it handles
+        ``lanes / writeback_cycles`` lanes per cycle (one LIF neuron and one residual adder per
+        lane it handles), overlapped with the next row's gather (a power of two dividing
+        ``lanes``; 1: every lane at once). The cycle model follows it
+        (:func:`sdtforge.sim.cycles.predict`).
     """
 
     lanes: int = 8
@@ -141,6 +147,7 @@ class AccelConfig:
     word_bits: int = 8
     channel_bits: int = 12
     external_weights: bool = False
+    writeback_cycles: int = 1
 
     def __post_init__(self):
         # A wrong type is a programming error (TypeError; ``from_json`` turns it into a
@@ -157,6 +164,10 @@ class AccelConfig:
             if value < (0 if f.name == "sdsa_shift" else 1):
                 raise UserError(f"{f.name} must be positive, not {value!r}")
         check_lanes_width(self.lanes, self.width)
+        c = self.writeback_cycles
+        if c & (c - 1) or self.lanes % c:
+            raise UserError(f"writeback_cycles must be a power of two dividing lanes "
+                            f"({self.lanes!r}), not {c!r}")
         if self.logit_bits > RESULT_WORD_BITS:
             raise UserError(f"logit_bits ({self.logit_bits!r}) must be at most "
                             f"{RESULT_WORD_BITS}, the result stream's word")

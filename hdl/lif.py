@@ -1,11 +1,12 @@
-"""LIF unit: P integer leaky integrate-and-fire neurons per cycle over a membrane memory.
+"""LIF unit: L integer leaky integrate-and-fire neurons per cycle over a membrane memory.
 
 Integer semantics (τ = 2, hard reset): ``H = (V + X) >> 1`` (arithmetic), ``S = H >= θ``,
-``V' = S ? 0 : H``. The membranes of a layer live in a ``lib.memory.Memory`` of rows of P
-neurons; thresholds are per channel in a second small memory.
+``V' = S ? 0 : H``. The membranes of a layer live in a ``lib.memory.Memory`` of rows of L
+neurons; thresholds are per channel in a second small memory whose rows may hold several
+chunks of L (a lane-serial write-back feeds the P lanes of a row L at a time).
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,9 +20,9 @@ def _addr_width(depth):
 
 
 class LIFUnit(wiring.Component):
-    """P-lane integer LIF with membrane state memory.
+    """L-lane integer LIF with membrane state memory.
 
-    One row (P neurons) is accepted per cycle. The cycle an input is accepted, the membrane row
+    One row (L neurons) is accepted per cycle. The cycle an input is accepted, the membrane row
     ``row`` and threshold row ``trow`` are read; the next cycle ``H``, the spikes and ``V'`` are
     computed, ``o`` is offered and, when ``o`` is taken, ``V'`` is written back. Latency 1
     cycle, throughput 1 row per cycle. The membrane read port is transparent for the write
@@ -35,9 +36,9 @@ class LIFUnit(wiring.Component):
     Parameters
     ----------
     lanes : :class:`int`
-        Number of lanes ``P``.
+        Number of lanes ``L``.
     depth : :class:`int`
-        Number of membrane rows (neurons / P).
+        Number of membrane rows (neurons / L).
     in_width : :class:`int`
         Width of the signed input current ``X`` (the accumulator width).
     v_width : :class:`int`
@@ -46,24 +47,27 @@ class LIFUnit(wiring.Component):
     theta_width : :class:`int`
         Width of a signed threshold.
     theta_depth : :class:`int`
-        Number of threshold rows (output channels / P).
+        Number of threshold rows.
+    chunks : :class:`int`
+        Chunks of ``L`` thresholds in a threshold row (``L · chunks`` per row); an input's
+        ``chunk`` selects its chunk of row ``trow``.
 
     Members
     -------
     i : ``In(stream.Signature(LIFUnit.InLayout))``
-        ``x`` (``ArrayLayout(signed(in_width), P)``), ``row`` (membrane row), ``trow``
-        (threshold row), ``first`` (treat the stored membrane as 0), ``tag`` (16 bits passed
-        through to ``o``).
+        ``x`` (``ArrayLayout(signed(in_width), L)``), ``row`` (membrane row), ``trow``
+        (threshold row), ``chunk`` (its chunk of ``L`` thresholds), ``first`` (treat the
+        stored membrane as 0), ``tag`` (16 bits passed through to ``o``).
     o : ``Out(stream.Signature(LIFUnit.OutLayout))``
-        ``spikes`` (P bits, bit ``l`` = lane ``l``), ``row``, ``tag``.
+        ``spikes`` (L bits, bit ``l`` = lane ``l``), ``row``, ``tag``.
     theta_write : ``Out(memory.WritePort.Signature(...))``
-        Threshold memory write port; data ``ArrayLayout(signed(theta_width), P)``.
+        Threshold memory write port; data ``ArrayLayout(signed(theta_width), L · chunks)``.
     """
 
     TAG_WIDTH = 16
 
     def __init__(self, lanes, depth, in_width, *, v_width=None, theta_width=None,
-                 theta_depth=16):
+                 theta_depth=16, chunks=1):
         check_positive("Lane count", lanes)
         check_positive("Depth", depth)
         check_positive("Input width", in_width)
@@ -77,16 +81,20 @@ class LIFUnit(wiring.Component):
             raise ValueError(f"Membrane width {v_width!r} is narrower than the input or "
                              f"threshold width {max(in_width, theta_width)!r}")
         check_positive("Threshold depth", theta_depth)
+        check_positive("Chunk count", chunks)
         self._lanes = lanes
         self._depth = depth
         self._theta_depth = theta_depth
         self._v_width = v_width
+        self._chunks = chunks
         self.v_shape = data.ArrayLayout(signed(v_width), lanes)
-        self.theta_shape = data.ArrayLayout(signed(theta_width), lanes)
+        self.chunk_theta_shape = data.ArrayLayout(signed(theta_width), lanes)
+        self.theta_shape = data.ArrayLayout(signed(theta_width), lanes * chunks)
         self.in_layout = data.StructLayout({
             "x": data.ArrayLayout(signed(in_width), lanes),
             "row": max(_addr_width(depth), 1),
             "trow": max(_addr_width(theta_depth), 1),
+            "chunk": max(_addr_width(chunks), 1),
             "first": 1,
             "tag": self.TAG_WIDTH,
         })
@@ -133,13 +141,17 @@ class LIFUnit(wiring.Component):
         with m.If(advance):
             m.d.sync += [s_valid.eq(self.i.valid), s.eq(self.i.payload)]
 
+        # This input's chunk of the threshold row (a multiplexer after the read).
+        theta = self.chunk_theta_shape(
+            t_rd.data.as_value().word_select(s.chunk, Shape.cast(self.chunk_theta_shape).width)
+            if self._chunks > 1 else t_rd.data.as_value())
         v_next = Signal(self.v_shape)
         for lane in range(p):
             v = Mux(s.first, 0, v_rd.data[lane])
             h = Signal(signed(self._v_width), name=f"h{lane}")
             # The sum needs one extra bit; the shifted result fits v_width again.
             m.d.comb += h.eq((v + s.x[lane]) >> 1)
-            fire = h >= t_rd.data[lane]
+            fire = h >= theta[lane]
             m.d.comb += [
                 self.o.payload.spikes[lane].eq(fire),
                 v_next[lane].eq(Mux(fire, 0, h)),

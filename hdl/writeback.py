@@ -1,6 +1,6 @@
 """The write-back stage: a row's ``P`` lane values → spikes, a residual stream row, or logits."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -101,8 +101,9 @@ class RowWriteBack(wiring.Component):
         self.write_layout = data.StructLayout({
             **row, "spk_en": w // p, "spk_data": w, "xs_en": 1,
             "xs_data": cfg.lane_layout("stream")})
-        self._lif = LIFUnit(p, 2, cfg.acc_bits, theta_width=cfg.theta_bits,
-                            theta_depth=cfg.thresholds_depth)
+        c = cfg.writeback_cycles
+        self._lif = LIFUnit(p // c, max(c, 2), cfg.acc_bits, theta_width=cfg.theta_bits,
+                            theta_depth=cfg.thresholds_depth, chunks=c)
         super().__init__({
             "layer": In(self.layer_layout),
             "row": In(self.row_layout),
@@ -124,28 +125,30 @@ class RowWriteBack(wiring.Component):
 
     def elaborate(self, platform):
         cfg, lay, row = self._config, self.layer, self.row
-        p, w = cfg.lanes, cfg.width
+        p, w, c = cfg.lanes, cfg.width, cfg.writeback_cycles
+        n = p // c                              # lanes worked on per cycle
         lpw = (w // p - 1).bit_length()         # log2 (W / P): lane slots per spike word
         m = Module()
         m.submodules.lif = lif = self._lif
-        m.submodules.align = align = AlignAdd(p, cfg.stream_bits, cfg.acc_bits,
+        m.submodules.align = align = AlignAdd(n, cfg.stream_bits, cfg.acc_bits,
                                               (1 << cfg.shift_bits) - 1,
                                               out_width=cfg.stream_bits)
         wiring.connect(m, wiring.flipped(self.theta_write), lif.theta_write)
         sums, wr = self.sums, self.write
+        is_lif = ~lay.conv | (lay.mode == Mode.SPIKE)
+        is_xs = lay.conv & ((lay.mode == Mode.SET) | (lay.mode == Mode.ADD))
+        is_logit = lay.conv & (lay.mode == Mode.LOGIT)
 
-        # The latched row (o_*) and the output registers: the row taken last cycle.
-        o_t, o_y, o_x = Signal(cfg.step_bits), Signal(cfg.coord_bits), Signal(cfg.coord_bits)
-        o_g, o_first, o_last = Signal(cfg.group_bits), Signal(), Signal()
+        # The latched row (o_*): a CONV row's coordinates from ``latch`` until its sums are
+        # taken, a ``lif`` row's from its take.
+        o = {k: Signal(len(row[k]), name=f"o_{k}") for k in ("t", "y", "x", "g", "first",
+                                                              "last")}
         hold = Signal()
         busy = Signal()                         # a pooled row is being merged
-        o_spk, o_xs = Signal(), Signal()
         logit = Signal(cfg.lane_layout("logits"))
-        m.d.sync += [o_spk.eq(0), o_xs.eq(0)]
 
         def take_row():
-            m.d.sync += [o_t.eq(row.t), o_y.eq(row.y), o_x.eq(row.x), o_g.eq(row.g),
-                         o_first.eq(row.first), o_last.eq(row.last)]
+            m.d.sync += [o[k].eq(row[k]) for k in o]
 
         with m.If(self.latch):
             take_row()
@@ -156,38 +159,74 @@ class RowWriteBack(wiring.Component):
         s_valid = Signal()
         s_acc = Signal(self._lanes_acc)
 
-        # LIF input: the CONV's sums, else the controller's rows.
+        # A row is worked on ``n`` lanes per cycle, in ``c`` chunks. Chunk 0 starts it, from
+        # the sums register (CONV) or the controller's ``lif`` row, with the shift and stream
+        # rows of the read ports; the other chunks' lanes wait in ``rest_*`` registers,
+        # shifted down a chunk per cycle, so the sums register, the latched row and the read
+        # ports are free once the row starts (as with ``c = 1``). The row's coordinates are
+        # kept in ``w_*`` for its later chunks and its write.
+        running = Signal()                      # chunks 1 … c − 1 of a row
+        k = Signal(range(c), name="chunk") if c > 1 else Const(0, 1)
+        start_conv = s_valid & ~busy & ~running
+        start_lif = ~lay.conv & self.lif.valid & lif.i.ready & ~running
+        start = start_conv | start_lif
+        feed = start | running                  # a chunk is worked on this cycle
+        last_chunk = (running & (k == c - 1)) if c > 1 else start
+        first_of = {key: Mux(lay.conv, o[key], row[key]) for key in o}   # chunk 0's row
+        if c > 1:
+            w_row = {key: Signal(len(row[key]), name=f"w_{key}") for key in o}
+            cur = {key: Mux(running, w_row[key], first_of[key]) for key in o}
+            with m.If(start):
+                m.d.sync += [w_row[key].eq(first_of[key]) for key in o]
+                m.d.sync += [running.eq(1), k.eq(1)]
+            with m.If(running):
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == c - 1):
+                    m.d.sync += running.eq(0)
+        else:
+            w_row, cur = o, first_of            # written the cycle after the take: o_* hold
+
+        def chunk(name, source):
+            """Lanes ``0 … n − 1`` of this cycle's chunk of ``source`` (a P-lane row)."""
+            if c == 1:
+                return source
+            layout = source.shape()
+            elem = Shape.cast(layout.elem_shape).width
+            rest = Signal(data.ArrayLayout(layout.elem_shape, p - n), name=f"rest_{name}")
+            with m.If(start):
+                m.d.sync += rest.eq(source.as_value()[n * elem:])
+            with m.Elif(running):
+                if p > 2 * n:
+                    m.d.sync += rest.as_value()[:(p - 2 * n) * elem].eq(
+                        rest.as_value()[n * elem:])
+            part = Mux(running, rest.as_value()[:n * elem], source.as_value()[:n * elem])
+            return data.ArrayLayout(layout.elem_shape, n)(part)
+
+        src = Signal(self._lanes_acc, name="row_values")    # chunk 0's row
+        m.d.comb += src.eq(Mux(lay.conv, s_acc, self.lif.payload))
+        x = chunk("acc", src)
+        shift = chunk("shift", self.shift)
+        stream_in = chunk("stream", self.stream)
+
+        # Chunks into the LIF (spikes), AlignAdd (stream rows) or the logit sums.
+        o_spk, o_spk_last, o_xs, o_xs_last = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [o_spk.eq(0), o_xs.eq(0)]
         m.d.comb += [
-            lif.i.payload.x.eq(Mux(lay.conv, s_acc, self.lif.payload)),
-            lif.i.payload.row.eq(0),
-            lif.i.payload.trow.eq(lay.prow + Mux(lay.conv, o_g, row.g)),
-            lif.i.payload.first.eq(Mux(lay.conv, o_first, row.first)),
-            self.lif.ready.eq(lif.i.ready & ~lay.conv),
-            align.i.payload.acc.eq(s_acc),
-            align.i.payload.shift.eq(self.shift),
+            lif.i.payload.x.eq(x),
+            lif.i.payload.row.eq(k),
+            lif.i.payload.chunk.eq(k),
+            lif.i.payload.trow.eq(lay.prow + cur["g"]),
+            lif.i.payload.first.eq(cur["first"]),
+            self.lif.ready.eq(lif.i.ready & ~lay.conv & ~running),
+            align.i.payload.acc.eq(x),
+            align.i.payload.shift.eq(shift),
             self.hold.eq(hold),
             self.merging.eq(busy),
         ]
         with m.If(lay.mode == Mode.ADD):
-            m.d.comb += align.i.payload.stream.eq(self.stream)
-        with m.If(~lay.conv & self.lif.valid):
-            m.d.comb += lif.i.valid.eq(1)
-            with m.If(lif.i.ready):
-                take_row()
-                m.d.sync += o_spk.eq(1)
-
-        # Write address: the latched row (a spike row's word holds W / P groups).
-        m.d.comb += [wr.t.eq(o_t), wr.y.eq(o_y), wr.x.eq(o_x),
-                     wr.word.eq(Mux(lay.mode == Mode.SPIKE, o_g >> lpw if lpw else o_g, o_g))]
-        with m.If(o_spk):
-            m.d.comb += [
-                lif.o.ready.eq(1),
-                wr.spk_data.eq(Cat(*([lif.o.payload.spikes] * (w // p)))),
-                wr.spk_en.eq(Mux(lif.o.valid, 1 << (o_g[:lpw] if lpw else 0), 0)),
-            ]
-        with m.If(o_xs):
-            m.d.comb += [align.o.ready.eq(1), wr.xs_data.eq(align.o.payload.sum),
-                         wr.xs_en.eq(align.o.valid)]
+            m.d.comb += align.i.payload.stream.eq(stream_in)
+        with m.If(start_lif):
+            take_row()
 
         # Pooled CONV: the shifted value of input position (pl_y, pl_x) max-merged into each
         # window (pl_wy, pl_wx) holding it: rows pl_y >> 1 … pl_wy1, columns likewise.
@@ -199,9 +238,44 @@ class RowWriteBack(wiring.Component):
         pl_wx1 = Mux(pl_x[0] & (pl_x + 1 < lay.in_w), (pl_x >> 1) + 1, pl_x >> 1)
         pl_first = (Mux(pl_wy == 0, pl_y == 0, pl_y == (pl_wy << 1) - 1)
                     & Mux(pl_wx == 0, pl_x == 0, pl_x == (pl_wx << 1) - 1))
+
+        # Each chunk's result a cycle later: the earlier chunks of a row are collected
+        # (``coll_*``) and the row is written with its last.
+        xs_row = cfg.lane_layout("stream")(
+            _collect(m, "xs", o_xs & ~o_xs_last, align.o.payload.sum.as_value(), c))
+        spk_row = _collect(m, "spk", o_spk & ~o_spk_last, lif.o.payload.spikes, c)
+        with m.If(feed):
+            with m.If(is_lif):
+                m.d.comb += lif.i.valid.eq(1)
+                m.d.sync += [o_spk.eq(1), o_spk_last.eq(last_chunk)]
+            with m.If(is_xs):
+                m.d.comb += align.i.valid.eq(1)
+                with m.If(lay.pool & last_chunk):
+                    m.d.sync += [busy.eq(1), phase.eq(0), pl_t.eq(cur["t"]), pl_y.eq(cur["y"]),
+                                 pl_x.eq(cur["x"]), pl_g.eq(cur["g"]),
+                                 pl_wy.eq(cur["y"] >> 1), pl_wx.eq(cur["x"] >> 1)]
+                with m.Else():
+                    m.d.sync += [o_xs.eq(1), o_xs_last.eq(last_chunk)]
+
+        # Write address: the row's coordinates (a spike row's word holds W / P groups).
+        m.d.comb += [wr.t.eq(w_row["t"]), wr.y.eq(w_row["y"]), wr.x.eq(w_row["x"]),
+                     wr.word.eq(Mux(lay.mode == Mode.SPIKE,
+                                    w_row["g"] >> lpw if lpw else w_row["g"], w_row["g"]))]
+        with m.If(o_spk):
+            m.d.comb += lif.o.ready.eq(1)
+            with m.If(o_spk_last):
+                m.d.comb += [
+                    wr.spk_data.eq(Cat(*([spk_row] * (w // p)))),
+                    wr.spk_en.eq(Mux(lif.o.valid, 1 << (w_row["g"][:lpw] if lpw else 0), 0)),
+                ]
+        with m.If(o_xs):
+            m.d.comb += align.o.ready.eq(1)
+            with m.If(o_xs_last):
+                m.d.comb += [wr.xs_data.eq(xs_row), wr.xs_en.eq(align.o.valid)]
+
         merged = Signal(cfg.lane_layout("stream"))
         for lane in range(p):
-            a, b = align.o.payload.sum[lane], self.stream[lane]
+            a, b = xs_row[lane], self.stream[lane]
             m.d.comb += merged[lane].eq(Mux(pl_first | (a > b), a, b))
         rd = self.merge_read
         m.d.comb += [rd.t.eq(pl_t), rd.y.eq(pl_wy), rd.x.eq(pl_wx), rd.word.eq(pl_g)]
@@ -220,35 +294,45 @@ class RowWriteBack(wiring.Component):
                     m.d.sync += busy.eq(0)
                     m.d.comb += align.o.ready.eq(1)
 
-        # Taking a CONV row's sums into the register (when no pooled merge runs: the row's
-        # coordinates o_* are free again once it is taken), and working on them a cycle later.
-        lg_sum = Signal(cfg.lane_layout("logits"))
-        for lane in range(p):
-            m.d.comb += lg_sum[lane].eq(Mux(o_first, 0, logit[lane]) + s_acc[lane])
-        take = s_valid & ~busy
+        # Logits: each chunk's sums added to its lanes of the running sum, which turns by a
+        # chunk per cycle (back in lane order after the row's last chunk).
+        lb = cfg.logit_bits
+        lg_sum = Signal(data.ArrayLayout(signed(lb), n))
+        for lane in range(n):
+            m.d.comb += lg_sum[lane].eq(Mux(cur["first"], 0, logit[lane]) + x[lane])
+        lg_row = Cat(logit.as_value()[n * lb:], lg_sum)
+        with m.If(feed & is_logit):
+            m.d.sync += logit.eq(lg_row)
+            m.d.comb += [self.logits.addr.eq(cur["g"]), self.logits.data.eq(lg_row),
+                         self.logits.en.eq(last_chunk & cur["last"])]
+
+        # Taking a CONV row's sums into the register: when it is free (its row started) and
+        # no pooled merge runs (nor a pooled row's later chunks: its merge follows them).
         accept = sums.valid & sums.ready
-        m.d.comb += [sums.ready.eq(~busy & (~s_valid | take)), self.taken.eq(accept),
-                     self.done.eq(take)]
+        m.d.comb += [
+            sums.ready.eq(~busy & ~(running & lay.pool) & (~s_valid | start_conv)),
+            # c > 1: the next row may end in the PE array once this one started (its
+            # coordinates and read-port data are the write-back's own from then on).
+            self.taken.eq(accept if c == 1 else start_conv),
+            # A row's last chunk, and no later CONV row latched (it may be, with c > 1, while
+            # the row's chunks run): the controller's CONV_END waits for the layer's last row.
+            self.done.eq(feed & last_chunk & ~(hold & ~start_conv)),
+        ]
         with m.If(accept):
             m.d.sync += [s_valid.eq(1), s_acc.eq(sums.payload)]
-        with m.Elif(take):
+        with m.Elif(start_conv):
             m.d.sync += s_valid.eq(0)
-        with m.If(take):
+        with m.If(start_conv):
             m.d.sync += hold.eq(0)
-            with m.Switch(lay.mode):
-                with m.Case(Mode.SPIKE):
-                    m.d.comb += lif.i.valid.eq(1)
-                    m.d.sync += o_spk.eq(1)
-                with m.Case(Mode.SET, Mode.ADD):
-                    m.d.comb += align.i.valid.eq(1)
-                    with m.If(lay.pool):
-                        m.d.sync += [busy.eq(1), phase.eq(0), pl_t.eq(o_t), pl_y.eq(o_y),
-                                     pl_x.eq(o_x), pl_g.eq(o_g),
-                                     pl_wy.eq(o_y >> 1), pl_wx.eq(o_x >> 1)]
-                    with m.Else():
-                        m.d.sync += o_xs.eq(1)
-                with m.Case(Mode.LOGIT):
-                    m.d.sync += logit.eq(lg_sum)
-                    m.d.comb += [self.logits.addr.eq(o_g), self.logits.data.eq(lg_sum),
-                                 self.logits.en.eq(o_last)]
         return m
+
+
+def _collect(m, name, shift_in, value, chunks):
+    """A row of ``chunks`` chunks whose last is ``value``: the earlier ones, collected while
+    ``shift_in`` (lowest lanes first), below it."""
+    if chunks == 1:
+        return value
+    coll = Signal(len(value) * (chunks - 1), name=f"coll_{name}")
+    with m.If(shift_in):
+        m.d.sync += coll.eq(Cat(coll[len(value):], value))
+    return Cat(coll, value)

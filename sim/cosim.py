@@ -198,7 +198,8 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     cfg = compiled.config
     ref = golden.run(model, images, spikes=True)
     predicted = [cycles.predict(model, ref.spikes, cfg.lanes, cfg.width, image=i,
-                                descriptor_words=descriptor_words(cfg))["total"]
+                                descriptor_words=descriptor_words(cfg),
+                                writeback=cfg.writeback_cycles)["total"]
                  for i in range(len(images))]
 
     out = Path(out)

@@ -31,7 +31,8 @@ def decode_cycles(descriptor_words):
 _LOOP = 2           # POS, NEXT per (group, position, step)
 _GATHER = 7         # GATHER_CMD, 3 fetch/queue/encoder latency, GATHER_DRAIN, its queue cycle,
                     # GATHER_WAIT
-_OUT = 2            # OUT_LIF, OUT_SPIKE: PIXEL and HEAD_SUM write spikes
+_OUT = 1            # OUT_LIF (then OUT_SPIKE until the write-back's spikes are written, one
+                    # cycle after its row's last chunk: PIXEL and HEAD_SUM write spikes)
 
 
 def _ceil(a, b):
@@ -67,7 +68,7 @@ def _window_ranges(n):
             for o in range((n - 1) // 2 + 1)]
 
 
-def _conv_cycles(s, groups, k3, width, pool=False):
+def _conv_cycles(s, groups, k3, width, pool=False, writeback=1):
     """Cycles of a spike-input CONV over map ``s`` ``[T, C, H, W]`` (one image).
 
     The row pipeline (``docs/accelerator.md`` §9): ``CONV_START`` and three cycles of fetch,
@@ -79,11 +80,12 @@ def _conv_cycles(s, groups, k3, width, pool=False):
     ends three cycles after its last event (the write-back stage takes the last sums into its
     register and works on them a cycle later, ``CONV_END``). A pooled conv
     (``pool``) iterates the input positions, and a take also waits for the previous row's
-    window merges (:func:`_pooled_rows`).
+    window merges; a write-back of ``writeback`` cycles per row (:func:`_rows`) overlaps
+    the next row's gather.
     """
     rows = _box(_word_cost(s, width), k3)
-    if pool:
-        return _pooled_rows(rows, groups)
+    if pool or writeback > 1:
+        return _rows(rows, groups, writeback, pool)
     first = int(rows[0, 0, 0])
     return 7 + first - max(first, 3) + groups * int(np.maximum(rows, 3).sum())
 
@@ -93,25 +95,36 @@ def _window_counts(n):
     return [2 if y % 2 and y + 1 < n else 1 for y in range(n)]
 
 
-def _pooled_rows(rows, groups):
-    """A pooled conv's rows one by one: ``last`` is the cycle of a row's last event and
-    ``take`` the cycle the output stage takes its sums (two cycles later at the earliest). The
-    PE array holds a row's sums (and accepts no command) until they are taken, while the
-    command queue holds the next row's first two events; a take waits for the previous row's
-    window merges (two cycles per window, from two cycles after its take: the write-back
-    stage works on the sums a cycle after taking them into its register)."""
+def _rows(rows, groups, writeback, pool):
+    """A conv's rows one by one (``rows``: each row's gather, ``[T, H, W]``, per group).
+
+    ``last`` is the cycle of a row's last event, ``take`` the cycle the output stage takes its
+    sums into its register (two cycles later at the earliest) and ``start`` the cycle it works
+    on the row's first chunk (a cycle later at the earliest, and ``writeback`` cycles after the
+    previous row's). The PE array holds a row's sums (and accepts no command) until they are
+    taken, while the command queue holds the next row's first two events; the next row's last
+    event waits until the row is taken (``writeback = 1``) or started. A pooled row's take
+    also waits for the previous row's window merges (two cycles per window, after its last
+    chunk). The layer ends a cycle after the last row's last chunk.
+    """
     t_steps, h, w = rows.shape
-    wins = np.outer(_window_counts(h), _window_counts(w))
-    last = take = busy = None
+    wins = np.outer(_window_counts(h), _window_counts(w)) if pool else np.zeros((h, w), int)
+    last = take = start = free = None
     for _ in range(groups):
         for y in range(h):
             for x in range(w):
                 for t in range(t_steps):
                     g = int(rows[t, y, x])
-                    last = 3 + g if last is None else take + max(g - 2, 1)
-                    take = max(last + 2, busy) if busy is not None else last + 2
-                    busy = take + 2 * int(wins[y, x]) + 2
-    return take + 2
+                    if last is None:
+                        last = 3 + g
+                    else:
+                        last = max(take + max(g - 2, 1),
+                                   (take if writeback == 1 else start) + 1)
+                    take = last + 2 if free is None else max(last + 2, free)
+                    start = take + 1 if start is None else max(take + 1, start + writeback)
+                    if pool:
+                        free = start + writeback + 2 * int(wins[y, x])
+    return start + writeback
 
 
 @dataclass
@@ -126,6 +139,8 @@ class _Context:
     pooled: frozenset
     #: :func:`decode_cycles` of the configuration: the fixed cost of every descriptor.
     decode: int
+    #: The write-back stage's cycles per row (``AccelConfig.writeback_cycles``).
+    writeback: int = 1
 
     @property
     def steps(self):
@@ -167,7 +182,7 @@ def _pixel_conv(layer, ctx):
     hw = layer.height * layer.width
     # Per position: 8 bit-planes, then the last plane's Horner step (HORNER).
     gather = 8 * (_GATHER + 9 * layer.in_channels) + 1
-    cyc = ctx.decode + g * hw * (gather + ctx.steps * (_LOOP + _OUT))
+    cyc = ctx.decode + g * hw * (gather + ctx.steps * (_LOOP + _OUT + ctx.writeback))
     return {layer.name: cyc, **_pool_cycles(layer, ctx)}
 
 
@@ -176,7 +191,8 @@ def _spike_conv(layer, ctx):
     k3 = layer.KIND in ("conv3x3_spike", "stream_conv3x3")
     pool = layer.KIND.startswith("stream_") and bool(getattr(layer, "pool", False))
     cyc = ctx.decode + _conv_cycles(ctx.smap(layer.input),
-                                    _ceil(layer.out_channels, ctx.lanes), k3, ctx.width, pool)
+                                    _ceil(layer.out_channels, ctx.lanes), k3, ctx.width, pool,
+                                    ctx.writeback)
     out = {layer.name: cyc}
     if layer.KIND == "conv3x3_spike":
         out.update(_pool_cycles(layer, ctx))
@@ -185,9 +201,11 @@ def _spike_conv(layer, ctx):
 
 @CYCLES.register("stream_lif")
 def _stream_lif(layer, ctx):
-    # LIF_READ, then one LIF_RUN cycle per row (group, token, step).
+    # LIF_READ, then a row (group, token, step) per write-back row (LIF_RUN; the last row's
+    # later chunks in LIF_END).
     n = ctx.model.tokens
-    return {layer.name: ctx.decode + 1 + _ceil(layer.channels, ctx.lanes) * n * ctx.steps}
+    rows = _ceil(layer.channels, ctx.lanes) * n * ctx.steps
+    return {layer.name: ctx.decode + 1 + rows * ctx.writeback}
 
 
 @CYCLES.register("sdsa")
@@ -203,15 +221,16 @@ def _sdsa(layer, ctx):
 def _head(layer, ctx):
     g = _ceil(layer.channels, ctx.lanes)
     t_steps, n = ctx.steps, ctx.model.tokens
-    cyc = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT)
+    cyc = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT + ctx.writeback)
     head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
     cyc += ctx.decode + _conv_cycles(head.reshape(t_steps, -1, 1, 1),
-                                     _ceil(layer.num_classes, ctx.lanes), False, ctx.width)
+                                     _ceil(layer.num_classes, ctx.lanes), False, ctx.width,
+                                     writeback=ctx.writeback)
     cyc += ctx.decode    # END
     return {layer.name: cyc}
 
 
-def predict(model, spikes, lanes, width, image=0, *, descriptor_words=None):
+def predict(model, spikes, lanes, width, image=0, *, descriptor_words=None, writeback=1):
     """Predicted controller cycles for one image (what the result stream reports).
 
     Parameters
@@ -230,6 +249,8 @@ def predict(model, spikes, lanes, width, image=0, *, descriptor_words=None):
         configuration the compiler derives for ``model`` at ``lanes`` and ``width``
         (:func:`sdtforge.hdl.compile.descriptor_words_for`, cached per model shape); give it
         for a model compiled against another configuration (``--config``).
+    writeback : int
+        The write-back stage's cycles per row (``AccelConfig.writeback_cycles``).
 
     Returns
     -------
@@ -241,7 +262,8 @@ def predict(model, spikes, lanes, width, image=0, *, descriptor_words=None):
         from sdtforge.hdl.compile import descriptor_words_for
 
         descriptor_words = descriptor_words_for(model, lanes, width)
-    ctx = _Context(model, spikes, lanes, width, image, pooled, decode_cycles(descriptor_words))
+    ctx = _Context(model, spikes, lanes, width, image, pooled, decode_cycles(descriptor_words),
+                   writeback)
     out = {}
     for layer in model.layers:
         out.update(CYCLES[layer.KIND](layer, ctx))

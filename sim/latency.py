@@ -37,7 +37,7 @@ def sample_images(model, images=DEFAULT_IMAGES, data_dir=None):
     return x[:images]
 
 
-def predictions(model, result, lanes, width, descriptor_words=None):
+def predictions(model, result, lanes, width, descriptor_words=None, writeback=1):
     """:func:`~sdtforge.sim.cycles.predict` for every image of a golden result.
 
     Parameters
@@ -53,6 +53,8 @@ def predictions(model, result, lanes, width, descriptor_words=None):
         (:func:`sdtforge.hdl.accel_isa.descriptor_words`); by default that of the configuration
         derived from the model (a board's configuration may round memories up, which can add a
         word).
+    writeback : int
+        The write-back stage's cycles per row (``AccelConfig.writeback_cycles``).
 
     Returns
     -------
@@ -60,17 +62,18 @@ def predictions(model, result, lanes, width, descriptor_words=None):
         One ``{"total", "layers"}`` per image, in batch order.
     """
     return [cycles.predict(model, result.spikes, lanes, width, image=i,
-                           descriptor_words=descriptor_words) for i in range(result.batch)]
+                           descriptor_words=descriptor_words, writeback=writeback)
+            for i in range(result.batch)]
 
 
-def mean_cycles(model, result, lanes, width, descriptor_words=None):
+def mean_cycles(model, result, lanes, width, descriptor_words=None, writeback=1):
     """Mean predicted cycles per image over a golden result's images (:func:`predictions`)."""
     return float(np.mean([p["total"] for p in predictions(model, result, lanes, width,
-                                                          descriptor_words)]))
+                                                          descriptor_words, writeback)]))
 
 
 def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None,
-                     descriptor_words=None):
+                     descriptor_words=None, writeback=1):
     """Mean cycle-model cycles per image over the first ``images`` test images.
 
     Parameters
@@ -85,6 +88,8 @@ def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None,
         Dataset folder (needed for ``cifar10`` models).
     descriptor_words : int, optional
         As for :func:`predictions`.
+    writeback : int
+        As for :func:`predictions`.
 
     Returns
     -------
@@ -97,7 +102,7 @@ def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None,
     """
     x = sample_images(model, images, data_dir)
     return mean_cycles(model, golden.run(model, x, spikes=True), lanes, width,
-                       descriptor_words)
+                       descriptor_words, writeback)
 
 
 def latency(cycles_per_img, clock_mhz):

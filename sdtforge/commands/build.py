@@ -72,7 +72,8 @@ def _latency(model, config, clock_mhz, data_dir):
     try:
         cycles = latency.cycles_per_image(model, config.lanes, config.width,
                                           images=latency.DEFAULT_IMAGES, data_dir=data_dir,
-                                          descriptor_words=descriptor_words(config))
+                                          descriptor_words=descriptor_words(config),
+                                          writeback=config.writeback_cycles)
     except UserError as exc:
         if data_dir is not None:
             raise

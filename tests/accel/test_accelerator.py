@@ -23,10 +23,13 @@ CASES = {
 
 
 def _check(config, lanes, width, seed, images, stall=None, external_weights=False,
-           widen=None, late=None, theta_max=4):
+           widen=None, late=None, theta_max=4, writeback=1):
     model = random_model(config, seed=seed, theta_max=theta_max)
     compiled = compile_model(model, lanes=lanes, width=width)
     words = None
+    if writeback > 1:
+        compiled = compile_model(model, dataclasses.replace(compiled.config,
+                                                            writeback_cycles=writeback))
     if widen:
         # A given configuration wider than the derived one: a longer descriptor.
         hw = dataclasses.replace(compiled.config, **widen)
@@ -42,7 +45,7 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
         assert logits == ref.logits[i].tolist()
         assert cls == int(ref.classes[i])
         predicted = cycles.predict(model, ref.spikes, lanes, width, image=i,
-                                   descriptor_words=words)["total"]
+                                   descriptor_words=words, writeback=writeback)["total"]
         if late:
             # Each cycle a weight row is late costs the engine a cycle; nothing else changes.
             assert cyc > predicted
@@ -54,6 +57,16 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
 def test_bit_exact(case):
     config, lanes, width = CASES[case]
     _check(config, lanes, width, seed=1, images=2)
+
+
+@pytest.mark.parametrize("case,writeback", [("4x4-d8", 8), ("4x4-d8", 2),
+                                            ("6x5-c2-pool-p4w8", 4), ("6x5-c2-pool-p4w8", 2)])
+def test_lane_serial_writeback(case, writeback):
+    """A write-back of ``lanes / writeback`` lanes per cycle: bit-exact, and the cycle model's
+    row-by-row recurrence (each row's write-back overlapped with the next row's gather) equals
+    the RTL's count."""
+    config, lanes, width = CASES[case]
+    _check(config, lanes, width, seed=1, images=2, writeback=writeback)
 
 
 def test_pooled_merges_stall_the_next_row():
@@ -82,12 +95,13 @@ def test_stalls_on_every_port():
     _check(config, lanes, width, seed=5, images=1, stall=lambda i: bool(stalls[i % 100000]))
 
 
-def test_external_weights():
+@pytest.mark.parametrize("writeback", [1, 4])
+def test_external_weights(writeback):
     rng = np.random.default_rng(3)
     stalls = rng.random(100000) < 0.2
     config, lanes, width = CASES["6x5-c2-pool-p4w8"]
     _check(config, lanes, width, seed=4, images=1, external_weights=True,
-           stall=lambda i: bool(stalls[i % 100000]))
+           stall=lambda i: bool(stalls[i % 100000]), writeback=writeback)
 
 
 def test_late_weight_rows():

@@ -185,15 +185,21 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
                 info={"weights": w, "cycles": len(cmds)})
 
 
-def lif_case(rng, lanes=4, depth=3, steps=4, in_width=8, theta_width=6, fill="random"):
+def lif_case(rng, lanes=4, depth=3, steps=4, in_width=8, theta_width=6, fill="random",
+             chunks=1):
+    """LIF rows in random order per step; a threshold row holds ``chunks`` chunks of
+    ``lanes`` thresholds and each membrane row reads chunk ``row mod chunks`` of its row."""
     theta_rows = 2
-    dut = LIFUnit(lanes, depth, in_width, theta_width=theta_width, theta_depth=theta_rows)
+    dut = LIFUnit(lanes, depth, in_width, theta_width=theta_width, theta_depth=theta_rows,
+                  chunks=chunks)
     x = ints(rng, (steps, depth, lanes), in_width, fill)
     # Thresholds mostly well inside the input range, so neurons both fire and integrate.
-    theta = rng.integers(-3, 1 << (theta_width - 2), size=(theta_rows, lanes), endpoint=True)
+    theta = rng.integers(-3, 1 << (theta_width - 2), size=(theta_rows, chunks * lanes),
+                         endpoint=True)
     writes = [("theta_write", [(r, pack(dut.theta_shape, [int(v) for v in theta[r]]))
                                for r in range(theta_rows)])]
-    th = np.stack([theta[r % theta_rows] for r in range(depth)])
+    th = np.stack([theta[r % theta_rows, (r % chunks) * lanes:(r % chunks + 1) * lanes]
+                   for r in range(depth)])
     ref = ops.lif_run(x, th)
     ins, exp = [], []
     for t in range(steps):
@@ -202,8 +208,8 @@ def lif_case(rng, lanes=4, depth=3, steps=4, in_width=8, theta_width=6, fill="ra
             r = int(r)
             tag = (t * depth + r) & 0xFFFF
             ins.append(pack(dut.in_layout, {"x": [int(v) for v in x[t, r]], "row": r,
-                                            "trow": r % theta_rows, "first": t == 0,
-                                            "tag": tag}))
+                                            "trow": r % theta_rows, "chunk": r % chunks,
+                                            "first": t == 0, "tag": tag}))
             bits = sum(int(b) << lane for lane, b in enumerate(ref[t, r]))
             exp.append(pack(dut.out_layout, {"spikes": bits, "row": r, "tag": tag}))
     return Case(dut, {"i": ins}, {"o": exp}, writes=writes)

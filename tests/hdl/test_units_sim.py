@@ -83,10 +83,12 @@ def test_pe_array(seed, fill, lanes, late):
 
 
 @EXAMPLES
-@given(seed=seeds, fill=fills, lanes=st.sampled_from([1, 4]), depth=st.integers(1, 4))
-def test_lif(seed, fill, lanes, depth):
+@given(seed=seeds, fill=fills, lanes=st.sampled_from([1, 4]), depth=st.integers(1, 4),
+       chunks=st.sampled_from([1, 2, 4]))
+def test_lif(seed, fill, lanes, depth, chunks):
+    # ``chunks > 1``: the lane-serial write-back's LIF (a chunk of each threshold row).
     rng = np.random.default_rng(seed)
-    check(lif_case(rng, lanes=lanes, depth=depth, fill=fill), seed)
+    check(lif_case(rng, lanes=lanes, depth=depth, fill=fill, chunks=chunks), seed)
 
 
 @EXAMPLES
