@@ -64,6 +64,11 @@ class Board:
         Default system clock request in Hz (the PLL gives the closest one not above).
     spram_weights : bool
         Weights in SPRAM rather than block RAM.
+    writeback_lanes : int or None
+        Lanes the write-back stage handles per cycle (``AccelConfig.writeback_cycles`` =
+        ``P / writeback_lanes``); ``None``: all ``P``. One on the iCE40, where logic is the
+        scarce resource: a lane then costs a PE accumulator, not a LIF neuron and a residual
+        adder as well (docs/architecture.md §5).
     platform_class, top_class : str
         ``"module:Class"`` of the amaranth-boards platform and of the board top (imported
         when first used, so the fit check needs neither).
@@ -83,6 +88,7 @@ class Board:
     spram_weights: bool
     platform_class: str
     top_class: str
+    writeback_lanes: int | None = None
 
     def platform(self):
         """A fresh amaranth-boards platform instance (toolchain: Yosys + nextpnr)."""
@@ -109,7 +115,7 @@ BOARDS = {b.name: b for b in [
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
           bram_name="SB_RAM40_4K", default_lanes=1, default_width=16, f_sync=22.5e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
-          top_class="sdtforge.boards.icebreaker:ICEBreakerTop"),
+          top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
           # 45 MHz (exact from 25 MHz): the accelerator's measured Fmax on the 85F is
           # 46.6-48.2 MHz over the seeds (docs/boards.md §4b); 80 MHz needs a registered weight
@@ -236,6 +242,8 @@ def plan_board(model, board, *, lanes=None, width=None):
         sprams *= banks
         changes["weights_depth"] = SPRAM_ROWS * banks
         changes["external_weights"] = True
+    if board.writeback_lanes is not None:
+        changes["writeback_cycles"] = lanes // min(board.writeback_lanes, lanes)
     for name, _ in MEMORIES:
         if name == "weights" and board.spram_weights:
             continue

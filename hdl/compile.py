@@ -683,15 +683,24 @@ def _allocate(builder):
     return bases, peak
 
 
-def derive_config(model, lanes=8, width=16):
+def derive_config(model, lanes=8, width=16, writeback_lanes=None):
     """The smallest :class:`AccelConfig` (given ``lanes`` and ``width``) that runs ``model``.
+
+    ``writeback_lanes``: lanes the write-back stage handles per cycle (a power of two; by
+    default all ``lanes``), i.e. ``writeback_cycles = lanes / writeback_lanes``.
 
     Every memory gets at least 2 rows, so every memory address is at least one bit wide. The
     loop-counter and channel widths, and with the memory depths every descriptor field's
     width, follow from the model (:func:`~.accel_isa.descriptor_widths`).
     """
     check_lanes_width(lanes, width)
-    base = AccelConfig(lanes=lanes, width=width, **derive_config_widths(model, lanes, width))
+    if writeback_lanes is not None and (writeback_lanes < 1 or lanes % writeback_lanes
+                                        or writeback_lanes & (writeback_lanes - 1)):
+        raise UserError(f"the write-back's lanes must be a power of two dividing lanes "
+                        f"({lanes}), not {writeback_lanes!r}")
+    cycles = 1 if writeback_lanes is None else lanes // writeback_lanes
+    base = AccelConfig(lanes=lanes, width=width, writeback_cycles=cycles,
+                       **derive_config_widths(model, lanes, width))
     plan = _plan(model, base, rows=False)
     cfg = AccelConfig(**{**asdict(base), **plan.field_bits,
                          **{f"{k}_depth": max(v, 2) for k, v in plan.needed.items()}})
@@ -875,7 +884,7 @@ def _check_capacity(needs, config):
                             f"{getattr(config, key)}; use a larger configuration")
 
 
-def compile_model(model, config=None, *, lanes=8, width=16):
+def compile_model(model, config=None, *, lanes=8, width=16, writeback_lanes=None):
     """Compile an :class:`~sdtforge.quantize.ir.IntegerModel` (or an ``.sfm`` path).
 
     Parameters
@@ -885,7 +894,8 @@ def compile_model(model, config=None, *, lanes=8, width=16):
     config : AccelConfig, optional
         Target hardware; a model that does not fit raises one :class:`UserError` naming the
         memory, the size needed and the size available. By default the smallest configuration
-        with ``lanes`` and ``width`` is derived from the model.
+        with ``lanes``, ``width`` and ``writeback_lanes`` (:func:`derive_config`) is derived
+        from the model.
 
     Returns
     -------
@@ -894,7 +904,7 @@ def compile_model(model, config=None, *, lanes=8, width=16):
     if not isinstance(model, ir.IntegerModel):
         model = ir.load(model)
     if config is None:
-        config = derive_config(model, lanes=lanes, width=width)
+        config = derive_config(model, lanes=lanes, width=width, writeback_lanes=writeback_lanes)
     else:
         _check_capacity(derive_config_widths(model, config.lanes, config.width), config)
     return _compile(model, config)

@@ -153,7 +153,7 @@ def _check_sim(sim):
 
 
 def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, seed=0,
-          stall=0.3, waves=False, dump_spikes=False, progress=None):
+          stall=0.3, waves=False, dump_spikes=False, progress=None, writeback_lanes=None):
     """Co-simulate ``images`` on the generated Verilog and compare with the golden model.
 
     Parameters
@@ -181,6 +181,9 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
         golden model's (slower: the bench then watches the spike memory's write port).
     progress : callable, optional
         ``progress(message)`` for phase messages.
+    writeback_lanes : int, optional
+        Lanes the write-back stage handles per cycle (default all ``lanes``; ignored with
+        ``config``).
 
     Returns
     -------
@@ -194,7 +197,8 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     _check_sim(sim)
     say = progress or (lambda message: None)
     images = np.asarray(images)
-    compiled = compile_model(model, config, lanes=lanes, width=width)
+    compiled = compile_model(model, config, lanes=lanes, width=width,
+                             writeback_lanes=writeback_lanes)
     cfg = compiled.config
     ref = golden.run(model, images, spikes=True)
     predicted = [cycles.predict(model, ref.spikes, cfg.lanes, cfg.width, image=i,

@@ -109,6 +109,14 @@ def check_lanes_width(lanes, width):
     check(lanes, width)
 
 
+def check_writeback_lanes(writeback_lanes, lanes):
+    """``--writeback-lanes`` divides ``--lanes`` (:class:`UserError` otherwise)."""
+    from sdtforge.errors import UserError
+
+    if writeback_lanes is not None and lanes % writeback_lanes:
+        raise UserError(f"--writeback-lanes {writeback_lanes} must divide --lanes {lanes}")
+
+
 # ---------------------------------------------------------------------------------------------
 # File system checks (UserError, at the start of run())
 

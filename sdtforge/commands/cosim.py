@@ -33,6 +33,9 @@ def add_arguments(p):
                         f"{_args.MIN_WIDTH})")
     p.add_argument("--seed", type=_args.seed, default=0,
                    help="seed of the random valid/ready stalls")
+    p.add_argument("--writeback-lanes", type=_args.power_of_two, default=None,
+                   help="lanes the write-back stage handles per cycle (a power of two dividing "
+                        "P; default: all P; 1: a lane-serial write-back, as the iCEBreaker builds)")
     p.add_argument("--stall", type=_args.fraction, default=0.3,
                    help="probability of idling valid/ready before each stream beat")
     p.add_argument("--waves", action="store_true", help="dump waveforms into the build dir")
@@ -61,6 +64,7 @@ def run(args):
     if args.out is not None:
         _args.output_dir(args.out / args.sim)
     _args.check_lanes_width(args.lanes, args.width)
+    _args.check_writeback_lanes(args.writeback_lanes, args.lanes)
     model = ir.load(args.model)
     dataset = model.provenance.get("dataset") or "digits"
     images, labels = load_dataset(dataset, "test", args.data_dir)
@@ -76,7 +80,8 @@ def run(args):
         out = args.out if args.out is not None else Path(tmp)
         result = cosim(model, images, sim=args.sim, out=out / args.sim, lanes=args.lanes,
                        width=args.width, seed=args.seed, stall=args.stall, waves=args.waves,
-                       dump_spikes=args.dump_spikes, progress=say)
+                       dump_spikes=args.dump_spikes, progress=say,
+                       writeback_lanes=args.writeback_lanes)
     summary = f"bit-exact: {result.bit_exact}/{len(result.images)} images"
     bad = result.first_mismatch()
     if args.json:

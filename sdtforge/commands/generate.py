@@ -23,6 +23,9 @@ def add_arguments(p):
     p.add_argument("--width", type=_args.word_width, default=AccelConfig.width,
                    help=f"spike word width W in channels (a power of two, at least "
                         f"{_args.MIN_WIDTH}, >= P)")
+    p.add_argument("--writeback-lanes", type=_args.power_of_two, default=None,
+                   help="lanes the write-back stage handles per cycle (a power of two dividing "
+                        "P; default: all P; 1: a lane-serial write-back, as the iCEBreaker builds)")
     p.add_argument("--config", type=Path, default=None,
                    help="hardware config JSON to target (default: the smallest that fits)")
     p.add_argument("--json", action="store_true", help="print the memory table as JSON")
@@ -45,13 +48,15 @@ def run(args):
     _args.input_file(args.config, "--config")
     _args.output_dir(args.out)
     _args.check_lanes_width(args.lanes, args.width)
+    _args.check_writeback_lanes(args.writeback_lanes, args.lanes)
     config = None
     if args.config is not None:
         try:
             config = AccelConfig.from_json(args.config.read_text())
         except (OSError, TypeError, ValueError) as exc:
             raise UserError(f"cannot read hardware config {args.config}: {exc}") from None
-    compiled = compile_model(args.model, config, lanes=args.lanes, width=args.width)
+    compiled = compile_model(args.model, config, lanes=args.lanes, width=args.width,
+                             writeback_lanes=args.writeback_lanes)
     top = Accelerator(compiled.config)
     text = verilog.convert(top, name="sdtforge_accel", emit_src=False,
                            ports=None)

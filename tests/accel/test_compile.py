@@ -84,6 +84,18 @@ def test_config_checks():
     with pytest.raises(TypeError, match="lanes must be an integer"):
         AccelConfig(lanes=8.0)
     assert AccelConfig.from_json(AccelConfig().to_json()) == AccelConfig()
+    with pytest.raises(UserError, match=r"writeback_cycles must be a power of two dividing "
+                                        r"lanes \(8\), not 16"):
+        AccelConfig(lanes=8, writeback_cycles=16)
+    with pytest.raises(UserError, match="writeback_cycles must be a power of two"):
+        AccelConfig(lanes=8, writeback_cycles=3)
+
+
+def test_writeback_lanes(tiny):
+    assert compile_model(tiny, lanes=8, writeback_lanes=2).config.writeback_cycles == 4
+    assert compile_model(tiny, lanes=8).config.writeback_cycles == 1
+    with pytest.raises(UserError, match="write-back's lanes must be a power of two dividing"):
+        compile_model(tiny, lanes=4, writeback_lanes=8)
 
 
 @pytest.mark.parametrize("text, message", [
