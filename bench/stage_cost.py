@@ -1,9 +1,10 @@
 """The engine's logic per stage: iCE40 LUT4s, carries, flip-flops and block RAMs per component.
 
-Usage: ``python bench/stage_cost.py [--lanes 1 8] [--out JSON]``.
+Usage: ``python bench/stage_cost.py [--lanes 1 2 4 8] [--out JSON]``.
 
 The accelerator is synthesized for the shipped digits-tiny at the iCEBreaker's configuration
-(SPRAM weights, the board's word width) for each lane count, with its hierarchy kept
+(SPRAM weights, the board's word width, a lane-serial write-back: ``Board.writeback_lanes``)
+for each lane count, with its hierarchy kept
 (``sdtforge.hdl.synth.module_stats``: ``synth_ice40 -noflatten``, LUTs mapped by ``abc -lut 4``,
 so the totals come out a little above a flat build; an area breakdown per stage, not a
 sign-off). ``top`` is what the controller itself still holds (its FSM, the map address
@@ -37,7 +38,7 @@ def measure(model, lanes):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "stage_cost.json"))
     args = parser.parse_args(argv)
 
