@@ -38,7 +38,7 @@ class LIFUnit(wiring.Component):
     lanes : :class:`int`
         Number of lanes ``L``.
     depth : :class:`int`
-        Number of membrane rows (neurons / L).
+        Number of membrane rows (neurons / L); one row is a register, not a memory.
     in_width : :class:`int`
         Width of the signed input current ``X`` (the accumulator width).
     v_width : :class:`int`
@@ -117,24 +117,33 @@ class LIFUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self._lanes
+        s_valid = Signal()
+        s = Signal(self.in_layout)
 
-        m.submodules.v_mem = v_mem = memory.Memory(shape=self.v_shape, depth=self._depth,
-                                                   init=[])
-        v_wr = v_mem.write_port()
-        v_rd = v_mem.read_port(transparent_for=(v_wr,))
+        v_next = Signal(self.v_shape)
+        v_write = Signal()
+        if self._depth > 1:
+            m.submodules.v_mem = v_mem = memory.Memory(shape=self.v_shape, depth=self._depth,
+                                                       init=[])
+            v_wr = v_mem.write_port()
+            v_rd = v_mem.read_port(transparent_for=(v_wr,))
+            m.d.comb += [v_rd.addr.eq(self.i.payload.row), v_rd.en.eq(~s_valid | self.o.ready),
+                         v_wr.addr.eq(s.row), v_wr.data.eq(v_next), v_wr.en.eq(v_write)]
+            v_row = v_rd.data
+        else:
+            # One row: a register (its next value a cycle after the write, as the transparent
+            # read port gives), and no read multiplexer or spare row.
+            v_row = Signal(self.v_shape, name="v")
+            with m.If(v_write):
+                m.d.sync += v_row.eq(v_next)
         m.submodules.t_mem = t_mem = memory.Memory(shape=self.theta_shape,
                                                    depth=self._theta_depth, init=[])
         t_wr = t_mem.write_port()
         t_rd = t_mem.read_port()
         wiring.connect(m, wiring.flipped(self.theta_write), t_wr)
-
-        s_valid = Signal()
-        s = Signal(self.in_layout)
         advance = ~s_valid | self.o.ready
         m.d.comb += [
             self.i.ready.eq(advance),
-            v_rd.addr.eq(self.i.payload.row),
-            v_rd.en.eq(advance),
             t_rd.addr.eq(self.i.payload.trow),
             t_rd.en.eq(advance),
         ]
@@ -145,9 +154,8 @@ class LIFUnit(wiring.Component):
         theta = self.chunk_theta_shape(
             t_rd.data.as_value().word_select(s.chunk, Shape.cast(self.chunk_theta_shape).width)
             if self._chunks > 1 else t_rd.data.as_value())
-        v_next = Signal(self.v_shape)
         for lane in range(p):
-            v = Mux(s.first, 0, v_rd.data[lane])
+            v = Mux(s.first, 0, v_row[lane])
             h = Signal(signed(self._v_width), name=f"h{lane}")
             # The sum needs one extra bit; the shifted result fits v_width again.
             m.d.comb += h.eq((v + s.x[lane]) >> 1)
@@ -160,8 +168,6 @@ class LIFUnit(wiring.Component):
             self.o.valid.eq(s_valid),
             self.o.payload.row.eq(s.row),
             self.o.payload.tag.eq(s.tag),
-            v_wr.addr.eq(s.row),
-            v_wr.data.eq(v_next),
-            v_wr.en.eq(s_valid & self.o.ready),
+            v_write.eq(s_valid & self.o.ready),
         ]
         return m

@@ -102,7 +102,7 @@ class RowWriteBack(wiring.Component):
             **row, "spk_en": w // p, "spk_data": w, "xs_en": 1,
             "xs_data": cfg.lane_layout("stream")})
         c = cfg.writeback_cycles
-        self._lif = LIFUnit(p // c, max(c, 2), cfg.acc_bits, theta_width=cfg.theta_bits,
+        self._lif = LIFUnit(p // c, c, cfg.acc_bits, theta_width=cfg.theta_bits,
                             theta_depth=cfg.thresholds_depth, chunks=c)
         super().__init__({
             "layer": In(self.layer_layout),

@@ -62,6 +62,43 @@ def _box(cost, k3):
     return sum(p[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
 
 
+def _third_event(s, width, k3):
+    """``[T, H, W]``: the encoder cycle (within its row) of each row's third event, ``-1`` for a
+    row with fewer than three.
+
+    A row's encoder cycles run over its in-bounds taps (raster order) and, per tap, its words:
+    a word with ``n`` spikes is ``n`` event cycles, an empty word one cycle without an event —
+    but the row's last word always ends in an event (its sums' marker). While the PE array
+    holds a row's sums, the encoder runs on into the next row until the command queue holds
+    two events and a third waits; the cycles it got through by then are this index.
+    """
+    t, c, h, w = s.shape
+    words = _ceil(c, width)
+    pad = np.zeros((t, words * width, h, w), np.int64)
+    pad[:, :c] = s
+    pop = pad.reshape(t, words, width, h, w).sum(axis=2)         # [T, words, H, W]
+    taps = [(dy, dx) for dy in range(3) for dx in range(3)] if k3 else [(1, 1)]
+    cost, events = [], []
+    for dy, dx in taps:
+        shifted = np.full((t, words, h + 2, w + 2), -1, np.int64)
+        shifted[:, :, 1:-1, 1:-1] = pop
+        tap = shifted[:, :, dy:dy + h, dx:dx + w]                   # -1: out of bounds
+        for k in range(words):
+            cost.append(np.where(tap[:, k] < 0, 0, np.maximum(tap[:, k], 1)))
+            events.append(np.maximum(tap[:, k], 0))
+    cost, events = np.stack(cost), np.stack(events)                 # [E, T, H, W]
+    # The row's last in-bounds word ends in an event (a marker when it is empty).
+    inside = cost > 0
+    last = inside.shape[0] - 1 - np.argmax(inside[::-1], axis=0)
+    np.put_along_axis(events, last[None], np.take_along_axis(cost, last[None], 0), 0)
+    cum_e, cum_c = np.cumsum(events, axis=0), np.cumsum(cost, axis=0)
+    has = cum_e[-1] >= 3
+    e = np.argmax(cum_e >= 3, axis=0)[None]                        # the entry of event 3
+    before_e = np.take_along_axis(cum_e, e, 0)[0] - np.take_along_axis(events, e, 0)[0]
+    before_c = np.take_along_axis(cum_c, e, 0)[0] - np.take_along_axis(cost, e, 0)[0]
+    return np.where(has, before_c + 2 - before_e, -1)
+
+
 def _window_ranges(n):
     """In-bounds rows of each pooled output's 3×3/s2/p1 window over ``n`` rows."""
     return [[2 * o + d - 1 for d in range(3) if 0 <= 2 * o + d - 1 < n]
@@ -85,7 +122,7 @@ def _conv_cycles(s, groups, k3, width, pool=False, writeback=1):
     """
     rows = _box(_word_cost(s, width), k3)
     if pool or writeback > 1:
-        return _rows(rows, groups, writeback, pool)
+        return _rows(rows, _third_event(s, width, k3), groups, writeback, pool)
     first = int(rows[0, 0, 0])
     return 7 + first - max(first, 3) + groups * int(np.maximum(rows, 3).sum())
 
@@ -95,17 +132,20 @@ def _window_counts(n):
     return [2 if y % 2 and y + 1 < n else 1 for y in range(n)]
 
 
-def _rows(rows, groups, writeback, pool):
-    """A conv's rows one by one (``rows``: each row's gather, ``[T, H, W]``, per group).
+def _rows(rows, third, groups, writeback, pool):
+    """A conv's rows one by one (``rows``: each row's gather, ``[T, H, W]``, per group;
+    ``third``: :func:`_third_event`).
 
-    ``last`` is the cycle of a row's last event, ``take`` the cycle the output stage takes its
-    sums into its register (two cycles later at the earliest) and ``start`` the cycle it works
-    on the row's first chunk (a cycle later at the earliest, and ``writeback`` cycles after the
-    previous row's). The PE array holds a row's sums (and accepts no command) until they are
-    taken, while the command queue holds the next row's first two events; the next row's last
-    event waits until the row is taken (``writeback = 1``) or started. A pooled row's take
-    also waits for the previous row's window merges (two cycles per window, after its last
-    chunk). The layer ends a cycle after the last row's last chunk.
+    ``last`` is the cycle a row's last event enters the command queue, ``take`` the cycle the
+    output stage takes its sums into its register (two cycles later at the earliest) and
+    ``start`` the cycle it works on the row's first chunk (a cycle later at the earliest, and
+    ``writeback`` cycles after the previous row's). The PE array holds a row's sums (and takes
+    no command) until they are taken; the encoder runs on into the next row meanwhile, until
+    the command queue holds two events and a third waits (:func:`_third_event`), and the rest
+    of the row follows the take. The next row's last event also waits until the row is taken
+    (``writeback = 1``) or started. A pooled row's take waits for the previous row's window
+    merges (two cycles per window, after its last chunk). The layer ends a cycle after the last
+    row's last chunk.
     """
     t_steps, h, w = rows.shape
     wins = np.outer(_window_counts(h), _window_counts(w)) if pool else np.zeros((h, w), int)
@@ -114,12 +154,12 @@ def _rows(rows, groups, writeback, pool):
         for y in range(h):
             for x in range(w):
                 for t in range(t_steps):
-                    g = int(rows[t, y, x])
+                    g, v3 = int(rows[t, y, x]), int(third[t, y, x])
                     if last is None:
                         last = 3 + g
                     else:
-                        last = max(take + max(g - 2, 1),
-                                   (take if writeback == 1 else start) + 1)
+                        last = max(last + g, (take if writeback == 1 else start) + 1,
+                                   take + g - v3 if v3 >= 0 else 0)
                     take = last + 2 if free is None else max(last + 2, free)
                     start = take + 1 if start is None else max(take + 1, start + writeback)
                     if pool:
