@@ -556,7 +556,8 @@ class Accelerator(wiring.Component):
                 m.next = "LIF_RUN"
             with m.State("LIF_RUN"):
                 m.d.comb += wrb.lif.valid.eq(1)
-                with m.If(wrb.lif.ready):
+                # With c = 1 the stage takes a row every cycle: no wait on its ready.
+                with m.If(wrb.lif.ready if cfg.writeback_cycles > 1 else 1):
                     x_ra.use(t=n_t, y=n_oy, x=n_ox, word=n_g)
                     nest.advance()
                     with m.If(layer_done):

@@ -244,9 +244,12 @@ class RowWriteBack(wiring.Component):
         xs_row = cfg.lane_layout("stream")(
             _collect(m, "xs", o_xs & ~o_xs_last, align.o.payload.sum.as_value(), c))
         spk_row = _collect(m, "spk", o_spk & ~o_spk_last, lif.o.payload.spikes, c)
+        # The LIF's input: a CONV row's chunk 0 when it starts, the controller's row while
+        # offered (taken when the LIF is ready, ``start_lif``), a row's later chunks.
+        m.d.comb += lif.i.valid.eq(Mux(lay.conv, start_conv & is_lif, self.lif.valid & ~running)
+                                   | (running & is_lif))
         with m.If(feed):
             with m.If(is_lif):
-                m.d.comb += lif.i.valid.eq(1)
                 m.d.sync += [o_spk.eq(1), o_spk_last.eq(last_chunk)]
             with m.If(is_xs):
                 m.d.comb += align.i.valid.eq(1)
