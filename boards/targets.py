@@ -33,12 +33,12 @@ _LOGIC_ROWS = {"ecp5": 16}
 _ICE40_FF_BITS_PER_BLOCK = 80
 # Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
-# (docs/boards.md §4). iCE40 logic cells placed by nextpnr (digits-tiny): 5 128 at P = 1 with
-# the transactional host link and the descriptor fields as wide as the model needs (5 259
-# before them; 5 108 before the link's transactions, 5 835 at P = 2 then: 727 per lane). ECP5
-# LUT4s mapped by Yosys (digits-small): 4 601 at P = 2, 7 598 at P = 8.
+# (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, `bench/board_fit.py`,
+# the lane-serial write-back): 5 214 at P = 1, 5 958 at P = 2, 7 056 at P = 4 (before the
+# lane-serial write-back: 5 835 at P = 2, 727 per lane). ECP5 LUT4s mapped by Yosys
+# (digits-small): 4 601 at P = 2, 7 598 at P = 8.
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
-_LOGIC_MODEL = {"ice40": (4_401, 727), "ecp5": (3_601, 500)}
+_LOGIC_MODEL = {"ice40": (4_600, 614), "ecp5": (3_601, 500)}
 _LOGIC_MARGIN = 1.1
 
 
