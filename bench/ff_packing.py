@@ -27,7 +27,7 @@ def classify(netlist):
         or list(netlist["modules"].values())[:1]
     cells = module["cells"]
     drivers, fanout = {}, collections.Counter()
-    for name, cell in cells.items():
+    for cell in cells.values():
         for port, direction in cell["port_directions"].items():
             for bit in cell["connections"][port]:
                 if isinstance(bit, str):
