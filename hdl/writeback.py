@@ -33,7 +33,7 @@ class RowWriteBack(wiring.Component):
     command (the controller's counters move on at once; the stage works from its own copy).
     ``lif``: a row for the LIF from the controller (the pixel layer's and the head's values,
     ``STREAM_LIF``'s stream rows) at the controller's ``row``, taken in the cycle it is
-    offered (the LIF is ready then).
+    offered when no row's chunks run (with ``c = 1`` the LIF is always ready then).
 
     **Cycle contract.** ``sums`` are taken into the sums register (``taken``) while no pooled
     merge runs and worked on in the next cycle (``done``); the row is written a cycle after
@@ -42,6 +42,13 @@ class RowWriteBack(wiring.Component):
     the cycle after it is taken. Between ``latch`` and ``done``, ``hold`` is high: the
     controller's stream and shift read ports hold the row's data (their addresses have moved
     on with the counters).
+
+    With ``c = config.writeback_cycles > 1`` (lane-serial) a row is worked on in ``c`` chunks of
+    ``P / c`` lanes, one per cycle, from its start (the cycle after the take, and at least ``c``
+    cycles after the previous row's start); its other lanes and coordinates are copied into the
+    stage's own registers at the start, which is then ``taken``. The row is written a cycle
+    after its last chunk (``done``), a pooled row merges after that; a pooled row's sums are
+    not taken while the previous row's chunks run, a ``lif`` row is not taken either.
 
     Parameters
     ----------
@@ -60,10 +67,11 @@ class RowWriteBack(wiring.Component):
     sums : ``In(stream.Signature(ArrayLayout(signed(acc_bits), P)))``
         The PE array's sums.
     taken : ``Out(1)``
-        ``sums`` are taken this cycle (into the sums register; the controller may latch the
-        next row from the next cycle on).
+        ``sums`` are taken this cycle (into the sums register; with ``c > 1``: the row
+        starts); the controller may latch the next row from the next cycle on.
     done : ``Out(1)``
-        The sums register's row is worked on this cycle (written now or in the next cycle).
+        A row's last chunk is worked on this cycle (it is written now or in the next cycle)
+        and no later CONV row is latched.
     lif : ``In(stream.Signature(ArrayLayout(signed(acc_bits), P)))``
         A row for the LIF at ``row``.
     shift, stream : ``In``
@@ -319,7 +327,7 @@ class RowWriteBack(wiring.Component):
             self.taken.eq(accept if c == 1 else start_conv),
             # A row's last chunk, and no later CONV row latched (it may be, with c > 1, while
             # the row's chunks run): the controller's CONV_END waits for the layer's last row.
-            self.done.eq(feed & last_chunk & ~(hold & ~start_conv)),
+            self.done.eq(last_chunk & ~(hold & ~start_conv)),
         ]
         with m.If(accept):
             m.d.sync += [s_valid.eq(1), s_acc.eq(sums.payload)]

@@ -39,17 +39,21 @@ def _ceil(a, b):
     return -(-int(a) // int(b))
 
 
+def _popcounts(s, width):
+    """``[T, words, H, W]`` spikes per word of ``s`` (``[T, C, H, W]`` spikes of one image)."""
+    t, c, h, w = s.shape
+    words = _ceil(c, width)
+    pad = np.zeros((t, words * width, h, w), np.int64)
+    pad[:, :c] = s
+    return pad.reshape(t, words, width, h, w).sum(axis=2)
+
+
 def _word_cost(s, width):
     """``[T, H, W]`` cycles the encoder spends on one position's words: Σ max(popcount, 1).
 
     ``s``: ``[T, C, H, W]`` spikes of one image.
     """
-    t, c, h, w = s.shape
-    words = _ceil(c, width)
-    pad = np.zeros((t, words * width, h, w), np.int64)
-    pad[:, :c] = s
-    pop = pad.reshape(t, words, width, h, w).sum(axis=2)
-    return np.maximum(pop, 1).sum(axis=1)
+    return np.maximum(_popcounts(s, width), 1).sum(axis=1)
 
 
 def _box(cost, k3):
@@ -72,11 +76,8 @@ def _third_event(s, width, k3):
     holds a row's sums, the encoder runs on into the next row until the command queue holds
     two events and a third waits; the cycles it got through by then are this index.
     """
-    t, c, h, w = s.shape
-    words = _ceil(c, width)
-    pad = np.zeros((t, words * width, h, w), np.int64)
-    pad[:, :c] = s
-    pop = pad.reshape(t, words, width, h, w).sum(axis=2)         # [T, words, H, W]
+    pop = _popcounts(s, width)                                      # [T, words, H, W]
+    t, words, h, w = pop.shape
     taps = [(dy, dx) for dy in range(3) for dx in range(3)] if k3 else [(1, 1)]
     cost, events = [], []
     for dy, dx in taps:
@@ -148,7 +149,7 @@ def _rows(rows, third, groups, writeback, pool):
     row's last chunk.
     """
     t_steps, h, w = rows.shape
-    wins = np.outer(_window_counts(h), _window_counts(w)) if pool else np.zeros((h, w), int)
+    wins = np.outer(_window_counts(h), _window_counts(w)) if pool else None
     last = take = start = free = None
     for _ in range(groups):
         for y in range(h):
