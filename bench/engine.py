@@ -1,7 +1,7 @@
 """The engine's yardstick: board builds, latency per image and cycle-model ratios against targets.
 
-Usage: ``python bench/engine.py [--boards icebreaker ulx3s-85f] [--seeds 1 2 3] [--no-build]
-[--out JSON]``.
+Usage: ``python bench/engine.py [--boards icebreaker ulx3s-85f] [--seeds 1 2 3] [--jobs N]
+[--no-build] [--out JSON]``.
 
 Per board, one model built at the board's default lanes and width with ``sdtforge build
 MODEL.sfm --board B --seed S --json`` for every seed: the iCEBreaker builds the shipped
@@ -14,6 +14,8 @@ at the built clock (``sdtforge.sim.latency``, what ``sdtforge build`` reports). 
 cycle model's cycles ÷ work bound (``sim.cycles.work_bound``) for digits-tiny at P = 8 and
 digits-small at P = 32, W = 32 (P ≤ W). Every figure with a target carries it and ``met``.
 ``--no-build`` measures the cycle figures only (lanes, clock, cycles, latency, ratios).
+``--jobs N`` runs up to N builds at once (each is one single-threaded ``sdtforge build``
+process; a 32-lane ULX3S build routes for about half an hour).
 """
 
 import argparse
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
@@ -138,11 +141,22 @@ def _combine(runs):
     return out
 
 
-def measure_board(board, model_path, model_info, seeds, tmp):
-    """The board's figures (each with its target and ``met``) and the per-seed builds."""
+def build_all(jobs, seeds, tmp, workers=1):
+    """``{board: [report per seed]}`` of ``jobs`` (``{board: model path}``), ``workers`` at once."""
+    tasks = [(board, path, seed) for board, path in jobs.items() for seed in seeds]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reports = list(pool.map(lambda job: _build(job[1], job[0], job[2], tmp), tasks))
+    runs = {board: [] for board in jobs}
+    for (board, _, _), report in zip(tasks, reports, strict=True):
+        runs[board].append(report)
+    return runs
+
+
+def measure_board(board, model_path, model_info, seeds, runs=None):
+    """The board's figures (each with its target and ``met``) from its per-seed builds
+    (``runs``, one report per seed), or from the cycle model alone without ``seeds``."""
     entry = {"model": model_info, "images": IMAGES}
     if seeds:
-        runs = [_build(model_path, board, s, tmp) for s in seeds]
         values = _combine(runs)
         entry["seeds"] = list(seeds)
         entry["per_seed"] = [{k: r.get(k) for k in ("seed", "fmax_mhz", "timing_met",
@@ -205,10 +219,14 @@ def main(argv=None):
                         default=list(BOARD_MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3],
                         help="nextpnr placer seeds per board (Fmax: their median)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="builds run at once (default: 1)")
     parser.add_argument("--no-build", action="store_true",
                         help="cycle figures only: no place and route")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "engine.json"))
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     seeds = [] if args.no_build else args.seeds
 
     result = {"boards": {}, "cycle_ratios": [], "tools": _tools()}
@@ -220,9 +238,11 @@ def main(argv=None):
         for name, lanes, width, bound in RATIO_CASES:
             path, info = models[name]
             result["cycle_ratios"].append(measure_ratio(path, info, lanes, width, bound))
+        runs = build_all({b: models[BOARD_MODELS[b]][0] for b in args.boards}, seeds, tmp,
+                         args.jobs)
         for board in args.boards:
             path, info = models[BOARD_MODELS[board]]
-            result["boards"][board] = measure_board(board, path, info, seeds, tmp)
+            result["boards"][board] = measure_board(board, path, info, seeds, runs[board])
     result["summary"] = _summary(result)
     _print(result)
     out = Path(args.out)

@@ -117,10 +117,12 @@ BOARDS = {b.name: b for b in [
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
           top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
-          # 45 MHz (exact from 25 MHz): the accelerator's measured Fmax on the 85F is
-          # 46.6-48.2 MHz over the seeds (docs/boards.md §4b); 80 MHz needs a registered weight
-          # row and registered memory outputs.
-          bram_name="DP16KD", default_lanes=8, default_width=16, f_sync=50e6,
+          # P = 32 with 32-bit spike words: digits-small in 79.8 k cycles per image (8 lanes:
+          # 298 k). 46.875 MHz (25 MHz / 8 · 15, the PLL's closest setting under 50 MHz): the
+          # measured Fmax at 32 lanes is 49.2-51.0 MHz over the seeds, where 50 MHz was missed
+          # once (docs/boards.md §4b); the 608-bit stream rows' read address is its critical
+          # path.
+          bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=46.875e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           top_class="sdtforge.boards.ulx3s:ULX3STop"),
 ]}
