@@ -110,7 +110,6 @@ def _unbuilt(model_path, board_name):
     """Lanes, width, clock and latency of a board's default build without building it."""
     from sdtforge.boards.image import model_image
     from sdtforge.boards.targets import get_board, plan_board
-    from sdtforge.hdl.accel_isa import descriptor_words
     from sdtforge.quantize import ir
     from sdtforge.sim import latency
 
@@ -120,8 +119,7 @@ def _unbuilt(model_path, board_name):
     img = model_image(plan.compiled)
     top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes)
     cycles = latency.cycles_per_image(model, plan.config.lanes, plan.config.width, IMAGES,
-                                      descriptor_words=descriptor_words(plan.config),
-                                      writeback=plan.config.writeback_cycles)
+                                      config=plan.config)
     return {"lanes": plan.config.lanes, "width": plan.config.width,
             "clock_mhz": round(top.f_sync / 1e6, 3), "cycles_per_image": round(cycles, 1),
             **latency.latency(cycles, top.f_sync / 1e6)}

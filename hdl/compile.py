@@ -45,7 +45,7 @@ from .accel_isa import (
 
 __all__ = ["AccelConfig", "Compiled", "compile_model", "load_stream_bytes", "pack_row",
            "pack_memory_row", "encode_descriptor", "record_header", "check_lanes_width",
-           "memory_table", "descriptor_words_for", "MEMORIES", "COMPILERS"]
+           "memory_table", "descriptor_words_for", "writeback_cycles", "MEMORIES", "COMPILERS"]
 
 #: Memories of the planner, in table order: (name, load target or None).
 MEMORIES = (("program", Target.PROGRAM), ("weights", Target.WEIGHTS),
@@ -252,6 +252,18 @@ def check_lanes_width(lanes, width):
                         f"not {lanes!r} and {width!r}")
     if lanes > width:
         raise UserError(f"lanes ({lanes!r}) must not exceed the word width ({width!r})")
+
+
+def writeback_cycles(lanes, writeback_lanes):
+    """``AccelConfig.writeback_cycles`` for a write-back stage of ``writeback_lanes`` lanes
+    (``None``: all ``lanes``); refuse a count that is not a power of two dividing ``lanes``
+    (:class:`UserError`)."""
+    if writeback_lanes is None:
+        return 1
+    if writeback_lanes < 1 or lanes % writeback_lanes or writeback_lanes & (writeback_lanes - 1):
+        raise UserError(f"the write-back's lanes must be a power of two dividing the lanes "
+                        f"({lanes}), not {writeback_lanes!r}")
+    return lanes // writeback_lanes
 
 
 @dataclass
@@ -694,12 +706,8 @@ def derive_config(model, lanes=8, width=16, writeback_lanes=None):
     width, follow from the model (:func:`~.accel_isa.descriptor_widths`).
     """
     check_lanes_width(lanes, width)
-    if writeback_lanes is not None and (writeback_lanes < 1 or lanes % writeback_lanes
-                                        or writeback_lanes & (writeback_lanes - 1)):
-        raise UserError(f"the write-back's lanes must be a power of two dividing lanes "
-                        f"({lanes}), not {writeback_lanes!r}")
-    cycles = 1 if writeback_lanes is None else lanes // writeback_lanes
-    base = AccelConfig(lanes=lanes, width=width, writeback_cycles=cycles,
+    base = AccelConfig(lanes=lanes, width=width,
+                       writeback_cycles=writeback_cycles(lanes, writeback_lanes),
                        **derive_config_widths(model, lanes, width))
     plan = _plan(model, base, rows=False)
     cfg = AccelConfig(**{**asdict(base), **plan.field_bits,

@@ -191,7 +191,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     """
     from cocotb_tools.runner import get_runner
 
-    from sdtforge.hdl.accel_isa import decode_result, descriptor_words
+    from sdtforge.hdl.accel_isa import decode_result
     from sdtforge.hdl.compile import compile_model, image_order, load_stream_bytes
 
     _check_sim(sim)
@@ -202,8 +202,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     cfg = compiled.config
     ref = golden.run(model, images, spikes=True)
     predicted = [cycles.predict(model, ref.spikes, cfg.lanes, cfg.width, image=i,
-                                descriptor_words=descriptor_words(cfg),
-                                writeback=cfg.writeback_cycles)["total"]
+                                config=cfg)["total"]
                  for i in range(len(images))]
 
     out = Path(out)

@@ -271,7 +271,7 @@ def _head(layer, ctx):
     return {layer.name: cyc}
 
 
-def predict(model, spikes, lanes, width, image=0, *, descriptor_words=None, writeback=1):
+def predict(model, spikes, lanes, width, image=0, *, config=None):
     """Predicted controller cycles for one image (what the result stream reports).
 
     Parameters
@@ -284,27 +284,38 @@ def predict(model, spikes, lanes, width, image=0, *, descriptor_words=None, writ
         The accelerator's ``P`` and ``W``.
     image : int
         Batch index of the image.
-    descriptor_words : int, optional
-        Program words per descriptor of the hardware (the descriptor's size follows the
-        configuration: :func:`sdtforge.hdl.accel_isa.descriptor_words`). By default that of the
-        configuration the compiler derives for ``model`` at ``lanes`` and ``width``
-        (:func:`sdtforge.hdl.compile.descriptor_words_for`, cached per model shape); give it
-        for a model compiled against another configuration (``--config``).
-    writeback : int
-        The write-back stage's cycles per row (``AccelConfig.writeback_cycles``).
+    config : AccelConfig, optional
+        The built configuration, at ``lanes`` and ``width``: its descriptor's program words
+        (a fetch costs a cycle per word; :func:`sdtforge.hdl.accel_isa.descriptor_words`) and
+        its write-back cycles per row (``writeback_cycles``). By default the configuration the
+        compiler derives for ``model`` (:func:`sdtforge.hdl.compile.descriptor_words_for`,
+        cached per model shape) with one write-back cycle; give it for a board's configuration
+        (memories rounded up to whole blocks can add a word), ``--config`` or a lane-serial
+        write-back.
 
     Returns
     -------
     dict
         ``total`` and per-layer cycles (a pooled layer's ``POOL_OR`` as ``NAME.pool``).
+
+    Raises
+    ------
+    ValueError
+        ``config`` is not at ``lanes`` and ``width``.
     """
     pooled = _pooled_outputs(model)
-    if descriptor_words is None:
+    if config is None:
         from sdtforge.hdl.compile import descriptor_words_for
 
-        descriptor_words = descriptor_words_for(model, lanes, width)
-    ctx = _Context(model, spikes, lanes, width, image, pooled, decode_cycles(descriptor_words),
-                   writeback)
+        words, writeback = descriptor_words_for(model, lanes, width), 1
+    else:
+        from sdtforge.hdl.accel_isa import descriptor_words
+
+        if (config.lanes, config.width) != (lanes, width):
+            raise ValueError(f"config is at P = {config.lanes}, W = {config.width}, "
+                             f"not {lanes}, {width}")
+        words, writeback = descriptor_words(config), config.writeback_cycles
+    ctx = _Context(model, spikes, lanes, width, image, pooled, decode_cycles(words), writeback)
     out = {}
     for layer in model.layers:
         out.update(CYCLES[layer.KIND](layer, ctx))

@@ -37,7 +37,7 @@ def sample_images(model, images=DEFAULT_IMAGES, data_dir=None):
     return x[:images]
 
 
-def predictions(model, result, lanes, width, descriptor_words=None, writeback=1):
+def predictions(model, result, lanes, width, config=None):
     """:func:`~sdtforge.sim.cycles.predict` for every image of a golden result.
 
     Parameters
@@ -48,32 +48,27 @@ def predictions(model, result, lanes, width, descriptor_words=None, writeback=1)
         ``golden.run(model, images, spikes=True)``.
     lanes, width : int
         The accelerator's ``P`` and ``W``.
-    descriptor_words : int, optional
-        Program words per descriptor of the built configuration
-        (:func:`sdtforge.hdl.accel_isa.descriptor_words`); by default that of the configuration
-        derived from the model (a board's configuration may round memories up, which can add a
-        word).
-    writeback : int
-        The write-back stage's cycles per row (``AccelConfig.writeback_cycles``).
+    config : AccelConfig, optional
+        The built configuration (:func:`~sdtforge.sim.cycles.predict`); by default the one
+        derived from the model, with one write-back cycle.
 
     Returns
     -------
     list of dict
         One ``{"total", "layers"}`` per image, in batch order.
     """
-    return [cycles.predict(model, result.spikes, lanes, width, image=i,
-                           descriptor_words=descriptor_words, writeback=writeback)
+    return [cycles.predict(model, result.spikes, lanes, width, image=i, config=config)
             for i in range(result.batch)]
 
 
-def mean_cycles(model, result, lanes, width, descriptor_words=None, writeback=1):
+def mean_cycles(model, result, lanes, width, config=None):
     """Mean predicted cycles per image over a golden result's images (:func:`predictions`)."""
     return float(np.mean([p["total"] for p in predictions(model, result, lanes, width,
-                                                          descriptor_words, writeback)]))
+                                                          config)]))
 
 
 def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None,
-                     descriptor_words=None, writeback=1):
+                     config=None):
     """Mean cycle-model cycles per image over the first ``images`` test images.
 
     Parameters
@@ -86,9 +81,7 @@ def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None,
         How many test images (from the first) to average over.
     data_dir : str or Path, optional
         Dataset folder (needed for ``cifar10`` models).
-    descriptor_words : int, optional
-        As for :func:`predictions`.
-    writeback : int
+    config : AccelConfig, optional
         As for :func:`predictions`.
 
     Returns
@@ -101,8 +94,7 @@ def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None,
         The model's dataset cannot be read (see :func:`sample_images`).
     """
     x = sample_images(model, images, data_dir)
-    return mean_cycles(model, golden.run(model, x, spikes=True), lanes, width,
-                       descriptor_words, writeback)
+    return mean_cycles(model, golden.run(model, x, spikes=True), lanes, width, config)
 
 
 def latency(cycles_per_img, clock_mhz):

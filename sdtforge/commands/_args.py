@@ -110,11 +110,11 @@ def check_lanes_width(lanes, width):
 
 
 def check_writeback_lanes(writeback_lanes, lanes):
-    """``--writeback-lanes`` divides ``--lanes`` (:class:`UserError` otherwise)."""
-    from sdtforge.errors import UserError
+    """The compiler's rule for the write-back's lanes (a power of two dividing the lanes),
+    checked before any work: one definition, ``sdtforge.hdl.compile.writeback_cycles``."""
+    from sdtforge.hdl.compile import writeback_cycles
 
-    if writeback_lanes is not None and lanes % writeback_lanes:
-        raise UserError(f"--writeback-lanes {writeback_lanes} must divide --lanes {lanes}")
+    writeback_cycles(lanes, writeback_lanes)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -65,15 +65,13 @@ def _latency(model, config, clock_mhz, data_dir):
     figures and a ``latency_note`` saying why; the build itself goes on.
     """
     from sdtforge.errors import UserError
-    from sdtforge.hdl.accel_isa import descriptor_words
     from sdtforge.sim import latency
 
     figures = {"latency_images": latency.DEFAULT_IMAGES}
     try:
         cycles = latency.cycles_per_image(model, config.lanes, config.width,
                                           images=latency.DEFAULT_IMAGES, data_dir=data_dir,
-                                          descriptor_words=descriptor_words(config),
-                                          writeback=config.writeback_cycles)
+                                          config=config)
     except UserError as exc:
         if data_dir is not None:
             raise

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdtforge.hdl.accel_isa import descriptor_words
 from sdtforge.hdl.compile import compile_model
 from sdtforge.quantize.synthetic import random_model, tiny_config
 from sdtforge.sim import cycles, golden
@@ -26,7 +25,6 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
            widen=None, late=None, theta_max=4, writeback=1):
     model = random_model(config, seed=seed, theta_max=theta_max)
     compiled = compile_model(model, lanes=lanes, width=width)
-    words = None
     if writeback > 1:
         compiled = compile_model(model, dataclasses.replace(compiled.config,
                                                             writeback_cycles=writeback))
@@ -34,7 +32,6 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
         # A given configuration wider than the derived one: a longer descriptor.
         hw = dataclasses.replace(compiled.config, **widen)
         compiled = compile_model(model, hw)
-        words = descriptor_words(hw)
     rng = np.random.default_rng(seed)
     shape = (images, config["in_channels"], *config["img_size"])
     pixels = rng.integers(0, 256, shape).astype(np.uint8)
@@ -45,7 +42,7 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
         assert logits == ref.logits[i].tolist()
         assert cls == int(ref.classes[i])
         predicted = cycles.predict(model, ref.spikes, lanes, width, image=i,
-                                   descriptor_words=words, writeback=writeback)["total"]
+                                   config=compiled.config)["total"]
         if late:
             # Each cycle a weight row is late costs the engine a cycle; nothing else changes.
             assert cyc > predicted

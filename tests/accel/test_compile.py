@@ -94,7 +94,7 @@ def test_config_checks():
 def test_writeback_lanes(tiny):
     assert compile_model(tiny, lanes=8, writeback_lanes=2).config.writeback_cycles == 4
     assert compile_model(tiny, lanes=8).config.writeback_cycles == 1
-    with pytest.raises(UserError, match="write-back's lanes must be a power of two dividing"):
+    with pytest.raises(UserError, match="lanes must be a power of two dividing the lanes"):
         compile_model(tiny, lanes=4, writeback_lanes=8)
 
 

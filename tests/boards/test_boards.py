@@ -179,7 +179,7 @@ def test_refusals_before_synthesis(tmp_path, capsys):
 def test_ulx3s_plan_digits_small_fits():
     model = random_model(tiny_config(embed_dims=64, depths=2), seed=1)
     plan = plan_board(model, BOARDS["ulx3s-85f"])
-    assert plan.brams <= 208 and plan.config.lanes == 8
+    assert plan.brams <= 208 and (plan.config.lanes, plan.config.width) == (32, 32)
     assert plan.config.weights_depth >= plan.compiled.needed["weights"]
 
 

@@ -51,3 +51,22 @@ def test_dataset_without_its_data_is_a_user_error():
     model.provenance["dataset"] = "cifar10"
     with pytest.raises(UserError, match="cifar10 needs --data-dir"):
         latency.cycles_per_image(model, 8, 16)
+
+
+def test_built_configuration_sets_descriptor_and_writeback(digits_tiny):
+    """A configuration gives the cycle model its descriptor size and write-back cycles: the
+    derived one predicts what the default does, a lane-serial one more; one at other lanes is
+    refused."""
+    import dataclasses
+
+    from sdtforge.hdl.compile import compile_model
+
+    x = load_dataset("digits", "test")[0][:2]
+    res = golden.run(digits_tiny, x, spikes=True)
+    cfg = compile_model(digits_tiny, lanes=8, width=16).config
+    plain = latency.mean_cycles(digits_tiny, res, 8, 16)
+    assert latency.mean_cycles(digits_tiny, res, 8, 16, config=cfg) == plain
+    serial = dataclasses.replace(cfg, writeback_cycles=8)
+    assert latency.mean_cycles(digits_tiny, res, 8, 16, config=serial) > plain
+    with pytest.raises(ValueError, match="P = 8, W = 16, not 4, 16"):
+        cycles.predict(digits_tiny, res.spikes, 4, 16, config=cfg)
