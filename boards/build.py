@@ -10,12 +10,14 @@ import json
 import os
 import re
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 from sdtforge.errors import UserError
 from sdtforge.sim.toolchain import setup_yowasp
 
-__all__ = ["build_bitstream", "parse_yosys_stat", "summarize"]
+__all__ = ["build_bitstream", "parse_yosys_stat", "summarize", "BuildProgress"]
 
 _STAT_LINE = re.compile(r"^\s+(\d+)\s+([A-Za-z_$][\w$]*)\s*$")
 
@@ -76,10 +78,73 @@ def summarize(board, cells, report, f_sync):
     return figures
 
 
-def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync):
+class BuildProgress:
+    """The stage a build is in, read from the tools' logs as they write them.
+
+    Yosys logs to ``NAME.rpt``, nextpnr to ``NAME.tim``; nextpnr's log names its placer and
+    router as they start. :meth:`poll` returns a line when the stage changes and, while a stage
+    lasts, every ``every`` seconds (a 32-lane ULX3S build routes for half an hour, and a build
+    that says nothing for that long looks hung).
+
+    Parameters
+    ----------
+    out_dir : Path
+        The build directory.
+    name : str
+        The design's file name stem.
+    clock : callable
+        Seconds now (``time.monotonic``).
+    every : float
+        Seconds between lines while a stage lasts.
+    """
+
+    #: nextpnr log lines that start a stage (the first line holding the text).
+    PNR_STAGES = (("placing", "placer"), ("routing", "Routing"), ("writing the bitstream",
+                                                                  "Program finished normally"))
+
+    def __init__(self, out_dir, name="sdtforge", *, clock=time.monotonic, every=120.0):
+        self.out_dir, self.name, self.clock, self.every = Path(out_dir), name, clock, every
+        self.start = clock()
+        self.stage, self.said = None, None
+
+    def current(self):
+        """The stage the logs show: ``None`` before Yosys starts, then ``"synthesis"``, ...
+        (:attr:`PNR_STAGES`)."""
+        tim = self.out_dir / f"{self.name}.tim"
+        if not tim.exists():
+            return "synthesis" if (self.out_dir / f"{self.name}.rpt").exists() else None
+        log = tim.read_text(errors="replace")
+        stage = "reading the netlist"
+        for label, marker in self.PNR_STAGES:
+            if marker in log:
+                stage = label
+        return stage
+
+    def poll(self):
+        """A line to print (``STAGE (ELAPSED)``), or ``None``."""
+        now = self.clock()
+        stage = self.current()
+        if stage is None or (stage == self.stage and now - self.said < self.every):
+            return None
+        self.stage, self.said = stage, now
+        elapsed = int(now - self.start)
+        return f"{stage} ({elapsed // 60} min {elapsed % 60:02d} s)"
+
+
+def _watch(progress, say, stop, interval=2.0):
+    """Say ``progress``'s lines until ``stop`` is set."""
+    while not stop.wait(interval):
+        line = progress.poll()
+        if line:
+            say(line)
+
+
+def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, progress=None):
     """Synthesize, place, route and pack ``top`` for ``board`` in ``out_dir``.
 
-    Returns the :func:`summarize` dict, also written to ``out_dir/report.json``.
+    Returns the :func:`summarize` dict, also written to ``out_dir/report.json``. ``progress``,
+    a callable, is given a line each time the build's stage changes and every two minutes
+    while one lasts (:class:`BuildProgress`).
 
     Raises
     ------
@@ -100,6 +165,13 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync):
     }
     if board.family == "ecp5":
         overrides["synth_opts"] = "-nodsp"
+    for stale in (f"{name}.rpt", f"{name}.tim"):     # an earlier build's logs
+        (out_dir / stale).unlink(missing_ok=True)
+    stop = threading.Event()
+    if progress is not None:
+        watcher = threading.Thread(target=_watch, args=(BuildProgress(out_dir, name), progress,
+                                                        stop), daemon=True)
+        watcher.start()
     try:
         # No source locations in the netlist: they hold absolute paths, and the bitstream must
         # not depend on where the checkout lives.
@@ -109,13 +181,15 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync):
         log = ""
         for suffix in (".tim", ".rpt"):
             path = out_dir / f"{name}{suffix}"
-            if path.exists() and path.stat().st_mtime >= 0:
+            if path.exists():
                 log = path.read_text(errors="replace")
                 if "ERROR" in log:
                     break
         errors = [ln for ln in log.splitlines() if "ERROR" in ln] or log.splitlines()[-3:]
         raise UserError(f"the {board.name} build failed ({exc.cmd[0] if exc.cmd else 'tool'}): "
                         f"{' / '.join(e.strip() for e in errors[:3])}") from None
+    finally:
+        stop.set()
     cells = parse_yosys_stat((out_dir / f"{name}.stat").read_text())
     report = json.loads((out_dir / f"{name}.report.json").read_text())
     figures = summarize(board, cells, report, f_sync)

@@ -2,12 +2,14 @@
 
 The fit check runs first and refuses, in one sentence, a model or lane count that cannot fit
 the board; then Yosys + nextpnr (YoWASP) build through the amaranth-boards platform with a
-seeded placer, and the figures are read back from the tools' reports. The latency per image is
+seeded placer (saying each stage on stderr as the tools' logs show it, and every two minutes
+while one lasts), and the figures are read back from the tools' reports. The latency per image is
 the cycle model's mean over the first test images at the built lanes and width, at the built
 clock (``sdtforge.sim.latency``).
 """
 
 import json
+import sys
 from pathlib import Path
 
 from . import _args
@@ -150,7 +152,12 @@ def run(args):
         raise UserError(str(exc)) from None
     # The cycle model takes seconds; before place and route, so a bad --data-dir stops early.
     timing = _latency(model, plan.config, top.f_sync / 1e6, args.data_dir)
-    figures = build_bitstream(board, top, args.out, seed=args.seed, f_sync=top.f_sync)
+
+    def say(line):
+        print(f"build: {line}", file=sys.stderr, flush=True)
+
+    figures = build_bitstream(board, top, args.out, seed=args.seed, f_sync=top.f_sync,
+                              progress=say)
     figures.update({"lanes": plan.config.lanes, "width": plan.config.width,
                     "model_id": img.model_id.hex(), "baud": args.baud, **timing})
     (args.out / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")

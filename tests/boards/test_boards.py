@@ -317,3 +317,34 @@ def test_run_reads_npy_and_png(tmp_path):
     assert (read_image(tmp_path / "a.png") == a).all()
     with pytest.raises(UserError, match="unknown image format; use .npy or .png"):
         read_image(tmp_path / "a.jpg")
+
+
+def test_build_progress_follows_the_tool_logs(tmp_path):
+    """The build's stage comes from the logs Yosys and nextpnr write: a line when it changes,
+    and one every ``every`` seconds while it lasts; nothing before the first tool starts."""
+    from sdtforge.boards.build import BuildProgress
+
+    now = [100.0]
+    progress = BuildProgress(tmp_path, "top", clock=lambda: now[0], every=60)
+    assert progress.current() is None and progress.poll() is None
+    (tmp_path / "top.rpt").write_text("-- Parsing `top.il' using frontend `rtlil' --\n")
+    now[0] = 103
+    assert progress.poll() == "synthesis (0 min 03 s)"
+    now[0] = 150
+    assert progress.poll() is None                      # the same stage, within a minute
+    now[0] = 163
+    assert progress.poll() == "synthesis (1 min 03 s)"  # still synthesis, a minute on
+    tim = tmp_path / "top.tim"
+    tim.write_text("Info: Packing IOs..\n")
+    now[0] = 170
+    assert progress.poll() == "reading the netlist (1 min 10 s)"
+    log = "Info: Packing IOs..\n"
+    for marker, stage in (("Info: Running main analytical placer, max placement attempts",
+                           "placing"),
+                          ("Info: Routing globals...", "routing"),
+                          ("Info: Program finished normally.", "writing the bitstream")):
+        log += marker + "\n"
+        tim.write_text(log)
+        now[0] += 1
+        assert progress.poll().startswith(f"{stage} (")
+        assert progress.current() == stage

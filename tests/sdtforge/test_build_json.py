@@ -36,7 +36,7 @@ def fake_pnr(monkeypatch):
 
     calls = []
 
-    def fake(board, top, out_dir, *, seed=1, name="sdtforge", f_sync):
+    def fake(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, progress=None):
         calls.append(seed)
         out_dir.mkdir(parents=True, exist_ok=True)
         cells = {"SB_LUT4": 3905, "SB_DFF": 1000, "SB_DFFE": 898}
@@ -118,7 +118,12 @@ def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
     out = tmp_path / "build"
     assert main(["build", str(digits_tiny), "--board", "icebreaker", "--out", str(out),
                  "--json"]) == 0
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    # The build says its stages on stderr as the tools' logs show them (minutes each here).
+    stages = [line.split(" (")[0] for line in captured.err.splitlines()]
+    assert "build: placing" in stages and "build: routing" in stages
+    assert stages.index("build: placing") < stages.index("build: routing")
     assert printed == json.loads((out / "report.json").read_text())
     assert set(ICE40_KEYS) <= set(printed)
     assert all(printed[k] is not None for k in ICE40_KEYS)
