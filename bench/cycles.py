@@ -24,23 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _preset_config(name):
-    from dataclasses import asdict
-
-    from sdtforge.model.presets import PRESETS
-    from sdtforge.quantize.synthetic import tiny_config
-    cfg = asdict(PRESETS[name].config)
-    keys = tiny_config().keys()
-    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items() if k in keys}
-    out.setdefault("weight_bits", 8)
-    return out
-
-
 def synthetic(name, seed, target_rate, images):
     """A random model of preset ``name`` whose firing rate is near ``target_rate``."""
-    from sdtforge.quantize.synthetic import random_model
+    from sdtforge.quantize.synthetic import preset_config, random_model
     from sdtforge.sim import golden
-    config = _preset_config(name)
+    config = preset_config(name)
     chosen = None
     for theta_max in (16, 64, 256, 1024, 4096):
         model = random_model(config, seed=seed, theta_max=theta_max)

@@ -209,7 +209,28 @@ class BoardPlan:
         return "\n".join(out) + "\n"
 
 
-def plan_board(model, board, *, lanes=None, width=None):
+def _block_ram_advice(model, board, lanes, width, worst):
+    """What helps a model over the board's block RAM: the lane counts whose memories fit (the
+    memories' row widths follow the lanes, and block RAM comes in fixed aspect ratios), else
+    what does not depend on the lanes."""
+    fitting = []
+    for other in (1 << k for k in range(width.bit_length())):
+        if other == lanes or other > width:
+            continue
+        try:
+            plan_board(model, board, lanes=other, width=width, _advise=False)
+        except UserError:
+            continue
+        fitting.append(other)
+    if fitting:
+        return f"it fits at --lanes {' or '.join(map(str, fitting))}"
+    name, (_, _, blocks) = worst
+    return (f"no lane count at W = {width} fits (the {name} alone take {blocks} blocks); use a "
+            f"smaller model or a board with more block RAM (weights in external memory are "
+            f"not supported yet)")
+
+
+def plan_board(model, board, *, lanes=None, width=None, _advise=True):
     """Compile ``model`` for ``board`` and check that it fits, before any synthesis.
 
     Raises
@@ -264,8 +285,8 @@ def plan_board(model, board, *, lanes=None, width=None):
         raise UserError(
             f"the model at {lanes} lanes needs {brams} {board.bram_name} block RAMs but the "
             f"{board.name} has {board.brams} (largest: {worst[0]}, {worst[1][0]} rows x "
-            f"{worst[1][1]} bits in {worst[1][2]} blocks); use fewer lanes, a smaller model "
-            f"or a larger board")
+            f"{worst[1][1]} bits in {worst[1][2]} blocks)"
+            + (f"; {_block_ram_advice(model, board, lanes, width, worst)}" if _advise else ""))
     if luts > _LOGIC_MARGIN * board.luts:
         unit = "logic cells" if board.family == "ice40" else "LUT4s"
         one_lane = fixed + per_lane

@@ -2,13 +2,19 @@
 
 They follow the same layout and rules as a quantized checkpoint (:mod:`sdtforge.quantize.ir`)
 but need no training and no torch, so every folder's tests can build one in milliseconds.
+:func:`synth_model` makes one of a preset's shape whose firing rate is near a target: a sizing
+aid for models whose dataset or training is not at hand (memories, cycles, latency), never an
+accuracy claim (``sdtforge synth``).
 """
+
+import math
+from dataclasses import asdict
 
 import numpy as np
 
 from . import ir
 
-__all__ = ["random_model", "tiny_config"]
+__all__ = ["random_model", "tiny_config", "preset_config", "synth_model", "synthetic_images"]
 
 
 def tiny_config(**overrides):
@@ -76,3 +82,93 @@ def random_model(config=None, seed=0, theta_max=64, bias_max=32):
                                         "quantizer": {"synthetic_seed": int(seed)},
                                         "float_accuracy": None, "integer_accuracy": None})
     return ir.finalize(model)
+
+
+def preset_config(name):
+    """The integer model config (:func:`tiny_config`'s keys) of the model preset ``name``."""
+    from sdtforge.model.presets import PRESETS
+
+    cfg = asdict(PRESETS[name].config)
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()
+           if k in tiny_config()}
+    out.setdefault("weight_bits", 8)
+    return out
+
+
+def synthetic_images(config, images, seed=0):
+    """``images`` uniform random ``uint8 [B, C, H, W]`` inputs of ``config``'s shape (seeded)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (images, config["in_channels"], *config["img_size"]),
+                        dtype=np.uint8)
+
+
+#: Largest threshold scale :func:`synth_model` tries, as a power of two (thresholds up to 2**20
+#: silence any preset).
+_THETA_MAX_BITS = 20
+
+
+def synth_model(preset, firing_rate, seed=0, images=1, progress=None):
+    """A random integer model of ``preset``'s shape, its firing rate near ``firing_rate``.
+
+    The thresholds' scale ``theta_max`` (:func:`random_model`) is bisected, on a log scale and
+    then between the integers of the last octave; the rate (spikes per neuron update, over every
+    layer and step) is measured with the golden model on ``images`` random inputs
+    (:func:`synthetic_images`), and falls as the thresholds grow. The model closest to the
+    target is returned; its provenance records the preset, the dataset, the seed, the target
+    and the measured rate, so ``sdtforge build`` and the latency use the same random inputs
+    (:func:`sdtforge.sim.latency.sample_images`).
+
+    Parameters
+    ----------
+    preset : str
+        A model preset (``sdtforge presets``).
+    firing_rate : float
+        Target spikes per neuron update, in ``(0, 1)``.
+    seed : int
+        Seed of the weights, thresholds and inputs.
+    images : int
+        Random inputs the rate is measured on.
+    progress : callable, optional
+        Given a line per trial.
+
+    Returns
+    -------
+    IntegerModel
+    """
+    from sdtforge.model.presets import PRESETS
+    from sdtforge.sim import golden
+
+    if not 0 < firing_rate < 1:
+        raise ValueError(f"firing_rate must be in (0, 1), not {firing_rate!r}")
+    config = preset_config(preset)
+    x = synthetic_images(config, images, seed)
+    tried = {}
+
+    def trial(theta):
+        if theta not in tried:
+            model = random_model(config, seed=seed, theta_max=theta)
+            totals = golden.run(model, x).totals()
+            tried[theta] = (totals["spikes"] / max(totals["neuron_updates"], 1), model)
+            if progress:
+                progress(f"theta_max {theta}: firing rate {tried[theta][0]:.4f}")
+        return tried[theta][0]
+
+    # Rates fall as thresholds grow: bisect the power of two, then the integers of that octave
+    # down to 1/64 of theta_max, keeping rate(lo) > target >= rate(hi) where the rates reach it.
+    lo, hi = 0, _THETA_MAX_BITS
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if trial(1 << mid) > firing_rate else (lo, mid)
+    lo, hi = 1 << lo, 1 << hi
+    while hi - lo > max(1, lo // 64):
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if trial(mid) > firing_rate else (lo, mid)
+    for theta in (lo, hi):
+        trial(theta)
+    theta = min(tried, key=lambda t: (abs(math.log(max(tried[t][0], 1e-9) / firing_rate)), t))
+    rate, model = tried[theta]
+    model.provenance.update(dataset=PRESETS[preset].dataset, preset=preset, synthetic={
+        "preset": preset, "seed": int(seed), "images": int(images),
+        "firing_rate_target": float(firing_rate), "firing_rate": float(rate),
+        "theta_max": theta})
+    return model

@@ -14,8 +14,8 @@ from .errors import UserError
 
 # Order is the order shown by ``sdtforge --help``; it follows the flow.
 COMMANDS = [
-    "presets", "train", "convert", "quantize", "eval", "generate", "cosim", "build", "run",
-    "report", "demo",
+    "presets", "train", "convert", "quantize", "synth", "eval", "generate", "cosim", "build",
+    "run", "report", "demo",
 ]
 
 

@@ -12,6 +12,9 @@ from sdtforge.quantize import ir
 from . import energy as _energy
 from . import golden
 
+#: Random inputs a synthetic model is evaluated on without ``--limit``.
+SYNTHETIC_IMAGES = 10
+
 __all__ = ["eval_command", "evaluate", "run_batched"]
 
 
@@ -56,15 +59,27 @@ def eval_command(args):
     path = getattr(args, "path", None) or getattr(args, "checkpoint", None)
     model = ir.load(path)
     dataset = model.provenance.get("dataset") or "digits"
-    from sdtforge.model import load_dataset  # dataset readers need no torch
-    images, labels = load_dataset(dataset, "test", data_dir=getattr(args, "data_dir", None))
     limit = getattr(args, "limit", None)
-    if limit is not None:
-        if limit < 1:
-            raise UserError(f"--limit must be positive, not {limit}")
-        images, labels = images[:limit], labels[:limit]
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be positive, not {limit}")
+    synthetic = model.provenance.get("synthetic")
+    if synthetic is not None:
+        # Random weights (``sdtforge synth``): the counts and energy on the random inputs the
+        # firing rate was tuned on; there is no accuracy to report.
+        from sdtforge.quantize.synthetic import synthetic_images
+
+        images = synthetic_images(model.config, limit or SYNTHETIC_IMAGES, synthetic["seed"])
+        labels = np.zeros(len(images), np.int64)
+    else:
+        from sdtforge.model import load_dataset  # dataset readers need no torch
+        images, labels = load_dataset(dataset, "test", data_dir=getattr(args, "data_dir", None))
+        if limit is not None:
+            images, labels = images[:limit], labels[:limit]
     as_json = getattr(args, "json", False)
     result = evaluate(model, images, labels, progress=not as_json)
+    if synthetic is not None:
+        result["accuracy"] = None
+        dataset = f"random inputs (synthetic {synthetic.get('preset', dataset)} model)"
     result["model"] = str(path)
     result["dataset"] = dataset
     result["float_accuracy"] = model.provenance.get("float_accuracy")
@@ -73,10 +88,14 @@ def eval_command(args):
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
     c = result["counts_per_image"]
-    print(f"{path}: {dataset} test, {result['images']} images")
+    source = dataset if synthetic is not None else f"{dataset} test"
+    print(f"{path}: {source}, {result['images']} images")
     fa = result["float_accuracy"]
-    print(f"  integer accuracy   {100 * result['accuracy']:.2f} %"
-          + (f"   (float {100 * fa:.2f} %)" if fa is not None else ""))
+    if result["accuracy"] is None:
+        print("  integer accuracy   none: random weights (sdtforge synth; a sizing aid)")
+    else:
+        print(f"  integer accuracy   {100 * result['accuracy']:.2f} %"
+              + (f"   (float {100 * fa:.2f} %)" if fa is not None else ""))
     print(f"  per image          {c['acs']:.0f} ACs, {c['macs']:.0f} MACs, "
           f"{c['spikes']:.0f} spikes, {c['neuron_updates']:.0f} neuron updates")
     e = result["energy"]

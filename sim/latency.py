@@ -26,12 +26,21 @@ def dataset_of(model):
 def sample_images(model, images=DEFAULT_IMAGES, data_dir=None):
     """The first ``images`` test images of the model's dataset, ``uint8 [B, C, H, W]``.
 
+    A synthetic model (``sdtforge synth``: random weights, no dataset) gets the seeded random
+    inputs its firing rate was tuned on (:func:`sdtforge.quantize.synthetic.synthetic_images`).
+
     Raises
     ------
     UserError
         The dataset cannot be read, e.g. a ``cifar10`` model without ``data_dir``.
     """
     from sdtforge.model import load_dataset
+
+    synthetic = model.provenance.get("synthetic")
+    if synthetic is not None:
+        from sdtforge.quantize.synthetic import synthetic_images
+
+        return synthetic_images(model.config, images, synthetic["seed"])
 
     x, _ = load_dataset(dataset_of(model), "test", data_dir=data_dir)
     return x[:images]

@@ -44,6 +44,8 @@ def add_arguments(p):
     p.add_argument("--out", type=Path, default=Path("build"), help="output directory")
     p.add_argument("--data-dir", type=Path,
                    help="dataset directory for the latency's test images (CIFAR-10 models)")
+    p.add_argument("--check", action="store_true",
+                   help="the fit check and the latency only: no synthesis, nothing written")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
@@ -110,6 +112,36 @@ def _asic(args, config):
     return 0
 
 
+def _check(args, plan, f_sync, timing):
+    """``--check``: the plan's figures (it fits: a refusal was raised before) and the latency."""
+    board = plan.board
+    figures = {
+        "board": board.name, "fits": True, "lanes": plan.config.lanes,
+        "width": plan.config.width, "clock_mhz": round(f_sync / 1e6, 3),
+        "bram": plan.brams, "bram_available": board.brams,
+        "spram": plan.sprams, "spram_available": board.sprams,
+        "logic_estimate": plan.luts_estimate, "logic_available": board.luts,
+        "logic_unit": "lc" if board.family == "ice40" else "lut4",
+        "memories": {name: {"rows": rows, "bits": bits, "blocks": blocks}
+                     for name, (rows, bits, blocks) in plan.usage.items()},
+        **timing,
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2, sort_keys=True))
+        return 0
+    print(plan.table(), end="")
+    print(f"logic estimate: about {plan.luts_estimate} "
+          f"{'logic cells' if board.family == 'ice40' else 'LUT4s'} of {board.luts}")
+    if timing.get("latency_ms") is not None:
+        print(f"latency: {timing['latency_ms']} ms per image, {timing['images_per_s']} images/s "
+              f"({timing['cycles_per_image']} cycles at {figures['clock_mhz']} MHz, "
+              f"{plan.config.lanes} lanes; cycle model)")
+    else:
+        print(timing["latency_note"])
+    print(f"fits the {board.name} (fit check only: no synthesis, nothing written)")
+    return 0
+
+
 def run(args):
     from sdtforge.boards.build import build_bitstream
     from sdtforge.boards.image import model_image
@@ -122,9 +154,13 @@ def run(args):
         raise UserError(f"no model file {args.model}; make one with `sdtforge quantize`")
     _args.input_file(args.model, "model")
     _args.input_dir(args.data_dir, "--data-dir")
-    _args.output_dir(args.out)
-    for name in (("asic.json",) if args.target == "asic" else ("report.json", "config.json")):
-        _args.output_file(args.out / name)
+    if args.check and args.target == "asic":
+        raise UserError("--check is the board fit check; it does not apply to --target asic")
+    if not args.check:
+        _args.output_dir(args.out)
+        for name in (("asic.json",) if args.target == "asic"
+                     else ("report.json", "config.json")):
+            _args.output_file(args.out / name)
     lanes = board.default_lanes if args.lanes is None else args.lanes
     width = board.default_width if args.width is None else args.width
     _args.check_lanes_width(lanes, width)
@@ -139,7 +175,7 @@ def run(args):
         return _asic(args, compiled.config)
 
     plan = plan_board(model, board, lanes=lanes, width=width)
-    if not args.json:
+    if not args.json and not args.check:
         print(plan.table(), end="")
         print(f"logic estimate: about {plan.luts_estimate} "
               f"{'logic cells' if board.family == 'ice40' else 'LUT4s'} of {board.luts}")
@@ -152,6 +188,8 @@ def run(args):
         raise UserError(str(exc)) from None
     # The cycle model takes seconds; before place and route, so a bad --data-dir stops early.
     timing = _latency(model, plan.config, top.f_sync / 1e6, args.data_dir)
+    if args.check:
+        return _check(args, plan, top.f_sync, timing)
 
     def say(line):
         print(f"build: {line}", file=sys.stderr, flush=True)

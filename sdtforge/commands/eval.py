@@ -19,6 +19,9 @@ def add_arguments(parser):
                         help="local dataset copy (CIFAR-10 python batches)")
     parser.add_argument("--threads", type=_args.positive_int, default=None,
                         help="torch threads (default: 1 for small models, else CPUs up to 4)")
+    parser.add_argument("--limit", type=_args.positive_int, default=None,
+                        help="the first N test images only (default: all; a synthetic model: "
+                             "N random inputs, default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -42,6 +45,8 @@ def run(args):
     model, ckpt = load_checkpoint(args.checkpoint)
     set_threads(args.threads, model.config.num_parameters)
     images, labels = load_dataset(ckpt["dataset"], "test", args.data_dir)
+    if args.limit is not None:
+        images, labels = images[:args.limit], labels[:args.limit]
     acc, rates = evaluate(model, images, labels, firing_rates=True)
     result = {
         "checkpoint": str(args.checkpoint),

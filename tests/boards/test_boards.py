@@ -156,8 +156,9 @@ def test_refusals_before_synthesis(tmp_path, capsys):
     with pytest.raises(UserError, match=r"16 lanes of 8-bit weights need 128-bit weight rows, "
                                         r"8 SPRAM blocks side by side, but the icebreaker has 4"):
         plan_board(model, BOARDS["icebreaker"], lanes=16, width=16)
+    # The refusal names the lane counts that fit (block RAM and logic: one lane here).
     with pytest.raises(UserError, match=r"needs \d+ SB_RAM40_4K block RAMs but the icebreaker "
-                                        r"has 30 \(largest: biases"):
+                                        r"has 30 \(largest: biases.*\); it fits at --lanes 1$"):
         plan_board(model, BOARDS["icebreaker"], lanes=8)
     # Block RAM fits at 4 lanes; the logic does not (one lane fits: the default).
     with pytest.raises(UserError, match=r"the accelerator at 4 lanes needs about \d+ logic cells "
@@ -174,6 +175,17 @@ def test_refusals_before_synthesis(tmp_path, capsys):
     assert err.startswith("sdtforge build: error: the accelerator at 4 lanes needs about")
     assert "\n" not in err
     assert not (tmp_path / "b").exists()   # refused before anything was built
+
+
+def test_block_ram_refusal_when_no_lane_count_fits():
+    """A model whose weights alone are over the board at every lane count is not told to use
+    fewer lanes."""
+    model = random_model(tiny_config(embed_dims=256, depths=1), seed=1)
+    with pytest.raises(UserError, match=r"needs \d+ DP16KD block RAMs but the ulx3s-85f has 208 "
+                                        r"\(largest: weights, .*\); no lane count at W = 32 "
+                                        r"fits \(the weights alone take \d+ blocks\); use a "
+                                        r"smaller model or a board with more block RAM"):
+        plan_board(model, BOARDS["ulx3s-85f"])
 
 
 def test_ulx3s_plan_digits_small_fits():

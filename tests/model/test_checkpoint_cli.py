@@ -7,7 +7,8 @@ import torch
 
 from sdtforge.cli import main
 from sdtforge.errors import UserError
-from sdtforge.model import SHIPPED_CHECKPOINTS, load_checkpoint, spike_names
+from sdtforge.model import SHIPPED_CHECKPOINTS, load_checkpoint, load_dataset, spike_names
+from sdtforge.quantize import ir
 
 SHIPPED = SHIPPED_CHECKPOINTS["digits-tiny"]
 
@@ -43,6 +44,35 @@ def test_eval_shipped_checkpoint_json(capsys):
     model, _ = load_checkpoint(SHIPPED)
     assert list(result["firing_rates"]) == spike_names(model.config)
     assert all(0.0 <= r <= 1.0 for r in result["firing_rates"].values())
+
+
+def test_eval_limit(capsys, tmp_path):
+    """``--limit N``: the first N test images, of a checkpoint and of its integer model."""
+    from sdtforge.quantize.quantizer import quantize_checkpoint
+    from sdtforge.sim import golden
+
+    assert main(["eval", str(SHIPPED), "--limit", "37", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_images"] == 37
+    path = ir.save(quantize_checkpoint(SHIPPED), tmp_path / "m.sfm")
+    assert main(["eval", str(path), "--limit", "25", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    x, y = load_dataset("digits", "test")
+    classes = golden.run(ir.load(path), x[:25]).classes
+    assert result["images"] == 25
+    assert result["accuracy"] == pytest.approx(float((classes == y[:25]).mean()))
+
+
+def test_eval_synthetic_model_has_no_accuracy(capsys, tmp_path):
+    path = tmp_path / "s.sfm"
+    assert main(["synth", "--preset", "digits-tiny", "--firing-rate", "0.2", "--out", str(path),
+                 "--json"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(path), "--limit", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["accuracy"] is None and result["images"] == 3
+    assert result["dataset"].startswith("random inputs")
+    assert main(["eval", str(path), "--limit", "2"]) == 0
+    assert "none: random weights" in capsys.readouterr().out
 
 
 def test_eval_table(capsys):

@@ -133,3 +133,33 @@ def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
     cycles = latency.cycles_per_image(ir.load(digits_tiny), printed["lanes"], printed["width"])
     assert printed["cycles_per_image"] == round(cycles, 1)
     _check_latency(printed)
+
+
+def test_check_is_the_fit_check_and_latency_only(digits_tiny, fake_pnr, tmp_path, capsys):
+    """``build --check``: the plan's block counts and logic estimate and the cycle model's
+    latency, as a real build would report them; no place and route, nothing written."""
+    from sdtforge.boards.targets import plan_board
+
+    out = tmp_path / "b"
+    assert main(["build", str(digits_tiny), "--board", "icebreaker", "--out", str(out),
+                 "--check", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert fake_pnr == [] and not out.exists()
+    plan = plan_board(ir.load(digits_tiny), BOARDS["icebreaker"])
+    assert printed["fits"] is True and printed["board"] == "icebreaker"
+    assert (printed["lanes"], printed["width"], printed["clock_mhz"]) == (1, 16, 22.5)
+    assert (printed["bram"], printed["spram"], printed["logic_estimate"]) == \
+        (plan.brams, plan.sprams, plan.luts_estimate)
+    assert printed["memories"]["weights"] == {"rows": plan.usage["weights"][0],
+                                              "bits": plan.usage["weights"][1], "blocks": 0}
+    cycles = latency.cycles_per_image(ir.load(digits_tiny), 1, 16, config=plan.config)
+    assert printed["cycles_per_image"] == round(cycles, 1)
+    _check_latency(printed)
+
+    assert main(["build", str(digits_tiny), "--board", "ulx3s-85f", "--check"]) == 0
+    text = capsys.readouterr().out
+    assert "fits the ulx3s-85f" in text and "32 lanes; cycle model" in text
+    assert fake_pnr == []
+
+    assert main(["build", str(digits_tiny), "--target", "asic", "--check"]) == 2
+    assert "does not apply to --target asic" in capsys.readouterr().err

@@ -175,6 +175,17 @@ CASES = [
                               "{list.json}"], "hardware config"),
     ("generate-config-lanes", ["generate", "{sfm}", "--out", "{tmp}/o", "--config",
                                "{lanes3.json}"], "power of two"),
+    # synth
+    ("synth-rate-0", ["synth", "--preset", "digits-tiny", "--firing-rate", "0", "--out",
+                      "{tmp}/s.sfm"], "above 0"),
+    ("synth-rate-1", ["synth", "--preset", "digits-tiny", "--firing-rate", "1", "--out",
+                      "{tmp}/s.sfm"], "--firing-rate"),
+    ("synth-preset", ["synth", "--preset", "resnet", "--firing-rate", "0.1", "--out",
+                      "{tmp}/s.sfm"], "--preset"),
+    ("synth-out-dir", ["synth", "--preset", "digits-tiny", "--firing-rate", "0.1", "--out",
+                       "{tmp}"], "is a directory"),
+    ("synth-out-unwritable", ["synth", "--preset", "digits-tiny", "--firing-rate", "0.1",
+                              "--out", "{locked}/s.sfm"], "not writable"),
     # cosim
     ("cosim-out-is-file", ["cosim", "{sfm}", "--out", "{file.txt}"], "is an existing file"),
     ("cosim-out-unwritable", ["cosim", "{sfm}", "--out", "{locked}/c"], "not writable"),
