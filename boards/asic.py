@@ -28,6 +28,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from sdtforge.hdl.synth import _yosys
+from sdtforge.hdl.verilog import zero_memories_uninitialised
 
 __all__ = ["NAND2_WEIGHTS", "asic_estimate"]
 
@@ -77,10 +78,15 @@ def asic_estimate(component):
     """
     import json
 
-    text = rtlil.convert(component, name="top", emit_src=False)
+    # Memories that start empty carry no initial rows (millions for a paper-scale model).
+    with zero_memories_uninitialised():
+        text = rtlil.convert(component, name="top", emit_src=False)
     script = [
         "read_rtlil top.il", "hierarchy -top top", "proc", "flatten", "opt -fast",
-        "memory -nomap", "opt -fast", "write_json mem.json",
+        # The macros' sizes and ports, without their (undefined) initial contents: an
+        # INIT parameter of tens of Mbit breaks the JSON writer (imagenet-8-512).
+        "memory -nomap", "opt -fast", "design -save full", "setparam -unset INIT t:$mem_v2",
+        "write_json mem.json", "design -load full",
         "synth -flatten -run coarse", "memory -nomap",
         "techmap", "opt -fast", "abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX", "opt_clean",
         "tee -q -o stat.txt stat",

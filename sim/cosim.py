@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sdtforge.errors import UserError
+from sdtforge.hdl.verilog import TOP
 
 from . import cycles, golden
 from .toolchain import have_iverilog, setup_verilator
@@ -30,7 +31,6 @@ __all__ = ["SIMULATORS", "VERILATOR_ARGS", "ICARUS_ARGS", "ImageResult", "CosimR
            "generate_verilog"]
 
 SIMULATORS = ("icarus", "verilator")
-TOP = "sdtforge_accel"
 
 #: Verilator options; every other warning stays fatal. ``WIDTH``: Amaranth's Verilog mixes
 #: operand widths freely (``a + b`` into a wider wire), with Verilog's defined extension rules.
@@ -123,12 +123,11 @@ class CosimResult:
 
 
 def generate_verilog(config):
-    """The top's Verilog for ``config``, exactly as ``sdtforge generate`` writes it."""
-    from amaranth.back import verilog
+    """The top's Verilog for ``config``, exactly as ``sdtforge generate`` writes it
+    (:func:`sdtforge.hdl.verilog.accelerator_verilog`)."""
+    from sdtforge.hdl.verilog import accelerator_verilog
 
-    from sdtforge.hdl.accelerator import Accelerator
-
-    return verilog.convert(Accelerator(config), name=TOP, emit_src=False, ports=None)
+    return accelerator_verilog(config)
 
 
 @contextlib.contextmanager

@@ -67,7 +67,13 @@ def spike_watch(compiled, model):
     return watch
 
 
+#: A map bit the RTL left undefined (``x``): never equal to a golden spike.
+UNDEFINED = 2
+
+
 def _decode(rows, entry, width):
+    """The ``[T, C, H, W]`` map of a dump's rows (bit strings, most significant bit first;
+    a bit that is not ``0`` or ``1`` decodes as :data:`UNDEFINED`)."""
     t_steps, c, h, w = entry["shape"]
     words = -(-c // width)
     out = np.zeros((t_steps, words * width, h, w), np.uint8)
@@ -77,7 +83,8 @@ def _decode(rows, entry, width):
                 for k in range(words):
                     row = rows[(t << entry["sht"]) | (y << entry["shy"]) | (x << entry["shx"]) | k]
                     for b in range(width):
-                        out[t, k * width + b, y, x] = (row >> b) & 1
+                        bit = row[len(row) - 1 - b]
+                        out[t, k * width + b, y, x] = int(bit) if bit in "01" else UNDEFINED
     return out[:, :c]
 
 
@@ -91,7 +98,7 @@ def _golden_map(name, ref, image, pooled):
 def compare_spikes(dumps, watch, ref, model, width):
     """Lines naming, per image, the first layer whose RTL spikes differ (or that all agree).
 
-    ``dumps``: per image, ``{op index: [row, …]}`` as the bench read them.
+    ``dumps``: per image, ``{op index: [row, …]}`` as the bench read them (bit strings).
     """
     pooled = {lay.output for lay in model.layers if getattr(lay, "pool", False)}
     lines = []

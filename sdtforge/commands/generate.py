@@ -32,10 +32,7 @@ def add_arguments(p):
 
 
 def run(args):
-    from amaranth.back import verilog
-
     from sdtforge.errors import UserError
-    from sdtforge.hdl.accelerator import Accelerator
     from sdtforge.hdl.compile import (
         AccelConfig,
         compile_model,
@@ -43,6 +40,7 @@ def run(args):
         load_stream_bytes,
         memory_table,
     )
+    from sdtforge.hdl.verilog import accelerator_verilog
 
     _args.input_file(args.model, "model")
     _args.input_file(args.config, "--config")
@@ -57,9 +55,7 @@ def run(args):
             raise UserError(f"cannot read hardware config {args.config}: {exc}") from None
     compiled = compile_model(args.model, config, lanes=args.lanes, width=args.width,
                              writeback_lanes=args.writeback_lanes)
-    top = Accelerator(compiled.config)
-    text = verilog.convert(top, name="sdtforge_accel", emit_src=False,
-                           ports=None)
+    text = accelerator_verilog(compiled.config)
     out = args.out
     # Nothing is written until every file can be.
     for name in ("sdtforge_accel.v", "config.json", "program.txt", "load.bin", "memories.json",

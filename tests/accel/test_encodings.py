@@ -178,21 +178,31 @@ def test_spike_watch_decodes_the_program():
     # sps.conv0–2, the three stream LIFs, q, k, v, SDSA, fc1, the head's sum.
     assert len(watch) == 12
     pooled = {lay.output for lay in model.layers if getattr(lay, "pool", False)}
+    def row_address(entry, t, c, y, x):
+        return (t << entry["sht"]) | (y << entry["shy"]) | (x << entry["shx"]) | (c // 16)
+
     dump = {}
     for entry in watch:
         s = cosim_debug._golden_map(entry["map"], ref, 0, pooled)
-        rows = [0] * entry["rows"]
+        # Rows between the map's positions (power-of-two strides) are never written: x.
+        rows = [None] * entry["rows"]
+        for position in np.ndindex(*s.shape):
+            rows[row_address(entry, *position)] = 0
         for t, c, y, x in zip(*np.nonzero(s), strict=True):
-            r = (t << entry["sht"]) | (y << entry["shy"]) | (x << entry["shx"]) | (c // 16)
-            rows[r] |= 1 << (c % 16)
-        dump[str(entry["op"])] = rows
+            rows[row_address(entry, t, c, y, x)] |= 1 << (c % 16)
+        dump[str(entry["op"])] = ["x" * 16 if r is None else f"{r:016b}" for r in rows]
     assert cosim_debug.compare_spikes([dump], watch, ref, model, 16) == [
         f"image 0: all {len(watch)} spike maps match the golden model"]
     entry = watch[2]
-    dump[str(entry["op"])][0] ^= 1
-    assert cosim_debug.compare_spikes([dump], watch, ref, model, 16) == [
-        f"image 0: spikes first differ at descriptor {entry['op']} ({entry['map']}): 1 of "
-        f"{int(np.prod(entry['shape']))} spikes differ"]
+    rows = dump[str(entry["op"])]
+    row0 = rows[0]
+    spikes = int(np.prod(entry["shape"]))
+    # A flipped bit, and an undefined one at a map position, are named at their descriptor.
+    for changed in (row0[:-1] + ("1" if row0[-1] == "0" else "0"), row0[:-1] + "x"):
+        dump[str(entry["op"])] = [changed, *rows[1:]]
+        assert cosim_debug.compare_spikes([dump], watch, ref, model, 16) == [
+            f"image 0: spikes first differ at descriptor {entry['op']} ({entry['map']}): 1 of "
+            f"{spikes} spikes differ"]
     del dump[str(entry["op"])]
     assert cosim_debug.compare_spikes([dump], watch, ref, model, 16) == [
         f"image 0: descriptor {entry['op']} ({entry['map']}) was not read"]
