@@ -67,11 +67,19 @@ def run(args):
     _args.check_writeback_lanes(args.writeback_lanes, args.lanes)
     model = ir.load(args.model)
     dataset = model.provenance.get("dataset") or "digits"
-    images, labels = load_dataset(dataset, "test", args.data_dir)
-    if args.images > len(images):
-        raise UserError(f"--images {args.images} exceeds the {len(images)} test images")
-    images = np.asarray(images[:args.images], np.uint8)
-    labels = np.asarray(labels[:args.images])
+    synthetic = model.provenance.get("synthetic")
+    if synthetic is not None:
+        # A `sdtforge synth` model: its own random inputs, and no labels to score.
+        from sdtforge.quantize.synthetic import synthetic_images
+
+        images = synthetic_images(model.config, args.images, synthetic["seed"])
+        labels = None
+    else:
+        images, labels = load_dataset(dataset, "test", args.data_dir)
+        if args.images > len(images):
+            raise UserError(f"--images {args.images} exceeds the {len(images)} test images")
+        images = np.asarray(images[:args.images], np.uint8)
+        labels = np.asarray(labels[:args.images])
 
     def say(message):
         print(f"cosim: {message}", file=sys.stderr, flush=True)
@@ -88,7 +96,8 @@ def run(args):
         data = result.to_json()
         data["dataset"] = dataset
         rtl_classes = np.array([r.cls for r in result.images])
-        data["rtl_accuracy"] = float(np.mean(rtl_classes == labels))
+        data["rtl_accuracy"] = (None if labels is None
+                                else float(np.mean(rtl_classes == labels)))
         print(json.dumps(data, indent=2))
         print(summary, file=sys.stderr)
         return 1 if bad else 0

@@ -123,6 +123,28 @@ def test_digits_tiny_verilator_50(digits_tiny, tmp_path, capsys):
 
 
 @needs_verilator
+@pytest.mark.slow
+def test_synthetic_cifar_shape_verilator(tmp_path, capsys):
+    """A `sdtforge synth` model of a CIFAR-10 preset co-simulates on its own random inputs,
+    with no dataset at hand: bit-exact, cycles as the model predicts, no accuracy."""
+    import json
+
+    from sdtforge.cli import main
+    sfm = tmp_path / "s.sfm"
+    assert main(["synth", "--preset", "cifar10-2-256", "--firing-rate", "0.1", "--out",
+                 str(sfm), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["cosim", str(sfm), "--sim", "verilator", "--images", "1", "--lanes", "16",
+                 "--width", "16", "--out", str(tmp_path / "c"), "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert captured.err.splitlines()[-1] == "bit-exact: 1/1 images"
+    assert data["rtl_accuracy"] is None
+    assert data["bit_exact"] == 1
+    assert all(image["cycles"] == image["predicted"] for image in data["per_image"])
+
+
+@needs_verilator
 def test_verilator_lint(digits_tiny, tmp_path):
     _, model = digits_tiny
     source = tmp_path / f"{TOP}.v"
