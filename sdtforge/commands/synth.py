@@ -49,13 +49,13 @@ def run(args):
     path = ir.save(model, args.out)
     summary = {"out": str(path), **model.provenance["synthetic"],
                "dataset": model.provenance["dataset"],
-               "parameters": int(sum(layer.weight.size for layer in model.layers
+               "weights": int(sum(layer.weight.size for layer in model.layers
                                      if getattr(layer, "weight", None) is not None))}
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return 0
     print(f"{args.preset}: firing rate {summary['firing_rate']:.4f} (target "
           f"{args.firing_rate:g}) with thresholds up to {summary['theta_max']}, "
-          f"{summary['parameters']:,} weights, random weights (sizing only; no accuracy)")
+          f"{summary['weights']:,} random weights (sizing only; no accuracy)")
     print(f"wrote {path}")
     return 0

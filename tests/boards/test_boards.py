@@ -188,6 +188,17 @@ def test_block_ram_refusal_when_no_lane_count_fits():
         plan_board(model, BOARDS["ulx3s-85f"])
 
 
+def test_spram_refusal_does_not_advise_fewer_lanes():
+    """The weights' bits are the same at any lane count, so a model over the SPRAM is told
+    to be smaller, at one lane as at more."""
+    model = random_model(tiny_config(embed_dims=128, depths=2), seed=1)
+    for lanes in (1, 4):
+        with pytest.raises(UserError, match=r"weight rows of \d+ bits, \d+ SPRAM blocks, but "
+                                            r"the icebreaker has 4 \(\d+ rows of \d+ bits\); "
+                                            r"use a smaller model or a board with more memory$"):
+            plan_board(model, BOARDS["icebreaker"], lanes=lanes)
+
+
 def test_ulx3s_plan_digits_small_fits():
     model = random_model(tiny_config(embed_dims=64, depths=2), seed=1)
     plan = plan_board(model, BOARDS["ulx3s-85f"])
