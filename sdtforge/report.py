@@ -39,9 +39,14 @@ def collect(model_path, *, cosim=None, builds=(), asic=None, images=DEFAULT_IMAG
 
     model = ir.load(model_path)
     dataset = latency.dataset_of(model)
-    test_x, test_y = load_dataset(dataset, "test", data_dir=data_dir)
-    acc = golden.run(model, test_x)
-    int_accuracy = float((acc.classes == test_y).mean())
+    synthetic = model.provenance.get("synthetic") is not None
+    if synthetic:
+        # A `sdtforge synth` model: random weights, its own random inputs, no accuracy.
+        test_x, int_accuracy = latency.sample_images(model, images), None
+    else:
+        test_x, test_y = load_dataset(dataset, "test", data_dir=data_dir)
+        acc = golden.run(model, test_x)
+        int_accuracy = float((acc.classes == test_y).mean())
 
     sample = test_x[:images]
     res = golden.run(model, sample, spikes=True)
@@ -57,7 +62,8 @@ def collect(model_path, *, cosim=None, builds=(), asic=None, images=DEFAULT_IMAG
     report = {
         "model": Path(model_path).name,
         "dataset": dataset,
-        "test_images": int(len(test_x)),
+        "synthetic": synthetic,
+        "test_images": 0 if synthetic else int(len(test_x)),
         "sample_images": int(len(sample)),
         "hardware": {"lanes": lanes, "width": width},
         "accuracy": {
@@ -125,12 +131,13 @@ def _plots(report, out):
     accs = {k: v for k, v in report["accuracy"].items() if v is not None}
     if "rtl" in accs:
         accs[f"rtl ({report['cosim']['images']} images)"] = accs.pop("rtl")
-    fig, ax = plt.subplots(figsize=(4, 3))
-    ax.bar(list(accs), [100 * v for v in accs.values()], color="tab:green")
-    ax.set_ylim(min(100 * v for v in accs.values()) - 5, 100)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy")
-    save(fig, "accuracy.png")
+    if accs:                        # none for a synthetic model
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.bar(list(accs), [100 * v for v in accs.values()], color="tab:green")
+        ax.set_ylim(min(100 * v for v in accs.values()) - 5, 100)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title("Accuracy")
+        save(fig, "accuracy.png")
 
     energy = report["energy"]["per_layer_pj"]
     fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -190,6 +197,11 @@ def _clock(build):
 def _markdown(report, files):
     a = report["accuracy"]
     lines = [f"# sdtforge report: {report['model']}", ""]
+    if report.get("synthetic"):
+        lines += [f"A synthetic `{report['dataset']}`-shaped model (`sdtforge synth`: random "
+                  f"weights, a sizing aid): firing rates, cycles and energy over "
+                  f"{report['sample_images']} random inputs; it has no accuracy.", ""]
+        return _markdown_figures(report, files, lines)
     lines += [f"Dataset `{report['dataset']}`, {report['test_images']} test images; firing rates,"
               f" cycles and energy over the first {report['sample_images']} of them.", ""]
     lines += ["## Accuracy", "", "| model | test accuracy |", "|---|---|"]
@@ -207,6 +219,11 @@ def _markdown(report, files):
                       f"{c.get('bit_exact')}/{c.get('images')} images; RTL accuracy over "
                       "those images."]
     lines += ["", f"![accuracy]({files['accuracy']})", ""]
+    return _markdown_figures(report, files, lines)
+
+
+def _markdown_figures(report, files, lines):
+    """The report's sections after the accuracy: firing rates, cycles, energy, resources."""
     lines += ["## Firing rates", "", "| layer | rate |", "|---|---|"]
     lines += [f"| {n} | {r:.4f} |" for n, r in report["firing_rates"].items()]
     lines += ["", f"![firing rates]({files['firing_rates']})", ""]

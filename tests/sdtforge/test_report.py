@@ -47,3 +47,25 @@ def test_report_missing_inputs_are_clear(shipped_sfm, tmp_path, capsys):
                  "--cosim", str(tmp_path / "nope.json")]) == 2
     assert "nope.json does not exist" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.sfm"), "--out", str(tmp_path)]) == 2
+
+
+def test_report_of_a_synthetic_model_claims_no_accuracy(tmp_path):
+    """A `sdtforge synth` model's report: figures over its random inputs, no accuracy (no
+    section, no plot, no dataset read)."""
+    from sdtforge.quantize import ir
+    from sdtforge.quantize.synthetic import synthetic_images
+    from sdtforge.sim import golden, latency
+
+    sfm = tmp_path / "s.sfm"
+    assert main(["synth", "--preset", "digits-tiny", "--firing-rate", "0.2", "--seed", "4",
+                 "--out", str(sfm), "--json"]) == 0
+    out = tmp_path / "r"
+    assert main(["report", str(sfm), "--out", str(out), "--images", "3"]) == 0
+    md = (out / "report.md").read_text()
+    data = json.loads((out / "report.json").read_text())
+    assert "synthetic" in md and "## Accuracy" not in md and "## Cycles" in md
+    assert not (out / "accuracy.png").exists()
+    assert data["synthetic"] is True and data["accuracy"]["integer"] is None
+    model = ir.load(sfm)
+    res = golden.run(model, synthetic_images(model.config, 3, seed=4), spikes=True)
+    assert data["cycles"]["mean_per_image"] == latency.mean_cycles(model, res, 8, 16)
