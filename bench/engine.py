@@ -61,7 +61,10 @@ def _sdtforge(*args):
     cmd = [sys.executable, "-m", "sdtforge.cli", *map(str, args)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"`sdtforge {' '.join(map(str, args))}` failed: {done.stderr.strip()}")
+        # Without the build's progress lines (`build: routing (…)`, every two minutes).
+        err = "\n".join(line for line in done.stderr.splitlines()
+                        if not line.startswith("build: "))
+        sys.exit(f"`sdtforge {' '.join(map(str, args))}` failed: {err.strip()}")
     return done.stdout
 
 

@@ -132,9 +132,13 @@ class BuildProgress:
 
 
 def _watch(progress, say, stop, interval=2.0):
-    """Say ``progress``'s lines until ``stop`` is set."""
+    """Say ``progress``'s lines until ``stop`` is set (a log that cannot be read this time is
+    read again at the next poll)."""
     while not stop.wait(interval):
-        line = progress.poll()
+        try:
+            line = progress.poll()
+        except OSError:
+            continue
         if line:
             say(line)
 
@@ -167,7 +171,7 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
         overrides["synth_opts"] = "-nodsp"
     for stale in (f"{name}.rpt", f"{name}.tim"):     # an earlier build's logs
         (out_dir / stale).unlink(missing_ok=True)
-    stop = threading.Event()
+    stop, watcher = threading.Event(), None
     if progress is not None:
         watcher = threading.Thread(target=_watch, args=(BuildProgress(out_dir, name), progress,
                                                         stop), daemon=True)
@@ -190,6 +194,8 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
                         f"{' / '.join(e.strip() for e in errors[:3])}") from None
     finally:
         stop.set()
+        if watcher is not None:
+            watcher.join()      # no progress line after the build's own output
     cells = parse_yosys_stat((out_dir / f"{name}.stat").read_text())
     report = json.loads((out_dir / f"{name}.report.json").read_text())
     figures = summarize(board, cells, report, f_sync)

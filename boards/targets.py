@@ -120,7 +120,7 @@ BOARDS = {b.name: b for b in [
           # P = 32 with 32-bit spike words: digits-small in 79.8 k cycles per image (8 lanes:
           # 298 k). 46.875 MHz (25 MHz / 8 · 15, the PLL's closest setting under 50 MHz): the
           # measured Fmax at 32 lanes is 48.4-51.0 MHz over the seeds, where 50 MHz was missed
-          # twice in six builds (docs/boards.md §4b); the 608-bit stream rows' read address is
+          # in three of six builds (docs/boards.md §4b); the 608-bit stream rows' read address is
           # its critical path.
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=46.875e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",

@@ -7,6 +7,8 @@ aid for models whose dataset or training is not at hand (memories, cycles, laten
 accuracy claim (``sdtforge synth``).
 """
 
+import copy
+import dataclasses
 import math
 from dataclasses import asdict
 
@@ -102,17 +104,38 @@ def synthetic_images(config, images, seed=0):
                         dtype=np.uint8)
 
 
+#: How far outside the rates it finds a target may be before :func:`synth_model` refuses it (a
+#: fraction of those rates). Inside them, the rate can still jump past the target between
+#: neighbouring threshold scales (one neuron that flips changes the layers after it); the
+#: model's provenance has the rate it reached.
+RATE_TOLERANCE = 0.25
+
 #: Largest threshold scale :func:`synth_model` tries, as a power of two (thresholds up to 2**20
-#: silence any preset).
-_THETA_MAX_BITS = 20
+#: silence any preset), the scale its weights are drawn at, and the bisection's resolution.
+_THETA_MAX_BITS, _BASE_BITS, _RESOLUTION_BITS = 20, 10, 1 / 256
+
+
+def _scaled_thresholds(model, scale):
+    """``model`` with every threshold array (the layers' and the stream's) times ``scale``,
+    rounded, at least 1; widths derived again. The weights are shared, not copied."""
+    def scaled(theta):
+        return np.maximum(1, np.round(np.asarray(theta) * scale)).astype(np.int64)
+
+    layers = [dataclasses.replace(layer, theta=scaled(layer.theta))
+              if "theta" in layer.ARRAYS else dataclasses.replace(layer)
+              for layer in model.layers]
+    provenance = copy.deepcopy(model.provenance)
+    return ir.finalize(dataclasses.replace(model, layers=layers,
+                                           stream_theta=scaled(model.stream_theta),
+                                           provenance=provenance))
 
 
 def synth_model(preset, firing_rate, seed=0, images=1, progress=None):
     """A random integer model of ``preset``'s shape, its firing rate near ``firing_rate``.
 
-    The thresholds' scale ``theta_max`` (:func:`random_model`) is bisected, on a log scale and
-    then between the integers of the last octave; the rate (spikes per neuron update, over every
-    layer and step) is measured with the golden model on ``images`` random inputs
+    The weights are drawn once (:func:`random_model`); the thresholds are scaled, the scale
+    bisected on a log scale (``theta_max`` from 1 to 2**20); the rate (spikes per neuron update,
+    over every layer and step) is measured with the golden model on ``images`` random inputs
     (:func:`synthetic_images`), and falls as the thresholds grow. The model closest to the
     target is returned; its provenance records the preset, the dataset, the seed, the target
     and the measured rate, so ``sdtforge build`` and the latency use the same random inputs
@@ -134,7 +157,14 @@ def synth_model(preset, firing_rate, seed=0, images=1, progress=None):
     Returns
     -------
     IntegerModel
+
+    Raises
+    ------
+    UserError
+        The target is outside the rates the preset reaches on random inputs (with
+        :data:`RATE_TOLERANCE`).
     """
+    from sdtforge.errors import UserError
     from sdtforge.model.presets import PRESETS
     from sdtforge.sim import golden
 
@@ -142,31 +172,37 @@ def synth_model(preset, firing_rate, seed=0, images=1, progress=None):
         raise ValueError(f"firing_rate must be in (0, 1), not {firing_rate!r}")
     config = preset_config(preset)
     x = synthetic_images(config, images, seed)
+    # The weights are drawn once; only the thresholds are scaled (a new draw per scale would
+    # change the weights too, and the rate would jump between neighbouring scales).
+    base = random_model(config, seed=seed, theta_max=1 << _BASE_BITS)
     tried = {}
 
-    def trial(theta):
-        if theta not in tried:
-            model = random_model(config, seed=seed, theta_max=theta)
+    def trial(bits):
+        if bits not in tried:
+            model = _scaled_thresholds(base, 2.0 ** (bits - _BASE_BITS))
             totals = golden.run(model, x).totals()
-            tried[theta] = (totals["spikes"] / max(totals["neuron_updates"], 1), model)
+            tried[bits] = (totals["spikes"] / max(totals["neuron_updates"], 1), model)
             if progress:
-                progress(f"theta_max {theta}: firing rate {tried[theta][0]:.4f}")
-        return tried[theta][0]
+                progress(f"theta_max {2.0 ** bits:.0f}: firing rate {tried[bits][0]:.4f}")
+        return tried[bits][0]
 
-    # Rates fall as thresholds grow: bisect the power of two, then the integers of that octave
-    # down to 1/64 of theta_max, keeping rate(lo) > target >= rate(hi) where the rates reach it.
-    lo, hi = 0, _THETA_MAX_BITS
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if trial(1 << mid) > firing_rate else (lo, mid)
-    lo, hi = 1 << lo, 1 << hi
-    while hi - lo > max(1, lo // 64):
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if trial(mid) > firing_rate else (lo, mid)
-    for theta in (lo, hi):
-        trial(theta)
-    theta = min(tried, key=lambda t: (abs(math.log(max(tried[t][0], 1e-9) / firing_rate)), t))
-    rate, model = tried[theta]
+    # Rates fall as the thresholds grow: bisect log2(theta_max) over 0..20, keeping
+    # rate(lo) > target >= rate(hi), until the rate is within 2 % of the target.
+    lo, hi = 0.0, float(_THETA_MAX_BITS)
+    while hi - lo > _RESOLUTION_BITS:
+        mid = (lo + hi) / 2
+        rate = trial(mid)
+        if abs(rate - firing_rate) <= 0.02 * firing_rate:
+            break
+        lo, hi = (mid, hi) if rate > firing_rate else (lo, mid)
+    bits = min(tried, key=lambda b: (abs(math.log(max(tried[b][0], 1e-9) / firing_rate)), b))
+    rate, model = tried[bits]
+    theta = round(2.0 ** bits)
+    rates = [r for r, _ in tried.values()]
+    if not min(rates) * (1 - RATE_TOLERANCE) <= firing_rate <= max(rates) * (1 + RATE_TOLERANCE):
+        raise UserError(f"{preset} does not fire at {firing_rate:g} with random weights: its "
+                        f"rates on random inputs run from {min(rates):.4f} to "
+                        f"{max(rates):.4f}")
     model.provenance.update(dataset=PRESETS[preset].dataset, preset=preset, synthetic={
         "preset": preset, "seed": int(seed), "images": int(images),
         "firing_rate_target": float(firing_rate), "firing_rate": float(rate),

@@ -201,6 +201,8 @@ def _markdown(report, files):
         lines += [f"A synthetic `{report['dataset']}`-shaped model (`sdtforge synth`: random "
                   f"weights, a sizing aid): firing rates, cycles and energy over "
                   f"{report['sample_images']} random inputs; it has no accuracy.", ""]
+        if report["cosim"]:
+            lines += [_cosim_line(report["cosim"]), ""]
         return _markdown_figures(report, files, lines)
     lines += [f"Dataset `{report['dataset']}`, {report['test_images']} test images; firing rates,"
               f" cycles and energy over the first {report['sample_images']} of them.", ""]
@@ -215,11 +217,14 @@ def _markdown(report, files):
         lines.append(f"| {label} | {value} |")
     c = report["cosim"]
     if c:
-        lines += ["", f"Co-simulation ({c.get('sim')}, generated Verilog): bit-exact "
-                      f"{c.get('bit_exact')}/{c.get('images')} images; RTL accuracy over "
-                      "those images."]
+        lines += ["", _cosim_line(c) + " RTL accuracy over those images."]
     lines += ["", f"![accuracy]({files['accuracy']})", ""]
     return _markdown_figures(report, files, lines)
+
+
+def _cosim_line(c):
+    return (f"Co-simulation ({c.get('sim')}, generated Verilog): bit-exact "
+            f"{c.get('bit_exact')}/{c.get('images')} images.")
 
 
 def _markdown_figures(report, files, lines):

@@ -114,7 +114,10 @@ def check_writeback_lanes(writeback_lanes, lanes):
     checked before any work: one definition, ``sdtforge.hdl.compile.writeback_cycles``."""
     from sdtforge.hdl.compile import writeback_cycles
 
-    writeback_cycles(lanes, writeback_lanes)
+    try:
+        writeback_cycles(lanes, writeback_lanes)
+    except UserError as exc:
+        raise UserError(f"--writeback-lanes {writeback_lanes}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -112,6 +112,14 @@ def _asic(args, config):
     return 0
 
 
+def _print_plan(plan):
+    """The fit check's memory-to-block table and logic estimate."""
+    board = plan.board
+    print(plan.table(), end="")
+    print(f"logic estimate: about {plan.luts_estimate} "
+          f"{'logic cells' if board.family == 'ice40' else 'LUT4s'} of {board.luts}")
+
+
 def _check(args, plan, f_sync, timing):
     """``--check``: the plan's figures (it fits: a refusal was raised before) and the latency."""
     board = plan.board
@@ -129,9 +137,7 @@ def _check(args, plan, f_sync, timing):
     if args.json:
         print(json.dumps(figures, indent=2, sort_keys=True))
         return 0
-    print(plan.table(), end="")
-    print(f"logic estimate: about {plan.luts_estimate} "
-          f"{'logic cells' if board.family == 'ice40' else 'LUT4s'} of {board.luts}")
+    _print_plan(plan)
     if timing.get("latency_ms") is not None:
         print(f"latency: {timing['latency_ms']} ms per image, {timing['images_per_s']} images/s "
               f"({timing['cycles_per_image']} cycles at {figures['clock_mhz']} MHz, "
@@ -176,9 +182,7 @@ def run(args):
 
     plan = plan_board(model, board, lanes=lanes, width=width)
     if not args.json and not args.check:
-        print(plan.table(), end="")
-        print(f"logic estimate: about {plan.luts_estimate} "
-              f"{'logic cells' if board.family == 'ice40' else 'LUT4s'} of {board.luts}")
+        _print_plan(plan)
     img = model_image(plan.compiled)
     f_sync = None if args.freq is None else args.freq * 1e6
     try:

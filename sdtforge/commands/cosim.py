@@ -1,7 +1,8 @@
 """``sdtforge cosim``: the generated Verilog under Icarus or Verilator against the golden model.
 
 Generates the accelerator for the model, loads the model through the load stream, classifies
-the first ``--images`` test images of the model's dataset with random stalls on every stream,
+the first ``--images`` test images of the model's dataset (a ``sdtforge synth`` model: its own
+seeded random inputs) with random stalls on every stream,
 and compares every logit bit-exactly with the golden model and every cycle count with the cycle
 model. The last line is always ``bit-exact: K/N images``; the exit code is 1 when any image
 differs.
@@ -25,7 +26,8 @@ def add_arguments(p):
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                    help="Verilog simulator")
     p.add_argument("--images", type=_args.positive_int, default=10,
-                   help="number of test images (the first N of the test split, in order)")
+                   help="number of test images (the first N of the test split, in order; a "
+                        "synth model: N seeded random inputs)")
     p.add_argument("--lanes", type=_args.power_of_two, default=AccelConfig.lanes,
                    help="PE lanes P (a power of two, at most W)")
     p.add_argument("--width", type=_args.word_width, default=AccelConfig.width,

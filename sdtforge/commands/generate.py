@@ -40,7 +40,7 @@ def run(args):
         load_stream_bytes,
         memory_table,
     )
-    from sdtforge.hdl.verilog import accelerator_verilog
+    from sdtforge.hdl.verilog import TOP, accelerator_verilog
 
     _args.input_file(args.model, "model")
     _args.input_file(args.config, "--config")
@@ -58,11 +58,11 @@ def run(args):
     text = accelerator_verilog(compiled.config)
     out = args.out
     # Nothing is written until every file can be.
-    for name in ("sdtforge_accel.v", "config.json", "program.txt", "load.bin", "memories.json",
+    for name in (f"{TOP}.v", "config.json", "program.txt", "load.bin", "memories.json",
                  *(f"{memory}.hex" for memory in compiled.images)):
         _args.output_file(out / name)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sdtforge_accel.v").write_text(text)
+    (out / f"{TOP}.v").write_text(text)
     (out / "config.json").write_text(compiled.config.to_json())
     (out / "program.txt").write_text(compiled.listing())
     (out / "load.bin").write_bytes(load_stream_bytes(compiled))
@@ -78,5 +78,5 @@ def run(args):
         print((out / "memories.json").read_text(), end="")
     else:
         print(format_memory_table(compiled), end="")
-        print(f"wrote {out}/sdtforge_accel.v, config.json, program.txt, load.bin, *.hex")
+        print(f"wrote {out}/{TOP}.v, config.json, program.txt, load.bin, *.hex")
     return 0

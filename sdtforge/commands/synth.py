@@ -35,7 +35,7 @@ def add_arguments(p):
 def run(args):
     from sdtforge.errors import UserError
     from sdtforge.quantize import ir
-    from sdtforge.quantize.synthetic import synth_model
+    from sdtforge.quantize.synthetic import RATE_TOLERANCE, synth_model
 
     if args.firing_rate == 0:
         raise UserError("--firing-rate must be above 0 (a model that never fires does no work)")
@@ -47,7 +47,13 @@ def run(args):
     model = synth_model(args.preset, args.firing_rate, seed=args.seed, images=args.images,
                         progress=None if args.json else say)
     path = ir.save(model, args.out)
-    summary = {"out": str(path), **model.provenance["synthetic"],
+    reached = model.provenance["synthetic"]["firing_rate"]
+    note = None
+    if abs(reached - args.firing_rate) > RATE_TOLERANCE * args.firing_rate:
+        note = (f"the rate jumps past {args.firing_rate:g} between neighbouring threshold "
+                f"scales (a neuron that flips changes the layers after it); {reached:.4f} is "
+                f"the nearest; another --seed may come closer")
+    summary = {"out": str(path), "note": note, **model.provenance["synthetic"],
                "dataset": model.provenance["dataset"],
                "weights": int(sum(layer.weight.size for layer in model.layers
                                      if getattr(layer, "weight", None) is not None))}
@@ -57,5 +63,7 @@ def run(args):
     print(f"{args.preset}: firing rate {summary['firing_rate']:.4f} (target "
           f"{args.firing_rate:g}) with thresholds up to {summary['theta_max']}, "
           f"{summary['weights']:,} random weights (sizing only; no accuracy)")
+    if note:
+        print(f"note: {note}")
     print(f"wrote {path}")
     return 0

@@ -180,6 +180,8 @@ CASES = [
                       "{tmp}/s.sfm"], "above 0"),
     ("synth-rate-1", ["synth", "--preset", "digits-tiny", "--firing-rate", "1", "--out",
                       "{tmp}/s.sfm"], "--firing-rate"),
+    ("synth-rate-unreachable", ["synth", "--preset", "digits-tiny", "--firing-rate", "0.9",
+                                "--out", "{tmp}/s.sfm"], "does not fire at 0.9"),
     ("synth-preset", ["synth", "--preset", "resnet", "--firing-rate", "0.1", "--out",
                       "{tmp}/s.sfm"], "--preset"),
     ("synth-out-dir", ["synth", "--preset", "digits-tiny", "--firing-rate", "0.1", "--out",
