@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sdtforge.errors import UserError
 from sdtforge.hdl.accelerator import sdsa_membranes
-from sdtforge.hdl.compile import MEMORIES, compile_model
+from sdtforge.hdl.compile import MEMORIES, compile_model, derive_config
 
 from .spram import SPRAM_BITS, SPRAM_ROWS, spram_banks, spram_blocks
 
@@ -242,8 +242,9 @@ def plan_board(model, board, *, lanes=None, width=None, _advise=True):
     """
     lanes = board.default_lanes if lanes is None else lanes
     width = board.default_width if width is None else width
-    compiled = compile_model(model, lanes=lanes, width=width)
-    cfg = compiled.config
+    # The configuration alone sizes the memories (milliseconds); the model is compiled into
+    # its images only once it fits (seconds to a minute for a paper-scale model).
+    cfg = derive_config(model, lanes=lanes, width=width)
     sprams = 0
     changes = {}
     if board.spram_weights:
