@@ -27,8 +27,8 @@ from sdtforge.hdl.verilog import TOP
 from . import cycles, golden
 from .toolchain import have_iverilog, setup_verilator
 
-__all__ = ["SIMULATORS", "VERILATOR_ARGS", "ICARUS_ARGS", "ImageResult", "CosimResult", "cosim",
-           "generate_verilog"]
+__all__ = ["SIMULATORS", "VERILATOR_ARGS", "VERILATOR_PLUSARGS", "ICARUS_ARGS", "ImageResult",
+           "CosimResult", "cosim", "generate_verilog"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -36,8 +36,12 @@ SIMULATORS = ("icarus", "verilator")
 #: operand widths freely (``a + b`` into a wider wire), with Verilog's defined extension rules.
 #: ``CASEINCOMPLETE``: Yosys writes each ``casez`` after a default assignment to every target
 #: instead of a ``default:`` arm (FSM state decodes, ``Switch`` without ``Default``), so values
-#: outside the cases keep that default, as intended.
-VERILATOR_ARGS = ("-Wno-WIDTH", "-Wno-CASEINCOMPLETE")
+#: outside the cases keep that default, as intended. ``--x-initial unique`` with the run's
+#: ``+verilator+rand+reset+2``: what has no initial value (the memories, which start undefined:
+#: ``sdtforge.hdl.verilog``) starts random, so a layer that read a row before writing it would
+#: show, as Icarus's ``x`` shows it (Verilator's default is zero).
+VERILATOR_ARGS = ("-Wno-WIDTH", "-Wno-CASEINCOMPLETE", "--x-initial", "unique")
+VERILATOR_PLUSARGS = ("+verilator+rand+reset+2",)
 
 #: Icarus options. Yosys writes Verilog-2005 whose ``always @*`` blocks are first triggered by
 #: the time-0 change of a ``reg … = 0`` initializer; the runner compiles with ``-g2012``, where
@@ -239,6 +243,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
         runner.test(hdl_toplevel=TOP, test_module="sdtforge.sim.cocotb_accel", test_dir=out,
                     build_dir=out / "build", results_xml=str((out / "results.xml").resolve()),
                     extra_env={"SDTFORGE_COSIM": str((out / "case.json").resolve())},
+                    plusargs=list(VERILATOR_PLUSARGS if sim == "verilator" else ()),
                     waves=waves, log_file=out / "sim.log")
     if not results_path.exists():
         raise RuntimeError(f"the {sim} run ended without results; see {out / 'results.xml'}")
