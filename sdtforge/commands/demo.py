@@ -27,7 +27,8 @@ def add_arguments(p):
     p.add_argument("--sim", default="verilator", choices=["icarus", "verilator"],
                    help="simulator for the co-simulation stage")
     p.add_argument("--board", default="icebreaker", choices=sorted(BOARDS),
-                   help="board to build a bitstream for (an ECP5 build takes ~5 minutes)")
+                   help="board to build a bitstream for (the ULX3S's 32-lane build takes "
+                        "about half an hour)")
 
 
 def _stages(args, ckpt, sfm):
