@@ -66,9 +66,9 @@ def eval_command(args):
     if synthetic is not None:
         # Random weights (``sdtforge synth``): the counts and energy on the random inputs the
         # firing rate was tuned on; there is no accuracy to report.
-        from sdtforge.quantize.synthetic import synthetic_images
+        from .latency import sample_images
 
-        images = synthetic_images(model.config, limit or SYNTHETIC_IMAGES, synthetic["seed"])
+        images = sample_images(model, limit or SYNTHETIC_IMAGES)
         labels = np.zeros(len(images), np.int64)
     else:
         from sdtforge.model import load_dataset  # dataset readers need no torch

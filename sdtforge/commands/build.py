@@ -120,6 +120,18 @@ def _print_plan(plan):
           f"{'logic cells' if board.family == 'ice40' else 'LUT4s'} of {board.luts}")
 
 
+def _print_latency(figures):
+    """The latency line of a build's or a fit check's figures (or why there is none)."""
+    if figures.get("latency_note"):
+        print(figures["latency_note"])
+    elif figures.get("latency_ms") is not None:
+        print(f"latency: {figures['latency_ms']} ms per image, {figures['images_per_s']} "
+              f"images/s ({figures['cycles_per_image']} cycles at {figures['clock_mhz']} MHz, "
+              f"{figures['lanes']} lane{'s' if figures['lanes'] != 1 else ''}; cycle model, "
+              f"mean of the first "
+              f"{figures['latency_images']} test images)")
+
+
 def _check(args, plan, f_sync, timing):
     """``--check``: the plan's figures (it fits: a refusal was raised before) and the latency."""
     board = plan.board
@@ -138,12 +150,7 @@ def _check(args, plan, f_sync, timing):
         print(json.dumps(figures, indent=2, sort_keys=True))
         return 0
     _print_plan(plan)
-    if timing.get("latency_ms") is not None:
-        print(f"latency: {timing['latency_ms']} ms per image, {timing['images_per_s']} images/s "
-              f"({timing['cycles_per_image']} cycles at {figures['clock_mhz']} MHz, "
-              f"{plan.config.lanes} lanes; cycle model)")
-    else:
-        print(timing["latency_note"])
+    _print_latency(figures)
     print(f"fits the {board.name} (fit check only: no synthesis, nothing written)")
     return 0
 
@@ -208,13 +215,7 @@ def run(args):
         print(json.dumps(figures, indent=2, sort_keys=True))
     else:
         print(_table(figures), end="")
-        if figures.get("latency_note"):
-            print(figures["latency_note"])
-        elif figures.get("latency_ms") is not None:
-            print(f"latency: {figures['latency_ms']} ms per image, {figures['images_per_s']} "
-                  f"images/s ({figures['cycles_per_image']} cycles at {figures['clock_mhz']} "
-                  f"MHz; cycle model, mean of the first {figures['latency_images']} test "
-                  "images)")
+        _print_latency(figures)
         if not figures["timing_met"]:
             print(f"warning: Fmax {figures['fmax_mhz']} MHz is below the "
                   f"{figures['clock_mhz']} MHz clock; rebuild with --freq "

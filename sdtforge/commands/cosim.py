@@ -58,6 +58,7 @@ def run(args):
     from sdtforge.errors import UserError
     from sdtforge.model.data import load_dataset
     from sdtforge.quantize import ir
+    from sdtforge.sim import latency
     from sdtforge.sim.cosim import cosim
 
     _args.input_file(args.model, "model")
@@ -72,10 +73,7 @@ def run(args):
     synthetic = model.provenance.get("synthetic")
     if synthetic is not None:
         # A `sdtforge synth` model: its own random inputs, and no labels to score.
-        from sdtforge.quantize.synthetic import synthetic_images
-
-        images = synthetic_images(model.config, args.images, synthetic["seed"])
-        labels = None
+        images, labels = latency.sample_images(model, args.images), None
     else:
         images, labels = load_dataset(dataset, "test", args.data_dir)
         if args.images > len(images):
