@@ -1,7 +1,7 @@
 """The engine's yardstick: board builds, latency per image and cycle-model ratios against targets.
 
 Usage: ``python bench/engine.py [--boards icebreaker ulx3s-85f] [--seeds 1 2 3] [--jobs N]
-[--no-build] [--out JSON]``.
+[--no-build] [--keep DIR] [--out JSON]``.
 
 Per board, one model built at the board's default lanes and width with ``sdtforge build
 MODEL.sfm --board B --seed S --json`` for every seed: the iCEBreaker builds the shipped
@@ -15,7 +15,9 @@ cycle model's cycles ÷ work bound (``sim.cycles.work_bound``) for digits-tiny a
 digits-small at P = 32, W = 32 (P ≤ W). Every figure with a target carries it and ``met``.
 ``--no-build`` measures the cycle figures only (lanes, clock, cycles, latency, ratios).
 ``--jobs N`` runs up to N builds at once (each is one single-threaded ``sdtforge build``
-process; a 32-lane ULX3S build routes for about half an hour).
+process; a 32-lane ULX3S build routes for about half an hour). ``--keep DIR`` keeps each
+build in ``DIR/build-BOARD-SEED`` (the tools' logs and timing reports: where the critical path
+runs), where they are otherwise removed.
 """
 
 import argparse
@@ -224,14 +226,22 @@ def main(argv=None):
                         help="builds run at once (default: 1)")
     parser.add_argument("--no-build", action="store_true",
                         help="cycle figures only: no place and route")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="keep the builds in DIR/build-BOARD-SEED (logs, timing reports)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "engine.json"))
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, not {args.jobs}")
+    if args.keep and Path(args.keep).exists() and not Path(args.keep).is_dir():
+        parser.error(f"--keep {args.keep}: not a directory")
     seeds = [] if args.no_build else args.seeds
 
     result = {"boards": {}, "cycle_ratios": [], "tools": _tools()}
     with tempfile.TemporaryDirectory(prefix="sdtforge-engine-") as tmp:
+        builds = tmp
+        if args.keep:
+            builds = Path(args.keep)
+            builds.mkdir(parents=True, exist_ok=True)
         models = {name: make_model(name, tmp)
                   for name in sorted({*(BOARD_MODELS[b] for b in args.boards),
                                *(c[0] for c in RATIO_CASES)})}
@@ -239,7 +249,7 @@ def main(argv=None):
         for name, lanes, width, bound in RATIO_CASES:
             path, info = models[name]
             result["cycle_ratios"].append(measure_ratio(path, info, lanes, width, bound))
-        runs = build_all({b: models[BOARD_MODELS[b]][0] for b in args.boards}, seeds, tmp,
+        runs = build_all({b: models[BOARD_MODELS[b]][0] for b in args.boards}, seeds, builds,
                          args.jobs)
         for board in args.boards:
             path, info = models[BOARD_MODELS[board]]

@@ -27,6 +27,7 @@ so no address needs a multiplier.
 
 import operator
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from amaranth.hdl import Shape, signed
 from amaranth.lib import data, enum
@@ -36,6 +37,7 @@ from sdtforge.errors import UserError
 __all__ = ["Op", "Mode", "Target", "address_bits", "PROGRAM_WORD_BITS", "SDSA_THETA_BITS",
            "OP_VIEWS", "descriptor_widths", "descriptor_layout", "op_view", "descriptor_words",
            "program_words", "join_program_words", "decode_descriptor", "shared_field",
+           "shared_fields",
            "RECORD_HEADER_BYTES", "RECORD_HEADER", "field_range", "pack_field",
            "RESULT_WORD_BITS", "RESULT_LAYOUT", "Result", "result_words", "result_class_word",
            "decode_result", "encode_result"]
@@ -278,6 +280,47 @@ def shared_field(d, **views):
             raise AssertionError(f"descriptor field {view}.{name} is not the same bits as the "
                                  f"other views' ({views})")
     return first[1]
+
+
+def shared_fields(d):
+    """The fields that the engine's shared logic reads, each through every view that has it.
+
+    Returns a namespace of :func:`shared_field` values: the row nest's bounds (``steps``,
+    ``groups`` — ``POOL_OR``'s ``words`` —, ``out_h``, ``out_w``), the input map's size
+    (``in_h``, ``in_w``), ``words``, the input and output maps' bases and shifts (``in_base``,
+    ``in_sh``, ``out_base``, ``out_sh``: ``(x, y, t)``), and the P-lane results' ``mode`` and
+    ``prow``, the gathers' ``k3``, ``w_base``, ``w_gstride`` and ``cin``.
+    """
+    loops = ("conv", "pixel", "stream_lif", "pool_or", "head_sum")   # the (g, pos, t) nest
+    reads = ("conv", "stream_lif", "pool_or", "head_sum")            # a spike or stream map
+    writes = loops + ("sdsa",)
+    outputs = ("conv", "pixel", "stream_lif", "head_sum")            # P-lane results
+    gathers = ("conv", "pixel")
+
+    def each(names, field):
+        return shared_field(d, **dict.fromkeys(names, field))
+
+    return SimpleNamespace(
+        steps=shared_field(d, sdsa="steps", **dict.fromkeys(loops, "steps")),
+        groups=shared_field(d, pool_or="words", **dict.fromkeys(outputs, "groups")),
+        words=shared_field(d, conv="words", pixel="words", sdsa="words"),
+        in_h=shared_field(d, conv="in_h", pixel="height", pool_or="in_h", sdsa="tokens_h",
+                          head_sum="tokens_h"),
+        in_w=shared_field(d, conv="in_w", pixel="width", pool_or="in_w", sdsa="tokens_w",
+                          head_sum="tokens_w"),
+        out_h=each(loops, "pos_h"),
+        out_w=each(loops, "pos_w"),
+        in_base=shared_field(d, sdsa="q_base", **dict.fromkeys(reads, "in_base")),
+        in_sh=tuple(each(reads + ("sdsa",), f"in_sh{a}") for a in "xyt"),
+        out_base=each(writes, "out_base"),
+        out_sh=tuple(each(writes, f"out_sh{a}") for a in "xyt"),
+        mode=each(outputs, "mode"),
+        prow=each(outputs, "prow"),
+        k3=each(gathers, "k3"),
+        w_base=each(gathers, "w_base"),
+        w_gstride=each(gathers, "w_gstride"),
+        cin=shared_field(d, conv="cin", pixel="channels", sdsa="cin"),
+    )
 
 
 #: Load record header fields in stream order, ``(name, bytes)``, each unsigned little-endian:

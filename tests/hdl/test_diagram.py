@@ -47,14 +47,17 @@ def test_accelerator_edges():
     edges = graph.edges
     assert edges["pe", "weights"] == (("w_req", "req"),)
     assert edges["weights", "pe"] == (("rsp", "w_rsp"),)
-    # Fetch (addresses the spike memory, takes its words) → word queue → encoder → (with the
-    # controller's row base) command queue → PE array.
+    # Fetch (addresses the spike memory, takes its words) → word queue → encoder → the layer
+    # controller (the event's weight row) → command queue → PE array.
     assert edges["fetch", "spk"] == (("read", "read"),)
     assert edges["spk", "fetch"] == (("read", "data"),)
     assert edges["fetch", "wq"] == (("o", "w"),)
     assert edges["wq", "enc"] == (("r", "i"),)
-    assert edges["enc", "cq"] == (("o", "w"),)
-    assert edges["control", "cq"] == (("logic", "w"),)
+    assert edges["enc", "ctrl"] == (("o", "events"),)
+    assert edges["ctrl", "cq"] == (("cmd", "w"),)
+    assert ("control", "cq") not in edges     # the top's own logic only wires
+    assert edges["prog", "ctrl"] == (("descriptor", "descriptor"), ("first", "program"),
+                                     ("loaded", "program"))
     assert edges["cq", "pe"] == (("r", "i"),)
     assert ("weights", "write") in edges["loader", "weights"]
     assert edges["emit", "out"] == (("result", "result"),)

@@ -1,0 +1,416 @@
+"""The layer controller: the engine's sequence of layers and of rows within a layer."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .accel_isa import RESULT_WORD_BITS, Op, address_bits, descriptor_layout, shared_fields
+from .loops import LoopNest
+from .pe_array import PEOp
+
+__all__ = ["LayerController"]
+
+#: A stage the controller starts and waits for (pool, SDSA, result emitter).
+STAGE = wiring.Signature({"start": Out(1), "done": In(1)})
+
+
+class LayerController(wiring.Component):
+    """Runs the compiled program: one descriptor after another, each layer's rows in order.
+
+    For each image: receive the pixels into the pixel memory (descriptor 0, ``PIXEL``, gives
+    their layout), then run the descriptors to ``END``. Per operation:
+
+    - ``CONV``: the rows ``(g, y, x, t)`` (``t`` innermost) are pipelined. The controller
+      sends the group's bias command, starts the fetch, and turns the encoder's events into
+      PE commands (``ACC`` of row ``w_base + g·w_gstride + tap·cin + channel``, the row's
+      last event flagged ``last`` with the next row's bias row). The row nest advances when
+      the PE array takes a row's last command (``cmd_taken_last``), latching the row into the
+      write-back stage (``wb.latch``); the next row's last event waits until the write-back
+      has taken the row before (``wb.taken``).
+    - ``PIXEL``: per row, eight bit-plane gathers (``BIAS``, then ``CLEAR``; events; a
+      ``DRAIN``), whose sums (``sums``) it accumulates by Horner's rule ``2·v + plane``, then
+      the value to the write-back's LIF (``lif``) and waits for its spikes (``wb.written``).
+    - ``HEAD_SUM``: per row, the token sum of the stream rows (``stream_row``, read at
+      ``token``, one per two cycles) to the LIF.
+    - ``STREAM_LIF``: the stream rows (``stream_row``) to the LIF, one per row; the stream
+      memory is read one row ahead (``read_next``: address it at ``row_next``).
+    - ``POOL_OR``, ``SDSA``: starts the stage per row / per layer and waits for it.
+    - ``END``: stops the cycle counter and starts the result emitter.
+
+    **Cycle contract.** A descriptor costs its load (``n + 1`` cycles,
+    :class:`~.program.ProgramSequencer`) and ``DECODE``; a row of the ``(g, y, x, t)`` nest
+    costs ``POS`` and ``NEXT`` plus its operation's states. The costs per operation are the
+    cycle model's (:mod:`sdtforge.sim.cycles`: ``decode_cycles``, ``_LOOP``, ``_GATHER``,
+    ``_OUT`` and one rule per layer kind), which the accelerator tests compare with the RTL's
+    count on every image. The cycle counter runs from the cycle after the last pixel until
+    ``END`` is decoded.
+
+    Parameters
+    ----------
+    config : :class:`~sdtforge.hdl.compile.AccelConfig`
+        Counter widths and lane layouts.
+    event_layout, cmd_layout : :class:`~amaranth.lib.data.StructLayout`
+        The event encoder's events and the PE array's commands.
+
+    Members
+    -------
+    descriptor : ``In(descriptor_layout(config))``
+        The descriptor register (:class:`~.program.ProgramSequencer`).
+    program : ``Out(Signature(load, loaded, step, rewind, first))``
+        The program sequencer's controls.
+    pixels : ``In(stream.Signature(8))``
+        The image's pixels (raster order, channels fastest).
+    pixel_write : ``Out(StructLayout(active, y, x, c, data, en))``
+        A received pixel and its position (``active``: while receiving).
+    loader_idle : ``In(1)``
+        An image starts only between load records.
+    row, row_next : ``Out(StructLayout(g, y, x, t))``
+        The row nest (the row the PE array and write-back work on) and its next row.
+    row_first, row_last : ``Out(1)``
+        ``t`` is the first / last step.
+    read_next : ``Out(1)``
+        Address the stream memory at ``row_next`` in this cycle (``STREAM_LIF``).
+    token : ``Out(StructLayout(y, x))``
+        ``HEAD_SUM``'s token being summed.
+    plane, lastmask : ``Out(3)``, ``Out(width)``
+        ``PIXEL``'s bit-plane; the valid bits of the last input word of a position.
+    fetch_start : ``Out(1)``
+        Start the neighbourhood fetch of the current row.
+    events : ``In(stream.Signature(event_layout))``
+        The event encoder's output.
+    cmd : ``Out(stream.Signature(cmd_layout))``
+        Commands to the PE array.
+    cmd_taken_last : ``In(1)``
+        The PE array takes a command flagged ``last``.
+    sums : ``In(stream.Signature(lane_layout("biases")))``
+        The PE array's sums of a ``PIXEL`` plane.
+    stream_row : ``In(lane_layout("stream"))``
+        The stream memory's read data.
+    lif : ``Out(stream.Signature(lane_layout("biases")))``
+        Values to the write-back stage's LIF.
+    wb : ``Out(Signature(latch, taken, written, done))``
+        The write-back stage: latch a ``CONV`` row; it has taken the row's sums; a row's
+        spikes are written; it is idle.
+    pool, sdsa, emit : ``Out(STAGE)``
+        Start a stage (one cycle) and wait for its ``done``.
+    busy : ``Out(1)``
+        From the first pixel until the result is sent.
+    cycles : ``Out(RESULT_WORD_BITS)``
+        The image's compute cycles.
+    """
+
+    def __init__(self, config, *, event_layout, cmd_layout):
+        cfg = config
+        self._config = config
+        cb, tb, gb, wb = cfg.coord_bits, cfg.step_bits, cfg.group_bits, cfg.word_bits
+        self.row_layout = data.StructLayout({"g": gb, "y": cb, "x": cb, "t": tb})
+        lanes_acc = cfg.lane_layout("biases")
+        super().__init__({
+            "descriptor": In(descriptor_layout(cfg)),
+            "program": Out(wiring.Signature({"load": Out(1), "loaded": In(1), "step": Out(1),
+                                             "rewind": Out(1), "first": In(1)})),
+            "pixels": In(stream.Signature(8)),
+            "pixel_write": Out(data.StructLayout({"active": 1, "y": cb, "x": cb, "c": wb,
+                                                  "data": 8, "en": 1})),
+            "loader_idle": In(1),
+            "row": Out(self.row_layout),
+            "row_next": Out(self.row_layout),
+            "row_first": Out(1),
+            "row_last": Out(1),
+            "read_next": Out(1),
+            "token": Out(data.StructLayout({"y": cb, "x": cb})),
+            "plane": Out(3),
+            "lastmask": Out(cfg.width),
+            "fetch_start": Out(1),
+            "events": In(stream.Signature(event_layout)),
+            "cmd": Out(stream.Signature(cmd_layout)),
+            "cmd_taken_last": In(1),
+            "sums": In(stream.Signature(lanes_acc)),
+            "stream_row": In(cfg.lane_layout("stream")),
+            "lif": Out(stream.Signature(lanes_acc)),
+            "wb": Out(wiring.Signature({"latch": Out(1), "taken": In(1), "written": In(1),
+                                        "done": In(1)})),
+            "pool": Out(STAGE),
+            "sdsa": Out(STAGE),
+            "emit": Out(STAGE),
+            "busy": Out(1),
+            "cycles": Out(RESULT_WORD_BITS),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        p, w = cfg.lanes, cfg.width
+        lw = (w - 1).bit_length()               # log2 W
+        cb, tb, gb, wb = cfg.coord_bits, cfg.step_bits, cfg.group_bits, cfg.word_bits
+        m = Module()
+        d, prog, wbk = self.descriptor, self.program, self.wb
+        f = shared_fields(d)
+        px = d.pixel
+        is_pixel = d.op == Op.PIXEL
+
+        # Named for the Verilog and the waveforms.
+        bit = Signal(3, name="pixel_plane")
+        hy, hx = Signal(cb, name="head_y"), Signal(cb, name="head_x")   # HEAD_SUM's token
+        wg = Signal(address_bits(cfg.weights_depth), name="weight_base")  # the group's row 0
+        lastmask = Signal(w, name="last_word_mask")
+        lanes_acc = cfg.lane_layout("biases")
+        value = Signal(lanes_acc, name="lane_value")   # PIXEL's Horner sum, HEAD_SUM's sum
+        counting = Signal()
+        ry, rx, rch = (Signal(cb, name="recv_y"), Signal(cb, name="recv_x"),
+                       Signal(wb, name="recv_channel"))
+        row_pending = Signal()              # a CONV row latched whose sums are not taken yet
+        m.d.comb += [self.plane.eq(bit), self.token.y.eq(hy), self.token.x.eq(hx),
+                     self.lastmask.eq(lastmask)]
+        with m.If(counting):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        # The row nest (group, position, step).
+        nest = LoopNest(m, {"g": gb, "y": cb, "x": cb, "t": tb},
+                        {"g": f.groups, "y": f.out_h, "x": f.out_w, "t": f.steps}, prefix="row")
+        for k in "gyxt":
+            m.d.comb += [self.row[k].eq(nest.c[k]), self.row_next[k].eq(nest.next[k])]
+        m.d.comb += [self.row_first.eq(nest.c["t"] == 0), self.row_last.eq(nest.last["t"])]
+        g, wrap_y, layer_done = nest.c["g"], nest.wrap_y, nest.done
+
+        # Events → PE commands; the row of event (tap, channel) is wg + tap·cin + channel
+        # (the event's word index carries its tap's row offset above the word).
+        ev, cmd = self.events.payload, self.cmd.payload
+        ev_cw = ev.addr[lw:lw + wb]
+        ev_row = wg + ev.addr[lw + wb:] + Mux(is_pixel, ev_cw, Cat(ev.addr[:lw], ev_cw))
+
+        # Shared lane adders: the pixel layer's Horner step ``2·value + plane`` (from the
+        # registered sums of a plane: the weight memory → PE array → Horner path was the ECP5
+        # critical path) and the head's token sum ``value + X``.
+        v_sum = Signal(lanes_acc)
+        psum = Signal(lanes_acc, name="plane_sums")
+        horner = Signal(name="horner_step")
+        x_row = Signal(lanes_acc)
+        for lane in range(p):
+            m.d.comb += [v_sum[lane].eq(Mux(is_pixel, value[lane] << 1, value[lane])
+                                        + Mux(is_pixel, psum[lane], self.stream_row[lane])),
+                         x_row[lane].eq(self.stream_row[lane])]
+        m.d.sync += horner.eq(0)
+        with m.If(horner):
+            m.d.sync += [value[lane].eq(v_sum[lane]) for lane in range(p)]
+        m.d.comb += self.lif.payload.eq(Mux(d.op == Op.STREAM_LIF, x_row, value))
+
+        with m.If(wbk.taken):
+            m.d.sync += row_pending.eq(0)
+        m.d.comb += [self.pixel_write.y.eq(ry), self.pixel_write.x.eq(rx),
+                     self.pixel_write.c.eq(rch), self.pixel_write.data.eq(self.pixels.payload)]
+
+        with m.FSM(name="layer") as fsm:
+            with m.State("IDLE"):
+                m.d.sync += counting.eq(0)
+                m.d.comb += prog.rewind.eq(1)
+                with m.If(self.pixels.valid & self.loader_idle & prog.first):
+                    m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
+                    m.next = "FETCH0"
+            with m.State("RECEIVE"):
+                m.d.comb += [self.pixels.ready.eq(1), self.pixel_write.active.eq(1),
+                             self.pixel_write.en.eq(self.pixels.valid)]
+                with m.If(self.pixels.valid):
+                    with m.If(rch == px.channels - 1):
+                        m.d.sync += rch.eq(0)
+                        with m.If(rx == px.width - 1):
+                            m.d.sync += [rx.eq(0), ry.eq(ry + 1)]
+                            with m.If(ry == px.height - 1):
+                                m.d.sync += [self.cycles.eq(0), counting.eq(1)]
+                                m.next = "FETCH"
+                        with m.Else():
+                            m.d.sync += rx.eq(rx + 1)
+                    with m.Else():
+                        m.d.sync += rch.eq(rch + 1)
+            # Descriptor load (ProgramSequencer: n_words + 1 cycles).
+            with m.State("FETCH0"):
+                # Descriptor 0 (the PIXEL layer) gives the image's size and pixel layout.
+                m.d.comb += prog.load.eq(1)
+                with m.If(prog.loaded):
+                    m.next = "RECEIVE"
+            with m.State("FETCH"):
+                m.d.comb += prog.load.eq(1)
+                with m.If(prog.loaded):
+                    m.next = "DECODE"
+            with m.State("DECODE"):
+                nest.write(g=0, y=0, x=0, t=0)
+                m.d.sync += [wg.eq(f.w_base),
+                             lastmask.eq(Mux(f.cin[:lw] == 0, Const(-1, w),
+                                             (Const(1, w + 1) << f.cin[:lw]) - 1))]
+                with m.Switch(d.op):
+                    with m.Case(Op.END):
+                        m.d.sync += counting.eq(0)
+                        m.d.comb += self.emit.start.eq(1)
+                        m.next = "RESULT"
+                    with m.Case(Op.SDSA):
+                        m.d.comb += self.sdsa.start.eq(1)
+                        m.next = "SDSA"
+                    with m.Case(Op.CONV):
+                        m.next = "CONV_START"
+                    with m.Case(Op.STREAM_LIF):
+                        m.next = "LIF_READ"
+                    with m.Default():       # PIXEL, HEAD_SUM, POOL_OR
+                        m.next = "POS"
+            with m.State("POS"):
+                # Start of one (group, position, step).
+                m.d.sync += [bit.eq(7), hy.eq(0), hx.eq(0)]
+                with m.Switch(d.op):
+                    with m.Case(Op.PIXEL):
+                        with m.If(self.row_first):
+                            m.d.sync += value.eq(0)
+                            m.next = "GATHER_CMD"
+                        with m.Else():
+                            m.next = "OUT_LIF"
+                    with m.Case(Op.HEAD_SUM):
+                        m.d.sync += value.eq(0)
+                        m.next = "X_READ"
+                    with m.Case(Op.POOL_OR):
+                        m.d.comb += self.pool.start.eq(1)
+                        m.next = "POOL"
+
+            # ---- PIXEL: a bit-plane's gather (BIAS/CLEAR, events, DRAIN) ----
+            with m.State("GATHER_CMD"):
+                m.d.comb += [self.cmd.valid.eq(1),
+                             cmd.op.eq(Mux(is_pixel & (bit != 0), PEOp.CLEAR, PEOp.BIAS)),
+                             cmd.addr.eq(f.prow + g)]
+                with m.If(self.cmd.ready):
+                    m.d.comb += self.fetch_start.eq(1)
+                    m.next = "GATHER_RUN"
+            with m.State("GATHER_RUN"):
+                m.d.comb += [self.cmd.valid.eq(self.events.valid & ~ev.none),
+                             cmd.op.eq(PEOp.ACC), cmd.addr.eq(ev_row),
+                             self.events.ready.eq(self.cmd.ready | ev.none)]
+                with m.If(self.events.valid & self.events.ready & ev.last):
+                    m.next = "GATHER_DRAIN"
+            with m.State("GATHER_DRAIN"):
+                m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(PEOp.DRAIN)]
+                with m.If(self.cmd.ready):
+                    m.next = "GATHER_WAIT"
+            with m.State("GATHER_WAIT"):
+                # The plane's sums are registered (psum); the Horner step follows a cycle later.
+                m.d.comb += self.sums.ready.eq(1)
+                with m.If(self.sums.valid):
+                    m.d.sync += [psum.eq(self.sums.payload), horner.eq(1), bit.eq(bit - 1)]
+                    with m.If(bit == 0):
+                        m.next = "HORNER"
+                    with m.Else():
+                        m.next = "GATHER_CMD"
+            with m.State("HORNER"):
+                m.next = "OUT_LIF"
+
+            # ---- CONV: pipelined rows ----
+            # A row is retired in overlapped parts: the gather (events → PE; the fetch already
+            # reads the next rows), the sums (the row's last event, flagged ``last``, makes the
+            # PE array emit them and load the next row's bias), and the write-back. The loop
+            # counters advance when the PE array takes the row's last command (a cycle after
+            # the event entered the command queue: the event behind it was the iCE40 critical
+            # path); the write-back latches the row's coordinates then. One row at a time waits
+            # for the write-back: the next row's last event waits in the encoder until its sums
+            # are taken (row_pending, set when the last event enters the queue).
+            with m.State("CONV_START"):
+                m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(PEOp.BIAS),
+                             cmd.addr.eq(f.prow + g), self.fetch_start.eq(1)]
+                m.next = "CONV_RUN"
+            with m.State("CONV_RUN"):
+                block = ev.last & row_pending
+                m.d.comb += [self.cmd.valid.eq(self.events.valid & ~block),
+                             cmd.op.eq(Mux(ev.none, PEOp.DRAIN, PEOp.ACC)),
+                             cmd.addr.eq(ev_row), cmd.last.eq(ev.last),
+                             cmd.bias.eq(f.prow + nest.next["g"]),
+                             self.events.ready.eq(self.cmd.ready & ~block)]
+                with m.If(self.events.valid & self.events.ready & ev.last):
+                    # The next event (the next row's) may enter the queue in the next cycle:
+                    # the group's weight base moves on now, the other counters a cycle later.
+                    m.d.sync += row_pending.eq(1)
+                    with m.If(wrap_y):
+                        m.d.sync += wg.eq(wg + f.w_gstride)
+                with m.If(self.cmd_taken_last):
+                    m.d.comb += wbk.latch.eq(1)
+                    nest.advance()
+                    with m.If(layer_done):
+                        m.next = "CONV_END"
+            with m.State("CONV_END"):
+                with m.If(wbk.done):
+                    m.d.comb += prog.step.eq(1)
+                    m.next = "FETCH"
+
+            # ---- STREAM_LIF: one row (group, position, step) per write-back row ----
+            # LIF_READ reads the first row; LIF_RUN feeds the row read before to the LIF and,
+            # when the stage takes it, reads the next one. The stage takes a row every
+            # ``writeback_cycles`` cycles (every cycle with c = 1: no wait on its ready); the
+            # last row's last chunk is worked on in LIF_END (c > 1), its spikes written in the
+            # next cycle.
+            with m.State("LIF_READ"):
+                m.next = "LIF_RUN"
+            with m.State("LIF_RUN"):
+                m.d.comb += self.lif.valid.eq(1)
+                with m.If(self.lif.ready if cfg.writeback_cycles > 1 else 1):
+                    m.d.comb += self.read_next.eq(1)
+                    nest.advance()
+                    with m.If(layer_done):
+                        if cfg.writeback_cycles == 1:
+                            # FETCH keeps the descriptor for a cycle: the last row's spikes
+                            # are written.
+                            m.d.comb += prog.step.eq(1)
+                            m.next = "FETCH"
+                        else:
+                            m.next = "LIF_END"
+            if cfg.writeback_cycles > 1:
+                with m.State("LIF_END"):
+                    with m.If(wbk.done):
+                        m.d.comb += prog.step.eq(1)
+                        m.next = "FETCH"
+
+            # ---- HEAD_SUM: the stream's token sum, one token per two cycles ----
+            with m.State("X_READ"):
+                m.next = "X_USE"
+            with m.State("X_USE"):
+                m.d.sync += [value[lane].eq(v_sum[lane]) for lane in range(p)]
+                with m.If(hx == f.in_w - 1):
+                    m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
+                    with m.If(hy == f.in_h - 1):
+                        m.next = "OUT_LIF"
+                    with m.Else():
+                        m.next = "X_READ"
+                with m.Else():
+                    m.d.sync += hx.eq(hx + 1)
+                    m.next = "X_READ"
+
+            # ---- PIXEL and HEAD_SUM rows to the write-back (both write spikes) ----
+            with m.State("OUT_LIF"):
+                m.d.comb += self.lif.valid.eq(1)
+                with m.If(self.lif.ready):
+                    m.next = "OUT_SPIKE"
+            with m.State("OUT_SPIKE"):
+                with m.If(wbk.written):
+                    m.next = "NEXT"
+
+            # ---- loop advance: time (innermost), position, group, layer ----
+            with m.State("NEXT"):
+                nest.advance()
+                with m.If(wrap_y):
+                    m.d.sync += wg.eq(wg + f.w_gstride)
+                with m.If(layer_done):
+                    m.d.comb += prog.step.eq(1)
+                    m.next = "FETCH"
+                with m.Else():
+                    m.next = "POS"
+
+            # ---- stages that read and write the spike memory themselves ----
+            with m.State("POOL"):
+                with m.If(self.pool.done):
+                    m.next = "NEXT"
+            with m.State("SDSA"):
+                with m.If(self.sdsa.done):
+                    m.d.comb += prog.step.eq(1)
+                    m.next = "FETCH"
+
+            # ---- result: logits, class, cycles (the result emitter) ----
+            with m.State("RESULT"):
+                with m.If(self.emit.done):
+                    m.d.comb += prog.rewind.eq(1)
+                    m.next = "IDLE"
+
+        # Busy in every state but IDLE: one compare of the state register (an OR of the
+        # states' own assignments was the iCE40 critical path, into the loader's enable).
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        return m
