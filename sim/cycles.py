@@ -16,7 +16,8 @@ from sdtforge.registry import Registry
 
 from . import ops
 
-__all__ = ["predict", "work_bound", "dense_bound", "decode_cycles", "CYCLES"]
+__all__ = ["predict", "predict_groups", "work_bound", "dense_bound", "decode_cycles", "CYCLES",
+           "GROUP_CYCLES"]
 
 
 def decode_cycles(descriptor_words):
@@ -133,7 +134,25 @@ def _window_counts(n):
     return [2 if y % 2 and y + 1 < n else 1 for y in range(n)]
 
 
-def _rows(rows, third, groups, writeback, pool):
+def _conv_groups(s, groups, k3, width, pool=False, writeback=1):
+    """:func:`_conv_cycles` split by output group: a list of ``groups`` cycle counts that sums
+    to it.
+
+    Group ``g``'s cycles run from the end of group ``g - 1``'s last row (the layer's start for
+    ``g = 0``) to the end of its own last row, so the layer's fixed cycles (``CONV_START``, the
+    pipeline's fill and the last row's drain) are group 0's and the last group's.
+    """
+    rows = _box(_word_cost(s, width), k3)
+    if pool or writeback > 1:
+        marks = []
+        _rows(rows, _third_event(s, width, k3), groups, writeback, pool, marks)
+        return [b - a for a, b in zip([0] + marks[:-1], marks, strict=True)]
+    first = int(rows[0, 0, 0])
+    per = int(np.maximum(rows, 3).sum())
+    return [7 + first - max(first, 3) + per] + [per] * (groups - 1)
+
+
+def _rows(rows, third, groups, writeback, pool, marks=None):
     """A conv's rows one by one (``rows``: each row's gather, ``[T, H, W]``, per group;
     ``third``: :func:`_third_event`).
 
@@ -146,7 +165,8 @@ def _rows(rows, third, groups, writeback, pool):
     of the row follows the take. The next row's last event also waits until the row is taken
     (``writeback = 1``) or started. A pooled row's take waits for the previous row's window
     merges (two cycles per window, after its last chunk). The layer ends a cycle after the last
-    row's last chunk.
+    row's last chunk. ``marks``, a list, gets the cycle each group's last row ends
+    (``start + writeback`` after it; the last one is the result).
     """
     t_steps, h, w = rows.shape
     wins = np.outer(_window_counts(h), _window_counts(w)) if pool else None
@@ -165,6 +185,8 @@ def _rows(rows, third, groups, writeback, pool):
                     start = take + 1 if start is None else max(take + 1, start + writeback)
                     if pool:
                         free = start + writeback + 2 * int(wins[y, x])
+        if marks is not None:
+            marks.append(start + writeback)
     return start + writeback
 
 
@@ -271,6 +293,23 @@ def _head(layer, ctx):
     return {layer.name: cyc}
 
 
+def _context(model, spikes, lanes, width, image, config):
+    """The :class:`_Context` of :func:`predict`'s arguments (``config``: see there)."""
+    pooled = _pooled_outputs(model)
+    if config is None:
+        from sdtforge.hdl.compile import descriptor_words_for
+
+        words, writeback = descriptor_words_for(model, lanes, width), 1
+    else:
+        from sdtforge.hdl.accel_isa import descriptor_words
+
+        if (config.lanes, config.width) != (lanes, width):
+            raise ValueError(f"config is at P = {config.lanes}, W = {config.width}, "
+                             f"not {lanes}, {width}")
+        words, writeback = descriptor_words(config), config.writeback_cycles
+    return _Context(model, spikes, lanes, width, image, pooled, decode_cycles(words), writeback)
+
+
 def predict(model, spikes, lanes, width, image=0, *, config=None):
     """Predicted controller cycles for one image (what the result stream reports).
 
@@ -303,23 +342,90 @@ def predict(model, spikes, lanes, width, image=0, *, config=None):
     ValueError
         ``config`` is not at ``lanes`` and ``width``.
     """
-    pooled = _pooled_outputs(model)
-    if config is None:
-        from sdtforge.hdl.compile import descriptor_words_for
-
-        words, writeback = descriptor_words_for(model, lanes, width), 1
-    else:
-        from sdtforge.hdl.accel_isa import descriptor_words
-
-        if (config.lanes, config.width) != (lanes, width):
-            raise ValueError(f"config is at P = {config.lanes}, W = {config.width}, "
-                             f"not {lanes}, {width}")
-        words, writeback = descriptor_words(config), config.writeback_cycles
-    ctx = _Context(model, spikes, lanes, width, image, pooled, decode_cycles(words), writeback)
+    ctx = _context(model, spikes, lanes, width, image, config)
     out = {}
     for layer in model.layers:
         out.update(CYCLES[layer.KIND](layer, ctx))
     return {"total": sum(out.values()), "layers": out}
+
+
+#: The per-group pass: a handler per layer kind with weight rows, ``handler(layer, ctx)`` →
+#: ``[(descriptor name, group or None, cycles)]`` in program order, summing to the kind's
+#: :data:`CYCLES` handler; a kind without one is a single weightless segment per descriptor.
+GROUP_CYCLES = Registry("cycle model by group")
+
+
+def _weighted(name, decode, groups):
+    """Segments of a weighted descriptor: ``decode`` cycles joined to group 0's."""
+    return [(name, g, c + (decode if g == 0 else 0)) for g, c in enumerate(groups)]
+
+
+def _pool_segment(layer, ctx):
+    return [(name, None, c) for name, c in _pool_cycles(layer, ctx).items()]
+
+
+@GROUP_CYCLES.register("conv3x3_pixel")
+def _pixel_groups(layer, ctx):
+    g = _ceil(layer.out_channels, ctx.lanes)
+    per = (_pixel_conv(layer, ctx)[layer.name] - ctx.decode) // g
+    return _weighted(layer.name, ctx.decode, [per] * g) + _pool_segment(layer, ctx)
+
+
+@GROUP_CYCLES.register("conv3x3_spike", "stream_conv3x3", "conv1x1", "stream_conv1x1")
+def _spike_groups(layer, ctx):
+    k3 = layer.KIND in ("conv3x3_spike", "stream_conv3x3")
+    pool = layer.KIND.startswith("stream_") and bool(getattr(layer, "pool", False))
+    groups = _conv_groups(ctx.smap(layer.input), _ceil(layer.out_channels, ctx.lanes), k3,
+                          ctx.width, pool, ctx.writeback)
+    out = _weighted(layer.name, ctx.decode, groups)
+    if layer.KIND == "conv3x3_spike":
+        out += _pool_segment(layer, ctx)
+    return out
+
+
+@GROUP_CYCLES.register("head")
+def _head_groups(layer, ctx):
+    # HEAD_SUM (no weight rows), the linear layer's CONV (weight rows), END.
+    g = _ceil(layer.channels, ctx.lanes)
+    t_steps, n = ctx.steps, ctx.model.tokens
+    head_sum = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT + ctx.writeback)
+    head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
+    linear = _conv_groups(head.reshape(t_steps, -1, 1, 1), _ceil(layer.num_classes, ctx.lanes),
+                          False, ctx.width, writeback=ctx.writeback)
+    return ([(layer.name + ".sum", None, head_sum)]
+            + _weighted(layer.name + ".linear", ctx.decode, linear) + [("end", None, ctx.decode)])
+
+
+def predict_groups(model, spikes, lanes, width, image=0, *, config=None):
+    """:func:`predict`'s cycles split by descriptor and output group, in program order.
+
+    A descriptor with weight rows (a CONV or PIXEL: one tile of weight rows per output group,
+    :func:`sdtforge.hdl.weight_tiles.tile_plan`) is one segment per group: the cycles from the
+    end of the previous group's last row to the end of its own, its descriptor's fetch and
+    decode and the layer's pipeline fill in group 0. A descriptor without weight rows
+    (``POOL_OR``, ``STREAM_LIF``, ``SDSA``, ``HEAD_SUM``, ``END``) is one segment. The segments
+    sum to :func:`predict`'s ``total`` for the same arguments.
+
+    Parameters
+    ----------
+    model, spikes, lanes, width, image, config
+        As for :func:`predict`.
+
+    Returns
+    -------
+    list of tuple
+        ``(name, group, cycles)``: the descriptor's name (the compiler's,
+        ``Compiled.names``), the output group (``None`` for a descriptor without weight rows)
+        and its cycles.
+    """
+    ctx = _context(model, spikes, lanes, width, image, config)
+    out = []
+    for layer in model.layers:
+        if layer.KIND in GROUP_CYCLES:
+            out += GROUP_CYCLES[layer.KIND](layer, ctx)
+        else:
+            out += [(name, None, c) for name, c in CYCLES[layer.KIND](layer, ctx).items()]
+    return out
 
 
 def work_bound(counts, lanes):
