@@ -70,14 +70,18 @@ def measure(label, model, images, lanes, clocks):
         per = [sdram.weight_stream(model, result.spikes, lanes, width, clock, image=i)
                for i in range(len(images))]
         mean = {k: float(np.mean([p[k] for p in per]))
-                for k in ("compute_cycles", "sdram_busy_cycles", "stall_cycles",
+                for k in ("compute_cycles", "sdram_busy_cycles", "stall_cycles", "first_stall",
                           "total_cycles", "latency_ms")}
         buf = per[0]["double_buffer"]
+        names = sorted({n for p in per for n in p["stalls_by_descriptor"]})
+        by_name = {n: float(np.mean([p["stalls_by_descriptor"].get(n, 0) for p in per]))
+                   for n in names}
         rows.append({
             "case": label, "images": len(images), "lanes": lanes, "width": width,
             "clock_mhz": clock, "sdram_mhz": clock, "weight_bytes": per[0]["weight_bytes"],
             "tiles": per[0]["tiles"], **mean,
             "stall_fraction": mean["stall_cycles"] / mean["total_cycles"],
+            "stalls_by_descriptor": by_name,
             "double_buffer_bits": buf["bits"], "double_buffer_dp16kd": buf["dp16kd"],
             "other_dp16kd": other,
             "meets_40ms": mean["latency_ms"] <= 40.0,

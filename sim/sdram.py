@@ -252,7 +252,7 @@ def schedule(segments, loads):
     dict
         ``compute_cycles`` (Σ segments), ``load_cycles`` (Σ loads: the bus busy),
         ``stall_cycles`` (cycles compute waits for a tile), ``first_stall`` (the wait for tile
-        0), ``total_cycles`` (compute + stalls).
+        0), ``total_cycles`` (compute + stalls) and ``waits`` (each tile's wait, in order).
 
     Raises
     ------
@@ -262,22 +262,22 @@ def schedule(segments, loads):
     weighted = sum(1 for _, g, _ in segments if g is not None)
     if weighted != len(loads):
         raise ValueError(f"{len(loads)} tile loads for {weighted} weighted segments")
-    now = stall = first = 0
-    loaded, done = [], []       # per tile: load end, compute end
+    now = 0
+    loaded, done, waits = [], [], []        # per tile: load end, compute end, wait
     for _, group, cycles in segments:
         if group is not None:
             i = len(loaded)
             start = max(loaded[-1] if loaded else 0, done[i - 2] if i >= 2 else 0)
             loaded.append(start + int(loads[i]))
-            wait = max(0, loaded[i] - now)
-            first = wait if i == 0 else first
-            stall += wait
-            now += wait
+            waits.append(max(0, loaded[i] - now))
+            now += waits[i]
         now += int(cycles)
         if group is not None:
             done.append(now)
+    stall = sum(waits)
     return {"compute_cycles": now - stall, "load_cycles": int(sum(int(x) for x in loads)),
-            "stall_cycles": stall, "first_stall": first, "total_cycles": now}
+            "stall_cycles": stall, "first_stall": waits[0] if waits else 0,
+            "total_cycles": now, "waits": waits}
 
 
 def _engine_cycles(sdram_cycles, clock_mhz, sdram_mhz):
@@ -306,7 +306,9 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
     dict
         ``weight_bytes`` (per image), ``tiles``, ``double_buffer``
         (:func:`~sdtforge.hdl.weight_tiles.double_buffer`), ``sdram_busy_cycles`` (SDRAM
-        clock), :func:`schedule`'s counts (engine clock), ``latency_ms`` at ``clock_mhz``.
+        clock), :func:`schedule`'s counts (engine clock) with its ``waits`` summed per
+        descriptor (``stalls_by_descriptor``, the descriptors that wait), ``latency_ms`` at
+        ``clock_mhz``.
 
     Raises
     ------
@@ -328,6 +330,11 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
     runs = [read_run(t.address, t.nbytes, sdram_mhz, chip, interleave=interleave).cycles
             for t in tiles]
     out = schedule(segments, [_engine_cycles(c, clock_mhz, sdram_mhz) for c in runs])
+    by_name = {}
+    for t, wait in zip(tiles, out.pop("waits"), strict=True):
+        if wait:
+            by_name[t.name] = by_name.get(t.name, 0) + wait
+    out["stalls_by_descriptor"] = by_name
     return {"weight_bytes": sum(t.nbytes for t in tiles), "tiles": len(tiles),
             "double_buffer": double_buffer(tiles), "sdram_busy_cycles": sum(runs), **out,
             "latency_ms": float(Fraction(out["total_cycles"]) / _frac(clock_mhz) / 1000)}

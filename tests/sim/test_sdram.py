@@ -85,7 +85,7 @@ def test_schedule_loads_longer_than_compute():
     # load 2 starts when the bus is free at 200 (its half was freed at 110), ends at 300.
     out = sdram.schedule(_segs(10, 10, 10), [100, 100, 100])
     assert out == {"compute_cycles": 30, "load_cycles": 300, "stall_cycles": 280,
-                   "first_stall": 100, "total_cycles": 310}
+                   "first_stall": 100, "total_cycles": 310, "waits": [100, 90, 90]}
 
 
 def test_schedule_compute_dominates():
@@ -187,6 +187,8 @@ def test_weight_stream_counts(tiny):
     assert out["compute_cycles"] == cycles.predict(model, result.spikes, 8, 16)["total"]
     assert out["total_cycles"] == out["compute_cycles"] + out["stall_cycles"]
     assert out["stall_cycles"] >= out["first_stall"] > 0
+    assert sum(out["stalls_by_descriptor"].values()) == out["stall_cycles"]
+    assert out["stalls_by_descriptor"]["sps.conv0"] >= out["first_stall"]
     assert out["load_cycles"] == out["sdram_busy_cycles"]          # same clock
     assert out["latency_ms"] == pytest.approx(out["total_cycles"] / 50e3)
     # The SDRAM at half the engine's clock: every load takes twice the engine cycles.
