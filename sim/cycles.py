@@ -138,9 +138,11 @@ def _conv_groups(s, groups, k3, width, pool=False, writeback=1):
     """:func:`_conv_cycles` split by output group: a list of ``groups`` cycle counts that sums
     to it.
 
-    Group ``g``'s cycles run from the end of group ``g - 1``'s last row (the layer's start for
-    ``g = 0``) to the end of its own last row, so the layer's fixed cycles (``CONV_START``, the
-    pipeline's fill and the last row's drain) are group 0's and the last group's.
+    With the row recurrence (``pool`` or ``writeback > 1``) group ``g``'s cycles run from the
+    end of group ``g - 1``'s last row (the layer's start for ``g = 0``) to the end of its own,
+    so the pipeline's fill is group 0's and the last row's drain the last group's; in the
+    closed form every group is its rows and the layer's fixed cycles (``CONV_START``, fill and
+    drain) are group 0's.
     """
     rows = _box(_word_cost(s, width), k3)
     if pool or writeback > 1:
