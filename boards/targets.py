@@ -18,7 +18,8 @@ from sdtforge.hdl.compile import MEMORIES, compile_model, derive_config
 
 from .spram import SPRAM_BITS, SPRAM_ROWS, spram_banks, spram_blocks
 
-__all__ = ["Board", "BOARDS", "get_board", "BoardPlan", "plan_board", "block_ram_usage"]
+__all__ = ["Board", "BOARDS", "get_board", "BoardPlan", "plan_board", "block_ram_usage",
+           "memory_blocks"]
 
 # Block RAM aspect ratios (rows, bits): iCE40 SB_RAM40_4K and ECP5 DP16KD (true dual port
 # modes; the accelerator's memories have one read and one write port).
@@ -155,6 +156,12 @@ def _blocks(rows, bits, family):
 
 #: Host-link frame buffer bytes (also the host's largest ``LOAD`` chunk).
 LINK_PAYLOAD = 256
+
+
+def memory_blocks(rows, bits, family):
+    """Block RAMs of one memory of ``rows`` × ``bits`` on ``family`` (``"ice40"``: EBR,
+    ``"ecp5"``: DP16KD), in the aspect that needs the fewest; 0 where it stays in logic."""
+    return _blocks(rows, bits, family)[0]
 
 
 def block_ram_usage(config, board):

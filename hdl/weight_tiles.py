@@ -94,34 +94,30 @@ def tile_plan(compiled, bus_bytes=2, base=0):
     return tiles
 
 
-def plan_model(model, lanes, width, bus_bytes=2, base=0):
-    """:func:`tile_plan` of ``model`` on its derived configuration at ``lanes`` and ``width``.
+def plan_model(model, lanes, width, bus_bytes=2, base=0, *, config=None):
+    """:func:`tile_plan` of ``model`` on ``config`` (by default its derived configuration at
+    ``lanes`` and ``width``).
 
     Plans the program without packing any weight row (cheap for a paper-scale model).
     """
     from .compile import _plan, derive_config
 
-    return tile_plan(_plan(model, derive_config(model, lanes=lanes, width=width), rows=False),
-                     bus_bytes, base)
+    cfg = derive_config(model, lanes=lanes, width=width) if config is None else config
+    return tile_plan(_plan(model, cfg, rows=False), bus_bytes, base)
 
 
 def double_buffer(tiles):
-    """The on-chip double buffer that holds the tile computed and the tile fetched.
-
-    Two halves of the largest tile's rows, rows as wide as a weight row, in ECP5 ``DP16KD``
-    blocks (18 kbit; 512 × 36 up to 16384 × 1, the aspect that needs the fewest blocks; the
-    fit check's count, :func:`sdtforge.boards.targets.block_ram_usage`).
+    """The on-chip double buffer that holds the tile computed and the tile fetched: two
+    halves of the largest tile's rows, rows as wide as a weight row (a board's block count:
+    :func:`sdtforge.boards.targets.memory_blocks`).
 
     Returns
     -------
     dict
-        ``rows`` (both halves), ``row_bits``, ``bits`` and ``dp16kd`` (blocks).
+        ``rows`` (both halves), ``row_bits`` and ``bits``.
     """
-    from sdtforge.boards.targets import _blocks
-
     if not tiles:
-        return {"rows": 0, "row_bits": 0, "bits": 0, "dp16kd": 0}
+        return {"rows": 0, "row_bits": 0, "bits": 0}
     rows = 2 * max(t.rows for t in tiles)
     row_bits = max(t.row_bits for t in tiles)
-    return {"rows": rows, "row_bits": row_bits, "bits": rows * row_bits,
-            "dp16kd": _blocks(rows, row_bits, "ecp5")[0]}
+    return {"rows": rows, "row_bits": row_bits, "bits": rows * row_bits}

@@ -315,14 +315,12 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
     ValueError
         The tiles do not match the cycle model's weighted segments.
     """
-    from sdtforge.hdl.compile import _plan, derive_config
-    from sdtforge.hdl.weight_tiles import double_buffer, tile_plan
+    from sdtforge.hdl.weight_tiles import double_buffer, plan_model
 
     from .cycles import predict_groups
 
     sdram_mhz = clock_mhz if sdram_mhz is None else sdram_mhz
-    cfg = derive_config(model, lanes=lanes, width=width) if config is None else config
-    tiles = tile_plan(_plan(model, cfg, rows=False), chip.bus_bytes)
+    tiles = plan_model(model, lanes, width, chip.bus_bytes, config=config)
     segments = predict_groups(model, spikes, lanes, width, image, config=config)
     keys = [(name, g) for name, g, _ in segments if g is not None]
     if keys != [(t.name, t.group) for t in tiles]:

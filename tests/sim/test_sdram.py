@@ -5,6 +5,7 @@ from fractions import Fraction
 
 import pytest
 
+from sdtforge.boards.targets import memory_blocks
 from sdtforge.hdl import weight_tiles
 from sdtforge.hdl.compile import _plan, derive_config
 from sdtforge.quantize import synthetic
@@ -178,7 +179,7 @@ def test_tile_plan_bytes_and_addresses(tiny):
     largest = max(t.rows for t in tiles)
     assert buf["rows"] == 2 * largest and buf["bits"] == 2 * largest * 64
     # 64-bit rows: two 36-bit-wide columns of blocks, 512 rows each.
-    assert buf["dp16kd"] == 2 * -(-2 * largest // 512)
+    assert memory_blocks(buf["rows"], buf["row_bits"], "ecp5") == 2 * -(-2 * largest // 512)
 
 
 def test_weight_stream_counts(tiny):
