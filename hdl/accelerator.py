@@ -101,6 +101,10 @@ class Accelerator(wiring.Component):
     w_write : ``In(memory.WritePort.Signature(...))``
         Only with ``external_weights``: the accelerator drives ``addr``, ``data`` and ``en``
         for every word of a ``WEIGHTS`` load record (only while ``busy`` is low).
+    w_write_busy : ``In(1)``
+        Only with ``external_weights``: the weight source is still writing a row; the loader
+        takes no load byte meanwhile (a source that writes in one cycle leaves it low;
+        :class:`~sdtforge.hdl.dram_weights.DRAMWeights` raises it for a row's DRAM writes).
     """
 
     def __init__(self, config, *, external_weights=None):
@@ -126,6 +130,7 @@ class Accelerator(wiring.Component):
             members["w_req"] = Out(stream.Signature(aw))
             members["w_rsp"] = In(stream.Signature(shape))
             members["w_write"] = In(memory.WritePort.Signature(addr_width=aw, shape=shape))
+            members["w_write_busy"] = In(1)
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -350,6 +355,9 @@ class Accelerator(wiring.Component):
             m.d.comb += [pix_w.addr.eq(loader.pixels.addr), pix_w.data.eq(loader.pixels.data),
                          pix_w.en.eq(loader.pixels.en)]
         m.d.comb += [emit.classes.eq(en.classes), emit.cycles.eq(ctrl.cycles)]
-        m.d.comb += [loader.enable.eq(~self.busy), self.load_idle.eq(loader.idle),
+        # The loader takes bytes while the engine is idle and the weight source can take a row
+        # (a row write is one cycle and the next row needs at least one more byte).
+        ready = ~self.busy & ~self.w_write_busy if self.external_weights else ~self.busy
+        m.d.comb += [loader.enable.eq(ready), self.load_idle.eq(loader.idle),
                      self.load_error.eq(loader.error)]
         return m

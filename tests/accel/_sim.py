@@ -1,22 +1,83 @@
 """Drive the whole accelerator in the Amaranth simulator through its production ports."""
 
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from sdtforge.hdl.accel_isa import decode_result
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import image_order, load_stream_bytes
+from sdtforge.hdl.dram_weights import DRAMWeights
 
 
-def run_accelerator(compiled, images, stall=None, external_weights=False, late=None):
+class _WithDRAM(Elaboratable):
+    """The accelerator with its weights behind :class:`DRAMWeights` (the DRAM port left open
+    for a model of LiteDRAM's native port)."""
+
+    def __init__(self, config):
+        self.accel = Accelerator(config, external_weights=True)
+        self.source = DRAMWeights(config.lane_layout("weights"), config.weights_depth,
+                                  addr_bits=16, queue=8)
+        for name in ("load", "pixels", "result", "busy"):
+            setattr(self, name, getattr(self.accel, name))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.accel, m.submodules.source = accel, source = self.accel, self.source
+        wiring.connect(m, accel.w_req, source.req)
+        wiring.connect(m, source.rsp, accel.w_rsp)
+        wiring.connect(m, accel.w_write, source.write)
+        m.d.comb += accel.w_write_busy.eq(source.write_busy)
+        return m
+
+
+def _dram_port(port, latency):
+    """A model of LiteDRAM's native port: commands taken two cycles in three, write data taken
+    two cycles after its command, read data ``latency`` cycles after, in order, no
+    back-pressure."""
+
+    async def process(ctx):
+        mem, writes, reads, now = {}, [], [], 0
+        cmd_ready = w_due = r_due = False
+        async for _, _, c_valid, c_we, c_addr, w_data in ctx.tick().sample(
+                port.cmd.valid, port.cmd.payload.we, port.cmd.payload.addr,
+                port.wdata.payload.data):
+            if w_due:
+                mem[writes.pop(0)[1]] = w_data
+            if r_due:
+                reads.pop(0)
+            if c_valid and cmd_ready:
+                queue = writes if c_we else reads
+                last = queue[-1][0] if queue else now
+                queue.append((max(last + 1, now + (2 if c_we else latency)), c_addr))
+            now += 1
+            cmd_ready = now % 3 != 0
+            w_due = bool(writes) and writes[0][0] <= now
+            r_due = bool(reads) and reads[0][0] <= now
+            ctx.set(port.cmd.ready, cmd_ready)
+            ctx.set(port.wdata.ready, w_due)
+            ctx.set(port.rdata.valid, r_due)
+            ctx.set(port.rdata.payload, mem.get(reads[0][1], 0) if r_due else 0)
+
+    return process
+
+
+def run_accelerator(compiled, images, stall=None, external_weights=False, late=None,
+                    dram_latency=None):
     """Load ``compiled``, classify ``images`` (uint8 ``[B, C, H, W]``).
 
     Returns a list of ``(logits, class, cycles)``. ``stall(i)`` → True makes the testbench
     withhold ``valid``/``ready`` on beat ``i`` (random back-pressure on both sides). With
     ``external_weights`` the weights live in a behavioural memory outside the accelerator
     that answers the weight stream; ``late(k)`` → True keeps it from answering in the ``k``-th
-    cycle it could (with ``late`` unset every row comes the cycle after its request).
+    cycle it could (with ``late`` unset every row comes the cycle after its request). With
+    ``dram_latency`` they live in DRAM behind :class:`DRAMWeights` and a model of LiteDRAM's
+    native port whose reads answer after that many cycles.
     """
-    dut = Accelerator(compiled.config, external_weights=external_weights)
+    if dram_latency is not None:
+        dut = _WithDRAM(compiled.config)
+    else:
+        dut = Accelerator(compiled.config, external_weights=external_weights)
     load = load_stream_bytes(compiled)
     results = []
 
@@ -82,7 +143,9 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
-    if external_weights:
+    if dram_latency is not None:
+        sim.add_process(_dram_port(dut.source.port, dram_latency))
+    elif external_weights:
         sim.add_process(weight_memory)
     sim.run()
     return results

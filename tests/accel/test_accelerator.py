@@ -22,7 +22,7 @@ CASES = {
 
 
 def _check(config, lanes, width, seed, images, stall=None, external_weights=False,
-           widen=None, late=None, theta_max=4, writeback=1):
+           widen=None, late=None, theta_max=4, writeback=1, dram_latency=None):
     model = random_model(config, seed=seed, theta_max=theta_max)
     compiled = compile_model(model, lanes=lanes, width=width)
     if writeback > 1:
@@ -37,13 +37,13 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
     pixels = rng.integers(0, 256, shape).astype(np.uint8)
     ref = golden.run(model, pixels, spikes=True)
     got = run_accelerator(compiled, pixels, stall=stall, external_weights=external_weights,
-                          late=late)
+                          late=late, dram_latency=dram_latency)
     for i, (logits, cls, cyc) in enumerate(got):
         assert logits == ref.logits[i].tolist()
         assert cls == int(ref.classes[i])
         predicted = cycles.predict(model, ref.spikes, lanes, width, image=i,
                                    config=compiled.config)["total"]
-        if late:
+        if late or dram_latency:
             # Each cycle a weight row is late costs the engine a cycle; nothing else changes.
             assert cyc > predicted
         else:
@@ -109,6 +109,17 @@ def test_late_weight_rows():
     config, lanes, width = CASES["6x5-c2-pool-p4w8"]
     _check(config, lanes, width, seed=4, images=2, external_weights=True,
            late=lambda k: bool(late[k % 100000]))
+
+
+@pytest.mark.parametrize("latency", [4, 13])
+def test_weights_in_dram(latency):
+    """The weights written into DRAM by the loader (through ``DRAMWeights``, which holds the
+    loader while a row's words are written) and read back per event: bit-exact, slower."""
+    rng = np.random.default_rng(8)
+    stalls = rng.random(100000) < 0.2
+    config, lanes, width = CASES["6x5-c2-pool-p4w8"]
+    _check(config, lanes, width, seed=4, images=1, stall=lambda i: bool(stalls[i % 100000]),
+           dram_latency=latency)
 
 
 def test_a_longer_descriptor():
