@@ -1,0 +1,107 @@
+"""Co-simulation of the SDRAM controller's Verilog with the SDR chip model (Icarus Verilog).
+
+``sim/verilog/`` holds the chip model (``sdram_chip.v``), stand-ins for the ECP5 primitives
+the controller instantiates (``ecp5_prims.v``) and a testbench (``tb_sdram.v``) that writes,
+masks, idles across refreshes and reads back through the controller's native port.
+:func:`run_testbench` compiles them with a generated controller
+(:mod:`sdtforge.boards.litedram`), runs it and parses the report. ``docs/boards.md`` §5d.
+"""
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdtforge.errors import UserError
+
+from .cosim import ICARUS_ARGS
+from .toolchain import have_iverilog
+
+__all__ = ["VERILOG_DIR", "SOURCES", "TestbenchResult", "run_testbench", "parse_report"]
+
+#: The chip model, the ECP5 stand-ins and the testbench.
+VERILOG_DIR = Path(__file__).parent / "verilog"
+SOURCES = ("tb_sdram.v", "sdram_chip.v", "ecp5_prims.v")
+
+_COUNTS = re.compile(r"^model: (.*)$", re.M)
+_READS = re.compile(r"^reads ok=(\d+) mismatches=(\d+) sequential mismatches=(\d+)$", re.M)
+
+
+@dataclass
+class TestbenchResult:
+    """What the testbench reported.
+
+    Attributes
+    ----------
+    passed : bool
+        The testbench printed ``TEST PASSED``.
+    commands : dict
+        Chip model counters: ``ACT``, ``RD``, ``WR``, ``PRE``, ``REF``, ``MRS`` and ``errors``.
+    reads_ok, mismatches, sequential_mismatches : int
+        Random-address reads that matched and did not, and sequential reads that did not.
+    model_errors : list of str
+        The chip model's ``SDRAM-MODEL ERROR`` lines.
+    log : str
+        The whole output.
+    """
+
+    __test__ = False  # not a pytest class
+
+    passed: bool
+    commands: dict = field(default_factory=dict)
+    reads_ok: int = 0
+    mismatches: int = 0
+    sequential_mismatches: int = 0
+    model_errors: list = field(default_factory=list)
+    log: str = ""
+
+
+def parse_report(log):
+    """Parse the testbench's output into a :class:`TestbenchResult`."""
+    counts = _COUNTS.findall(log)
+    commands = {}
+    if counts:
+        for item in counts[-1].split():
+            key, _, value = item.partition("=")
+            commands[key] = int(value)
+    reads = _READS.search(log)
+    ok, bad, seq = (int(x) for x in reads.groups()) if reads else (0, 0, 0)
+    return TestbenchResult(
+        passed="TEST PASSED" in log and "TEST FAILED" not in log, commands=commands,
+        reads_ok=ok, mismatches=bad, sequential_mismatches=seq,
+        model_errors=[line for line in log.splitlines() if "SDRAM-MODEL ERROR" in line],
+        log=log)
+
+
+def run_testbench(core, out, *, half_rate=False, params=None, timeout=300):
+    """Compile and run ``tb_sdram.v`` with the controller Verilog ``core`` in Icarus.
+
+    Parameters
+    ----------
+    core : str or Path
+        The generated controller (``sdram_ulx3s.v``).
+    out : str or Path
+        Folder for the compiled simulation.
+    half_rate : bool
+        The controller was generated at rate 1:2 (defines ``HALFRATE``).
+    params : dict, optional
+        Testbench parameters (``AW``, ``DW``, ``COL_BITS``, ``PS_DELAY``, ``T_RT``, ...).
+
+    Returns
+    -------
+    TestbenchResult
+    """
+    if not have_iverilog():
+        raise UserError("Icarus Verilog (iverilog) is not installed; run `make system-deps`")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vvp = out / "tb_sdram.vvp"
+    cmd = ["iverilog", *ICARUS_ARGS, "-o", str(vvp), "-s", "tb"]
+    if half_rate:
+        cmd.append("-DHALFRATE")
+    cmd += [f"-Ptb.{k}={v}" for k, v in (params or {}).items()]
+    cmd += [str(VERILOG_DIR / name) for name in SOURCES] + [str(core)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout)
+    run = subprocess.run(["vvp", "-n", str(vvp)], check=True, capture_output=True, text=True,
+                         timeout=timeout, cwd=out)
+    return parse_report(run.stdout)
