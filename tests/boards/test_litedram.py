@@ -1,0 +1,211 @@
+"""The SDRAM controller: LiteDRAM generator, committed Verilog, chip-model co-simulation, component.
+
+The committed ``boards/verilog/sdram_ulx3s.v`` must be what the generator writes today (byte
+for byte, so also deterministic); the controller must pass the testbench against the chip
+model (every read returns what was written, no timing rule broken, refreshes issued), and the
+chip model must flag a controller that breaks a rule (a power-up wait that is too short).
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from amaranth.back import rtlil
+
+from sdtforge.boards import litedram
+from sdtforge.boards.sdram import CORE_VERILOG, LiteDRAMNative, core_info
+from sdtforge.errors import UserError
+from sdtforge.sim.sdram_chip import parse_report, run_testbench
+from sdtforge.sim.toolchain import have_iverilog
+
+needs_icarus = pytest.mark.skipif(not have_iverilog(), reason="iverilog not installed")
+
+#: AUTO REFRESH commands of the power-up sequence (the controller's own come after).
+INIT_REFRESHES = litedram.INIT_REFRESHES
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "sdtforge.boards.litedram", *args],
+                          capture_output=True, text=True)
+
+
+def test_committed_verilog_is_what_the_generator_writes(tmp_path):
+    run = _cli("--out", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "sdram_ulx3s.v").read_bytes() == CORE_VERILOG.read_bytes()
+    assert ((tmp_path / "sdram_ulx3s.json").read_bytes()
+            == CORE_VERILOG.with_suffix(".json").read_bytes())
+    head = CORE_VERILOG.read_text().splitlines()[:2]
+    assert head[0] == "// Made by: " + litedram.command_line("MT48LC16M16", 50_000_000, "1:1",
+                                                              None)
+    assert "litex 2024.12, litedram 2024.12, migen 0.10.0" in head[1]
+
+
+def test_generating_twice_in_one_process_gives_the_same_bytes(tmp_path):
+    a, _ = litedram.generate(tmp_path / "a")
+    litedram.generate(tmp_path / "b", rate="1:2")
+    c, _ = litedram.generate(tmp_path / "c")
+    assert a.read_bytes() == c.read_bytes()
+
+
+def _ports(verilog):
+    head = verilog.read_text().split(");", 1)[0]
+    return {line.split()[-1].rstrip(","): line.split()[0]
+            for line in head.splitlines() if line.strip().startswith(("input", "output", "inout"))}
+
+
+@pytest.mark.parametrize("kw, expect", [
+    ({}, dict(addr_width=24, data_width=16, column_bits=9, size_bytes=32 << 20, cas_latency=2,
+              sdram_clk_freq=50_000_000)),
+    ({"module": "AS4C32M16"}, dict(addr_width=25, data_width=16, column_bits=10,
+                                   size_bytes=64 << 20)),
+    ({"rate": "1:2"}, dict(addr_width=23, data_width=32, burst_length=2, cas_latency=2,
+                           sdram_clk_freq=100_000_000)),
+    ({"data_width": 64}, dict(addr_width=22, data_width=64)),
+    ({"sys_clk_freq": 100_000_000}, dict(cas_latency=2, sdram_clk_freq=100_000_000)),
+    ({"sys_clk_freq": 125_000_000}, dict(cas_latency=3)),
+])
+def test_options_set_the_ports_and_the_configuration(tmp_path, kw, expect):
+    path, info = litedram.generate(tmp_path, **kw)
+    assert json.loads(path.with_suffix(".json").read_text()) == info
+    for key, value in expect.items():
+        assert info[key] == value, key
+    ports = _ports(path)
+    assert ports["sdram_dq"] == "inout" and ports["sdram_clk"] == "output"
+    assert ("clk2x" in ports) == (kw.get("rate") == "1:2")
+    text = path.read_text()
+    aw, dw = info["addr_width"], info["data_width"]
+    assert f"input  wire   [{aw - 1}:0] user_cmd_addr" in text
+    assert f"output wire   [{dw - 1}:0] user_rdata_data" in text
+    # tRFC (66 ns on the MT48LC16M16) in controller cycles, rounded up.
+    if kw.get("sys_clk_freq") == 100_000_000:
+        assert info["timing_cycles"]["tRFC"] == 7
+
+
+@needs_icarus
+def test_controller_passes_the_chip_model(tmp_path):
+    result = run_testbench(CORE_VERILOG, tmp_path)
+    assert result.passed, result.log
+    assert result.commands["errors"] == 0 and result.model_errors == []
+    assert result.reads_ok == 2049 and result.mismatches == 0
+    assert result.sequential_mismatches == 0
+    # The testbench's 40 µs idle alone spans 5 refresh intervals (7.8 µs).
+    assert result.commands["REF"] >= INIT_REFRESHES + 5, result.commands
+    assert result.commands["MRS"] == 1
+    assert result.commands["WR"] == 2048 + 512 + 2048
+    assert "sequential: 2048 reads of 16 bit" in result.log
+
+
+@needs_icarus
+def test_controller_at_half_rate_passes_the_chip_model(tmp_path):
+    path, info = litedram.generate(tmp_path, rate="1:2")
+    result = run_testbench(path, tmp_path, half_rate=True,
+                           params={"AW": info["addr_width"], "DW": info["data_width"]})
+    assert result.passed, result.log
+    assert result.commands["errors"] == 0 and result.reads_ok == 2049
+    assert result.commands["REF"] >= INIT_REFRESHES + 5
+
+
+@needs_icarus
+def test_chip_model_flags_a_too_short_power_up_wait(tmp_path):
+    path, _ = litedram.generate(tmp_path, init_wait_us=50)  # the chip model asks for 100 µs
+    result = run_testbench(path, tmp_path)
+    assert not result.passed
+    assert result.commands["errors"] > 0
+    assert result.model_errors
+    assert all("command before power-up wait" in line for line in result.model_errors)
+
+
+def test_report_parser_reads_failures():
+    log = ("SDRAM-MODEL ERROR @1.0 ns: PRE: tRAS violated (cmd ...)\n"
+           "model: ACT=3 RD=1 WR=2 PRE=1 REF=9 MRS=1 errors=1\n"
+           "reads ok=1 mismatches=2 sequential mismatches=3\nTEST FAILED\n")
+    r = parse_report(log)
+    assert not r.passed and r.commands["REF"] == 9 and r.commands["errors"] == 1
+    assert (r.reads_ok, r.mismatches, r.sequential_mismatches) == (1, 2, 3)
+    assert len(r.model_errors) == 1
+    assert not parse_report("").passed
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--module", "MT48LC32M8"], "unknown SDRAM module 'MT48LC32M8'"),
+    (["--sys-clk-freq", "fast"], "not a frequency in Hz: 'fast'"),
+    (["--sys-clk-freq", "150e6"], "outside 10-133 MHz"),
+    (["--sys-clk-freq", "75e6", "--rate", "1:2"], "outside 10-133 MHz at rate 1:2"),
+    (["--rate", "2:1"], "unknown rate '2:1'"),
+    (["--data-width", "24"], "data width 24 is not a power-of-two multiple"),
+    ([], "the following arguments are required: --out"),
+])
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    argv = args if not args else ["--out", str(tmp_path), *args]
+    assert litedram.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert err.startswith("python -m sdtforge.boards.litedram: error: ")
+    assert not (tmp_path / "sdram_ulx3s.v").exists()
+
+
+def test_cli_help_names_every_option():
+    run = _cli("--help")
+    assert run.returncode == 0
+    for option in ("--out", "--module", "--sys-clk-freq", "--rate", "--data-width"):
+        assert option in run.stdout
+    assert "MT48LC16M16, AS4C32M16" in run.stdout
+
+
+def test_generate_refuses_bad_input_from_python(tmp_path):
+    with pytest.raises(UserError, match="whole|outside"):
+        litedram.generate(tmp_path, sys_clk_freq=50e6)  # a float: not whole Hz
+
+
+class _Platform:
+    def __init__(self):
+        self.files = {}
+
+    def add_file(self, name, text):
+        self.files[name] = text
+
+
+def test_component_signature_and_instance():
+    dut = LiteDRAMNative()
+    info = core_info()
+    assert info["addr_width"] == 24 and info["data_width"] == 16
+    assert dut.cmd.payload.addr.shape().width == 24
+    assert dut.wdata.payload.data.shape().width == 16
+    assert dut.wdata.payload.we.shape().width == 2
+    assert len(dut.rdata.payload) == 16
+    platform = _Platform()
+    dut.elaborate(platform)
+    assert platform.files == {"sdram_ulx3s.v": CORE_VERILOG.read_text()}
+    assert dut.elaborate(None) is not None
+    text = rtlil.convert(dut)
+    assert "cell \\sdram_ulx3s" in text
+    for port in ("user_cmd_addr", "user_rdata_data", "sdram_dq", "clk_sdram", "init_done"):
+        assert f"connect \\{port} " in text, port
+
+
+def test_component_takes_board_pins_and_other_configurations(tmp_path):
+    class Pin:
+        def __init__(self, width):
+            from amaranth.hdl import IOPort
+            self.io = IOPort(width)
+
+    class Pins:
+        pass
+
+    pins = Pins()
+    for sub, width in [("clk", 1), ("clk_en", 1), ("cs", 1), ("we", 1), ("ras", 1),
+                       ("cas", 1), ("ba", 2), ("a", 13), ("dqm", 2), ("dq", 16)]:
+        setattr(pins, sub, Pin(width))
+    dut = LiteDRAMNative(pins)
+    assert dut.pins["sdram_dq"] is pins.dq.io and dut.pins["sdram_cs_n"] is pins.cs.io
+    pins.a = Pin(12)
+    with pytest.raises(UserError, match="sdram_a must be 13 bits"):
+        LiteDRAMNative(pins)
+    path, _ = litedram.generate(tmp_path / "w", data_width=64)
+    wide = LiteDRAMNative(verilog=path)
+    assert wide.cmd.payload.addr.shape().width == 22 and len(wide.rdata.payload) == 64
+    path, _ = litedram.generate(tmp_path / "h", rate="1:2")
+    with pytest.raises(UserError, match="rate 1:1 controller, not 1:2"):
+        LiteDRAMNative(verilog=path)
