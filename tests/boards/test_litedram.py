@@ -11,12 +11,14 @@ import subprocess
 import sys
 
 import pytest
-from amaranth.back import rtlil
+from amaranth import C, Cat, ClockDomain, Elaboratable, Module, Mux, Signal
+from amaranth.back import rtlil, verilog
 
 from sdtforge.boards import litedram
 from sdtforge.boards.sdram import CORE_VERILOG, LiteDRAMNative, core_info
 from sdtforge.errors import UserError
-from sdtforge.sim.sdram_chip import parse_report, run_testbench
+from sdtforge.sim.cosim import ICARUS_ARGS
+from sdtforge.sim.sdram_chip import VERILOG_DIR, parse_report, run_testbench
 from sdtforge.sim.toolchain import have_iverilog
 
 needs_icarus = pytest.mark.skipif(not have_iverilog(), reason="iverilog not installed")
@@ -209,3 +211,113 @@ def test_component_takes_board_pins_and_other_configurations(tmp_path):
     path, _ = litedram.generate(tmp_path / "h", rate="1:2")
     with pytest.raises(UserError, match="rate 1:1 controller, not 1:2"):
         LiteDRAMNative(verilog=path)
+
+
+class _Memtest(Elaboratable):
+    """Through :class:`LiteDRAMNative`: writes ``words`` words at scattered addresses, then
+    overwrites the high byte of each (byte enables 0b10), reads them back and counts the
+    reads that match (``good``; an X never matches) and those that do not (``bad``)."""
+
+    def __init__(self, words):
+        self.words = words
+        self.sdram = LiteDRAMNative()
+        self.done = Signal()
+        self.good = Signal(16)
+        self.bad = Signal(16)
+        self.cd_sync = ClockDomain("sync")
+        self.cd_sdram_ps = ClockDomain("sdram_ps", reset_less=True)
+
+    @staticmethod
+    def address(i):
+        return (i * 40503 + 0x1234)[:24]  # odd multiplier: distinct addresses
+
+    @staticmethod
+    def word(i):
+        return (i * 0x6F4B)[:16] ^ 0xA5C3
+
+    def _commands(self, m, n, we, state, following):
+        s = self.sdram
+        with m.State(state):
+            m.d.comb += [s.cmd.valid.eq(1), s.cmd.payload.we.eq(we)]
+            with m.If(s.cmd.ready):
+                m.d.sync += n.eq(n + 1)
+                with m.If(n == self.words - 1):
+                    m.d.sync += n.eq(0)
+                    m.next = following
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains += [self.cd_sync, self.cd_sdram_ps]
+        m.submodules.sdram = s = self.sdram
+        n, wptr, reads = Signal(16), Signal(17), Signal(16)
+        first = wptr < self.words
+        # Each write's data is presented before its command and held until wdata.ready.
+        m.d.comb += [s.wdata.payload.data.eq(Mux(first, self.word(wptr), 0xEEEE)),
+                     s.wdata.payload.we.eq(Mux(first, 0b11, 0b10)),
+                     s.wdata.valid.eq(wptr < 2 * self.words), s.rdata.ready.eq(1),
+                     s.cmd.payload.addr.eq(self.address(n))]
+        with m.If(s.wdata.ready):
+            m.d.sync += wptr.eq(wptr + 1)
+        with m.If(s.rdata.valid):
+            m.d.sync += reads.eq(reads + 1)
+            with m.If(s.rdata.payload == Cat(self.word(reads)[:8], C(0xEE, 8))):
+                m.d.sync += self.good.eq(self.good + 1)
+            with m.Else():
+                m.d.sync += self.bad.eq(self.bad + 1)
+        with m.FSM():
+            self._commands(m, n, 1, "WRITE", "MASK")
+            self._commands(m, n, 1, "MASK", "WAIT-WRITES")
+            with m.State("WAIT-WRITES"):
+                with m.If(wptr == 2 * self.words):
+                    m.next = "READ"
+            self._commands(m, n, 0, "READ", "WAIT-READS")
+            with m.State("WAIT-READS"):
+                with m.If(reads == self.words):
+                    m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+        return m
+
+
+_MEMTEST_TB = """`timescale 1ns / 1ps
+module tb_memtest;
+    reg clk = 0, clk_ps = 0, rst = 1;
+    always #10 clk = ~clk;                 // 50 MHz
+    always @(clk) clk_ps <= #5 clk;        // SDRAM clock 90 degrees behind
+    wire done, init_done;
+    wire [15:0] good, bad;
+    wire [12:0] a; wire [1:0] ba, dm; wire [15:0] dq;
+    wire sclk, cke, cs_n, ras_n, cas_n, we_n;
+    top dut (.clk(clk), .rst(rst), .sdram_ps_clk(clk_ps), .done(done), .good(good),
+             .bad(bad), .init_done(init_done), .sdram_clk(sclk), .sdram_cke(cke),
+             .sdram_cs_n(cs_n), .sdram_ras_n(ras_n), .sdram_cas_n(cas_n), .sdram_we_n(we_n),
+             .sdram_ba(ba), .sdram_a(a), .sdram_dm(dm), .sdram_dq(dq));
+    sdram_chip #(.T_AC(10.4), .T_OH(7.7)) chip (.clk(sclk), .cke(cke), .cs_n(cs_n),
+        .ras_n(ras_n), .cas_n(cas_n), .we_n(we_n), .ba(ba), .a(a), .dqm(dm), .dq(dq));
+    initial begin
+        #200 rst = 0;
+        wait (done);
+        #100 $display("memtest: good=%0d bad=%0d model: RD=%0d WR=%0d errors=%0d",
+                      good, bad, chip.n_rd, chip.n_wr, chip.errors);
+        $finish;
+    end
+    initial begin #1000000 $display("memtest: TIMEOUT"); $finish; end
+endmodule
+"""
+
+
+@needs_icarus
+def test_component_writes_and_reads_back_through_the_chip_model(tmp_path):
+    top = _Memtest(words=512)
+    text = verilog.convert(top, name="top", ports=[
+        top.cd_sync.clk, top.cd_sync.rst, top.cd_sdram_ps.clk, top.done, top.good, top.bad,
+        top.sdram.init_done])
+    (tmp_path / "top.v").write_text(text)
+    (tmp_path / "tb.v").write_text(_MEMTEST_TB)
+    sources = [tmp_path / "tb.v", tmp_path / "top.v", CORE_VERILOG,
+               VERILOG_DIR / "sdram_chip.v", VERILOG_DIR / "ecp5_prims.v"]
+    subprocess.run(["iverilog", *ICARUS_ARGS, "-o", str(tmp_path / "tb.vvp"), "-s", "tb_memtest",
+                    *map(str, sources)], check=True, capture_output=True, text=True)
+    log = subprocess.run(["vvp", "-n", str(tmp_path / "tb.vvp")], check=True,
+                         capture_output=True, text=True).stdout
+    assert "memtest: good=512 bad=0 model: RD=512 WR=1024 errors=0" in log, log
