@@ -73,10 +73,12 @@ class LiteDRAMNative(wiring.Component):
       ``wdata.payload`` in that same cycle: present each write's data (and byte enables)
       before or with its command and hold it until ``wdata.ready`` pulses.
 
-    Measured in co-simulation with the chip model (``tests/boards/test_litedram.py``,
-    ``docs/boards.md`` §5d; 50 MHz, rate 1:1): sequential reads 1.04 cycles per word with
-    refreshes and row crossings; pipelined random writes 6.45 and reads 4.89 cycles per word;
-    read latency (PHY) 3 cycles after the command reaches the PHY.
+    Measured in co-simulation with the chip model (``sim/verilog/tb_sdram.v``,
+    ``docs/boards.md`` §5d; 50 MHz, rate 1:1, 2048 words each): pipelined sequential reads
+    1.04 cycles per word, refreshes and row crossings included; pipelined reads and writes at
+    scattered addresses 4.89 and 6.45 cycles per word; a read on its own delivers its data 6
+    to 20 cycles after the command's transfer (6 to a closed bank, 9 when another row of the
+    bank is open, 20 behind a refresh).
 
     Parameters
     ----------

@@ -100,9 +100,9 @@ def run_testbench(core, out, *, half_rate=False, params=None, simulator="icarus"
     -------
     TestbenchResult
     """
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    sources = [str(VERILOG_DIR / name) for name in SOURCES] + [str(core)]
+    sources = [str(VERILOG_DIR / name) for name in SOURCES] + [str(Path(core).resolve())]
     params = params or {}
     if simulator == "icarus":
         if not have_iverilog():
@@ -119,7 +119,9 @@ def run_testbench(core, out, *, half_rate=False, params=None, simulator="icarus"
         run = [str(out / "obj_dir" / "Vtb")]
     else:
         raise UserError(f"unknown simulator {simulator!r} (icarus or verilator)")
-    subprocess.run(build, check=True, capture_output=True, text=True, timeout=timeout, cwd=out)
+    made = subprocess.run(build, capture_output=True, text=True, timeout=timeout, cwd=out)
+    if made.returncode:
+        raise RuntimeError(f"{build[0]} failed:\n{made.stdout[-4000:]}{made.stderr[-4000:]}")
     result = subprocess.run(run, check=True, capture_output=True, text=True, timeout=timeout,
                             cwd=out)
     return parse_report(result.stdout)
