@@ -77,8 +77,8 @@ class LiteDRAMNative(wiring.Component):
     ``docs/boards.md`` §5d; 50 MHz, rate 1:1, 2048 words each): pipelined sequential reads
     1.04 cycles per word, refreshes and row crossings included; pipelined reads and writes at
     scattered addresses 4.89 and 6.45 cycles per word; a read on its own delivers its data 6
-    to 20 cycles after the command's transfer (6 to a closed bank, 9 when another row of the
-    bank is open, 20 behind a refresh).
+    to 20 cycles after the command's transfer (6 when it reads the row the previous read
+    left open, 9 for another row, 20 behind a refresh).
 
     Parameters
     ----------
