@@ -59,8 +59,8 @@ class LiteDRAMNative(wiring.Component):
                          bits 7:0); see below
     ``rdata``     Out    stream of the read data, one transfer per read command, in
                          command order; see below
-    ``init_done`` Out    1 once the power-up sequence has finished (201.4 µs after
-                         reset at 50 MHz); ``cmd.ready`` stays 0 before
+    ``init_done`` Out    1 once the power-up sequence has finished (about 201 µs
+                         after reset at 50 MHz); ``cmd.ready`` stays 0 before
     ============  =====  ===========================================================
 
     **What the streams do not do.** The core ignores ``rdata.ready`` and ``wdata.valid``
