@@ -399,9 +399,13 @@ def generate(out, module="MT48LC16M16", sys_clk_freq=50_000_000, rate="1:1", dat
     Raises
     ------
     UserError
-        For an unknown module or rate, an SDRAM clock out of range, or a bad data width.
+        For an unknown module or rate, an SDRAM clock out of range, a bad data width, or an
+        output folder that is a file or cannot be written.
     """
     _check(module, sys_clk_freq, rate, data_width)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output folder {out} is an existing file")
     # Migen hashes signals by a global creation counter, and the Verilog's statement order
     # follows set order: restart the counter so that a second call in one process writes the
     # same bytes as the first.
@@ -419,11 +423,13 @@ def generate(out, module="MT48LC16M16", sys_clk_freq=50_000_000, rate="1:1", dat
     header = (f"// Made by: {made_by}\n"
               f"// with {', '.join(f'{k} {v}' for k, v in versions.items())}\n")
     info = dict(top.info, command=made_by, versions=versions)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / f"{NAME}.v"
-    path.write_text(header + _normalise(str(verilog)))
-    (out / f"{NAME}.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + _normalise(str(verilog)))
+        (out / f"{NAME}.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise UserError(f"cannot write to {out}: {exc.strerror}") from None
     return path, info
 
 
@@ -448,7 +454,7 @@ def build_parser():
     parser = _Parser(prog="python -m sdtforge.boards.litedram",
                      description="Generate the ULX3S SDR SDRAM controller (LiteDRAM) as one "
                                  "Verilog module and a JSON description.")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--module", default="MT48LC16M16",
                         help=f"SDRAM chip, one of {', '.join(MODULES)} (default: %(default)s)")
     parser.add_argument("--sys-clk-freq", type=_frequency, default=50_000_000, metavar="HZ",

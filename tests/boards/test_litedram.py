@@ -163,6 +163,15 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert not (tmp_path / "sdram_ulx3s.v").exists()
 
 
+def test_cli_refuses_a_file_as_output_folder(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert litedram.main(["--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is an existing file" in err, err
+    assert target.read_text() == "x"
+
+
 def test_cli_help_names_every_option():
     run = _cli("--help")
     assert run.returncode == 0
