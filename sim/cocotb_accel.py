@@ -25,6 +25,10 @@ from sdtforge.hdl.accel_isa import RESULT_LAYOUT, decode_result, result_words
 
 PERIOD_NS = 10
 
+#: The SDRAM chip model's counters (``sim/verilog/sdram_chip.v``): timing-rule violations and
+#: the commands it saw.
+SDRAM_COUNTERS = ("errors", "n_act", "n_rd", "n_wr", "n_ref", "n_pre", "n_mrs")
+
 
 def _port(dut, name, member):
     return getattr(dut, f"{name}__{member}")
@@ -123,6 +127,7 @@ class AccelBench:
         self.scoreboard = Scoreboard(case["expected"], case["num_classes"])
         self.last_pixel_ns = []
         self.spikes = []
+        self.period_ns = case.get("period_ns", PERIOD_NS)
 
     async def reset(self):
         self.dut.rst.value = 1
@@ -175,7 +180,7 @@ class AccelBench:
                 assert bool(last) == (k == words_per_image - 1), f"image {index}: bad last"
             # Cycles from the last pixel's transfer edge to the first result word: the
             # controller's own count plus its fixed result-stage latency.
-            latency = round((first - self.last_pixel_ns[index]) / PERIOD_NS)
+            latency = round((first - self.last_pixel_ns[index]) / self.period_ns)
             self.scoreboard.add(index, words, latency)
 
 
@@ -189,7 +194,8 @@ async def classify_images(dut):
     base = os.path.dirname(case_path)
     with open(os.path.join(base, case["load"]), "rb") as f:
         load_bytes = f.read()
-    Clock(dut.clk, PERIOD_NS, unit="ns").start()
+    period = case.get("period_ns", PERIOD_NS)
+    Clock(dut.clk, period, unit="ns").start()
     bench = AccelBench(dut, case)
     dut.pixels__valid.value = 0
     await bench.reset()
@@ -203,9 +209,12 @@ async def classify_images(dut):
     await feeder
     end_ns = cocotb.utils.get_sim_time("ns")
     wall = time.perf_counter() - start
+    # With the weights in SDRAM, the chip model's command counts and timing-rule violations.
+    sdram = ({k: int(getattr(dut.chip, k).value) for k in SDRAM_COUNTERS}
+             if case.get("sdram") else None)
     with open(os.path.join(base, case["results"]), "w") as f:
         json.dump({"images": bench.scoreboard.records, "wall_s": wall,
-                   "load_cycles": loaded_ns // PERIOD_NS,
-                   "sim_cycles": end_ns // PERIOD_NS, "spikes": bench.spikes}, f, indent=1)
+                   "load_cycles": loaded_ns // period, "sdram": sdram,
+                   "sim_cycles": end_ns // period, "spikes": bench.spikes}, f, indent=1)
     bad = [r["image"] for r in bench.scoreboard.records if not r["ok"]]
     assert not bad, f"logits differ on images {bad}"

