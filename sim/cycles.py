@@ -122,11 +122,7 @@ def _conv_cycles(s, groups, k3, width, pool=False, writeback=1):
     window merges; a write-back of ``writeback`` cycles per row (:func:`_rows`) overlaps
     the next row's gather.
     """
-    rows = _box(_word_cost(s, width), k3)
-    if pool or writeback > 1:
-        return _rows(rows, _third_event(s, width, k3), groups, writeback, pool)
-    first = int(rows[0, 0, 0])
-    return 7 + first - max(first, 3) + groups * int(np.maximum(rows, 3).sum())
+    return sum(_conv_groups(s, groups, k3, width, pool, writeback))
 
 
 def _window_counts(n):
@@ -282,17 +278,22 @@ def _sdsa(layer, ctx):
     return {layer.name: ctx.decode + ctx.steps * (6 * n * words + words * ctx.width - 1)}
 
 
-@CYCLES.register("head")
-def _head(layer, ctx):
+def _head_parts(layer, ctx):
+    """The head's ``HEAD_SUM`` descriptor's cycles and its linear layer's (a ``CONV`` over the
+    token sums) per output group, both without their ``END``."""
     g = _ceil(layer.channels, ctx.lanes)
     t_steps, n = ctx.steps, ctx.model.tokens
-    cyc = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT + ctx.writeback)
+    head_sum = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT + ctx.writeback)
     head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
-    cyc += ctx.decode + _conv_cycles(head.reshape(t_steps, -1, 1, 1),
-                                     _ceil(layer.num_classes, ctx.lanes), False, ctx.width,
-                                     writeback=ctx.writeback)
-    cyc += ctx.decode    # END
-    return {layer.name: cyc}
+    linear = _conv_groups(head.reshape(t_steps, -1, 1, 1), _ceil(layer.num_classes, ctx.lanes),
+                          False, ctx.width, writeback=ctx.writeback)
+    return head_sum, linear
+
+
+@CYCLES.register("head")
+def _head(layer, ctx):
+    head_sum, linear = _head_parts(layer, ctx)
+    return {layer.name: head_sum + ctx.decode + sum(linear) + ctx.decode}    # …, END
 
 
 def _context(model, spikes, lanes, width, image, config):
@@ -388,12 +389,7 @@ def _spike_groups(layer, ctx):
 @GROUP_CYCLES.register("head")
 def _head_groups(layer, ctx):
     # HEAD_SUM (no weight rows), the linear layer's CONV (weight rows), END.
-    g = _ceil(layer.channels, ctx.lanes)
-    t_steps, n = ctx.steps, ctx.model.tokens
-    head_sum = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT + ctx.writeback)
-    head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
-    linear = _conv_groups(head.reshape(t_steps, -1, 1, 1), _ceil(layer.num_classes, ctx.lanes),
-                          False, ctx.width, writeback=ctx.writeback)
+    head_sum, linear = _head_parts(layer, ctx)
     return ([(layer.name + ".sum", None, head_sum)]
             + _weighted(layer.name + ".linear", ctx.decode, linear) + [("end", None, ctx.decode)])
 
