@@ -104,6 +104,13 @@ class LiteDRAMNative(wiring.Component):
                  sdram_domain="sdram_ps"):
         self.verilog = Path(verilog)
         self.info = info = core_info(self.verilog)
+        if info["rate"] == "1:1" and info["data_width"] != 16:
+            # LiteDRAM puts a width converter in front of a wider port; its write FIFO takes
+            # data on wdata.valid and its reads wait for rdata.ready, which this component
+            # ties to 1 (the plain port ignores both).
+            raise UserError(f"LiteDRAMNative takes the 16-bit port of the x16 chip, not a "
+                            f"{info['data_width']}-bit one (LiteDRAM's width converter needs "
+                            f"wdata.valid and rdata.ready)")
         if info["rate"] != "1:1":
             raise UserError(f"LiteDRAMNative takes a rate 1:1 controller, not {info['rate']} "
                             f"(1:2 needs a clk2x domain)")

@@ -22,8 +22,14 @@ from .sdram import CORE_VERILOG, PINS, LiteDRAMNative, core_info
 
 __all__ = ["SDRAMEngine", "sdram_engine_verilog", "sdram_testbench", "SDRAM_PERIOD_NS"]
 
-#: The engine's clock period in co-simulation: the committed controller's (50 MHz).
-SDRAM_PERIOD_NS = 20
+#: The engine's clock period in co-simulation: the committed controller's (its ``sys_clk_freq``,
+#: 50 MHz).
+SDRAM_PERIOD_NS = 1e9 / core_info(CORE_VERILOG)["sys_clk_freq"]
+
+#: The read data's round trip in co-simulation beyond the chip's own clock-to-data (the SDRAM
+#: clock's output path, the board, the input buffer), as the controller's own testbench
+#: (``sim/verilog/tb_sdram.v``) assumes: added to the chip model's ``T_AC`` and ``T_OH``.
+READ_ROUND_TRIP_NS = 5.0
 
 #: The engine's ports that the co-simulation bench drives (the accelerator's).
 _STREAMS = ("load", "pixels", "result")
@@ -97,11 +103,13 @@ def sdram_engine_verilog(config, name):
         return verilog.convert(engine, name=name, emit_src=False, ports=engine.ports())
 
 
-def sdram_testbench(top, *, ps_delay_ns=5.0):
+def sdram_testbench(top, *, ps_delay_ns=SDRAM_PERIOD_NS / 4,
+                    round_trip_ns=READ_ROUND_TRIP_NS):
     """Verilog of the co-simulation top ``sdtforge_sdram_tb``: the engine ``top`` (its
-    Verilog module name), the chip model on its SDRAM pins, ``sdram_ps_clk`` = ``clk``
-    delayed by ``ps_delay_ns`` (90° at 50 MHz). Its ports are the engine's streams with the
-    engine's names, so the co-simulation bench drives it unchanged."""
+    Verilog module name), the chip model on its SDRAM pins with the read data ``round_trip_ns``
+    late, ``sdram_ps_clk`` = ``clk`` delayed by ``ps_delay_ns`` (90° by default, as LiteX's
+    ULX3S target). Its ports are the engine's streams with the engine's names, so the
+    co-simulation bench drives it unchanged."""
     from sdtforge.hdl.accel_isa import RESULT_LAYOUT
 
     info = core_info(CORE_VERILOG)
@@ -139,7 +147,8 @@ def sdram_testbench(top, *, ps_delay_ns=5.0):
         "        .sdram_ps_clk(sdram_ps_clk),",
         *conns,
         "    );",
-        f"    sdram_chip #(.ROW_BITS({pins['sdram_a']}), .COL_BITS({info['column_bits']})) chip (",
+        f"    sdram_chip #(.ROW_BITS({pins['sdram_a']}), .COL_BITS({info['column_bits']}),",
+        f"                 .T_AC(5.4 + {round_trip_ns}), .T_OH(2.7 + {round_trip_ns})) chip (",
         "        .clk(sdram_clk), .cke(sdram_cke), .cs_n(sdram_cs_n), .ras_n(sdram_ras_n),",
         "        .cas_n(sdram_cas_n), .we_n(sdram_we_n), .ba(sdram_ba), .a(sdram_a),",
         "        .dqm(sdram_dm), .dq(sdram_dq)",

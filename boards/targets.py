@@ -110,9 +110,9 @@ def _import(ref):
 
 
 BOARDS = {b.name: b for b in [
-    # P = 1: digits-tiny fits the UP5K's logic only with one lane (5 215 of 5 280 LC; its
+    # P = 1: digits-tiny fits the UP5K's logic only with one lane (5 251 of 5 280 LC; its
     # 28 136 weight rows take two SPRAM banks); 22.5 MHz (an exact PLL setting from 12 MHz):
-    # the measured Fmax is 22.9-24.9 MHz over the seeds (docs/boards.md §4b).
+    # the measured Fmax is 22.9-24.3 MHz over the seeds (docs/boards.md §4b).
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
           bram_name="SB_RAM40_4K", default_lanes=1, default_width=16, f_sync=22.5e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
@@ -120,9 +120,9 @@ BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
           # P = 32 with 32-bit spike words: digits-small in 79.8 k cycles per image (8 lanes:
           # 298 k). 46.875 MHz (25 MHz / 8 · 15, the PLL's closest setting under 50 MHz): the
-          # measured Fmax at 32 lanes is 48.4-51.0 MHz over the seeds, where 50 MHz was missed
-          # in three of six builds (docs/boards.md §4b); the 608-bit stream rows' read address is
-          # its critical path.
+          # measured Fmax at 32 lanes is 48.4-51.8 MHz over the seeds, where 50 MHz was missed
+          # in four of nine builds (docs/boards.md §4b); the 608-bit stream rows' read address
+          # is its critical path.
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=46.875e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           top_class="sdtforge.boards.ulx3s:ULX3STop"),

@@ -203,7 +203,9 @@ class Accelerator(wiring.Component):
         f = shared_fields(d)
         m.submodules.ctrl = ctrl = LayerController(cfg, event_layout=enc.out_layout,
                                                    cmd_layout=pe.cmd_layout)
-        m.d.comb += [ctrl.descriptor.eq(d), ctrl.loader_idle.eq(loader.idle),
+        # The loader is idle once its last record is written (a DRAM source's last row too).
+        load_idle = loader.idle & ~self.w_write_busy if self.external_weights else loader.idle
+        m.d.comb += [ctrl.descriptor.eq(d), ctrl.loader_idle.eq(load_idle),
                      ctrl.program.loaded.eq(prog.loaded), ctrl.program.first.eq(prog.first),
                      prog.load.eq(ctrl.program.load), prog.step.eq(ctrl.program.step),
                      prog.rewind.eq(ctrl.program.rewind)]
@@ -358,6 +360,6 @@ class Accelerator(wiring.Component):
         # The loader takes bytes while the engine is idle and the weight source can take a row
         # (a row write is one cycle and the next row needs at least one more byte).
         ready = ~self.busy & ~self.w_write_busy if self.external_weights else ~self.busy
-        m.d.comb += [loader.enable.eq(ready), self.load_idle.eq(loader.idle),
+        m.d.comb += [loader.enable.eq(ready), self.load_idle.eq(load_idle),
                      self.load_error.eq(loader.error)]
         return m

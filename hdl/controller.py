@@ -45,6 +45,13 @@ class LayerController(wiring.Component):
     count on every image. The cycle counter runs from the cycle after the last pixel until
     ``END`` is decoded.
 
+    **What the engine guarantees it** (and the controller does not wait for): the command
+    queue is empty when a ``CONV`` layer starts, so ``CONV_START`` offers its ``BIAS`` command
+    for one cycle without looking at ``cmd.ready``; with one-cycle write-back rows
+    (``writeback_cycles == 1``) the write-back takes a LIF row every cycle, so ``STREAM_LIF``
+    does not look at ``lif.ready``. Waiting there would cost logic on the iCE40 and nothing
+    else; the accelerator tests would see a lost command or row as a wrong logit.
+
     Parameters
     ----------
     config : :class:`~sdtforge.hdl.compile.AccelConfig`

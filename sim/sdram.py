@@ -9,9 +9,10 @@ the loads with the compute of the cycle model's groups
 (:func:`sdtforge.sim.cycles.predict_groups`) through a two-tile buffer and counts the cycles the
 engine waits; :func:`weight_stream` does both for a model.
 
-What the SDRAM controller is assumed to do (LiteDRAM's SDR path, which the RTL does not have
-yet): burst length 1 column reads, one a cycle to an open row (LiteDRAM's SDR burst length is
-1 and its ``GENSDRPHY`` runs CAS latency 2), so a run streams a bus word a cycle with the CAS
+What the SDRAM controller is assumed to do (LiteDRAM's SDR path, ``docs/boards.md`` §5d; the
+RTL's weight source over it, §5e, reads row by row and has no tile prefetch yet): burst
+length 1 column reads, one a cycle to an open row (LiteDRAM's SDR burst length is 1 and its
+``GENSDRPHY`` runs CAS latency 2), so a run streams a bus word a cycle with the CAS
 latency paid once; a run starts with a precharge and an activate (its row may have been closed
 by a refresh or another port); a row boundary costs a precharge and an activate (tRP + tRCD,
 after tRAS), unless ``interleave``: the next row is in the next bank (row-bank-column address
@@ -98,10 +99,10 @@ class SdramChip:
             The clock is faster than the chip's grade.
         """
         f = _frac(clock_mhz)
-        period = Fraction(1000) / f
-        if f <= 0 or period < _frac(self.t_ck_cl3):
+        if f <= 0 or Fraction(1000) / f < _frac(self.t_ck_cl3):
             raise ValueError(f"{self.name} runs at most {1000 / self.t_ck_cl3:.1f} MHz, "
                              f"not {clock_mhz} MHz")
+        period = Fraction(1000) / f
 
         def up(ns):
             return math.ceil(_frac(ns) * f / 1000)

@@ -71,8 +71,8 @@ def test_layer_sequence_matches_the_naive_model():
     rng = np.random.default_rng(1)
     pix = {"steps": 2, "groups": 1, "pos_h": 1, "pos_w": 1, "channels": 1, "words": 1,
            "height": 1, "width": 3, "prow": 2}
-    conv = {"steps": 2, "groups": 2, "pos_h": 1, "pos_w": 2, "cin": 5, "words": 1,
-            "w_base": 7, "w_gstride": 40, "prow": 3}
+    conv = {"steps": 2, "groups": 2, "pos_h": 1, "pos_w": 2, "cin": 13, "words": 2,
+            "w_base": 7, "w_gstride": 120, "prow": 3}
     lif = {"steps": 2, "groups": 1, "pos_h": 2, "pos_w": 1}
     prog_words = _program([(Op.PIXEL, pix), (Op.CONV, conv), (Op.STREAM_LIF, lif),
                            (Op.END, {"classes": 3})])
@@ -82,7 +82,8 @@ def test_layer_sequence_matches_the_naive_model():
     row_events = []                                       # per CONV row: (tapoff, channel)
     for _ in conv_rows:
         n = int(rng.integers(0, 4))
-        row_events.append([(int(rng.integers(0, 3)) * 5, int(rng.integers(0, 5)))
+        # Channels past the first word (W = 8) too: the row adds word · W + bit.
+        row_events.append([(int(rng.integers(0, 9)) * 13, int(rng.integers(0, 13)))
                            for _ in range(n)])
 
     dut = _Harness()
@@ -120,6 +121,9 @@ def test_layer_sequence_matches_the_naive_model():
             ctx.set(c.wb.done, wb_rows == 0)
             ctx.set(c.wb.written, written_next)
             ctx.set(c.emit.done, seen["emit"] > 0)
+            stream_row = [int(v) for v in rng.integers(-300, 300, P)]
+            for lane, v in enumerate(stream_row):
+                ctx.set(c.stream_row[lane], v)
             # -- read the controller ---------------------------------------------------------
             if ctx.get(c.pixels.valid) and ctx.get(c.pixels.ready):
                 pw = c.pixel_write
@@ -142,7 +146,7 @@ def test_layer_sequence_matches_the_naive_model():
                 taken_at = 1
             if ctx.get(c.lif.valid) and ctx.get(c.lif.ready):
                 seen["lif"].append((tuple(ctx.get(c.row[k]) for k in "gyxt"),
-                                    [ctx.get(c.lif.payload[i]) for i in range(P)]))
+                                    [ctx.get(c.lif.payload[i]) for i in range(P)], stream_row))
             written_next = False
             if ctx.get(c.lif.valid) and ctx.get(c.lif.ready):
                 written_next = True
@@ -190,7 +194,8 @@ def test_layer_sequence_matches_the_naive_model():
                                                + [PEOp.BIAS, PEOp.DRAIN])
     assert pixel_cmds[14]["addr"] == pix["prow"]
     value = [sum(planes[7 - b][lane] << b for b in range(8)) for lane in range(P)]
-    assert seen["lif"][:2] == [((0, 0, 0, 0), value), ((0, 0, 0, 1), value)]
+    assert [(r, v) for r, v, _ in seen["lif"][:2]] == [((0, 0, 0, 0), value),
+                                                       ((0, 0, 0, 1), value)]
     # CONV: the group's bias row, then each row's events (weight row w_base + g·w_gstride +
     # tap offset + channel), the row's last command flagged with the next row's bias row.
     want = [{"op": PEOp.BIAS, "addr": conv["prow"], "last": 0, "bias": 0}]
@@ -209,7 +214,9 @@ def test_layer_sequence_matches_the_naive_model():
     assert seen["latched"] == conv_rows
     # STREAM_LIF: one LIF row per nest row, the stream read a row ahead.
     lif_rows = [(0, y, 0, t) for y in range(2) for t in range(2)]
-    assert [r for r, _ in seen["lif"][2:]] == lif_rows
+    assert [r for r, _, _ in seen["lif"][2:]] == lif_rows
+    # STREAM_LIF's values are the stream memory's row of that cycle, lane by lane.
+    assert all(v == x for _, v, x in seen["lif"][2:])
     assert seen["stream_rows"][:-1] == lif_rows[1:]
     assert seen["emit"] == 1
 

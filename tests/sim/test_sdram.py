@@ -25,8 +25,9 @@ def test_timing_in_cycles():
     assert (s.rcd, s.rp, s.ras, s.rfc, s.refi, s.cl) == (1, 1, 2, 3, 365, 2)
     # Above 100 MHz CL 2 is out of the -7 grade's range; above 1 / 7 ns the chip is.
     assert sdram.AS4C32M16SB_7.timing(140).cl == 3
-    with pytest.raises(ValueError, match="at most 142.9 MHz"):
-        sdram.AS4C32M16SB_7.timing(143)
+    for clock in (143, 0, -5):
+        with pytest.raises(ValueError, match="at most 142.9 MHz"):
+            sdram.AS4C32M16SB_7.timing(clock)
     assert sdram.AS4C32M16SB_7.capacity == 64 << 20
 
 
