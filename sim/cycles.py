@@ -249,14 +249,10 @@ def _pixel_conv(layer, ctx):
 
 @CYCLES.register("conv3x3_spike", "stream_conv3x3", "conv1x1", "stream_conv1x1")
 def _spike_conv(layer, ctx):
-    k3 = layer.KIND in ("conv3x3_spike", "stream_conv3x3")
-    pool = layer.KIND.startswith("stream_") and bool(getattr(layer, "pool", False))
-    cyc = ctx.decode + _conv_cycles(ctx.smap(layer.input),
-                                    _ceil(layer.out_channels, ctx.lanes), k3, ctx.width, pool,
-                                    ctx.writeback)
-    out = {layer.name: cyc}
-    if layer.KIND == "conv3x3_spike":
-        out.update(_pool_cycles(layer, ctx))
+    # The sum of its groups' segments (_spike_groups: one rule for both), per descriptor.
+    out = {}
+    for name, _, cycles in _spike_groups(layer, ctx):
+        out[name] = out.get(name, 0) + cycles
     return out
 
 
