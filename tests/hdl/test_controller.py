@@ -11,6 +11,7 @@ innermost; a ``CONV`` event of tap offset ``o`` and channel ``c`` reads weight r
 
 import numpy as np
 import pytest
+from _stream import mem_write
 from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
@@ -53,16 +54,6 @@ def _program(layers):
     return words
 
 
-async def _load_program(ctx, prog, words):
-    """Write ``words`` into the program memory through its write port."""
-    for addr, word in enumerate(words):
-        ctx.set(prog.write.addr, addr)
-        ctx.set(prog.write.data, word)
-        ctx.set(prog.write.en, 1)
-        await ctx.tick()
-    ctx.set(prog.write.en, 0)
-
-
 def _event(tapoff, channel, *, last=False, none=False):
     return {"addr": (tapoff << (LW + WB)) | channel, "last": int(last), "none": int(none)}
 
@@ -92,7 +83,7 @@ def test_layer_sequence_matches_the_naive_model():
             "emit": 0}
 
     async def tb(ctx):
-        await _load_program(ctx, dut.prog, prog_words)
+        await mem_write(ctx, dut.prog.write, enumerate(prog_words))
         ctx.set(c.loader_idle, 1)
         ctx.set(c.cmd.ready, 1)
         ctx.set(c.lif.ready, 1)
@@ -237,7 +228,7 @@ def test_stage_layers_start_their_stage_and_wait(op):
     starts, waits = [], []
 
     async def tb(ctx):
-        await _load_program(ctx, dut.prog, prog_words)
+        await mem_write(ctx, dut.prog.write, enumerate(prog_words))
         for sig in (c.loader_idle, c.cmd.ready, c.lif.ready, c.wb.done):
             ctx.set(sig, 1)
         pixel_left, emitted = 1, False
