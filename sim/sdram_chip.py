@@ -30,7 +30,10 @@ PRIMS_VERILOG = VERILOG_DIR / "ecp5_prims.v"
 SOURCES = ("tb_sdram.v", "sdram_chip.v", "ecp5_prims.v")
 #: Verilator options: a timed testbench; LiteX's Verilog and the models warn about style only.
 VERILATOR_ARGS = ("--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                  "-Wno-COMBDLY", "-Wno-ZERODLY")
+                  "-Wno-COMBDLY", "-Wno-ZERODLY",
+                  # --timing's coroutines need C++20. verilator-cli sets it through CXXFLAGS,
+                  # but only where CXXFLAGS is not set already (as it may be under make).
+                  "-CFLAGS", "-std=c++20")
 
 _COUNTS = re.compile(r"^model: (.*)$", re.M)
 _READS = re.compile(r"^reads ok=(\d+) mismatches=(\d+) sequential mismatches=(\d+)$", re.M)
