@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from sdtforge.errors import UserError
 
-__all__ = ["CORE_VERILOG", "PINS", "LiteDRAMNative", "core_info"]
+__all__ = ["CORE_VERILOG", "PINS", "LiteDRAMNative", "core_info", "pin_widths"]
 
 #: The committed controller (default configuration); its description is the ``.json`` beside.
 CORE_VERILOG = Path(__file__).parent / "verilog" / "sdram_ulx3s.v"
@@ -34,6 +34,12 @@ PINS = {
     "sdram_dm": ("dqm", 2),
     "sdram_dq": ("dq", 16),
 }
+
+
+def pin_widths(info):
+    """``{controller port: width}`` of the SDRAM pins of a controller described by ``info``
+    (:func:`core_info`)."""
+    return {name: info[w] if isinstance(w, str) else w for name, (_, w) in PINS.items()}
 
 
 def core_info(verilog=CORE_VERILOG):
@@ -126,8 +132,7 @@ class LiteDRAMNative(wiring.Component):
         })
 
     def _pins(self, pins):
-        widths = {name: self.info[w] if isinstance(w, str) else w
-                  for name, (_, w) in PINS.items()}
+        widths = pin_widths(self.info)
         if pins is None:
             return {name: IOPort(width, name=name) for name, width in widths.items()}
         if isinstance(pins, dict):

@@ -16,9 +16,9 @@ from amaranth.hdl import ClockDomain, Elaboratable, Module, Value
 from amaranth.lib import wiring
 
 from sdtforge.hdl.accelerator import Accelerator
-from sdtforge.hdl.dram_weights import DRAMWeights
+from sdtforge.hdl.dram_weights import DRAMWeights, connect_dram_weights
 
-from .sdram import CORE_VERILOG, PINS, LiteDRAMNative, core_info
+from .sdram import CORE_VERILOG, LiteDRAMNative, core_info, pin_widths
 
 __all__ = ["SDRAMEngine", "sdram_engine_verilog", "sdram_testbench", "SDRAM_PERIOD_NS"]
 
@@ -72,10 +72,7 @@ class SDRAMEngine(Elaboratable):
         m.submodules.accel = accel = self.accel
         m.submodules.weights = weights = self.weights
         m.submodules.sdram = sdram = self.sdram
-        wiring.connect(m, accel.w_req, weights.req)
-        wiring.connect(m, weights.rsp, accel.w_rsp)
-        wiring.connect(m, accel.w_write, weights.write)
-        m.d.comb += accel.w_write_busy.eq(weights.write_busy)
+        connect_dram_weights(m, accel, weights)
         wiring.connect(m, weights.port.cmd, sdram.cmd)
         wiring.connect(m, weights.port.wdata, sdram.wdata)
         wiring.connect(m, sdram.rdata, weights.port.rdata)
@@ -130,7 +127,7 @@ def sdram_testbench(top, *, ps_delay_ns=SDRAM_PERIOD_NS / 4,
         decl.append(f"    output wire {port},")
         ports.append(port)
     decl[-1] = decl[-1].rstrip(",")
-    pins = {name: (info[w] if isinstance(w, str) else w) for name, (_, w) in PINS.items()}
+    pins = pin_widths(info)
     wires = [f"    wire {f'[{w - 1}:0] ' if w > 1 else ''}{name};" for name, w in pins.items()]
     conns = [f"        .{p}({p})," for p in ports] + [f"        .{n}({n})," for n in pins]
     conns[-1] = conns[-1].rstrip(",")

@@ -25,7 +25,7 @@ from amaranth.utils import ceil_log2
 from .params import check_positive
 from .weights import weight_source_signature
 
-__all__ = ["DRAMWeights", "word_port_signature"]
+__all__ = ["DRAMWeights", "connect_dram_weights", "word_port_signature"]
 
 
 def word_port_signature(word_bits, addr_bits):
@@ -78,7 +78,6 @@ class DRAMWeights(wiring.Component):
         check_positive("Queue depth", queue)
         if word_bits % 8 or word_bits <= 0:
             raise ValueError(f"Word width must be a positive multiple of 8, not {word_bits!r}")
-        self._shape = shape
         self._row_bits = Shape.cast(shape).width
         self._words = -(-self._row_bits // word_bits)
         self._stride = 1 << ceil_log2(self._words)
@@ -159,3 +158,13 @@ class DRAMWeights(wiring.Component):
             m.d.sync += got.eq(0)
         m.d.sync += credits.eq(credits - read_cmd + pop)
         return m
+
+
+def connect_dram_weights(m, accel, weights):
+    """Wire an :class:`~sdtforge.hdl.accelerator.Accelerator` with ``external_weights`` to
+    ``weights`` (a :class:`DRAMWeights`) in module ``m``: the weight stream, the loader's row
+    writes and ``w_write_busy``, which holds the loader while a row is written."""
+    wiring.connect(m, accel.w_req, weights.req)
+    wiring.connect(m, weights.rsp, accel.w_rsp)
+    wiring.connect(m, accel.w_write, weights.write)
+    m.d.comb += accel.w_write_busy.eq(weights.write_busy)

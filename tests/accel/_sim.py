@@ -1,13 +1,12 @@
 """Drive the whole accelerator in the Amaranth simulator through its production ports."""
 
 from amaranth.hdl import Elaboratable, Module
-from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from sdtforge.hdl.accel_isa import decode_result
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import image_order, load_stream_bytes
-from sdtforge.hdl.dram_weights import DRAMWeights
+from sdtforge.hdl.dram_weights import DRAMWeights, connect_dram_weights
 
 
 class _WithDRAM(Elaboratable):
@@ -24,10 +23,7 @@ class _WithDRAM(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.accel, m.submodules.source = accel, source = self.accel, self.source
-        wiring.connect(m, accel.w_req, source.req)
-        wiring.connect(m, source.rsp, accel.w_rsp)
-        wiring.connect(m, accel.w_write, source.write)
-        m.d.comb += accel.w_write_busy.eq(source.write_busy)
+        connect_dram_weights(m, accel, source)
         return m
 
 
