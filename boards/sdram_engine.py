@@ -3,10 +3,13 @@
 :class:`SDRAMEngine` puts :class:`~sdtforge.hdl.accelerator.Accelerator` (with
 ``external_weights``), :class:`~sdtforge.hdl.dram_weights.DRAMWeights` and
 :class:`~sdtforge.boards.sdram.LiteDRAMNative` together: the loader's weight rows go to the
-SDRAM, and every event's row is read back from it. Its streams are the accelerator's, so the
-co-simulation bench (:mod:`sdtforge.sim.cocotb_accel`) drives it as it drives the engine
-alone; the SDRAM pins are top-level ports (the chip model or the board's pins), and the
-controller's phase-lagged SDRAM clock is the ``sdram_ps`` domain (an input ``sdram_ps_clk``).
+SDRAM, and the engine's rows come back through the tile prefetch
+(:class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch`: the weight stream read in order, once
+per image, into an on-chip window) or, without it, one SDRAM read per event. Its streams are
+the accelerator's, so the co-simulation bench (:mod:`sdtforge.sim.cocotb_accel`) drives it as
+it drives the engine alone; the SDRAM pins are top-level ports (the chip model or the board's
+pins), and the controller's phase-lagged SDRAM clock is the ``sdram_ps`` domain (an input
+``sdram_ps_clk``).
 
 :func:`sdram_testbench` writes the Verilog top that co-simulation runs: this engine, the chip
 model (``sim/verilog/sdram_chip.v``) on its pins, and the SDRAM clock lagging ``clk``.
@@ -17,6 +20,8 @@ from amaranth.lib import wiring
 
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.dram_weights import DRAMWeights, connect_dram_weights
+from sdtforge.hdl.weight_prefetch import WeightPrefetch
+from sdtforge.hdl.weight_tiles import prefetch_window
 
 from .sdram import CORE_VERILOG, LiteDRAMNative, core_info, pin_widths
 
@@ -47,20 +52,34 @@ class SDRAMEngine(Elaboratable):
         ports by default.
     queue : int
         Reads in flight at most (:class:`~sdtforge.hdl.dram_weights.DRAMWeights`).
+    tile_rows : int, optional
+        The largest weight tile of the programs it runs
+        (:func:`~sdtforge.hdl.weight_tiles.max_tile_rows`): put the tile prefetch in front of
+        the SDRAM. Without it every event's row is read from SDRAM (the plain path).
+    window : int, optional
+        The prefetch window's rows (default
+        :func:`~sdtforge.hdl.weight_tiles.prefetch_window` of ``tile_rows``).
 
     Attributes
     ----------
-    accel, weights, sdram :
-        The accelerator, the weight source and the controller; ``load``, ``pixels``,
+    accel, weights, prefetch, sdram :
+        The accelerator, the weight source, the prefetch (or ``None``) and the controller;
+        ``load``, ``pixels``,
         ``result``, ``busy``, ``load_idle`` and ``load_error`` are the accelerator's.
     """
 
-    def __init__(self, config, *, pins=None, queue=16):
+    def __init__(self, config, *, pins=None, queue=16, tile_rows=None, window=None):
         info = core_info(CORE_VERILOG)
+        shape = config.lane_layout("weights")
         self.accel = Accelerator(config, external_weights=True)
-        self.weights = DRAMWeights(config.lane_layout("weights"), config.weights_depth,
-                                   word_bits=info["data_width"], addr_bits=info["addr_width"],
-                                   queue=queue)
+        self.weights = DRAMWeights(shape, config.weights_depth, word_bits=info["data_width"],
+                                   addr_bits=info["addr_width"], queue=queue)
+        self.prefetch = None
+        if tile_rows is not None:
+            self.prefetch = WeightPrefetch(
+                shape, config.weights_depth, tile_rows=tile_rows,
+                window=prefetch_window(tile_rows) if window is None else window,
+                in_flight=max(2, queue // self.weights.words_per_row[0]))
         self.sdram = LiteDRAMNative(pins)
         self.sdram_ps = ClockDomain("sdram_ps", reset_less=True)
         for name in (*_STREAMS, "busy", "load_idle", "load_error"):
@@ -72,7 +91,9 @@ class SDRAMEngine(Elaboratable):
         m.submodules.accel = accel = self.accel
         m.submodules.weights = weights = self.weights
         m.submodules.sdram = sdram = self.sdram
-        connect_dram_weights(m, accel, weights)
+        if self.prefetch is not None:
+            m.submodules.prefetch = self.prefetch
+        connect_dram_weights(m, accel, weights, self.prefetch)
         wiring.connect(m, weights.port.cmd, sdram.cmd)
         wiring.connect(m, weights.port.wdata, sdram.wdata)
         wiring.connect(m, sdram.rdata, weights.port.rdata)
@@ -88,14 +109,15 @@ class SDRAMEngine(Elaboratable):
         return out + [self.busy, self.load_idle, self.load_error, self.sdram_ps.clk]
 
 
-def sdram_engine_verilog(config, name):
+def sdram_engine_verilog(config, name, *, tile_rows=None, window=None):
     """The Verilog of :class:`SDRAMEngine` for ``config`` (module ``name``; as
-    :func:`~sdtforge.hdl.verilog.accelerator_verilog` writes the engine alone)."""
+    :func:`~sdtforge.hdl.verilog.accelerator_verilog` writes the engine alone), with the tile
+    prefetch for ``tile_rows`` if given."""
     from amaranth.back import verilog
 
     from sdtforge.hdl.verilog import zero_memories_uninitialised
 
-    engine = SDRAMEngine(config)
+    engine = SDRAMEngine(config, tile_rows=tile_rows, window=window)
     with zero_memories_uninitialised():
         return verilog.convert(engine, name=name, emit_src=False, ports=engine.ports())
 

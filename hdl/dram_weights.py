@@ -5,9 +5,10 @@ Row ``r`` of ``n = ceil(row bits / word bits)`` words lives at word address
 A row request is answered by ``n`` reads; the words come back in order after any latency and
 are assembled into the row. The loader's row writes become ``n`` word writes.
 
-This is the plain, correct path: every event's row is read from DRAM (a row miss costs tens
-of cycles), so the engine waits for most rows. The weight stream's prefetch of whole tiles
-(``docs/boards.md`` §5c) is what makes DRAM fast; this source is what it is checked against.
+Alone it is the plain path: every event's row is read from DRAM (a row miss costs tens of
+cycles), so the engine waits for most rows. Behind :class:`~.weight_prefetch.WeightPrefetch`
+(:func:`connect_dram_weights` with ``prefetch``) it streams the rows in order instead, each
+once per image (``docs/boards.md`` §5c).
 
 The word port (:func:`word_port_signature`) is LiteDRAM's native port as its core implements
 it: a command stream ``cmd`` (``we``, ``addr``); write data ``wdata`` taken in the cycle its
@@ -160,11 +161,22 @@ class DRAMWeights(wiring.Component):
         return m
 
 
-def connect_dram_weights(m, accel, weights):
+def connect_dram_weights(m, accel, weights, prefetch=None):
     """Wire an :class:`~sdtforge.hdl.accelerator.Accelerator` with ``external_weights`` to
     ``weights`` (a :class:`DRAMWeights`) in module ``m``: the weight stream, the loader's row
-    writes and ``w_write_busy``, which holds the loader while a row is written."""
-    wiring.connect(m, accel.w_req, weights.req)
-    wiring.connect(m, weights.rsp, accel.w_rsp)
+    writes and ``w_write_busy``, which holds the loader while a row is written. With
+    ``prefetch`` (a :class:`~.weight_prefetch.WeightPrefetch`) the engine's requests go to it,
+    and it streams the rows from ``weights``."""
+    if prefetch is None:
+        wiring.connect(m, accel.w_req, weights.req)
+        wiring.connect(m, weights.rsp, accel.w_rsp)
+    else:
+        wiring.connect(m, accel.w_req, prefetch.req)
+        wiring.connect(m, prefetch.rsp, accel.w_rsp)
+        wiring.connect(m, prefetch.src.req, weights.req)
+        wiring.connect(m, weights.rsp, prefetch.src.rsp)
+        m.d.comb += [prefetch.written.en.eq(accel.w_write.en),
+                     prefetch.written.addr.eq(accel.w_write.addr),
+                     prefetch.busy.eq(accel.busy)]
     wiring.connect(m, accel.w_write, weights.write)
     m.d.comb += accel.w_write_busy.eq(weights.write_busy)

@@ -10,15 +10,16 @@ and its byte address when the tiles are stored back to back in that order, so th
 is one sequential run and every weight crosses the bus once per image. :func:`double_buffer`
 sizes the on-chip buffer that holds the tile being computed and the one being fetched.
 
-Nothing here is built in hardware yet; ``sim/sdram.py`` prices the plan on an SDR SDRAM and
-``docs/boards.md`` §5c says what the model leaves out.
+:class:`~.weight_prefetch.WeightPrefetch` is the hardware that streams the tiles (a window of
+the stream on chip, sized by :func:`prefetch_window`); ``sim/sdram.py`` prices the plan on an SDR
+SDRAM and ``docs/boards.md`` §5c says what the model leaves out.
 """
 
 from dataclasses import dataclass
 
 from .accel_isa import Op
 
-__all__ = ["Tile", "tile_plan", "plan_model", "double_buffer"]
+__all__ = ["Tile", "tile_plan", "plan_model", "double_buffer", "max_tile_rows", "prefetch_window"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,16 @@ def double_buffer(tiles):
     rows = 2 * max(t.rows for t in tiles)
     row_bits = max(t.row_bits for t in tiles)
     return {"rows": rows, "row_bits": row_bits, "bits": rows * row_bits}
+
+
+def max_tile_rows(compiled):
+    """The largest tile of ``compiled`` in rows (at least 1): the ``tile_rows`` a
+    :class:`~.weight_prefetch.WeightPrefetch` that runs it must be built for."""
+    return max([t.rows for t in tile_plan(compiled)], default=1)
+
+
+def prefetch_window(tile_rows):
+    """The default window of :class:`~.weight_prefetch.WeightPrefetch` for tiles of up to
+    ``tile_rows`` rows: the smallest power of two that holds two of them (the tile computed and
+    the next one fetched)."""
+    return 1 << (2 * max(int(tile_rows), 1) - 1).bit_length()

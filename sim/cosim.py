@@ -162,7 +162,7 @@ def _check_sim(sim):
 
 def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, seed=0,
           stall=0.3, waves=False, dump_spikes=False, progress=None, writeback_lanes=None,
-          sdram=False):
+          sdram=False, prefetch=True):
     """Co-simulate ``images`` on the generated Verilog and compare with the golden model.
 
     Parameters
@@ -196,8 +196,12 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     sdram : bool
         Keep the weights in SDRAM (:class:`~sdtforge.boards.sdram_engine.SDRAMEngine`: the
         generated LiteDRAM controller and the chip model ``sim/verilog/sdram_chip.v``, at the
-        controller's 50 MHz; Icarus only). The cycle counts then exceed the cycle model's
-        (every event's weight row comes from SDRAM); the logits must not change.
+        controller's 50 MHz). The cycle counts then exceed the cycle model's by the cycles
+        the engine waits for a row; the logits must not change.
+    prefetch : bool
+        With ``sdram``: stream the weights through the tile prefetch
+        (:class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch`, each row once per image);
+        ``False``: read every event's row from SDRAM (the plain path).
 
     Returns
     -------
@@ -209,9 +213,6 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     from sdtforge.hdl.compile import compile_model, image_order, load_stream_bytes
 
     _check_sim(sim)
-    if sdram and sim != "icarus":
-        raise UserError("co-simulation with the weights in SDRAM runs on Icarus (the chip "
-                        "model times its read data with delays)")
     if sdram and dump_spikes:
         raise UserError("--dump-spikes does not work with the weights in SDRAM")
     say = progress or (lambda message: None)
@@ -230,10 +231,13 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     if sdram:
         from sdtforge.boards import sdram_engine
         from sdtforge.boards.sdram import CORE_VERILOG
+        from sdtforge.hdl.weight_tiles import max_tile_rows
 
         from .sdram_chip import CHIP_VERILOG, PRIMS_VERILOG
 
-        (out / f"{TOP}.v").write_text(sdram_engine.sdram_engine_verilog(cfg, TOP))
+        tiles = max_tile_rows(compiled) if prefetch else None
+        (out / f"{TOP}.v").write_text(sdram_engine.sdram_engine_verilog(cfg, TOP,
+                                                                       tile_rows=tiles))
         toplevel = "sdtforge_sdram_tb"
         (out / f"{toplevel}.v").write_text(sdram_engine.sdram_testbench(TOP))
         sources = [out / f"{toplevel}.v", *sources, CORE_VERILOG, CHIP_VERILOG, PRIMS_VERILOG]
@@ -257,6 +261,11 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     (out / "case.json").write_text(json.dumps(case))
 
     build_args = list(VERILATOR_ARGS if sim == "verilator" else ICARUS_ARGS)
+    if sdram and sim == "verilator":
+        # The chip model times its read data with delays; LiteDRAM's Verilog and the models
+        # warn about style only.
+        from .sdram_chip import VERILATOR_TIMING_ARGS
+        build_args += VERILATOR_TIMING_ARGS
     runner = get_runner(sim)
     say(f"building {toplevel}.v with {sim}")
     t0 = time.perf_counter()

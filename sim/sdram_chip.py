@@ -19,8 +19,8 @@ from sdtforge.errors import UserError
 from .cosim import ICARUS_ARGS
 from .toolchain import have_iverilog
 
-__all__ = ["VERILOG_DIR", "SOURCES", "VERILATOR_ARGS", "TestbenchResult", "run_testbench",
-           "parse_report"]
+__all__ = ["VERILOG_DIR", "SOURCES", "VERILATOR_ARGS", "VERILATOR_TIMING_ARGS", "TestbenchResult",
+           "run_testbench", "parse_report"]
 
 #: The chip model, the ECP5 stand-ins and the testbench.
 VERILOG_DIR = Path(__file__).parent / "verilog"
@@ -28,12 +28,15 @@ VERILOG_DIR = Path(__file__).parent / "verilog"
 CHIP_VERILOG = VERILOG_DIR / "sdram_chip.v"
 PRIMS_VERILOG = VERILOG_DIR / "ecp5_prims.v"
 SOURCES = ("tb_sdram.v", "sdram_chip.v", "ecp5_prims.v")
-#: Verilator options: a timed testbench; LiteX's Verilog and the models warn about style only.
-VERILATOR_ARGS = ("--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                  "-Wno-COMBDLY", "-Wno-ZERODLY",
-                  # --timing's coroutines need C++20. verilator-cli sets it through CXXFLAGS,
-                  # but only where CXXFLAGS is not set already (as it may be under make).
-                  "-CFLAGS", "-std=c++20")
+#: Verilator options for the chip model (its read data is timed with delays) beside LiteX's
+#: Verilog, which warns about style only; the co-simulation with the weights in SDRAM uses them.
+VERILATOR_TIMING_ARGS = ("--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-COMBDLY",
+                         "-Wno-ZERODLY",
+                         # --timing's coroutines need C++20. verilator-cli sets it through
+                         # CXXFLAGS, but only where CXXFLAGS is not set already (as under make).
+                         "-CFLAGS", "-std=c++20")
+#: Verilator options of the controller's own testbench (a Verilog ``initial`` main).
+VERILATOR_ARGS = ("--binary", *VERILATOR_TIMING_ARGS)
 
 _COUNTS = re.compile(r"^model: (.*)$", re.M)
 _READS = re.compile(r"^reads ok=(\d+) mismatches=(\d+) sequential mismatches=(\d+)$", re.M)

@@ -6,7 +6,8 @@ seeded random inputs) with random stalls on every stream,
 and compares every logit bit-exactly with the golden model and every cycle count with the cycle
 model. The last line is always ``bit-exact: K/N images``; the exit code is 1 when any image
 differs. ``--sdram`` keeps the weights in the ULX3S's SDRAM (the generated LiteDRAM controller
-and a chip model that checks its timing rules; a broken rule also exits 1).
+and a chip model that checks its timing rules; a broken rule also exits 1), streamed through
+the tile prefetch (``--no-prefetch``: one SDRAM read per event).
 """
 
 import json
@@ -47,9 +48,12 @@ def add_arguments(p):
                         "differs from the golden model")
     p.add_argument("--sdram", action="store_true",
                    help="keep the weights in the ULX3S's SDRAM: the generated LiteDRAM "
-                        "controller and an SDRAM chip model that checks its timing (Icarus "
-                        "only, 50 MHz; every weight row is read from SDRAM, so the cycles "
-                        "exceed the cycle model's)")
+                        "controller and an SDRAM chip model that checks its timing (50 MHz); "
+                        "the tile prefetch streams the rows, and the cycles exceed the cycle "
+                        "model's by the cycles the engine waits for them")
+    p.add_argument("--no-prefetch", action="store_true",
+                   help="with --sdram: read every event's weight row from SDRAM instead (the "
+                        "plain path, several times slower)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="directory of the CIFAR-10 batches (for CIFAR models)")
     p.add_argument("--json", action="store_true",
@@ -74,10 +78,10 @@ def run(args):
         _args.output_dir(args.out / args.sim)
     _args.check_lanes_width(args.lanes, args.width)
     _args.check_writeback_lanes(args.writeback_lanes, args.lanes)
-    if args.sdram and args.sim != "icarus":
-        raise UserError("--sdram runs on Icarus: add --sim icarus")
     if args.sdram and args.dump_spikes:
         raise UserError("--dump-spikes does not work with --sdram")
+    if args.no_prefetch and not args.sdram:
+        raise UserError("--no-prefetch needs --sdram")
     model = ir.load(args.model)
     dataset = model.provenance.get("dataset") or "digits"
     synthetic = model.provenance.get("synthetic")
@@ -99,7 +103,8 @@ def run(args):
         result = cosim(model, images, sim=args.sim, out=out / args.sim, lanes=args.lanes,
                        width=args.width, seed=args.seed, stall=args.stall, waves=args.waves,
                        dump_spikes=args.dump_spikes, progress=say,
-                       writeback_lanes=args.writeback_lanes, sdram=args.sdram)
+                       writeback_lanes=args.writeback_lanes, sdram=args.sdram,
+                       prefetch=not args.no_prefetch)
     summary = f"bit-exact: {result.bit_exact}/{len(result.images)} images"
     bad = result.first_mismatch()
     sdram_errors = result.sdram["errors"] if result.sdram else 0

@@ -7,23 +7,32 @@ from sdtforge.hdl.accel_isa import decode_result
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import image_order, load_stream_bytes
 from sdtforge.hdl.dram_weights import DRAMWeights, connect_dram_weights
+from sdtforge.hdl.weight_prefetch import WeightPrefetch
+from sdtforge.hdl.weight_tiles import max_tile_rows
 
 
 class _WithDRAM(Elaboratable):
     """The accelerator with its weights behind :class:`DRAMWeights` (the DRAM port left open
-    for a model of LiteDRAM's native port)."""
+    for a model of LiteDRAM's native port), and :class:`WeightPrefetch` in front of it if
+    ``window`` rows are given."""
 
-    def __init__(self, config):
+    def __init__(self, config, window=None, tile_rows=None):
         self.accel = Accelerator(config, external_weights=True)
         self.source = DRAMWeights(config.lane_layout("weights"), config.weights_depth,
                                   addr_bits=16, queue=8)
+        self.prefetch = None
+        if window is not None:
+            self.prefetch = WeightPrefetch(config.lane_layout("weights"), config.weights_depth,
+                                           window=window, tile_rows=tile_rows)
         for name in ("load", "pixels", "result", "busy"):
             setattr(self, name, getattr(self.accel, name))
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.accel, m.submodules.source = accel, source = self.accel, self.source
-        connect_dram_weights(m, accel, source)
+        if self.prefetch is not None:
+            m.submodules.prefetch = self.prefetch
+        connect_dram_weights(m, accel, source, self.prefetch)
         return m
 
 
@@ -59,7 +68,7 @@ def _dram_port(port, latency):
 
 
 def run_accelerator(compiled, images, stall=None, external_weights=False, late=None,
-                    dram_latency=None):
+                    dram_latency=None, prefetch_window=None):
     """Load ``compiled``, classify ``images`` (uint8 ``[B, C, H, W]``).
 
     Returns a list of ``(logits, class, cycles)``. ``stall(i)`` → True makes the testbench
@@ -68,10 +77,12 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
     that answers the weight stream; ``late(k)`` → True keeps it from answering in the ``k``-th
     cycle it could (with ``late`` unset every row comes the cycle after its request). With
     ``dram_latency`` they live in DRAM behind :class:`DRAMWeights` and a model of LiteDRAM's
-    native port whose reads answer after that many cycles.
+    native port whose reads answer after that many cycles; with ``prefetch_window`` too, a
+    :class:`WeightPrefetch` of that many rows streams them.
     """
     if dram_latency is not None:
-        dut = _WithDRAM(compiled.config)
+        tiles = max_tile_rows(compiled) if prefetch_window else None
+        dut = _WithDRAM(compiled.config, prefetch_window, tiles)
     else:
         dut = Accelerator(compiled.config, external_weights=external_weights)
     load = load_stream_bytes(compiled)

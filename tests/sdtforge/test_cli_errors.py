@@ -199,7 +199,7 @@ CASES = [
     ("cosim-writeback-over-lanes", ["cosim", "{sfm}", "--writeback-lanes", "16"],
      "dividing the lanes (8)"),
     ("cosim-width-0", ["cosim", "{sfm}", "--width", "0"], "--width"),
-    ("cosim-sdram-verilator", ["cosim", "{sfm}", "--sdram"], "--sim icarus"),
+    ("cosim-no-prefetch-alone", ["cosim", "{sfm}", "--no-prefetch"], "needs --sdram"),
     ("cosim-sdram-spikes", ["cosim", "{sfm}", "--sdram", "--sim", "icarus", "--dump-spikes"],
      "--dump-spikes"),
     ("cosim-lanes-over-width", ["cosim", "{sfm}", "--lanes", "16", "--width", "8"],

@@ -144,21 +144,15 @@ def test_synthetic_cifar_shape_verilator(tmp_path, capsys):
     assert all(image["cycles"] == image["predicted"] for image in data["per_image"])
 
 
-@needs_icarus
-@pytest.mark.slow
-def test_digits_tiny_through_sdram(digits_tiny, tmp_path, capsys):
-    """The weights go into the ULX3S's SDRAM through the loader, the generated LiteDRAM
-    controller and the chip model, and every event's row comes back from it: bit-exact, no
-    timing rule broken, more cycles than the on-chip engine (``sdtforge cosim --sdram``)."""
+def _through_sdram(sfm, model, sim, images, tmp_path, capsys, *extra):
     import json
 
     from sdtforge.cli import main
-    sfm, model = digits_tiny
-    assert main(["cosim", str(sfm), "--sim", "icarus", "--sdram", "--images", "2",
-                 "--out", str(tmp_path), "--json"]) == 0
+    assert main(["cosim", str(sfm), "--sim", sim, "--sdram", "--images", str(images),
+                 "--out", str(tmp_path), "--json", *extra]) == 0
     captured = capsys.readouterr()
     data = json.loads(captured.out)
-    assert captured.err.splitlines()[-1] == "bit-exact: 2/2 images"
+    assert captured.err.splitlines()[-1] == f"bit-exact: {images}/{images} images"
     sdram = data["sdram"]
     assert sdram["errors"] == 0
     # Only the weights go to SDRAM: every loaded row, as its 16-bit words.
@@ -166,7 +160,29 @@ def test_digits_tiny_through_sdram(digits_tiny, tmp_path, capsys):
     words = -(-compiled.config.row_bits("weights") // 16)
     assert sdram["n_wr"] == len(compiled.images["weights"]) * words
     assert sdram["n_rd"] > sdram["n_wr"] and sdram["n_ref"] > 0
-    assert all(image["cycles"] > image["predicted"] for image in data["per_image"])
+    return data["per_image"]
+
+
+@needs_verilator
+@pytest.mark.slow
+def test_digits_tiny_through_sdram(digits_tiny, tmp_path, capsys):
+    """The weights go into the ULX3S's SDRAM through the loader, the generated LiteDRAM
+    controller and the chip model, and the tile prefetch streams them back, once per image:
+    bit-exact, no timing rule broken, and at most 5 % over the on-chip engine's cycles
+    (``sdtforge cosim --sdram``; Verilator, the chip model timed with ``--timing``)."""
+    sfm, model = digits_tiny
+    for image in _through_sdram(sfm, model, "verilator", 3, tmp_path, capsys):
+        assert image["predicted"] <= image["cycles"] <= 1.05 * image["predicted"]
+
+
+@needs_icarus
+@pytest.mark.slow
+def test_digits_tiny_through_sdram_without_prefetch(digits_tiny, tmp_path, capsys):
+    """The plain path, every event's row read from SDRAM (``--no-prefetch``), on Icarus:
+    bit-exact and several times the on-chip engine's cycles."""
+    sfm, model = digits_tiny
+    for image in _through_sdram(sfm, model, "icarus", 1, tmp_path, capsys, "--no-prefetch"):
+        assert image["cycles"] > 3 * image["predicted"]
 
 
 @needs_icarus
@@ -179,11 +195,16 @@ def test_sdram_engine_compiles(digits_tiny, tmp_path):
 
     _, model = digits_tiny
     engine, tb = tmp_path / "engine.v", tmp_path / "tb.v"
-    engine.write_text(sdram_engine_verilog(compile_model(model).config, TOP))
+    from sdtforge.hdl.weight_tiles import max_tile_rows
+
+    compiled = compile_model(model)
+    engine.write_text(sdram_engine_verilog(compiled.config, TOP,
+                                           tile_rows=max_tile_rows(compiled)))
     tb.write_text(sdram_testbench(TOP))
     text = engine.read_text()
     for port in ("sdram_ps_clk", "sdram_dq", "load__ready", "result__payload"):
         assert port in text
+    assert "module \\sdtforge_accel.prefetch " in text     # the tile prefetch is built in
     proc = subprocess.run(["iverilog", "-g2005", "-s", "sdtforge_sdram_tb", "-o",
                            str(tmp_path / "tb.vvp"), str(tb), str(engine), str(CORE_VERILOG),
                            str(CHIP_VERILOG), str(PRIMS_VERILOG)], capture_output=True, text=True)

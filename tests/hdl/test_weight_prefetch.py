@@ -1,0 +1,182 @@
+"""``hdl.weight_prefetch.WeightPrefetch`` against the engine's request pattern.
+
+The engine's requests are drawn as the engine makes them: tiles back to back in row order,
+each group's requests anywhere inside its tile (some tiles get none: a group whose spike maps
+are empty), image after image; between images ``busy`` is low. The source answers each row
+request in order after a random latency, without back-pressure, as :class:`DRAMWeights` over
+LiteDRAM does. Midway the model is reloaded with new rows (row writes, which the prefetcher
+watches). Every row the engine gets must be the current model's row it asked for, and while the
+window keeps up each image's rows cross the source's bus once.
+"""
+
+import numpy as np
+import pytest
+from amaranth.hdl import signed
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+from sdtforge.hdl.weight_prefetch import WeightPrefetch
+
+LANES = 4
+
+
+def _tiles(rng, max_tile, count):
+    return [int(n) for n in rng.integers(1, max_tile + 1, count)]
+
+
+def _image_requests(rng, tiles):
+    out, start = [], 0
+    for n in tiles:
+        k = int(rng.integers(0, 7)) if rng.random() > 0.25 else 0
+        out += [start + int(r) for r in rng.integers(0, n, k)]
+        start += n
+    return out
+
+
+def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, images=3, gap=1):
+    rng = np.random.default_rng(seed)
+    tiles = _tiles(rng, max_tile, 9)
+    depth = sum(tiles) + 3                       # the source holds more rows than the model
+    shape = data.ArrayLayout(signed(8), LANES)
+    dut = WeightPrefetch(shape, depth, window=window, tile_rows=max_tile, in_flight=in_flight)
+
+    def model_rows():
+        return {r: [int(v) for v in rng.integers(-128, 128, LANES)] for r in range(sum(tiles))}
+
+    models = [model_rows(), model_rows()]
+    plan = [(0, _image_requests(rng, tiles)) for _ in range(images)]
+    plan += [(1, _image_requests(rng, tiles)) for _ in range(images)]
+    log = {"got": [], "want": [], "src_rows": [], "stalls": 0}
+
+    async def tb(ctx):
+        mem = {}
+        answers = []                             # (due cycle, row) in flight at the source
+        cycle = 0
+
+        async def step():
+            nonlocal cycle
+            due = bool(answers) and answers[0][0] <= cycle
+            ctx.set(dut.src.rsp.valid, due)
+            ctx.set(dut.src.rsp.payload, mem.get(answers[0][1], [0] * LANES) if due else
+                    [0] * LANES)
+            ctx.set(dut.src.req.ready, bool(rng.random() >= stall))
+            ctx.set(dut.rsp.ready, bool(rng.random() >= stall))
+            if due:
+                answers.pop(0)
+            # A request offered stays offered, unchanged, until it is taken (the stream rule
+            # the source relies on: DRAMWeights issues a row's words over several cycles).
+            offer = (ctx.get(dut.src.req.valid), ctx.get(dut.src.req.payload))
+            if log.get("held"):
+                assert offer == log["held"], (cycle, offer, log["held"])
+            taken_src = offer[0] and ctx.get(dut.src.req.ready)
+            log["held"] = offer if offer[0] and not taken_src else None
+            if taken_src:
+                row = ctx.get(dut.src.req.payload)
+                last = answers[-1][0] if answers else cycle
+                answers.append((max(last + 1, cycle + int(rng.integers(*latency))), row))
+                log["src_rows"].append((cycle, row))
+            if ctx.get(dut.rsp.valid) and ctx.get(dut.rsp.ready):
+                log["got"].append([ctx.get(dut.rsp.payload[i]) for i in range(LANES)])
+            taken = ctx.get(dut.req.valid) and ctx.get(dut.req.ready)
+            await ctx.tick()
+            cycle += 1
+            return taken
+
+        async def load(rows):
+            for r, row in rows.items():
+                mem[r] = row                     # the source's memory takes the row now
+                ctx.set(dut.written.en, 1)
+                ctx.set(dut.written.addr, r)
+                await step()
+                log["last_write"] = cycle       # the cycle after the write
+                ctx.set(dut.written.en, 0)
+                for _ in range(int(rng.integers(0, 3))):
+                    await step()
+
+        loaded = None
+        for which, requests in plan:
+            if which != loaded:
+                await load(models[which])
+                loaded = which
+            for _ in range(int(rng.integers(0, 40))):
+                await step()
+            ctx.set(dut.busy, 1)
+            for r in requests:
+                ctx.set(dut.req.valid, 1)
+                ctx.set(dut.req.payload, r)
+                log["want"].append(models[which][r])
+                for _ in range(500):
+                    if await step():
+                        break
+                else:
+                    raise AssertionError(f"request for row {r} not taken in 500 cycles")
+                ctx.set(dut.req.valid, 0)
+                for _ in range(int(rng.integers(0, gap + 1))):
+                    await step()
+            for _ in range(200):
+                if len(log["got"]) == len(log["want"]):
+                    break
+                await step()
+            ctx.set(dut.busy, 0)
+            log.setdefault("image_end", []).append(cycle)
+            await step()
+        log["stalls"] = ctx.get(dut.stalls)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return log, tiles
+
+
+@pytest.mark.parametrize("window,max_tile,seed", [(16, 8, 1), (32, 9, 2), (8, 8, 3),
+                                                  (64, 5, 4)])
+def test_rows_in_order_across_images_and_reloads(window, max_tile, seed):
+    log, _ = _run(window=window, max_tile=max_tile, seed=seed)
+    assert len(log["got"]) == len(log["want"]) > 0
+    assert log["got"] == log["want"]
+
+
+@pytest.mark.parametrize("window,max_tile,seed", [(8, 8, 7), (16, 9, 8)])
+def test_a_full_window_keeps_the_tile_being_computed(window, max_tile, seed):
+    """A fast source and an engine that pauses between requests: the window is full at every
+    request, so a row freed too early (anything at or above the current tile's start) is
+    overwritten before the tile asks for it again."""
+    log, _ = _run(window=window, max_tile=max_tile, seed=seed, latency=(1, 2), stall=0.0,
+                  gap=12)
+    assert log["got"] == log["want"]
+
+
+def test_each_row_crosses_the_bus_once_per_image_when_the_window_keeps_up():
+    """A window of all the model's rows and a fast source: after the load, the stream is
+    fetched in order, wrapping at its end, once per image. The one exception: an image that
+    ends before the fetch has reached the stream's end (its last tiles had no request) drops
+    the rows in flight and starts the next image's rows again (at most ``in_flight`` rows)."""
+    log, tiles = _run(window=128, max_tile=8, seed=5, latency=(1, 3), stall=0.0, images=4)
+    assert log["got"] == log["want"]
+    rows = sum(tiles)
+    fetched = [(c, r) for c, r in log["src_rows"] if c >= log["last_write"]]
+    assert fetched[0][1] == 0 and len(fetched) > 3 * rows
+    restarts = 0
+    for (_, a), (c, b) in zip(fetched, fetched[1:], strict=False):
+        if b != (a + 1) % rows:
+            assert b == 0 and any(0 < c - end <= 2 for end in log["image_end"]), (a, b, c)
+            restarts += 1
+    images_after_load = 4
+    assert len(fetched) <= (images_after_load + 3) * rows + restarts * 4
+
+
+def test_requests_wait_for_a_slow_source():
+    log, _ = _run(window=16, max_tile=8, seed=6, latency=(15, 30), in_flight=2)
+    assert log["got"] == log["want"]
+    assert log["stalls"] > 0
+
+
+def test_parameters_are_checked():
+    shape = data.ArrayLayout(signed(8), 2)
+    with pytest.raises(ValueError, match="power of two"):
+        WeightPrefetch(shape, 64, window=24, tile_rows=4)
+    with pytest.raises(ValueError, match="cannot hold a tile"):
+        WeightPrefetch(shape, 64, window=8, tile_rows=9)
+    with pytest.raises(ValueError):
+        WeightPrefetch(shape, 64, window=8, tile_rows=0)
