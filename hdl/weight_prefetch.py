@@ -71,8 +71,6 @@ class WeightPrefetch(wiring.Component):
         the stream's length is the highest row written + 1).
     busy : ``In(1)``
         The engine works on an image (its falling edge ends the image's requests).
-    stalls : ``Out(32)``
-        Cycles a request waited for its row to be fetched (a counter, for reports).
     """
 
     def __init__(self, shape, depth, *, window, tile_rows, in_flight=4):
@@ -91,7 +89,6 @@ class WeightPrefetch(wiring.Component):
             "src": In(weight_source_signature(shape, aw)),
             "written": In(memory.WritePort.Signature(addr_width=aw, shape=shape)),
             "busy": In(1),
-            "stalls": wiring.Out(32),
         })
 
     def elaborate(self, platform):
@@ -127,8 +124,6 @@ class WeightPrefetch(wiring.Component):
         ]
         with m.If(take):
             m.d.sync += full.eq(self.req.valid & here)
-        with m.If(self.req.valid & ~here):
-            m.d.sync += self.stalls.eq(self.stalls + 1)
         # Rows below r − L + 1 are free once the engine asks for r (it asks in order, and has
         # taken the rows of every earlier request), even before r is fetched.
         with m.If(self.req.valid & (r >= big_l - 1) & (r - (big_l - 1) > low)):

@@ -78,6 +78,8 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
             if ctx.get(dut.rsp.valid) and ctx.get(dut.rsp.ready):
                 log["got"].append([ctx.get(dut.rsp.payload[i]) for i in range(LANES)])
             taken = ctx.get(dut.req.valid) and ctx.get(dut.req.ready)
+            if ctx.get(dut.req.valid) and not taken:
+                log["stalls"] += 1
             await ctx.tick()
             cycle += 1
             return taken
@@ -120,7 +122,6 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
             ctx.set(dut.busy, 0)
             log.setdefault("image_end", []).append(cycle)
             await step()
-        log["stalls"] = ctx.get(dut.stalls)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
