@@ -13,7 +13,7 @@ from amaranth import ClockSignal, Elaboratable, Module, Signal
 from amaranth.hdl import Instance
 from amaranth.lib.cdc import ResetSynchronizer
 
-__all__ = ["PLLParams", "ice40_pll", "ecp5_pll", "ICE40PLL", "ECP5PLL"]
+__all__ = ["PLLParams", "ice40_pll", "ecp5_pll", "ecp5_phase", "ICE40PLL", "ECP5PLL"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,16 @@ class ICE40PLL(_PLLBase):
         return m
 
 
+def ecp5_phase(params, degrees):
+    """``CLKOS`` settings of an ``EHXPLLL`` set up by ``params`` (:func:`ecp5_pll`) for a copy of
+    ``CLKOP`` lagging it by ``degrees``: the same divider, the phase in eighths of a VCO cycle
+    (coarse ``CPHASE`` in whole VCO cycles above ``CLKOP``'s, fine ``FPHASE`` in eighths)."""
+    div = params.params["CLKOP_DIV"]
+    eighths = round(degrees * div / 45)
+    return {"CLKOS_DIV": div, "CLKOS_CPHASE": params.params["CLKOP_CPHASE"] + (eighths >> 3),
+            "CLKOS_FPHASE": eighths & 7}
+
+
 class ECP5PLL(_PLLBase):
     """``sync`` domain from an ``EHXPLLL`` fed by the board's clock.
 
@@ -144,10 +154,15 @@ class ECP5PLL(_PLLBase):
         From :func:`ecp5_pll`.
     clk_in : Signal
         The reference clock (the board oscillator's input buffer).
+    lagging : tuple of (str, float), optional
+        ``(domain, degrees)``: drive that domain's clock from ``CLKOS``, a copy of the ``sync``
+        clock lagging it by ``degrees`` (the SDRAM clock, :mod:`.sdram`). The caller defines
+        the domain (reset-less).
     """
 
-    def __init__(self, params, clk_in):
+    def __init__(self, params, clk_in, *, lagging=None):
         self._clk_in = clk_in
+        self._lagging = lagging
         super().__init__(params)
 
     def elaborate(self, platform):
@@ -167,6 +182,16 @@ class ECP5PLL(_PLLBase):
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0,
             o_CLKOP=clk, o_LOCK=lock,
+            **self._secondary(),
         )
         self._domain(m, clk, lock)
         return m
+
+    def _secondary(self):
+        if self._lagging is None:
+            return {}
+        domain, degrees = self._lagging
+        phase = {f"p_{k}": v for k, v in ecp5_phase(self.params, degrees).items()}
+        return {**phase, "p_CLKOS_ENABLE": "ENABLED", "p_OUTDIVIDER_MUXB": "DIVB",
+                "a_FREQUENCY_PIN_CLKOS": f"{self.params.f_out / 1e6:g}", "i_ENCLKOS": 0,
+                "o_CLKOS": ClockSignal(domain)}

@@ -92,8 +92,10 @@ class LiteDRAMNative(wiring.Component):
         The SDRAM resource requested with ``dir="-"`` (amaranth-boards' ``SDRAMResource``
         subsignals ``clk``, ``clk_en``, ``cs``, ``we``, ``ras``, ``cas``, ``ba``, ``a``,
         ``dqm``, ``dq``), or a mapping of the controller port names in :data:`PINS` to I/O
-        values. ``None`` makes top-level :class:`~amaranth.hdl.IOPort` s named as the
-        controller's ports (simulation, Verilog of the component alone).
+        values, or a callable that returns either from the platform at elaboration (a board
+        top: ``lambda platform: platform.request("sdram", 0, dir="-")``). ``None`` makes
+        top-level :class:`~amaranth.hdl.IOPort` s named as the controller's ports (simulation,
+        Verilog of the component alone).
     verilog : str or Path
         A generated controller at rate 1:1 (its ``.json`` beside it); the committed one by
         default.
@@ -122,7 +124,7 @@ class LiteDRAMNative(wiring.Component):
                             f"(1:2 needs a clk2x domain)")
         self._domain = domain
         self._sdram_domain = sdram_domain
-        self.pins = self._pins(pins)
+        self.pins = pins if callable(pins) else self._pins(pins)
         aw, dw = info["addr_width"], info["data_width"]
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({"we": 1, "addr": aw}))),
@@ -149,6 +151,7 @@ class LiteDRAMNative(wiring.Component):
         m = Module()
         if platform is not None:
             platform.add_file(self.verilog.name, self.verilog.read_text())
+        pins = self._pins(self.pins(platform)) if callable(self.pins) else self.pins
         m.submodules.core = Instance(
             "sdram_ulx3s",
             i_clk=ClockSignal(self._domain),
@@ -166,6 +169,6 @@ class LiteDRAMNative(wiring.Component):
             o_user_rdata_valid=self.rdata.valid,
             i_user_rdata_ready=C(1, 1),  # ignored by the core
             o_user_rdata_data=self.rdata.payload,
-            **{f"io_{name}": io for name, io in self.pins.items()},
+            **{f"io_{name}": io for name, io in pins.items()},
         )
         return m

@@ -15,7 +15,7 @@ pins), and the controller's phase-lagged SDRAM clock is the ``sdram_ps`` domain 
 model (``sim/verilog/sdram_chip.v``) on its pins, and the SDRAM clock lagging ``clk``.
 """
 
-from amaranth.hdl import ClockDomain, Elaboratable, Module, Value
+from amaranth.hdl import ClockDomain, Elaboratable, Module, ResetInserter, Signal, Value
 from amaranth.lib import wiring
 
 from sdtforge.hdl.accelerator import Accelerator
@@ -59,17 +59,26 @@ class SDRAMEngine(Elaboratable):
     window : int, optional
         The prefetch window's rows (default
         :func:`~sdtforge.hdl.weight_tiles.prefetch_window` of ``tile_rows``).
+    verilog : str or Path
+        The generated controller (:class:`~sdtforge.boards.sdram.LiteDRAMNative`; the
+        committed 50 MHz one by default, a board build generates one for its clock).
+    sdram_clock : bool
+        Define the ``sdram_ps`` domain here, its clock an input port (co-simulation); a board
+        top that clocks it from its PLL defines it itself (``False``).
 
     Attributes
     ----------
     accel, weights, prefetch, sdram :
         The accelerator, the weight source, the prefetch (or ``None``) and the controller;
-        ``load``, ``pixels``,
+        ``engine_reset`` (a signal) resets the accelerator alone: the weight source, the
+        prefetch and the controller keep their reads in flight and their state. ``load``,
+        ``pixels``,
         ``result``, ``busy``, ``load_idle`` and ``load_error`` are the accelerator's.
     """
 
-    def __init__(self, config, *, pins=None, queue=16, tile_rows=None, window=None):
-        info = core_info(CORE_VERILOG)
+    def __init__(self, config, *, pins=None, queue=16, tile_rows=None, window=None,
+                 verilog=CORE_VERILOG, sdram_clock=True):
+        info = core_info(verilog)
         shape = config.lane_layout("weights")
         self.accel = Accelerator(config, external_weights=True)
         self.weights = DRAMWeights(shape, config.weights_depth, word_bits=info["data_width"],
@@ -80,15 +89,18 @@ class SDRAMEngine(Elaboratable):
                 shape, config.weights_depth, tile_rows=tile_rows,
                 window=prefetch_window(tile_rows) if window is None else window,
                 in_flight=max(2, queue // self.weights.words_per_row[0]))
-        self.sdram = LiteDRAMNative(pins)
-        self.sdram_ps = ClockDomain("sdram_ps", reset_less=True)
+        self.sdram = LiteDRAMNative(pins, verilog=verilog)
+        self.engine_reset = Signal()
+        self.sdram_ps = ClockDomain("sdram_ps", reset_less=True) if sdram_clock else None
         for name in (*_STREAMS, "busy", "load_idle", "load_error"):
             setattr(self, name, getattr(self.accel, name))
 
     def elaborate(self, platform):
         m = Module()
-        m.domains.sdram_ps = self.sdram_ps
-        m.submodules.accel = accel = self.accel
+        if self.sdram_ps is not None:
+            m.domains.sdram_ps = self.sdram_ps
+        accel = self.accel
+        m.submodules.accel = ResetInserter(self.engine_reset)(accel)
         m.submodules.weights = weights = self.weights
         m.submodules.sdram = sdram = self.sdram
         if self.prefetch is not None:

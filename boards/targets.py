@@ -65,6 +65,9 @@ class Board:
         Default system clock request in Hz (the PLL gives the closest one not above).
     spram_weights : bool
         Weights in SPRAM rather than block RAM.
+    sdram : bool
+        The board carries SDR SDRAM that can hold the weights (``--sdram``,
+        :mod:`sdtforge.boards.sdram_engine`).
     writeback_lanes : int or None
         Lanes the write-back stage handles per cycle (``AccelConfig.writeback_cycles`` =
         ``P / writeback_lanes``); ``None``: all ``P``. One on the iCE40, where logic is the
@@ -90,17 +93,21 @@ class Board:
     platform_class: str
     top_class: str
     writeback_lanes: int | None = None
+    sdram: bool = False
 
     def platform(self):
         """A fresh amaranth-boards platform instance (toolchain: Yosys + nextpnr)."""
         return _import(self.platform_class)()
 
     def top(self, config, *, image_bytes, num_classes, f_sync=None, baud=115200,
-            accelerator=None):
-        """The board top for an accelerator configuration (``accelerator``: a stand-in)."""
+            accelerator=None, sdram_tiles=None):
+        """The board top for an accelerator configuration (``accelerator``: a stand-in;
+        ``sdram_tiles``: the weights in SDRAM, :class:`BoardPlan`'s ``sdram_tiles``)."""
         f_sync = self.f_sync if f_sync is None else f_sync
+        extra = {} if sdram_tiles is None else {"sdram_tiles": sdram_tiles}
         return _import(self.top_class)(config, image_bytes=image_bytes, num_classes=num_classes,
-                                       f_sync=f_sync, baud=baud, accelerator=accelerator)
+                                       f_sync=f_sync, baud=baud, accelerator=accelerator,
+                                       **extra)
 
 
 def _import(ref):
@@ -125,7 +132,7 @@ BOARDS = {b.name: b for b in [
           # is its critical path.
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=46.875e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
-          top_class="sdtforge.boards.ulx3s:ULX3STop"),
+          top_class="sdtforge.boards.ulx3s:ULX3STop", sdram=True),
 ]}
 
 
@@ -164,13 +171,16 @@ def memory_blocks(rows, bits, family):
     return _blocks(rows, bits, family)[0]
 
 
-def block_ram_usage(config, board):
-    """``{memory: (rows, row bits, blocks)}`` of an accelerator + host link on ``board``."""
+def block_ram_usage(config, board, window=None):
+    """``{memory: (rows, row bits, blocks)}`` of an accelerator + host link on ``board``; with
+    ``window`` (rows) the weights are in SDRAM behind a prefetch window of that many rows."""
     usage = {}
     for name, _ in MEMORIES:
         rows, bits = config.depth(name), config.row_bits(name)
-        if name == "weights" and board.spram_weights:
+        if name == "weights" and (board.spram_weights or window is not None):
             usage[name] = (rows, bits, 0)
+            if window is not None:
+                usage["weight window"] = (window, bits, _blocks(window, bits, board.family)[0])
             continue
         usage[name] = (rows, bits, _blocks(rows, bits, board.family)[0])
     # The SDSA unit's mask membranes: one row per channel (a unit-internal memory).
@@ -194,6 +204,9 @@ class BoardPlan:
     usage : dict
         ``{memory: (rows, row bits, blocks)}``.
     brams, sprams, luts_estimate : int
+    sdram_tiles : int or None
+        With the weights in SDRAM: the largest weight tile in rows (the prefetch's
+        ``tile_rows``; its window is ``usage["weight window"]``).
     """
 
     board: Board
@@ -203,42 +216,52 @@ class BoardPlan:
     brams: int
     sprams: int
     luts_estimate: int
+    sdram_tiles: int | None = None
 
     def table(self):
         """Memory-to-block table as text."""
         kind = self.board.bram_name
         out = [f"{'memory':<15}{'rows':>7}{'row bits':>10}{kind:>13}"]
         for name, (rows, bits, blocks) in self.usage.items():
-            where = "SPRAM" if blocks == 0 and name == "weights" and self.sprams else blocks
+            where = blocks
+            if blocks == 0 and name == "weights":
+                where = "SDRAM" if self.sdram_tiles else "SPRAM" if self.sprams else blocks
             out.append(f"{name:<15}{rows:>7}{bits:>10}{where!s:>13}")
         out.append(f"{'total':<15}{'':>7}{'':>10}{self.brams:>13}  "
                    f"(of {self.board.brams}; SPRAM {self.sprams} of {self.board.sprams})")
         return "\n".join(out) + "\n"
 
 
-def _block_ram_advice(model, board, lanes, width, worst):
-    """What helps a model over the board's block RAM: the lane counts whose memories fit (the
-    memories' row widths follow the lanes, and block RAM comes in fixed aspect ratios), else
-    what does not depend on the lanes."""
-    fitting = []
-    for other in (1 << k for k in range(width.bit_length())):
-        if other == lanes or other > width:
-            continue
+def _block_ram_advice(model, board, lanes, width, worst, sdram=False):
+    """What helps a model over the board's block RAM: the weights in the board's SDRAM, other
+    lane counts (the memories' row widths follow the lanes, and block RAM comes in fixed aspect
+    ratios), both, else what does not depend on the lanes."""
+    def fits(other, with_sdram):
         try:
-            plan_board(model, board, lanes=other, width=width, _advise=False)
+            plan_board(model, board, lanes=other, width=width, sdram=with_sdram, _advise=False)
         except UserError:
-            continue
-        fitting.append(other)
-    if fitting:
-        return f"it fits at --lanes {' or '.join(map(str, fitting))}"
+            return False
+        return True
+
+    if board.sdram and not sdram and fits(lanes, True):
+        return "it fits with the weights in the board's SDRAM (--sdram)"
+    others = [1 << k for k in range(width.bit_length()) if 1 << k != lanes]
+    for with_sdram in (sdram, True) if board.sdram else (sdram,):
+        fitting = [other for other in others if fits(other, with_sdram)]
+        if fitting:
+            return (f"it fits at --lanes {' or '.join(map(str, fitting))}"
+                    + (" with --sdram" if with_sdram else ""))
     name, (_, _, blocks) = worst
-    return (f"no lane count at W = {width} fits (the {name} alone take {blocks} blocks); use a "
-            f"smaller model or a board with more block RAM (weights in external memory are "
-            f"not supported yet)")
+    return (f"no lane count at W = {width} fits{' even with --sdram' if board.sdram else ''} "
+            f"(the {name} alone take {blocks} blocks); use a smaller model or a board with more "
+            f"block RAM")
 
 
-def plan_board(model, board, *, lanes=None, width=None, _advise=True):
+def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=True):
     """Compile ``model`` for ``board`` and check that it fits, before any synthesis.
+
+    With ``sdram`` the weights go to the board's SDRAM (``external_weights``) and only the tile
+    prefetch's window (:func:`~sdtforge.hdl.weight_tiles.prefetch_window`) takes block RAM.
 
     Raises
     ------
@@ -251,9 +274,17 @@ def plan_board(model, board, *, lanes=None, width=None, _advise=True):
     width = board.default_width if width is None else width
     # The configuration alone sizes the memories (milliseconds); the model is compiled into
     # its images only once it fits (seconds to a minute for a paper-scale model).
+    if sdram and not board.sdram:
+        raise UserError(f"the {board.name} has no SDRAM for the weights; drop --sdram")
     cfg = derive_config(model, lanes=lanes, width=width)
     sprams = 0
     changes = {}
+    tiles = window = None
+    if sdram:
+        from sdtforge.hdl.weight_tiles import plan_model, prefetch_window
+        tiles = max(t.rows for t in plan_model(model, lanes, width, config=cfg))
+        window = prefetch_window(tiles)
+        changes["external_weights"] = True
     if board.spram_weights:
         row_bits = cfg.row_bits("weights")
         sprams = spram_blocks(row_bits)
@@ -277,25 +308,26 @@ def plan_board(model, board, *, lanes=None, width=None, _advise=True):
     if board.writeback_lanes is not None:
         changes["writeback_cycles"] = lanes // min(board.writeback_lanes, lanes)
     for name, _ in MEMORIES:
-        if name == "weights" and board.spram_weights:
+        if name == "weights" and (board.spram_weights or sdram):
             continue
         blocks, held = _blocks(cfg.depth(name), cfg.row_bits(name), board.family)
         if blocks:
             changes[f"{name}_depth"] = held
     cfg = dataclasses.replace(cfg, **changes)
-    usage = block_ram_usage(cfg, board)
+    usage = block_ram_usage(cfg, board, window)
     brams = sum(b for _, _, b in usage.values())
     fixed, per_lane = _LOGIC_MODEL[board.family]
     luts = fixed + per_lane * cfg.lanes
     plan = BoardPlan(board=board, compiled=None, config=cfg, usage=usage, brams=brams,
-                     sprams=sprams, luts_estimate=luts)
+                     sprams=sprams, luts_estimate=luts, sdram_tiles=tiles)
     if brams > board.brams:
         worst = max(usage.items(), key=lambda kv: kv[1][2])
         raise UserError(
             f"the model at {lanes} lanes needs {brams} {board.bram_name} block RAMs but the "
             f"{board.name} has {board.brams} (largest: {worst[0]}, {worst[1][0]} rows x "
             f"{worst[1][1]} bits in {worst[1][2]} blocks)"
-            + (f"; {_block_ram_advice(model, board, lanes, width, worst)}" if _advise else ""))
+            + (f"; {_block_ram_advice(model, board, lanes, width, worst, sdram)}" if _advise
+               else ""))
     if luts > _LOGIC_MARGIN * board.luts:
         unit = "logic cells" if board.family == "ice40" else "LUT4s"
         one_lane = fixed + per_lane

@@ -119,8 +119,14 @@ class BoardTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         accel, link = self.accel, self.link
-        # The link resets the engine (not its memories) to abort a load or a stalled request.
-        m.submodules.accel = ResetInserter(link.engine_reset)(accel)
+        # The link resets the engine (not its memories) to abort a load or a stalled request;
+        # an accelerator with a weight source of its own that must not be reset with it
+        # (SDRAMEngine: reads in flight) takes the reset itself.
+        if hasattr(accel, "engine_reset"):
+            m.submodules.accel = accel
+            m.d.comb += accel.engine_reset.eq(link.engine_reset)
+        else:
+            m.submodules.accel = ResetInserter(link.engine_reset)(accel)
         m.submodules.link = link
         m.submodules.urx = urx = self.urx
         m.submodules.utx = utx = self.utx

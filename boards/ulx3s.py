@@ -1,9 +1,15 @@
-"""ULX3S-85F (ECP5 LFE5U-85F) board top: PLL, UART, class on the LEDs.
+"""ULX3S-85F (ECP5 LFE5U-85F) board top: PLL, UART, class on the LEDs, weights on chip or in
+the SDRAM.
 
-The 25 MHz oscillator feeds an ``EHXPLLL``; weights stay in the accelerator's block RAM (the
-85F has 208 DP16KD). LEDs 0–3 show the class (binary, low bits), LED 5 lights once a model id
-is set, LED 6 is ``busy`` and LED 7 the heartbeat.
+The 25 MHz oscillator feeds an ``EHXPLLL``; the weights stay in the accelerator's block RAM (the
+85F has 208 DP16KD) or, with ``sdram_tiles``, go to the board's SDRAM
+(:class:`~sdtforge.boards.sdram_engine.SDRAMEngine`: the tile prefetch, the weight source and
+a LiteDRAM controller generated for the PLL's clock; the PLL's ``CLKOS`` is the SDRAM clock,
+90° behind). LEDs 0–3 show the class (binary, low bits), LED 5 lights once a model id is set,
+LED 6 is ``busy`` and LED 7 the heartbeat.
 """
+
+import tempfile
 
 from amaranth import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
@@ -31,13 +37,31 @@ class ULX3STop(Elaboratable):
         UART rate.
     accelerator : Component, optional
         Passed to :class:`~sdtforge.boards.top.BoardTop` (a stand-in for board-only builds).
+    sdram_tiles : int, optional
+        Keep the weights in the SDRAM, streamed by a tile prefetch for tiles of up to this
+        many rows (:func:`~sdtforge.hdl.weight_tiles.max_tile_rows`; ``config`` with
+        ``external_weights``).
     """
 
+    #: The SDRAM clock's lag behind the system clock (LiteX's ULX3S target: 90°).
+    SDRAM_PHASE = 90
+
     def __init__(self, config, *, image_bytes, num_classes, f_sync=40e6, baud=115200,
-                 accelerator=None):
+                 accelerator=None, sdram_tiles=None):
         self.pll_params = ecp5_pll(CLOCK_HZ, f_sync)
         f = self.pll_params.f_out
         self.f_sync = f
+        self.sdram = sdram_tiles is not None
+        if self.sdram and accelerator is None:
+            from .litedram import generate
+            from .sdram_engine import SDRAMEngine
+
+            # The controller's timing (refresh interval, CAS latency) follows its clock.
+            self._sdram_dir = tempfile.TemporaryDirectory(prefix="sdtforge-sdram-")
+            verilog, _ = generate(self._sdram_dir.name, sys_clk_freq=round(f))
+            accelerator = SDRAMEngine(
+                config, tile_rows=sdram_tiles, verilog=verilog, sdram_clock=False,
+                pins=lambda platform: platform.request("sdram", 0, dir="-"))
         self.core = BoardTop(config, image_bytes=image_bytes, num_classes=num_classes,
                              divisor=round(f / baud), timeout=int(f * TIMEOUT_S),
                              tick_bits=TICK_BITS,
@@ -48,8 +72,11 @@ class ULX3STop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = ClockDomain("sync")   # clock and reset come from the PLL
+        if self.sdram:
+            m.domains.sdram_ps = ClockDomain("sdram_ps", reset_less=True)     # PLL CLKOS
         m.submodules.clk25 = clk = io.Buffer("i", platform.request("clk25", 0, dir="-"))
-        m.submodules.pll = ECP5PLL(self.pll_params, clk.i)
+        m.submodules.pll = ECP5PLL(self.pll_params, clk.i,
+                                   lagging=("sdram_ps", self.SDRAM_PHASE) if self.sdram else None)
         m.submodules.core = core = self.core
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)

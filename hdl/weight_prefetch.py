@@ -122,7 +122,10 @@ class WeightPrefetch(wiring.Component):
             self.rsp.valid.eq(full),
             self.rsp.payload.eq(rd.data),
         ]
-        with m.If(take):
+        with m.If(image_end):
+            # Nothing waits for a row then (an engine reset in the middle of a request, too).
+            m.d.sync += full.eq(0)
+        with m.Elif(take):
             m.d.sync += full.eq(self.req.valid & here)
         # Rows below r − L + 1 are free once the engine asks for r (it asks in order, and has
         # taken the rows of every earlier request), even before r is fetched.

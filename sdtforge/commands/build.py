@@ -44,6 +44,9 @@ def add_arguments(p):
     p.add_argument("--out", type=Path, default=Path("build"), help="output directory")
     p.add_argument("--data-dir", type=Path,
                    help="dataset directory for the latency's test images (CIFAR-10 models)")
+    p.add_argument("--sdram", action="store_true",
+                   help="keep the weights in the board's SDRAM (ulx3s-85f), streamed by the tile "
+                        "prefetch; only its window takes block RAM")
     p.add_argument("--check", action="store_true",
                    help="the fit check and the latency only: no synthesis, nothing written")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -136,7 +139,8 @@ def _check(args, plan, f_sync, timing):
     """``--check``: the plan's figures (it fits: a refusal was raised before) and the latency."""
     board = plan.board
     figures = {
-        "board": board.name, "fits": True, "lanes": plan.config.lanes,
+        "board": board.name, "fits": True, "sdram": plan.sdram_tiles is not None,
+        "lanes": plan.config.lanes,
         "width": plan.config.width, "clock_mhz": round(f_sync / 1e6, 3),
         "bram": plan.brams, "bram_available": board.brams,
         "spram": plan.sprams, "spram_available": board.sprams,
@@ -169,6 +173,8 @@ def run(args):
     _args.input_dir(args.data_dir, "--data-dir")
     if args.check and args.target == "asic":
         raise UserError("--check is the board fit check; it does not apply to --target asic")
+    if args.sdram and args.target == "asic":
+        raise UserError("--sdram is a board build option; it does not apply to --target asic")
     if not args.check:
         _args.output_dir(args.out)
         for name in (("asic.json",) if args.target == "asic"
@@ -187,14 +193,14 @@ def run(args):
         compiled = compile_model(model, lanes=lanes, width=width)
         return _asic(args, compiled.config)
 
-    plan = plan_board(model, board, lanes=lanes, width=width)
+    plan = plan_board(model, board, lanes=lanes, width=width, sdram=args.sdram)
     if not args.json and not args.check:
         _print_plan(plan)
     img = model_image(plan.compiled)
     f_sync = None if args.freq is None else args.freq * 1e6
     try:
         top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes,
-                        f_sync=f_sync, baud=args.baud)
+                        f_sync=f_sync, baud=args.baud, sdram_tiles=plan.sdram_tiles)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     # The cycle model takes seconds; before place and route, so a bad --data-dir stops early.
@@ -208,7 +214,8 @@ def run(args):
     figures = build_bitstream(board, top, args.out, seed=args.seed, f_sync=top.f_sync,
                               progress=say)
     figures.update({"lanes": plan.config.lanes, "width": plan.config.width,
-                    "model_id": img.model_id.hex(), "baud": args.baud, **timing})
+                    "model_id": img.model_id.hex(), "baud": args.baud,
+                    "sdram": plan.sdram_tiles is not None, **timing})
     (args.out / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     (args.out / "config.json").write_text(plan.config.to_json())
     if args.json:

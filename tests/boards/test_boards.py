@@ -13,7 +13,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from sdtforge.boards.pll import ecp5_pll, ice40_pll
+from sdtforge.boards.pll import ecp5_phase, ecp5_pll, ice40_pll
 from sdtforge.boards.spram import SPRAMWeights
 from sdtforge.boards.targets import BOARDS, plan_board
 from sdtforge.cli import main
@@ -25,6 +25,15 @@ from sdtforge.quantize.synthetic import random_model, tiny_config
 from sdtforge.sim.toolchain import setup_yowasp
 
 SMALL = tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3)
+
+
+def test_ecp5_lagging_output():
+    """CLKOS: CLKOP's divider, the lag in eighths of a VCO cycle above CLKOP's phase."""
+    p = ecp5_pll(25e6, 46.875e6)                       # CLKOP_DIV 9, CPHASE 4
+    assert ecp5_phase(p, 0) == {"CLKOS_DIV": 9, "CLKOS_CPHASE": 4, "CLKOS_FPHASE": 0}
+    assert ecp5_phase(p, 90) == {"CLKOS_DIV": 9, "CLKOS_CPHASE": 6, "CLKOS_FPHASE": 2}
+    q = ecp5_pll(25e6, 50e6)                           # CLKOP_DIV 8
+    assert ecp5_phase(q, 180)["CLKOS_CPHASE"] == q.params["CLKOP_CPHASE"] + 4
 
 
 def test_pll_settings():
@@ -151,6 +160,25 @@ def test_board_smoke_do_build_false(name, tmp_path, monkeypatch):
     assert "nextpnr" in files["build_top.sh"]
 
 
+def test_ulx3s_sdram_top_do_build_false(tmp_path, monkeypatch):
+    """``--sdram``: the engine with the tile prefetch, the weight source and a LiteDRAM
+    controller generated for the PLL's clock, on the board's SDRAM pins, the SDRAM clock from
+    the PLL's second output."""
+    monkeypatch.setenv("OPENFPGALOADER", "true")
+    setup_yowasp(dict(os.environ))
+    board = BOARDS["ulx3s-85f"]
+    plan = plan_board(random_model(SMALL, seed=1), board, lanes=2, width=8, sdram=True)
+    top = board.top(plan.config, image_bytes=16, num_classes=3, sdram_tiles=plan.sdram_tiles)
+    files = board.platform().build(top, name="top", build_dir=str(tmp_path),
+                                   do_build=False).files
+    text = files["top.il"]
+    assert "CLKOS_ENABLE" in text and "sdram_ps" in text and "prefetch" in text
+    # The controller was generated for the built clock (its refresh interval follows it).
+    assert f"--sys-clk-freq {round(top.f_sync)} " in files["sdram_ulx3s.v"].splitlines()[0]
+    for pin in ("clk", "clk_en", "cs", "we", "ras", "cas", "dq"):
+        assert f'LOCATE COMP "sdram_0__{pin}__io' in files["top.lpf"]
+
+
 def test_refusals_before_synthesis(tmp_path, capsys):
     model = random_model(tiny_config(), seed=2)
     with pytest.raises(UserError, match=r"16 lanes of 8-bit weights need 128-bit weight rows, "
@@ -177,15 +205,29 @@ def test_refusals_before_synthesis(tmp_path, capsys):
     assert not (tmp_path / "b").exists()   # refused before anything was built
 
 
-def test_block_ram_refusal_when_no_lane_count_fits():
-    """A model whose weights alone are over the board at every lane count is not told to use
-    fewer lanes."""
+def test_block_ram_refusal_names_the_sdram():
+    """A model whose weights alone are over the board's block RAM at every lane count is not
+    told to use fewer lanes: on the ULX3S it is told to put them in the SDRAM (where the tile
+    prefetch's window is all that stays on chip), and a model over even that is told to be
+    smaller."""
     model = random_model(tiny_config(embed_dims=256, depths=1), seed=1)
     with pytest.raises(UserError, match=r"needs \d+ DP16KD block RAMs but the ulx3s-85f has 208 "
-                                        r"\(largest: weights, .*\); no lane count at W = 32 "
-                                        r"fits \(the weights alone take \d+ blocks\); use a "
-                                        r"smaller model or a board with more block RAM"):
+                                        r"\(largest: weights, .*\); it fits with the weights in "
+                                        r"the board's SDRAM \(--sdram\)$"):
         plan_board(model, BOARDS["ulx3s-85f"])
+    plan = plan_board(model, BOARDS["ulx3s-85f"], sdram=True)
+    assert plan.config.external_weights and plan.usage["weights"][2] == 0
+    rows, bits, blocks = plan.usage["weight window"]
+    assert rows >= 2 * plan.sdram_tiles and rows & (rows - 1) == 0 and blocks > 0
+    assert plan.brams <= 208
+    big = random_model(tiny_config(embed_dims=512, depths=2, img_size=[16, 16]), seed=1)
+    with pytest.raises(UserError, match=r"no lane count at W = 32 fits even with --sdram "
+                                        r"\(the .* alone take \d+ blocks\); use a smaller model "
+                                        r"or a board with more block RAM$"):
+        plan_board(big, BOARDS["ulx3s-85f"], sdram=True)
+    with pytest.raises(UserError, match="the icebreaker has no SDRAM for the weights; drop "
+                                        "--sdram"):
+        plan_board(model, BOARDS["icebreaker"], sdram=True)
 
 
 def test_spram_refusal_does_not_advise_fewer_lanes():

@@ -33,7 +33,8 @@ def _image_requests(rng, tiles):
     return out
 
 
-def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, images=3, gap=1):
+def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, images=3, gap=1,
+         abort=None):
     rng = np.random.default_rng(seed)
     tiles = _tiles(rng, max_tile, 9)
     depth = sum(tiles) + 3                       # the source holds more rows than the model
@@ -47,6 +48,7 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
     plan = [(0, _image_requests(rng, tiles)) for _ in range(images)]
     plan += [(1, _image_requests(rng, tiles)) for _ in range(images)]
     log = {"got": [], "want": [], "src_rows": [], "stalls": 0}
+    hold = [False]                               # the engine takes no row (being reset)
 
     async def tb(ctx):
         mem = {}
@@ -60,7 +62,7 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
             ctx.set(dut.src.rsp.payload, mem.get(answers[0][1], [0] * LANES) if due else
                     [0] * LANES)
             ctx.set(dut.src.req.ready, bool(rng.random() >= stall))
-            ctx.set(dut.rsp.ready, bool(rng.random() >= stall))
+            ctx.set(dut.rsp.ready, bool(rng.random() >= stall) and not hold[0])
             if due:
                 answers.pop(0)
             # A request offered stays offered, unchanged, until it is taken (the stream rule
@@ -96,14 +98,14 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
                     await step()
 
         loaded = None
-        for which, requests in plan:
+        for index, (which, requests) in enumerate(plan):
             if which != loaded:
                 await load(models[which])
                 loaded = which
             for _ in range(int(rng.integers(0, 40))):
                 await step()
             ctx.set(dut.busy, 1)
-            for r in requests:
+            for k, r in enumerate(requests):
                 ctx.set(dut.req.valid, 1)
                 ctx.set(dut.req.payload, r)
                 log["want"].append(models[which][r])
@@ -113,6 +115,13 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
                 else:
                     raise AssertionError(f"request for row {r} not taken in 500 cycles")
                 ctx.set(dut.req.valid, 0)
+                if index == abort and k == len(requests) // 2:
+                    # An engine reset in the middle of the image: the row of the request just
+                    # taken (on rsp now) is never taken, and busy falls.
+                    hold[0] = True
+                    assert len(log["got"]) == len(log["want"]) - 1
+                    log["want"].pop()
+                    break
                 for _ in range(int(rng.integers(0, gap + 1))):
                     await step()
             for _ in range(200):
@@ -122,6 +131,7 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
             ctx.set(dut.busy, 0)
             log.setdefault("image_end", []).append(cycle)
             await step()
+            hold[0] = False
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -165,6 +175,14 @@ def test_each_row_crosses_the_bus_once_per_image_when_the_window_keeps_up():
             restarts += 1
     images_after_load = 4
     assert len(fetched) <= (images_after_load + 3) * rows + restarts * 4
+
+
+@pytest.mark.parametrize("seed", [9, 10, 11])
+def test_an_engine_reset_in_the_middle_of_an_image(seed):
+    """The engine is reset with a row on ``rsp`` it will never take: busy falls, and the next
+    image's first request must get its own row, not that one."""
+    log, _ = _run(window=32, max_tile=8, seed=seed, stall=0.0, abort=1, images=3)
+    assert log["got"] == log["want"]
 
 
 def test_requests_wait_for_a_slow_source():
