@@ -33,6 +33,8 @@ def add_arguments(p):
     p.add_argument("--width", type=_args.word_width, default=None,
                    help=f"word width of the bitstream (default: the board's: "
                         f"{_args.per_board(lambda b: b.default_width)})")
+    p.add_argument("--sdram", action="store_true",
+                   help="the bitstream keeps the weights in the board's SDRAM (build --sdram)")
     p.add_argument("--config", type=Path, default=None,
                    help="config.json of the bitstream's build: the model is compiled for it "
                         "(instead of --lanes/--width and the board's other defaults)")
@@ -106,8 +108,10 @@ def run(args):
         raise UserError(f"no model file {args.model}; make one with `sdtforge quantize`")
     _args.input_file(args.model, "--model")
     _args.input_file(args.config, "--config")
-    if args.config is not None and (args.lanes is not None or args.width is not None):
-        raise UserError("--config sets the lanes and the width; drop --lanes/--width")
+    if args.config is not None and (args.lanes is not None or args.width is not None
+                                    or args.sdram):
+        raise UserError("--config sets the lanes, the width and where the weights are; drop "
+                        "--lanes/--width/--sdram")
     _args.check_lanes_width(
         board.default_lanes if args.lanes is None else args.lanes,
         board.default_width if args.width is None else args.width)
@@ -125,8 +129,8 @@ def run(args):
             img = model_image(compile_model(model, AccelConfig.from_json(
                 args.config.read_text())))
         else:
-            img = model_image(plan_board(model, board, lanes=args.lanes,
-                                         width=args.width).compiled)
+            img = model_image(plan_board(model, board, lanes=args.lanes, width=args.width,
+                                         sdram=args.sdram).compiled)
 
     try:
         import serial

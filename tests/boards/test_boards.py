@@ -334,6 +334,29 @@ def test_icebreaker_real_build_digits_tiny(tmp_path, capsys):
     assert figures["timing_met"] and figures["fmax_mhz"] >= figures["f_sync_mhz"]
 
 
+@pytest.mark.slow
+def test_ulx3s_real_build_weights_in_sdram(tmp_path):
+    """The shipped digits-tiny on the ULX3S with its weights in the SDRAM (``--sdram``, 8
+    lanes): the bitstream builds, timing is met, the weights take no block RAM (the prefetch
+    window does: 4 DP16KD of the 22), no DSP."""
+    from sdtforge.model import SHIPPED_CHECKPOINTS
+    from sdtforge.quantize.quantizer import quantize_checkpoint
+
+    path = tmp_path / "digits-tiny.sfm"
+    ir.save(quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"]), path)
+    out = tmp_path / "build"
+    assert main(["build", str(path), "--board", "ulx3s-85f", "--sdram", "--lanes", "8",
+                 "--width", "16", "--out", str(out), "--json"]) == 0
+    figures = json.loads((out / "report.json").read_text())
+    assert (out / "sdtforge.bit").stat().st_size > 0 and figures["sdram"]
+    assert figures["dsp"] == 0 and figures["timing_met"]
+    on_chip = plan_board(ir.load(path), BOARDS["ulx3s-85f"], lanes=8, width=16)
+    assert figures["bram"] < on_chip.brams        # the weights' blocks are gone
+    # The controller and the SDRAM clock are in the netlist.
+    text = (out / "sdtforge.il").read_text()
+    assert "sdram_ulx3s" in text and "CLKOS_ENABLE" in text
+
+
 def test_run_without_a_port_is_one_sentence(capsys):
     assert main(["run", "--board", "ulx3s-85f", "--port", "/dev/no-such-tty-sdtforge"]) == 2
     err = capsys.readouterr().err.strip()
