@@ -20,6 +20,7 @@ mapping) and a controller that opens it ahead hides it. Refresh: tRP + tRFC + tR
 refresh, counted for the worst phase of the 7.8 µs refresh clock against the run.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -231,8 +232,11 @@ def sustained_bandwidth(clock_mhz, chip=AS4C32M16SB_7, interleave=False):
                  * (1 - Fraction(t.refresh_cost, t.refi)))
 
 
-def schedule(segments, loads):
-    """Double-buffered weight stream: the engine's cycles with the waits for tiles.
+def schedule(segments, loads, *, rows=None, window=None, warm=False):
+    """The weight stream's tiles against the engine's compute: its cycles with the waits.
+
+    By default a double buffer; with ``window`` the tile prefetch's ring
+    (:class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch`), see below.
 
     Compute runs the segments in order. A weighted segment (group not ``None``) needs its tile:
     tile ``i`` loads once the bus is free (tile ``i - 1`` loaded) and a buffer half is free
@@ -247,6 +251,18 @@ def schedule(segments, loads):
         ``(name, group, cycles)`` (:func:`sdtforge.sim.cycles.predict_groups`).
     loads : list of int
         Engine cycles to load each weighted segment's tile, in order.
+    rows : list of int, optional
+        With ``window``: each tile's rows.
+    window : int, optional
+        The prefetch's ring in rows. Tiles load in order while the bus is free and the ring
+        has room: the prefetch keeps the rows from ``r − L + 1`` on (``L`` the largest tile,
+        ``r`` the row asked for last), so tile ``i`` may load once the engine has asked for
+        the first tile ``k`` with ``start_k − L + 1 + window ≥ end_i`` (from cycle 0 for the
+        tiles with ``end_i ≤ window``); a segment asks when the segment before it is done.
+    warm : bool
+        With ``window``: the tiles with ``end_i ≤ window`` are in the ring before the image
+        starts (the prefetch fills it during the previous image and the pixel upload), and
+        their loads are not counted.
 
     Returns
     -------
@@ -263,12 +279,37 @@ def schedule(segments, loads):
     weighted = sum(1 for _, g, _ in segments if g is not None)
     if weighted != len(loads):
         raise ValueError(f"{len(loads)} tile loads for {weighted} weighted segments")
+    if window is not None:
+        if rows is None or len(rows) != len(loads):
+            raise ValueError("a window needs each tile's rows")
+        ends = list(itertools.accumulate(int(r) for r in rows))
+        starts = [e - int(r) for e, r in zip(ends, rows, strict=True)]
+        big_l = max(rows, default=1)
+        if window < big_l:
+            raise ValueError(f"a window of {window} rows cannot hold a tile of {big_l}")
     now = 0
-    loaded, done, waits = [], [], []        # per tile: load end, compute end, wait
+    loaded, done, waits, asked = [], [], [], []   # per tile: load end, compute end, wait, ask
     for _, group, cycles in segments:
         if group is not None:
             i = len(loaded)
-            start = max(loaded[-1] if loaded else 0, done[i - 2] if i >= 2 else 0)
+            asked.append(now)
+            bus = loaded[-1] if loaded else 0
+            if window is None:
+                start = max(bus, done[i - 2] if i >= 2 else 0)
+            elif ends[i] <= window:
+                start = bus
+                if warm:
+                    loaded.append(0)
+                    waits.append(0)
+                    now += int(cycles)
+                    done.append(now)
+                    continue
+            else:
+                # (A window under 2L − 1 rows frees tile i's own rows while it computes: the
+                # model, tile by tile, then starts its load when the engine asks for it.)
+                k = next((k for k in range(i + 1)
+                          if starts[k] - big_l + 1 + window >= ends[i]), i)
+                start = max(bus, asked[k])
             loaded.append(start + int(loads[i]))
             waits.append(max(0, loaded[i] - now))
             now += waits[i]
@@ -276,6 +317,8 @@ def schedule(segments, loads):
         if group is not None:
             done.append(now)
     stall = sum(waits)
+    if window is not None and warm:
+        loads = [x for x, e in zip(loads, ends, strict=True) if e > window]
     return {"compute_cycles": now - stall, "load_cycles": int(sum(int(x) for x in loads)),
             "stall_cycles": stall, "first_stall": waits[0] if waits else 0,
             "total_cycles": now, "waits": waits}
@@ -287,7 +330,8 @@ def _engine_cycles(sdram_cycles, clock_mhz, sdram_mhz):
 
 
 def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
-                  chip=AS4C32M16SB_7, image=0, config=None, interleave=False):
+                  chip=AS4C32M16SB_7, image=0, config=None, interleave=False, window=None,
+                  warm=False):
     """The cycle model with the weights in SDRAM, for one image.
 
     Parameters
@@ -301,6 +345,10 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
     chip : SdramChip
     interleave : bool
         As for :func:`read_run`.
+    window, warm :
+        As for :func:`schedule` (the tile prefetch's ring; ``window="rtl"``: the one
+        :class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch` gets by default,
+        :func:`~sdtforge.hdl.weight_tiles.prefetch_window` of the largest tile).
 
     Returns
     -------
@@ -316,7 +364,7 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
     ValueError
         The tiles do not match the cycle model's weighted segments.
     """
-    from sdtforge.hdl.weight_tiles import double_buffer, plan_model
+    from sdtforge.hdl.weight_tiles import double_buffer, plan_model, prefetch_window
 
     from .cycles import predict_groups
 
@@ -328,7 +376,10 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
         raise ValueError("the tile plan and the cycle model's groups differ")
     runs = [read_run(t.address, t.nbytes, sdram_mhz, chip, interleave=interleave).cycles
             for t in tiles]
-    out = schedule(segments, [_engine_cycles(c, clock_mhz, sdram_mhz) for c in runs])
+    if window == "rtl":
+        window = prefetch_window(max(t.rows for t in tiles))
+    out = schedule(segments, [_engine_cycles(c, clock_mhz, sdram_mhz) for c in runs],
+                   rows=[t.rows for t in tiles], window=window, warm=warm)
     by_name = {}
     for t, wait in zip(tiles, out.pop("waits"), strict=True):
         if wait:

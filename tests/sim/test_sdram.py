@@ -112,6 +112,40 @@ def test_schedule_weightless_segments_hide_the_next_load():
         sdram.schedule(segs + _segs(1, name="c"), [5, 150])
 
 
+def test_schedule_prefetch_window():
+    """The tile prefetch's ring (rows 4, 4, 4; L = 4; window 8): tiles 0 and 1 fit from the
+    start; tile 2 (rows 8..12) only once the engine asks for the first tile k with
+    start_k − L + 1 + 8 ≥ 12, tile 2 itself, at 25, so it loads 25..30 and group 2 waits 5,
+    where the double buffer loads it at 15..20 and nobody waits."""
+    segs, loads = _segs(10, 10, 10), [5, 5, 5]
+    ring = sdram.schedule(segs, loads, rows=[4, 4, 4], window=8)
+    assert ring["waits"] == [5, 0, 5] and ring["total_cycles"] == 40
+    assert sdram.schedule(segs, loads)["waits"] == [5, 0, 0]
+    # A window of 12 holds all three; warm: they were fetched before the image, unpriced.
+    assert sdram.schedule(segs, loads, rows=[4, 4, 4], window=12)["waits"] == [5, 0, 0]
+    warm = sdram.schedule(segs, loads, rows=[4, 4, 4], window=12, warm=True)
+    assert warm["waits"] == [0, 0, 0] and warm["load_cycles"] == 0
+    # Warm, window 8: tiles 0 and 1 are in the ring; tile 2 as above, asked at 20.
+    warm = sdram.schedule(segs, loads, rows=[4, 4, 4], window=8, warm=True)
+    assert warm["waits"] == [0, 0, 5] and warm["load_cycles"] == 5
+    with pytest.raises(ValueError, match="each tile's rows"):
+        sdram.schedule(segs, loads, window=8)
+    with pytest.raises(ValueError, match="cannot hold a tile of 9"):
+        sdram.schedule(segs, loads, rows=[4, 9, 4], window=8)
+
+
+def test_weight_stream_with_the_prefetch_window_matches_the_rtl(tiny):
+    """The shipped digits-tiny's RTL through SDRAM with the prefetch waits for no row on its
+    first three test images (docs/boards.md §5e), and the model with the RTL's window, warm,
+    says the same of them; so it does of this tiny model at P = 8. The double buffer, cold,
+    waits for the first tile."""
+    model, result = tiny
+    warm = sdram.weight_stream(model, result.spikes, 8, 16, 50, window="rtl", warm=True)
+    assert warm["stall_cycles"] == 0 and warm["total_cycles"] == warm["compute_cycles"]
+    cold = sdram.weight_stream(model, result.spikes, 8, 16, 50)
+    assert cold["stall_cycles"] == cold["first_stall"] > 0
+
+
 @pytest.fixture(scope="module")
 def tiny():
     model = synthetic.random_model(synthetic.tiny_config(), seed=1, theta_max=16)
