@@ -12,8 +12,9 @@ on-chip cycle model's count (``sim.cycles.predict``), the SDRAM's busy cycles, t
 compute waits for a weight tile (``sim.sdram.weight_stream``: tiles of one output group,
 double-buffered, on the AS4C32M16SB-7), the total and its latency, and the double buffer's
 ECP5 DP16KD blocks beside the blocks of the other on-chip memories (the fit check's count,
-weights left out). Nothing here is measured on hardware or RTL: the weight stream is not
-built.
+weights left out); and the same for the tile prefetch the RTL has (``ring_*``: its default
+window, its first tiles fetched before the image; ``sdram.schedule(..., window, warm=True)``).
+A model, not a measurement: ``docs/boards.md`` §5e compares it with the RTL in co-simulation.
 """
 
 import argparse
@@ -61,6 +62,7 @@ def _other_blocks(model, lanes, width):
 def measure(label, model, images, lanes, clocks):
     """One row per clock for ``model`` at ``lanes``."""
     from sdtforge.boards.targets import memory_blocks
+    from sdtforge.hdl.weight_tiles import prefetch_window
     from sdtforge.sim import golden, sdram
 
     width = max(32, lanes)
@@ -70,10 +72,13 @@ def measure(label, model, images, lanes, clocks):
     for clock in clocks:
         per = [sdram.weight_stream(model, result.spikes, lanes, width, clock, image=i)
                for i in range(len(images))]
+        ring = [sdram.weight_stream(model, result.spikes, lanes, width, clock, image=i,
+                                    window="rtl", warm=True) for i in range(len(images))]
         mean = {k: float(np.mean([p[k] for p in per]))
                 for k in ("compute_cycles", "sdram_busy_cycles", "stall_cycles", "first_stall",
                           "total_cycles", "latency_ms")}
         buf = per[0]["double_buffer"]
+        window = prefetch_window(buf["rows"] // 2)
         buf_blocks = memory_blocks(buf["rows"], buf["row_bits"], "ecp5")
         names = sorted({n for p in per for n in p["stalls_by_descriptor"]})
         by_name = {n: float(np.mean([p["stalls_by_descriptor"].get(n, 0) for p in per]))
@@ -87,6 +92,10 @@ def measure(label, model, images, lanes, clocks):
             "double_buffer_bits": buf["bits"], "double_buffer_dp16kd": buf_blocks,
             "other_dp16kd": other,
             "meets_40ms": mean["latency_ms"] <= 40.0,
+            "ring_window_rows": window,
+            "ring_dp16kd": memory_blocks(window, buf["row_bits"], "ecp5"),
+            **{f"ring_{k}": float(np.mean([p[k] for p in ring]))
+               for k in ("stall_cycles", "total_cycles", "latency_ms")},
         })
         _log(f"  {label} P={lanes} {clock} MHz: {mean['total_cycles']:.0f} cycles "
              f"({mean['stall_cycles']:.0f} stalls), {mean['latency_ms']:.2f} ms")
@@ -116,11 +125,14 @@ def main(argv=None):
                   "timing": vars(chip.timing(c))} for c in args.clocks]
 
     print(f"{'case':<38} {'P':>3} {'MHz':>7} {'weight B':>9} {'compute':>9} {'stalls':>8} "
-          f"{'total':>9} {'ms':>7} {'buf blk':>7} {'other':>5}")
+          f"{'total':>9} {'ms':>7} {'buf blk':>7} {'other':>5} {'ring stalls':>11} "
+          f"{'ring ms':>7} {'ring blk':>8}")
     for r in rows:
         print(f"{r['case']:<38} {r['lanes']:>3} {r['clock_mhz']:>7.3f} {r['weight_bytes']:>9} "
               f"{r['compute_cycles']:>9.0f} {r['stall_cycles']:>8.0f} {r['total_cycles']:>9.0f} "
-              f"{r['latency_ms']:>7.2f} {r['double_buffer_dp16kd']:>7} {r['other_dp16kd']:>5}")
+              f"{r['latency_ms']:>7.2f} {r['double_buffer_dp16kd']:>7} {r['other_dp16kd']:>5} "
+              f"{r['ring_stall_cycles']:>11.0f} {r['ring_latency_ms']:>7.2f} "
+              f"{r['ring_dp16kd']:>8}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"chip": chip.name, "bandwidth": bandwidth, "rows": rows},
