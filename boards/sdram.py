@@ -112,6 +112,7 @@ class LiteDRAMNative(wiring.Component):
                  sdram_domain="sdram_ps"):
         self.verilog = Path(verilog)
         self.info = info = core_info(self.verilog)
+        self._verilog_text = self.verilog.read_text()    # the file may be a temporary one
         if info["rate"] == "1:1" and info["data_width"] != 16:
             # LiteDRAM puts a width converter in front of a wider port; its write FIFO takes
             # data on wdata.valid and its reads wait for rdata.ready, which this component
@@ -150,7 +151,7 @@ class LiteDRAMNative(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if platform is not None:
-            platform.add_file(self.verilog.name, self.verilog.read_text())
+            platform.add_file(self.verilog.name, self._verilog_text)
         pins = self._pins(self.pins(platform)) if callable(self.pins) else self.pins
         m.submodules.core = Instance(
             "sdram_ulx3s",

@@ -56,12 +56,13 @@ class ULX3STop(Elaboratable):
             from .litedram import generate
             from .sdram_engine import SDRAMEngine
 
-            # The controller's timing (refresh interval, CAS latency) follows its clock.
-            self._sdram_dir = tempfile.TemporaryDirectory(prefix="sdtforge-sdram-")
-            verilog, _ = generate(self._sdram_dir.name, sys_clk_freq=round(f))
-            accelerator = SDRAMEngine(
-                config, tile_rows=sdram_tiles, verilog=verilog, sdram_clock=False,
-                pins=lambda platform: platform.request("sdram", 0, dir="-"))
+            # The controller's timing (refresh interval, CAS latency) follows its clock; the
+            # component keeps the generated Verilog's text.
+            with tempfile.TemporaryDirectory(prefix="sdtforge-sdram-") as tmp:
+                verilog, _ = generate(tmp, sys_clk_freq=round(f))
+                accelerator = SDRAMEngine(
+                    config, tile_rows=sdram_tiles, verilog=verilog, sdram_clock=False,
+                    pins=lambda platform: platform.request("sdram", 0, dir="-"))
         self.core = BoardTop(config, image_bytes=image_bytes, num_classes=num_classes,
                              divisor=round(f / baud), timeout=int(f * TIMEOUT_S),
                              tick_bits=TICK_BITS,
