@@ -23,10 +23,13 @@ def config_digest(config):
     """``DIGEST_BYTES`` naming an :class:`~sdtforge.hdl.compile.AccelConfig`.
 
     The first bytes of the SHA-256 of its JSON, less ``external_weights`` (where the weights
-    live does not change what a model compiles to).
+    live does not change what a model compiles to) and less a ``weight_tile_rows`` of 0 (the
+    configurations made before it existed keep their digest).
     """
     fields = dataclasses.asdict(config)
     fields.pop("external_weights")
+    if not fields["weight_tile_rows"]:
+        fields.pop("weight_tile_rows")
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).digest()[:DIGEST_BYTES]
 

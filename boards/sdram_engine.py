@@ -118,7 +118,8 @@ class SDRAMEngine(Elaboratable):
         for name in _STREAMS:
             stream = getattr(self, name)
             out += [stream.valid, stream.ready, Value.cast(stream.payload)]
-        return out + [self.busy, self.load_idle, self.load_error, self.sdram_ps.clk]
+        out += [self.busy, self.load_idle, self.load_error]
+        return out if self.sdram_ps is None else out + [self.sdram_ps.clk]
 
 
 def sdram_engine_verilog(config, name, *, tile_rows=None, window=None):

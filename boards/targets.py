@@ -238,7 +238,8 @@ def _block_ram_advice(model, board, lanes, width, worst, sdram=False):
     ratios), both, else what does not depend on the lanes."""
     def fits(other, with_sdram):
         try:
-            plan_board(model, board, lanes=other, width=width, sdram=with_sdram, _advise=False)
+            plan_board(model, board, lanes=other, width=width, sdram=with_sdram, _advise=False,
+                       _compile=False)
         except UserError:
             return False
         return True
@@ -246,7 +247,7 @@ def _block_ram_advice(model, board, lanes, width, worst, sdram=False):
     if board.sdram and not sdram and fits(lanes, True):
         return "it fits with the weights in the board's SDRAM (--sdram)"
     others = [1 << k for k in range(width.bit_length()) if 1 << k != lanes]
-    for with_sdram in (sdram, True) if board.sdram else (sdram,):
+    for with_sdram in dict.fromkeys((sdram, True) if board.sdram else (sdram,)):
         fitting = [other for other in others if fits(other, with_sdram)]
         if fitting:
             return (f"it fits at --lanes {' or '.join(map(str, fitting))}"
@@ -257,7 +258,8 @@ def _block_ram_advice(model, board, lanes, width, worst, sdram=False):
             f"block RAM")
 
 
-def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=True):
+def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=True,
+               _compile=True):
     """Compile ``model`` for ``board`` and check that it fits, before any synthesis.
 
     With ``sdram`` the weights go to the board's SDRAM (``external_weights``) and only the tile
@@ -281,10 +283,14 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     changes = {}
     tiles = window = None
     if sdram:
-        from sdtforge.hdl.weight_tiles import plan_model, prefetch_window
-        tiles = max(t.rows for t in plan_model(model, lanes, width, config=cfg))
+        from sdtforge.hdl.compile import _plan
+        from sdtforge.hdl.weight_tiles import max_tile_rows, prefetch_window
+        try:
+            tiles = max_tile_rows(_plan(model, cfg, rows=False))
+        except ValueError as exc:
+            raise UserError(f"the weights cannot be streamed from SDRAM: {exc}") from None
         window = prefetch_window(tiles)
-        changes["external_weights"] = True
+        changes.update(external_weights=True, weight_tile_rows=tiles)
     if board.spram_weights:
         row_bits = cfg.row_bits("weights")
         sprams = spram_blocks(row_bits)
@@ -337,5 +343,6 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
         raise UserError(
             f"the accelerator at {lanes} lanes needs about {luts} {unit} but the {board.name} "
             f"has {board.luts}; {advice}")
-    plan.compiled = compile_model(model, cfg)
+    if _compile:
+        plan.compiled = compile_model(model, cfg)
     return plan

@@ -119,6 +119,12 @@ class AccelConfig:
         lane it handles), overlapped with the next row's gather (a power of two dividing
         ``lanes``; 1: every lane at once). The cycle model follows it
         (:func:`sdtforge.sim.cycles.predict`).
+    weight_tile_rows : int
+        The largest weight tile (one output group's rows, :mod:`.weight_tiles`) that the tile
+        prefetch in front of external weights was built for
+        (:class:`~.weight_prefetch.WeightPrefetch`'s ``tile_rows``; a board's ``--sdram``
+        build); a model with a larger tile would be served wrong rows and is refused. 0: no
+        prefetch.
     """
 
     lanes: int = 8
@@ -148,6 +154,7 @@ class AccelConfig:
     channel_bits: int = 12
     external_weights: bool = False
     writeback_cycles: int = 1
+    weight_tile_rows: int = 0
 
     def __post_init__(self):
         # A wrong type is a programming error (TypeError; ``from_json`` turns it into a
@@ -161,7 +168,7 @@ class AccelConfig:
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"AccelConfig.{f.name} must be an integer, not {value!r}")
-            if value < (0 if f.name == "sdsa_shift" else 1):
+            if value < (0 if f.name in ("sdsa_shift", "weight_tile_rows") else 1):
                 raise UserError(f"{f.name} must be positive, not {value!r}")
         check_lanes_width(self.lanes, self.width)
         c = self.writeback_cycles
@@ -827,6 +834,15 @@ def _compile(model, cfg):
                 f"the model needs {need} rows ({need * bits} bits) of the {name} memory but "
                 f"the hardware has {have} rows ({have * bits} bits); use a larger "
                 f"configuration or a smaller model")
+    if cfg.weight_tile_rows:
+        from .weight_tiles import max_tile_rows
+
+        tile = max_tile_rows(compiled)
+        if tile > cfg.weight_tile_rows:
+            raise UserError(
+                f"the model's largest weight tile has {tile} rows but the hardware's tile "
+                f"prefetch holds tiles of up to {cfg.weight_tile_rows}; build for this model "
+                f"(build --sdram)")
     # Every descriptor field now fits (its width follows the widths and depths just checked);
     # encode_descriptor still checks each value.
     compiled.images["program"] = [

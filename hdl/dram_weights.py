@@ -47,7 +47,9 @@ class DRAMWeights(wiring.Component):
     credit. A row goes out on ``rsp`` once its ``n`` words are in; rows leave in request order.
     A row write (``write.en``, one cycle) is taken only while ``write_busy`` is low; it issues
     ``n`` write commands, and ``write_busy`` stays high until the controller has taken the
-    last word. Writes happen only while no read is in flight (model loading).
+    last word. Writes may come between reads (a prefetch goes on reading while the loader
+    writes): a pending write's commands go first, a request whose words are partly issued
+    finishes after them, and rows still come back in request order.
 
     Parameters
     ----------

@@ -17,11 +17,14 @@ fetch is behind (bandwidth), not per request (latency). With ``C ≥ 2·L`` the 
 tile being computed and at least ``C − L`` rows after it: the next tile is fetched while the
 current one computes (double buffering), without the engine saying where a tile ends.
 
-The stream repeats per image: after the last row (``rows``, the highest row written + 1) the
-fetch goes on with row 0 of the next image, and the image boundary (``busy`` falling: every
-request of the image has been served) moves the window to the next image's rows. A fetch that
-is still behind the image (tiles of the image nobody asked for) restarts at row 0, as does any
-row write (model loading); rows in flight from the source then are dropped.
+The stream repeats per image: after the last row (``rows``: the highest row written + 1 since
+row 0 was last written) the fetch goes on with row 0 of the next image, and the image boundary
+(``busy`` falling: every request of the image has been served) moves the window to the next
+image's rows. A fetch that is still behind the image (tiles of the image nobody asked for)
+restarts at row 0, as does any row write (model loading); rows in flight from the source then
+are dropped. (So each weight crosses the bus once per image while the window keeps up; a
+restart fetches again the rows it dropped, and a load re-reads the stream's head between its
+row writes.)
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -56,7 +59,7 @@ class WeightPrefetch(wiring.Component):
     tile_rows : int
         The largest tile ``L`` of any program run on it (``w_gstride``,
         :func:`~.weight_tiles.max_tile_rows`). A program with a larger tile would be served
-        wrong rows; the compiler's check refuses it.
+        wrong rows: a configuration's ``weight_tile_rows`` makes ``compile_model`` refuse it.
     in_flight : int
         Row requests outstanding at the source at most.
 
@@ -174,6 +177,7 @@ class WeightPrefetch(wiring.Component):
                 m.d.sync += [ahead.eq(ahead + keep - rows), low.eq(0), base.eq(base + rows)]
             with m.Else():
                 m.d.sync += ahead.eq(ahead + keep)
-        with m.If(self.written.en & (self.written.addr >= rows)):
+        # A load writes rows 0, 1, … in order: row 0 starts a new stream length.
+        with m.If(self.written.en & ((self.written.addr == 0) | (self.written.addr >= rows))):
             m.d.sync += rows.eq(self.written.addr + 1)
         return m

@@ -217,6 +217,12 @@ def test_block_ram_refusal_names_the_sdram():
         plan_board(model, BOARDS["ulx3s-85f"])
     plan = plan_board(model, BOARDS["ulx3s-85f"], sdram=True)
     assert plan.config.external_weights and plan.usage["weights"][2] == 0
+    # The prefetch is built for the model's largest tile; a model with larger tiles is refused
+    # for that configuration (it would be served wrong rows).
+    assert plan.config.weight_tile_rows == plan.sdram_tiles > 0
+    with pytest.raises(UserError, match=r"the model's largest weight tile has \d+ rows but the "
+                                        r"hardware's tile prefetch holds tiles of up to 1;"):
+        compile_model(model, dataclasses.replace(plan.config, weight_tile_rows=1))
     rows, bits, blocks = plan.usage["weight window"]
     assert rows >= 2 * plan.sdram_tiles and rows & (rows - 1) == 0 and blocks > 0
     assert plan.brams <= 208
