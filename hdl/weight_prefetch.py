@@ -27,13 +27,13 @@ restart fetches again the rows it dropped, and a load re-reads the stream's head
 row writes.)
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, ResetInserter, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
 from .params import check_positive
-from .weights import weight_source_signature
+from .weights import ReadPortWeights, weight_source_signature
 
 __all__ = ["WeightPrefetch"]
 
@@ -113,23 +113,20 @@ class WeightPrefetch(wiring.Component):
         m.d.sync += was_busy.eq(self.busy)
         image_end = was_busy & ~self.busy
 
-        # -- engine side (ReadPortWeights over the ring) --------------------------------------
-        full = Signal()
-        take = ~full | self.rsp.ready
+        # -- engine side: ReadPortWeights over the ring, for rows already fetched ---------------
+        # At an image's end nothing waits for a row (an engine reset in the middle of a
+        # request, too): the reader's row register is cleared.
+        m.submodules.reader = reader = ResetInserter(image_end)(ReadPortWeights(self._shape, cb))
         r = self.req.payload
         here = r < ahead
         m.d.comb += [
-            self.req.ready.eq(take & here),
-            rd.addr.eq(base + r),
-            rd.en.eq(take),
-            self.rsp.valid.eq(full),
-            self.rsp.payload.eq(rd.data),
+            reader.req.valid.eq(self.req.valid & here),
+            reader.req.payload.eq(base + r),
+            self.req.ready.eq(reader.req.ready & here),
+            rd.addr.eq(reader.port.addr), rd.en.eq(reader.port.en),
+            reader.port.data.eq(rd.data),
         ]
-        with m.If(image_end):
-            # Nothing waits for a row then (an engine reset in the middle of a request, too).
-            m.d.sync += full.eq(0)
-        with m.Elif(take):
-            m.d.sync += full.eq(self.req.valid & here)
+        wiring.connect(m, reader.rsp, wiring.flipped(self.rsp))
         # Rows below r − L + 1 are free once the engine asks for r (it asks in order, and has
         # taken the rows of every earlier request), even before r is fetched.
         with m.If(self.req.valid & (r >= big_l - 1) & (r - (big_l - 1) > low)):
