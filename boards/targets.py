@@ -100,14 +100,11 @@ class Board:
         return _import(self.platform_class)()
 
     def top(self, config, *, image_bytes, num_classes, f_sync=None, baud=115200,
-            accelerator=None, sdram_tiles=None):
-        """The board top for an accelerator configuration (``accelerator``: a stand-in;
-        ``sdram_tiles``: the weights in SDRAM, :class:`BoardPlan`'s ``sdram_tiles``)."""
+            accelerator=None):
+        """The board top for an accelerator configuration (``accelerator``: a stand-in)."""
         f_sync = self.f_sync if f_sync is None else f_sync
-        extra = {} if sdram_tiles is None else {"sdram_tiles": sdram_tiles}
         return _import(self.top_class)(config, image_bytes=image_bytes, num_classes=num_classes,
-                                       f_sync=f_sync, baud=baud, accelerator=accelerator,
-                                       **extra)
+                                       f_sync=f_sync, baud=baud, accelerator=accelerator)
 
 
 def _import(ref):
@@ -204,9 +201,6 @@ class BoardPlan:
     usage : dict
         ``{memory: (rows, row bits, blocks)}``.
     brams, sprams, luts_estimate : int
-    sdram_tiles : int or None
-        With the weights in SDRAM: the largest weight tile in rows (the prefetch's
-        ``tile_rows``; its window is ``usage["weight window"]``).
     """
 
     board: Board
@@ -216,7 +210,13 @@ class BoardPlan:
     brams: int
     sprams: int
     luts_estimate: int
-    sdram_tiles: int | None = None
+
+    @property
+    def sdram_tiles(self):
+        """With the weights in SDRAM: the largest weight tile in rows (the configuration's
+        ``weight_tile_rows``, the prefetch's ``tile_rows``; its window is
+        ``usage["weight window"]``); else ``None``."""
+        return self.config.weight_tile_rows or None
 
     def table(self):
         """Memory-to-block table as text."""
@@ -325,7 +325,7 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     fixed, per_lane = _LOGIC_MODEL[board.family]
     luts = fixed + per_lane * cfg.lanes
     plan = BoardPlan(board=board, compiled=None, config=cfg, usage=usage, brams=brams,
-                     sprams=sprams, luts_estimate=luts, sdram_tiles=tiles)
+                     sprams=sprams, luts_estimate=luts)
     if brams > board.brams:
         worst = max(usage.items(), key=lambda kv: kv[1][2])
         raise UserError(

@@ -2,7 +2,8 @@
 the SDRAM.
 
 The 25 MHz oscillator feeds an ``EHXPLLL``; the weights stay in the accelerator's block RAM (the
-85F has 208 DP16KD) or, with ``sdram_tiles``, go to the board's SDRAM
+85F has 208 DP16KD) or, with a configuration's ``weight_tile_rows`` (``build --sdram``), go to
+the board's SDRAM
 (:class:`~sdtforge.boards.sdram_engine.SDRAMEngine`: the tile prefetch, the weight source and
 a LiteDRAM controller generated for the PLL's clock; the PLL's ``CLKOS`` is the SDRAM clock,
 90° behind). LEDs 0–3 show the class (binary, low bits), LED 5 lights once a model id is set,
@@ -28,7 +29,9 @@ class ULX3STop(Elaboratable):
     Parameters
     ----------
     config : AccelConfig
-        The accelerator build (internal weights).
+        The accelerator build: the weights in block RAM, or with ``weight_tile_rows`` (and
+        ``external_weights``) in the SDRAM, streamed by a tile prefetch for tiles of up to
+        that many rows.
     image_bytes, num_classes : int
         Model input size and classes (the host link's frame sizes).
     f_sync : float
@@ -37,21 +40,17 @@ class ULX3STop(Elaboratable):
         UART rate.
     accelerator : Component, optional
         Passed to :class:`~sdtforge.boards.top.BoardTop` (a stand-in for board-only builds).
-    sdram_tiles : int, optional
-        Keep the weights in the SDRAM, streamed by a tile prefetch for tiles of up to this
-        many rows (:func:`~sdtforge.hdl.weight_tiles.max_tile_rows`; ``config`` with
-        ``external_weights``).
     """
 
     #: The SDRAM clock's lag behind the system clock (LiteX's ULX3S target: 90°).
     SDRAM_PHASE = 90
 
     def __init__(self, config, *, image_bytes, num_classes, f_sync=40e6, baud=115200,
-                 accelerator=None, sdram_tiles=None):
+                 accelerator=None):
         self.pll_params = ecp5_pll(CLOCK_HZ, f_sync)
         f = self.pll_params.f_out
         self.f_sync = f
-        self.sdram = sdram_tiles is not None
+        self.sdram = config.weight_tile_rows != 0
         if self.sdram and accelerator is None:
             from .litedram import generate
             from .sdram_engine import SDRAMEngine
@@ -61,7 +60,7 @@ class ULX3STop(Elaboratable):
             with tempfile.TemporaryDirectory(prefix="sdtforge-sdram-") as tmp:
                 verilog, _ = generate(tmp, sys_clk_freq=round(f))
                 accelerator = SDRAMEngine(
-                    config, tile_rows=sdram_tiles, verilog=verilog, sdram_clock=False,
+                    config, tile_rows=config.weight_tile_rows, verilog=verilog, sdram_clock=False,
                     pins=lambda platform: platform.request("sdram", 0, dir="-"))
         self.core = BoardTop(config, image_bytes=image_bytes, num_classes=num_classes,
                              divisor=round(f / baud), timeout=int(f * TIMEOUT_S),

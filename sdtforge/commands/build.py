@@ -200,7 +200,7 @@ def run(args):
     f_sync = None if args.freq is None else args.freq * 1e6
     try:
         top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes,
-                        f_sync=f_sync, baud=args.baud, sdram_tiles=plan.sdram_tiles)
+                        f_sync=f_sync, baud=args.baud)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     # The cycle model takes seconds; before place and route, so a bad --data-dir stops early.

@@ -168,7 +168,7 @@ def test_ulx3s_sdram_top_do_build_false(tmp_path, monkeypatch):
     setup_yowasp(dict(os.environ))
     board = BOARDS["ulx3s-85f"]
     plan = plan_board(random_model(SMALL, seed=1), board, lanes=2, width=8, sdram=True)
-    top = board.top(plan.config, image_bytes=16, num_classes=3, sdram_tiles=plan.sdram_tiles)
+    top = board.top(plan.config, image_bytes=16, num_classes=3)
     files = board.platform().build(top, name="top", build_dir=str(tmp_path),
                                    do_build=False).files
     text = files["top.il"]
