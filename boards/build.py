@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from sdtforge.errors import UserError
+from sdtforge.hdl.ram import YOSYS_COMMANDS
 from sdtforge.sim.toolchain import setup_yowasp
 
 __all__ = ["build_bitstream", "parse_yosys_stat", "summarize", "BuildProgress"]
@@ -166,6 +167,8 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     overrides = {
         "nextpnr_opts": f"--seed {int(seed)} --timing-allow-fail --report {name}.report.json",
         "script_after_synth": f"tee -q -o {name}.stat stat",
+        # The loader-filled memories' read ports without collision logic (hdl.ram).
+        "script_after_read": "\n".join(YOSYS_COMMANDS),
     }
     if board.family == "ecp5":
         overrides["synth_opts"] = "-nodsp"

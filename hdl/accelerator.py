@@ -43,6 +43,7 @@ from .loops import MapAddress
 from .pe_array import PEArray
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
+from .ram import loader_filled
 from .result import ResultEmitter
 from .sdsa import mask_membrane_width
 from .sdsa_sequencer import SDSASequencer
@@ -165,9 +166,12 @@ class Accelerator(wiring.Component):
         m.submodules.spk = spk = memory.Memory(shape=cfg.row_bits("spikes"),
                                                depth=cfg.spikes_depth, init=[])
         m.submodules.xs = xs = memory.Memory(shape=lanes_x, depth=cfg.stream_depth, init=[])
-        m.submodules.pix = pix = memory.Memory(shape=cfg.row_bits("pixels"),
-                                               depth=cfg.pixels_depth, init=[])
-        m.submodules.shm = shm = memory.Memory(shape=lanes_sh, depth=cfg.shifts_depth, init=[])
+        # The loader fills these (the pixel memory's zero points); the engine reads them only
+        # while busy, and an image is received before the pixel layer reads it (hdl.ram).
+        m.submodules.pix = pix = loader_filled(memory.Memory(shape=cfg.row_bits("pixels"),
+                                                             depth=cfg.pixels_depth, init=[]))
+        m.submodules.shm = shm = loader_filled(memory.Memory(shape=lanes_sh,
+                                                             depth=cfg.shifts_depth, init=[]))
         spk_w, spk_r = spk.write_port(granularity=p), spk.read_port()
         xs_w, xs_r = xs.write_port(), xs.read_port()
         pix_w, pix_r = pix.write_port(), pix.read_port()

@@ -11,6 +11,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import check_positive
+from .ram import loader_filled
 
 __all__ = ["LIFUnit"]
 
@@ -136,8 +137,9 @@ class LIFUnit(wiring.Component):
             v_row = Signal(self.v_shape, name="v")
             with m.If(v_write):
                 m.d.sync += v_row.eq(v_next)
-        m.submodules.t_mem = t_mem = memory.Memory(shape=self.theta_shape,
-                                                   depth=self._theta_depth, init=[])
+        m.submodules.t_mem = t_mem = loader_filled(memory.Memory(shape=self.theta_shape,
+                                                                 depth=self._theta_depth,
+                                                                 init=[]))
         t_wr = t_mem.write_port()
         t_rd = t_mem.read_port()
         wiring.connect(m, wiring.flipped(self.theta_write), t_wr)

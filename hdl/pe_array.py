@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .params import check_positive
+from .ram import loader_filled
 
 __all__ = ["PEArray", "PEOp"]
 
@@ -127,8 +128,9 @@ class PEArray(wiring.Component):
         m = Module()
         p = self._lanes
 
-        m.submodules.b_mem = b_mem = memory.Memory(shape=self.bias_shape,
-                                                   depth=self._bias_depth, init=[])
+        m.submodules.b_mem = b_mem = loader_filled(memory.Memory(shape=self.bias_shape,
+                                                                 depth=self._bias_depth,
+                                                                 init=[]))
         b_wr = b_mem.write_port()
         b_rd = b_mem.read_port()
         wiring.connect(m, wiring.flipped(self.b_write), b_wr)

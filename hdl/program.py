@@ -5,6 +5,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accel_isa import PROGRAM_WORD_BITS, address_bits, descriptor_layout, descriptor_words
+from .ram import loader_filled
 
 __all__ = ["ProgramSequencer"]
 
@@ -63,8 +64,8 @@ class ProgramSequencer(wiring.Component):
     def elaborate(self, platform):
         cfg, n = self._config, self._words
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=cfg.row_bits("program"),
-                                               depth=cfg.program_depth, init=[])
+        m.submodules.mem = mem = loader_filled(memory.Memory(shape=cfg.row_bits("program"),
+                                                             depth=cfg.program_depth, init=[]))
         wr, rd = mem.write_port(), mem.read_port()
         m.d.comb += [wr.addr.eq(self.write.addr), wr.data.eq(self.write.data),
                      wr.en.eq(self.write.en)]

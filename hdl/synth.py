@@ -15,6 +15,8 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
+from .ram import YOSYS_COMMANDS
+
 __all__ = ["FORBIDDEN_CELLS", "yosys_stats", "module_stats"]
 
 #: Coarse cells that would mean a multiplier or divider was inferred.
@@ -65,7 +67,8 @@ def _run_yosys(component, script, reports):
     text = rtlil.convert(component, name="top", emit_src=False)
     with tempfile.TemporaryDirectory(prefix="sdtforge-yosys-") as tmp:
         Path(tmp, "top.il").write_text(text)
-        subprocess.run([_yosys(), "-q", "-p", "; ".join(["read_rtlil top.il", *script])],
+        subprocess.run([_yosys(), "-q", "-p", "; ".join(["read_rtlil top.il", *YOSYS_COMMANDS,
+                                                          *script])],
                        cwd=tmp, check=True, stdout=subprocess.DEVNULL)
         return {name: Path(tmp, name).read_text() for name in reports}
 

@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .params import check_positive
+from .ram import loader_filled
 
 __all__ = ["ReadPortWeights", "WeightMemory", "weight_source_signature"]
 
@@ -109,7 +110,8 @@ class WeightMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=self._shape, depth=self._depth, init=[])
+        m.submodules.mem = mem = loader_filled(memory.Memory(shape=self._shape,
+                                                             depth=self._depth, init=[]))
         aw = len(self.req.payload)
         m.submodules.reader = reader = ReadPortWeights(self._shape, aw)
         rd, wr = mem.read_port(), mem.write_port()

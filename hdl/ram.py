@@ -1,0 +1,49 @@
+"""Memories the model loader fills: block RAMs without read/write collision logic.
+
+Amaranth gives a non-transparent read port *read-old* semantics: a read of the row written in
+the same cycle returns the row's previous contents. iCE40 and ECP5 block RAMs leave that case
+undefined, so Yosys emulates it for every such memory: it delays the write by a cycle
+(registers for the write's address, data and enable) and puts an address comparator and a
+multiplexer on the read data. That is one flip-flop per data bit and a multiplexer on the read
+path — on the ECP5 build, between the weight memory's output and the PE accumulators, its
+critical path.
+
+The memories the loader fills (weights, biases, thresholds, shifts, program and the pixel
+memory's zero points) never need it: the loader writes them only while the engine is idle
+(``Loader.enable`` is ``~busy``; the controller leaves its idle state only once the loader is),
+and the engine reads them only while busy, so no read whose data is used meets a write. (The
+pixel memory's other writer, image reception, ends before the pixel layer reads it.) Such a
+memory is marked with Yosys' own attribute ``no_rw_check`` ("the read data on a collision is
+a don't-care"), and :data:`YOSYS_COMMANDS`, run after the design is read, apply it to the
+read ports, which Amaranth emits already synchronous (Yosys itself looks at the attribute only
+when it merges an asynchronous read with its register). Simulation keeps read-old; the RTL's
+results cannot differ, as no used read collides.
+
+Memories that the engine writes while it reads them (spike, stream and membrane memories, the
+logit sums, the prefetch ring) keep the emulation.
+"""
+
+from amaranth.lib import memory
+
+__all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "loader_filled"]
+
+#: Yosys' attribute for a memory whose read data on a same-address write is a don't-care.
+NO_RW_CHECK = "no_rw_check"
+
+#: Yosys commands that apply :data:`NO_RW_CHECK` to the marked memories' read ports (each
+#: marked memory has one read and one write port, so the collision mask is one bit);
+#: ``memory_collect`` skips a module that still has processes, hence ``proc`` first.
+YOSYS_COMMANDS = ("proc", "memory_collect a:no_rw_check",
+                  "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i")
+
+
+def loader_filled(mem):
+    """Mark ``mem`` (a :class:`~amaranth.lib.memory.Memory`) as written only while idle.
+
+    The caller gives it one write port and one non-transparent read port, and uses the read
+    data only while the engine is busy. Returns ``mem``.
+    """
+    if not isinstance(mem, memory.Memory):
+        raise TypeError(f"Expected a memory.Memory, not {mem!r}")
+    mem.attrs[NO_RW_CHECK] = 1
+    return mem
