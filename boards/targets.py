@@ -283,10 +283,10 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     changes = {}
     tiles = window = None
     if sdram:
-        from sdtforge.hdl.compile import _plan
+        from sdtforge.hdl.compile import plan_memories
         from sdtforge.hdl.weight_tiles import max_tile_rows, prefetch_window
         try:
-            tiles = max_tile_rows(_plan(model, cfg, rows=False))
+            tiles = max_tile_rows(plan_memories(model, cfg, rows=False))
         except ValueError as exc:
             raise UserError(f"the weights cannot be streamed from SDRAM: {exc}") from None
         window = prefetch_window(tiles)

@@ -45,18 +45,22 @@ def _parse(text):
     return cells
 
 
-def yosys_stats(component, *, ice40=True):
+def yosys_stats(component, *, ice40=True, board_memories=True):
     """Return ``{"coarse": {cell: count}, "ice40": {cell: count}}`` for ``component``.
 
     ``coarse`` is the flattened netlist after ``proc; opt`` (before any technology mapping,
     where a ``$mul`` would still be visible); ``ice40`` is ``synth_ice40 -dsp`` (where a
     multiplier would become an ``SB_MAC16``). With ``ice40=False`` only ``coarse`` is filled.
+    ``board_memories``: map the loader-filled memories as the board build does
+    (:data:`~.ram.YOSYS_COMMANDS`); without it every memory keeps Yosys' collision logic.
     """
     script = ["hierarchy -top top", "proc", "flatten", "opt -fast", "tee -q -o coarse.txt stat"]
     reports = ["coarse.txt"]
     if ice40:
         script += ["synth_ice40 -dsp -top top", "tee -q -o ice40.txt stat"]
         reports.append("ice40.txt")
+    if board_memories:
+        script = [*YOSYS_COMMANDS, *script]
     texts = _run_yosys(component, script, reports)
     return {"coarse": _parse(texts["coarse.txt"]),
             "ice40": _parse(texts["ice40.txt"]) if ice40 else {}}
@@ -67,8 +71,7 @@ def _run_yosys(component, script, reports):
     text = rtlil.convert(component, name="top", emit_src=False)
     with tempfile.TemporaryDirectory(prefix="sdtforge-yosys-") as tmp:
         Path(tmp, "top.il").write_text(text)
-        subprocess.run([_yosys(), "-q", "-p", "; ".join(["read_rtlil top.il", *YOSYS_COMMANDS,
-                                                          *script])],
+        subprocess.run([_yosys(), "-q", "-p", "; ".join(["read_rtlil top.il", *script])],
                        cwd=tmp, check=True, stdout=subprocess.DEVNULL)
         return {name: Path(tmp, name).read_text() for name in reports}
 
@@ -84,8 +87,8 @@ def module_stats(component):
     hierarchical design in the YoWASP build, so the LUTs are mapped by ``abc -lut 4``; the
     totals come out a little above a flat ``synth_ice40`` (an area breakdown, not a sign-off).
     """
-    report = _run_yosys(component, ["synth_ice40 -noflatten -noabc -top top", "abc -lut 4",
-                                    "opt_clean", "tee -q -o modules.txt stat"],
+    report = _run_yosys(component, [*YOSYS_COMMANDS, "synth_ice40 -noflatten -noabc -top top",
+                                    "abc -lut 4", "opt_clean", "tee -q -o modules.txt stat"],
                         ["modules.txt"])["modules.txt"]
     modules, name, cells = {}, None, {}
 

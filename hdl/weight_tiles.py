@@ -1,14 +1,15 @@
 """The weight tiles of a compiled program: what a weight stream from external memory fetches.
 
-The compiler lays a layer's weight rows out group-major (:meth:`~.compile._Builder.weight_rows`:
-rows ``g, tap, ci`` of ``P`` output channels, ``w_gstride`` rows per group), and the engine
-runs a layer's output groups one after the other (group, then position, then step). One output
-group's rows are therefore a *tile*: everything the engine reads while it computes that group,
-and nothing it reads again in the image. :func:`tile_plan` lists the tiles of a program in the
-order the engine consumes them, with each tile's bytes (rounded up to the external bus word)
-and its byte address when the tiles are stored back to back in that order, so that every tile
-is one sequential run and every weight crosses the bus once per image. :func:`double_buffer`
-sizes the on-chip buffer that holds the tile being computed and the one being fetched.
+The compiler lays a layer's weight rows out group-major
+(:meth:`~.layer_compilers.Builder.weight_rows`: rows ``g, tap, ci`` of ``P`` output channels,
+``w_gstride`` rows per group), and the engine runs a layer's output groups one after the other
+(group, then position, then step). One output group's rows are therefore a *tile*: everything the
+engine reads while it computes that group, and nothing it reads again in the image.
+:func:`tile_plan` lists the tiles of a program in the order the engine consumes them, with each
+tile's bytes (rounded up to the external bus word) and its byte address when the tiles are stored
+back to back in that order, so that every tile is one sequential run and every weight crosses the
+bus once per image. :func:`double_buffer` sizes the on-chip buffer that holds the tile being
+computed and the one being fetched.
 
 :class:`~.weight_prefetch.WeightPrefetch` is the hardware that streams the tiles (a window of
 the stream on chip, sized by :func:`prefetch_window`); ``sim/sdram.py`` prices the plan on an SDR
@@ -101,10 +102,10 @@ def plan_model(model, lanes, width, bus_bytes=2, base=0, *, config=None):
 
     Plans the program without packing any weight row (cheap for a paper-scale model).
     """
-    from .compile import _plan, derive_config
+    from .compile import derive_config, plan_memories
 
     cfg = derive_config(model, lanes=lanes, width=width) if config is None else config
-    return tile_plan(_plan(model, cfg, rows=False), bus_bytes, base)
+    return tile_plan(plan_memories(model, cfg, rows=False), bus_bytes, base)
 
 
 def double_buffer(tiles):

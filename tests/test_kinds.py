@@ -7,7 +7,7 @@ from sdtforge.registry import Registry
 
 
 def _passes():
-    from sdtforge.hdl.compile import COMPILERS
+    from sdtforge.hdl.layer_compilers import COMPILERS
     from sdtforge.quantize.quantizer import QUANTIZERS
     from sdtforge.sim.cycles import CYCLES
     from sdtforge.sim.golden import GOLDEN_OPS

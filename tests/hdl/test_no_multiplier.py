@@ -28,7 +28,10 @@ UNITS = {
 
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_no_multiplier(unit):
-    stats = yosys_stats(UNITS[unit]())
+    # Every memory as the unit's RTL has it (with Yosys' collision logic): marked as the board
+    # build marks it, a standalone WeightMemory is only block RAM and a register, a netlist
+    # the YoWASP Yosys 0.69 ABC9 step fails on. Multipliers do not depend on it.
+    stats = yosys_stats(UNITS[unit](), board_memories=False)
     assert stats["coarse"] and stats["ice40"].get("SB_LUT4", 0) > 0
     for level in ("coarse", "ice40"):
         found = {cell: n for cell, n in stats[level].items() if cell in FORBIDDEN_CELLS}

@@ -7,7 +7,7 @@ import pytest
 
 from sdtforge.boards.targets import memory_blocks
 from sdtforge.hdl import weight_tiles
-from sdtforge.hdl.compile import _plan, derive_config
+from sdtforge.hdl.compile import derive_config, plan_memories
 from sdtforge.quantize import synthetic
 from sdtforge.sim import cycles, golden, sdram
 
@@ -166,7 +166,7 @@ def _check_groups(model, result, lanes, width, image=0, config=None):
     assert sum(c for _, _, c in segs) == want
     assert all(c > 0 for _, _, c in segs)
     cfg = config or derive_config(model, lanes=lanes, width=width)
-    tiles = weight_tiles.tile_plan(_plan(model, cfg, rows=False))
+    tiles = weight_tiles.tile_plan(plan_memories(model, cfg, rows=False))
     assert [(n, g) for n, g, _ in segs if g is not None] == [(t.name, t.group) for t in tiles]
     return segs
 
@@ -195,7 +195,7 @@ def test_groups_sum_to_predict_on_a_synthetic_paper_shape(cifar):
 def test_tile_plan_bytes_and_addresses(tiny):
     model, _ = tiny
     cfg = derive_config(model, lanes=8, width=16)
-    planned = _plan(model, cfg, rows=False)
+    planned = plan_memories(model, cfg, rows=False)
     tiles = weight_tiles.tile_plan(planned, bus_bytes=2, base=64)
     row_bits = cfg.row_bits("weights")
     assert row_bits == 64

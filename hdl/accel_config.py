@@ -1,0 +1,252 @@
+"""The accelerator's hardware configuration (:class:`AccelConfig`) and its sizing rules.
+
+An :class:`AccelConfig` fixes everything the generated RTL depends on: the lanes ``P``, the spike
+word width ``W``, every value width, every memory's depth and the loop-counter widths. The
+compiler (:mod:`.compile`) derives the smallest one that runs a model; the gateware, the cycle
+model and the host driver read the lane layouts of the memories' rows from it
+(:meth:`AccelConfig.lane_layout`), so a row is laid out in one place.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass, fields
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+from amaranth.utils import ceil_log2
+
+from sdtforge.errors import UserError
+
+from .accel_isa import PROGRAM_WORD_BITS, RESULT_WORD_BITS, Target
+
+__all__ = ["AccelConfig", "MEMORIES", "MAX_LANES", "MAX_WIDTH", "check_lanes_width",
+           "writeback_cycles", "ceil_div", "counter_bits", "layout_shift", "pow2_at_least"]
+
+#: Memories of the planner, in table order: (name, load target or None).
+MEMORIES = (("program", Target.PROGRAM), ("weights", Target.WEIGHTS),
+            ("biases", Target.BIASES), ("thresholds", Target.THRESHOLDS),
+            ("shifts", Target.SHIFTS), ("pixels", Target.PIXELS), ("spikes", None),
+            ("stream", None), ("logits", None))
+
+
+#: The narrowest loop counter the compiler derives: a counter over a single value still
+#: needs one bit (an Amaranth signal of width 0 cannot be compared or incremented).
+MIN_COUNTER_BITS = 1
+
+
+def pow2_at_least(n):
+    """The smallest power of two holding ``n``."""
+    return 1 << ceil_log2(n)
+
+
+def layout_shift(n):
+    """Layout shift of a power-of-two stride holding ``n`` (0 for ``n <= 1``: no shift)."""
+    return ceil_log2(n)
+
+
+def counter_bits(n):
+    """Bits of a loop counter over ``n`` values: ``ceil(log2(n))``, at least the minimum."""
+    return max(ceil_log2(n), MIN_COUNTER_BITS)
+
+
+def ceil_div(a, b):
+    """``ceil(a / b)`` of two integers."""
+    return -(-int(a) // int(b))
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """Hardware configuration of one accelerator build (plain data; saved as JSON).
+
+    Parameters
+    ----------
+    lanes : int
+        PE lanes ``P`` (a power of two, at most ``width``).
+    width : int
+        Spike word width ``W`` in channels (a power of two, at least 8).
+    weight_bits, acc_bits, theta_bits, shift_bits, stream_bits, logit_bits : int
+        Signed widths of a weight, an accumulator / LIF input / bias, a threshold, an unsigned
+        alignment shift, a residual-stream value and a summed logit.
+    program_depth, weights_depth, biases_depth, thresholds_depth, shifts_depth, pixels_depth,
+    spikes_depth, stream_depth, logits_depth : int
+        Rows of each memory (program: 16-bit words, :func:`~.accel_isa.descriptor_words` per
+        descriptor).
+    sdsa_channels, max_tokens : int
+        Largest SDSA width (a multiple of ``width``) and token count the SDSA unit supports.
+    sdsa_shift : int
+        The SDSA mask shift the SDSA unit is built with.
+    coord_bits, step_bits, group_bits, word_bits : int
+        Widths of the controller's loop counters: a map coordinate (the largest map side is
+        at most ``2**coord_bits``), a time step, an output group (or word) and a word index
+        within a position. The compiler derives the smallest that run the model; every
+        counter, comparator and address-generator input is that wide, and the descriptor's
+        count fields are one bit wider (a count of ``2**bits`` iterations).
+    channel_bits : int
+        Width of the descriptor's channel count (``cin``: a layer's input channels, ``END``'s
+        classes) and of the controller's class index. With the counter widths and the memory
+        depths it fixes every descriptor field's width (:func:`~.accel_isa.descriptor_widths`),
+        so the program encoding is a function of the configuration.
+    external_weights : bool
+        Weight rows live outside the accelerator (e.g. iCE40 SPRAM), reached through the
+        top-level ``w_req`` / ``w_rsp`` weight stream and ``w_write`` port instead of an
+        internal memory.
+    writeback_cycles : int
+        Cycles the write-back stage spends on a row of ``P`` lane values: it handles
+        ``lanes / writeback_cycles`` lanes per cycle (one LIF neuron and one residual adder per
+        lane it handles), overlapped with the next row's gather (a power of two dividing
+        ``lanes``; 1: every lane at once). The cycle model follows it
+        (:func:`sdtforge.sim.cycles.predict`).
+    weight_tile_rows : int
+        The largest weight tile (one output group's rows, :mod:`.weight_tiles`) that the tile
+        prefetch in front of external weights was built for
+        (:class:`~.weight_prefetch.WeightPrefetch`'s ``tile_rows``; a board's ``--sdram``
+        build); a model with a larger tile would be served wrong rows and is refused. 0: no
+        prefetch.
+    """
+
+    lanes: int = 8
+    width: int = 16
+    weight_bits: int = 8
+    acc_bits: int = 24
+    theta_bits: int = 24
+    shift_bits: int = 3
+    stream_bits: int = 24
+    logit_bits: int = 32
+    program_depth: int = 512
+    weights_depth: int = 4096
+    biases_depth: int = 128
+    thresholds_depth: int = 128
+    shifts_depth: int = 128
+    pixels_depth: int = 1024
+    spikes_depth: int = 2048
+    stream_depth: int = 512
+    logits_depth: int = 16
+    sdsa_channels: int = 64
+    max_tokens: int = 64
+    sdsa_shift: int = 1
+    coord_bits: int = 8
+    step_bits: int = 8
+    group_bits: int = 8
+    word_bits: int = 8
+    channel_bits: int = 12
+    external_weights: bool = False
+    writeback_cycles: int = 1
+    weight_tile_rows: int = 0
+
+    def __post_init__(self):
+        # A wrong type is a programming error (TypeError; ``from_json`` turns it into a
+        # UserError for a config file); a wrong value is the user's option (UserError).
+        if not isinstance(self.external_weights, bool):
+            raise TypeError(f"AccelConfig.external_weights must be a bool, not "
+                            f"{self.external_weights!r}")
+        for f in fields(self):
+            if f.name == "external_weights":
+                continue
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"AccelConfig.{f.name} must be an integer, not {value!r}")
+            if value < (0 if f.name in ("sdsa_shift", "weight_tile_rows") else 1):
+                raise UserError(f"{f.name} must be positive, not {value!r}")
+        check_lanes_width(self.lanes, self.width)
+        c = self.writeback_cycles
+        if c & (c - 1) or self.lanes % c:
+            raise UserError(f"writeback_cycles must be a power of two dividing lanes "
+                            f"({self.lanes!r}), not {c!r}")
+        if self.logit_bits > RESULT_WORD_BITS:
+            raise UserError(f"logit_bits ({self.logit_bits!r}) must be at most "
+                            f"{RESULT_WORD_BITS}, the result stream's word")
+        if self.sdsa_channels % self.width:
+            raise UserError(f"sdsa_channels ({self.sdsa_channels!r}) must be a multiple of the "
+                            f"word width ({self.width!r})")
+
+    def lane_layout(self, memory):
+        """The :class:`~amaranth.lib.data.ArrayLayout` of one row of ``memory``.
+
+        The accelerator builds its memories (and checks its units' memories) with these
+        layouts, and the compiler packs every row through them (:func:`pack_memory_row`): lane
+        ``l`` of a ``P``-lane row of ``b``-bit values is bits ``[l·b, (l+1)·b)``.
+        """
+        return _lane_layout(self, memory)
+
+    def lane_format(self, memory):
+        """``(lanes, bits per lane, signed)`` of one row of ``memory`` (lowest lane first)."""
+        layout = self.lane_layout(memory)
+        shape = layout.elem_shape
+        return layout.length, shape.width, shape.signed
+
+    def row_bits(self, memory):
+        """Width in bits of one row of ``memory``."""
+        return self.lane_layout(memory).size
+
+    def depth(self, memory):
+        """Rows of ``memory``."""
+        return getattr(self, f"{memory}_depth")
+
+    def to_json(self):
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text):
+        """The configuration saved by :meth:`to_json`; a malformed one is a :class:`UserError`."""
+        try:
+            values = json.loads(text)
+        except ValueError as exc:
+            raise UserError(f"the hardware config is not valid JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise UserError("the hardware config must be a JSON object of AccelConfig fields")
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UserError(f"the hardware config has unknown fields {', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise UserError(f"the hardware config is invalid: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _lane_layout(config, memory):
+    p = config.lanes
+    elem, lanes = {
+        "program": (unsigned(PROGRAM_WORD_BITS), 1), "weights": (signed(config.weight_bits), p),
+        "biases": (signed(config.acc_bits), p), "thresholds": (signed(config.theta_bits), p),
+        "shifts": (unsigned(config.shift_bits), p), "pixels": (unsigned(8), 1),
+        "spikes": (unsigned(1), config.width), "stream": (signed(config.stream_bits), p),
+        "logits": (signed(config.logit_bits), p),
+    }[memory]
+    return data.ArrayLayout(elem, lanes)
+
+
+#: The largest lane count and word width the generators are run at (``generate`` takes about
+#: 20 s at either bound; far larger values build Python expressions too deep to elaborate).
+MAX_LANES = 128
+MAX_WIDTH = 512
+
+
+def check_lanes_width(lanes, width):
+    """Refuse a lane count / word width the hardware cannot have (:class:`UserError`)."""
+    for name, value in (("lanes", lanes), ("width", width)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an integer, not {value!r}")
+        if value < 1 or value & (value - 1):
+            raise UserError(f"{name} must be a power of two, not {value!r}")
+    if width < 8:
+        raise UserError(f"width must be at least 8, not {width!r}")
+    if lanes > MAX_LANES or width > MAX_WIDTH:
+        raise UserError(f"lanes and width are at most {MAX_LANES} and {MAX_WIDTH}, "
+                        f"not {lanes!r} and {width!r}")
+    if lanes > width:
+        raise UserError(f"lanes ({lanes!r}) must not exceed the word width ({width!r})")
+
+
+def writeback_cycles(lanes, writeback_lanes):
+    """``AccelConfig.writeback_cycles`` for a write-back stage of ``writeback_lanes`` lanes
+    (``None``: all ``lanes``); refuse a count that is not a power of two dividing ``lanes``
+    (:class:`UserError`)."""
+    if writeback_lanes is None:
+        return 1
+    if writeback_lanes < 1 or lanes % writeback_lanes or writeback_lanes & (writeback_lanes - 1):
+        raise UserError(f"the write-back's lanes must be a power of two dividing the lanes "
+                        f"({lanes}), not {writeback_lanes!r}")
+    return lanes // writeback_lanes

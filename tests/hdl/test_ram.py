@@ -1,0 +1,74 @@
+"""Loader-filled memories: no read/write collision logic in the netlist; only they are marked."""
+
+import re
+
+import pytest
+from amaranth.back import rtlil
+from amaranth.hdl import Module
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from sdtforge.hdl.accelerator import Accelerator
+from sdtforge.hdl.compile import AccelConfig
+from sdtforge.hdl.ram import NO_RW_CHECK, loader_filled
+from sdtforge.hdl.synth import yosys_stats
+
+
+class _OneMemory(wiring.Component):
+    """A 256 × 16 memory with one write and one read port, marked or not."""
+
+    ra: In(8)
+    wa: In(8)
+    wd: In(16)
+    we: In(1)
+    rd: Out(16)
+
+    def __init__(self, marked):
+        self._marked = marked
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        mem = memory.Memory(shape=16, depth=256, init=[])
+        m.submodules.mem = loader_filled(mem) if self._marked else mem
+        wr, rd = mem.write_port(), mem.read_port()
+        m.d.comb += [wr.addr.eq(self.wa), wr.data.eq(self.wd), wr.en.eq(self.we),
+                     rd.addr.eq(self.ra), self.rd.eq(rd.data)]
+        return m
+
+
+def _flip_flops(cells):
+    return sum(n for cell, n in cells.items() if cell.startswith("SB_DFF"))
+
+
+def test_marked_memory_has_no_collision_logic():
+    plain = yosys_stats(_OneMemory(False))["ice40"]
+    marked = yosys_stats(_OneMemory(True))["ice40"]
+    # Unmarked, Yosys emulates read-old on a collision: the write delayed by a register
+    # (16 data + 8 address bits and the enable) and a multiplexer on the read data.
+    assert _flip_flops(plain) >= 25 and plain.get("SB_LUT4", 0) >= 16
+    # Marked, the block RAM alone.
+    assert _flip_flops(marked) == 0 and marked.get("SB_LUT4", 0) <= 1
+    assert marked.get("SB_RAM40_4K") == plain.get("SB_RAM40_4K") == 1
+
+
+def _marked_memories(component):
+    """Names of the memories in ``component``'s RTLIL that carry ``no_rw_check``."""
+    text = rtlil.convert(component, emit_src=False)
+    return sorted(re.findall(rf"attribute \\{NO_RW_CHECK} 1\n\s*memory width \d+ size \d+ "
+                             r"\\(\S+)", text))
+
+
+@pytest.mark.parametrize("external", [False, True])
+def test_accelerator_marks_only_the_loader_filled_memories(external):
+    cfg = AccelConfig(lanes=2, width=8, weights_depth=64, external_weights=external)
+    # The weights (on chip), biases, thresholds, program, pixels and shifts: the memories the
+    # loader writes while the engine is idle. The spike, stream, membrane, logit and SDSA
+    # memories, which the engine writes while it reads them, keep the collision logic.
+    expected = ["b_mem", "mem", "pix", "shm", "t_mem"] + ([] if external else ["mem"])
+    assert _marked_memories(Accelerator(cfg)) == sorted(expected)
+
+
+def test_loader_filled_takes_a_memory_only():
+    with pytest.raises(TypeError, match="memory.Memory"):
+        loader_filled(object())
