@@ -24,9 +24,9 @@ from sdtforge.hdl.synth import yosys_stats
 UNITS = {
     "EventEncoder(W=P)": lambda p: EventEncoder(p, 12),
     "EventEncoder(W=32)": lambda p: EventEncoder(32, 8),
+    # The weight rows arrive on the PE array's w_rsp stream (SPRAM on the iCEBreaker).
     "PEArray(ext. weights)": lambda p: PEArray(p, 20, weight_width=8, bias_width=16,
-                                               weight_depth=4096, bias_depth=128 // p,
-                                               external_weights=True),
+                                               weight_depth=4096, bias_depth=128 // p),
     "LIFUnit(2048 neurons)": lambda p: LIFUnit(p, 2048 // p, 20, theta_width=16,
                                                theta_depth=128 // p),
     "SDSAUnit(D=32, lif)": lambda p: SDSAUnit(32, p, 16, mode="lif", theta_width=8),
