@@ -1,17 +1,12 @@
 """``bench/ff_packing.py``: flip-flops by what drives their D input."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from _bench import load_bench
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("ff_packing", ROOT / "bench" / "ff_packing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("ff_packing")
 
 
 def _cell(kind, **ports):

@@ -4,23 +4,11 @@ The bench runs Yosys for minutes and is not part of the test run, so a unit whos
 changes would otherwise break it unnoticed (as ``PEArray``'s ``external_weights`` once did).
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from _bench import load_bench
 from amaranth.hdl import Fragment
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("unit_cost", ROOT / "bench" / "unit_cost.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench()
+BENCH = load_bench("unit_cost")
 
 
 @pytest.mark.parametrize("unit", sorted(BENCH.UNITS))
