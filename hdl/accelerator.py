@@ -43,7 +43,7 @@ from .loops import MapAddress
 from .pe_array import PEArray
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
-from .ram import loader_filled
+from .ram import disjoint_maps, loader_filled
 from .result import ResultEmitter
 from .sdsa import mask_membrane_width
 from .sdsa_sequencer import SDSASequencer
@@ -163,8 +163,8 @@ class Accelerator(wiring.Component):
         lanes_x = cfg.lane_layout("stream")
         lanes_sh = cfg.lane_layout("shifts")
         m.submodules.prog = prog = ProgramSequencer(cfg)
-        m.submodules.spk = spk = memory.Memory(shape=cfg.row_bits("spikes"),
-                                               depth=cfg.spikes_depth, init=[])
+        m.submodules.spk = spk = disjoint_maps(memory.Memory(shape=cfg.row_bits("spikes"),
+                                                             depth=cfg.spikes_depth, init=[]))
         m.submodules.xs = xs = memory.Memory(shape=lanes_x, depth=cfg.stream_depth, init=[])
         # The loader fills these (the pixel memory's zero points); the engine reads them only
         # while busy, and an image is received before the pixel layer reads it (hdl.ram).
@@ -172,7 +172,17 @@ class Accelerator(wiring.Component):
                                                              depth=cfg.pixels_depth, init=[]))
         m.submodules.shm = shm = loader_filled(memory.Memory(shape=lanes_sh,
                                                              depth=cfg.shifts_depth, init=[]))
-        spk_w, spk_r = spk.write_port(granularity=p), spk.read_port()
+        spk_port, spk_r = spk.write_port(granularity=p), spk.read_port()
+        # Spike writes reach the memory a cycle after the stage issues them: the write's
+        # address, data and enables leave registers (they came through the map address adder
+        # and the stages' multiplexers), and the memory needs no collision logic (hdl.ram).
+        spk_w = wiring.Signature({"addr": Out(len(spk_port.addr)),
+                                  "data": Out(len(spk_port.data)),
+                                  "en": Out(len(spk_port.en))}).create(path=("spk_w",))
+        m.d.sync += [spk_port.addr.eq(spk_w.addr), spk_port.data.eq(spk_w.data),
+                     spk_port.en.eq(spk_w.en)]
+        # The spike memory's ports, for testbenches that check they never collide (hdl.ram).
+        self.spike_ports = (spk_r, spk_port)
         xs_w, xs_r = xs.write_port(), xs.read_port()
         pix_w, pix_r = pix.write_port(), pix.read_port()
         shm_w, shm_r = shm.write_port(), shm.read_port()
@@ -266,7 +276,8 @@ class Accelerator(wiring.Component):
         m.d.comb += sdsa.data.eq(spk_r.data)
 
         # -- default port drives -------------------------------------------------------------
-        m.d.comb += [spk_r.en.eq(1), pix_r.en.eq(1), shm_r.addr.eq(f.prow + g)]
+        # The spike read port reads only for a stage that uses its data (hdl.ram).
+        m.d.comb += [spk_r.en.eq(0), pix_r.en.eq(1), shm_r.addr.eq(f.prow + g)]
 
         # -- address generators ----------------------------------------------------------------
         # One per memory port (a map address costs three barrel shifters): spike reads, stream

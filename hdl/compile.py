@@ -220,6 +220,15 @@ def plan_memories(model, cfg, rows=True):
             d["k_base"], d["v_base"] = bases[reads[1]], bases[reads[2]]
         if writes:
             d["out_base"] = bases[writes[0]]
+        # No operation reads a spike map where it writes one: the spike memory has no
+        # read/write collision logic (hdl.ram).
+        spans = {n: (bases[n], bases[n] + b.spike_layout(n)["size"]) for n in (*reads, *writes)
+                 if n in bases}
+        for r in reads:
+            for w in writes:
+                if r in spans and w in spans:
+                    (r0, r1), (w0, w1) = spans[r], spans[w]
+                    assert r1 <= w0 or w1 <= r0, f"maps {r!r} and {w!r} overlap"
     c = int(model.config["in_channels"])
     h, w = (int(v) for v in model.config["img_size"])
     shx, shy = layout_shift(c), layout_shift(c) + layout_shift(w)

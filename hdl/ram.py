@@ -1,4 +1,4 @@
-"""Memories the model loader fills: block RAMs without read/write collision logic.
+"""Block RAMs without read/write collision logic: the loader-filled memories and spike maps.
 
 Amaranth gives a non-transparent read port *read-old* semantics: a read of the row written in
 the same cycle returns the row's previous contents. iCE40 and ECP5 block RAMs leave that case
@@ -19,13 +19,22 @@ read ports, which Amaranth emits already synchronous (Yosys itself looks at the 
 when it merges an asynchronous read with its register). Simulation keeps read-old; the RTL's
 results cannot differ, as no used read collides.
 
-Memories that the engine writes while it reads them (spike, stream and membrane memories, the
-logit sums, the prefetch ring) keep the emulation.
+The spike memory is marked too (:func:`disjoint_maps`), for another reason: an operation's
+reads and its writes go to different spike maps, which the compiler places at disjoint
+addresses (:func:`~.compile.plan_memories` asserts it), and an operation starts only once the
+previous one has written its last word; the read port is enabled only by a stage that uses
+the data (the fetch, the SDSA and pool stages). The accelerator registers the spike write
+(address, data, enables) before the memory, as the emulation's delayed write did, so the write
+path stays short; the accelerator testbench (``tests/accel/_sim.py``) checks in every cycle of
+every simulated image that no enabled spike read meets the write at the same row.
+
+Memories that the engine reads and writes in place (the stream, membrane, logit and SDSA
+memories, the prefetch ring) keep the emulation.
 """
 
 from amaranth.lib import memory
 
-__all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "loader_filled"]
+__all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "disjoint_maps", "loader_filled"]
 
 #: Yosys' attribute for a memory whose read data on a same-address write is a don't-care.
 NO_RW_CHECK = "no_rw_check"
@@ -37,13 +46,27 @@ YOSYS_COMMANDS = ("proc", "memory_collect a:no_rw_check",
                   "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i")
 
 
+def _mark(mem):
+    if not isinstance(mem, memory.Memory):
+        raise TypeError(f"Expected a memory.Memory, not {mem!r}")
+    mem.attrs[NO_RW_CHECK] = 1
+    return mem
+
+
 def loader_filled(mem):
     """Mark ``mem`` (a :class:`~amaranth.lib.memory.Memory`) as written only while idle.
 
     The caller gives it one write port and one non-transparent read port, and uses the read
     data only while the engine is busy. Returns ``mem``.
     """
-    if not isinstance(mem, memory.Memory):
-        raise TypeError(f"Expected a memory.Memory, not {mem!r}")
-    mem.attrs[NO_RW_CHECK] = 1
-    return mem
+    return _mark(mem)
+
+
+def disjoint_maps(mem):
+    """Mark ``mem`` as holding maps that no operation reads and writes at once.
+
+    The caller gives it one write port and one non-transparent read port, enabled only when
+    its data is used, and never enables it on the row written in the same cycle (a testbench
+    checks it). Returns ``mem``.
+    """
+    return _mark(mem)

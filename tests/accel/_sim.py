@@ -148,6 +148,18 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
                 ctx.set(rsp.payload.as_value(), answer)
 
     sim = Simulator(dut)
+    collisions = []
+
+    async def spike_collisions(ctx):
+        # An enabled spike read of the row written in the same cycle (hdl.ram: the block RAM's
+        # read data is undefined there).
+        rd, wr = (dut.accel if dram_latency is not None else dut).spike_ports
+        async for _, _, r_en, r_addr, w_en, w_addr in ctx.tick().sample(rd.en, rd.addr,
+                                                                         wr.en, wr.addr):
+            if r_en and w_en and r_addr == w_addr:
+                collisions.append(r_addr)
+
+    sim.add_process(spike_collisions)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     if dram_latency is not None:
@@ -155,4 +167,5 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
     elif external_weights:
         sim.add_process(weight_memory)
     sim.run()
+    assert not collisions, f"spike words read as they were written: {collisions[:8]}"
     return results
