@@ -144,12 +144,55 @@ def _watch(progress, say, stop, interval=2.0):
             say(line)
 
 
+#: The assertion YoWASP Yosys 0.69/0.70 stops on in ABC9's reintegration for some netlists.
+ABC9_FAULT = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed"
+#: The ``synth_ecp5`` option a build retries with after :data:`ABC9_FAULT`.
+NO_LUTRAM = "-nolutram"
+
+
+class _AbcReintegrateFault(subprocess.CalledProcessError):
+    """The tools stopped on :data:`ABC9_FAULT`."""
+
+
+def _tool_log(out_dir, name):
+    """The log of the tool that failed: nextpnr's if it has an error, else Yosys'."""
+    log = ""
+    for suffix in (".tim", ".rpt"):
+        path = out_dir / f"{name}{suffix}"
+        if path.exists():
+            log = path.read_text(errors="replace")
+            if "ERROR" in log:
+                break
+    return log
+
+
+def _run_tools(board, top, name, out_dir, overrides):
+    """One run of the tools on a fresh platform of ``board`` (Amaranth's build plan, executed
+    in ``out_dir``; a platform builds once)."""
+    platform = board.platform()
+    for stale in (f"{name}.rpt", f"{name}.tim"):     # an earlier run's logs
+        (out_dir / stale).unlink(missing_ok=True)
+    try:
+        # No source locations in the netlist: they hold absolute paths, and the bitstream must
+        # not depend on where the checkout lives.
+        platform.build(top, name=name, build_dir=str(out_dir), do_program=False,
+                       emit_src=False, **overrides)
+    except subprocess.CalledProcessError as exc:
+        log = _tool_log(out_dir, name)
+        if ABC9_FAULT in log and "ABC_OPS_REINTEGRATE" in log:
+            raise _AbcReintegrateFault(exc.returncode, exc.cmd) from None
+        raise
+
+
 def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, progress=None):
     """Synthesize, place, route and pack ``top`` for ``board`` in ``out_dir``.
 
     Returns the :func:`summarize` dict, also written to ``out_dir/report.json``. ``progress``,
     a callable, is given a line each time the build's stage changes and every two minutes
     while one lasts (:class:`BuildProgress`).
+
+    On the ECP5, where Yosys stops on :data:`ABC9_FAULT`, synthesis runs once more with
+    :data:`NO_LUTRAM` (the dict's ``synth_opts`` then says so).
 
     Raises
     ------
@@ -163,7 +206,6 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     os.environ.setdefault("OPENFPGALOADER", "true")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    platform = board.platform()
     overrides = {
         "nextpnr_opts": f"--seed {int(seed)} --timing-allow-fail --report {name}.report.json",
         "script_after_synth": f"tee -q -o {name}.stat stat",
@@ -172,26 +214,26 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     }
     if board.family == "ecp5":
         overrides["synth_opts"] = "-nodsp"
-    for stale in (f"{name}.rpt", f"{name}.tim"):     # an earlier build's logs
-        (out_dir / stale).unlink(missing_ok=True)
     stop, watcher = threading.Event(), None
     if progress is not None:
         watcher = threading.Thread(target=_watch, args=(BuildProgress(out_dir, name), progress,
                                                         stop), daemon=True)
         watcher.start()
     try:
-        # No source locations in the netlist: they hold absolute paths, and the bitstream must
-        # not depend on where the checkout lives.
-        platform.build(top, name=name, build_dir=str(out_dir), do_program=False,
-                       emit_src=False, **overrides)
+        try:
+            _run_tools(board, top, name, out_dir, overrides)
+        except _AbcReintegrateFault:
+            if board.family != "ecp5":
+                raise
+            # Yosys' ABC9 fault (docs/boards.md §8): it has so far come with LUT RAMs in the
+            # netlist; small memories in flip-flops instead.
+            if progress is not None:
+                progress(f"synthesis: Yosys stopped on its ABC9 fault ({ABC9_FAULT}); again "
+                         f"without LUT RAM ({NO_LUTRAM})")
+            overrides["synth_opts"] += f" {NO_LUTRAM}"
+            _run_tools(board, top, name, out_dir, overrides)
     except subprocess.CalledProcessError as exc:
-        log = ""
-        for suffix in (".tim", ".rpt"):
-            path = out_dir / f"{name}{suffix}"
-            if path.exists():
-                log = path.read_text(errors="replace")
-                if "ERROR" in log:
-                    break
+        log = _tool_log(out_dir, name)
         errors = [ln for ln in log.splitlines() if "ERROR" in ln] or log.splitlines()[-3:]
         raise UserError(f"the {board.name} build failed ({exc.cmd[0] if exc.cmd else 'tool'}): "
                         f"{' / '.join(e.strip() for e in errors[:3])}") from None
@@ -203,5 +245,7 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     report = json.loads((out_dir / f"{name}.report.json").read_text())
     figures = summarize(board, cells, report, f_sync)
     figures["seed"] = int(seed)
+    if NO_LUTRAM in overrides.get("synth_opts", ""):
+        figures["synth_opts"] = overrides["synth_opts"]
     (out_dir / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return figures

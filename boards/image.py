@@ -23,13 +23,14 @@ def config_digest(config):
     """``DIGEST_BYTES`` naming an :class:`~sdtforge.hdl.compile.AccelConfig`.
 
     The first bytes of the SHA-256 of its JSON, less ``external_weights`` (where the weights
-    live does not change what a model compiles to) and less a ``weight_tile_rows`` of 0 (the
-    configurations made before it existed keep their digest).
+    live does not change what a model compiles to) and less a ``weight_tile_rows`` or
+    ``weight_window`` of 0 (the configurations made before they existed keep their digest).
     """
     fields = dataclasses.asdict(config)
     fields.pop("external_weights")
-    if not fields["weight_tile_rows"]:
-        fields.pop("weight_tile_rows")
+    for name in ("weight_tile_rows", "weight_window"):
+        if not fields[name]:
+            fields.pop(name)
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).digest()[:DIGEST_BYTES]
 

@@ -57,7 +57,7 @@ class SDRAMEngine(Elaboratable):
         (:func:`~sdtforge.hdl.weight_tiles.max_tile_rows`): put the tile prefetch in front of
         the SDRAM. Without it every event's row is read from SDRAM (the plain path).
     window : int, optional
-        The prefetch window's rows (default
+        The prefetch window's rows (default: the configuration's ``weight_window``, else
         :func:`~sdtforge.hdl.weight_tiles.prefetch_window` of ``tile_rows``).
     verilog : str or Path
         The generated controller (:class:`~sdtforge.boards.sdram.LiteDRAMNative`; the
@@ -87,7 +87,7 @@ class SDRAMEngine(Elaboratable):
         if tile_rows is not None:
             self.prefetch = WeightPrefetch(
                 shape, config.weights_depth, tile_rows=tile_rows,
-                window=prefetch_window(tile_rows) if window is None else window,
+                window=window or config.weight_window or prefetch_window(tile_rows),
                 in_flight=max(2, queue // self.weights.words_per_row[0]))
         self.sdram = LiteDRAMNative(pins, verilog=verilog)
         self.engine_reset = Signal()

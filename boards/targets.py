@@ -263,7 +263,10 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     """Compile ``model`` for ``board`` and check that it fits, before any synthesis.
 
     With ``sdram`` the weights go to the board's SDRAM (``external_weights``) and only the tile
-    prefetch's window (:func:`~sdtforge.hdl.weight_tiles.prefetch_window`) takes block RAM.
+    prefetch's window takes block RAM: the double buffer
+    (:func:`~sdtforge.hdl.weight_tiles.prefetch_window`), or where that is over the board's
+    block RAM the single tile (:func:`~sdtforge.hdl.weight_tiles.single_window`, the
+    configuration's ``weight_window``; the engine then waits for part of each large tile).
 
     Raises
     ------
@@ -284,7 +287,7 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     tiles = window = None
     if sdram:
         from sdtforge.hdl.compile import plan_memories
-        from sdtforge.hdl.weight_tiles import max_tile_rows, prefetch_window
+        from sdtforge.hdl.weight_tiles import max_tile_rows, prefetch_window, single_window
         try:
             tiles = max_tile_rows(plan_memories(model, cfg, rows=False))
         except ValueError as exc:
@@ -322,6 +325,12 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     cfg = dataclasses.replace(cfg, **changes)
     usage = block_ram_usage(cfg, board, window)
     brams = sum(b for _, _, b in usage.values())
+    if sdram and brams > board.brams and single_window(tiles) < window:
+        # Short of block RAM: a window of one tile (and what is left of its power of two).
+        window = single_window(tiles)
+        cfg = dataclasses.replace(cfg, weight_window=window)
+        usage = block_ram_usage(cfg, board, window)
+        brams = sum(b for _, _, b in usage.values())
     fixed, per_lane = _LOGIC_MODEL[board.family]
     luts = fixed + per_lane * cfg.lanes
     plan = BoardPlan(board=board, compiled=None, config=cfg, usage=usage, brams=brams,

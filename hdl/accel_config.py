@@ -56,6 +56,10 @@ def ceil_div(a, b):
     return -(-int(a) // int(b))
 
 
+#: The configuration fields for which 0 is a value (no shift, no prefetch, the default window).
+_MAY_BE_ZERO = ("sdsa_shift", "weight_tile_rows", "weight_window")
+
+
 @dataclass(frozen=True)
 class AccelConfig:
     """Hardware configuration of one accelerator build (plain data; saved as JSON).
@@ -104,6 +108,10 @@ class AccelConfig:
         (:class:`~.weight_prefetch.WeightPrefetch`'s ``tile_rows``; a board's ``--sdram``
         build); a model with a larger tile would be served wrong rows and is refused. 0: no
         prefetch.
+    weight_window : int
+        The prefetch's window in rows (a power of two holding at least one tile,
+        :func:`~.weight_tiles.window_rows`); 0: the double buffer
+        (:func:`~.weight_tiles.prefetch_window` of ``weight_tile_rows``).
     """
 
     lanes: int = 8
@@ -134,6 +142,7 @@ class AccelConfig:
     external_weights: bool = False
     writeback_cycles: int = 1
     weight_tile_rows: int = 0
+    weight_window: int = 0
 
     def __post_init__(self):
         # A wrong type is a programming error (TypeError; ``from_json`` turns it into a
@@ -147,9 +156,13 @@ class AccelConfig:
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"AccelConfig.{f.name} must be an integer, not {value!r}")
-            if value < (0 if f.name in ("sdsa_shift", "weight_tile_rows") else 1):
+            if value < (0 if f.name in _MAY_BE_ZERO else 1):
                 raise UserError(f"{f.name} must be positive, not {value!r}")
         check_lanes_width(self.lanes, self.width)
+        win = self.weight_window
+        if win and (win & (win - 1) or win < self.weight_tile_rows or not self.weight_tile_rows):
+            raise UserError(f"weight_window must be 0 or a power of two holding a weight tile "
+                            f"({self.weight_tile_rows!r} rows), not {win!r}")
         c = self.writeback_cycles
         if c & (c - 1) or self.lanes % c:
             raise UserError(f"writeback_cycles must be a power of two dividing lanes "

@@ -184,6 +184,7 @@ class Accelerator(wiring.Component):
         # The spike memory's ports, for testbenches that check they never collide (hdl.ram).
         self.spike_ports = (spk_r, spk_port)
         xs_w, xs_r = xs.write_port(), xs.read_port()
+        self.stream_ports = (xs_r, xs_w)
         pix_w, pix_r = pix.write_port(), pix.read_port()
         shm_w, shm_r = shm.write_port(), shm.read_port()
         m.submodules.emit = emit = ResultEmitter(cfg)
@@ -277,7 +278,8 @@ class Accelerator(wiring.Component):
 
         # -- default port drives -------------------------------------------------------------
         # The spike read port reads only for a stage that uses its data (hdl.ram).
-        m.d.comb += [spk_r.en.eq(0), pix_r.en.eq(1), shm_r.addr.eq(f.prow + g)]
+        m.d.comb += [spk_r.en.eq(0), pix_r.en.eq(1), shm_r.addr.eq(f.prow + g),
+                     xs_r.en.eq((d.op == Op.STREAM_LIF) | (d.op == Op.HEAD_SUM))]
 
         # -- address generators ----------------------------------------------------------------
         # One per memory port (a map address costs three barrel shifters): spike reads, stream
@@ -356,7 +358,7 @@ class Accelerator(wiring.Component):
         # (Addressing them from the late "last event issued" signal was the ECP5 critical path.)
         with m.If(is_conv):
             m.d.comb += [shm_r.en.eq(~wrb.hold),
-                         xs_r.en.eq(~wrb.hold | wrb.merging)]
+                         xs_r.en.eq((x_is_out & ~wrb.hold) | wrb.merge_read.en)]
             x_ra.use(base=f.out_base, t=t, y=oy, x=ox, word=g, sh=f.out_sh)
         with m.If(wrb.merge_read.en):
             mr = wrb.merge_read

@@ -29,7 +29,10 @@ path stays short; the accelerator testbench (``tests/accel/_sim.py``) checks in 
 every simulated image that no enabled spike read meets the write at the same row.
 
 Memories that the engine reads and writes in place (the stream, membrane, logit and SDSA
-memories, the prefetch ring) keep the emulation.
+memories, the prefetch ring) keep the emulation. The stream memory's read port, too, is
+enabled only where its data is used (``ADD`` rows, the pooled merge's read phase,
+``STREAM_LIF``, ``HEAD_SUM``), and the same testbench checks that no enabled stream read meets
+the write at its row: the ground for marking it next (not measured yet).
 """
 
 from amaranth.lib import memory

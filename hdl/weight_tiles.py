@@ -12,7 +12,8 @@ bus once per image. :func:`double_buffer` sizes the on-chip buffer that holds th
 computed and the one being fetched.
 
 :class:`~.weight_prefetch.WeightPrefetch` is the hardware that streams the tiles (a window of
-the stream on chip, sized by :func:`prefetch_window`); ``sim/sdram.py`` prices the plan on an SDR
+the stream on chip, sized by :func:`prefetch_window`, or :func:`single_window` where block
+RAM is short); ``sim/sdram.py`` prices the plan on an SDR
 SDRAM and ``docs/boards.md`` §5c says what the model leaves out.
 """
 
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 
 from .accel_isa import Op
 
-__all__ = ["Tile", "tile_plan", "plan_model", "double_buffer", "max_tile_rows", "prefetch_window"]
+__all__ = ["Tile", "tile_plan", "plan_model", "double_buffer", "max_tile_rows", "prefetch_window",
+           "single_window", "window_rows"]
 
 
 @dataclass(frozen=True)
@@ -136,3 +138,21 @@ def prefetch_window(tile_rows):
     ``tile_rows`` rows: the smallest power of two that holds two of them (the tile computed and
     the next one fetched)."""
     return 1 << (2 * max(int(tile_rows), 1) - 1).bit_length()
+
+
+def single_window(tile_rows):
+    """The smallest window that serves tiles of up to ``tile_rows`` rows at all: the smallest
+    power of two that holds one. The next tile's fetch then overlaps the current one's compute
+    only by the rows left over (``window − tile_rows``), and the engine waits for the rest of it
+    at the tile's start (``sim/sdram.py`` prices the wait); a board short of block RAM takes it
+    (``boards/targets.py``)."""
+    return 1 << (max(int(tile_rows), 1) - 1).bit_length()
+
+
+def window_rows(config):
+    """The prefetch window of a configuration built for the tile prefetch
+    (``config.weight_tile_rows`` ≠ 0): its ``weight_window``, by default the double buffer
+    (:func:`prefetch_window`)."""
+    if not config.weight_tile_rows:
+        raise ValueError("the configuration has no tile prefetch (weight_tile_rows = 0)")
+    return config.weight_window or prefetch_window(config.weight_tile_rows)

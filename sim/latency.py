@@ -4,7 +4,9 @@
 and averages the cycle model's count (:func:`sdtforge.sim.cycles.predict`, equal to the RTL's
 count); :func:`latency` turns cycles and a clock into milliseconds per image and images per
 second. :func:`predictions` is the per-image loop on its own, for callers that already hold a
-golden result (``sdtforge report``, the benchmarks).
+golden result (``sdtforge report``, the benchmarks). :func:`sdram_cycles_per_image` adds the
+weight stream from SDRAM (:func:`sdtforge.sim.sdram.weight_stream`: the tile prefetch's stalls)
+for a configuration built with it.
 """
 
 import numpy as np
@@ -12,7 +14,7 @@ import numpy as np
 from . import cycles, golden
 
 __all__ = ["DEFAULT_IMAGES", "dataset_of", "sample_images", "predictions", "mean_cycles",
-           "cycles_per_image", "latency"]
+           "cycles_per_image", "sdram_cycles_per_image", "latency"]
 
 #: Test images the latency is averaged over (a digits-sized model's mean is stable by then).
 DEFAULT_IMAGES = 10
@@ -104,6 +106,32 @@ def cycles_per_image(model, lanes, width, images=DEFAULT_IMAGES, data_dir=None,
     """
     x = sample_images(model, images, data_dir)
     return mean_cycles(model, golden.run(model, x, spikes=True), lanes, width, config)
+
+
+def sdram_cycles_per_image(model, config, clock_mhz, images=DEFAULT_IMAGES, data_dir=None):
+    """As :func:`cycles_per_image`, with the weights streamed from SDRAM through the tile
+    prefetch that ``config`` was built for (``config.weight_tile_rows``; its window
+    ``config.weight_window``), the SDRAM clocked with the engine at ``clock_mhz``.
+
+    Images follow each other (``warm``: the window holds the first tiles of an image when it
+    starts, fetched during the image before).
+
+    Returns
+    -------
+    dict
+        Means over the images: ``cycles`` (compute and stalls), ``stall_cycles`` (the engine
+        waiting for weights), ``weight_bytes`` (read from SDRAM per image).
+    """
+    from .sdram import weight_stream
+
+    x = sample_images(model, images, data_dir)
+    result = golden.run(model, x, spikes=True)
+    runs = [weight_stream(model, result.spikes, config.lanes, config.width, clock_mhz, image=i,
+                          config=config, window="rtl", warm=True)
+            for i in range(result.batch)]
+    return {key: float(np.mean([r[name] for r in runs])) for key, name in
+            (("cycles", "total_cycles"), ("stall_cycles", "stall_cycles"),
+             ("weight_bytes", "weight_bytes"))}
 
 
 def latency(cycles_per_img, clock_mhz):

@@ -259,6 +259,9 @@ def schedule(segments, loads, *, rows=None, window=None, warm=False):
         ``r`` the row asked for last), so tile ``i`` may load once the engine has asked for
         the first tile ``k`` with ``start_k − L + 1 + window ≥ end_i`` (from cycle 0 for the
         tiles with ``end_i ≤ window``); a segment asks when the segment before it is done.
+        Where no earlier ask frees the whole of tile ``i``, its rows below
+        ``max(start_{i−1} − L + 1, 0) + window`` load after tile ``i − 1``'s ask, the rest
+        after its own.
     warm : bool
         With ``window``: the tiles with ``end_i ≤ window`` are in the ring before the image
         starts (the prefetch fills it during the previous image and the pixel upload), and
@@ -305,11 +308,22 @@ def schedule(segments, loads, *, rows=None, window=None, warm=False):
                     done.append(now)
                     continue
             else:
-                # (A window under 2L − 1 rows frees tile i's own rows while it computes: the
-                # model, tile by tile, then starts its load when the engine asks for it.)
                 k = next((k for k in range(i + 1)
                           if starts[k] - big_l + 1 + window >= ends[i]), i)
                 start = max(bus, asked[k])
+                if k == i and i:
+                    # A window under 2L − 1 rows: only the rows below the limit the previous
+                    # tile's ask sets load ahead; the rest once the engine works on this tile
+                    # (its requests free the rows below them, docs/boards.md §5c).
+                    limit = max(starts[i - 1] - big_l + 1, 0) + window
+                    ahead = min(max(limit - starts[i], 0), int(rows[i]))
+                    part = int(loads[i]) * ahead // int(rows[i])
+                    first = max(bus, asked[i - 1]) + part
+                    loaded.append(max(first, asked[i]) + int(loads[i]) - part)
+                    waits.append(max(0, loaded[i] - now))
+                    now += waits[i] + int(cycles)
+                    done.append(now)
+                    continue
             loaded.append(start + int(loads[i]))
             waits.append(max(0, loaded[i] - now))
             now += waits[i]
@@ -347,8 +361,8 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
         As for :func:`read_run`.
     window, warm :
         As for :func:`schedule` (the tile prefetch's ring; ``window="rtl"``: the one
-        :class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch` gets by default,
-        :func:`~sdtforge.hdl.weight_tiles.prefetch_window` of the largest tile).
+        :class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch` gets: ``config.weight_window``,
+        by default :func:`~sdtforge.hdl.weight_tiles.prefetch_window` of the largest tile).
 
     Returns
     -------
@@ -377,7 +391,8 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
     runs = [read_run(t.address, t.nbytes, sdram_mhz, chip, interleave=interleave).cycles
             for t in tiles]
     if window == "rtl":
-        window = prefetch_window(max(t.rows for t in tiles))
+        window = ((config.weight_window if config is not None else 0)
+                  or prefetch_window(max(t.rows for t in tiles)))
     out = schedule(segments, [_engine_cycles(c, clock_mhz, sdram_mhz) for c in runs],
                    rows=[t.rows for t in tiles], window=window, warm=warm)
     by_name = {}

@@ -66,7 +66,8 @@ def _table(figures):
 
 
 def _latency(model, config, clock_mhz, data_dir):
-    """Cycle-model cycles per image at the built ``config`` and their time at ``clock_mhz``.
+    """Cycle-model cycles per image at the built ``config`` and their time at ``clock_mhz``
+    (with the weights in SDRAM: the prefetch's stalls too, and the weight bytes per image).
 
     Without ``data_dir``, a model whose test images cannot be read (CIFAR-10) gets ``None``
     figures and a ``latency_note`` saying why; the build itself goes on.
@@ -76,9 +77,17 @@ def _latency(model, config, clock_mhz, data_dir):
 
     figures = {"latency_images": latency.DEFAULT_IMAGES}
     try:
-        cycles = latency.cycles_per_image(model, config.lanes, config.width,
-                                          images=latency.DEFAULT_IMAGES, data_dir=data_dir,
-                                          config=config)
+        if config.weight_tile_rows:
+            sdram = latency.sdram_cycles_per_image(model, config, clock_mhz,
+                                                   images=latency.DEFAULT_IMAGES,
+                                                   data_dir=data_dir)
+            cycles = sdram["cycles"]
+            figures.update(stall_cycles=round(sdram["stall_cycles"], 1),
+                           weight_bytes_per_image=round(sdram["weight_bytes"]))
+        else:
+            cycles = latency.cycles_per_image(model, config.lanes, config.width,
+                                              images=latency.DEFAULT_IMAGES, data_dir=data_dir,
+                                              config=config)
     except UserError as exc:
         if data_dir is not None:
             raise
@@ -133,6 +142,9 @@ def _print_latency(figures):
               f"{figures['lanes']} lane{'s' if figures['lanes'] != 1 else ''}; cycle model, "
               f"mean of the first "
               f"{figures['latency_images']} test images)")
+        if figures.get("stall_cycles") is not None:
+            print(f"weights from SDRAM: {figures['weight_bytes_per_image']} bytes per image, "
+                  f"{figures['stall_cycles']} cycles waiting for them")
 
 
 def _check(args, plan, f_sync, timing):

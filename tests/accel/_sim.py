@@ -151,13 +151,17 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
     collisions = []
 
     async def spike_collisions(ctx):
-        # An enabled spike read of the row written in the same cycle (hdl.ram: the block RAM's
-        # read data is undefined there).
-        rd, wr = (dut.accel if dram_latency is not None else dut).spike_ports
-        async for _, _, r_en, r_addr, w_en, w_addr in ctx.tick().sample(rd.en, rd.addr,
-                                                                         wr.en, wr.addr):
+        # An enabled spike or stream read of the row written in the same cycle (hdl.ram: the
+        # block RAM's read data is undefined there).
+        accel = dut.accel if dram_latency is not None else dut
+        (rd, wr), (xr, xw) = accel.spike_ports, accel.stream_ports
+        async for _, _, r_en, r_addr, w_en, w_addr, xr_en, xr_addr, xw_en, xw_addr in \
+                ctx.tick().sample(rd.en, rd.addr, wr.en, wr.addr, xr.en, xr.addr, xw.en,
+                                  xw.addr):
             if r_en and w_en and r_addr == w_addr:
-                collisions.append(r_addr)
+                collisions.append(("spk", r_addr))
+            if xr_en and xw_en and xr_addr == xw_addr:
+                collisions.append(("xs", xr_addr))
 
     sim.add_process(spike_collisions)
     sim.add_clock(1e-8)
@@ -167,5 +171,5 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
     elif external_weights:
         sim.add_process(weight_memory)
     sim.run()
-    assert not collisions, f"spike words read as they were written: {collisions[:8]}"
+    assert not collisions, f"rows read as they were written: {collisions[:8]}"
     return results

@@ -4,6 +4,8 @@ refusals, the ASIC estimate; real tool runs are ``slow``."""
 import dataclasses
 import json
 import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,6 +238,33 @@ def test_block_ram_refusal_names_the_sdram():
         plan_board(model, BOARDS["icebreaker"], sdram=True)
 
 
+def test_sdram_window_shrinks_to_one_tile_where_block_ram_is_short():
+    """The prefetch's window is the double buffer where the board has the block RAM for it,
+    else the smallest power of two holding one tile (the configuration's ``weight_window``,
+    which the engine, the co-simulation and the cycle model then use)."""
+    from sdtforge.hdl.weight_tiles import prefetch_window, single_window, window_rows
+
+    model = random_model(tiny_config(embed_dims=256, depths=1), seed=1)
+    board = BOARDS["ulx3s-85f"]
+    double = plan_board(model, board, sdram=True, _compile=False)
+    tiles = double.sdram_tiles
+    assert double.config.weight_window == 0
+    assert double.usage["weight window"][0] == prefetch_window(tiles) == window_rows(double.config)
+    assert tiles <= single_window(tiles) < prefetch_window(tiles)
+    short = dataclasses.replace(board, brams=double.brams - 1)
+    plan = plan_board(model, short, sdram=True, _compile=False)
+    assert plan.config.weight_window == single_window(tiles) == plan.usage["weight window"][0]
+    assert window_rows(plan.config) == single_window(tiles) and plan.brams <= short.brams
+    with pytest.raises(UserError, match=r"needs \d+ DP16KD block RAMs but the ulx3s-85f has 1 "):
+        plan_board(model, dataclasses.replace(board, brams=1), sdram=True, _advise=False)
+    # The configuration refuses a window that cannot hold a tile or is not a power of two.
+    for bad in (tiles // 2, single_window(tiles) + 1):
+        with pytest.raises(UserError, match="weight_window must be 0 or a power of two"):
+            dataclasses.replace(plan.config, weight_window=bad)
+    with pytest.raises(UserError, match="weight_window must be 0 or a power of two"):
+        dataclasses.replace(plan.config, weight_tile_rows=0)
+
+
 def test_spram_refusal_does_not_advise_fewer_lanes():
     """The weights' bits are the same at any lane count, so a model over the SPRAM is told
     to be smaller, at one lane as at more."""
@@ -445,3 +474,52 @@ def test_build_progress_follows_the_tool_logs(tmp_path):
         now[0] += 1
         assert progress.poll().startswith(f"{stage} (")
         assert progress.current() == stage
+
+
+class _FaultyPlatform:
+    """A platform whose first Yosys run stops on the ABC9 fault (``faults`` times), then
+    writes the reports a real run would."""
+
+    def __init__(self, faults, message):
+        self.faults, self.message, self.opts = faults, message, []
+
+    def build(self, top, *, name, build_dir, synth_opts="", **kwargs):
+
+        out = Path(build_dir)
+        self.opts.append(synth_opts)
+        if len(self.opts) <= self.faults:
+            (out / f"{name}.rpt").write_text(
+                f"5.44.24.7. Executing ABC_OPS_REINTEGRATE pass\nERROR: {self.message}\n")
+            raise subprocess.CalledProcessError(1, ["sh", f"build_{name}.sh"])
+        (out / f"{name}.stat").write_text("=== design ===\n   1200 LUT4\n    199 DP16KD\n")
+        (out / f"{name}.report.json").write_text(json.dumps({
+            "utilization": {"TRELLIS_COMB": {"used": 1500}, "TRELLIS_FF": {"used": 900},
+                            "DP16KD": {"used": 199}, "MULT18X18D": {"used": 0}},
+            "fmax": {"clk": {"achieved": 50.5}}}))
+
+
+def test_ecp5_build_retries_without_lutram_after_the_abc9_fault(monkeypatch, tmp_path):
+    """Yosys' ABC9 reintegration fault (docs/boards.md §8) makes an ECP5 build synthesize
+    again with ``-nolutram`` and say so, once; any other failure, or the fault again, is the
+    build's one-line error."""
+    from sdtforge.boards import build
+
+    board = BOARDS["ulx3s-85f"]
+    fault = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3097."
+    lines = []
+    for faults, message in ((1, fault), (2, fault), (1, "Design does not fit")):
+        platform = _FaultyPlatform(faults, message)
+        monkeypatch.setattr(type(board), "platform", lambda self, p=platform: p)
+        out = tmp_path / f"b{len(lines)}"
+        if faults == 1 and message == fault:
+            figures = build.build_bitstream(board, None, out, f_sync=46.875e6,
+                                            progress=lines.append)
+            assert platform.opts == ["-nodsp", "-nodsp -nolutram"]
+            assert figures["synth_opts"] == "-nodsp -nolutram" and figures["fmax_mhz"] == 50.5
+            assert figures["lut4"] == 1200 and figures["bram"] == 199
+            assert any("ABC9 fault" in ln and "-nolutram" in ln for ln in lines)
+            assert json.loads((out / "report.json").read_text()) == figures
+        else:
+            with pytest.raises(UserError, match=r"^the ulx3s-85f build failed \(sh\): ERROR: "):
+                build.build_bitstream(board, None, out, f_sync=46.875e6)
+            assert len(platform.opts) == (2 if message == fault else 1)

@@ -114,20 +114,28 @@ def test_schedule_weightless_segments_hide_the_next_load():
 
 def test_schedule_prefetch_window():
     """The tile prefetch's ring (rows 4, 4, 4; L = 4; window 8): tiles 0 and 1 fit from the
-    start; tile 2 (rows 8..12) only once the engine asks for the first tile k with
-    start_k − L + 1 + 8 ≥ 12, tile 2 itself, at 25, so it loads 25..30 and group 2 waits 5,
-    where the double buffer loads it at 15..20 and nobody waits."""
+    start; tile 2 (rows 8..12) wholly only once the engine asks for the first tile k with
+    start_k − L + 1 + 8 ≥ 12, tile 2 itself, at 25. Tile 1's ask (row 4, at 15) frees the
+    rows below 1, so row 8 (a quarter of the tile, 1 of its 5 cycles) loads at 15..16 and the
+    other three at 25..29: group 2 waits 4, where the double buffer loads it at 15..20 and
+    nobody waits."""
     segs, loads = _segs(10, 10, 10), [5, 5, 5]
     ring = sdram.schedule(segs, loads, rows=[4, 4, 4], window=8)
-    assert ring["waits"] == [5, 0, 5] and ring["total_cycles"] == 40
+    assert ring["waits"] == [5, 0, 4] and ring["total_cycles"] == 39
     assert sdram.schedule(segs, loads)["waits"] == [5, 0, 0]
     # A window of 12 holds all three; warm: they were fetched before the image, unpriced.
     assert sdram.schedule(segs, loads, rows=[4, 4, 4], window=12)["waits"] == [5, 0, 0]
     warm = sdram.schedule(segs, loads, rows=[4, 4, 4], window=12, warm=True)
     assert warm["waits"] == [0, 0, 0] and warm["load_cycles"] == 0
-    # Warm, window 8: tiles 0 and 1 are in the ring; tile 2 as above, asked at 20.
+    # Warm, window 8: tiles 0 and 1 are in the ring; tile 2 as above, asked at 20 (its
+    # first row at 10..11).
     warm = sdram.schedule(segs, loads, rows=[4, 4, 4], window=8, warm=True)
-    assert warm["waits"] == [0, 0, 5] and warm["load_cycles"] == 5
+    assert warm["waits"] == [0, 0, 4] and warm["load_cycles"] == 5
+    # Rows 4, 8, 4 in a window of 8 (L = 8): tile 1's own ask is the first to free it all;
+    # tile 0's ask (row 0) frees nothing below row 0, so rows 4..8 of it (half, 2 of its 4
+    # cycles) load at 5..7 after tile 0, and the rest at 15..17: group 1 waits 2.
+    ring = sdram.schedule(segs, [5, 4, 5], rows=[4, 8, 4], window=8)
+    assert ring["waits"][:2] == [5, 2]
     with pytest.raises(ValueError, match="each tile's rows"):
         sdram.schedule(segs, loads, window=8)
     with pytest.raises(ValueError, match="cannot hold a tile of 9"):
