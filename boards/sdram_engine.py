@@ -21,7 +21,7 @@ from amaranth.lib import wiring
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.dram_weights import DRAMWeights, connect_dram_weights
 from sdtforge.hdl.weight_prefetch import WeightPrefetch
-from sdtforge.hdl.weight_tiles import prefetch_window
+from sdtforge.hdl.weight_tiles import window_rows
 
 from .sdram import CORE_VERILOG, LiteDRAMNative, core_info, pin_widths
 
@@ -57,8 +57,8 @@ class SDRAMEngine(Elaboratable):
         (:func:`~sdtforge.hdl.weight_tiles.max_tile_rows`): put the tile prefetch in front of
         the SDRAM. Without it every event's row is read from SDRAM (the plain path).
     window : int, optional
-        The prefetch window's rows (default: the configuration's ``weight_window``, else
-        :func:`~sdtforge.hdl.weight_tiles.prefetch_window` of ``tile_rows``).
+        The prefetch window's rows (default
+        :func:`~sdtforge.hdl.weight_tiles.window_rows` of ``tile_rows`` and ``config``).
     verilog : str or Path
         The generated controller (:class:`~sdtforge.boards.sdram.LiteDRAMNative`; the
         committed 50 MHz one by default, a board build generates one for its clock).
@@ -87,7 +87,7 @@ class SDRAMEngine(Elaboratable):
         if tile_rows is not None:
             self.prefetch = WeightPrefetch(
                 shape, config.weights_depth, tile_rows=tile_rows,
-                window=window or config.weight_window or prefetch_window(tile_rows),
+                window=window or window_rows(tile_rows, config),
                 in_flight=max(2, queue // self.weights.words_per_row[0]))
         self.sdram = LiteDRAMNative(pins, verilog=verilog)
         self.engine_reset = Signal()

@@ -110,7 +110,7 @@ class AccelConfig:
         prefetch.
     weight_window : int
         The prefetch's window in rows (a power of two holding at least one tile,
-        :func:`~.weight_tiles.window_rows`); 0: the double buffer
+        :func:`~.weight_tiles.single_window`); 0: the double buffer
         (:func:`~.weight_tiles.prefetch_window` of ``weight_tile_rows``).
     """
 

@@ -149,10 +149,7 @@ def single_window(tile_rows):
     return 1 << (max(int(tile_rows), 1) - 1).bit_length()
 
 
-def window_rows(config):
-    """The prefetch window of a configuration built for the tile prefetch
-    (``config.weight_tile_rows`` ≠ 0): its ``weight_window``, by default the double buffer
-    (:func:`prefetch_window`)."""
-    if not config.weight_tile_rows:
-        raise ValueError("the configuration has no tile prefetch (weight_tile_rows = 0)")
-    return config.weight_window or prefetch_window(config.weight_tile_rows)
+def window_rows(tile_rows, config=None):
+    """The window of a tile prefetch for tiles of up to ``tile_rows`` rows: ``config``'s
+    ``weight_window`` where it sets one, else the double buffer (:func:`prefetch_window`)."""
+    return (config.weight_window if config is not None else 0) or prefetch_window(tile_rows)

@@ -298,9 +298,9 @@ def schedule(segments, loads, *, rows=None, window=None, warm=False):
             asked.append(now)
             bus = loaded[-1] if loaded else 0
             if window is None:
-                start = max(bus, done[i - 2] if i >= 2 else 0)
+                end = max(bus, done[i - 2] if i >= 2 else 0) + int(loads[i])
             elif ends[i] <= window:
-                start = bus
+                end = bus + int(loads[i])
                 if warm:
                     loaded.append(0)
                     waits.append(0)
@@ -310,21 +310,16 @@ def schedule(segments, loads, *, rows=None, window=None, warm=False):
             else:
                 k = next((k for k in range(i + 1)
                           if starts[k] - big_l + 1 + window >= ends[i]), i)
-                start = max(bus, asked[k])
+                end = max(bus, asked[k]) + int(loads[i])
                 if k == i and i:
-                    # A window under 2L − 1 rows: only the rows below the limit the previous
-                    # tile's ask sets load ahead; the rest once the engine works on this tile
-                    # (its requests free the rows below them, docs/boards.md §5c).
+                    # No earlier ask frees all of tile i: the rows below the limit the
+                    # previous tile's ask sets load ahead, the rest once the engine works on
+                    # this tile (its requests free the rows below them, docs/boards.md §5c).
                     limit = max(starts[i - 1] - big_l + 1, 0) + window
                     ahead = min(max(limit - starts[i], 0), int(rows[i]))
                     part = int(loads[i]) * ahead // int(rows[i])
-                    first = max(bus, asked[i - 1]) + part
-                    loaded.append(max(first, asked[i]) + int(loads[i]) - part)
-                    waits.append(max(0, loaded[i] - now))
-                    now += waits[i] + int(cycles)
-                    done.append(now)
-                    continue
-            loaded.append(start + int(loads[i]))
+                    end = max(max(bus, asked[i - 1]) + part, asked[i]) + int(loads[i]) - part
+            loaded.append(end)
             waits.append(max(0, loaded[i] - now))
             now += waits[i]
         now += int(cycles)
@@ -361,8 +356,8 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
         As for :func:`read_run`.
     window, warm :
         As for :func:`schedule` (the tile prefetch's ring; ``window="rtl"``: the one
-        :class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch` gets: ``config.weight_window``,
-        by default :func:`~sdtforge.hdl.weight_tiles.prefetch_window` of the largest tile).
+        :class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch` gets,
+        :func:`~sdtforge.hdl.weight_tiles.window_rows` of the largest tile).
 
     Returns
     -------
@@ -378,7 +373,7 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
     ValueError
         The tiles do not match the cycle model's weighted segments.
     """
-    from sdtforge.hdl.weight_tiles import double_buffer, plan_model, prefetch_window
+    from sdtforge.hdl.weight_tiles import double_buffer, plan_model, window_rows
 
     from .cycles import predict_groups
 
@@ -391,8 +386,7 @@ def weight_stream(model, spikes, lanes, width, clock_mhz, *, sdram_mhz=None,
     runs = [read_run(t.address, t.nbytes, sdram_mhz, chip, interleave=interleave).cycles
             for t in tiles]
     if window == "rtl":
-        window = ((config.weight_window if config is not None else 0)
-                  or prefetch_window(max(t.rows for t in tiles)))
+        window = window_rows(max(t.rows for t in tiles), config)
     out = schedule(segments, [_engine_cycles(c, clock_mhz, sdram_mhz) for c in runs],
                    rows=[t.rows for t in tiles], window=window, warm=warm)
     by_name = {}

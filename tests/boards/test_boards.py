@@ -249,12 +249,13 @@ def test_sdram_window_shrinks_to_one_tile_where_block_ram_is_short():
     double = plan_board(model, board, sdram=True, _compile=False)
     tiles = double.sdram_tiles
     assert double.config.weight_window == 0
-    assert double.usage["weight window"][0] == prefetch_window(tiles) == window_rows(double.config)
+    assert (double.usage["weight window"][0] == prefetch_window(tiles)
+            == window_rows(tiles, double.config))
     assert tiles <= single_window(tiles) < prefetch_window(tiles)
     short = dataclasses.replace(board, brams=double.brams - 1)
     plan = plan_board(model, short, sdram=True, _compile=False)
     assert plan.config.weight_window == single_window(tiles) == plan.usage["weight window"][0]
-    assert window_rows(plan.config) == single_window(tiles) and plan.brams <= short.brams
+    assert window_rows(tiles, plan.config) == single_window(tiles) and plan.brams <= short.brams
     with pytest.raises(UserError, match=r"needs \d+ DP16KD block RAMs but the ulx3s-85f has 1 "):
         plan_board(model, dataclasses.replace(board, brams=1), sdram=True, _advise=False)
     # The configuration refuses a window that cannot hold a tile or is not a power of two.
@@ -484,7 +485,6 @@ class _FaultyPlatform:
         self.faults, self.message, self.opts = faults, message, []
 
     def build(self, top, *, name, build_dir, synth_opts="", **kwargs):
-
         out = Path(build_dir)
         self.opts.append(synth_opts)
         if len(self.opts) <= self.faults:
