@@ -43,7 +43,7 @@ from .loops import MapAddress
 from .pe_array import PEArray
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
-from .ram import disjoint_maps, loader_filled
+from .ram import disjoint_maps, loader_filled, rows_apart
 from .result import ResultEmitter
 from .sdsa import mask_membrane_width
 from .sdsa_sequencer import SDSASequencer
@@ -165,7 +165,9 @@ class Accelerator(wiring.Component):
         m.submodules.prog = prog = ProgramSequencer(cfg)
         m.submodules.spk = spk = disjoint_maps(memory.Memory(shape=cfg.row_bits("spikes"),
                                                              depth=cfg.spikes_depth, init=[]))
-        m.submodules.xs = xs = memory.Memory(shape=lanes_x, depth=cfg.stream_depth, init=[])
+        # Read and written in place, a row never in the same cycle (hdl.ram).
+        m.submodules.xs = xs = rows_apart(memory.Memory(shape=lanes_x, depth=cfg.stream_depth,
+                                                        init=[]))
         # The loader fills these (the pixel memory's zero points); the engine reads them only
         # while busy, and an image is received before the pixel layer reads it (hdl.ram).
         m.submodules.pix = pix = loader_filled(memory.Memory(shape=cfg.row_bits("pixels"),

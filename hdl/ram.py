@@ -1,4 +1,4 @@
-"""Block RAMs without read/write collision logic: the loader-filled memories and spike maps.
+"""Block RAMs without read/write collision logic: the loader-filled, spike and stream memories.
 
 Amaranth gives a non-transparent read port *read-old* semantics: a read of the row written in
 the same cycle returns the row's previous contents. iCE40 and ECP5 block RAMs leave that case
@@ -28,16 +28,20 @@ the data (the fetch, the SDSA and pool stages). The accelerator registers the sp
 path stays short; the accelerator testbench (``tests/accel/_sim.py``) checks in every cycle of
 every simulated image that no enabled spike read meets the write at the same row.
 
-Memories that the engine reads and writes in place (the stream, membrane, logit and SDSA
-memories, the prefetch ring) keep the emulation. The stream memory's read port, too, is
-enabled only where its data is used (``ADD`` rows, the pooled merge's read phase,
-``STREAM_LIF``, ``HEAD_SUM``), and the same testbench checks that no enabled stream read meets
-the write at its row: the ground for marking it next (not measured yet).
+The stream memory is marked as well (:func:`rows_apart`), though the engine reads and writes it
+in place: a residual (``ADD``) row reads its stream word while the row gathers and writes the
+sum once the write-back has it, by then the row nest reads a later row; the pooled merge reads
+a row in its read phase and writes it after; ``STREAM_LIF`` and ``HEAD_SUM`` only read it.
+Its read port is enabled only where its data is used, and the same testbench checks that no
+enabled stream read meets the write at its row. On the ECP5 build the emulation's multiplexer
+sat between the stream memory's output and the write-back's residual adders.
+
+The membrane, logit and SDSA memories and the prefetch ring keep the emulation.
 """
 
 from amaranth.lib import memory
 
-__all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "disjoint_maps", "loader_filled"]
+__all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "disjoint_maps", "loader_filled", "rows_apart"]
 
 #: Yosys' attribute for a memory whose read data on a same-address write is a don't-care.
 NO_RW_CHECK = "no_rw_check"
@@ -71,5 +75,15 @@ def disjoint_maps(mem):
     The caller gives it one write port and one non-transparent read port, enabled only when
     its data is used, and never enables it on the row written in the same cycle (a testbench
     checks it). Returns ``mem``.
+    """
+    return _mark(mem)
+
+
+def rows_apart(mem):
+    """Mark ``mem`` as read and written in place, but never at one row in the same cycle.
+
+    The caller gives it one write port and one non-transparent read port, enabled only when
+    its data is used, and a schedule in which a row is read in an earlier cycle than it is
+    written (a testbench checks every cycle). Returns ``mem``.
     """
     return _mark(mem)

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import AccelConfig
-from sdtforge.hdl.ram import NO_RW_CHECK, disjoint_maps, loader_filled
+from sdtforge.hdl.ram import NO_RW_CHECK, disjoint_maps, loader_filled, rows_apart
 from sdtforge.hdl.synth import yosys_stats
 
 
@@ -63,13 +63,14 @@ def _marked_memories(component):
 def test_accelerator_marks_only_the_collision_free_memories(external):
     cfg = AccelConfig(lanes=2, width=8, weights_depth=64, external_weights=external)
     # The weights (on chip), biases, thresholds, program, pixels and shifts: the memories the
-    # loader writes while the engine is idle, and the spike maps (disjoint per operation). The
-    # stream, membrane, logit and SDSA memories, read and written in place, keep it.
-    expected = ["b_mem", "mem", "pix", "shm", "spk", "t_mem"] + ([] if external else ["mem"])
+    # loader writes while the engine is idle, the spike maps (disjoint per operation) and the
+    # stream (a row read before it is written). The membrane, logit and SDSA memories keep it.
+    expected = ["b_mem", "mem", "pix", "shm", "spk", "t_mem", "xs"] + ([] if external
+                                                                     else ["mem"])
     assert _marked_memories(Accelerator(cfg)) == sorted(expected)
 
 
-@pytest.mark.parametrize("mark", [loader_filled, disjoint_maps])
+@pytest.mark.parametrize("mark", [loader_filled, disjoint_maps, rows_apart])
 def test_marks_take_a_memory_only(mark):
     with pytest.raises(TypeError, match="memory.Memory"):
         mark(object())
