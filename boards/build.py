@@ -144,14 +144,18 @@ def _watch(progress, say, stop, interval=2.0):
             say(line)
 
 
-#: The assertion YoWASP Yosys 0.69/0.70 stops on in ABC9's reintegration for some netlists.
+#: The assertion YoWASP Yosys 0.62-0.70 stops on in ABC9's reintegration for some netlists.
 ABC9_FAULT = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed"
-#: The ``synth_ecp5`` option a build retries with after :data:`ABC9_FAULT`.
-NO_LUTRAM = "-nolutram"
+#: What ``check -assert`` says of a netlist in which ABC9 left a net with two drivers (the
+#: same fault's other face; nextpnr would refuse the net).
+TWO_DRIVERS = "multiple conflicting drivers"
+#: The ``synth_ecp5`` options an ECP5 build tries in turn after a fault: each changes the
+#: netlist ABC9 sees (one module at a time; small memories in flip-flops).
+SYNTH_FALLBACKS = ("-noflatten", "-nolutram")
 
 
-class _AbcReintegrateFault(subprocess.CalledProcessError):
-    """The tools stopped on :data:`ABC9_FAULT`."""
+class _SynthFault(subprocess.CalledProcessError):
+    """Yosys stopped on :data:`ABC9_FAULT`, or its check found :data:`TWO_DRIVERS`."""
 
 
 def _tool_log(out_dir, name):
@@ -179,8 +183,9 @@ def _run_tools(board, top, name, out_dir, overrides):
                        emit_src=False, **overrides)
     except subprocess.CalledProcessError as exc:
         log = _tool_log(out_dir, name)
-        if ABC9_FAULT in log and "ABC_OPS_REINTEGRATE" in log:
-            raise _AbcReintegrateFault(exc.returncode, exc.cmd) from None
+        for fault in (ABC9_FAULT, TWO_DRIVERS):
+            if fault in log and (fault != ABC9_FAULT or "ABC_OPS_REINTEGRATE" in log):
+                raise _SynthFault(exc.returncode, exc.cmd, output=fault) from None
         raise
 
 
@@ -191,8 +196,10 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     a callable, is given a line each time the build's stage changes and every two minutes
     while one lasts (:class:`BuildProgress`).
 
-    On the ECP5, where Yosys stops on :data:`ABC9_FAULT`, synthesis runs once more with
-    :data:`NO_LUTRAM` (the dict's ``synth_opts`` then says so).
+    Yosys checks the netlist it writes (``check -assert``). On the ECP5, where Yosys stops on
+    :data:`ABC9_FAULT` or the check finds :data:`TWO_DRIVERS`, synthesis runs again with each
+    of :data:`SYNTH_FALLBACKS` in turn (the dict's ``synth_opts`` then says which got
+    through).
 
     Raises
     ------
@@ -208,7 +215,8 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = {
         "nextpnr_opts": f"--seed {int(seed)} --timing-allow-fail --report {name}.report.json",
-        "script_after_synth": f"tee -q -o {name}.stat stat",
+        # A netlist with a multiply driven net stops here, not in nextpnr.
+        "script_after_synth": f"tee -q -o {name}.stat stat\ncheck -assert",
         # The loader-filled memories' read ports without collision logic (hdl.ram).
         "script_after_read": "\n".join(YOSYS_COMMANDS),
     }
@@ -220,18 +228,20 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
                                                         stop), daemon=True)
         watcher.start()
     try:
-        try:
-            _run_tools(board, top, name, out_dir, overrides)
-        except _AbcReintegrateFault:
-            if board.family != "ecp5":
-                raise
-            # Yosys' ABC9 fault (docs/boards.md §8): it has so far come with LUT RAMs in the
-            # netlist; small memories in flip-flops instead.
-            if progress is not None:
-                progress(f"synthesis: Yosys stopped on its ABC9 fault ({ABC9_FAULT}); again "
-                         f"without LUT RAM ({NO_LUTRAM})")
-            overrides["synth_opts"] += f" {NO_LUTRAM}"
-            _run_tools(board, top, name, out_dir, overrides)
+        base = overrides.get("synth_opts", "")
+        fallbacks = list(SYNTH_FALLBACKS) if board.family == "ecp5" else []
+        while True:
+            try:
+                _run_tools(board, top, name, out_dir, overrides)
+                break
+            except _SynthFault as fault:
+                if not fallbacks:
+                    raise
+                # Yosys' ABC9 fault (docs/boards.md §4): another netlist for ABC9.
+                opt = fallbacks.pop(0)
+                if progress is not None:
+                    progress(f"synthesis: Yosys' ABC9 fault ({fault.output}); again with {opt}")
+                overrides["synth_opts"] = f"{base} {opt}"
     except subprocess.CalledProcessError as exc:
         log = _tool_log(out_dir, name)
         errors = [ln for ln in log.splitlines() if "ERROR" in ln] or log.splitlines()[-3:]
@@ -245,7 +255,7 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     report = json.loads((out_dir / f"{name}.report.json").read_text())
     figures = summarize(board, cells, report, f_sync)
     figures["seed"] = int(seed)
-    if NO_LUTRAM in overrides.get("synth_opts", ""):
+    if any(opt in overrides.get("synth_opts", "") for opt in SYNTH_FALLBACKS):
         figures["synth_opts"] = overrides["synth_opts"]
     (out_dir / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return figures

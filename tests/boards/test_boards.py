@@ -478,15 +478,16 @@ def test_build_progress_follows_the_tool_logs(tmp_path):
 
 
 class _FaultyPlatform:
-    """A platform whose first Yosys run stops on the ABC9 fault (``faults`` times), then
-    writes the reports a real run would."""
+    """A platform whose first ``faults`` Yosys runs stop with ``message``, then writes the
+    reports a real run would."""
 
     def __init__(self, faults, message):
         self.faults, self.message, self.opts = faults, message, []
 
-    def build(self, top, *, name, build_dir, synth_opts="", **kwargs):
+    def build(self, top, *, name, build_dir, synth_opts="", script_after_synth="", **kwargs):
         out = Path(build_dir)
         self.opts.append(synth_opts)
+        assert script_after_synth.splitlines()[-1] == "check -assert"
         if len(self.opts) <= self.faults:
             (out / f"{name}.rpt").write_text(
                 f"5.44.24.7. Executing ABC_OPS_REINTEGRATE pass\nERROR: {self.message}\n")
@@ -498,28 +499,39 @@ class _FaultyPlatform:
             "fmax": {"clk": {"achieved": 50.5}}}))
 
 
-def test_ecp5_build_retries_without_lutram_after_the_abc9_fault(monkeypatch, tmp_path):
-    """Yosys' ABC9 reintegration fault (docs/boards.md §8) makes an ECP5 build synthesize
-    again with ``-nolutram`` and say so, once; any other failure, or the fault again, is the
-    build's one-line error."""
+_ABC9 = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3097."
+_TWO_DRIVERS = ("Warning: multiple conflicting drivers for sdtforge.\\core.accel.s [14]:\n"
+                "ERROR: Found 2 problems in 'check -assert'.")
+
+
+@pytest.mark.parametrize("faults, message, opts", [
+    (1, _ABC9, ["-nodsp", "-nodsp -noflatten"]),
+    (1, _TWO_DRIVERS, ["-nodsp", "-nodsp -noflatten"]),
+    (2, _TWO_DRIVERS, ["-nodsp", "-nodsp -noflatten", "-nodsp -nolutram"]),
+    (3, _ABC9, None),
+    (1, "Design does not fit", None),
+])
+def test_ecp5_build_tries_other_netlists_after_the_abc9_fault(monkeypatch, tmp_path, faults,
+                                                               message, opts):
+    """Yosys' ABC9 fault (docs/boards.md §4), its assertion or a net with two drivers, makes
+    an ECP5 build synthesize again with each fallback option in turn and say so; any other
+    failure, or the fault on every try, is the build's one-line error."""
     from sdtforge.boards import build
 
     board = BOARDS["ulx3s-85f"]
-    fault = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3097."
+    platform = _FaultyPlatform(faults, message)
+    monkeypatch.setattr(type(board), "platform", lambda self: platform)
     lines = []
-    for faults, message in ((1, fault), (2, fault), (1, "Design does not fit")):
-        platform = _FaultyPlatform(faults, message)
-        monkeypatch.setattr(type(board), "platform", lambda self, p=platform: p)
-        out = tmp_path / f"b{len(lines)}"
-        if faults == 1 and message == fault:
-            figures = build.build_bitstream(board, None, out, f_sync=46.875e6,
-                                            progress=lines.append)
-            assert platform.opts == ["-nodsp", "-nodsp -nolutram"]
-            assert figures["synth_opts"] == "-nodsp -nolutram" and figures["fmax_mhz"] == 50.5
-            assert figures["lut4"] == 1200 and figures["bram"] == 199
-            assert any("ABC9 fault" in ln and "-nolutram" in ln for ln in lines)
-            assert json.loads((out / "report.json").read_text()) == figures
-        else:
-            with pytest.raises(UserError, match=r"^the ulx3s-85f build failed \(sh\): ERROR: "):
-                build.build_bitstream(board, None, out, f_sync=46.875e6)
-            assert len(platform.opts) == (2 if message == fault else 1)
+    if opts is not None:
+        figures = build.build_bitstream(board, None, tmp_path, f_sync=46.875e6,
+                                        progress=lines.append)
+        assert platform.opts == opts
+        assert figures["synth_opts"] == opts[-1] and figures["fmax_mhz"] == 50.5
+        assert figures["lut4"] == 1200 and figures["bram"] == 199
+        said = [ln for ln in lines if "ABC9 fault" in ln]
+        assert [ln.rsplit(" ", 1)[-1] for ln in said] == [o.split()[-1] for o in opts[1:]]
+        assert json.loads((tmp_path / "report.json").read_text()) == figures
+    else:
+        with pytest.raises(UserError, match=r"^the ulx3s-85f build failed \(sh\): "):
+            build.build_bitstream(board, None, tmp_path, f_sync=46.875e6)
+        assert len(platform.opts) == (1 if "fit" in message else 3)
