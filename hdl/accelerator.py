@@ -21,7 +21,7 @@ layer, output group, output position, time step (innermost), so the ``P`` membra
 stay in the LIF unit across the ``T`` steps.
 """
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -57,6 +57,15 @@ def sdsa_membranes(config):
     """``(rows, bits)`` of the SDSA unit's mask-membrane memory (a block RAM candidate)."""
     return config.sdsa_channels, mask_membrane_width(config.max_tokens, SDSA_THETA_BITS,
                                                      config.sdsa_shift)
+
+
+def _registered_write(m, port, name):
+    """A write interface whose address, data and enables reach ``port`` a cycle later, from
+    registers (a block RAM's write pins then end no long path; hdl.ram)."""
+    w = wiring.Signature({"addr": Out(len(port.addr)), "en": Out(len(port.en)),
+                          "data": Out(Value.cast(port.data).shape().width)}).create(path=(name,))
+    m.d.sync += [port.addr.eq(w.addr), port.data.eq(w.data), port.en.eq(w.en)]
+    return w
 
 
 def _drive(m, port, **values):
@@ -178,15 +187,14 @@ class Accelerator(wiring.Component):
         # Spike writes reach the memory a cycle after the stage issues them: the write's
         # address, data and enables leave registers (they came through the map address adder
         # and the stages' multiplexers), and the memory needs no collision logic (hdl.ram).
-        spk_w = wiring.Signature({"addr": Out(len(spk_port.addr)),
-                                  "data": Out(len(spk_port.data)),
-                                  "en": Out(len(spk_port.en))}).create(path=("spk_w",))
-        m.d.sync += [spk_port.addr.eq(spk_w.addr), spk_port.data.eq(spk_w.data),
-                     spk_port.en.eq(spk_w.en)]
-        # The spike memory's ports, for testbenches that check they never collide (hdl.ram).
+        spk_w = _registered_write(m, spk_port, "spk_w")
+        # The stream memory's too: its write data is the sum of its own read data and a row's
+        # values (ADD), a path from one block RAM's output through adders into its input.
+        xs_port, xs_r = xs.write_port(), xs.read_port()
+        xs_w = _registered_write(m, xs_port, "xs_w")
+        # The memories' own ports, for testbenches that check they never collide (hdl.ram).
         self.spike_ports = (spk_r, spk_port)
-        xs_w, xs_r = xs.write_port(), xs.read_port()
-        self.stream_ports = (xs_r, xs_w)
+        self.stream_ports = (xs_r, xs_port)
         pix_w, pix_r = pix.write_port(), pix.read_port()
         shm_w, shm_r = shm.write_port(), shm.read_port()
         m.submodules.emit = emit = ResultEmitter(cfg)

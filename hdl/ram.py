@@ -33,8 +33,10 @@ in place: a residual (``ADD``) row reads its stream word while the row gathers a
 sum once the write-back has it, by then the row nest reads a later row; the pooled merge reads
 a row in its read phase and writes it after; ``STREAM_LIF`` and ``HEAD_SUM`` only read it.
 Its read port is enabled only where its data is used, and the same testbench checks that no
-enabled stream read meets the write at its row. On the ECP5 build the emulation's multiplexer
-sat between the stream memory's output and the write-back's residual adders.
+enabled stream read meets the write at its row. Its write is registered in the accelerator,
+as the spike write is: the residual sum runs from the stream memory's output through the
+write-back's adders into its input, and without the emulation's delayed write nothing broke
+that path (the ULX3S lost 8 MHz, measured; ``docs/boards.md`` §4b).
 
 The membrane, logit and SDSA memories and the prefetch ring keep the emulation.
 """
