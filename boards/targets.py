@@ -124,9 +124,9 @@ BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
           # P = 32 with 32-bit spike words: digits-small in 79.8 k cycles per image (8 lanes:
           # 298 k). 46.875 MHz (25 MHz / 8 · 15, the PLL's closest setting under 50 MHz): the
-          # measured Fmax at 32 lanes is 48.4-51.8 MHz over the seeds, where 50 MHz was missed
-          # in four of nine builds (docs/boards.md §4b); the 608-bit stream rows' read address
-          # is its critical path.
+          # measured Fmax at 32 lanes is 50.7-54.5 MHz over the last run's seeds, where 50 MHz
+          # was missed before (49.2 MHz; docs/boards.md §4b); the 608-bit stream rows' read
+          # address is its critical path.
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=46.875e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           top_class="sdtforge.boards.ulx3s:ULX3STop", sdram=True),
