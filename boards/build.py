@@ -227,8 +227,8 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
         watcher = threading.Thread(target=_watch, args=(BuildProgress(out_dir, name), progress,
                                                         stop), daemon=True)
         watcher.start()
+    base = overrides.get("synth_opts", "")
     try:
-        base = overrides.get("synth_opts", "")
         fallbacks = list(SYNTH_FALLBACKS) if board.family == "ecp5" else []
         while True:
             try:
@@ -255,7 +255,7 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     report = json.loads((out_dir / f"{name}.report.json").read_text())
     figures = summarize(board, cells, report, f_sync)
     figures["seed"] = int(seed)
-    if any(opt in overrides.get("synth_opts", "") for opt in SYNTH_FALLBACKS):
+    if overrides.get("synth_opts", "") != base:        # a fallback got through
         figures["synth_opts"] = overrides["synth_opts"]
     (out_dir / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return figures
