@@ -2,7 +2,8 @@
 
 Public API (``docs/model.md``): :class:`SDTConfig`, :class:`SpikeDrivenTransformer`,
 :data:`PRESETS`, :func:`load_dataset`, :func:`load_checkpoint`, :func:`save_checkpoint`,
-:func:`load_reference_checkpoint`, :func:`train` and :data:`SHIPPED_CHECKPOINTS`.
+:func:`load_reference_checkpoint`, :func:`frame_events`, :func:`read_events`, :func:`train`
+and :data:`SHIPPED_CHECKPOINTS`.
 Names that need torch are imported on first use, so ``import sdtforge.model`` stays light.
 """
 
@@ -18,11 +19,12 @@ SHIPPED_CHECKPOINTS = {
 _LAZY = {
     "SDTConfig": "config",
     "Preset": "presets", "PRESETS": "presets", "get_preset": "presets",
-    "load_dataset": "data", "DATASETS": "data",
+    "load_dataset": "data", "DATASETS": "data", "DATASET_INFO": "data",
     "MultiStepLIF": "lif",
     "SpikeDrivenTransformer": "sdt", "SPIKE_NAMES": "sdt", "spike_names": "sdt",
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "load_reference_checkpoint": "checkpoint", "FORMAT": "checkpoint",
+    "frame_events": "events", "read_events": "events",
     "train": "training", "evaluate": "training", "TrainSettings": "training",
 }
 

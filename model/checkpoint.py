@@ -10,6 +10,7 @@ It holds only tensors and plain Python data, so it loads with ``torch.load(weigh
 """
 
 import dataclasses
+import re
 from pathlib import Path
 
 import torch
@@ -20,7 +21,8 @@ from .config import SDTConfig
 from .presets import PRESETS
 from .sdt import SpikeDrivenTransformer
 
-__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_reference_checkpoint"]
+__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_reference_checkpoint",
+           "read_reference_state_dict", "reference_shape"]
 
 FORMAT = "sdtforge-checkpoint/1"
 _KEYS = ("format", "state_dict", "config", "preset", "dataset", "seed", "train_settings",
@@ -45,6 +47,21 @@ def save_checkpoint(path, model, *, preset, dataset, seed, train_settings, metri
     return path
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _load_failure(exc):
+    """One plain line saying why ``torch.load`` failed (torch's own message is several lines
+    with terminal colour codes; the unpickler's line names the object it refused)."""
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line] or [type(exc).__name__]
+    for line in lines:
+        m = re.search(r"Unsupported global: GLOBAL (\S+)", line)
+        if m:
+            return f"it holds a pickled {m.group(1)} object beside the tensors"
+    return lines[0]
+
+
 def _torch_load(path, what):
     path = Path(path)
     if not path.is_file():
@@ -52,9 +69,8 @@ def _torch_load(path, what):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{what} {str(path)!r} cannot be read as a tensors-only torch file "
-                        f"({first})") from None
+                        f"({_load_failure(exc)})") from None
 
 
 def load_checkpoint(path):
@@ -104,27 +120,64 @@ def _unwrap(obj):
     return obj
 
 
-def _infer_config(sd, overrides):
-    """Config fields readable from the weights' shapes; the rest defaults to CIFAR-10 2-x."""
-    base = dataclasses.asdict(PRESETS["cifar10-2-512"].config)
+def reference_shape(sd):
+    """The :class:`SDTConfig` fields a reference state_dict's shapes tell: ``in_channels``,
+    ``embed_dims``, ``num_classes``, ``depths`` and ``mlp_ratio``."""
     try:
-        inferred = {
+        shape = {
             "in_channels": sd["patch_embed.proj_conv.weight"].shape[1],
             "embed_dims": sd["patch_embed.proj_conv3.weight"].shape[0],
             "num_classes": sd["head.weight"].shape[0],
             "depths": 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("block.")),
         }
-        inferred["mlp_ratio"] = sd["block.0.mlp.fc1_conv.weight"].shape[0] // inferred[
-            "embed_dims"]
+        shape["mlp_ratio"] = sd["block.0.mlp.fc1_conv.weight"].shape[0] // shape["embed_dims"]
     except (KeyError, ValueError, IndexError, AttributeError) as exc:
         raise UserError(f"the state_dict does not look like a Spike-Driven Transformer "
                         f"(reference key names expected; missing {exc})") from None
-    base.update(inferred)
-    if base["in_channels"] != 3:
-        # CIFAR statistics do not fit; a neutral normalization until the caller passes one.
-        base["mean"], base["std"] = (0.5,) * base["in_channels"], (0.5,) * base["in_channels"]
+    return {k: int(v) for k, v in shape.items()}
+
+
+def _infer_config(sd, overrides):
+    """Config fields readable from the weights' shapes; the rest defaults to CIFAR-10 2-x."""
+    base = dataclasses.asdict(PRESETS["cifar10-2-512"].config)
+    base.update(reference_shape(sd))
     base.update(overrides)
+    c = base["in_channels"]
+    if base.get("encoding") == "events":
+        # Event counts go in as they are (the reference does not normalize them).
+        base["mean"] = overrides.get("mean", (0.0,) * c)
+        base["std"] = overrides.get("std", (1.0,) * c)
+    elif c != 3 and not {"mean", "std"} <= set(overrides):
+        # The CIFAR statistics cannot fit; a guess would score the model wrongly.
+        raise UserError(f"the checkpoint takes {c}-channel input: give its normalization "
+                        f"(mean=..., std=...; sdtforge convert --mean/--std), {c} values each")
     return SDTConfig.from_dict(base)
+
+
+def read_reference_state_dict(path_or_state_dict, *, trusted=False):
+    """The state_dict of a reference-code checkpoint (file or loaded object), unwrapped from
+    ``{"model": sd}``/``{"state_dict": sd}`` and without a ``module.`` prefix; see
+    :func:`load_reference_checkpoint` for ``trusted``."""
+    obj = path_or_state_dict
+    if isinstance(obj, (str, Path)):
+        if not Path(obj).is_file():
+            raise UserError(f"reference checkpoint {str(obj)!r} does not exist")
+        if trusted:
+            try:
+                obj = torch.load(obj, map_location="cpu", weights_only=False)
+            except Exception as exc:
+                raise UserError(f"reference checkpoint {str(obj)!r} cannot be read "
+                                f"({_load_failure(exc)})") from None
+        else:
+            try:
+                obj = _torch_load(obj, "reference checkpoint")
+            except UserError as exc:
+                raise UserError(f"{exc}; if the file is a trusted reference checkpoint, load it "
+                                "with trusted=True (sdtforge convert --trusted)") from None
+    sd = _unwrap(obj)
+    if not isinstance(sd, dict):
+        raise UserError(f"expected a state_dict (a dict of tensors), got {type(sd).__name__}")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
 
 
 def load_reference_checkpoint(path_or_state_dict, *, trusted=False, **config_overrides):
@@ -144,7 +197,10 @@ def load_reference_checkpoint(path_or_state_dict, *, trusted=False, **config_ove
         ``num_classes`` and ``mlp_ratio`` are read from the weights; ``img_size``, ``T``,
         ``pooling_stat``, ``num_heads``, ``mean`` and ``std`` default to the CIFAR-10 preset
         (32×32, T=4, ``"0011"``, 8 heads, CIFAR-10 statistics) and must be given for other
-        models, e.g. ``img_size=(224, 224), pooling_stat="1111"`` for ImageNet.
+        models, e.g. ``img_size=(224, 224), pooling_stat="1111"`` for ImageNet; ``mean`` and
+        ``std`` must be given for input that is not 3-channel. An event model takes
+        ``encoding="events"`` (no normalization) and, where it was trained with the
+        reference's ``dvs_mode``, ``dvs=True``.
 
     Returns
     -------
@@ -152,24 +208,7 @@ def load_reference_checkpoint(path_or_state_dict, *, trusted=False, **config_ove
         In eval mode; loaded with ``strict=True`` (only the reference's unused
         ``attn.talking_heads`` weight is dropped).
     """
-    obj = path_or_state_dict
-    if isinstance(obj, (str, Path)):
-        if trusted:
-            if not Path(obj).is_file():
-                raise UserError(f"reference checkpoint {str(obj)!r} does not exist")
-            obj = torch.load(obj, map_location="cpu", weights_only=False)
-        else:
-            if not Path(obj).is_file():
-                raise UserError(f"reference checkpoint {str(obj)!r} does not exist")
-            try:
-                obj = _torch_load(obj, "reference checkpoint")
-            except UserError as exc:
-                raise UserError(f"{exc}; if the file is a trusted reference checkpoint, load it "
-                                "with trusted=True (sdtforge convert --trusted)") from None
-    sd = _unwrap(obj)
-    if not isinstance(sd, dict):
-        raise UserError(f"expected a state_dict (a dict of tensors), got {type(sd).__name__}")
-    sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+    sd = read_reference_state_dict(path_or_state_dict, trusted=trusted)
     try:
         config = _infer_config(sd, config_overrides)
     except (ValueError, TypeError) as exc:

@@ -6,7 +6,10 @@ restored with :meth:`SDTConfig.from_dict`.
 
 from dataclasses import dataclass, fields
 
-__all__ = ["SDTConfig"]
+__all__ = ["SDTConfig", "ENCODINGS"]
+
+#: Input encodings (:attr:`SDTConfig.encoding`).
+ENCODINGS = ("direct", "events")
 
 
 @dataclass(frozen=True)
@@ -22,21 +25,33 @@ class SDTConfig:
     embed_dims : int
         Width ``D`` of the residual stream; the SPS stem stages have ``D/8, D/4, D/2, D``
         channels, so ``D`` must be a multiple of 8 and of ``num_heads``.
-    num_heads : int
-        Attention heads; in SDSA they only reshape channels, so they do not change the result.
-    mlp_ratio : int
-        MLP hidden width is ``mlp_ratio * D``.
     depths : int
         Number of transformer blocks (SDSA + MLP).
     T : int
-        Time steps; the static image is repeated ``T`` times (direct encoding).
+        Time steps: the static image is repeated ``T`` times (``encoding="direct"``), or the
+        input holds ``T`` event frames (``encoding="events"``).
     pooling_stat : str
         Four characters ``"0"``/``"1"``: MaxPool(3, 2, 1) after SPS stage ``i`` when ``"1"``.
     num_classes : int
         Classifier outputs.
     mean, std : tuple of float
         Per input channel normalization in the ``u8/255`` domain: the model computes
-        ``(x/255 - mean) / std`` from uint8 pixels.
+        ``(x/255 - mean) / std`` from uint8 pixels. Event input is not normalized (the
+        reference feeds event counts as they are): ``mean`` must then be all 0 and ``std``
+        all 1.
+    num_heads : int
+        Attention heads; they only regroup channels, except in ``dvs`` mode, where the
+        attention's pools stop at head boundaries.
+    mlp_ratio : int
+        MLP hidden width is ``mlp_ratio * D``.
+    encoding : str
+        ``"direct"``: a uint8 image ``[B, C, H, W]``, repeated every time step. ``"events"``:
+        event frames ``[B, T, C, H, W]`` (per-polarity event counts per time step,
+        :mod:`sdtforge.model.events`), as the reference takes DVS datasets.
+    dvs : bool
+        The reference's ``dvs_mode``: weight-free 3×3 max-pools (stride 1) inside the
+        attention, on K, V, K·V and the masked Q (``docs/model.md``). The reference turns it
+        on for CIFAR10-DVS, not for DVS128 Gesture.
     """
 
     in_channels: int
@@ -50,6 +65,8 @@ class SDTConfig:
     std: tuple[float, ...]
     num_heads: int = 8
     mlp_ratio: int = 4
+    encoding: str = "direct"
+    dvs: bool = False
 
     def __post_init__(self):
         # Normalize containers that come back from JSON or torch.load as lists.
@@ -80,6 +97,25 @@ class SDTConfig:
                                  f"({self.in_channels}), not {getattr(self, name)!r}")
         if min(self.std) <= 0:
             raise ValueError(f"SDTConfig.std must be positive, not {self.std!r}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"SDTConfig.encoding must be one of {', '.join(ENCODINGS)}, "
+                             f"not {self.encoding!r}")
+        if self.encoding == "events" and (set(self.mean) != {0.0} or set(self.std) != {1.0}):
+            raise ValueError("SDTConfig with event input is not normalized: mean must be all 0 "
+                             f"and std all 1, not {self.mean!r} and {self.std!r}")
+        if not isinstance(self.dvs, bool):
+            raise ValueError(f"SDTConfig.dvs must be True or False, not {self.dvs!r}")
+
+    def require_integer_flow(self, what="the integer flow"):
+        """Raise :class:`~sdtforge.errors.UserError` (one line) if ``what`` cannot take this
+        model: event input and ``dvs`` attention run in the float model only so far."""
+        parts = [p for p, on in (("event input", self.encoding == "events"),
+                                 ("DVS-mode attention pools", self.dvs)) if on]
+        if parts:
+            from sdtforge.errors import UserError
+            raise UserError(f"{what} does not take {' and '.join(parts)} yet: the float model "
+                            f"runs it (sdtforge eval on a checkpoint), the integer golden model "
+                            f"and the accelerator do not; nothing was written")
 
     @classmethod
     def from_dict(cls, data):

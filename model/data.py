@@ -8,22 +8,62 @@
     A local copy of the standard CIFAR-10 "python version" batches (``data_batch_1`` …
     ``data_batch_5``, ``test_batch``), in ``data_dir`` or ``data_dir/cifar-10-batches-py``;
     nothing is downloaded.
+``cifar100``
+    The CIFAR-100 "python version" files ``train`` and ``test`` (fine labels, 0..99), in
+    ``data_dir`` or ``data_dir/cifar-100-python``.
+
+:data:`DATASET_INFO` also names datasets sdtforge has no reader for (ImageNet, the event
+datasets), so that a checkpoint can say which data it expects and ``convert`` can check a model's
+shape against them.
 """
 
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sdtforge.errors import UserError
 
-__all__ = ["DATASETS", "load_dataset"]
+__all__ = ["DATASETS", "DATASET_INFO", "DatasetInfo", "load_dataset"]
 
-DATASETS = ("digits", "cifar10")
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset's samples are: ``channels`` × ``size`` input, ``classes`` labels, the
+    usual normalization (``u8/255`` domain; ``None`` for event counts, which go in as they
+    are) and whether sdtforge reads it (``readable``)."""
+
+    channels: int
+    size: tuple
+    classes: int
+    mean: tuple = None
+    std: tuple = None
+    readable: bool = False
+
+
+#: Every dataset a checkpoint may name. The CIFAR statistics are the reference training
+#: configs'; the digits ones are computed from the fixed training split.
+DATASET_INFO = {
+    "digits": DatasetInfo(1, (8, 8), 10, (0.3054,), (0.3760,), True),
+    "cifar10": DatasetInfo(3, (32, 32), 10, (0.4914, 0.4822, 0.4465),
+                           (0.2470, 0.2435, 0.2616), True),
+    "cifar100": DatasetInfo(3, (32, 32), 100, (0.5071, 0.4867, 0.4408),
+                            (0.2675, 0.2565, 0.2761), True),
+    "imagenet": DatasetInfo(3, (224, 224), 1000, (0.485, 0.456, 0.406),
+                            (0.229, 0.224, 0.225)),
+    "dvs-gesture": DatasetInfo(2, (128, 128), 11),
+    "cifar10-dvs": DatasetInfo(2, (64, 64), 10),
+}
+
+#: The datasets :func:`load_dataset` reads.
+DATASETS = tuple(n for n, info in DATASET_INFO.items() if info.readable)
 _SPLITS = ("train", "test")
 _CIFAR_LAYOUT = ("the standard CIFAR-10 python batches data_batch_1 … data_batch_5 and "
                  "test_batch (from cifar-10-python.tar.gz), directly in it or in its "
                  "cifar-10-batches-py folder")
+_CIFAR100_LAYOUT = ("the standard CIFAR-100 python files train and test (from "
+                    "cifar-100-python.tar.gz), directly in it or in its cifar-100-python folder")
 
 
 def load_dataset(name, split, data_dir=None):
@@ -32,11 +72,11 @@ def load_dataset(name, split, data_dir=None):
     Parameters
     ----------
     name : str
-        ``"digits"`` or ``"cifar10"``.
+        ``"digits"``, ``"cifar10"`` or ``"cifar100"`` (:data:`DATASETS`).
     split : str
         ``"train"`` or ``"test"``.
     data_dir : str or Path, optional
-        Folder of a local dataset copy (required for ``cifar10``; ignored for ``digits``).
+        Folder of a local dataset copy (required for CIFAR; ignored for ``digits``).
 
     Returns
     -------
@@ -56,6 +96,12 @@ def load_dataset(name, split, data_dir=None):
         return _load_digits(split)
     if name == "cifar10":
         return _load_cifar10(split, data_dir)
+    if name == "cifar100":
+        return _load_cifar100(split, data_dir)
+    if name in DATASET_INFO:
+        raise UserError(f"sdtforge has no reader for the {name} dataset (it reads "
+                        f"{', '.join(DATASETS)}); evaluate such a model in Python "
+                        f"(docs/model.md)")
     raise UserError(f"unknown dataset {name!r}; sdtforge reads {', '.join(DATASETS)}")
 
 
@@ -90,22 +136,38 @@ def _load_cifar10(split, data_dir):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def _read_cifar_batch(path):
+def _load_cifar100(split, data_dir):
+    if data_dir is None:
+        raise UserError("cifar100 needs --data-dir pointing to a local copy of "
+                        + _CIFAR100_LAYOUT + "; nothing is downloaded")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(f"CIFAR-100 data folder {str(root)!r} does not exist; expected "
+                        + _CIFAR100_LAYOUT)
+    if not (root / "test").is_file() and (root / "cifar-100-python").is_dir():
+        root = root / "cifar-100-python"
+    path = root / split
     if not path.is_file():
-        raise UserError(f"CIFAR-10 batch {str(path)!r} is missing; expected " + _CIFAR_LAYOUT)
+        raise UserError(f"CIFAR-100 file {str(path)!r} is missing; expected " + _CIFAR100_LAYOUT)
+    return _read_cifar_batch(path, "CIFAR-100", b"fine_labels", 100)
+
+
+def _read_cifar_batch(path, what="CIFAR-10", label_key=b"labels", classes=10):
+    if not path.is_file():
+        raise UserError(f"{what} batch {str(path)!r} is missing; expected " + _CIFAR_LAYOUT)
     try:
         with open(path, "rb") as f:
             # The CIFAR batches are pickles by format; only the user's own local copy is read.
             batch = pickle.load(f, encoding="bytes")
         data = np.asarray(batch[b"data"])
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        labels = np.asarray(batch[label_key], dtype=np.int64)
     except Exception as exc:
-        raise UserError(f"CIFAR-10 batch {str(path)!r} is not a CIFAR-10 python batch (a pickled "
-                        f"dict with b'data' uint8 [N, 3072] and b'labels'): {exc}") from None
+        raise UserError(f"{what} batch {str(path)!r} is not a {what} python batch (a pickled "
+                        f"dict with b'data' uint8 [N, 3072] and {label_key!r}): {exc}") from None
     if (data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072
             or labels.shape != (data.shape[0],) or labels.min(initial=0) < 0
-            or labels.max(initial=0) > 9):
-        raise UserError(f"CIFAR-10 batch {str(path)!r} is malformed: expected b'data' uint8 "
-                        f"[N, 3072] and N b'labels' in 0..9, got data {data.dtype} "
-                        f"{list(data.shape)} and {labels.shape[0]} labels")
+            or labels.max(initial=0) >= classes):
+        raise UserError(f"{what} batch {str(path)!r} is malformed: expected b'data' uint8 "
+                        f"[N, 3072] and N {label_key!r} in 0..{classes - 1}, got data "
+                        f"{data.dtype} {list(data.shape)} and {labels.shape[0]} labels")
     return data.reshape(-1, 3, 32, 32), labels

@@ -3,15 +3,14 @@
 from dataclasses import dataclass
 
 from .config import SDTConfig
+from .data import DATASET_INFO
 
-__all__ = ["Preset", "PRESETS", "get_preset"]
+__all__ = ["Preset", "PRESETS", "INTEGER_PRESETS", "get_preset"]
 
-# Mean/std of the digits training split in the u8/255 domain (computed once from
-# load_dataset("digits", "train"); the split is fixed, so these are constants).
-_DIGITS_MEAN, _DIGITS_STD = (0.3054,), (0.3760,)
-# The usual CIFAR-10 per-channel statistics (the reference code's training config).
-_CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# The datasets' usual normalization (u8/255 domain), one table for presets and convert.
+_DIGITS_MEAN, _DIGITS_STD = DATASET_INFO["digits"].mean, DATASET_INFO["digits"].std
+_CIFAR_MEAN, _CIFAR_STD = DATASET_INFO["cifar10"].mean, DATASET_INFO["cifar10"].std
+_IMAGENET_MEAN, _IMAGENET_STD = DATASET_INFO["imagenet"].mean, DATASET_INFO["imagenet"].std
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,16 @@ def _cifar(name, d):
                   description=f"reference CIFAR-10 2-{d} (needs --data-dir)")
 
 
+def _dvs(name, img, t, pooling, classes, dvs, dataset, description):
+    # The reference's DVS shapes (its conf/gesture and conf/cifar10-dvs): 2 blocks of D = 256,
+    # two polarity channels of raw event counts (no normalization).
+    cfg = SDTConfig(in_channels=2, img_size=(img, img), embed_dims=256, depths=2, T=t,
+                    pooling_stat=pooling, num_classes=classes, mean=(0.0, 0.0),
+                    std=(1.0, 1.0), encoding="events", dvs=dvs)
+    return Preset(name, cfg, dataset, epochs=200, batch_size=16, lr=3e-4, weight_decay=0.06,
+                  description=description)
+
+
 PRESETS = {p.name: p for p in [
     _digits("digits-tiny", 32, 1, 60, "shipped default; fits an iCE40 UP5K"),
     _digits("digits-small", 64, 2, 60, "larger digits model for ECP5"),
@@ -70,7 +79,17 @@ PRESETS = {p.name: p for p in [
                      std=_IMAGENET_STD),
            "imagenet", epochs=300, batch_size=32, lr=5e-4, weight_decay=0.01,
            description="reference ImageNet 8-512 (shape only; no ImageNet reader)"),
+    _dvs("dvs-gesture", 128, 16, "0111", 11, False, "dvs-gesture",
+         "reference DVS128 Gesture 2-256, T=16, event frames (float model only)"),
+    _dvs("cifar10-dvs", 64, 10, "0011", 10, True, "cifar10-dvs",
+         "reference CIFAR10-DVS 2-256, T=10, dvs-mode attention (float model only)"),
 ]}
+
+
+#: The presets the integer flow (quantize, golden model, accelerator) takes; the event-input
+#: ones run in the float model only (:meth:`SDTConfig.require_integer_flow`).
+INTEGER_PRESETS = tuple(n for n, p in PRESETS.items()
+                        if p.config.encoding == "direct" and not p.config.dvs)
 
 
 def get_preset(name):

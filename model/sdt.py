@@ -3,13 +3,15 @@
 The structure follows DESIGN §2 exactly, and every module carries the name the reference code
 gives it, so a reference ``state_dict`` loads with ``strict=True``. The model takes **uint8**
 pixels ``[B, C, H, W]`` and normalizes them itself, so the float and integer models see the same
-input. ``model(x, return_spikes=True)`` also returns every spike tensor by name; those names are
-the contract with the integer golden model (``docs/model.md``).
+input; an event model (``encoding="events"``) takes event-count frames ``[B, T, C, H, W]``.
+``model(x, return_spikes=True)`` also returns every spike tensor by name; those names are the
+contract with the integer golden model (``docs/model.md``).
 """
 
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import SDTConfig
@@ -70,13 +72,35 @@ class _SPS(nn.Module):
         return x_feat + _bn_tbchw(self.rpe_conv, self.rpe_bn, s)
 
 
+def _erode_map(x):
+    """The reference's DVS ``Erode`` on a spike map ``[T, B, C, H, W]``: a 3×3, stride 1 max
+    over each channel's spatial neighbourhood (padding never wins: spikes are ≥ 0)."""
+    return F.max_pool2d(x.flatten(0, 1), 3, 1, 1).reshape(x.shape)
+
+
+def _erode_heads(x, heads):
+    """The reference's ``Erode`` on its head-split tensor ``[T, B, heads, N, D/heads]``,
+    applied to ``[T, B, C, H, W]``: a 3-wide max along the flattened token index ``N``
+    (row-major, so it runs across row ends) times a 3-wide max along the channels of one head
+    (it stops at head boundaries)."""
+    t, b, c, h, w = x.shape
+    y = x.reshape(t * b, heads, c // heads, h * w)  # [TB, heads, D/heads, N]
+    return F.max_pool2d(y, 3, 1, 1).reshape(x.shape)
+
+
 class _SDSA(nn.Module):
-    """Spike-driven self-attention: Q, K, V spikes; per-channel mask from Σ_tokens K·V."""
+    """Spike-driven self-attention: Q, K, V spikes; per-channel mask from Σ_tokens K·V.
+
+    In ``dvs`` mode (the reference's ``dvs_mode``) K and V are eroded over space, K·V and
+    the masked Q over (token, channel within a head), as the reference's ``MS_SSA_Conv``
+    does; the mask then depends on each token's neighbours.
+    """
 
     def __init__(self, config):
         super().__init__()
         d = config.embed_dims
         self.num_heads = config.num_heads
+        self.dvs = config.dvs
         self.shortcut_lif = MultiStepLIF()
         for name in ("q", "k", "v"):
             setattr(self, f"{name}_conv", nn.Conv2d(d, d, 1, 1, bias=False))
@@ -93,15 +117,21 @@ class _SDSA(nn.Module):
         q = self.q_lif(_bn_tbchw(self.q_conv, self.q_bn, s))
         k = self.k_lif(_bn_tbchw(self.k_conv, self.k_bn, s))
         v = self.v_lif(_bn_tbchw(self.v_conv, self.v_bn, s))
+        if self.dvs:
+            k, v = _erode_map(k), _erode_map(v)
         _record(spikes, f"{name}.q", q)
         _record(spikes, f"{name}.k", k)
         _record(spikes, f"{name}.v", v)
         # Heads only regroup channels; the column sum and the mask are per channel, so the
-        # head split is skipped (it cannot change any value).
-        kv = (k * v).flatten(3).sum(-1)  # [T, B, D]
-        mask = self.talking_heads_lif(kv)
+        # head split is skipped (it cannot change any value) except where dvs pools use it.
+        kv = k * v
+        if self.dvs:
+            kv = _erode_heads(kv, self.num_heads)
+        mask = self.talking_heads_lif(kv.flatten(3).sum(-1))  # [T, B, D]
         _record(spikes, f"{name}.mask", mask)
         out = q * mask[..., None, None]
+        if self.dvs:
+            out = _erode_heads(out, self.num_heads)
         _record(spikes, f"{name}.out", out)
         return x + _bn_tbchw(self.proj_conv, self.proj_bn, out)
 
@@ -188,7 +218,8 @@ class SpikeDrivenTransformer(nn.Module):
 
     Notes
     -----
-    ``forward(x, return_spikes=False)`` takes ``x`` uint8 ``[B, C, H, W]`` and returns logits
+    ``forward(x, return_spikes=False)`` takes ``x`` uint8 ``[B, C, H, W]`` (an event model:
+    event frames ``[B, T, C, H, W]`` of any real or integer dtype) and returns logits
     ``[B, num_classes]`` (mean over time steps); with ``return_spikes=True`` it returns
     ``(logits, spikes)``, ``spikes`` an ordered dict name → float 0/1 tensor (names and shapes
     in ``docs/model.md``).
@@ -220,10 +251,22 @@ class SpikeDrivenTransformer(nn.Module):
         std = torch.tensor(self.std, dtype=torch.float32).view(1, c, 1, 1)
         return (x.float() / 255.0 - mean) / std
 
+    def time_steps(self, x):
+        """The input as the first layer's ``[T, B, C, H, W]`` float tensor."""
+        if self.config.encoding == "direct":
+            # Direct encoding: the same image at every step.
+            return self.normalize(x).unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
+        c, (h, w) = self.config.in_channels, self.config.img_size
+        if x.ndim != 5 or tuple(x.shape[1:]) != (self.T, c, h, w):
+            raise ValueError(f"event input must have shape [B, {self.T}, {c}, {h}, {w}] "
+                             f"(event frames per time step), not {list(x.shape)}")
+        if x.dtype == torch.bool or x.is_complex():
+            raise TypeError(f"event frames must hold counts (integers or floats), not {x.dtype}")
+        return x.transpose(0, 1).float()  # the reference feeds event counts as they are
+
     def forward(self, x, return_spikes=False):
         spikes = OrderedDict() if return_spikes else None
-        x = self.normalize(x)
-        x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)  # direct encoding: same image each step
+        x = self.time_steps(x)
         x = self.patch_embed(x, spikes)
         for i, blk in enumerate(self.block):
             x = blk(x, i, spikes)

@@ -267,6 +267,7 @@ def _head(rec, ctx):
 
 def quantize_model(model, weight_bits=8, provenance=None):
     """Quantize an eval-mode :class:`SpikeDrivenTransformer` into an :class:`IntegerModel`."""
+    model.config.require_integer_flow("sdtforge quantize")
     _check_lifs(model)
     _known_modules(model)
     rules = QuantRules(weight_bits)
@@ -350,6 +351,7 @@ def quantize_checkpoint(ckpt_or_path, weight_bits=8, qat_epochs=0, *, data_dir=N
         Not an SDT checkpoint, unsupported layer, τ not 2, bad settings.
     """
     model, ckpt, sha = load_float(ckpt_or_path)
+    model.config.require_integer_flow("sdtforge quantize")
     QuantRules(weight_bits)  # validate before any long work
     if qat_epochs < 0:
         raise UserError(f"--qat-epochs must be >= 0, not {qat_epochs}")

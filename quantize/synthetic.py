@@ -90,6 +90,7 @@ def preset_config(name):
     """The integer model config (:func:`tiny_config`'s keys) of the model preset ``name``."""
     from sdtforge.model.presets import PRESETS
 
+    PRESETS[name].config.require_integer_flow(f"the integer model of preset {name}")
     cfg = asdict(PRESETS[name].config)
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()
            if k in tiny_config()}

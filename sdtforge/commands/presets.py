@@ -20,7 +20,10 @@ def rows():
         out.append({
             "name": name,
             "dataset": p.dataset,
-            "input": f"{c.in_channels}x{c.img_size[0]}x{c.img_size[1]}",
+            "input": f"{c.in_channels}x{c.img_size[0]}x{c.img_size[1]}"
+                     + (" events" if c.encoding == "events" else ""),
+            "encoding": c.encoding,
+            "dvs": c.dvs,
             "D": c.embed_dims,
             "blocks": c.depths,
             "T": c.T,

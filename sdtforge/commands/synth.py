@@ -18,9 +18,9 @@ HELP = "make a random integer model of a preset at a firing rate (sizing only, n
 
 
 def add_arguments(p):
-    from sdtforge.model.presets import PRESETS
+    from sdtforge.model.presets import INTEGER_PRESETS
 
-    p.add_argument("--preset", choices=list(PRESETS), required=True, help="model shape")
+    p.add_argument("--preset", choices=INTEGER_PRESETS, required=True, help="model shape")
     p.add_argument("--firing-rate", type=_args.fraction, required=True,
                    help="target spikes per neuron update, between 0 and 1 (the shipped "
                         "digits-tiny: 0.13 on its test images)")

@@ -65,3 +65,39 @@ def test_unknown_names():
         load_dataset("mnist", "train")
     with pytest.raises(UserError, match="unknown split"):
         load_dataset("digits", "val")
+
+
+def _write_cifar100(folder, n=6):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for name in ("train", "test"):
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 b"fine_labels": [99 - i for i in range(n)], b"coarse_labels": [0] * n}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+
+
+@pytest.mark.parametrize("sub", ["", "cifar-100-python"])
+def test_cifar100_reads_the_fine_labels(tmp_path, sub):
+    _write_cifar100(tmp_path / sub if sub else tmp_path)
+    x, y = load_dataset("cifar100", "test", tmp_path)
+    assert x.shape == (6, 3, 32, 32) and x.dtype == np.uint8
+    assert y.tolist() == [99, 98, 97, 96, 95, 94]
+
+
+def test_cifar100_errors(tmp_path):
+    with pytest.raises(UserError, match="cifar100 needs --data-dir"):
+        load_dataset("cifar100", "test")
+    with pytest.raises(UserError, match="CIFAR-100 file .*test.* is missing"):
+        load_dataset("cifar100", "test", tmp_path)
+    _write_cifar100(tmp_path)
+    with open(tmp_path / "test", "wb") as f:
+        pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 100]}, f)
+    with pytest.raises(UserError, match=r"malformed.*0\.\.99"):
+        load_dataset("cifar100", "test", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["imagenet", "dvs-gesture", "cifar10-dvs"])
+def test_known_datasets_without_a_reader_say_so(name):
+    with pytest.raises(UserError, match=f"no reader for the {name} dataset"):
+        load_dataset(name, "test")

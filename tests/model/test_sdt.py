@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from _reference import reference_state_dict as _reference_state_dict
 
 from sdtforge.errors import UserError
 from sdtforge.model import (
@@ -99,8 +100,12 @@ def test_presets_build_and_run(name):
     cfg = PRESETS[name].config
     model = SpikeDrivenTransformer(cfg).eval()
     assert sum(p.numel() for p in model.parameters()) == cfg.num_parameters
+    if cfg.encoding == "events":
+        x = torch.randint(0, 3, (1, cfg.T, cfg.in_channels, *cfg.img_size)).float()
+    else:
+        x = _images(cfg, b=1)
     with torch.no_grad():
-        assert model(_images(cfg, b=1)).shape == (1, cfg.num_classes)
+        assert model(x).shape == (1, cfg.num_classes)
 
 
 @pytest.mark.slow
@@ -119,48 +124,6 @@ def test_imagenet_preset_shape():
 
 def test_digits_tiny_size():
     assert 25_000 <= PRESETS["digits-tiny"].config.num_parameters <= 40_000
-
-
-def _reference_state_dict(cfg, seed=0):
-    """A state_dict spelled key by key the way the reference code names its modules."""
-    g = torch.Generator().manual_seed(seed)
-    d, c, hid = cfg.embed_dims, cfg.in_channels, cfg.mlp_ratio * cfg.embed_dims
-    sd = {}
-
-    def conv(name, cout, cin, k, bias):
-        sd[f"{name}.weight"] = torch.randn(cout, cin, k, k, generator=g) * 0.1
-        if bias:
-            sd[f"{name}.bias"] = torch.randn(cout, generator=g) * 0.1
-
-    def bn(name, n):
-        sd[f"{name}.weight"] = 1 + 0.1 * torch.randn(n, generator=g)
-        sd[f"{name}.bias"] = 0.1 * torch.randn(n, generator=g)
-        sd[f"{name}.running_mean"] = 0.1 * torch.randn(n, generator=g)
-        sd[f"{name}.running_var"] = 1 + torch.rand(n, generator=g)
-        sd[f"{name}.num_batches_tracked"] = torch.tensor(100)
-
-    widths = [c, d // 8, d // 4, d // 2, d]
-    for i, sfx in enumerate(["", "1", "2", "3"]):
-        conv(f"patch_embed.proj_conv{sfx}", widths[i + 1], widths[i], 3, False)
-        bn(f"patch_embed.proj_bn{sfx}", widths[i + 1])
-    conv("patch_embed.rpe_conv", d, d, 3, False)
-    bn("patch_embed.rpe_bn", d)
-    for j in range(cfg.depths):
-        a = f"block.{j}.attn"
-        for n in "qkv":
-            conv(f"{a}.{n}_conv", d, d, 1, False)
-            bn(f"{a}.{n}_bn", d)
-        sd[f"{a}.talking_heads.weight"] = torch.randn(8, 8, 1, generator=g)  # unused
-        conv(f"{a}.proj_conv", d, d, 1, True)
-        bn(f"{a}.proj_bn", d)
-        m = f"block.{j}.mlp"
-        conv(f"{m}.fc1_conv", hid, d, 1, True)
-        bn(f"{m}.fc1_bn", hid)
-        conv(f"{m}.fc2_conv", d, hid, 1, True)
-        bn(f"{m}.fc2_bn", d)
-    sd["head.weight"] = torch.randn(cfg.num_classes, d, generator=g) * 0.1
-    sd["head.bias"] = torch.zeros(cfg.num_classes)
-    return sd
 
 
 def test_strict_load_of_reference_keys():
@@ -190,7 +153,8 @@ def test_load_reference_checkpoint(tmp_path, wrap):
     if wrap == "file":
         torch.save({"state_dict": sd}, tmp_path / "ref.pth")
         src = tmp_path / "ref.pth"
-    model = load_reference_checkpoint(src, img_size=(8, 8), pooling_stat="0001")
+    model = load_reference_checkpoint(src, img_size=(8, 8), pooling_stat="0001", mean=(0.5,),
+                                      std=(0.5,))
     assert model.config == cfg
     assert not model.training
     x = _images(cfg)
@@ -206,7 +170,10 @@ def test_load_reference_checkpoint_errors(tmp_path):
         load_reference_checkpoint({"head.weight": torch.zeros(10, 32)})
     sd = _reference_state_dict(_tiny())
     with pytest.raises(UserError, match="does not match"):
-        load_reference_checkpoint(sd, img_size=(8, 8), pooling_stat="0001", mlp_ratio=2)
+        load_reference_checkpoint(sd, img_size=(8, 8), pooling_stat="0001", mlp_ratio=2,
+                                  mean=(0.5,), std=(0.5,))
+    with pytest.raises(UserError, match="1-channel input: give its normalization"):
+        load_reference_checkpoint(sd, img_size=(8, 8), pooling_stat="0001")
 
 
 def test_params_formula_matches_math():

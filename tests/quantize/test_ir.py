@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sdtforge.errors import UserError
-from sdtforge.model.presets import PRESETS
+from sdtforge.model.presets import INTEGER_PRESETS, PRESETS
 from sdtforge.quantize import ir, synthetic
 
 
@@ -371,7 +371,7 @@ def _preset_config(preset):
     return {**config, "weight_bits": 8}
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", INTEGER_PRESETS)
 def test_every_preset_fits_the_limits(name):
     config = _preset_config(PRESETS[name])
     assert ir.golden_memory_bytes(config) <= ir.MAX_GOLDEN_BYTES // 2
@@ -382,7 +382,8 @@ def test_every_preset_fits_the_limits(name):
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.slow) if n.startswith("imagenet") else n for n in PRESETS])
+    pytest.param(n, marks=pytest.mark.slow) if n.startswith("imagenet") else n
+    for n in INTEGER_PRESETS])
 def test_synthetic_model_of_every_preset_validates(name):
     model = synthetic.random_model(_preset_config(PRESETS[name]), seed=1)
     data = ir.dumps(model)

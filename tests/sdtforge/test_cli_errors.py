@@ -110,7 +110,7 @@ CASES = [
                                 "{locked}/o.pt"], "not writable"),
     ("convert-preset", ["convert", CKPT, "--preset", "nope", "--out", "{tmp}/o.pt"],
      "unknown preset"),
-    ("convert-no-preset", ["convert", CKPT, "--out", "{tmp}/o.pt"], "required"),
+    ("convert-no-preset", ["convert", CKPT, "--out", "{tmp}/o.pt"], "does not say its --img-size"),
     # quantize
     ("quantize-limit-0", ["quantize", CKPT, "--out", "{tmp}/m.sfm", "--limit", "0"], "--limit"),
     ("quantize-limit-neg", ["quantize", CKPT, "--out", "{tmp}/m.sfm", "--limit", "-5"],
