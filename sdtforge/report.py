@@ -80,6 +80,7 @@ def collect(model_path, *, cosim=None, builds=(), asic=None, images=DEFAULT_IMAG
         },
         "counts_per_image": counts,
         "energy": energy.energy(per_image),
+        "energy_with_memory": energy.memory_energy(model, per_image),
         "sdsa": energy.sdsa_ratio_from_counts(model, per_image),
         "cosim": None,
         "boards": [],
@@ -249,10 +250,23 @@ def _markdown_figures(report, files, lines):
     lines += ["## Energy per inference", "",
               f"{n['acs']:.0f} synaptic accumulates and {n['macs']:.0f} first-layer MACs per "
               f"image: **{e['total_uj']:.3f} µJ** (AC {e['ac_uj']:.3f} µJ at 0.9 pJ, MAC "
-              f"{e['mac_uj']:.3f} µJ at 4.6 pJ; 45 nm figures of the SDT paper).", ""]
+              f"{e['mac_uj']:.3f} µJ at 4.6 pJ; 45 nm figures of the SDT paper, which charges "
+              "compute only).", ""]
+    m = report["energy_with_memory"]
+    lines += [f"With memory (every weight, membrane, spike, stream and input access the golden "
+              f"model counts, at Horowitz's 45 nm SRAM energy for each memory's size, ISSCC "
+              f"2014): **{m['total_uj']:.3f} µJ** per image, of which memory "
+              f"{m['memory_uj']:.3f} µJ.", "",
+              "| part | µJ per image | memory size (bytes) |", "|---|---|---|",
+              f"| compute (paper's method) | {m['compute_uj']:.4f} | – |"]
+    lines += [f"| {k} memory | {v:.4f} | {m['sizes_bytes'].get(k, 0):.0f} |"
+              for k, v in m["by_memory_uj"].items() if k != "dram" or v]
+    lines.append("")
     for name, s in report["sdsa"].items():
-        lines.append(f"- `{name}`: K∧V rate {s['kv_rate']:.4f}; SDSA uses {s['ratio']:.1f}× "
-                     "less energy than vanilla self-attention of the same shape.")
+        lines.append(f"- `{name}`: K∧V rate {s['kv_rate']:.4f}; against vanilla "
+                     f"self-attention of the same shape SDSA uses {s['ratio']:.1f}× less energy "
+                     f"for the operator between Q, K and V, {s['module_ratio']:.2f}× less for "
+                     "the module with the Q/K/V generation.")
     lines += ["", f"![energy]({files['energy']})", ""]
     lines += ["## Boards", ""]
     if report["boards"]:

@@ -49,6 +49,7 @@ def evaluate(model, images, labels, batch_size=256, progress=False):
         "counts_per_image": totals,
         "layers_per_image": per_image,
         "energy": _energy.energy(per_image),
+        "energy_with_memory": _energy.memory_energy(model, per_image),
         "sdsa": _energy.sdsa_ratio_from_counts(model, per_image),
     }
 
@@ -85,6 +86,7 @@ def eval_command(args):
     result["float_accuracy"] = model.provenance.get("float_accuracy")
     if as_json:
         result.pop("layers_per_image")
+        result["energy_with_memory"].pop("per_layer_pj")
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
     c = result["counts_per_image"]
@@ -99,9 +101,13 @@ def eval_command(args):
     print(f"  per image          {c['acs']:.0f} ACs, {c['macs']:.0f} MACs, "
           f"{c['spikes']:.0f} spikes, {c['neuron_updates']:.0f} neuron updates")
     e = result["energy"]
-    print(f"  energy             {e['total_uj']:.3f} µJ (MAC {e['mac_uj']:.3f}, "
-          f"AC {e['ac_uj']:.3f})")
+    print(f"  energy (paper)     {e['total_uj']:.3f} µJ (MAC {e['mac_uj']:.3f}, "
+          f"AC {e['ac_uj']:.3f}; compute only, the SDT paper's method)")
+    m = result["energy_with_memory"]
+    parts = ", ".join(f"{k} {v:.3g}" for k, v in m["by_memory_uj"].items() if v)
+    print(f"  energy + memory    {m['total_uj']:.3f} µJ (memory {m['memory_uj']:.3f}: {parts}; "
+          f"Horowitz 45 nm SRAM/DRAM per access)")
     for name, s in result["sdsa"].items():
-        print(f"  {name:18s} K∧V rate {s['kv_rate']:.3f}, {s['ratio']:.1f}× less energy "
-              f"than vanilla self-attention")
+        print(f"  {name:18s} K∧V rate {s['kv_rate']:.3f}; vs vanilla self-attention: operator "
+              f"{s['ratio']:.1f}× less energy, module with Q/K/V {s['module_ratio']:.2f}×")
     return 0

@@ -22,11 +22,17 @@ from sdtforge.registry import Registry
 
 from . import ops
 
-__all__ = ["GoldenResult", "run", "COUNT_KEYS", "GOLDEN_OPS"]
+__all__ = ["GoldenResult", "run", "COUNT_KEYS", "MEMORY_KEYS", "GOLDEN_OPS"]
+
+#: Memory accesses by the memory they touch (element counts; ``sim/energy.py`` gives each its
+#: bit width and memory size): weights, membrane state, spike maps, the residual stream, input
+#: pixels. ``mem_reads`` / ``mem_writes`` are their sums.
+MEMORY_KEYS = ("weight_reads", "state_reads", "state_writes", "spike_reads", "spike_writes",
+               "stream_reads", "stream_writes", "input_reads")
 
 #: Keys of every layer's entry in :attr:`GoldenResult.counts`.
 COUNT_KEYS = ("spikes", "acs", "macs", "mask_ops", "neuron_updates", "residual_adds",
-              "mem_reads", "mem_writes")
+              *MEMORY_KEYS, "mem_reads", "mem_writes")
 
 
 @dataclass
@@ -142,8 +148,10 @@ class _Run:
         """Count the spikes ``s`` of a spiking layer into ``c`` and keep them as its output."""
         c["spikes"] = int(s.sum(dtype=np.int64))
         c["neuron_updates"] = s.size
-        c["mem_reads"] += c["acs"] + s.size  # weight words + membrane reads
-        c["mem_writes"] += 2 * s.size  # membrane + spike bit per neuron update
+        c["weight_reads"] += c["acs"]  # one weight per synaptic accumulate
+        c["state_reads"] += s.size  # membrane read and written per neuron update
+        c["state_writes"] += s.size
+        c["spike_writes"] += s.size  # one spike bit per neuron update
         self.record(layer.output, s, as_maps=as_maps)
 
 
@@ -155,6 +163,12 @@ GOLDEN_OPS = Registry("golden model")
 
 def _counts():
     return dict.fromkeys(COUNT_KEYS, 0)
+
+
+def _with_totals(c):
+    c["mem_reads"] = sum(c[k] for k in MEMORY_KEYS if k.endswith("_reads"))
+    c["mem_writes"] = sum(c[k] for k in MEMORY_KEYS if k.endswith("_writes"))
+    return c
 
 
 def _spiking_conv3x3(layer, r, acc, c):
@@ -171,7 +185,8 @@ def _pixel_conv(layer, r):
     acc = r.tr(layer, "acc", ops.conv3x3(r.images, layer.weight, layer.bias, layer.zero_point))
     c["macs"] = r.batch * layer.out_channels * layer.in_channels * 9 * acc.shape[-1] * \
         acc.shape[-2]
-    c["mem_reads"] = c["macs"] + r.batch * r.images[0].size
+    c["weight_reads"] = c["macs"]
+    c["input_reads"] = r.batch * r.images[0].size
     return _spiking_conv3x3(layer, r, np.broadcast_to(acc, (r.steps,) + acc.shape), c)
 
 
@@ -181,6 +196,7 @@ def _spike_conv(layer, r):
     src = r.tensors[layer.input]
     acc = r.tr(layer, "acc", ops.conv3x3(src, layer.weight, layer.bias))
     c["acs"] = layer.out_channels * _box_count(src)
+    c["spike_reads"] = src.size
     return _spiking_conv3x3(layer, r, acc, c)
 
 
@@ -189,12 +205,12 @@ def _stream_write(layer, r, acc, c, mode):
     r.tr(layer, "shifted", acc << layer.shift.astype(np.int64))
     if mode == "set":
         r.stream = acc << layer.shift.astype(np.int64)
-        c["mem_writes"] = r.stream.size
+        c["stream_writes"] = r.stream.size
     else:
         r.stream = ops.align_add(r.stream, acc, layer.shift)
-        c["residual_adds"] = c["mem_reads"] = c["mem_writes"] = r.stream.size
+        c["residual_adds"] = c["stream_reads"] = c["stream_writes"] = r.stream.size
     r.tr(layer, "stream", r.stream)
-    c["mem_reads"] += c["acs"]
+    c["weight_reads"] += c["acs"]
     return c
 
 
@@ -206,6 +222,7 @@ def _stream_conv3x3(layer, r):
         src = _maps(src, r.token_hw)
     acc = r.tr(layer, "acc", ops.conv3x3(src, layer.weight, layer.bias))
     c["acs"] = layer.out_channels * _box_count(src)
+    c["spike_reads"] = src.size
     if layer.pool:
         acc = ops.int_maxpool(acc)
     return _stream_write(layer, r, _tokens(acc), c, layer.mode)
@@ -215,7 +232,7 @@ def _stream_conv3x3(layer, r):
 def _stream_lif(layer, r):
     c = _counts()
     s = _lif(r.tr(layer, "x", r.stream), layer.theta)
-    c["mem_reads"] = r.stream.size
+    c["stream_reads"] = r.stream.size
     r.fired(layer, s, c, as_maps=True)
     return c
 
@@ -226,6 +243,7 @@ def _tokens_product(layer, r):
     src = r.tensors[layer.input]
     acc = r.tr(layer, "acc", ops.conv1x1(src, layer.weight, layer.bias))
     c["acs"] = layer.out_channels * int(src.sum(dtype=np.int64))
+    c["spike_reads"] = src.size
     return acc, c
 
 
@@ -257,8 +275,9 @@ def _sdsa(layer, r):
     c["mask_ops"] = 2 * cells
     c["neuron_updates"] = r.steps * r.batch * layer.channels
     c["spikes"] = int(out.sum(dtype=np.int64))
-    c["mem_reads"] = 3 * cells + c["neuron_updates"]
-    c["mem_writes"] = cells + c["neuron_updates"]
+    c["spike_reads"] = 3 * cells  # Q, K and V
+    c["spike_writes"] = cells + c["neuron_updates"]  # the output and the mask
+    c["state_reads"] = c["state_writes"] = c["neuron_updates"]
     r.record(layer.mask_output, masks)
     r.record(layer.output, out, as_maps=True)
     return c
@@ -272,7 +291,7 @@ def _head(layer, r):
     acc = r.tr(layer, "acc", ops.accumulate_events(s, layer.weight.T, layer.bias))
     r.logits = r.tr(layer, "logits", acc.sum(axis=0))
     c["acs"] = layer.num_classes * int(s.sum(dtype=np.int64))
-    c["residual_adds"] = c["mem_reads"] = r.stream.size
+    c["residual_adds"] = c["stream_reads"] = r.stream.size
     r.fired(layer, s, c)
     return c
 
@@ -299,7 +318,8 @@ def run(model, images, spikes=False, trace=None):
     GoldenResult
     """
     r = _Run(model, _check_images(model, images), spikes, trace)
-    counts = {layer.name: GOLDEN_OPS[layer.KIND](layer, r) for layer in model.layers}
+    counts = {layer.name: _with_totals(GOLDEN_OPS[layer.KIND](layer, r))
+              for layer in model.layers}
     logits = r.logits
     classes = np.argmax(logits, axis=1).astype(np.int64)  # first maximum on ties
     return GoldenResult(logits=logits.astype(np.int64), classes=classes, spikes=r.recorded,
