@@ -242,8 +242,15 @@ def _markdown_figures(report, files, lines):
               f"({cy['mean_per_image'] / cy['work_bound']:.2f}×), dense bound "
               f"{cy['dense_bound']:.0f} "
               f"(speed-up {cy['dense_bound'] / cy['mean_per_image']:.2f}×).",
-              "", "| layer | cycles |", "|---|---|"]
-    lines += [f"| {n} | {v:.0f} |" for n, v in cy["per_layer"].items()]
+              ""]
+    # Per-layer latency on each board built at these lanes and this word width.
+    clocks = [(b["board"], b.get("clock_mhz", b.get("f_sync_mhz"))) for b in report["boards"]
+              if b.get("lanes") == hw["lanes"] and b.get("width", hw["width"]) == hw["width"]]
+    clocks = [(board, mhz) for board, mhz in clocks if mhz]
+    lines += ["| layer | cycles |" + "".join(f" µs on {bd} ({mhz:g} MHz) |" for bd, mhz in clocks),
+              "|---|---|" + "---|" * len(clocks)]
+    lines += [f"| {n} | {v:.0f} |" + "".join(f" {v / mhz:.1f} |" for _, mhz in clocks)
+              for n, v in cy["per_layer"].items()]
     lines += ["", f"![cycles]({files['cycles']})", ""]
     e = report["energy"]
     n = report["counts_per_image"]

@@ -21,11 +21,14 @@ def test_report_sections_plots_and_determinism(shipped_sfm, tmp_path):
         "bram": 20, "bram_available": 30, "spram": 4, "spram_available": 4, "dsp": 0,
         "dsp_available": 8, "lanes": 1,
     }))
+    build8 = tmp_path / "build8.json"
+    build8.write_text(json.dumps({"board": "ulx3s-85f", "fmax_mhz": 53.5, "lut": 9000, "ff": 5000,
+                                  "lanes": 8, "width": 16, "clock_mhz": 46.875}))
     outs = []
     for run in ("a", "b"):
         out = tmp_path / run
         assert main(["report", str(shipped_sfm), "--out", str(out), "--images", "8",
-                     "--build", str(build)]) == 0
+                     "--build", str(build), "--build", str(build8)]) == 0
         outs.append(out)
     md = (outs[0] / "report.md").read_text()
     for section in ("## Accuracy", "## Firing rates", "## Cycles", "## Energy per inference",
@@ -40,6 +43,14 @@ def test_report_sections_plots_and_determinism(shipped_sfm, tmp_path):
         assert png.startswith(b"\x89PNG") and f"({name}.png)" in md
         assert png == (outs[1] / f"{name}.png").read_bytes()
     assert md == (outs[1] / "report.md").read_text()
+    # per-layer latency on the board built at the report's 8 lanes (not the 1-lane one)
+    assert "| layer | cycles | µs on ulx3s-85f (46.875 MHz) |" in md
+    cycles = data["cycles"]["per_layer"]["sps.conv1"]
+    assert f"| sps.conv1 | {cycles:.0f} | {cycles / 46.875:.1f} |" in md
+    # energy: the paper's method, with memory, and the SDSA module ratio
+    assert "With memory" in md and "| weight memory |" in md
+    assert "for the module with the Q/K/V generation" in md
+    assert data["energy_with_memory"]["total_uj"] > data["energy"]["total_uj"]
 
 
 def test_report_missing_inputs_are_clear(shipped_sfm, tmp_path, capsys):
