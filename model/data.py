@@ -11,6 +11,11 @@
 ``cifar100``
     The CIFAR-100 "python version" files ``train`` and ``test`` (fine labels, 0..99), in
     ``data_dir`` or ``data_dir/cifar-100-python``.
+``dvs-gesture``
+    DVS128 Gesture as spikingjelly stores its events: ``events_np/{train,test}/<label>/*.npz``
+    (arrays ``x``, ``y``, ``t``, ``p``; labels 0..10), in ``data_dir`` (or without the
+    ``events_np`` level). Framed into ``time_steps`` frames of event counts ``[T, 2, 128, 128]``
+    per sample as the reference trains (``split_by="number"``, :mod:`sdtforge.model.events`).
 
 :data:`DATASET_INFO` also names datasets sdtforge has no reader for (ImageNet, the event
 datasets), so that a checkpoint can say which data it expects and ``convert`` can check a model's
@@ -52,7 +57,7 @@ DATASET_INFO = {
                             (0.2675, 0.2565, 0.2761), True),
     "imagenet": DatasetInfo(3, (224, 224), 1000, (0.485, 0.456, 0.406),
                             (0.229, 0.224, 0.225)),
-    "dvs-gesture": DatasetInfo(2, (128, 128), 11),
+    "dvs-gesture": DatasetInfo(2, (128, 128), 11, readable=True),
     "cifar10-dvs": DatasetInfo(2, (64, 64), 10),
 }
 
@@ -66,7 +71,7 @@ _CIFAR100_LAYOUT = ("the standard CIFAR-100 python files train and test (from "
                     "cifar-100-python.tar.gz), directly in it or in its cifar-100-python folder")
 
 
-def load_dataset(name, split, data_dir=None):
+def load_dataset(name, split, data_dir=None, time_steps=None):
     """Load one split of a dataset.
 
     Parameters
@@ -76,12 +81,15 @@ def load_dataset(name, split, data_dir=None):
     split : str
         ``"train"`` or ``"test"``.
     data_dir : str or Path, optional
-        Folder of a local dataset copy (required for CIFAR; ignored for ``digits``).
+        Folder of a local dataset copy (required for CIFAR and DVS; ignored for ``digits``).
+    time_steps : int, optional
+        Frames per sample of an event dataset (the model's ``T``; required there).
 
     Returns
     -------
     images : numpy.ndarray
-        uint8 ``[N, C, H, W]``.
+        uint8 ``[N, C, H, W]``; for an event dataset int16 event counts
+        ``[N, T, C, H, W]``.
     labels : numpy.ndarray
         int64 ``[N]``.
 
@@ -98,6 +106,8 @@ def load_dataset(name, split, data_dir=None):
         return _load_cifar10(split, data_dir)
     if name == "cifar100":
         return _load_cifar100(split, data_dir)
+    if name == "dvs-gesture":
+        return _load_dvs_gesture(split, data_dir, time_steps)
     if name in DATASET_INFO:
         raise UserError(f"sdtforge has no reader for the {name} dataset (it reads "
                         f"{', '.join(DATASETS)}); evaluate such a model in Python "
@@ -117,16 +127,23 @@ def _load_digits(split):
     return (x_tr, y_tr) if split == "train" else (x_te, y_te)
 
 
-def _load_cifar10(split, data_dir):
+def _cifar_root(name, title, data_dir, layout, marker, subfolder):
+    """The folder of a CIFAR copy: ``data_dir``, or its ``subfolder`` where ``marker`` is
+    there and not in ``data_dir`` itself."""
     if data_dir is None:
-        raise UserError("cifar10 needs --data-dir pointing to a local copy of "
-                        + _CIFAR_LAYOUT + "; nothing is downloaded")
+        raise UserError(f"{name} needs --data-dir pointing to a local copy of {layout}; "
+                        "nothing is downloaded")
     root = Path(data_dir)
     if not root.is_dir():
-        raise UserError(f"CIFAR-10 data folder {str(root)!r} does not exist; expected "
-                        + _CIFAR_LAYOUT)
-    if not (root / "test_batch").exists() and (root / "cifar-10-batches-py").is_dir():
-        root = root / "cifar-10-batches-py"
+        raise UserError(f"{title} data folder {str(root)!r} does not exist; expected {layout}")
+    if not (root / marker).exists() and (root / subfolder).is_dir():
+        root = root / subfolder
+    return root
+
+
+def _load_cifar10(split, data_dir):
+    root = _cifar_root("cifar10", "CIFAR-10", data_dir, _CIFAR_LAYOUT, "test_batch",
+                       "cifar-10-batches-py")
     files = ([f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"])
     images, labels = [], []
     for fname in files:
@@ -137,19 +154,48 @@ def _load_cifar10(split, data_dir):
 
 
 def _load_cifar100(split, data_dir):
-    if data_dir is None:
-        raise UserError("cifar100 needs --data-dir pointing to a local copy of "
-                        + _CIFAR100_LAYOUT + "; nothing is downloaded")
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise UserError(f"CIFAR-100 data folder {str(root)!r} does not exist; expected "
-                        + _CIFAR100_LAYOUT)
-    if not (root / "test").is_file() and (root / "cifar-100-python").is_dir():
-        root = root / "cifar-100-python"
+    root = _cifar_root("cifar100", "CIFAR-100", data_dir, _CIFAR100_LAYOUT, "test",
+                       "cifar-100-python")
     path = root / split
     if not path.is_file():
         raise UserError(f"CIFAR-100 file {str(path)!r} is missing; expected " + _CIFAR100_LAYOUT)
     return _read_cifar_batch(path, "CIFAR-100", b"fine_labels", 100)
+
+
+_GESTURE_LAYOUT = ("spikingjelly's DVS128 Gesture event files events_np/train|test/<label>/*.npz "
+                   "(labels 0..10), in it or without the events_np level")
+
+
+def _load_dvs_gesture(split, data_dir, time_steps):
+    from .events import frame_events, read_events
+
+    if time_steps is None:
+        raise UserError("dvs-gesture is framed into the model's time steps: give time_steps")
+    if data_dir is None:
+        raise UserError("dvs-gesture needs --data-dir pointing to " + _GESTURE_LAYOUT
+                        + "; nothing is downloaded")
+    root = Path(data_dir)
+    if (root / "events_np").is_dir():
+        root = root / "events_np"
+    folder = root / split
+    if not folder.is_dir():
+        raise UserError(f"DVS128 Gesture folder {str(folder)!r} does not exist; expected "
+                        + _GESTURE_LAYOUT)
+    labels = [d for d in folder.iterdir() if d.is_dir()]
+    for label_dir in labels:
+        if not label_dir.name.isdigit() or int(label_dir.name) > 10:
+            raise UserError(f"DVS128 Gesture label folder {str(label_dir)!r} is not a "
+                            f"label 0..10; expected " + _GESTURE_LAYOUT)
+    files = [(int(d.name), f) for d in sorted(labels, key=lambda d: int(d.name))
+             for f in sorted(d.glob("*.npz"))]
+    if not files:
+        raise UserError(f"no event files under {str(folder)!r}; expected " + _GESTURE_LAYOUT)
+    size = DATASET_INFO["dvs-gesture"].size
+    frames = np.empty((len(files), time_steps, 2, *size), np.int16)
+    for i, (_, path) in enumerate(files):
+        counts = frame_events(read_events(path), time_steps, size, split_by="number")
+        frames[i] = np.minimum(counts, np.iinfo(np.int16).max)
+    return frames, np.array([label for label, _ in files], np.int64)
 
 
 def _read_cifar_batch(path, what="CIFAR-10", label_key=b"labels", classes=10):

@@ -62,14 +62,15 @@ def set_threads(threads=None, num_parameters=None):
 
 
 def _random_shift(x, shift, gen):
-    """Translate each uint8 image by up to ``shift`` pixels, filling with zero pixels."""
+    """Translate each sample (an image, or all event frames of one sample alike) by up to
+    ``shift`` pixels, filling with zeros."""
     if shift == 0:
         return x
-    b, _, h, w = x.shape
+    b, (h, w) = x.shape[0], x.shape[-2:]
     padded = nn.functional.pad(x, (shift, shift, shift, shift))
     dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
     dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
-    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    return torch.stack([padded[i, ..., dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
 
 
 @torch.no_grad()
@@ -80,6 +81,8 @@ def evaluate(model, images, labels, batch_size=256, firing_rates=False):
     maps every spike-recording name to its mean firing rate over the whole split.
     """
     model.eval()
+    if model.config.encoding == "events":
+        batch_size = min(batch_size, 8)  # T frames per sample: keep the activations small
     images = torch.as_tensor(np.asarray(images))
     labels = torch.as_tensor(np.asarray(labels))
     correct, sums, counts = 0, {}, {}
@@ -135,8 +138,8 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
         epochs=p.epochs if epochs is None else int(epochs), batch_size=p.batch_size, lr=p.lr,
         weight_decay=p.weight_decay, label_smoothing=p.label_smoothing,
         shift=1 if p.dataset == "digits" else 0)
-    x_train, y_train = load_dataset(p.dataset, "train", data_dir)
-    x_test, y_test = load_dataset(p.dataset, "test", data_dir)
+    x_train, y_train = load_dataset(p.dataset, "train", data_dir, time_steps=p.config.T)
+    x_test, y_test = load_dataset(p.dataset, "test", data_dir, time_steps=p.config.T)
     set_threads(threads, p.config.num_parameters)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)

@@ -115,17 +115,17 @@ def reference_forward(sd, x, *, T, pooling_stat, heads, dvs):
             return (s.flatten(3).transpose(-1, -2).reshape(T_, B_, N, heads, C // heads)
                     .permute(0, 1, 3, 2, 4).contiguous())
 
-        q_out = _lif(_conv_bn(sd, f"{a}.q_conv", f"{a}.q_bn", xq, 0)
-                     .reshape(T_, B_, C, Hh, Ww).contiguous())
-        q = split(q_out)
-        k_out = _lif(_conv_bn(sd, f"{a}.k_conv", f"{a}.k_bn", xq, 0)
-                     .reshape(T_, B_, C, Hh, Ww).contiguous())
+        def conv_out(name, a=a, xq=xq, T_=T_, B_=B_, C=C, Hh=Hh, Ww=Ww):
+            return _lif(_conv_bn(sd, f"{a}.{name}_conv", f"{a}.{name}_bn", xq, 0)
+                        .reshape(T_, B_, C, Hh, Ww).contiguous())
+
+        q = split(conv_out("q"))
+        k_out = conv_out("k")
         if dvs:
             k_out = erode(k_out)
         hook[f"block{j}.attn.k"] = k_out
         k = split(k_out)
-        v_out = _lif(_conv_bn(sd, f"{a}.v_conv", f"{a}.v_bn", xq, 0)
-                     .reshape(T_, B_, C, Hh, Ww).contiguous())
+        v_out = conv_out("v")
         if dvs:
             v_out = erode(v_out)
         hook[f"block{j}.attn.v"] = v_out

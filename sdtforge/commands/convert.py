@@ -204,7 +204,8 @@ def run(args):
     model = load_reference_checkpoint(sd, **overrides)
     metrics = {"source": args.reference.name}
     if not args.no_eval:
-        images, labels = load_dataset(dataset, "test", data_dir=args.data_dir)
+        images, labels = load_dataset(dataset, "test", data_dir=args.data_dir,
+                                      time_steps=config.T)
         metrics["test_accuracy"] = float(evaluate(model, images, labels))
     save_checkpoint(args.out, model, preset=args.preset, dataset=dataset, seed=0,
                     train_settings={"converted_from": args.reference.name}, metrics=metrics)

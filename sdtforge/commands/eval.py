@@ -44,7 +44,8 @@ def run(args):
 
     model, ckpt = load_checkpoint(args.checkpoint)
     set_threads(args.threads, model.config.num_parameters)
-    images, labels = load_dataset(ckpt["dataset"], "test", args.data_dir)
+    images, labels = load_dataset(ckpt["dataset"], "test", args.data_dir,
+                                  time_steps=model.config.T)
     if args.limit is not None:
         images, labels = images[:args.limit], labels[:args.limit]
     acc, rates = evaluate(model, images, labels, firing_rates=True)

@@ -1,6 +1,7 @@
 """``sdtforge convert``: reference checkpoints in, the options, the refusals, DVS models."""
 
 import argparse
+import json
 import pickle
 
 import numpy as np
@@ -83,10 +84,41 @@ def test_a_dvs_reference_model_converts_to_the_same_logits(tmp_path, capsys, pre
                                     dvs=cfg.dvs)
     with torch.no_grad():
         assert torch.equal(model(x), expected)
-    # without --no-eval the missing reader is a one-line refusal, and nothing is written
+    # without --no-eval the missing data is a one-line refusal, and nothing is written
     rc, _, err = _convert(capsys, ref, "--preset", preset, "--out", tmp_path / "e.pt")
-    assert rc == 2 and not (tmp_path / "e.pt").exists()
-    assert f"no reader for the {ckpt['dataset']} dataset: pass --no-eval" in err
+    assert rc == 2 and not (tmp_path / "e.pt").exists() and err.count("\n") == 1
+    assert ("dvs-gesture needs --data-dir" if preset == "dvs-gesture" else
+            "no reader for the cifar10-dvs dataset: pass --no-eval") in err
+
+
+def test_an_event_model_is_scored_on_dvs_gesture_files(tmp_path, capsys):
+    from sdtforge.model import load_dataset
+    from sdtforge.model.training import evaluate
+
+    cfg = SDTConfig(in_channels=2, img_size=(128, 128), embed_dims=32, depths=1, T=2,
+                    pooling_stat="1111", num_classes=11, mean=(0.0, 0.0), std=(1.0, 1.0),
+                    encoding="events")
+    ref = tmp_path / "g.pth"
+    _save_reference(ref, cfg, seed=1, gain=4)
+    rng = np.random.default_rng(0)
+    for label in range(3):
+        folder = tmp_path / "events_np" / "test" / str(label)
+        folder.mkdir(parents=True)
+        n = 3000
+        np.savez(folder / "a.npz", x=rng.integers(0, 128, n), y=rng.integers(0, 128, n),
+                 t=np.arange(n), p=rng.integers(0, 2, n))
+    out = tmp_path / "g.pt"
+    rc, text, err = _convert(capsys, ref, "--img-size", "128", "--time-steps", "2",
+                             "--pooling", "1111", "--dataset", "dvs-gesture", "--events",
+                             "--data-dir", tmp_path, "--out", out, "--json")
+    assert rc == 0, err
+    result = json.loads(text)
+    model, _ = load_checkpoint(out)
+    x, y = load_dataset("dvs-gesture", "test", tmp_path, time_steps=2)
+    assert result["test_accuracy"] == evaluate(model, x, y)
+    rc = main(["eval", str(out), "--data-dir", str(tmp_path), "--json"])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["test_accuracy"] == result["test_accuracy"]
 
 
 def test_a_small_dvs_model_without_preset(tmp_path, capsys):
