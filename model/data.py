@@ -16,6 +16,12 @@
     (arrays ``x``, ``y``, ``t``, ``p``; labels 0..10), in ``data_dir`` (or without the
     ``events_np`` level). Framed into ``time_steps`` frames of event counts ``[T, 2, 128, 128]``
     per sample as the reference trains (``split_by="number"``, :mod:`sdtforge.model.events`).
+``cifar10-dvs``
+    CIFAR10-DVS as spikingjelly stores its events, ``events_np/<class name>/*.npz`` (128×128
+    sensor; classes in name order are labels 0..9). As the reference: each sample framed into
+    ``time_steps`` frames, each frame resized to 64×64 (bilinear, antialiased, as its
+    torchvision ``Resize``), and per class the first 90 % of the samples (file name order,
+    rounded up) are ``train``, the rest ``test``.
 
 :data:`DATASET_INFO` also names datasets sdtforge has no reader for (ImageNet, the event
 datasets), so that a checkpoint can say which data it expects and ``convert`` can check a model's
@@ -58,7 +64,7 @@ DATASET_INFO = {
     "imagenet": DatasetInfo(3, (224, 224), 1000, (0.485, 0.456, 0.406),
                             (0.229, 0.224, 0.225)),
     "dvs-gesture": DatasetInfo(2, (128, 128), 11, readable=True),
-    "cifar10-dvs": DatasetInfo(2, (64, 64), 10),
+    "cifar10-dvs": DatasetInfo(2, (64, 64), 10, readable=True),
 }
 
 #: The datasets :func:`load_dataset` reads.
@@ -108,6 +114,8 @@ def load_dataset(name, split, data_dir=None, time_steps=None):
         return _load_cifar100(split, data_dir)
     if name == "dvs-gesture":
         return _load_dvs_gesture(split, data_dir, time_steps)
+    if name == "cifar10-dvs":
+        return _load_cifar10_dvs(split, data_dir, time_steps)
     if name in DATASET_INFO:
         raise UserError(f"sdtforge has no reader for the {name} dataset (it reads "
                         f"{', '.join(DATASETS)}); evaluate such a model in Python "
@@ -166,17 +174,60 @@ _GESTURE_LAYOUT = ("spikingjelly's DVS128 Gesture event files events_np/train|te
                    "(labels 0..10), in it or without the events_np level")
 
 
-def _load_dvs_gesture(split, data_dir, time_steps):
-    from .events import frame_events, read_events
+_CIFAR10_DVS_LAYOUT = ("spikingjelly's CIFAR10-DVS event files events_np/<class name>/*.npz "
+                       "(10 class folders), in it or without the events_np level")
+#: CIFAR10-DVS's sensor; the reference resizes its frames to the model's 64×64.
+_CIFAR10_DVS_SENSOR = (128, 128)
 
+
+def _event_root(name, data_dir, time_steps, layout):
+    """The event folder of an event dataset (``data_dir`` or its ``events_np``)."""
     if time_steps is None:
-        raise UserError("dvs-gesture is framed into the model's time steps: give time_steps")
+        raise UserError(f"{name} is framed into the model's time steps: give time_steps")
     if data_dir is None:
-        raise UserError("dvs-gesture needs --data-dir pointing to " + _GESTURE_LAYOUT
-                        + "; nothing is downloaded")
+        raise UserError(f"{name} needs --data-dir pointing to {layout}; nothing is downloaded")
     root = Path(data_dir)
     if (root / "events_np").is_dir():
         root = root / "events_np"
+    if not root.is_dir():
+        raise UserError(f"{name} folder {str(root)!r} does not exist; expected {layout}")
+    return root
+
+
+def _load_cifar10_dvs(split, data_dir, time_steps):
+    import math
+
+    import torch
+
+    from .events import frame_events, read_events
+
+    root = _event_root("cifar10-dvs", data_dir, time_steps, _CIFAR10_DVS_LAYOUT)
+    classes = sorted(d for d in root.iterdir() if d.is_dir())
+    if len(classes) != 10:
+        raise UserError(f"{str(root)!r} has {len(classes)} class folders, not 10; expected "
+                        + _CIFAR10_DVS_LAYOUT)
+    files = []
+    for label, folder in enumerate(classes):
+        names = sorted(folder.glob("*.npz"))
+        cut = math.ceil(len(names) * 0.9)  # the reference's split_to_train_test_set(0.9, …)
+        files += [(label, f) for f in (names[:cut] if split == "train" else names[cut:])]
+    if not files:
+        raise UserError(f"no {split} event files under {str(root)!r}; expected "
+                        + _CIFAR10_DVS_LAYOUT)
+    size = DATASET_INFO["cifar10-dvs"].size
+    frames = np.empty((len(files), time_steps, 2, *size), np.float32)
+    for i, (_, path) in enumerate(files):
+        counts = frame_events(read_events(path), time_steps, _CIFAR10_DVS_SENSOR)
+        frames[i] = torch.nn.functional.interpolate(
+            torch.from_numpy(counts.astype(np.float32)), size=size, mode="bilinear",
+            align_corners=False, antialias=True).numpy()
+    return frames, np.array([label for label, _ in files], np.int64)
+
+
+def _load_dvs_gesture(split, data_dir, time_steps):
+    from .events import frame_events, read_events
+
+    root = _event_root("dvs-gesture", data_dir, time_steps, _GESTURE_LAYOUT)
     folder = root / split
     if not folder.is_dir():
         raise UserError(f"DVS128 Gesture folder {str(folder)!r} does not exist; expected "
