@@ -1,24 +1,39 @@
-"""Training and evaluation loops for the float model (CPU, seeded, reproducible).
+"""Training and evaluation loops for the float model (seeded, reproducible).
 
-Training: AdamW, cosine learning-rate schedule (per step, to 0), label smoothing, and for the
-8×8 digits a ±1 pixel random shift, because 1437 images are few for a transformer.
+Training: AdamW, cosine learning-rate schedule (per optimizer step, to 0), label smoothing, and
+for the 8×8 digits a ±1 pixel random shift, because 1437 images are few for a transformer.
+
+Under ``torchrun`` (one process per device) the same loop runs as PyTorch DistributedDataParallel:
+a ``DistributedSampler`` deals the samples (reshuffled per epoch from the seed), gradients are
+averaged over the processes, the loss and accuracy are summed over them, and rank 0 alone shows
+progress, evaluates and writes files. A plain run (no ``torchrun``) stays the single-process
+loop it always was, so its checkpoints do not change. ``docs/model.md`` has the commands.
 """
 
 import dataclasses
 import math
 import os
 import time
+from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from sdtforge.errors import UserError
 
 from .checkpoint import save_checkpoint
 from .data import load_dataset
 from .presets import get_preset
 from .sdt import SpikeDrivenTransformer
 
-__all__ = ["TrainSettings", "train", "evaluate", "set_threads"]
+__all__ = ["TrainSettings", "train", "evaluate", "set_threads", "STATE_FORMAT", "PRECISIONS"]
+
+#: Format tag of the training-state file ``--resume`` reads.
+STATE_FORMAT = "sdtforge-train-state/1"
+#: ``--precision`` choices; the mixed ones need CUDA.
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +48,16 @@ class TrainSettings:
         AdamW peak learning rate (cosine-annealed to 0), weight decay, label smoothing.
     shift : int
         Maximum random translation in pixels (0 = no augmentation).
+    accumulate : int
+        Batches whose gradients are summed (each loss divided by it) before one optimizer
+        step.
+    clip_grad : float or None
+        Largest global gradient norm (``clip_grad_norm_``), or no clipping.
+    precision : str
+        ``"fp32"``, or CUDA autocast in ``"bf16"`` or ``"fp16"`` (with a gradient scaler).
+    world_size : int
+        Processes training together (``torchrun``); ``batch_size`` is per process, so one
+        optimizer step sees ``batch_size · accumulate · world_size`` samples.
     """
 
     epochs: int
@@ -41,6 +66,15 @@ class TrainSettings:
     weight_decay: float
     label_smoothing: float
     shift: int = 0
+    accumulate: int = 1
+    clip_grad: float = None
+    precision: str = "fp32"
+    world_size: int = 1
+
+    @property
+    def effective_batch_size(self):
+        """Samples per optimizer step over all processes."""
+        return self.batch_size * self.accumulate * self.world_size
 
 
 def set_threads(threads=None, num_parameters=None):
@@ -102,84 +136,303 @@ def evaluate(model, images, labels, batch_size=256, firing_rates=False):
     return acc
 
 
+class _Dist:
+    """This process's place in a ``torch.distributed`` group (``world == 1``: none)."""
+
+    def __init__(self):
+        import torch.distributed as dist
+
+        self.active = dist.is_available() and dist.is_initialized()
+        if not self.active and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # Started by torchrun: join its group (NCCL between GPUs, Gloo on CPUs).
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            self.active = True
+        self.rank = dist.get_rank() if self.active else 0
+        self.world = dist.get_world_size() if self.active else 1
+        if torch.cuda.is_available() and self.active:
+            local = int(os.environ.get("LOCAL_RANK", self.rank % torch.cuda.device_count()))
+            torch.cuda.set_device(local)
+            self.device = torch.device("cuda", local)
+        elif torch.cuda.is_available():
+            self.device = torch.device("cuda")
+        else:
+            self.device = torch.device("cpu")
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    def sums(self, *values):
+        """``values`` summed over the processes."""
+        if not self.active:
+            return list(values)
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def barrier(self):
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def _autocast(settings, device):
+    """The forward pass's autocast context and the gradient scaler of ``settings.precision``."""
+    if settings.precision not in PRECISIONS:
+        raise UserError(f"unknown precision {settings.precision!r}; use one of "
+                        f"{', '.join(PRECISIONS)}")
+    if settings.precision == "fp32":
+        return nullcontext(), None
+    if device.type != "cuda":
+        raise UserError(f"--precision {settings.precision} needs a CUDA device (mixed precision "
+                        f"is for GPUs here); train in fp32 on the CPU")
+    dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if settings.precision == "fp16" else None
+    return torch.autocast("cuda", dtype=dtype), scaler
+
+
+def _state(model, opt, sched, scaler, gen, settings, preset, seed, epoch):
+    return {"format": STATE_FORMAT, "preset": preset, "seed": int(seed), "epoch": int(epoch),
+            "settings": dataclasses.asdict(settings),
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": {"torch": torch.get_rng_state(), "generator": gen.get_state()}}
+
+
+def _read_state(path, settings, preset, seed):
+    """A training state written by an earlier run of the same preset, settings and seed."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"training state {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"training state {str(path)!r} cannot be read ({type(exc).__name__})"
+                        ) from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise UserError(f"{str(path)!r} is not a training state ({STATE_FORMAT}); resume from "
+                        f"the train-state.pt a run writes beside its checkpoint")
+    mine = {"preset": preset, "seed": int(seed), **dataclasses.asdict(settings)}
+    theirs = {"preset": state["preset"], "seed": state["seed"], **state["settings"]}
+    differ = [f"{k} {theirs.get(k)!r} (now {v!r})" for k, v in mine.items()
+              if theirs.get(k) != v]
+    if differ:
+        raise UserError(f"training state {str(path)!r} is of another run: "
+                        + ", ".join(differ))
+    return state
+
+
+def _fit(model, x_train, y_train, settings, *, seed, preset="", progress=False, dist=None,
+         state_path=None, resume=None, freeze_bn=False, on_epoch_end=None):
+    """Train ``model`` in place on ``x_train``/``y_train``; returns the trained module.
+
+    ``state_path`` (rank 0) receives the training state after every epoch; ``resume`` is such a
+    state to continue from. ``freeze_bn`` keeps batch-norm in eval mode (running statistics,
+    no batch statistics), so that training on a batch split over processes is the same
+    computation as on the whole batch. ``on_epoch_end(epoch)`` is called after each epoch.
+    """
+    from tqdm import tqdm
+
+    dist = dist or _Dist()
+    device = dist.device
+    autocast, scaler = _autocast(settings, device)
+    gen = torch.Generator().manual_seed(seed)
+    model = model.to(device)
+    net = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                      else None)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr,
+                            weight_decay=settings.weight_decay)
+    n = len(x_train)
+    sampler = None
+    if dist.active:
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(n), num_replicas=dist.world, rank=dist.rank,
+                                     shuffle=True, seed=seed)
+        n_local = len(sampler)
+    else:
+        n_local = n
+    batches = math.ceil(n_local / settings.batch_size)
+    steps_per_epoch = math.ceil(batches / settings.accumulate)
+    total = max(1, settings.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)))
+    first = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        if scaler is not None and resume["scaler"] is not None:
+            scaler.load_state_dict(resume["scaler"])
+        torch.set_rng_state(resume["rng"]["torch"])
+        gen.set_state(resume["rng"]["generator"])
+        first = resume["epoch"]
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    xt, yt = torch.as_tensor(np.asarray(x_train)), torch.as_tensor(np.asarray(y_train))
+
+    def step():
+        if scaler is not None:
+            scaler.unscale_(opt)
+        if settings.clip_grad is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        sched.step()
+
+    bar = tqdm(range(first, settings.epochs), desc=f"train {preset}".strip(), unit="epoch",
+               disable=None if progress and dist.main else True)
+    for epoch in bar:
+        net.train()
+        if freeze_bn:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler))
+            # Each process shifts its own samples, from a generator of this epoch and rank.
+            gen.manual_seed(seed + 1_000_003 * (epoch + 1) + dist.rank)
+        else:
+            order = torch.randperm(n, generator=gen)
+        run_loss, run_correct = 0.0, 0
+        for b, i in enumerate(range(0, len(order), settings.batch_size)):
+            idx = order[i:i + settings.batch_size]
+            xb = _random_shift(xt[idx], settings.shift, gen).to(device)
+            yb = yt[idx].to(device)
+            with autocast:
+                logits = net(xb)
+                loss = loss_fn(logits.float(), yb)
+            scaled = loss / settings.accumulate if settings.accumulate > 1 else loss
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            if (b + 1) % settings.accumulate == 0 or b + 1 == batches:
+                step()
+            run_loss += float(loss.detach()) * len(idx)
+            run_correct += int((logits.argmax(1) == yb).sum())
+        run_loss, run_correct, seen = dist.sums(run_loss, run_correct, len(order))
+        bar.set_postfix(loss=f"{run_loss / seen:.3f}", acc=f"{run_correct / seen:.3f}")
+        if state_path is not None and dist.main:
+            torch.save(_state(model, opt, sched, scaler, gen, settings, preset, seed,
+                              epoch + 1), state_path)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    return model
+
+
 def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
-          progress=True):
-    """Train a preset from scratch and optionally write its checkpoint.
+          progress=True, batch_size=None, accumulate=1, clip_grad=None, precision="fp32",
+          sync_bn=False, resume=None, on_epoch_end=None):
+    """Train a preset from scratch (or from a saved training state) and write its checkpoint.
+
+    Under ``torchrun`` every process calls this; rank 0 alone evaluates and writes.
 
     Parameters
     ----------
     preset : str
         Preset name (:data:`sdtforge.model.PRESETS`).
     out : str or Path, optional
-        Checkpoint file to write (``sdtforge-checkpoint/1``); nothing is written if None.
+        Checkpoint file to write (``sdtforge-checkpoint/1``); nothing is written if None. The
+        training state (for ``resume``) goes beside it as ``train-state.pt`` after each epoch.
     epochs : int, optional
         Override the preset's epoch count.
     seed : int
-        Seeds weight initialization, shuffling and augmentation; same seed, same threads →
-        same checkpoint.
+        Seeds weight initialization, shuffling and augmentation; same seed, same threads and
+        processes → same checkpoint.
     data_dir : str or Path, optional
-        Local dataset copy (CIFAR-10).
+        Local dataset copy (CIFAR, DVS).
     threads : int, optional
         Torch intra-op threads (see :func:`set_threads`).
     progress : bool
-        Show a tqdm progress bar (on a terminal).
+        Show a tqdm progress bar (on a terminal; rank 0 only).
+    batch_size : int, optional
+        Samples per batch *per process* (default: the preset's).
+    accumulate : int
+        Batches per optimizer step (gradient accumulation).
+    clip_grad : float, optional
+        Clip the global gradient norm to this.
+    precision : str
+        ``"fp32"``, ``"bf16"`` or ``"fp16"`` (the last two: CUDA autocast).
+    sync_bn : bool
+        Batch statistics over all processes (``SyncBatchNorm``; CUDA only), as the reference
+        training offers.
+    resume : str or Path, optional
+        A ``train-state.pt`` of an interrupted run with the same preset, settings and seed:
+        the run continues from its epoch to the same result as an uninterrupted one.
+    on_epoch_end : callable, optional
+        Called with the epoch index after each epoch.
 
     Returns
     -------
     model : SpikeDrivenTransformer
-        Trained, in eval mode.
+        Trained, in eval mode, on the CPU.
     metrics : dict
         ``test_accuracy``, ``train_accuracy``, ``epochs``, ``seconds``.
     """
-    from tqdm import tqdm
-
     p = get_preset(preset)
+    dist = _Dist()
     settings = TrainSettings(
-        epochs=p.epochs if epochs is None else int(epochs), batch_size=p.batch_size, lr=p.lr,
+        epochs=p.epochs if epochs is None else int(epochs),
+        batch_size=p.batch_size if batch_size is None else int(batch_size), lr=p.lr,
         weight_decay=p.weight_decay, label_smoothing=p.label_smoothing,
-        shift=1 if p.dataset == "digits" else 0)
+        shift=1 if p.dataset == "digits" else 0, accumulate=int(accumulate),
+        clip_grad=None if clip_grad is None else float(clip_grad), precision=precision,
+        world_size=dist.world)
+    if settings.accumulate < 1:
+        raise UserError(f"accumulate must be at least 1, not {settings.accumulate}")
+    _autocast(settings, dist.device)  # refuse a precision the device lacks before loading data
+    if sync_bn and dist.device.type != "cuda":
+        raise UserError("--sync-bn needs CUDA (torch's SyncBatchNorm runs on GPUs); on CPUs "
+                        "each process normalizes with its own batch statistics")
+    state = _read_state(resume, settings, preset, seed) if resume is not None else None
     x_train, y_train = load_dataset(p.dataset, "train", data_dir, time_steps=p.config.T)
     x_test, y_test = load_dataset(p.dataset, "test", data_dir, time_steps=p.config.T)
     set_threads(threads, p.config.num_parameters)
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     model = SpikeDrivenTransformer(p.config)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr,
-                            weight_decay=settings.weight_decay)
-    steps_per_epoch = math.ceil(len(x_train) / settings.batch_size)
-    total = max(1, settings.epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
-
+    if sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    state_path = Path(out).with_name("train-state.pt") if out is not None else None
+    if state_path is not None and dist.main:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    bar = tqdm(range(settings.epochs), desc=f"train {preset}", unit="epoch",
-               disable=None if progress else True)
-    for _ in bar:
-        model.train()
-        order = torch.randperm(len(xt), generator=gen)
-        run_loss, run_correct = 0.0, 0
-        for i in range(0, len(xt), settings.batch_size):
-            idx = order[i:i + settings.batch_size]
-            xb = _random_shift(xt[idx], settings.shift, gen)
-            logits = model(xb)
-            loss = loss_fn(logits, yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            run_loss += float(loss.detach()) * len(idx)
-            run_correct += int((logits.argmax(1) == yt[idx]).sum())
-        bar.set_postfix(loss=f"{run_loss / len(xt):.3f}", acc=f"{run_correct / len(xt):.3f}")
+    model = _fit(model, x_train, y_train, settings, seed=seed, preset=preset,
+                 progress=progress, dist=dist, state_path=state_path, resume=state,
+                 on_epoch_end=on_epoch_end)
     seconds = time.perf_counter() - start
-    metrics = {
-        "test_accuracy": evaluate(model, x_test, y_test),
-        "train_accuracy": evaluate(model, x_train, y_train),
-        "epochs": settings.epochs,
-        "seconds": round(seconds, 1),
-    }
-    if out is not None:
-        save_checkpoint(out, model, preset=preset, dataset=p.dataset, seed=seed,
-                        train_settings=dataclasses.asdict(settings), metrics=metrics)
+    if sync_bn:
+        model = _plain_batchnorm(model, p.config)
+    model = model.cpu().eval()
+    metrics = None
+    if dist.main:
+        metrics = {
+            "test_accuracy": evaluate(model, x_test, y_test),
+            "train_accuracy": evaluate(model, x_train, y_train),
+            "epochs": settings.epochs,
+            "seconds": round(seconds, 1),
+        }
+        if out is not None:
+            save_checkpoint(out, model, preset=preset, dataset=p.dataset, seed=seed,
+                            train_settings={**dataclasses.asdict(settings),
+                                            "effective_batch_size":
+                                                settings.effective_batch_size},
+                            metrics=metrics)
+    dist.barrier()
     return model, metrics
+
+
+def _plain_batchnorm(model, config):
+    """The model with ``SyncBatchNorm`` layers back as plain ones (same state_dict)."""
+    plain = SpikeDrivenTransformer(config)
+    plain.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+    return plain

@@ -1,9 +1,25 @@
-"""``sdtforge train``: train a preset from scratch and write ``OUT/checkpoint.pt``."""
+"""``sdtforge train``: train a preset from scratch and write ``OUT/checkpoint.pt``.
 
+Runs unchanged under ``torchrun --nproc_per_node N -m sdtforge.cli train ...`` (one process
+per device, DistributedDataParallel; rank 0 prints and writes). ``OUT/train-state.pt`` is
+written after every epoch; ``--resume OUT/train-state.pt`` continues an interrupted run.
+"""
+
+import argparse
 import json
 from pathlib import Path
 
 from . import _args
+
+# The choices of --precision (sdtforge.model.training.PRECISIONS, without importing torch).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def _positive_float(text):
+    value = _args._float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value:g}")
+    return value
 
 NAME = "train"
 HELP = "train a model preset (float, surrogate gradients) and write OUT/checkpoint.pt"
@@ -21,6 +37,19 @@ def add_arguments(parser):
                         help="local dataset copy (CIFAR-10 python batches)")
     parser.add_argument("--threads", type=_args.positive_int, default=None,
                         help="torch threads (default: 1 for small models, else CPUs up to 4)")
+    parser.add_argument("--batch-size", type=_args.positive_int, default=None,
+                        help="samples per batch per process (default: the preset's)")
+    parser.add_argument("--accumulate", type=_args.positive_int, default=1,
+                        help="batches per optimizer step (gradient accumulation)")
+    parser.add_argument("--clip-grad", type=_positive_float, default=None, metavar="NORM",
+                        help="clip the global gradient norm")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32, or CUDA mixed precision bf16 / fp16 (with a grad scaler)")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="batch-norm statistics over all processes (CUDA only)")
+    parser.add_argument("--resume", type=Path, default=None, metavar="STATE",
+                        help="continue from OUT/train-state.pt of an interrupted run with the "
+                             "same options")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -33,10 +62,17 @@ def run(args):
     _args.output_dir(args.out)
     _args.output_file(path)
     _args.input_dir(args.data_dir, "--data-dir")
+    if args.resume is not None:
+        _args.input_file(args.resume, "--resume state")
     from sdtforge.model.training import train
 
     _, metrics = train(args.preset, path, epochs=args.epochs, seed=args.seed,
-                       data_dir=args.data_dir, threads=args.threads)
+                       data_dir=args.data_dir, threads=args.threads,
+                       batch_size=args.batch_size, accumulate=args.accumulate,
+                       clip_grad=args.clip_grad, precision=args.precision,
+                       sync_bn=args.sync_bn, resume=args.resume)
+    if metrics is None:
+        return 0  # a torchrun worker other than rank 0: rank 0 reports
     if args.json:
         print(json.dumps({"checkpoint": str(path), "preset": args.preset, **metrics}, indent=2))
         return 0
