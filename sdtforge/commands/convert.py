@@ -80,7 +80,8 @@ def add_arguments(parser):
                         help="unpickle the whole file (reference scripts store argparse objects "
                              "beside the weights); only for files you trust")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="local dataset copy (CIFAR python batches) for the test accuracy")
+                        help="local dataset copy (CIFAR python batches, DVS event files) for "
+                             "the test accuracy")
     parser.add_argument("--no-eval", action="store_true",
                         help="do not measure the test accuracy (no dataset needed)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -16,7 +16,7 @@ HELP = "evaluate a checkpoint (.pt) or integer model (.sfm): test accuracy and f
 def add_arguments(parser):
     parser.add_argument("checkpoint", type=Path, help="sdtforge checkpoint (.pt) or IR (.sfm)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="local dataset copy (CIFAR-10 python batches)")
+                        help="local dataset copy (CIFAR python batches, DVS event files)")
     parser.add_argument("--threads", type=_args.positive_int, default=None,
                         help="torch threads (default: 1 for small models, else CPUs up to 4)")
     parser.add_argument("--limit", type=_args.positive_int, default=None,

@@ -24,7 +24,7 @@ def add_arguments(parser):
     parser.add_argument("--qat-lr", type=_args.positive_float, default=3e-4,
                         help="QAT peak learning rate (cosine-annealed to 0)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="local dataset copy (CIFAR-10)")
+                        help="local dataset copy (CIFAR python batches)")
     parser.add_argument("--limit", type=_args.positive_int, default=None,
                         help="evaluate on the first N test images only (default: all)")
     parser.add_argument("--json", action="store_true", help="print machine-readable results")

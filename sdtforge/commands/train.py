@@ -34,7 +34,7 @@ def add_arguments(parser):
                         help="epochs (default: the preset's)")
     parser.add_argument("--seed", type=_args.seed, default=0, help="random seed")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="local dataset copy (CIFAR-10 python batches)")
+                        help="local dataset copy (CIFAR python batches, DVS event files)")
     parser.add_argument("--threads", type=_args.positive_int, default=None,
                         help="torch threads (default: 1 for small models, else CPUs up to 4)")
     parser.add_argument("--batch-size", type=_args.positive_int, default=None,
