@@ -94,8 +94,8 @@ def load_dataset(name, split, data_dir=None, time_steps=None):
     Returns
     -------
     images : numpy.ndarray
-        uint8 ``[N, C, H, W]``; for an event dataset int16 event counts
-        ``[N, T, C, H, W]``.
+        uint8 ``[N, C, H, W]``; for an event dataset ``[N, T, C, H, W]`` frames: int16 event
+        counts (``dvs-gesture``), float32 resized counts (``cifar10-dvs``).
     labels : numpy.ndarray
         int64 ``[N]``.
 

@@ -7,7 +7,8 @@ Under ``torchrun`` (one process per device) the same loop runs as PyTorch Distri
 a ``DistributedSampler`` deals the samples (reshuffled per epoch from the seed), gradients are
 averaged over the processes, the loss and accuracy are summed over them, and rank 0 alone shows
 progress, evaluates and writes files. A plain run (no ``torchrun``) stays the single-process
-loop it always was, so its checkpoints do not change. ``docs/model.md`` has the commands.
+loop it always was, so its checkpoints do not change (on the CPU; on a machine with CUDA a
+plain run trains on the GPU, which is not bit-reproducible). ``docs/model.md`` has the commands.
 """
 
 import dataclasses
@@ -143,20 +144,33 @@ class _Dist:
         import torch.distributed as dist
 
         self.active = dist.is_available() and dist.is_initialized()
+        self.owned = False  # this object started the group (torchrun), so it ends it
+        cuda = torch.cuda.is_available()
         if not self.active and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            # Started by torchrun: join its group (NCCL between GPUs, Gloo on CPUs).
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-            self.active = True
+            # Started by torchrun: pick this process's GPU first, then join its group (NCCL
+            # between GPUs, Gloo on CPUs).
+            if cuda:
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("nccl" if cuda else "gloo")
+            self.active = self.owned = True
         self.rank = dist.get_rank() if self.active else 0
         self.world = dist.get_world_size() if self.active else 1
-        if torch.cuda.is_available() and self.active:
+        if cuda and self.active:
             local = int(os.environ.get("LOCAL_RANK", self.rank % torch.cuda.device_count()))
             torch.cuda.set_device(local)
             self.device = torch.device("cuda", local)
-        elif torch.cuda.is_available():
-            self.device = torch.device("cuda")
+        elif cuda:
+            self.device = torch.device("cuda")  # a plain run on a GPU machine trains there
         else:
             self.device = torch.device("cpu")
+
+    def close(self):
+        """End the group this object started (the caller's own group is left alone)."""
+        if self.owned:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+            self.owned = self.active = False
 
     @property
     def main(self):
@@ -172,11 +186,6 @@ class _Dist:
         dist.all_reduce(t)
         return t.tolist()
 
-    def barrier(self):
-        if self.active:
-            import torch.distributed as dist
-
-            dist.barrier()
 
 
 def _autocast(settings, device):
@@ -213,9 +222,13 @@ def _read_state(path, settings, preset, seed):
     except Exception as exc:
         raise UserError(f"training state {str(path)!r} cannot be read ({type(exc).__name__})"
                         ) from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise UserError(f"{str(path)!r} is not a training state ({STATE_FORMAT}); resume from "
-                        f"the train-state.pt a run writes beside its checkpoint")
+    keys = ("preset", "seed", "epoch", "settings", "model", "optimizer", "scheduler", "scaler",
+            "rng")
+    if (not isinstance(state, dict) or state.get("format") != STATE_FORMAT
+            or any(k not in state for k in keys)):
+        raise UserError(f"{str(path)!r} is not a training state ({STATE_FORMAT} with "
+                        f"{', '.join(keys)}); resume from the train-state.pt a run writes "
+                        f"beside its checkpoint")
     mine = {"preset": preset, "seed": int(seed), **dataclasses.asdict(settings)}
     theirs = {"preset": state["preset"], "seed": state["seed"], **state["settings"]}
     differ = [f"{k} {theirs.get(k)!r} (now {v!r})" for k, v in mine.items()
@@ -314,7 +327,10 @@ def _fit(model, x_train, y_train, settings, *, seed, preset="", progress=False, 
             with autocast:
                 logits = net(xb)
                 loss = loss_fn(logits.float(), yb)
-            scaled = loss / settings.accumulate if settings.accumulate > 1 else loss
+            # The mean over the batches of one step (the epoch's last step may have fewer).
+            group = min(settings.accumulate, batches - b // settings.accumulate
+                        * settings.accumulate)
+            scaled = loss / group if group > 1 else loss
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
             if (b + 1) % settings.accumulate == 0 or b + 1 == batches:
                 step()
@@ -323,8 +339,11 @@ def _fit(model, x_train, y_train, settings, *, seed, preset="", progress=False, 
         run_loss, run_correct, seen = dist.sums(run_loss, run_correct, len(order))
         bar.set_postfix(loss=f"{run_loss / seen:.3f}", acc=f"{run_correct / seen:.3f}")
         if state_path is not None and dist.main:
+            # Written aside and renamed: an interruption while saving leaves the last state.
+            part = Path(f"{state_path}.part")
             torch.save(_state(model, opt, sched, scaler, gen, settings, preset, seed,
-                              epoch + 1), state_path)
+                              epoch + 1), part)
+            os.replace(part, state_path)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     return model
@@ -396,7 +415,8 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
                         "each process normalizes with its own batch statistics")
     state = _read_state(resume, settings, preset, seed) if resume is not None else None
     x_train, y_train = load_dataset(p.dataset, "train", data_dir, time_steps=p.config.T)
-    x_test, y_test = load_dataset(p.dataset, "test", data_dir, time_steps=p.config.T)
+    if dist.main:  # rank 0 alone evaluates
+        x_test, y_test = load_dataset(p.dataset, "test", data_dir, time_steps=p.config.T)
     set_threads(threads, p.config.num_parameters)
     torch.manual_seed(seed)
     model = SpikeDrivenTransformer(p.config)
@@ -427,7 +447,9 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
                                             "effective_batch_size":
                                                 settings.effective_batch_size},
                             metrics=metrics)
-    dist.barrier()
+    # No barrier: the other ranks are done, and rank 0's evaluation may outlast a collective's
+    # timeout.
+    dist.close()
     return model, metrics
 
 

@@ -277,7 +277,8 @@ def _sdsa(layer, r):
     c["spikes"] = int(out.sum(dtype=np.int64))
     c["spike_reads"] = 3 * cells  # Q, K and V
     c["spike_writes"] = cells + c["neuron_updates"]  # the output and the mask
-    c["state_reads"] = c["state_writes"] = c["neuron_updates"]
+    if not layer.stateless_or:  # an OR mask keeps no membrane (the hardware's "or" mode)
+        c["state_reads"] = c["state_writes"] = c["neuron_updates"]
     r.record(layer.mask_output, masks)
     r.record(layer.output, out, as_maps=True)
     return c

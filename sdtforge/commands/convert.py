@@ -73,7 +73,8 @@ def add_arguments(parser):
     shape.add_argument("--events", action=argparse.BooleanOptionalAction, default=None,
                        help="the model takes event frames [T, C, H, W] (DVS datasets)")
     shape.add_argument("--dvs", action=argparse.BooleanOptionalAction, default=None,
-                       help="the reference's dvs_mode: max-pools inside the attention")
+                       help="the reference's dvs_mode: max-pools inside the attention "
+                            "(default: the preset's; without one, on for --dataset cifar10-dvs)")
     parser.add_argument("--dataset", choices=list(DATASET_INFO), default=None,
                         help="the data the model classifies (default: the preset's)")
     parser.add_argument("--trusted", action="store_true",
@@ -118,6 +119,8 @@ def resolve_config(shape, args):
         fields["encoding"] = "events" if args.events else "direct"
     if args.dvs is not None:
         fields["dvs"] = args.dvs
+    elif preset is None and args.dataset == "cifar10-dvs":
+        fields["dvs"] = True  # the reference trains CIFAR10-DVS in dvs_mode, and only it
     given = {k: v for k, v in fields.items() if v is not None}
     desc = _describe(shape)
     for key, flag in (("in_channels", "--in-channels"), ("num_classes", "--num-classes")):
@@ -154,10 +157,10 @@ def resolve_config(shape, args):
     if not args.no_eval and not info.readable:
         raise UserError(f"sdtforge has no reader for the {dataset} dataset: pass --no-eval "
                         f"(and evaluate the model in Python, docs/model.md)")
-    if not args.no_eval and tuple(config["img_size"]) != info.size:
+    if info.readable and tuple(config["img_size"]) != info.size:
         raise UserError(f"dataset {dataset} has {info.size[0]}×{info.size[1]} inputs, the model "
                         f"takes {config['img_size'][0]}×{config['img_size'][1]}: fix --img-size "
-                        f"or pass --no-eval")
+                        f"or --dataset")
     if (info.mean is None) != events:
         raise UserError(f"dataset {dataset} is {'an event' if info.mean is None else 'an image'}"
                         f" dataset; the model {'takes' if events else 'does not take'} event "

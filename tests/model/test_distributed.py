@@ -158,3 +158,18 @@ def test_torchrun_two_processes_train_one_epoch(tmp_path):
     assert 0.0 <= ckpt["metrics"]["test_accuracy"] <= 1.0
     assert (out / "train-state.pt").is_file()
     assert all(np.isfinite(p.detach().numpy()).all() for p in model.parameters())
+
+
+def test_accumulated_batches_equal_one_large_batch():
+    """Batches of 4 accumulated 3 at a time take the steps of batches of 12 over the same
+    samples (16 of them: a step of 12, then a last step of 4, which is not divided by 3)."""
+    x, y = _data(16)
+
+    def fit(**kw):
+        torch.manual_seed(0)
+        return training._fit(SpikeDrivenTransformer(CONFIG), x, y, _settings(epochs=2, **kw),
+                             seed=0, freeze_bn=True).state_dict()
+
+    big, small = fit(batch_size=12), fit(batch_size=4, accumulate=3)
+    for key, value in big.items():
+        assert torch.allclose(value, small[key], atol=1e-5, rtol=0), key

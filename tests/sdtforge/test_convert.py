@@ -121,19 +121,20 @@ def test_an_event_model_is_scored_on_dvs_gesture_files(tmp_path, capsys):
 
 
 def test_a_small_dvs_model_without_preset(tmp_path, capsys):
-    cfg = SDTConfig(in_channels=2, img_size=(16, 16), embed_dims=32, depths=2, T=4,
-                    pooling_stat="0011", num_classes=10, mean=(0.0, 0.0), std=(1.0, 1.0),
+    cfg = SDTConfig(in_channels=2, img_size=(64, 64), embed_dims=32, depths=2, T=4,
+                    pooling_stat="1111", num_classes=10, mean=(0.0, 0.0), std=(1.0, 1.0),
                     encoding="events", dvs=True)
     ref = tmp_path / "ref.pth"
     sd = _save_reference(ref, cfg, seed=5, gain=4)
-    common = ["--img-size", "16", "--time-steps", "4", "--pooling", "0011", "--dataset",
+    common = ["--img-size", "64", "--time-steps", "4", "--pooling", "1111", "--dataset",
               "cifar10-dvs", "--events", "--no-eval"]
-    rc, _, err = _convert(capsys, ref, *common, "--dvs", "--out", tmp_path / "dvs.pt")
+    # CIFAR10-DVS without a preset means dvs mode, as the reference trains it
+    rc, _, err = _convert(capsys, ref, *common, "--out", tmp_path / "dvs.pt")
     assert rc == 0, err
     model, _ = load_checkpoint(tmp_path / "dvs.pt")
     assert model.config == cfg
-    x = torch.randint(0, 4, (3, 4, 2, 16, 16)).float()
-    expected, _ = reference_forward(sd, x, T=4, pooling_stat="0011", heads=8, dvs=True)
+    x = torch.randint(0, 4, (3, 4, 2, 64, 64)).float()
+    expected, _ = reference_forward(sd, x, T=4, pooling_stat="1111", heads=8, dvs=True)
     assert torch.equal(model(x), expected)
     # the same weights read as a plain (non-dvs) model compute something else
     rc, _, err = _convert(capsys, ref, *common, "--no-dvs", "--out", tmp_path / "plain.pt")
@@ -187,8 +188,8 @@ def _digits_ref(tmp_path):
     (["--preset", "digits-tiny", "--dataset", "cifar10"], "dataset cifar10 has 3 input "
      "channels, the checkpoint 1"),
     (["--img-size", "8"], "does not say its --time-steps, --pooling, --dataset: give them"),
-    (["--preset", "digits-tiny", "--img-size", "16"], "dataset digits has 8×8 inputs, the "
-     "model takes 16×16"),
+    (["--preset", "digits-tiny", "--img-size", "16", "--no-eval"], "dataset digits has 8×8 "
+     "inputs, the model takes 16×16"),
     (["--preset", "digits-tiny", "--events", "--no-eval"], "dataset digits is an image "
      "dataset; the model takes event frames"),
     (["--preset", "digits-tiny", "--mean", "0.5"], "give --mean and --std together"),

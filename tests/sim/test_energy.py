@@ -36,6 +36,8 @@ def test_access_counts_follow_the_layers(run):
     assert sdsa["spike_reads"] == 3 * t * b * n * d
     assert sdsa["spike_writes"] == t * b * n * d + t * b * d
     assert sdsa["weight_reads"] == 0
+    layer = next(x for x in m.layers if x.KIND == "sdsa")
+    assert sdsa["state_reads"] == (0 if layer.stateless_or else t * b * d)
     # the residual adds read and write the stream; the head reads it
     assert c["block0.mlp.fc2"]["stream_reads"] == c["block0.mlp.fc2"]["stream_writes"] \
         == t * b * n * d
