@@ -23,9 +23,8 @@
     torchvision ``Resize``), and per class the first 90 % of the samples (file name order,
     rounded up) are ``train``, the rest ``test``.
 
-:data:`DATASET_INFO` also names datasets sdtforge has no reader for (ImageNet, the event
-datasets), so that a checkpoint can say which data it expects and ``convert`` can check a model's
-shape against them.
+:data:`DATASET_INFO` also names ImageNet, which sdtforge does not read, so that a checkpoint can
+say which data it expects and ``convert`` can check a model's shape against it.
 """
 
 import pickle

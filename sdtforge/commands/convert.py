@@ -183,12 +183,10 @@ def resolve_config(shape, args):
 def run(args):
     import dataclasses
 
-    from sdtforge.errors import UserError
-
     _args.input_file(args.reference, "reference checkpoint")
     _args.output_file(args.out)
     _args.input_dir(args.data_dir, "--data-dir")
-    from sdtforge.model import SDTConfig, load_dataset, load_reference_checkpoint
+    from sdtforge.model import load_dataset, load_reference_checkpoint
     from sdtforge.model.checkpoint import (
         read_reference_state_dict,
         reference_shape,
@@ -198,18 +196,13 @@ def run(args):
 
     sd = read_reference_state_dict(args.reference, trusted=args.trusted)
     fields, dataset = resolve_config(reference_shape(sd), args)
-    try:
-        config = SDTConfig.from_dict(fields)
-    except ValueError as exc:
-        raise UserError(f"cannot build a model for this checkpoint: {exc}") from None
-    overrides = {k: v for k, v in dataclasses.asdict(config).items()
-                 if k not in ("in_channels", "embed_dims", "depths", "mlp_ratio",
-                              "num_classes")}
-    model = load_reference_checkpoint(sd, **overrides)
+    # The weights' own fields are read from them again; the loader builds and checks the config.
+    model = load_reference_checkpoint(sd, **{k: v for k, v in fields.items()
+                                             if k not in _FROM_WEIGHTS})
     metrics = {"source": args.reference.name}
     if not args.no_eval:
         images, labels = load_dataset(dataset, "test", data_dir=args.data_dir,
-                                      time_steps=config.T)
+                                      time_steps=model.config.T)
         metrics["test_accuracy"] = float(evaluate(model, images, labels))
     save_checkpoint(args.out, model, preset=args.preset, dataset=dataset, seed=0,
                     train_settings={"converted_from": args.reference.name}, metrics=metrics)
