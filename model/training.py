@@ -24,16 +24,20 @@ from torch import nn
 
 from sdtforge.errors import UserError
 
+from .augment import MIXUP_FRACTION, mixup, paper_images
 from .checkpoint import save_checkpoint
 from .data import load_dataset
 from .presets import get_preset
 from .sdt import SpikeDrivenTransformer
 
-__all__ = ["TrainSettings", "train", "evaluate", "set_threads", "STATE_FORMAT", "PRECISIONS"]
+__all__ = ["TrainSettings", "train", "evaluate", "set_threads", "STATE_FORMAT", "PRECISIONS",
+           "AUGMENTATIONS"]
 
 #: Format tag of the training-state file ``--resume`` reads.
 STATE_FORMAT = "sdtforge-train-state/1"
-#: ``--precision`` choices; the mixed ones need CUDA.
+#: ``--augment`` choices (:class:`TrainSettings`).
+AUGMENTATIONS = ("none", "paper")
+#: ``--precision`` choices (the mixed ones are meant for GPUs; see :func:`_autocast`).
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -48,14 +52,17 @@ class TrainSettings:
     lr, weight_decay, label_smoothing : float
         AdamW peak learning rate (cosine-annealed to 0), weight decay, label smoothing.
     shift : int
-        Maximum random translation in pixels (0 = no augmentation).
+        Maximum random translation in pixels (0 = none; the digits presets use 1).
+    augment : str
+        ``"none"``, or ``"paper"``: the reference's CIFAR recipe (flip, RandAugment, mixup over
+        the first two thirds of the epochs; :mod:`sdtforge.model.augment`).
     accumulate : int
         Batches whose gradients are summed (each loss divided by it) before one optimizer
         step.
     clip_grad : float or None
         Largest global gradient norm (``clip_grad_norm_``), or no clipping.
     precision : str
-        ``"fp32"``, or CUDA autocast in ``"bf16"`` or ``"fp16"`` (with a gradient scaler).
+        ``"fp32"``, or autocast in ``"bf16"`` or ``"fp16"`` (with a gradient scaler).
     world_size : int
         Processes training together (``torchrun``); ``batch_size`` is per process, so one
         optimizer step sees ``batch_size · accumulate · world_size`` samples.
@@ -67,6 +74,7 @@ class TrainSettings:
     weight_decay: float
     label_smoothing: float
     shift: int = 0
+    augment: str = "none"
     accumulate: int = 1
     clip_grad: float = None
     precision: str = "fp32"
@@ -189,18 +197,19 @@ class _Dist:
 
 
 def _autocast(settings, device):
-    """The forward pass's autocast context and the gradient scaler of ``settings.precision``."""
+    """The forward pass's autocast context and the gradient scaler of ``settings.precision``.
+
+    Mixed precision is for GPUs; it runs on the CPU too (torch's CPU autocast and gradient
+    scaler), slower than fp32 there, which lets the tests exercise it on machines without one.
+    """
     if settings.precision not in PRECISIONS:
         raise UserError(f"unknown precision {settings.precision!r}; use one of "
                         f"{', '.join(PRECISIONS)}")
     if settings.precision == "fp32":
         return nullcontext(), None
-    if device.type != "cuda":
-        raise UserError(f"--precision {settings.precision} needs a CUDA device (mixed precision "
-                        f"is for GPUs here); train in fp32 on the CPU")
     dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if settings.precision == "fp16" else None
-    return torch.autocast("cuda", dtype=dtype), scaler
+    scaler = torch.amp.GradScaler(device.type) if settings.precision == "fp16" else None
+    return torch.autocast(device.type, dtype=dtype), scaler
 
 
 def _state(model, opt, sched, scaler, gen, settings, preset, seed, epoch):
@@ -230,7 +239,10 @@ def _read_state(path, settings, preset, seed):
                         f"{', '.join(keys)}); resume from the train-state.pt a run writes "
                         f"beside its checkpoint")
     mine = {"preset": preset, "seed": int(seed), **dataclasses.asdict(settings)}
-    theirs = {"preset": state["preset"], "seed": state["seed"], **state["settings"]}
+    # A setting added since the state was written had its default then.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainSettings)
+                if f.default is not dataclasses.MISSING}
+    theirs = {"preset": state["preset"], "seed": state["seed"], **defaults, **state["settings"]}
     differ = [f"{k} {theirs.get(k)!r} (now {v!r})" for k, v in mine.items()
               if theirs.get(k) != v]
     if differ:
@@ -289,6 +301,8 @@ def _fit(model, x_train, y_train, settings, *, seed, preset="", progress=False, 
         gen.set_state(resume["rng"]["generator"])
         first = resume["epoch"]
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    paper = settings.augment == "paper"
+    mixup_epochs = round(settings.epochs * MIXUP_FRACTION) if paper else 0
     xt, yt = torch.as_tensor(np.asarray(x_train)), torch.as_tensor(np.asarray(y_train))
 
     def step():
@@ -322,11 +336,19 @@ def _fit(model, x_train, y_train, settings, *, seed, preset="", progress=False, 
         run_loss, run_correct = 0.0, 0
         for b, i in enumerate(range(0, len(order), settings.batch_size)):
             idx = order[i:i + settings.batch_size]
-            xb = _random_shift(xt[idx], settings.shift, gen).to(device)
-            yb = yt[idx].to(device)
+            xb, yb, target = _random_shift(xt[idx], settings.shift, gen), yt[idx], None
+            if paper:
+                xb = paper_images(xb, gen, model.config.mean)
+            if epoch < mixup_epochs:
+                xb, target = mixup(xb, yb, gen, model.config.num_classes,
+                                           settings.label_smoothing)
+            xb, yb = xb.to(device), yb.to(device)
             with autocast:
                 logits = net(xb)
-                loss = loss_fn(logits.float(), yb)
+                if target is None:
+                    loss = loss_fn(logits.float(), yb)
+                else:  # mixup's soft targets (label smoothing is in them)
+                    loss = -(target.to(device) * logits.float().log_softmax(1)).sum(1).mean()
             # The mean over the batches of one step (the epoch's last step may have fewer).
             group = min(settings.accumulate, batches - b // settings.accumulate
                         * settings.accumulate)
@@ -351,7 +373,7 @@ def _fit(model, x_train, y_train, settings, *, seed, preset="", progress=False, 
 
 def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
           progress=True, batch_size=None, accumulate=1, clip_grad=None, precision="fp32",
-          sync_bn=False, resume=None, on_epoch_end=None):
+          augment="none", sync_bn=False, resume=None, on_epoch_end=None):
     """Train a preset from scratch (or from a saved training state) and write its checkpoint.
 
     Under ``torchrun`` every process calls this; rank 0 alone evaluates and writes.
@@ -381,7 +403,9 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
     clip_grad : float, optional
         Clip the global gradient norm to this.
     precision : str
-        ``"fp32"``, ``"bf16"`` or ``"fp16"`` (the last two: CUDA autocast).
+        ``"fp32"``, ``"bf16"`` or ``"fp16"`` (the last two: autocast, for GPUs).
+    augment : str
+        ``"none"`` or ``"paper"`` (RGB image presets only; see :class:`TrainSettings`).
     sync_bn : bool
         Batch statistics over all processes (``SyncBatchNorm``; CUDA only), as the reference
         training offers.
@@ -404,12 +428,18 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
         epochs=p.epochs if epochs is None else int(epochs),
         batch_size=p.batch_size if batch_size is None else int(batch_size), lr=p.lr,
         weight_decay=p.weight_decay, label_smoothing=p.label_smoothing,
-        shift=1 if p.dataset == "digits" else 0, accumulate=int(accumulate),
+        shift=1 if p.dataset == "digits" else 0, augment=augment, accumulate=int(accumulate),
         clip_grad=None if clip_grad is None else float(clip_grad), precision=precision,
         world_size=dist.world)
+    if augment not in AUGMENTATIONS:
+        raise UserError(f"unknown augmentation {augment!r}; use one of {', '.join(AUGMENTATIONS)}")
+    if augment == "paper" and (p.config.encoding != "direct" or p.config.in_channels != 3):
+        raise UserError(f"--augment paper is the reference's recipe for RGB images; preset "
+                        f"{preset} takes {p.config.in_channels}-channel "
+                        f"{'event frames' if p.config.encoding == 'events' else 'images'}")
     if settings.accumulate < 1:
         raise UserError(f"accumulate must be at least 1, not {settings.accumulate}")
-    _autocast(settings, dist.device)  # refuse a precision the device lacks before loading data
+    _autocast(settings, dist.device)  # refuse an unknown precision before loading data
     if sync_bn and dist.device.type != "cuda":
         raise UserError("--sync-bn needs CUDA (torch's SyncBatchNorm runs on GPUs); on CPUs "
                         "each process normalizes with its own batch statistics")

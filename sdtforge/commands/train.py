@@ -11,8 +11,10 @@ from pathlib import Path
 
 from . import _args
 
-# The choices of --precision (sdtforge.model.training.PRECISIONS, without importing torch).
+# The choices of --precision and --augment (sdtforge.model.training.PRECISIONS and
+# AUGMENTATIONS, without importing torch).
 PRECISIONS = ("fp32", "bf16", "fp16")
+AUGMENTATIONS = ("none", "paper")
 
 
 def _positive_float(text):
@@ -44,7 +46,12 @@ def add_arguments(parser):
     parser.add_argument("--clip-grad", type=_positive_float, default=None, metavar="NORM",
                         help="clip the global gradient norm")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="fp32, or CUDA mixed precision bf16 / fp16 (with a grad scaler)")
+                        help="fp32, or mixed precision bf16 / fp16 (autocast; fp16 with a grad "
+                             "scaler), meant for GPUs")
+    parser.add_argument("--augment", choices=AUGMENTATIONS, default="none",
+                        help="paper: the reference's CIFAR recipe (flip, RandAugment "
+                             "rand-m9-n1-mstd0.4-inc1, mixup 0.5 for 2/3 of the epochs); RGB "
+                             "presets only")
     parser.add_argument("--sync-bn", action="store_true",
                         help="batch-norm statistics over all processes (CUDA only)")
     parser.add_argument("--resume", type=Path, default=None, metavar="STATE",
@@ -70,7 +77,7 @@ def run(args):
                        data_dir=args.data_dir, threads=args.threads,
                        batch_size=args.batch_size, accumulate=args.accumulate,
                        clip_grad=args.clip_grad, precision=args.precision,
-                       sync_bn=args.sync_bn, resume=args.resume)
+                       augment=args.augment, sync_bn=args.sync_bn, resume=args.resume)
     if metrics is None:
         return 0  # a torchrun worker other than rank 0: rank 0 reports
     if args.json:

@@ -73,11 +73,13 @@ class _Stop(Exception):
     pass
 
 
-def test_resume_continues_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_resume_continues_to_the_same_weights(tmp_path, precision):
     """2 epochs, or 1 epoch, a crash, and a resumed 1: the same weights, bit for bit (with
-    augmentation, clipping and accumulation, whose state must all come back)."""
+    augmentation, clipping, accumulation and, in fp16, the gradient scaler, whose state must
+    all come back)."""
     x, y = _data(64)
-    settings = _settings(epochs=2, shift=1, clip_grad=1.0, accumulate=2)
+    settings = _settings(epochs=2, shift=1, clip_grad=1.0, accumulate=2, precision=precision)
 
     def fit(**kw):
         torch.manual_seed(0)
@@ -95,6 +97,7 @@ def test_resume_continues_to_the_same_weights(tmp_path):
         fit(state_path=state_path, on_epoch_end=crash_after_first)
     state = training._read_state(state_path, settings, "digits-tiny", 0)
     assert state["epoch"] == 1
+    assert (state["scaler"] is not None) == (precision == "fp16")
     resumed = fit(resume=state, state_path=state_path).state_dict()
     for key, value in whole.items():
         assert torch.equal(value, resumed[key]), key
@@ -119,7 +122,6 @@ def test_resume_refuses_a_state_of_another_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--precision", "bf16"], "needs a CUDA device"),
     (["--sync-bn"], "--sync-bn needs CUDA"),
     (["--clip-grad", "0"], "must be positive"),
     (["--accumulate", "0"], "must be a positive integer"),
@@ -129,6 +131,28 @@ def test_train_options_the_cpu_cannot_honour_are_refused(tmp_path, capsys, argv,
         pytest.skip("this machine has CUDA")
     assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_mixed_precision_runs_the_forward_pass_in_its_dtype_and_trains(precision, dtype):
+    """Autocast is in effect (the logits come out in the low precision, the weights end
+    elsewhere than in fp32) and training stays finite. On the CPU here; on a GPU the same code
+    runs with device type ``cuda``."""
+    settings = _settings(precision=precision)
+    autocast, scaler = training._autocast(settings, torch.device("cpu"))
+    assert (scaler is not None) == (precision == "fp16")
+    model = SpikeDrivenTransformer(CONFIG)
+    with autocast:
+        assert model(torch.as_tensor(_data(4)[0])).dtype == dtype
+    x, y = _data(32)
+
+    def fit(s):
+        torch.manual_seed(0)
+        return training._fit(SpikeDrivenTransformer(CONFIG), x, y, s, seed=0).state_dict()
+
+    mixed, full = fit(settings), fit(_settings())
+    assert all(torch.isfinite(v).all() for v in mixed.values() if v.is_floating_point())
+    assert any(not torch.equal(mixed[k], full[k]) for k in full if k.endswith("weight"))
 
 
 def test_the_checkpoint_records_the_world_and_the_effective_batch(tmp_path):
@@ -173,3 +197,17 @@ def test_accumulated_batches_equal_one_large_batch():
     big, small = fit(batch_size=12), fit(batch_size=4, accumulate=3)
     for key, value in big.items():
         assert torch.allclose(value, small[key], atol=1e-5, rtol=0), key
+
+
+def test_a_state_written_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    x, y = _data(16)
+    settings = _settings(epochs=1)
+    state_path = tmp_path / "train-state.pt"
+    training._fit(SpikeDrivenTransformer(CONFIG), x, y, settings, seed=0, preset="digits-tiny",
+                  state_path=state_path)
+    state = torch.load(state_path, weights_only=True)
+    del state["settings"]["augment"]  # as a state of the release before --augment
+    torch.save(state, state_path)
+    assert training._read_state(state_path, settings, "digits-tiny", 0)["epoch"] == 1
+    with pytest.raises(Exception, match=r"augment 'none' \(now 'paper'\)"):
+        training._read_state(state_path, _settings(epochs=1, augment="paper"), "digits-tiny", 0)
