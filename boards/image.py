@@ -69,7 +69,8 @@ class ModelImage:
         return sum16(self.load)
 
     def pixels(self, image):
-        """uint8 ``[C, H, W]`` (or ``[H, W]``) → the ``CLASSIFY`` payload."""
+        """uint8 ``[C, H, W]`` (or ``[H, W]``; an event model's ``[T, C, H, W]``) → the
+        ``CLASSIFY`` payload."""
         data = image_order(image)
         if len(data) != self.image_bytes:
             raise ValueError(f"image of {len(data)} pixels, the model takes {self.image_bytes}")
@@ -81,6 +82,7 @@ def model_image(compiled):
     load = load_stream_bytes(compiled)
     layout = compiled.pixel_layout
     return ModelImage(load=load, model_id=hashlib.sha256(load).digest()[:MODEL_ID_BYTES],
-                      image_bytes=layout["height"] * layout["width"] * layout["channels"],
+                      image_bytes=layout["frames"] * layout["height"] * layout["width"]
+                      * layout["channels"],
                       num_classes=compiled.num_classes,
                       config_digest=config_digest(compiled.config))

@@ -22,7 +22,8 @@ from sdtforge.errors import UserError
 from .accel_isa import PROGRAM_WORD_BITS, RESULT_WORD_BITS, Target
 
 __all__ = ["AccelConfig", "MEMORIES", "MAX_LANES", "MAX_WIDTH", "check_lanes_width",
-           "writeback_cycles", "ceil_div", "counter_bits", "layout_shift", "pow2_at_least"]
+           "writeback_cycles", "ceil_div", "counter_bits", "layout_shift", "pow2_at_least",
+           "pixel_layout"]
 
 #: Memories of the planner, in table order: (name, load target or None).
 MEMORIES = (("program", Target.PROGRAM), ("weights", Target.WEIGHTS),
@@ -46,6 +47,21 @@ def layout_shift(n):
     return ceil_log2(n)
 
 
+def pixel_layout(channels, height, width, frames=1):
+    """Where the input lies in the pixel memory: byte ``(t, y, x, c)`` at
+    ``t << sht | y << shy | x << shx | c``, then one zero-point row per channel at
+    ``pad_base``. ``frames`` is 1 for an image, ``T`` for event frames.
+
+    Returns a dict: ``height``, ``width``, ``channels``, ``frames``, ``shx``, ``shy``,
+    ``sht``, ``pad_base``.
+    """
+    shx = layout_shift(channels)
+    shy = shx + layout_shift(width)
+    sht = shy + layout_shift(height)
+    return {"height": height, "width": width, "channels": channels, "frames": frames,
+            "shx": shx, "shy": shy, "sht": sht, "pad_base": pow2_at_least(frames) << sht}
+
+
 def counter_bits(n):
     """Bits of a loop counter over ``n`` values: ``ceil(log2(n))``, at least the minimum."""
     return max(ceil_log2(n), MIN_COUNTER_BITS)
@@ -57,7 +73,7 @@ def ceil_div(a, b):
 
 
 #: The configuration fields for which 0 is a value (no shift, no prefetch, the default window).
-_MAY_BE_ZERO = ("sdsa_shift", "weight_tile_rows", "weight_window")
+_MAY_BE_ZERO = ("sdsa_shift", "weight_tile_rows", "weight_window", "event_frames")
 
 
 @dataclass(frozen=True)
@@ -108,6 +124,10 @@ class AccelConfig:
         (:class:`~.weight_prefetch.WeightPrefetch`'s ``tile_rows``; a board's ``--sdram``
         build); a model with a larger tile would be served wrong rows and is refused. 0: no
         prefetch.
+    event_frames : int
+        1: the pixel layer can take an event model's input, a frame per step (``PIXEL`` with
+        ``per_step``: a frame counter while receiving, the frame's pixel-memory address); 0:
+        images only, and none of that logic is built.
     weight_window : int
         The prefetch's window in rows (a power of two holding at least one tile,
         :func:`~.weight_tiles.single_window`); 0: the double buffer
@@ -143,6 +163,7 @@ class AccelConfig:
     writeback_cycles: int = 1
     weight_tile_rows: int = 0
     weight_window: int = 0
+    event_frames: int = 0
 
     def __post_init__(self):
         # A wrong type is a programming error (TypeError; ``from_json`` turns it into a

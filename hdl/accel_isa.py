@@ -50,6 +50,7 @@ class Op(enum.Enum, shape=3):
     #: 3×3 or 1×1 convolution over a spike map (events from the event encoder)
     CONV = 1
     #: 3×3 convolution over uint8 pixels, bit-plane by bit-plane (Horner), once per image
+    #: (``per_step``: over each step's event frame, at every step)
     PIXEL = 2
     #: LIF over the residual stream: ``spikes = LIF(X)``
     STREAM_LIF = 3
@@ -174,7 +175,8 @@ OP_VIEWS = {
               "words": "words", "in_h": "in_h", "in_w": "in_w", **_IN, **_OUT, **_ROWS},
     Op.PIXEL: {"mode": "mode", "k3": "k3", **_LOOP, "channels": "cin", "words": "words",
                "height": "in_h", "width": "in_w", "pix_shx": "in_shx", "pix_shy": "in_shy",
-               "pad_base": "param.pad_base", **_OUT, **_ROWS},
+               "pix_sht": "in_sht", "per_step": "pool", "pad_base": "param.pad_base", **_OUT,
+               **_ROWS},
     Op.STREAM_LIF: {"mode": "mode", **_LOOP, **_IN, **_OUT, "prow": "param.prow"},
     Op.SDSA: {"steps": "steps", "cin": "cin", "words": "words", "tokens_h": "in_h",
               "tokens_w": "in_w", "q_base": "in_base", "in_shx": "in_shx", "in_shy": "in_shy",

@@ -309,10 +309,15 @@ class Accelerator(wiring.Component):
         recv = ctrl.pixel_write
         pix_y, pix_x, pix_c = Signal(cb), Signal(cb), Signal(wb)
         pix_core = Signal(range(cfg.pixels_depth))
+        core = (pix_y << px.pix_shy) | (pix_x << px.pix_shx) | pix_c
+        if cfg.event_frames:    # event frames (``per_step``): frame t at t << pix_sht
+            pix_t = Signal(cfg.step_bits)
+            m.d.comb += pix_t.eq(Mux(px.per_step, Mux(recv.active, recv.t, t), 0))
+            core = (pix_t << px.pix_sht) | core
         m.d.comb += [
             pix_y.eq(Mux(recv.active, recv.y, rd.y)), pix_x.eq(Mux(recv.active, recv.x, rd.x)),
             pix_c.eq(Mux(recv.active, recv.c, rd.word)),
-            pix_core.eq((pix_y << px.pix_shy) | (pix_x << px.pix_shx) | pix_c),
+            pix_core.eq(core),
             spk_r.addr.eq(spk_ra.addr), xs_r.addr.eq(x_ra.addr),
             spk_w.addr.eq(wa.addr), xs_w.addr.eq(wa.addr),
             # An out-of-bounds tap reads the channel's zero point (the pixel layer's pad rows).
@@ -325,8 +330,10 @@ class Accelerator(wiring.Component):
         # -- write-back stage --------------------------------------------------------------------
         # STREAM_LIF feeds the LIF straight from the stream read port (one row per cycle); the
         # pixel layer and the head their values (the controller's ``lif``).
-        _drive(m, wrb.layer, conv=is_conv, mode=f.mode, pool=d.conv.pool, in_h=f.in_h,
-               in_w=f.in_w, prow=f.prow)
+        # PIXEL's ``per_step`` is the header bit of CONV's ``pool`` (0 in an image model).
+        wb_pool = d.conv.pool & is_conv if cfg.event_frames else d.conv.pool
+        _drive(m, wrb.layer, conv=is_conv, mode=f.mode, pool=wb_pool, in_h=f.in_h, in_w=f.in_w,
+               prow=f.prow)
         _drive(m, wrb.row, t=t, y=oy, x=ox, g=g, first=ctrl.row_first, last=ctrl.row_last)
         wiring.connect(m, ctrl.lif, wrb.lif)
         m.d.comb += [

@@ -31,7 +31,7 @@ from .accel_config import (
     ceil_div,
     check_lanes_width,
     counter_bits,
-    layout_shift,
+    pixel_layout,
     pow2_at_least,
     writeback_cycles,
 )
@@ -231,10 +231,9 @@ def plan_memories(model, cfg, rows=True):
                     assert r1 <= w0 or w1 <= r0, f"maps {r!r} and {w!r} overlap"
     c = int(model.config["in_channels"])
     h, w = (int(v) for v in model.config["img_size"])
-    shx, shy = layout_shift(c), layout_shift(c) + layout_shift(w)
-    pad_base = pow2_at_least(h) << shy
-    pixel_layout = {"height": h, "width": w, "channels": c, "shx": shx, "shy": shy,
-                    "pad_base": pad_base}
+    frames = int(model.config["T"]) if model.encoding == "events" else 1
+    pixels = pixel_layout(c, h, w, frames)
+    pad_base = pixels["pad_base"]
     # The pixel memory's zero-point rows belong to the first (pixel) layer.
     zp = [pack_memory_row(cfg, "pixels", [v], layer=model.layers[0].name)
           for v in model.zero_points]
@@ -249,7 +248,7 @@ def plan_memories(model, cfg, rows=True):
         "stream": stream["size"], "logits": ceil_div(nc, cfg.lanes),
     }
     return Compiled(config=cfg, program=program, images=images, needed=needed,
-                    names=[name for _, name, _, _ in b.ops], pixel_layout=pixel_layout,
+                    names=[name for _, name, _, _ in b.ops], pixel_layout=pixels,
                     num_classes=nc, maps={k: (bases[k],) + b.maps[k] for k in bases},
                     field_bits=_field_bits(program))
 
@@ -331,12 +330,16 @@ def derive_config_widths(model, lanes, width):
         "logit_bits": max(widths["logits"]) if "logits" in widths else 32,
         "sdsa_channels": ceil_div(d, width) * width,
         "max_tokens": n,
+        "event_frames": int(model.encoding == "events"),
     }
 
 
 def _check_capacity(needs, config):
     """One :class:`UserError` for the first ``AccelConfig`` field below the model's need."""
     for key, need in needs.items():
+        if key == "event_frames" and need > config.event_frames:
+            raise UserError("the model takes event frames but the hardware was built for "
+                            "images (event_frames=0); build it for this model")
         if need > getattr(config, key):
             raise UserError(f"the model needs {key}={need} but the hardware has "
                             f"{getattr(config, key)}; use a larger configuration")

@@ -18,7 +18,8 @@ class LayerController(wiring.Component):
     """Runs the compiled program: one descriptor after another, each layer's rows in order.
 
     For each image: receive the pixels into the pixel memory (descriptor 0, ``PIXEL``, gives
-    their layout), then run the descriptors to ``END``. Per operation:
+    their layout; with ``per_step``, ``steps`` frames of event counts one after another), then
+    run the descriptors to ``END``. Per operation:
 
     - ``CONV``: the rows ``(g, y, x, t)`` (``t`` innermost) are pipelined. The controller
       sends the group's bias command, starts the fetch, and turns the encoder's events into
@@ -30,6 +31,8 @@ class LayerController(wiring.Component):
     - ``PIXEL``: per row, eight bit-plane gathers (``BIAS``, then ``CLEAR``; events; a
       ``DRAIN``), whose sums (``sums``) it accumulates by Horner's rule ``2·v + plane``, then
       the value to the write-back's LIF (``lif``) and waits for its spikes (``wb.written``).
+      The gathers run at the first step and the value is reused at the others; with
+      ``per_step`` (event frames) they run at every step, on that step's frame.
     - ``HEAD_SUM``: per row, the token sum of the stream rows (``stream_row``, read at
       ``token``, one per two cycles) to the LIF.
     - ``STREAM_LIF``: the stream rows (``stream_row``) to the LIF, one per row; the stream
@@ -67,8 +70,9 @@ class LayerController(wiring.Component):
         The program sequencer's controls.
     pixels : ``In(stream.Signature(8))``
         The image's pixels (raster order, channels fastest).
-    pixel_write : ``Out(StructLayout(active, y, x, c, data, en))``
-        A received pixel and its position (``active``: while receiving).
+    pixel_write : ``Out(StructLayout(active, t, y, x, c, data, en))``
+        A received pixel and its position (``active``: while receiving; ``t``, the frame, with
+        ``config.event_frames`` only).
     loader_idle : ``In(1)``
         An image starts only between load records.
     row, row_next : ``Out(StructLayout(g, y, x, t))``
@@ -117,8 +121,9 @@ class LayerController(wiring.Component):
             "program": Out(wiring.Signature({"load": Out(1), "loaded": In(1), "step": Out(1),
                                              "rewind": Out(1), "first": In(1)})),
             "pixels": In(stream.Signature(8)),
-            "pixel_write": Out(data.StructLayout({"active": 1, "y": cb, "x": cb, "c": wb,
-                                                  "data": 8, "en": 1})),
+            "pixel_write": Out(data.StructLayout({
+                "active": 1, **({"t": tb} if cfg.event_frames else {}), "y": cb, "x": cb,
+                "c": wb, "data": 8, "en": 1})),
             "loader_idle": In(1),
             "row": Out(self.row_layout),
             "row_next": Out(self.row_layout),
@@ -165,6 +170,7 @@ class LayerController(wiring.Component):
         counting = Signal()
         ry, rx, rch = (Signal(cb, name="recv_y"), Signal(cb, name="recv_x"),
                        Signal(wb, name="recv_channel"))
+        rt = Signal(tb, name="recv_frame")     # with event frames only
         row_pending = Signal()              # a CONV row latched whose sums are not taken yet
         m.d.comb += [self.plane.eq(bit), self.token.y.eq(hy), self.token.x.eq(hx),
                      self.lastmask.eq(lastmask)]
@@ -203,6 +209,8 @@ class LayerController(wiring.Component):
 
         with m.If(wbk.taken):
             m.d.sync += row_pending.eq(0)
+        if cfg.event_frames:
+            m.d.comb += self.pixel_write.t.eq(rt)
         m.d.comb += [self.pixel_write.y.eq(ry), self.pixel_write.x.eq(rx),
                      self.pixel_write.c.eq(rch), self.pixel_write.data.eq(self.pixels.payload)]
 
@@ -212,6 +220,8 @@ class LayerController(wiring.Component):
                 m.d.comb += prog.rewind.eq(1)
                 with m.If(self.pixels.valid & self.loader_idle & prog.first):
                     m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
+                    if cfg.event_frames:
+                        m.d.sync += rt.eq(0)
                     m.next = "FETCH0"
             with m.State("RECEIVE"):
                 m.d.comb += [self.pixels.ready.eq(1), self.pixel_write.active.eq(1),
@@ -222,8 +232,14 @@ class LayerController(wiring.Component):
                         with m.If(rx == px.width - 1):
                             m.d.sync += [rx.eq(0), ry.eq(ry + 1)]
                             with m.If(ry == px.height - 1):
-                                m.d.sync += [self.cycles.eq(0), counting.eq(1)]
-                                m.next = "FETCH"
+                                # The frame's last pixel: the image's, or the next frame.
+                                done = 1
+                                if cfg.event_frames:
+                                    m.d.sync += [ry.eq(0), rt.eq(rt + 1)]
+                                    done = ~px.per_step | (rt == px.steps - 1)
+                                with m.If(done):
+                                    m.d.sync += [self.cycles.eq(0), counting.eq(1)]
+                                    m.next = "FETCH"
                         with m.Else():
                             m.d.sync += rx.eq(rx + 1)
                     with m.Else():
@@ -262,7 +278,7 @@ class LayerController(wiring.Component):
                 m.d.sync += [bit.eq(7), hy.eq(0), hx.eq(0)]
                 with m.Switch(d.op):
                     with m.Case(Op.PIXEL):
-                        with m.If(self.row_first):
+                        with m.If(self.row_first | (px.per_step if cfg.event_frames else 0)):
                             m.d.sync += value.eq(0)
                             m.next = "GATHER_CMD"
                         with m.Else():

@@ -15,7 +15,7 @@ from sdtforge.errors import UserError
 from sdtforge.quantize import ir
 from sdtforge.registry import Registry
 
-from .accel_config import ceil_div, layout_shift, pow2_at_least
+from .accel_config import ceil_div, layout_shift, pixel_layout
 from .accel_isa import Mode, Op, field_range
 from .load_image import lane_fields, pack_memory_row
 
@@ -153,8 +153,9 @@ class Builder:
 COMPILERS = Registry("compile")
 
 
-def _conv_spiking(b, layer, pixel):
-    """PIXEL or spike CONV → LIF → spike map, with an OR pool op when ``layer.pool``."""
+def _conv_spiking(b, layer, pixel, per_step=False):
+    """PIXEL or spike CONV → LIF → spike map, with an OR pool op when ``layer.pool``.
+    ``per_step``: a PIXEL over event frames, one frame per step."""
     cout, h, w = layer.out_channels, layer.height, layer.width
     target = f"{layer.output}.unpooled" if layer.pool else layer.output
     b.maps[target] = (cout, h, w)
@@ -165,10 +166,11 @@ def _conv_spiking(b, layer, pixel):
          "w_base": w_base, "w_gstride": w_gstride, "prow": prow}
     if pixel:
         c = layer.in_channels
+        lay = pixel_layout(c, h, w, b.T if per_step else 1)
         # k_base of a PIXEL descriptor is the pixel memory's zero-point (pad) base.
-        d.update(cin=c, words=c, in_h=h, in_w=w, in_shx=layout_shift(c),
-                 in_shy=layout_shift(c) + layout_shift(w), in_base=0,
-                 k_base=pow2_at_least(h) << (layout_shift(c) + layout_shift(w)))
+        d.update(cin=c, words=c, in_h=h, in_w=w, in_shx=lay["shx"], in_shy=lay["shy"],
+                 pix_sht=lay["sht"], per_step=int(per_step), in_base=0,
+                 k_base=lay["pad_base"])
         reads = ()
     else:
         b.spike_in(d, layer.input)
@@ -287,6 +289,11 @@ def _head(b, layer):
 @COMPILERS.register("conv3x3_pixel")
 def _pixel_conv(b, layer):
     _conv_spiking(b, layer, pixel=True)
+
+
+@COMPILERS.register("conv3x3_events")
+def _event_conv(b, layer):
+    _conv_spiking(b, layer, pixel=True, per_step=True)
 
 
 @COMPILERS.register("conv3x3_spike")

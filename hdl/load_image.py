@@ -130,8 +130,9 @@ def load_stream_bytes(compiled):
 
 
 def image_order(images):
-    """uint8 pixels ``[C, H, W]`` (or ``[H, W]``) → the pixel stream's bytes (HWC raster)."""
+    """uint8 pixels ``[C, H, W]`` (or ``[H, W]``), or event frames ``[T, C, H, W]`` → the
+    pixel stream's bytes (HWC raster; frames one after another)."""
     a = np.asarray(images, np.uint8)
     if a.ndim == 2:
         a = a[None]
-    return bytes(np.ascontiguousarray(a.transpose(1, 2, 0)).reshape(-1))
+    return bytes(np.ascontiguousarray(np.moveaxis(a, -3, -1)).reshape(-1))

@@ -20,6 +20,7 @@ _LAZY = {
     "SDTConfig": "config",
     "Preset": "presets", "PRESETS": "presets", "get_preset": "presets",
     "load_dataset": "data", "DATASETS": "data", "DATASET_INFO": "data",
+    "integer_inputs": "data", "load_integer_inputs": "data",
     "MultiStepLIF": "lif",
     "SpikeDrivenTransformer": "sdt", "SPIKE_NAMES": "sdt", "spike_names": "sdt",
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",

@@ -108,14 +108,13 @@ class SDTConfig:
 
     def require_integer_flow(self, what="the integer flow"):
         """Raise :class:`~sdtforge.errors.UserError` (one line) if ``what`` cannot take this
-        model: event input and ``dvs`` attention run in the float model only so far."""
-        parts = [p for p, on in (("event input", self.encoding == "events"),
-                                 ("DVS-mode attention pools", self.dvs)) if on]
-        if parts:
+        model: ``dvs`` attention runs in the float model only so far (event input runs
+        everywhere)."""
+        if self.dvs:
             from sdtforge.errors import UserError
-            raise UserError(f"{what} does not take {' and '.join(parts)} yet: the float model "
-                            f"runs it (sdtforge eval on a checkpoint), the integer golden model "
-                            f"and the accelerator do not; nothing was written")
+            raise UserError(f"{what} does not take DVS-mode attention pools yet: the float "
+                            f"model runs them (sdtforge eval on a checkpoint), the integer "
+                            f"golden model and the accelerator do not; nothing was written")
 
     @classmethod
     def from_dict(cls, data):

@@ -35,7 +35,8 @@ import numpy as np
 
 from sdtforge.errors import UserError
 
-__all__ = ["DATASETS", "DATASET_INFO", "DatasetInfo", "load_dataset"]
+__all__ = ["DATASETS", "DATASET_INFO", "DatasetInfo", "load_dataset", "integer_inputs",
+           "load_integer_inputs"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,28 @@ _CIFAR_LAYOUT = ("the standard CIFAR-10 python batches data_batch_1 … data_bat
                  "cifar-10-batches-py folder")
 _CIFAR100_LAYOUT = ("the standard CIFAR-100 python files train and test (from "
                     "cifar-100-python.tar.gz), directly in it or in its cifar-100-python folder")
+
+
+def integer_inputs(images):
+    """``images`` as the integer model and the accelerator take them: uint8 pixels as they
+    are; event counts rounded and saturated to 0..255 (the input is one byte per count).
+
+    The counts of a frame rarely reach 255; a count above it is the one place where the
+    integer flow's input differs from the float model's (docs/integer-semantics.md §4.1).
+    """
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+def load_integer_inputs(name, split, config, data_dir=None):
+    """One split of dataset ``name`` as the integer model of ``config`` (an IR config dict)
+    takes it: :func:`load_dataset` framed to its ``T`` for an event model, then
+    :func:`integer_inputs`. Returns ``(inputs, labels)``."""
+    time_steps = int(config["T"]) if config.get("encoding", "direct") == "events" else None
+    images, labels = load_dataset(name, split, data_dir, time_steps=time_steps)
+    return integer_inputs(images), labels
 
 
 def load_dataset(name, split, data_dir=None, time_steps=None):

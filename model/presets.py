@@ -80,16 +80,15 @@ PRESETS = {p.name: p for p in [
            "imagenet", epochs=300, batch_size=32, lr=5e-4, weight_decay=0.01,
            description="reference ImageNet 8-512 (shape only; no ImageNet reader)"),
     _dvs("dvs-gesture", 128, 16, "0111", 11, False, "dvs-gesture",
-         "reference DVS128 Gesture 2-256, T=16, event frames (float model only)"),
+         "reference DVS128 Gesture 2-256, T=16, event frames"),
     _dvs("cifar10-dvs", 64, 10, "0011", 10, True, "cifar10-dvs",
          "reference CIFAR10-DVS 2-256, T=10, dvs-mode attention (float model only)"),
 ]}
 
 
-#: The presets the integer flow (quantize, golden model, accelerator) takes; the event-input
-#: ones run in the float model only (:meth:`SDTConfig.require_integer_flow`).
-INTEGER_PRESETS = tuple(n for n, p in PRESETS.items()
-                        if p.config.encoding == "direct" and not p.config.dvs)
+#: The presets the integer flow (quantize, golden model, accelerator) takes; the DVS-mode one
+#: runs in the float model only (:meth:`SDTConfig.require_integer_flow`).
+INTEGER_PRESETS = tuple(n for n, p in PRESETS.items() if not p.config.dvs)
 
 
 def get_preset(name):

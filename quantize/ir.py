@@ -19,7 +19,7 @@ before it is read and with the shape its reader expects, the residual stream is 
 grid]``, and the last layer writes the logits. The quantizer writes the SDT v1 sequence of the
 config (:func:`expected_layout`)::
 
-    conv3x3_pixel  sps.conv0   pixels    -> sps.lif0
+    conv3x3_pixel  sps.conv0   pixels    -> sps.lif0    (conv3x3_events: event-frame input)
     conv3x3_spike  sps.conv1   sps.lif0  -> sps.lif1
     conv3x3_spike  sps.conv2   sps.lif1  -> sps.lif2
     stream_conv3x3 sps.conv3   sps.lif2  -> stream      (mode "set")
@@ -52,7 +52,8 @@ from sdtforge.errors import UserError
 from sdtforge.registry import Registry
 
 __all__ = [
-    "FORMAT", "VERSION", "IRError", "IntegerModel", "Layer", "PixelConv3x3", "SpikeConv3x3",
+    "FORMAT", "VERSION", "IRError", "IntegerModel", "Layer", "PixelConv3x3", "EventConv3x3",
+    "SpikeConv3x3",
     "StreamConv3x3", "StreamLIF", "Conv1x1", "SDSA", "StreamConv1x1", "Head", "LAYER_KINDS",
     "register_kind",
     "save", "load", "dumps", "loads", "derive_widths", "finalize", "expected_geometry",
@@ -180,19 +181,23 @@ class Layer:
         raise NotImplementedError
 
 
+#: The kinds that read the model's input (uint8 pixels or event counts).
+_INPUT_KINDS = ("conv3x3_pixel", "conv3x3_events")
+
+
 class _SpikingConv3x3:
     """Dataflow, memory and widths of a 3×3 conv + LIF (+ OR pool) record."""
 
     @classmethod
     def flow(cls, kw, geo):
         h, w = kw["height"], kw["width"]
-        src = "pixels" if cls.KIND == "conv3x3_pixel" else kw["input"]
+        src = "pixels" if cls.KIND in _INPUT_KINDS else kw["input"]
         return ({src: (kw["in_channels"], h, w)},
                 {kw["output"]: (kw["out_channels"],) + geo.after_pool(h, w, kw["pool"])})
 
     @classmethod
     def golden_bytes(cls, kw, geo):
-        t = 1 if cls.KIND == "conv3x3_pixel" else geo.steps
+        t = 1 if cls.KIND == "conv3x3_pixel" else geo.steps  # event frames: one conv per step
         co, h, w = kw["out_channels"], kw["height"], kw["width"]
         ho, wo = geo.after_pool(h, w, True)
         layer = _conv3x3_bytes(kw, t, geo.steps)
@@ -202,7 +207,7 @@ class _SpikingConv3x3:
         return geo.steps * co * (h * w + (ho * wo if kw["pool"] else 0)), layer
 
     def derive(self, stream):
-        return _spiking_widths(self, 255 if self.KIND == "conv3x3_pixel" else 1)
+        return _spiking_widths(self, 255 if self.KIND in _INPUT_KINDS else 1)
 
 
 class _TokenLayer:
@@ -291,6 +296,20 @@ class SpikeConv3x3(_SpikingConv3x3, Layer):
     bias: np.ndarray
     theta: np.ndarray
     scale: np.ndarray
+
+
+@register_kind
+@dataclass(eq=False)
+class EventConv3x3(SpikeConv3x3):
+    """SPS stage 0 of an event-camera model: 3×3 conv on each step's event frame, LIF,
+    optional OR pool (the fields of :class:`SpikeConv3x3`).
+
+    The input is ``uint8 [T, C, H, W]`` per sample: per-polarity event counts of each time step
+    (saturated at 255), taken as they are (no normalization, zero padding). ``acc[t] = bias +
+    Σ weight·frame[t]``, fed to the LIF at step ``t``. ``height, width`` are the input sizes.
+    """
+
+    KIND: ClassVar[str] = "conv3x3_events"
 
 
 @register_kind
@@ -536,6 +555,9 @@ class Head(Layer):
             fail("scale", "must be a positive finite number")
 
 
+#: ``config["encoding"]``: a uint8 image per sample, or uint8 event frames per step.
+ENCODINGS = ("direct", "events")
+
 _CONFIG_FIELDS = {
     "in_channels": int, "img_size": list, "embed_dims": int, "num_heads": int, "mlp_ratio": int,
     "depths": int, "T": int, "pooling_stat": str, "num_classes": int, "mean": list, "std": list,
@@ -579,8 +601,25 @@ class IntegerModel:
 
     @property
     def zero_points(self):
-        """``uint8 [C_in]`` pixel value padded at the borders of the first conv."""
-        return self.layers[0].zero_point
+        """``uint8 [C_in]`` input value padded at the borders of the first conv (0 for event
+        frames)."""
+        first = self.layers[0]
+        if hasattr(first, "zero_point"):
+            return first.zero_point
+        return np.zeros(first.in_channels, np.uint8)
+
+    @property
+    def encoding(self):
+        """``"direct"`` (one uint8 image ``[C, H, W]`` per sample) or ``"events"`` (uint8
+        event frames ``[T, C, H, W]``)."""
+        return self.config.get("encoding", "direct")
+
+    @property
+    def input_shape(self):
+        """The shape of one sample's input: ``(C, H, W)``, or ``(T, C, H, W)`` for events."""
+        h, w = (int(v) for v in self.config["img_size"])
+        chw = (int(self.config["in_channels"]), h, w)
+        return ((int(self.config["T"]),) + chw) if self.encoding == "events" else chw
 
     def layer(self, name):
         """The layer record called ``name``."""
@@ -628,7 +667,8 @@ def expected_layout(config):
     prev = "pixels"
     for i in range(3):
         h, w = geo["stages"][i]
-        kind = "conv3x3_pixel" if i == 0 else "conv3x3_spike"
+        kind = "conv3x3_spike" if i else (
+            "conv3x3_events" if config.get("encoding", "direct") == "events" else "conv3x3_pixel")
         out.append((kind, f"sps.conv{i}", prev, f"sps.lif{i}",
                     dict(in_channels=cin, out_channels=dims[i], height=h, width=w, pool=pool[i])))
         cin, prev = dims[i], f"sps.lif{i}"
@@ -762,8 +802,9 @@ def golden_memory_bytes(config, layout=None):
     for kind, _, _, _, kw in layout:
         k, w = LAYER_KINDS[kind].golden_bytes(kw, geo)
         kept, work = kept + k, max(work, w)
-    return (array_bytes(config, layout) + math.prod(geo.pixels) + kept + geo.stream_bytes
-            + work)
+    frames = int(config["T"]) if config.get("encoding", "direct") == "events" else 1
+    return (array_bytes(config, layout) + frames * math.prod(geo.pixels) + kept
+            + geo.stream_bytes + work)
 
 
 def _int_array(a):
@@ -1141,7 +1182,7 @@ def _parse(ck, ar):
     if not 1 <= len(recs) <= _MAX_LAYERS:
         ck.fail("layers", f"holds {len(recs)} layers; a model has 1..{_MAX_LAYERS}")
     layout = [_read_record(ck, i, rec) for i, rec in enumerate(recs)]
-    _check_flow(ck, Geometry.of(config), layout)
+    _check_flow(ck, Geometry.of(config), layout, config.get("encoding", "direct"))
     _check_resources(ck, config, layout)
     refs = {}  # entry name -> (where, dtype, shape, kw dict, field)
 
@@ -1239,7 +1280,7 @@ def _read_record(ck, i, rec):
     return kind, name, inp, outp, kw
 
 
-def _check_flow(ck, geo, layout):
+def _check_flow(ck, geo, layout, encoding="direct"):
     """Refuse a layer sequence whose dataflow does not hold (:meth:`Layer.flow`).
 
     The first layer, and only it, reads the pixels; every tensor a layer reads was written
@@ -1260,6 +1301,8 @@ def _check_flow(ck, geo, layout):
         reads, writes = LAYER_KINDS[kind].flow(kw, geo)
         if ("pixels" in reads) != (i == 0):
             ck.fail(where, "the first layer, and only it, reads the pixels")
+        if i == 0 and (kind == "conv3x3_events") != (encoding == "events"):
+            ck.fail(where, f"a {kind} layer cannot read {encoding} input (config.encoding)")
         if inp not in reads or outp not in writes:
             ck.fail(where, f"a {kind} layer reads {', '.join(map(repr, reads))} and writes "
                     f"{', '.join(map(repr, writes))}, not {_short(inp)} -> {_short(outp)}")
@@ -1307,6 +1350,9 @@ def _check_config(ck, config):
             ck.fail(f"config.{key}", "must hold one finite number per input channel")
     if min(config["std"]) <= 0:
         ck.fail("config.std", "must be positive")
+    # Optional (files written before event input have none): "direct" or "events".
+    if config.get("encoding", "direct") not in ENCODINGS:
+        ck.fail("config.encoding", f"must be one of {', '.join(ENCODINGS)}")
     return config
 
 

@@ -111,6 +111,8 @@ def _config_dict(model, rules):
         "depths": cfg.depths, "T": cfg.T, "pooling_stat": cfg.pooling_stat,
         "num_classes": cfg.num_classes, "mean": list(cfg.mean), "std": list(cfg.std),
         "weight_bits": rules.bits,
+        # Written for event models only: older files and readers know images alone.
+        **({"encoding": cfg.encoding} if cfg.encoding != "direct" else {}),
     }
 
 
@@ -168,12 +170,15 @@ def plan(model, rules):
     vth = {name: float(m.v_threshold) for name, m in model.named_modules()
            if hasattr(m, "v_threshold")}
     folded = {name: fold_conv_bn(conv, bn) for name, conv, bn in conv_bn_pairs(model)}
-    # stage 0 sees normalized pixels: fold 1/(255·std) into the weights (doc §4.1)
-    std = np.asarray(cfg.std, np.float64)
-    mean = np.asarray(cfg.mean, np.float64)
-    w0, b0 = folded["sps.conv0"]
-    folded["sps.conv0"] = (w0 / (255.0 * std.reshape(1, -1, 1, 1)), b0)
-    zp = np.clip(np.round(255.0 * mean), 0, 255).astype(np.uint8)
+    # stage 0 sees normalized pixels: fold 1/(255·std) into the weights (doc §4.1); event
+    # frames are taken as they are (counts, no normalization, zero padding)
+    zp = np.zeros(cfg.in_channels, np.uint8)
+    if cfg.encoding == "direct":
+        std = np.asarray(cfg.std, np.float64)
+        mean = np.asarray(cfg.mean, np.float64)
+        w0, b0 = folded["sps.conv0"]
+        folded["sps.conv0"] = (w0 / (255.0 * std.reshape(1, -1, 1, 1)), b0)
+        zp = np.clip(np.round(255.0 * mean), 0, 255).astype(np.uint8)
 
     layout = ir.expected_layout(config)
     writers = [name for kind, name, *_ in layout if kind.startswith("stream_conv")]
@@ -231,7 +236,7 @@ def _pixel_conv(rec, ctx):
     rec["zero_point"] = zp
 
 
-@QUANTIZERS.register("conv3x3_spike", "conv1x1")
+@QUANTIZERS.register("conv3x3_spike", "conv3x3_events", "conv1x1")
 def _spiking_conv(rec, ctx):
     _weights(rec, ctx)
     rec["theta"] = ctx.plan["theta"][rec["name"]]

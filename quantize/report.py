@@ -73,7 +73,7 @@ def isolated_agreement(float_model, int_model, images, *, float_run=None):
     int_model : IntegerModel
         Its integer model.
     images : numpy.ndarray
-        ``uint8 [B, C, H, W]``.
+        ``uint8 [B, C, H, W]`` (event frames: ``[B, T, C, H, W]``).
     float_run : tuple, optional
         ``(spikes, terms)`` from a previous float run on the same images.
 
@@ -109,6 +109,10 @@ def isolated_agreement(float_model, int_model, images, *, float_run=None):
         if isinstance(layer, ir.PixelConv3x3):
             acc = ops.conv3x3(images, layer.weight, layer.bias, layer.zero_point)
             acc = np.broadcast_to(acc, (t_steps,) + acc.shape)
+            check(layer.output, ops.lif_run(acc, layer.theta[:, None, None]))
+            pooled[layer.output] = layer.pool
+        elif isinstance(layer, ir.EventConv3x3):
+            acc = ops.conv3x3(np.moveaxis(images, 1, 0), layer.weight, layer.bias)
             check(layer.output, ops.lif_run(acc, layer.theta[:, None, None]))
             pooled[layer.output] = layer.pool
         elif isinstance(layer, ir.SpikeConv3x3):
@@ -162,10 +166,11 @@ def compare(float_model, int_model, ckpt, data_dir=None, limit=None, batch_size=
     along the network); ``isolated_agreement`` (:func:`isolated_agreement`) feeds each integer
     layer the float network's inputs and so measures each layer's own error.
     """
-    from sdtforge.model import load_dataset
+    from sdtforge.model import load_integer_inputs
     from sdtforge.sim import golden
 
-    images, labels = load_dataset(ckpt.get("dataset") or "digits", "test", data_dir=data_dir)
+    images, labels = load_integer_inputs(ckpt.get("dataset") or "digits", "test",
+                                         int_model.config, data_dir)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     equal, total, iso = {}, {}, {}

@@ -52,17 +52,18 @@ def random_model(config=None, seed=0, theta_max=64, bias_max=32):
     for kind, name, inp, outp, kw in ir.expected_layout(config):
         cls = ir.LAYER_KINDS[kind]
         rec = dict(name=name, input=inp, output=outp, widths={}, **kw)
-        if kind in ("conv3x3_pixel", "conv3x3_spike", "stream_conv3x3"):
+        inputs = kind in ("conv3x3_pixel", "conv3x3_events")  # uint8 inputs, not spikes
+        if inputs or kind in ("conv3x3_spike", "stream_conv3x3"):
             rec["weight"] = weight(kw["out_channels"], kw["in_channels"], 3, 3)
         elif kind in ("conv1x1", "stream_conv1x1"):
             rec["weight"] = weight(kw["out_channels"], kw["in_channels"])
         if "out_channels" in kw:
-            rec["bias"] = vec(-bias_max * (255 if kind == "conv3x3_pixel" else 1),
+            rec["bias"] = vec(-bias_max * (255 if inputs else 1),
                               bias_max, kw["out_channels"])
             rec["scale"] = np.full(kw["out_channels"], 0.01)
-        if kind in ("conv3x3_pixel", "conv3x3_spike", "conv1x1"):
+        if inputs or kind in ("conv3x3_spike", "conv1x1"):
             # pixel sums are ~255x larger than spike sums; keep thresholds in reach
-            scale = 255 * 9 * config["in_channels"] if kind == "conv3x3_pixel" else 1
+            scale = 255 * 9 * config["in_channels"] if inputs else 1
             rec["theta"] = vec(1, theta_max * scale, kw["out_channels"])
         if kind == "conv3x3_pixel":
             rec["zero_point"] = np.round(255 * np.asarray(config["mean"])).astype(np.uint8)
@@ -95,14 +96,25 @@ def preset_config(name):
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()
            if k in tiny_config()}
     out.setdefault("weight_bits", 8)
+    if cfg["encoding"] != "direct":
+        out["encoding"] = cfg["encoding"]
     return out
 
 
+#: Mean events per pixel, polarity and step of :func:`synthetic_images`' event frames.
+EVENT_RATE = 0.5
+
+
 def synthetic_images(config, images, seed=0):
-    """``images`` uniform random ``uint8 [B, C, H, W]`` inputs of ``config``'s shape (seeded)."""
+    """``images`` random inputs of ``config``'s shape (seeded): uniform ``uint8 [B, C, H, W]``
+    pixels, or for an event model sparse ``[B, T, C, H, W]`` counts (Poisson, mean
+    :data:`EVENT_RATE`)."""
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (images, config["in_channels"], *config["img_size"]),
-                        dtype=np.uint8)
+    shape = (images, config["in_channels"], *config["img_size"])
+    if config.get("encoding", "direct") == "events":
+        shape = (images, int(config["T"]), *shape[1:])
+        return np.minimum(rng.poisson(EVENT_RATE, shape), 255).astype(np.uint8)
+    return rng.integers(0, 256, shape, dtype=np.uint8)
 
 
 #: How far outside the rates it finds a target may be before :func:`synth_model` refuses it (a

@@ -33,7 +33,7 @@ def _read_json(path, what):
 def collect(model_path, *, cosim=None, builds=(), asic=None, images=DEFAULT_IMAGES, lanes=8,
             width=16, data_dir=None):
     """Compute the report's figures; returns a JSON-serializable dict."""
-    from sdtforge.model import load_dataset
+    from sdtforge.model import load_integer_inputs
     from sdtforge.quantize import ir
     from sdtforge.sim import cycles, energy, golden, latency
 
@@ -44,7 +44,7 @@ def collect(model_path, *, cosim=None, builds=(), asic=None, images=DEFAULT_IMAG
         # A `sdtforge synth` model: random weights, its own random inputs, no accuracy.
         test_x, int_accuracy = latency.sample_images(model, images), None
     else:
-        test_x, test_y = load_dataset(dataset, "test", data_dir=data_dir)
+        test_x, test_y = load_integer_inputs(dataset, "test", model.config, data_dir)
         acc = golden.run(model, test_x)
         int_accuracy = float((acc.classes == test_y).mean())
 

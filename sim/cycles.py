@@ -218,7 +218,8 @@ def _pooled_outputs(model):
     """Spike maps read after an OR pool: the recordings are taken at the LIF, before a stage's
     pool, and the next layer reads the pooled map."""
     return frozenset(lay.output for lay in model.layers
-                     if lay.KIND in ("conv3x3_pixel", "conv3x3_spike") and lay.pool)
+                     if lay.KIND in ("conv3x3_pixel", "conv3x3_events", "conv3x3_spike")
+                     and lay.pool)
 
 
 #: The cycle-model pass: one handler per layer kind, ``handler(layer, ctx)`` → ``{name:
@@ -237,13 +238,15 @@ def _pool_cycles(layer, ctx):
     return {layer.name + ".pool": ctx.decode + words * ctx.steps * (2 * wins + 3 * pos)}
 
 
-@CYCLES.register("conv3x3_pixel")
+@CYCLES.register("conv3x3_pixel", "conv3x3_events")
 def _pixel_conv(layer, ctx):
     g = _ceil(layer.out_channels, ctx.lanes)
     hw = layer.height * layer.width
-    # Per position: 8 bit-planes, then the last plane's Horner step (HORNER).
+    # Per position: 8 bit-planes, then the last plane's Horner step (HORNER); an image's at
+    # the first step only, event frames' at every step.
     gather = 8 * (_GATHER + 9 * layer.in_channels) + 1
-    cyc = ctx.decode + g * hw * (gather + ctx.steps * (_LOOP + _OUT + ctx.writeback))
+    gathers = ctx.steps if layer.KIND == "conv3x3_events" else 1
+    cyc = ctx.decode + g * hw * (gathers * gather + ctx.steps * (_LOOP + _OUT + ctx.writeback))
     return {layer.name: cyc, **_pool_cycles(layer, ctx)}
 
 
@@ -363,7 +366,7 @@ def _pool_segment(layer, ctx):
     return [(name, None, c) for name, c in _pool_cycles(layer, ctx).items()]
 
 
-@GROUP_CYCLES.register("conv3x3_pixel")
+@GROUP_CYCLES.register("conv3x3_pixel", "conv3x3_events")
 def _pixel_groups(layer, ctx):
     g = _ceil(layer.out_channels, ctx.lanes)
     per = (_pixel_conv(layer, ctx)[layer.name] - ctx.decode) // g
@@ -442,7 +445,7 @@ def dense_bound(model, lanes):
                 fan *= layer.height * layer.width
             else:
                 fan *= getattr(layer, "tokens", 1) if layer.KIND != "head" else 1
-            total += fan * (1 if layer.KIND == "conv3x3_pixel" else t_steps)
+            total += fan * (1 if layer.KIND == "conv3x3_pixel" else t_steps)  # events: per step
     return total / lanes
 
 

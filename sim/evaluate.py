@@ -72,8 +72,9 @@ def eval_command(args):
         images = sample_images(model, limit or SYNTHETIC_IMAGES)
         labels = np.zeros(len(images), np.int64)
     else:
-        from sdtforge.model import load_dataset  # dataset readers need no torch
-        images, labels = load_dataset(dataset, "test", data_dir=getattr(args, "data_dir", None))
+        from sdtforge.model import load_integer_inputs  # dataset readers need no torch
+        images, labels = load_integer_inputs(dataset, "test", model.config,
+                                             getattr(args, "data_dir", None))
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
     as_json = getattr(args, "json", False)

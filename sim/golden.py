@@ -22,7 +22,7 @@ from sdtforge.registry import Registry
 
 from . import ops
 
-__all__ = ["GoldenResult", "run", "COUNT_KEYS", "MEMORY_KEYS", "GOLDEN_OPS"]
+__all__ = ["GoldenResult", "run", "check_inputs", "COUNT_KEYS", "MEMORY_KEYS", "GOLDEN_OPS"]
 
 #: Memory accesses by the memory they touch (element counts; ``sim/energy.py`` gives each its
 #: bit width and memory size): weights, membrane state, spike maps, the residual stream, input
@@ -103,15 +103,19 @@ def _maps(tok, hw):
     return np.moveaxis(tok, -1, -2).reshape(tok.shape[:-2] + (tok.shape[-1],) + tuple(hw))
 
 
-def _check_images(model, images):
+def check_inputs(model, images):
+    """``images`` as a uint8 array of ``[B, *model.input_shape]``, or a one-line
+    :class:`UserError` (pixels ``[B, C, H, W]``, or event frames ``[B, T, C, H, W]``)."""
     images = np.asarray(images)
-    cfg = model.config
-    want = (cfg["in_channels"], *cfg["img_size"])
-    if images.ndim != 4 or images.shape[1:] != tuple(want):
-        raise UserError(f"images must be uint8 [B, {want[0]}, {want[1]}, {want[2]}] for this "
+    want = model.input_shape
+    events = model.encoding == "events"
+    what = "event frames" if events else "images"
+    if images.ndim != len(want) + 1 or images.shape[1:] != tuple(want):
+        raise UserError(f"{what} must be uint8 [B, {', '.join(map(str, want))}] for this "
                         f"model, not {images.dtype} {list(images.shape)}")
     if images.dtype != np.uint8:
-        raise UserError(f"images must be uint8 pixels, not {images.dtype}")
+        raise UserError(f"{what} must be uint8 {'counts' if events else 'pixels'}, not "
+                        f"{images.dtype} (sdtforge.model.integer_inputs converts them)")
     return images
 
 
@@ -188,6 +192,18 @@ def _pixel_conv(layer, r):
     c["weight_reads"] = c["macs"]
     c["input_reads"] = r.batch * r.images[0].size
     return _spiking_conv3x3(layer, r, np.broadcast_to(acc, (r.steps,) + acc.shape), c)
+
+
+@GOLDEN_OPS.register("conv3x3_events")
+def _event_conv(layer, r):
+    c = _counts()
+    frames = np.moveaxis(r.images, 1, 0)  # [T, B, C, H, W]
+    acc = r.tr(layer, "acc", ops.conv3x3(frames, layer.weight, layer.bias))
+    # Event-driven, as a spike layer: a count of k is k events, each an accumulate per tap in
+    # range and output channel (the paper counts event input as synaptic operations).
+    c["acs"] = layer.out_channels * _box_count(frames)
+    c["input_reads"] = r.images.size
+    return _spiking_conv3x3(layer, r, acc, c)
 
 
 @GOLDEN_OPS.register("conv3x3_spike")
@@ -305,7 +321,8 @@ def run(model, images, spikes=False, trace=None):
     model : IntegerModel
         A validated integer model (e.g. from :func:`sdtforge.quantize.ir.load`).
     images : numpy.ndarray
-        ``uint8 [B, C, H, W]`` raw pixels.
+        ``uint8 [B, C, H, W]`` raw pixels, or for an event model ``uint8 [B, T, C, H, W]``
+        event counts per step (:func:`sim.evaluate.event_counts` saturates them).
     spikes : bool
         Also return every spike tensor (memory grows with ``T·B``).
     trace : callable, optional
@@ -318,7 +335,7 @@ def run(model, images, spikes=False, trace=None):
     -------
     GoldenResult
     """
-    r = _Run(model, _check_images(model, images), spikes, trace)
+    r = _Run(model, check_inputs(model, images), spikes, trace)
     counts = {layer.name: _with_totals(GOLDEN_OPS[layer.KIND](layer, r))
               for layer in model.layers}
     logits = r.logits

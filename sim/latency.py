@@ -36,7 +36,7 @@ def sample_images(model, images=DEFAULT_IMAGES, data_dir=None):
     UserError
         The dataset cannot be read, e.g. a ``cifar10`` model without ``data_dir``.
     """
-    from sdtforge.model import load_dataset
+    from sdtforge.model import load_integer_inputs
 
     synthetic = model.provenance.get("synthetic")
     if synthetic is not None:
@@ -44,7 +44,7 @@ def sample_images(model, images=DEFAULT_IMAGES, data_dir=None):
 
         return synthetic_images(model.config, images, synthetic["seed"])
 
-    x, _ = load_dataset(dataset_of(model), "test", data_dir=data_dir)
+    x, _ = load_integer_inputs(dataset_of(model), "test", model.config, data_dir)
     return x[:images]
 
 

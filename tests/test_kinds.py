@@ -18,15 +18,15 @@ def _passes():
 def test_every_ir_kind_has_a_handler_in_every_pass():
     from sdtforge.quantize import ir
     kinds = set(ir.LAYER_KINDS)
-    assert len(kinds) == 8
+    assert len(kinds) == 9
     for name, registry in _passes().items():
         assert set(registry) == kinds, name
 
 
 def test_every_kind_of_the_config_layout_is_registered():
     from sdtforge.quantize import ir, synthetic
-    layout = ir.expected_layout(synthetic.tiny_config())
-    assert {kind for kind, *_ in layout} == set(ir.LAYER_KINDS)
+    layouts = [ir.expected_layout(synthetic.tiny_config(encoding=e)) for e in ir.ENCODINGS]
+    assert {kind for layout in layouts for kind, *_ in layout} == set(ir.LAYER_KINDS)
 
 
 def test_ir_records_declare_their_dataflow_and_golden_memory():

@@ -66,7 +66,7 @@ def run(args):
     import numpy as np
 
     from sdtforge.errors import UserError
-    from sdtforge.model.data import load_dataset
+    from sdtforge.model.data import load_integer_inputs
     from sdtforge.quantize import ir
     from sdtforge.sim import latency
     from sdtforge.sim.cosim import cosim
@@ -89,7 +89,7 @@ def run(args):
         # A `sdtforge synth` model: its own random inputs, and no labels to score.
         images, labels = latency.sample_images(model, args.images), None
     else:
-        images, labels = load_dataset(dataset, "test", args.data_dir)
+        images, labels = load_integer_inputs(dataset, "test", model.config, args.data_dir)
         if args.images > len(images):
             raise UserError(f"--images {args.images} exceeds the {len(images)} test images")
         images = np.asarray(images[:args.images], np.uint8)

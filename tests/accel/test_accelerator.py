@@ -18,6 +18,10 @@ CASES = {
     "6x5-c2-pool-p4w8": (tiny_config(img_size=[6, 5], embed_dims=16, T=3, num_classes=4,
                                      pooling_stat="1001", in_channels=2, mean=[0.3, 0.5],
                                      std=[0.4, 0.2]), 4, 8),
+    # Event frames: the pixel datapath gathers each step's own frame.
+    "6x5-events-c2-pool-p4w8": (tiny_config(img_size=[6, 5], embed_dims=16, T=3, num_classes=4,
+                                            pooling_stat="1001", in_channels=2, mean=[0, 0],
+                                            std=[1, 1], encoding="events"), 4, 8),
 }
 
 
@@ -34,7 +38,8 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
         hw = dataclasses.replace(compiled.config, **widen)
         compiled = compile_model(model, hw)
     rng = np.random.default_rng(seed)
-    shape = (images, config["in_channels"], *config["img_size"])
+    frames = (config["T"],) if config.get("encoding") == "events" else ()
+    shape = (images, *frames, config["in_channels"], *config["img_size"])
     pixels = rng.integers(0, 256, shape).astype(np.uint8)
     ref = golden.run(model, pixels, spikes=True)
     got = run_accelerator(compiled, pixels, stall=stall, external_weights=external_weights,

@@ -89,7 +89,7 @@ def test_event_config_validation(bad, match):
         _events_config(**bad)
 
 
-def test_the_integer_flow_refuses_event_models(tmp_path):
+def test_the_integer_flow_refuses_dvs_mode_and_takes_plain_event_models(tmp_path):
     from sdtforge.model import save_checkpoint
     from sdtforge.quantize.quantizer import quantize_checkpoint
     from sdtforge.quantize.synthetic import preset_config
@@ -97,11 +97,16 @@ def test_the_integer_flow_refuses_event_models(tmp_path):
     model = SpikeDrivenTransformer(_events_config()).eval()
     path = save_checkpoint(tmp_path / "dvs.pt", model, preset=None, dataset="cifar10-dvs",
                            seed=0, train_settings={}, metrics={})
-    with pytest.raises(UserError, match="event input and DVS-mode attention pools") as e:
+    with pytest.raises(UserError, match="does not take DVS-mode attention pools") as e:
         quantize_checkpoint(path)
     assert "\n" not in str(e.value)
-    with pytest.raises(UserError, match="does not take event input"):
-        preset_config("dvs-gesture")
+    with pytest.raises(UserError, match="does not take DVS-mode attention pools"):
+        preset_config("cifar10-dvs")
+    assert preset_config("dvs-gesture")["encoding"] == "events"
+    plain = SpikeDrivenTransformer(_events_config(dvs=False)).eval()
+    path = save_checkpoint(tmp_path / "events.pt", plain, preset=None, dataset="dvs-gesture",
+                           seed=0, train_settings={}, metrics={})
+    assert quantize_checkpoint(path).layers[0].KIND == "conv3x3_events"
 
 
 # --- framing events ---------------------------------------------------------------------------

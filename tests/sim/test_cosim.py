@@ -87,6 +87,42 @@ def test_random_models_verilator(seed, tmp_path):
     _run(config, lanes, width, seed, "verilator", 3, tmp_path / f"random-{seed}")
 
 
+def _event_model():
+    """A small event-camera model quantized from float weights of the reference's shapes:
+    2-polarity 8×8 event frames, T = 3."""
+    from _events import event_frames, float_event_model
+
+    from sdtforge.model import SDTConfig
+    from sdtforge.quantize.quantizer import quantize_model
+
+    config = SDTConfig(in_channels=2, img_size=(8, 8), embed_dims=16, depths=1, T=3,
+                       pooling_stat="0011", num_classes=4, mean=(0.0, 0.0), std=(1.0, 1.0),
+                       num_heads=2, encoding="events")
+    return quantize_model(float_event_model(config)), event_frames(config, batch=3)
+
+
+@needs_icarus
+def test_an_event_model_is_bit_exact_with_every_spike_map_icarus(tmp_path):
+    """Event frames through the RTL (each step's frame received and gathered): the logits,
+    the cycle count and every spike map as each layer ends equal the golden model's."""
+    model, frames = _event_model()
+    result = cosim(model, frames[:1], sim="icarus", out=tmp_path, lanes=4, width=8, seed=5,
+                   dump_spikes=True)
+    assert result.bit_exact == 1
+    assert result.images[0].cycles == result.images[0].predicted
+    (line,) = result.layer_report
+    assert line.endswith("spike maps match the golden model"), line
+
+
+@needs_verilator
+@pytest.mark.slow
+def test_an_event_model_is_bit_exact_verilator(tmp_path):
+    model, frames = _event_model()
+    result = cosim(model, frames, sim="verilator", out=tmp_path, lanes=8, width=16, seed=6)
+    assert result.bit_exact == len(frames), [r.differing() for r in result.images]
+    assert all(r.cycles == r.predicted for r in result.images)
+
+
 @pytest.fixture(scope="module")
 def digits_tiny(tmp_path_factory):
     from sdtforge.quantize import ir
