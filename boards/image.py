@@ -11,10 +11,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from sdtforge.errors import UserError
 from sdtforge.hdl.accel_isa import RECORD_HEADER_BYTES
 from sdtforge.hdl.compile import MEMORIES, image_order, load_stream_bytes
 
-from .protocol import DIGEST_BYTES, MODEL_ID_BYTES, sum16
+from .protocol import DIGEST_BYTES, MAX_PAYLOAD, MODEL_ID_BYTES, sum16
 
 __all__ = ["ModelImage", "model_image", "config_digest", "max_load_bytes"]
 
@@ -23,12 +24,13 @@ def config_digest(config):
     """``DIGEST_BYTES`` naming an :class:`~sdtforge.hdl.compile.AccelConfig`.
 
     The first bytes of the SHA-256 of its JSON, less ``external_weights`` (where the weights
-    live does not change what a model compiles to) and less a ``weight_tile_rows`` or
-    ``weight_window`` of 0 (the configurations made before they existed keep their digest).
+    live does not change what a model compiles to) and less a ``weight_tile_rows``,
+    ``weight_window`` or ``event_frames`` of 0 (the configurations made before they existed
+    keep their digest).
     """
     fields = dataclasses.asdict(config)
     fields.pop("external_weights")
-    for name in ("weight_tile_rows", "weight_window"):
+    for name in ("weight_tile_rows", "weight_window", "event_frames"):
         if not fields[name]:
             fields.pop(name)
     text = json.dumps(fields, sort_keys=True)
@@ -79,10 +81,15 @@ class ModelImage:
 
 def model_image(compiled):
     """The :class:`ModelImage` of a :class:`~sdtforge.hdl.compile.Compiled` model."""
-    load = load_stream_bytes(compiled)
     layout = compiled.pixel_layout
+    image_bytes = layout["frames"] * layout["height"] * layout["width"] * layout["channels"]
+    if image_bytes > MAX_PAYLOAD:
+        raise UserError(f"the model's input is {image_bytes} bytes per sample "
+                        f"({layout['frames']} frame(s) of {layout['channels']}×"
+                        f"{layout['height']}×{layout['width']}); one board-link frame carries "
+                        f"at most {MAX_PAYLOAD}")
+    load = load_stream_bytes(compiled)
     return ModelImage(load=load, model_id=hashlib.sha256(load).digest()[:MODEL_ID_BYTES],
-                      image_bytes=layout["frames"] * layout["height"] * layout["width"]
-                      * layout["channels"],
+                      image_bytes=image_bytes,
                       num_classes=compiled.num_classes,
                       config_digest=config_digest(compiled.config))

@@ -33,7 +33,10 @@ from amaranth.lib import enum
 __all__ = ["SYNC", "Command", "Reply", "ErrorCode", "TRANSIENT_ERRORS", "crc8", "sum16",
            "encode_frame", "FrameError", "decode_frame", "MODEL_ID_BYTES", "DIGEST_BYTES",
            "INFO_BYTES", "ACK_BYTES", "ERROR_BYTES", "LOAD_END_BYTES",
-           "MAX_SKIP"]
+           "MAX_SKIP", "MAX_PAYLOAD"]
+
+#: The most bytes one frame carries (its length field is 16 bits).
+MAX_PAYLOAD = 0xFFFF
 
 SYNC = 0xA5
 #: Bytes of a model id: the start of the SHA-256 of its load stream (32 bits tell the models
@@ -105,8 +108,9 @@ def sum16(data):
 def encode_frame(command, payload=b""):
     """Return the bytes of one frame carrying ``payload`` (at most 65535 bytes)."""
     payload = bytes(payload)
-    if len(payload) > 0xFFFF:
-        raise ValueError(f"frame payload of {len(payload)} bytes is over the 65535-byte limit")
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"frame payload of {len(payload)} bytes is over the {MAX_PAYLOAD}-byte "
+                         f"limit")
     body = bytes([int(getattr(command, "value", command))]) + len(payload).to_bytes(2, "little")
     body += payload
     return bytes([SYNC]) + body + bytes([crc8(body)])

@@ -50,7 +50,8 @@ def layout_shift(n):
 def pixel_layout(channels, height, width, frames=1):
     """Where the input lies in the pixel memory: byte ``(t, y, x, c)`` at
     ``t << sht | y << shy | x << shx | c``, then one zero-point row per channel at
-    ``pad_base``. ``frames`` is 1 for an image, ``T`` for event frames.
+    ``pad_base`` (right after the last frame; the engine adds the channel to it). ``frames``
+    is 1 for an image, ``T`` for event frames.
 
     Returns a dict: ``height``, ``width``, ``channels``, ``frames``, ``shx``, ``shy``,
     ``sht``, ``pad_base``.
@@ -59,7 +60,7 @@ def pixel_layout(channels, height, width, frames=1):
     shy = shx + layout_shift(width)
     sht = shy + layout_shift(height)
     return {"height": height, "width": width, "channels": channels, "frames": frames,
-            "shx": shx, "shy": shy, "sht": sht, "pad_base": pow2_at_least(frames) << sht}
+            "shx": shx, "shy": shy, "sht": sht, "pad_base": frames << sht}
 
 
 def counter_bits(n):

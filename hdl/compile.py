@@ -77,7 +77,8 @@ class Compiled:
     names : list of str
         The IR layer each operation comes from.
     pixel_layout : dict
-        ``height``, ``width``, ``channels``, ``shx``, ``shy``, ``pad_base``.
+        :func:`~.accel_config.pixel_layout`: ``height``, ``width``, ``channels``, ``frames``
+        (``T`` for event frames, else 1), ``shx``, ``shy``, ``sht``, ``pad_base``.
     num_classes : int
     """
 

@@ -12,9 +12,10 @@ reproducible and resumes exactly.
 RandAugment, as timm's ``rand-m9-n1-mstd0.4-inc1`` defines it: per image one operation, chosen
 uniformly from the 15 "increasing" ones below, applied with probability 0.5 at a magnitude
 drawn from N(9, 0.4²) clipped to [0, 10] (of 10). Geometric operations fill with the dataset's
-mean colour. Differences to timm, all below one pixel level: resampling is bilinear only (timm
-picks bilinear or bicubic at random), and mixup rounds the mixed image to uint8 pixels (the
-model's input contract) where timm mixes normalized floats.
+mean colour. Differences to timm: resampling is bilinear (the reference's config asks timm
+for bicubic; against PIL's bilinear the geometric operations differ by about one level on
+average, more only along the filled border), and mixup rounds the mixed image to uint8 pixels
+(the model's input contract).
 """
 
 import math
@@ -50,9 +51,10 @@ def _gray(img):
 
 
 def _blend(degenerate, img, factor):
-    """PIL ``ImageEnhance``: ``degenerate + factor·(img - degenerate)``, clipped to pixels."""
+    """PIL ``ImageEnhance``: ``degenerate + factor·(img - degenerate)``, truncated and clipped
+    to pixels as PIL's ``Image.blend`` does."""
     out = degenerate + factor * (img.float() - degenerate)
-    return out.round().clamp(0, 255).to(torch.uint8)
+    return torch.trunc(out).clamp(0, 255).to(torch.uint8)
 
 
 def _affine(img, matrix, fill):
@@ -84,8 +86,9 @@ def _rotate(img, m, gen, fill):
 def _shear(axis):
     def op(img, m, gen, fill):
         s = _signed(m / 10 * 0.3, gen)
-        return _affine(img, ((1, s, 0), (0, 1, 0)) if axis == "x" else ((1, 0, 0), (s, 1, 0)),
-                       fill)
+        # PIL's affine matrix is in pixel-edge coordinates: about centres it gains s/2.
+        return _affine(img, ((1, s, s / 2), (0, 1, 0)) if axis == "x"
+                       else ((1, 0, 0), (s, 1, s / 2)), fill)
     return op
 
 

@@ -59,17 +59,20 @@ def fake_quant_params(model, rules, p=None):
     straight through the rounding.
     """
     p = plan(model, rules) if p is None else p
+    # An image model's first conv sees normalized pixels (folded as the plan folds them);
+    # an event model's takes counts as they are.
+    direct = model.config.encoding == "direct"
     std = torch.tensor(model.config.std, dtype=torch.float32).view(1, -1, 1, 1)
     names = {mod: name for name, mod in model.named_modules()}
     params = {}
     for name, conv, bn in conv_bn_pairs(model):
         g = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).view(-1, 1, 1, 1)
         w = conv.weight * g
-        if name == "sps.conv0":
+        if name == "sps.conv0" and direct:
             w = w / (255.0 * std)
         s = _col(p["scale"][name], 4)
         wq = _ste(w, torch.round(w / s).clamp(-rules.qmax, rules.qmax) * s)
-        if name == "sps.conv0":
+        if name == "sps.conv0" and direct:
             wq = wq * (255.0 * std)
         safe_g = torch.where(g.abs() < 1e-12, torch.full_like(g, 1e-12), g)
         params[names[conv] + ".weight"] = wq / safe_g
@@ -159,6 +162,7 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
     augmentation (if any); BN statistics are frozen; the learning rate is cosine-annealed to 0.
     """
     from sdtforge.model import load_dataset
+    from sdtforge.model.data import integer_inputs
     from sdtforge.model.training import _random_shift, set_threads
     # small models only contend for a shared machine's cores with more than one thread
     set_threads(None, sum(t.numel() for t in model.parameters()))
@@ -166,7 +170,10 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
     dataset = ckpt.get("dataset")
     if not isinstance(dataset, str):
         raise UserError("the checkpoint names no dataset; QAT needs its training split")
-    images, labels = load_dataset(dataset, "train", data_dir=data_dir)
+    cfg = model.config
+    images, labels = load_dataset(dataset, "train", data_dir=data_dir,
+                                  time_steps=cfg.T if cfg.encoding == "events" else None)
+    images = integer_inputs(images)  # what the integer model will be given
     shift = int((ckpt.get("train_settings") or {}).get("shift", 0) or 0)
     model = copy.deepcopy(model).eval()  # eval: BN uses (and keeps) running statistics
     gen = torch.Generator().manual_seed(seed)

@@ -322,7 +322,7 @@ def run(model, images, spikes=False, trace=None):
         A validated integer model (e.g. from :func:`sdtforge.quantize.ir.load`).
     images : numpy.ndarray
         ``uint8 [B, C, H, W]`` raw pixels, or for an event model ``uint8 [B, T, C, H, W]``
-        event counts per step (:func:`sim.evaluate.event_counts` saturates them).
+        event counts per step (:func:`sdtforge.model.integer_inputs` saturates them).
     spikes : bool
         Also return every spike tensor (memory grows with ``T·B``).
     trace : callable, optional

@@ -21,7 +21,8 @@ def add_arguments(p):
     from sdtforge.boards.targets import BOARDS
 
     p.add_argument("images", nargs="*", type=Path,
-                   help="image files: .npy uint8 arrays ([H, W] or [C, H, W]) or .png")
+                   help="image files: .npy uint8 arrays ([H, W] or [C, H, W]; an event "
+                        "model's [T, C, H, W] frames) or .png")
     p.add_argument("--board", choices=sorted(BOARDS), required=True,
                    help="the board (sets the lanes the model is compiled for)")
     p.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
@@ -85,9 +86,9 @@ def read_image(path):
         raise UserError(f"cannot read image {path}: {exc}") from None
     if a.dtype.kind not in "buif":
         raise UserError(f"{path}: pixels must be numbers, not {a.dtype}")
-    if a.ndim not in (2, 3) or a.size == 0:
-        raise UserError(f"{path}: an image is an [H, W] or [C, H, W] array, not shape "
-                        f"{list(a.shape)}")
+    if a.ndim not in (2, 3, 4) or a.size == 0:
+        raise UserError(f"{path}: an image is an [H, W] or [C, H, W] array (an event model's "
+                        f"input [T, C, H, W] frames), not shape {list(a.shape)}")
     if not (np.isfinite(a).all() and (a == np.round(a)).all() and a.min() >= 0
             and a.max() <= 255):
         raise UserError(f"{path}: pixel values must be whole numbers 0..255")
@@ -99,6 +100,7 @@ def run(args):
     from sdtforge.boards.image import model_image
     from sdtforge.boards.targets import get_board, plan_board
     from sdtforge.errors import UserError
+    from sdtforge.hdl.compile import image_order
     from sdtforge.quantize import ir
 
     board = get_board(args.board)
@@ -149,11 +151,11 @@ def run(args):
             raise UserError("the board holds no model; pass --model MODEL.sfm")
         results = []
         for name, a in images:
-            pixels = a.reshape(-1) if a.ndim == 2 else a.transpose(1, 2, 0).reshape(-1)
+            pixels = image_order(a)
             if len(pixels) != info.image_bytes:
                 raise UserError(f"{name}: {len(pixels)} pixels, but the board's model takes "
                                 f"{info.image_bytes}")
-            r = client.classify(bytes(pixels), info.num_classes)
+            r = client.classify(pixels, info.num_classes)
             results.append({"image": name, "class": r.label, "logits": list(r.logits),
                             "cycles": r.cycles})
     if args.json:

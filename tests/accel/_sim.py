@@ -69,7 +69,8 @@ def _dram_port(port, latency):
 
 def run_accelerator(compiled, images, stall=None, external_weights=False, late=None,
                     dram_latency=None, prefetch_window=None):
-    """Load ``compiled``, classify ``images`` (uint8 ``[B, C, H, W]``).
+    """Load ``compiled``, classify ``images`` (uint8 ``[B, C, H, W]``; event frames
+    ``[B, T, C, H, W]``).
 
     Returns a list of ``(logits, class, cycles)``. ``stall(i)`` → True makes the testbench
     withhold ``valid``/``ready`` on beat ``i`` (random back-pressure on both sides). With

@@ -535,3 +535,28 @@ def test_ecp5_build_tries_other_netlists_after_the_abc9_fault(monkeypatch, tmp_p
         with pytest.raises(UserError, match=r"^the ulx3s-85f build failed \(sh\): "):
             build.build_bitstream(board, None, tmp_path, f_sync=46.875e6)
         assert len(platform.opts) == (1 if "fit" in message else 3)
+
+
+def test_the_config_digest_of_older_configurations_is_kept():
+    """A field added to ``AccelConfig`` at its default leaves the digest a built board reports
+    unchanged (``sdtforge run`` compares them), so boards built before it keep working."""
+    from sdtforge.boards.image import config_digest
+    from sdtforge.hdl.accel_config import AccelConfig
+
+    base = AccelConfig()
+    assert config_digest(base).hex() == "b5ac141e"  # the digest before event_frames existed
+    for changed in (dict(weight_tile_rows=4, weight_window=4), dict(event_frames=1)):
+        assert config_digest(dataclasses.replace(base, **changed)) != config_digest(base)
+
+
+def test_an_input_larger_than_a_link_frame_is_refused_in_one_line():
+    from sdtforge.boards.image import model_image
+    from sdtforge.quantize.synthetic import random_model, tiny_config
+
+    config = tiny_config(img_size=[128, 128], in_channels=2, mean=[0, 0], std=[1, 1], T=4,
+                         embed_dims=8, pooling_stat="1111", encoding="events")
+    compiled = compile_model(random_model(config, seed=0), lanes=8, width=16)
+    with pytest.raises(UserError, match=r"input is 131072 bytes per sample \(4 frame\(s\) of "
+                                        r"2×128×128\); one board-link frame carries at most "
+                                        r"65535$"):
+        model_image(compiled)

@@ -140,7 +140,8 @@ def test_the_cli_quantizes_and_evaluates_an_event_checkpoint_on_dvs_gesture_file
     ckpt = save_checkpoint(tmp_path / "g.pt", float_event_model(config), preset=None,
                            dataset="dvs-gesture", seed=0, train_settings={}, metrics={})
     sfm = tmp_path / "g.sfm"
-    assert main(["quantize", str(ckpt), "--out", str(sfm), "--data-dir", str(tmp_path)]) == 0
+    assert main(["quantize", str(ckpt), "--out", str(sfm), "--data-dir", str(tmp_path),
+                 "--qat-epochs", "1"]) == 0
     assert "test images      2" in capsys.readouterr().out
     assert ir.load(sfm).layers[0].KIND == "conv3x3_events"
     assert main(["eval", str(sfm), "--data-dir", str(tmp_path), "--json"]) == 0
@@ -166,3 +167,18 @@ def test_hardware_built_for_images_refuses_an_event_model_and_builds_no_frame_lo
 
     assert "recv_frame" not in generate_verilog(images)
     assert "recv_frame" in generate_verilog(compile_model(events, lanes=8, width=16).config)
+
+
+def test_the_qat_forward_of_an_event_model_equals_the_golden_model(quantized):
+    """QAT's integer-equivalent forward folds no normalization into an event model's first
+    conv, as the quantizer does: every spike equals the golden model's."""
+    from sdtforge.quantize.qat import integer_forward
+
+    model, q = quantized
+    x = event_frames(batch=4, seed=2)
+    with torch.no_grad():
+        _, spikes = integer_forward(model, torch.as_tensor(x), 8, return_spikes=True)
+    res = golden.run(q, x, spikes=True)
+    assert res.spikes["sps.lif0"].any()
+    for name, s in spikes.items():
+        assert np.array_equal(s.numpy().astype(np.uint8), res.spikes[name]), name
