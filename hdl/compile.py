@@ -232,8 +232,7 @@ def plan_memories(model, cfg, rows=True):
                     assert r1 <= w0 or w1 <= r0, f"maps {r!r} and {w!r} overlap"
     c = int(model.config["in_channels"])
     h, w = (int(v) for v in model.config["img_size"])
-    frames = int(model.config["T"]) if model.encoding == "events" else 1
-    pixels = pixel_layout(c, h, w, frames)
+    pixels = pixel_layout(c, h, w, ir.input_frames(model.config))
     pad_base = pixels["pad_base"]
     # The pixel memory's zero-point rows belong to the first (pixel) layer.
     zp = [pack_memory_row(cfg, "pixels", [v], layer=model.layers[0].name)

@@ -92,9 +92,12 @@ def integer_inputs(images):
 
 def load_integer_inputs(name, split, config, data_dir=None):
     """One split of dataset ``name`` as the integer model of ``config`` (an IR config dict)
-    takes it: :func:`load_dataset` framed to its ``T`` for an event model, then
-    :func:`integer_inputs`. Returns ``(inputs, labels)``."""
-    time_steps = int(config["T"]) if config.get("encoding", "direct") == "events" else None
+    takes it (an :class:`~sdtforge.model.SDTConfig` as a dict will do): :func:`load_dataset`
+    framed to its ``T`` for an event model, then :func:`integer_inputs`. Returns ``(inputs,
+    labels)``."""
+    from sdtforge.quantize.ir import config_encoding  # NumPy only
+
+    time_steps = int(config["T"]) if config_encoding(config) == "events" else None
     images, labels = load_dataset(name, split, data_dir, time_steps=time_steps)
     return integer_inputs(images), labels
 

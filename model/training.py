@@ -195,7 +195,6 @@ class _Dist:
         return t.tolist()
 
 
-
 def _autocast(settings, device):
     """The forward pass's autocast context and the gradient scaler of ``settings.precision``.
 
@@ -341,14 +340,13 @@ def _fit(model, x_train, y_train, settings, *, seed, preset="", progress=False, 
                 xb = paper_images(xb, gen, model.config.mean)
             if epoch < mixup_epochs:
                 xb, target = mixup(xb, yb, gen, model.config.num_classes,
-                                           settings.label_smoothing)
+                                   settings.label_smoothing)
             xb, yb = xb.to(device), yb.to(device)
             with autocast:
                 logits = net(xb)
-                if target is None:
-                    loss = loss_fn(logits.float(), yb)
-                else:  # mixup's soft targets (label smoothing is in them)
-                    loss = -(target.to(device) * logits.float().log_softmax(1)).sum(1).mean()
+                # mixup's soft targets hold the label smoothing already
+                loss = (loss_fn(logits.float(), yb) if target is None
+                        else nn.functional.cross_entropy(logits.float(), target.to(device)))
             # The mean over the batches of one step (the epoch's last step may have fewer).
             group = min(settings.accumulate, batches - b // settings.accumulate
                         * settings.accumulate)

@@ -558,6 +558,17 @@ class Head(Layer):
 #: ``config["encoding"]``: a uint8 image per sample, or uint8 event frames per step.
 ENCODINGS = ("direct", "events")
 
+
+def config_encoding(config):
+    """The encoding of an IR config dict (``"direct"`` where it names none, as files written
+    before event input do)."""
+    return config.get("encoding", "direct")
+
+
+def input_frames(config):
+    """Frames of one sample's input: ``T`` event frames, or one image."""
+    return int(config["T"]) if config_encoding(config) == "events" else 1
+
 _CONFIG_FIELDS = {
     "in_channels": int, "img_size": list, "embed_dims": int, "num_heads": int, "mlp_ratio": int,
     "depths": int, "T": int, "pooling_stat": str, "num_classes": int, "mean": list, "std": list,
@@ -612,7 +623,7 @@ class IntegerModel:
     def encoding(self):
         """``"direct"`` (one uint8 image ``[C, H, W]`` per sample) or ``"events"`` (uint8
         event frames ``[T, C, H, W]``)."""
-        return self.config.get("encoding", "direct")
+        return config_encoding(self.config)
 
     @property
     def input_shape(self):
@@ -668,7 +679,7 @@ def expected_layout(config):
     for i in range(3):
         h, w = geo["stages"][i]
         kind = "conv3x3_spike" if i else (
-            "conv3x3_events" if config.get("encoding", "direct") == "events" else "conv3x3_pixel")
+            "conv3x3_events" if config_encoding(config) == "events" else "conv3x3_pixel")
         out.append((kind, f"sps.conv{i}", prev, f"sps.lif{i}",
                     dict(in_channels=cin, out_channels=dims[i], height=h, width=w, pool=pool[i])))
         cin, prev = dims[i], f"sps.lif{i}"
@@ -802,8 +813,7 @@ def golden_memory_bytes(config, layout=None):
     for kind, _, _, _, kw in layout:
         k, w = LAYER_KINDS[kind].golden_bytes(kw, geo)
         kept, work = kept + k, max(work, w)
-    frames = int(config["T"]) if config.get("encoding", "direct") == "events" else 1
-    return (array_bytes(config, layout) + frames * math.prod(geo.pixels) + kept
+    return (array_bytes(config, layout) + input_frames(config) * math.prod(geo.pixels) + kept
             + geo.stream_bytes + work)
 
 
@@ -1182,7 +1192,7 @@ def _parse(ck, ar):
     if not 1 <= len(recs) <= _MAX_LAYERS:
         ck.fail("layers", f"holds {len(recs)} layers; a model has 1..{_MAX_LAYERS}")
     layout = [_read_record(ck, i, rec) for i, rec in enumerate(recs)]
-    _check_flow(ck, Geometry.of(config), layout, config.get("encoding", "direct"))
+    _check_flow(ck, Geometry.of(config), layout, config_encoding(config))
     _check_resources(ck, config, layout)
     refs = {}  # entry name -> (where, dtype, shape, kw dict, field)
 
@@ -1351,7 +1361,7 @@ def _check_config(ck, config):
     if min(config["std"]) <= 0:
         ck.fail("config.std", "must be positive")
     # Optional (files written before event input have none): "direct" or "events".
-    if config.get("encoding", "direct") not in ENCODINGS:
+    if config_encoding(config) not in ENCODINGS:
         ck.fail("config.encoding", f"must be one of {', '.join(ENCODINGS)}")
     return config
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 
 import numpy as np
 import torch
@@ -161,8 +162,7 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
     The training split of the checkpoint's dataset is used with the checkpoint's random-shift
     augmentation (if any); BN statistics are frozen; the learning rate is cosine-annealed to 0.
     """
-    from sdtforge.model import load_dataset
-    from sdtforge.model.data import integer_inputs
+    from sdtforge.model import load_integer_inputs
     from sdtforge.model.training import _random_shift, set_threads
     # small models only contend for a shared machine's cores with more than one thread
     set_threads(None, sum(t.numel() for t in model.parameters()))
@@ -170,10 +170,9 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
     dataset = ckpt.get("dataset")
     if not isinstance(dataset, str):
         raise UserError("the checkpoint names no dataset; QAT needs its training split")
-    cfg = model.config
-    images, labels = load_dataset(dataset, "train", data_dir=data_dir,
-                                  time_steps=cfg.T if cfg.encoding == "events" else None)
-    images = integer_inputs(images)  # what the integer model will be given
+    # The training split as the integer model will be given it (event frames framed, saturated).
+    images, labels = load_integer_inputs(dataset, "train", dataclasses.asdict(model.config),
+                                         data_dir)
     shift = int((ckpt.get("train_settings") or {}).get("shift", 0) or 0)
     model = copy.deepcopy(model).eval()  # eval: BN uses (and keeps) running statistics
     gen = torch.Generator().manual_seed(seed)

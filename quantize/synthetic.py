@@ -111,7 +111,7 @@ def synthetic_images(config, images, seed=0):
     :data:`EVENT_RATE`)."""
     rng = np.random.default_rng(seed)
     shape = (images, config["in_channels"], *config["img_size"])
-    if config.get("encoding", "direct") == "events":
+    if ir.config_encoding(config) == "events":
         shape = (images, int(config["T"]), *shape[1:])
         return np.minimum(rng.poisson(EVENT_RATE, shape), 255).astype(np.uint8)
     return rng.integers(0, 256, shape, dtype=np.uint8)

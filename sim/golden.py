@@ -22,7 +22,7 @@ from sdtforge.registry import Registry
 
 from . import ops
 
-__all__ = ["GoldenResult", "run", "check_inputs", "COUNT_KEYS", "MEMORY_KEYS", "GOLDEN_OPS"]
+__all__ = ["GoldenResult", "run", "COUNT_KEYS", "MEMORY_KEYS", "GOLDEN_OPS"]
 
 #: Memory accesses by the memory they touch (element counts; ``sim/energy.py`` gives each its
 #: bit width and memory size): weights, membrane state, spike maps, the residual stream, input
@@ -103,7 +103,7 @@ def _maps(tok, hw):
     return np.moveaxis(tok, -1, -2).reshape(tok.shape[:-2] + (tok.shape[-1],) + tuple(hw))
 
 
-def check_inputs(model, images):
+def _check_inputs(model, images):
     """``images`` as a uint8 array of ``[B, *model.input_shape]``, or a one-line
     :class:`UserError` (pixels ``[B, C, H, W]``, or event frames ``[B, T, C, H, W]``)."""
     images = np.asarray(images)
@@ -335,7 +335,7 @@ def run(model, images, spikes=False, trace=None):
     -------
     GoldenResult
     """
-    r = _Run(model, check_inputs(model, images), spikes, trace)
+    r = _Run(model, _check_inputs(model, images), spikes, trace)
     counts = {layer.name: _with_totals(GOLDEN_OPS[layer.KIND](layer, r))
               for layer in model.layers}
     logits = r.logits
