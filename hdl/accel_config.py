@@ -74,7 +74,8 @@ def ceil_div(a, b):
 
 
 #: The configuration fields for which 0 is a value (no shift, no prefetch, the default window).
-_MAY_BE_ZERO = ("sdsa_shift", "weight_tile_rows", "weight_window", "event_frames")
+_MAY_BE_ZERO = ("sdsa_shift", "weight_tile_rows", "weight_window", "event_frames",
+                "dvs_head_channels")
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,11 @@ class AccelConfig:
         1: the pixel layer can take an event model's input, a frame per step (``PIXEL`` with
         ``per_step``: a frame counter while receiving, the frame's pixel-memory address); 0:
         images only, and none of that logic is built.
+    dvs_head_channels : int
+        Channels per attention head of a DVS-mode model (the reference's ``dvs_mode``): the
+        SDSA stage's erosions over (token, channel within a head) and ``POOL_OR``'s stride 1
+        are built for heads of this size (a divisor or a multiple of ``width``); 0: none of
+        that logic is built.
     weight_window : int
         The prefetch's window in rows (a power of two holding at least one tile,
         :func:`~.weight_tiles.single_window`); 0: the double buffer
@@ -165,6 +171,7 @@ class AccelConfig:
     weight_tile_rows: int = 0
     weight_window: int = 0
     event_frames: int = 0
+    dvs_head_channels: int = 0
 
     def __post_init__(self):
         # A wrong type is a programming error (TypeError; ``from_json`` turns it into a
@@ -192,6 +199,11 @@ class AccelConfig:
         if self.logit_bits > RESULT_WORD_BITS:
             raise UserError(f"logit_bits ({self.logit_bits!r}) must be at most "
                             f"{RESULT_WORD_BITS}, the result stream's word")
+        hd = self.dvs_head_channels
+        if hd and hd % self.width and self.width % hd:
+            raise UserError(f"DVS attention heads of {hd} channels need a word width that "
+                            f"divides it or that it divides, not {self.width}; build with "
+                            f"another --width")
         if self.sdsa_channels % self.width:
             raise UserError(f"sdsa_channels ({self.sdsa_channels!r}) must be a multiple of the "
                             f"word width ({self.width!r})")

@@ -54,9 +54,10 @@ class Op(enum.Enum, shape=3):
     PIXEL = 2
     #: LIF over the residual stream: ``spikes = LIF(X)``
     STREAM_LIF = 3
-    #: spike-driven self-attention: ``out = Q ∧ LIF(Σ_n K∧V << shift)``
+    #: spike-driven self-attention: ``out = Q ∧ LIF(Σ_n K∧V << shift)`` (``erode``: the DVS
+    #: mode's erosions of ``K∧V`` and ``Q∧mask`` over (token, channel within a head))
     SDSA = 4
-    #: spike OR pool 3×3, stride 2, pad 1
+    #: spike OR pool 3×3, stride 2, pad 1 (``stride1``: stride 1, a DVS model's erosion)
     POOL_OR = 5
     #: ``spikes = LIF(Σ_tokens X)`` (classifier head input)
     HEAD_SUM = 6
@@ -181,9 +182,9 @@ OP_VIEWS = {
     Op.SDSA: {"steps": "steps", "cin": "cin", "words": "words", "tokens_h": "in_h",
               "tokens_w": "in_w", "q_base": "in_base", "in_shx": "in_shx", "in_shy": "in_shy",
               "in_sht": "in_sht", "k_base": "sdsa.k_base", "v_base": "sdsa.v_base",
-              "theta": "sdsa.theta", **_OUT},
+              "theta": "sdsa.theta", "erode": "pool", **_OUT},
     Op.POOL_OR: {"steps": "steps", "words": "groups", "pos_h": "out_h", "pos_w": "out_w",
-                 "in_h": "in_h", "in_w": "in_w", **_IN, **_OUT},
+                 "in_h": "in_h", "in_w": "in_w", "stride1": "k3", **_IN, **_OUT},
     Op.HEAD_SUM: {"mode": "mode", **_LOOP, "tokens_h": "in_h", "tokens_w": "in_w", **_IN,
                   **_OUT, "prow": "param.prow"},
 }

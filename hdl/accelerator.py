@@ -160,7 +160,7 @@ class Accelerator(wiring.Component):
                                        bias_depth=cfg.biases_depth)
         m.submodules.wb = wrb = RowWriteBack(cfg)
         m.submodules.sdsa = sdsa = SDSASequencer(cfg)
-        m.submodules.pool = pool = SpikePoolStage(w, cb)
+        m.submodules.pool = pool = SpikePoolStage(w, cb, stride1=bool(cfg.dvs_head_channels))
 
         # -- memories ------------------------------------------------------------------------
         # Rows in the lane layouts the compiler packs them with (AccelConfig.lane_layout);
@@ -281,9 +281,12 @@ class Accelerator(wiring.Component):
         rd = fetch.read
 
         # -- SDSA stage ------------------------------------------------------------------------
+        dvs = ("erode",) if cfg.dvs_head_channels else ()     # a DVS model's erosions
         _drive(m, sdsa.layer, lastmask=ctrl.lastmask,
                **{k: sd[k] for k in ("steps", "words", "tokens_h", "tokens_w", "q_base",
-                                     "k_base", "v_base", "theta")})
+                                     "k_base", "v_base", "theta", *dvs)})
+        if dvs:
+            m.d.comb += pool.stride1.eq(d.pool_or.stride1)
         m.d.comb += sdsa.data.eq(spk_r.data)
 
         # -- default port drives -------------------------------------------------------------
@@ -330,8 +333,10 @@ class Accelerator(wiring.Component):
         # -- write-back stage --------------------------------------------------------------------
         # STREAM_LIF feeds the LIF straight from the stream read port (one row per cycle); the
         # pixel layer and the head their values (the controller's ``lif``).
-        # PIXEL's ``per_step`` is the header bit of CONV's ``pool`` (0 in an image model).
-        wb_pool = d.conv.pool & is_conv if cfg.event_frames else d.conv.pool
+        # PIXEL's ``per_step`` is the header bit of CONV's ``pool`` (0 in an image model),
+        # (SDSA's ``erode`` in a DVS model too.)
+        wb_pool = (d.conv.pool & is_conv if cfg.event_frames or cfg.dvs_head_channels
+                   else d.conv.pool)
         _drive(m, wrb.layer, conv=is_conv, mode=f.mode, pool=wb_pool, in_h=f.in_h, in_w=f.in_w,
                prow=f.prow)
         _drive(m, wrb.row, t=t, y=oy, x=ox, g=g, first=ctrl.row_first, last=ctrl.row_last)

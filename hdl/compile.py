@@ -331,6 +331,8 @@ def derive_config_widths(model, lanes, width):
         "sdsa_channels": ceil_div(d, width) * width,
         "max_tokens": n,
         "event_frames": int(model.encoding == "events"),
+        "dvs_head_channels": d // int(model.config["num_heads"]) if ir.config_dvs(model.config)
+        else 0,
     }
 
 
@@ -340,6 +342,13 @@ def _check_capacity(needs, config):
         if key == "event_frames" and need > config.event_frames:
             raise UserError("the model takes event frames but the hardware was built for "
                             "images (event_frames=0); build it for this model")
+        if key == "dvs_head_channels" and need and need != config.dvs_head_channels:
+            built = (f"for heads of {config.dvs_head_channels} channels"
+                     if config.dvs_head_channels else "without DVS-mode attention")
+            raise UserError(f"the model's DVS-mode attention has heads of {need} channels but "
+                            f"the hardware was built {built}; build it for this model")
+        if key == "dvs_head_channels":
+            continue
         if need > getattr(config, key):
             raise UserError(f"the model needs {key}={need} but the hardware has "
                             f"{getattr(config, key)}; use a larger configuration")

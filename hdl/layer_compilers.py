@@ -251,19 +251,39 @@ def _stream_conv1x1(b, layer):
     b.add(d, layer.name, (layer.input,), ())
 
 
-@COMPILERS.register("sdsa")
+@COMPILERS.register("sdsa", "sdsa_dvs")
 def _sdsa(b, layer):
+    """``SDSA``; in DVS mode (``sdsa_dvs``) after two stride-1 ``POOL_OR`` that erode K and V
+    into maps of their own, with the SDSA stage's own erosions (``erode``)."""
     if layer.shift != b.cfg.sdsa_shift:
         raise UserError(f"layer {layer.name}: SDSA mask shift {layer.shift} differs from "
                         f"the hardware's {b.cfg.sdsa_shift}; rebuild the hardware "
                         f"with sdsa_shift={layer.shift}")
     c, h, w = b.maps[layer.input]
+    reads = [layer.input, layer.k, layer.v]
+    dvs = layer.KIND == "sdsa_dvs"
+    if dvs:
+        # The word width against the heads is AccelConfig's check (dvs_head_channels).
+        if b.cfg.dvs_head_channels != c // layer.heads:
+            raise UserError(f"layer {layer.name}: DVS-mode attention heads of "
+                            f"{c // layer.heads} channels, but the hardware was built for "
+                            f"dvs_head_channels={b.cfg.dvs_head_channels}; build it for this "
+                            f"model")
+        for i, x in ((1, "k"), (2, "v")):
+            eroded = f"{layer.name}.{x}_eroded"
+            b.maps[eroded] = (c, h, w)
+            p = {"op": Op.POOL_OR, "stride1": 1}
+            b.spike_in(p, reads[i])
+            b.spike_out(p, eroded)
+            p.update(groups=p["words"], out_h=h, out_w=w)
+            b.add(p, f"{layer.name}.erode_{x}", (reads[i],), (eroded,))
+            reads[i] = eroded
     b.maps[layer.output] = (c, h, w)
-    d = {"op": Op.SDSA, "theta": int(layer.theta)}
+    d = {"op": Op.SDSA, "theta": int(layer.theta), "erode": int(dvs)}
     b.spike_in(d, layer.input)
     b.spike_out(d, layer.output)
     d.update(groups=d["words"], out_h=h, out_w=w)
-    b.add(d, layer.name, (layer.input, layer.k, layer.v), (layer.output,))
+    b.add(d, layer.name, tuple(reads), (layer.output,))
 
 
 @COMPILERS.register("head")

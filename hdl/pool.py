@@ -120,7 +120,8 @@ class SpikePoolStage(wiring.Component):
     For output position ``at`` it reads the in-bounds input positions of its 3×3 / stride-2 /
     pad-1 window in raster order (``read``; the controller adds the map base, the step and the
     word), ORs them in a :class:`SpikeMaxPool` and writes the result (``write``; the
-    controller addresses the output position).
+    controller addresses the output position). Built with ``stride1``, a ``stride1`` input
+    high selects stride 1 (a DVS model's erosion, the output map the input's size).
 
     **Cycle contract.** ``start`` is taken in the cycle it is high; each window position costs
     two cycles (read, reduce), and the write one more, with ``done`` high (combinationally)
@@ -132,6 +133,8 @@ class SpikePoolStage(wiring.Component):
         Word width ``W``.
     coord_width : :class:`int`
         Width of a map coordinate.
+    stride1 : :class:`bool`
+        Build the ``stride1`` input.
 
     Members
     -------
@@ -141,6 +144,8 @@ class SpikePoolStage(wiring.Component):
         The input map's size.
     start : ``In(1)``
         Pool the window of ``at``.
+    stride1 : ``In(1)``
+        Only when built with ``stride1``: stride 1 instead of 2 (held while the stage runs).
     read : ``Out(SpikePoolStage.read_layout)``
         The spike read port's request: ``en`` (low: hold the data), input position ``y``,
         ``x``.
@@ -152,10 +157,10 @@ class SpikePoolStage(wiring.Component):
         The output word is written this cycle.
     """
 
-    def __init__(self, width, coord_width):
+    def __init__(self, width, coord_width, *, stride1=False):
         check_positive("Word width", width)
         check_positive("Coordinate width", coord_width)
-        self._width, self._cb = width, coord_width
+        self._width, self._cb, self._stride1 = width, coord_width, stride1
         self.at_layout = data.StructLayout({"y": coord_width, "x": coord_width})
         self.read_layout = data.StructLayout({"en": 1, "y": coord_width, "x": coord_width})
         self.write_layout = data.StructLayout({"en": 1, "data": width})
@@ -168,23 +173,28 @@ class SpikePoolStage(wiring.Component):
             "data": In(width),
             "write": Out(self.write_layout),
             "done": Out(1),
+            **({"stride1": In(1)} if stride1 else {}),
         })
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.orpool = orpool = SpikeMaxPool(self._width)
         oy, ox = self.at.y, self.at.x
-        wy, wx = Signal(2), Signal(2)       # the window position: input (2·oy + wy − 1, …)
+        # The window's centre: input (2·oy, 2·ox), or (oy, ox) at stride 1.
+        cy, cx = oy << 1, ox << 1
+        if self._stride1:
+            cy, cx = Mux(self.stride1, oy, cy), Mux(self.stride1, ox, cx)
+        wy, wx = Signal(2), Signal(2)       # the window position: input (cy + wy − 1, …)
         first = Signal()
         # The window's in-bounds rows and columns are a range.
         wy0, wx0 = Mux(oy == 0, 1, 0), Mux(ox == 0, 1, 0)
-        wy1 = Mux((oy << 1) + 1 >= self.in_h, 1, 2)
-        wx1 = Mux((ox << 1) + 1 >= self.in_w, 1, 2)
+        wy1 = Mux(cy + 1 >= self.in_h, 1, 2)
+        wx1 = Mux(cx + 1 >= self.in_w, 1, 2)
         last = (wy == wy1) & (wx == wx1)
         m.d.comb += [
             self.read.en.eq(1),
-            self.read.y.eq(((oy << 1) + wy - 1)[:self._cb]),
-            self.read.x.eq(((ox << 1) + wx - 1)[:self._cb]),
+            self.read.y.eq((cy + wy - 1)[:self._cb]),
+            self.read.x.eq((cx + wx - 1)[:self._cb]),
             orpool.i.payload.data.eq(self.data),
             orpool.i.payload.first.eq(first), orpool.i.payload.last.eq(last),
             self.write.data.eq(orpool.o.payload.data),

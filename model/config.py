@@ -106,16 +106,6 @@ class SDTConfig:
         if not isinstance(self.dvs, bool):
             raise ValueError(f"SDTConfig.dvs must be True or False, not {self.dvs!r}")
 
-    def require_integer_flow(self, what="the integer flow"):
-        """Raise :class:`~sdtforge.errors.UserError` (one line) if ``what`` cannot take this
-        model: ``dvs`` attention runs in the float model only so far (event input runs
-        everywhere)."""
-        if self.dvs:
-            from sdtforge.errors import UserError
-            raise UserError(f"{what} does not take DVS-mode attention pools yet: the float "
-                            f"model runs them (sdtforge eval on a checkpoint), the integer "
-                            f"golden model and the accelerator do not; nothing was written")
-
     @classmethod
     def from_dict(cls, data):
         """Build a config from ``dataclasses.asdict`` output; unknown keys are an error."""

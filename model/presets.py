@@ -82,13 +82,12 @@ PRESETS = {p.name: p for p in [
     _dvs("dvs-gesture", 128, 16, "0111", 11, False, "dvs-gesture",
          "reference DVS128 Gesture 2-256, T=16, event frames"),
     _dvs("cifar10-dvs", 64, 10, "0011", 10, True, "cifar10-dvs",
-         "reference CIFAR10-DVS 2-256, T=10, dvs-mode attention (float model only)"),
+         "reference CIFAR10-DVS 2-256, T=10, dvs-mode attention"),
 ]}
 
 
-#: The presets the integer flow (quantize, golden model, accelerator) takes; the DVS-mode one
-#: runs in the float model only (:meth:`SDTConfig.require_integer_flow`).
-INTEGER_PRESETS = tuple(n for n, p in PRESETS.items() if not p.config.dvs)
+#: The presets the integer flow (quantize, golden model, accelerator) takes: all of them.
+INTEGER_PRESETS = tuple(PRESETS)
 
 
 def get_preset(name):

@@ -117,11 +117,13 @@ class _SDSA(nn.Module):
         q = self.q_lif(_bn_tbchw(self.q_conv, self.q_bn, s))
         k = self.k_lif(_bn_tbchw(self.k_conv, self.k_bn, s))
         v = self.v_lif(_bn_tbchw(self.v_conv, self.v_bn, s))
-        if self.dvs:
-            k, v = _erode_map(k), _erode_map(v)
+        # Recorded as the Q/K/V convs' LIF outputs (before the dvs erosion): the integer
+        # flow's SDSA layer reads these.
         _record(spikes, f"{name}.q", q)
         _record(spikes, f"{name}.k", k)
         _record(spikes, f"{name}.v", v)
+        if self.dvs:
+            k, v = _erode_map(k), _erode_map(v)
         # Heads only regroup channels; the column sum and the mask are per channel, so the
         # head split is skipped (it cannot change any value) except where dvs pools use it.
         kv = k * v

@@ -54,7 +54,8 @@ from sdtforge.registry import Registry
 __all__ = [
     "FORMAT", "VERSION", "IRError", "IntegerModel", "Layer", "PixelConv3x3", "EventConv3x3",
     "SpikeConv3x3",
-    "StreamConv3x3", "StreamLIF", "Conv1x1", "SDSA", "StreamConv1x1", "Head", "LAYER_KINDS",
+    "StreamConv3x3", "StreamLIF", "Conv1x1", "SDSA", "SDSADVS", "StreamConv1x1", "Head",
+    "LAYER_KINDS",
     "register_kind",
     "save", "load", "dumps", "loads", "derive_widths", "finalize", "expected_geometry",
     "expected_layout", "signed_width", "stateless_or_holds", "golden_memory_bytes",
@@ -510,6 +511,29 @@ class SDSA(Layer):
 
 @register_kind
 @dataclass(eq=False)
+class SDSADVS(SDSA):
+    """SDSA in the reference's ``dvs_mode`` (a ``config["dvs"]`` model): ``K`` and ``V`` are
+    eroded over space (3×3 OR, stride 1), ``K ∧ V`` and ``Q ∧ mask`` over (token, channel
+    within one of ``heads`` heads) (:func:`sdtforge.sim.ops.erode_heads`). Its fields are
+    :class:`SDSA`'s; ``k`` / ``v`` name the Q/K/V convs' spikes before the erosion.
+    """
+
+    KIND: ClassVar[str] = "sdsa_dvs"
+
+    @classmethod
+    def golden_bytes(cls, kw, geo):
+        t, n, d = geo.steps, geo.tokens, kw["channels"]
+        read, work = super().golden_bytes(kw, geo)
+        return read, work + 4 * t * n * d  # the eroded K, V and their products
+
+    def check_values(self, fail):
+        super().check_values(fail)
+        if self.heads < 1 or self.channels % self.heads:
+            fail("heads", f"must divide the {self.channels} channels")
+
+
+@register_kind
+@dataclass(eq=False)
 class Head(Layer):
     """Classifier: ``X[c] = Σ_n stream[n,c]``, LIF (``theta`` in that N-times scale), then
     ``logits += bias + weight @ s`` at every step (one per-tensor ``scale``)."""
@@ -563,6 +587,13 @@ def config_encoding(config):
     """The encoding of an IR config dict (``"direct"`` where it names none, as files written
     before event input do)."""
     return config.get("encoding", "direct")
+
+
+def config_dvs(config):
+    """Whether an IR config dict is of a DVS-mode model (the reference's ``dvs_mode``:
+    erosions inside the attention); ``False`` where it says nothing, as files written before
+    it do."""
+    return bool(config.get("dvs", False))
 
 
 def input_frames(config):
@@ -697,7 +728,8 @@ def expected_layout(config):
         for x in "qkv":
             out.append(("conv1x1", f"{a}.{x}", f"{a}.lif_in", f"{a}.{x}",
                         dict(in_channels=d, out_channels=d, tokens=n)))
-        out.append(("sdsa", f"{a}.sdsa", f"{a}.q", f"{a}.out",
+        out.append(("sdsa_dvs" if config_dvs(config) else "sdsa", f"{a}.sdsa", f"{a}.q",
+                    f"{a}.out",
                     dict(channels=d, tokens=n, heads=int(config["num_heads"]), k=f"{a}.k",
                          v=f"{a}.v", mask_output=f"{a}.mask")))
         out.append(("stream_conv1x1", f"{a}.proj", f"{a}.out", "stream",
@@ -1363,6 +1395,8 @@ def _check_config(ck, config):
     # Optional (files written before event input have none): "direct" or "events".
     if config_encoding(config) not in ENCODINGS:
         ck.fail("config.encoding", f"must be one of {', '.join(ENCODINGS)}")
+    if not isinstance(config.get("dvs", False), bool):  # optional, as "encoding"
+        ck.fail("config.dvs", "must be true or false")
     return config
 
 

@@ -113,6 +113,7 @@ def _config_dict(model, rules):
         "weight_bits": rules.bits,
         # Written for event models only: older files and readers know images alone.
         **({"encoding": cfg.encoding} if cfg.encoding != "direct" else {}),
+        **({"dvs": True} if cfg.dvs else {}),
     }
 
 
@@ -253,7 +254,7 @@ def _stream_lif(rec, ctx):
     rec["theta"] = ctx.plan["theta"]["stream"].copy()
 
 
-@QUANTIZERS.register("sdsa")
+@QUANTIZERS.register("sdsa", "sdsa_dvs")
 def _sdsa(rec, ctx):
     blk = int(rec["name"].split(".")[0][5:])
     mvth = float(ctx.model.block[blk].attn.talking_heads_lif.v_threshold)
@@ -272,7 +273,6 @@ def _head(rec, ctx):
 
 def quantize_model(model, weight_bits=8, provenance=None):
     """Quantize an eval-mode :class:`SpikeDrivenTransformer` into an :class:`IntegerModel`."""
-    model.config.require_integer_flow("sdtforge quantize")
     _check_lifs(model)
     _known_modules(model)
     rules = QuantRules(weight_bits)
@@ -356,7 +356,6 @@ def quantize_checkpoint(ckpt_or_path, weight_bits=8, qat_epochs=0, *, data_dir=N
         Not an SDT checkpoint, unsupported layer, τ not 2, bad settings.
     """
     model, ckpt, sha = load_float(ckpt_or_path)
-    model.config.require_integer_flow("sdtforge quantize")
     QuantRules(weight_bits)  # validate before any long work
     if qat_epochs < 0:
         raise UserError(f"--qat-epochs must be >= 0, not {qat_epochs}")

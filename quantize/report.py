@@ -143,10 +143,13 @@ def isolated_agreement(float_model, int_model, images, *, float_run=None):
             check(layer.output, ops.lif_run(acc, layer.theta), as_maps=True)
         elif isinstance(layer, ir.SDSA):
             q, k, v = (_tokens(spikes[n]) for n in (layer.input, layer.k, layer.v))
+            heads = layer.heads if layer.KIND == "sdsa_dvs" else None
+            if heads is not None:
+                k, v = (ops.erode_map(x, *token_hw) for x in (k, v))
             outs, masks = [], []
             vm = np.zeros(q.shape[1:2] + (layer.channels,), np.int64)
             for t in range(t_steps):
-                o, m, vm = ops.sdsa_step(q[t], k[t], v[t], vm, layer.theta, layer.shift)
+                o, m, vm = ops.sdsa_step(q[t], k[t], v[t], vm, layer.theta, layer.shift, heads)
                 outs.append(o)
                 masks.append(m)
             check(layer.mask_output, np.stack(masks))

@@ -71,7 +71,7 @@ def random_model(config=None, seed=0, theta_max=64, bias_max=32):
             rec["shift"] = rng.integers(0, 4, kw["out_channels"]).astype(np.uint8)
         if kind == "stream_lif":
             rec["theta"] = stream_theta.copy()
-        if kind == "sdsa":
+        if kind in ("sdsa", "sdsa_dvs"):
             rec.update(theta=1, shift=1, stateless_or=True)
         if kind == "head":
             rec["theta"] = vec(1, theta_max * kw["tokens"], d)
@@ -91,13 +91,14 @@ def preset_config(name):
     """The integer model config (:func:`tiny_config`'s keys) of the model preset ``name``."""
     from sdtforge.model.presets import PRESETS
 
-    PRESETS[name].config.require_integer_flow(f"the integer model of preset {name}")
     cfg = asdict(PRESETS[name].config)
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()
            if k in tiny_config()}
     out.setdefault("weight_bits", 8)
     if cfg["encoding"] != "direct":
         out["encoding"] = cfg["encoding"]
+    if cfg["dvs"]:
+        out["dvs"] = True
     return out
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdtforge.quantize import ir
 from sdtforge.registry import Registry
 
 from . import ops
@@ -101,10 +102,11 @@ def _third_event(s, width, k3):
     return np.where(has, before_c + 2 - before_e, -1)
 
 
-def _window_ranges(n):
-    """In-bounds rows of each pooled output's 3×3/s2/p1 window over ``n`` rows."""
-    return [[2 * o + d - 1 for d in range(3) if 0 <= 2 * o + d - 1 < n]
-            for o in range((n - 1) // 2 + 1)]
+def _window_ranges(n, stride=2):
+    """In-bounds rows of each pooled output's 3×3 / ``stride`` / pad-1 window over ``n``
+    rows."""
+    return [[stride * o + d - 1 for d in range(3) if 0 <= stride * o + d - 1 < n]
+            for o in range((n - 1) // stride + 1)]
 
 
 def _conv_cycles(s, groups, k3, width, pool=False, writeback=1):
@@ -227,15 +229,20 @@ def _pooled_outputs(model):
 CYCLES = Registry("cycle model")
 
 
+def _or_pool(channels, height, width, ctx, stride=2):
+    """Cycles of a ``POOL_OR`` descriptor over a ``channels × height × width`` map: per word
+    and step, two per in-bounds window position and three per output position."""
+    words = _ceil(channels, ctx.width)
+    ys, xs = _window_ranges(height, stride), _window_ranges(width, stride)
+    wins = sum(len(y) for y in ys) * sum(len(x) for x in xs)
+    return ctx.decode + words * ctx.steps * (2 * wins + 3 * len(ys) * len(xs))
+
+
 def _pool_cycles(layer, ctx):
     """The ``POOL_OR`` descriptor after a pooled spiking conv (``{}`` when not pooled)."""
     if not layer.pool:
         return {}
-    words = _ceil(layer.out_channels, ctx.width)
-    wins = sum(len(ys) * len(xs) for ys in _window_ranges(layer.height)
-               for xs in _window_ranges(layer.width))
-    pos = len(_window_ranges(layer.height)) * len(_window_ranges(layer.width))
-    return {layer.name + ".pool": ctx.decode + words * ctx.steps * (2 * wins + 3 * pos)}
+    return {layer.name + ".pool": _or_pool(layer.out_channels, layer.height, layer.width, ctx)}
 
 
 @CYCLES.register("conv3x3_pixel", "conv3x3_events")
@@ -275,6 +282,30 @@ def _sdsa(layer, ctx):
     words = _ceil(layer.channels, ctx.width)
     n = ctx.model.tokens
     return {layer.name: ctx.decode + ctx.steps * (6 * n * words + words * ctx.width - 1)}
+
+
+def erode_positions(tokens, channels, heads, width):
+    """Window positions the SDSA stage reads per time step in DVS mode (per output word, the
+    in-bounds neighbouring tokens times the words it needs: its own, and the words before and
+    after it within its head when a head spans several words), summed over the outputs."""
+    words = _ceil(channels, width)
+    head_words = max(channels // heads // width, 1)
+    toks = sum(1 + (n > 0) + (n < tokens - 1) for n in range(tokens))
+    return toks * sum(1 + (k % head_words > 0) + (k % head_words < head_words - 1)
+                      for k in range(words))
+
+
+@CYCLES.register("sdsa_dvs")
+def _sdsa_dvs(layer, ctx):
+    # K and V eroded by stride-1 POOL_OR; then per step, per output word, three cycles per
+    # window position and one for the word's command (K∧V) or write (Q); the mask as SDSA's.
+    (th, tw), c = ir.expected_geometry(ctx.model.config)["token_hw"], layer.channels
+    words = _ceil(c, ctx.width)
+    pos = erode_positions(th * tw, c, layer.heads, ctx.width)
+    erode = _or_pool(c, th, tw, ctx, stride=1)
+    return {f"{layer.name}.erode_k": erode, f"{layer.name}.erode_v": erode,
+            layer.name: ctx.decode + ctx.steps * (6 * pos + 4 * th * tw * words
+                                                  + words * ctx.width - 2)}
 
 
 def _head_parts(layer, ctx):

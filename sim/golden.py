@@ -276,23 +276,38 @@ def _stream_conv1x1(layer, r):
     return _stream_write(layer, r, acc, c, "add")
 
 
-@GOLDEN_OPS.register("sdsa")
+@GOLDEN_OPS.register("sdsa", "sdsa_dvs")
 def _sdsa(layer, r):
     c = _counts()
     q, k, v = r.tensors[layer.input], r.tensors[layer.k], r.tensors[layer.v]
+    cells = r.steps * r.batch * r.tokens * layer.channels
+    heads = None
+    if layer.KIND == "sdsa_dvs":
+        # DVS mode: K and V eroded over space; K∧V and Q∧mask over (token, head channel).
+        k, v = (ops.erode_map(x, *r.token_hw) for x in (k, v))
+        heads = layer.heads
     out = np.empty_like(q)
     masks = np.empty((r.steps, r.batch, layer.channels), np.uint8)
     vm = np.zeros((r.batch, layer.channels), np.int64)
     for t in range(r.steps):
-        out[t], masks[t], vm = ops.sdsa_step(q[t], k[t], v[t], vm, layer.theta, layer.shift)
-    c["acs"] = int((k & v).sum(dtype=np.int64))
-    r.tr(layer, "x", (k & v).sum(axis=-2, dtype=np.int64) << layer.shift)
-    cells = r.steps * r.batch * r.tokens * layer.channels
+        out[t], masks[t], vm = ops.sdsa_step(q[t], k[t], v[t], vm, layer.theta, layer.shift,
+                                             heads)
+    kv = k & v
+    if heads is not None:
+        kv = ops.erode_heads(kv, heads)
+    c["acs"] = int(kv.sum(dtype=np.int64))
+    r.tr(layer, "x", kv.sum(axis=-2, dtype=np.int64) << layer.shift)
     c["mask_ops"] = 2 * cells
     c["neuron_updates"] = r.steps * r.batch * layer.channels
     c["spikes"] = int(out.sum(dtype=np.int64))
     c["spike_reads"] = 3 * cells  # Q, K and V
     c["spike_writes"] = cells + c["neuron_updates"]  # the output and the mask
+    if heads is not None:
+        # Four erosions, each a 3×3 window of reads per cell (the hardware's in-bounds ones
+        # fewer) and a write; the eroded K and V are written and read once more.
+        c["mask_ops"] += 4 * 9 * cells
+        c["spike_reads"] += 4 * 9 * cells
+        c["spike_writes"] += 2 * cells
     if not layer.stateless_or:  # an OR mask keeps no membrane (the hardware's "or" mode)
         c["state_reads"] = c["state_writes"] = c["neuron_updates"]
     r.record(layer.mask_output, masks)

@@ -11,7 +11,8 @@ Conventions: spikes are ``uint8`` arrays of 0/1; integers are ``int64``; feature
 import numpy as np
 
 __all__ = [
-    "lif_step", "lif_run", "sdsa_step", "spike_maxpool", "int_maxpool", "align_add",
+    "lif_step", "lif_run", "sdsa_step", "erode_map", "erode_heads", "spike_maxpool",
+    "int_maxpool", "align_add",
     "accumulate_events", "conv3x3", "conv1x1", "exact_matmul", "im2col3x3",
 ]
 
@@ -84,17 +85,52 @@ def lif_run(x_seq, theta, v0=0):
     return out
 
 
-def sdsa_step(q, k, v, v_mask, theta=1, shift=1):
+def sdsa_step(q, k, v, v_mask, theta=1, shift=1, heads=None):
     """One time step of spike-driven self-attention on ``(..., N, C)`` spike tensors.
 
     ``kv[c] = Σ_n K[n,c] ∧ V[n,c]``; the mask neuron is an integer LIF fed ``kv << shift``
     with threshold ``theta`` and state ``v_mask`` (``(..., C)``); output ``Q ∧ mask``.
+    With ``heads`` (DVS mode, the reference's ``dvs_mode``), ``K ∧ V`` and ``Q ∧ mask`` are
+    eroded over (token, channel within a head) first (:func:`erode_heads`); ``K`` and ``V``
+    are then the spatially eroded maps (:func:`erode_map`).
     Returns ``(out, mask, v_mask_next)``.
     """
-    kv = (np.asarray(k, np.int64) & np.asarray(v, np.int64)).sum(axis=-2)
-    mask, v_next = lif_step(v_mask, kv << shift, theta)
+    kv = np.asarray(k, np.uint8) & np.asarray(v, np.uint8)
+    if heads is not None:
+        kv = erode_heads(kv, heads)
+    mask, v_next = lif_step(v_mask, kv.sum(axis=-2, dtype=np.int64) << shift, theta)
     out = (np.asarray(q, np.uint8) & mask[..., None, :]).astype(np.uint8)
+    if heads is not None:
+        out = erode_heads(out, heads)
     return out, mask, v_next
+
+
+def _or3(x, axis, groups=1):
+    """OR of each element with its two neighbours along ``axis`` (none past either end, nor
+    across the boundaries of ``groups`` equal groups of that axis)."""
+    x = np.moveaxis(np.asarray(x, np.uint8), axis, -1)
+    g = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+    out = g.copy()
+    out[..., 1:] |= g[..., :-1]
+    out[..., :-1] |= g[..., 1:]
+    return np.moveaxis(out.reshape(x.shape), -1, axis)
+
+
+def erode_map(s, height, width):
+    """The reference's DVS ``Erode`` of a spike map: OR over each 3×3 window, stride 1, pad 1
+    (max of spikes; padding never wins), on token tensors ``(..., N, C)`` of a
+    ``height × width`` token grid (row-major)."""
+    s = np.asarray(s, np.uint8)
+    grid = s.reshape(*s.shape[:-2], height, width, s.shape[-1])
+    return _or3(_or3(grid, -3), -2).reshape(s.shape)
+
+
+def erode_heads(s, heads):
+    """The reference's DVS ``Erode`` on its head-split tensor: on token tensors ``(..., N,
+    C)``, OR over the three neighbouring tokens in row-major order (so across row ends; none
+    before the first or after the last) and the three neighbouring channels *of one head*
+    (``C / heads`` channels each; none across a head boundary)."""
+    return _or3(_or3(s, -2), -1, groups=heads)
 
 
 def _pool3x3s2(x, pad_value, reduce):

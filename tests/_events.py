@@ -22,3 +22,9 @@ def event_frames(config=CONFIG, batch=4, seed=0, rate=0.8):
     rng = np.random.default_rng(seed)
     return rng.poisson(rate, (batch, config.T, config.in_channels, *config.img_size)
                        ).astype(np.uint8)
+
+
+#: A DVS-mode event model (the reference's ``dvs_mode``: erosions inside the attention).
+DVS_CONFIG = SDTConfig(in_channels=2, img_size=(12, 12), embed_dims=16, depths=1, T=3,
+                       pooling_stat="0011", num_classes=4, mean=(0.0, 0.0), std=(1.0, 1.0),
+                       num_heads=2, encoding="events", dvs=True)

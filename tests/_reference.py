@@ -121,14 +121,14 @@ def reference_forward(sd, x, *, T, pooling_stat, heads, dvs):
 
         q = split(conv_out("q"))
         k_out = conv_out("k")
+        hook[f"block{j}.attn.k"] = k_out  # before the erosion (the integer flow's input)
         if dvs:
             k_out = erode(k_out)
-        hook[f"block{j}.attn.k"] = k_out
         k = split(k_out)
         v_out = conv_out("v")
+        hook[f"block{j}.attn.v"] = v_out  # before the erosion (the integer flow's input)
         if dvs:
             v_out = erode(v_out)
-        hook[f"block{j}.attn.v"] = v_out
         v = split(v_out)
         kv = k.mul(v)
         if dvs:

@@ -18,14 +18,15 @@ def _passes():
 def test_every_ir_kind_has_a_handler_in_every_pass():
     from sdtforge.quantize import ir
     kinds = set(ir.LAYER_KINDS)
-    assert len(kinds) == 9
+    assert len(kinds) == 10
     for name, registry in _passes().items():
         assert set(registry) == kinds, name
 
 
 def test_every_kind_of_the_config_layout_is_registered():
     from sdtforge.quantize import ir, synthetic
-    layouts = [ir.expected_layout(synthetic.tiny_config(encoding=e)) for e in ir.ENCODINGS]
+    layouts = [ir.expected_layout(synthetic.tiny_config(encoding=e, dvs=dvs))
+               for e in ir.ENCODINGS for dvs in (False, True)]
     assert {kind for layout in layouts for kind, *_ in layout} == set(ir.LAYER_KINDS)
 
 

@@ -22,6 +22,15 @@ CASES = {
     "6x5-events-c2-pool-p4w8": (tiny_config(img_size=[6, 5], embed_dims=16, T=3, num_classes=4,
                                             pooling_stat="1001", in_channels=2, mean=[0, 0],
                                             std=[1, 1], encoding="events"), 4, 8),
+    # DVS-mode attention: stride-1 POOL_OR erosions of K and V, the SDSA stage's own; heads
+    # of 4 channels (two per word) and of 16 (two words per head).
+    "5x3-dvs-h4-p4w8": (tiny_config(img_size=[5, 3], embed_dims=16, num_heads=4, T=2,
+                                    mlp_ratio=1, num_classes=3, pooling_stat="0000",
+                                    in_channels=2, mean=[0, 0], std=[1, 1], encoding="events",
+                                    dvs=True), 4, 8),
+    "3x4-dvs-h16-p4w8": (tiny_config(img_size=[3, 4], embed_dims=16, num_heads=1, T=2,
+                                     mlp_ratio=1, num_classes=3, pooling_stat="0000",
+                                     dvs=True), 4, 8),
 }
 
 

@@ -15,8 +15,8 @@ W, CB = 8, 3
 class _Harness(Elaboratable):
     """The stage on a one-word-per-position spike map addressed ``y·in_w + x``."""
 
-    def __init__(self, in_w, init):
-        self.stage = SpikePoolStage(W, CB)
+    def __init__(self, in_w, init, stride1=False):
+        self.stage = SpikePoolStage(W, CB, stride1=stride1)
         self._in_w, self._init = in_w, init
 
     def elaborate(self, platform):
@@ -29,21 +29,31 @@ class _Harness(Elaboratable):
         return m
 
 
+@pytest.mark.parametrize("stride", [2, 1, "2 of a stride-1 build"])
 @pytest.mark.parametrize("hw", [(1, 1), (1, 4), (3, 4), (5, 6), (8, 8), (7, 2)])
-def test_pool_stage_matches_golden(hw):
+def test_pool_stage_matches_golden(hw, stride):
     """Each output word is the OR of its window's in-bounds words; ``done`` after two cycles
-    per window position plus the start and write cycles (the cycle model's ``POOL_OR``)."""
+    per window position plus the start and write cycles (the cycle model's ``POOL_OR``).
+    Stride 1 is a DVS model's erosion (``ops.erode_map``)."""
     h, w = hw
+    built = stride != 2
+    stride = 2 if isinstance(stride, str) else stride
     rng = np.random.default_rng(h * 10 + w)
     bits = rng.integers(0, 2, size=(W, h, w)) & (rng.random((W, h, w)) < 0.3)
-    want = ops.spike_maxpool(bits)                      # (W, ho, wo)
+    if stride == 2:
+        want = ops.spike_maxpool(bits)                  # (W, ho, wo)
+    else:
+        tokens = bits.reshape(W, h * w).T               # (N, C)
+        want = ops.erode_map(tokens, h, w).T.reshape(W, h, w)
     words = [int(sum(int(bits[c, y, x]) << c for c in range(W)))
              for y in range(h) for x in range(w)]
-    dut = _Harness(w, words)
+    dut = _Harness(w, words, stride1=built)
     s = dut.stage
     got, costs = {}, {}
 
     async def tb(ctx):
+        if built:
+            ctx.set(s.stride1, stride == 1)
         ctx.set(s.in_h, h)
         ctx.set(s.in_w, w)
         for oy in range(want.shape[1]):
@@ -72,6 +82,6 @@ def test_pool_stage_matches_golden(hw):
     for oy in range(want.shape[1]):
         for ox in range(want.shape[2]):
             assert got[oy, ox] == int(sum(int(want[c, oy, ox]) << c for c in range(W)))
-            ys = [y for y in range(2 * oy - 1, 2 * oy + 2) if 0 <= y < h]
-            xs = [x for x in range(2 * ox - 1, 2 * ox + 2) if 0 <= x < w]
+            ys = [y for y in range(stride * oy - 1, stride * oy + 2) if 0 <= y < h]
+            xs = [x for x in range(stride * ox - 1, stride * ox + 2) if 0 <= x < w]
             assert costs[oy, ox] == 2 * len(ys) * len(xs) + 2

@@ -20,8 +20,8 @@ MAP = 128             # rows per map in the harness memory: K, V, Q, then the ou
 class _Harness(Elaboratable):
     """The sequencer on a spike memory addressed ``base + ((t·H + y)·W + x)·words + word``."""
 
-    def __init__(self, shape, init):
-        self.seq = SDSASequencer(CFG)
+    def __init__(self, shape, init, config=CFG):
+        self.seq = SDSASequencer(config)
         self._shape, self._init = shape, init
         self.mem = memory.Memory(shape=W, depth=4 * MAP, init=init)
 
@@ -47,6 +47,41 @@ def _words(bits):
     padded[:len(bits)] = bits
     return [int(sum(int(b) << i for i, b in enumerate(padded[j:j + W])))
             for j in range(0, len(padded), W)]
+
+
+def _run(dut, layer, steps, n, words):
+    """Run one layer on the harness: the output words ``[t][token][word]`` and the cycles
+    from the start cycle (the controller's DECODE, counted with the decode) to ``done``."""
+    s = dut.seq
+    got, info = [], {}
+
+    async def tb(ctx):
+        set_fields(ctx, s.layer, layer)
+        await ctx.tick()
+        ctx.set(s.start, 1)
+        cycles, dones = 0, 0
+        while True:
+            done = ctx.get(s.done)
+            await ctx.tick()
+            ctx.set(s.start, 0)
+            cycles += 1
+            dones += done
+            if done:
+                break
+            assert cycles < 100_000
+        for _ in range(5):          # done once; nothing written after it
+            assert not ctx.get(s.done) and not ctx.get(s.write.en)
+            await ctx.tick()
+        info["cycles"] = cycles
+        for t in range(steps):
+            got.append([[ctx.get(dut.mem.data[3 * MAP + (t * n + tok) * words + j])
+                         for j in range(words)] for tok in range(n)])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return got, info["cycles"]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -77,35 +112,47 @@ def test_sdsa_sequencer_matches_golden(seed):
              "k_base": 0, "v_base": MAP, "theta": theta,
              "lastmask": last_word_mask(cin, W)}
     dut = _Harness((steps, h, w, words), init)
-    s = dut.seq
-    got, info = [], {}
-
-    async def tb(ctx):
-        set_fields(ctx, s.layer, layer)
-        await ctx.tick()
-        ctx.set(s.start, 1)
-        cycles, dones = 0, 0
-        while True:
-            done = ctx.get(s.done)
-            await ctx.tick()
-            ctx.set(s.start, 0)
-            cycles += 1
-            dones += done
-            if done:
-                break
-            assert cycles < 100_000
-        for _ in range(5):          # done once; nothing written after it
-            assert not ctx.get(s.done) and not ctx.get(s.write.en)
-            await ctx.tick()
-        info["cycles"] = cycles
-        for t in range(steps):
-            got.append([[ctx.get(dut.mem.data[3 * MAP + (t * n + tok) * words + j])
-                         for j in range(words)] for tok in range(n)])
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    got, cycles = _run(dut, layer, steps, n, words)
     assert got == want
     # From the start cycle (the controller's DECODE, counted with the decode) to done.
-    assert info["cycles"] == 1 + steps * (6 * n * words + words * W - 1)
+    assert cycles == 1 + steps * (6 * n * words + words * W - 1)
+
+
+@pytest.mark.parametrize("head_channels", [4, 8, 16])
+@pytest.mark.parametrize("seed", range(4))
+def test_dvs_erosions_match_golden(head_channels, seed):
+    """DVS mode (``erode``): ``K ∧ V`` and ``Q ∧ mask`` eroded over (token, channel within a
+    head) as ``ops.sdsa_step(..., heads)``, with heads inside a word (4), a word (8) and two
+    words (16); channels beyond ``cin`` hold random bits and stay out; ``done`` after the
+    cycles the cycle model counts (``sim.cycles``' ``sdsa_dvs`` handler)."""
+    from sdtforge.sim.cycles import erode_positions
+
+    cfg = AccelConfig(lanes=4, width=W, sdsa_channels=32, max_tokens=16, coord_bits=2,
+                      step_bits=2, word_bits=2, sdsa_shift=1, dvs_head_channels=head_channels)
+    rng = np.random.default_rng(seed)
+    steps, h, w = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    heads = int(rng.integers(1, 32 // head_channels + 1))
+    cin = heads * head_channels
+    words = -(-cin // W)
+    theta = int(rng.integers(1, 4))
+    n = h * w
+    raw = ((rng.random((3, steps, n, words * W)) < 0.2)).astype(np.int64)
+    init = [0] * (4 * MAP)
+    for m_, base in enumerate((0, MAP, 2 * MAP)):
+        for t in range(steps):
+            for tok in range(n):
+                for j, word in enumerate(_words(raw[m_, t, tok])):
+                    init[base + (t * n + tok) * words + j] = word
+    k, v, q = (raw[i][..., :cin] for i in range(3))
+    want, vm = [], np.zeros(cin, np.int64)
+    for t in range(steps):
+        out, _, vm = ops.sdsa_step(q[t], k[t], v[t], vm, theta, 1, heads)
+        want.append([_words(out[tok]) for tok in range(n)])
+    layer = {"steps": steps, "words": words, "tokens_h": h, "tokens_w": w, "q_base": 2 * MAP,
+             "k_base": 0, "v_base": MAP, "theta": theta, "erode": 1,
+             "lastmask": last_word_mask(cin, W)}
+    dut = _Harness((steps, h, w, words), init, cfg)
+    got, cycles = _run(dut, layer, steps, n, words)
+    assert got == want
+    pos = erode_positions(n, cin, heads, W)
+    assert cycles == 1 + steps * (4 * n * words + 6 * pos + words * W - 2)

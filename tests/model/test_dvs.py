@@ -89,24 +89,30 @@ def test_event_config_validation(bad, match):
         _events_config(**bad)
 
 
-def test_the_integer_flow_refuses_dvs_mode_and_takes_plain_event_models(tmp_path):
+def test_the_integer_flow_takes_dvs_mode(tmp_path):
+    """A dvs-mode checkpoint quantizes to ``sdsa_dvs`` layers (``config["dvs"]``), and the
+    DVS preset has an integer config; a plain event model keeps plain SDSA."""
     from sdtforge.model import save_checkpoint
+    from sdtforge.quantize import ir
     from sdtforge.quantize.quantizer import quantize_checkpoint
     from sdtforge.quantize.synthetic import preset_config
 
     model = SpikeDrivenTransformer(_events_config()).eval()
     path = save_checkpoint(tmp_path / "dvs.pt", model, preset=None, dataset="cifar10-dvs",
                            seed=0, train_settings={}, metrics={})
-    with pytest.raises(UserError, match="does not take DVS-mode attention pools") as e:
-        quantize_checkpoint(path)
-    assert "\n" not in str(e.value)
-    with pytest.raises(UserError, match="does not take DVS-mode attention pools"):
-        preset_config("cifar10-dvs")
-    assert preset_config("dvs-gesture")["encoding"] == "events"
+    q = quantize_checkpoint(path)
+    assert q.config["dvs"] is True
+    assert [lay.KIND for lay in q.layers if "sdsa" in lay.KIND] == ["sdsa_dvs"] * 2
+    ir.save(q, tmp_path / "dvs.sfm")
+    assert ir.load(tmp_path / "dvs.sfm").layer("block1.attn.sdsa").KIND == "sdsa_dvs"
+    assert preset_config("cifar10-dvs")["dvs"] is True
+    assert "dvs" not in preset_config("dvs-gesture")
     plain = SpikeDrivenTransformer(_events_config(dvs=False)).eval()
     path = save_checkpoint(tmp_path / "events.pt", plain, preset=None, dataset="dvs-gesture",
                            seed=0, train_settings={}, metrics={})
-    assert quantize_checkpoint(path).layers[0].KIND == "conv3x3_events"
+    q = quantize_checkpoint(path)
+    assert q.layers[0].KIND == "conv3x3_events" and "dvs" not in q.config
+    assert "sdsa_dvs" not in [lay.KIND for lay in q.layers]
 
 
 # --- framing events ---------------------------------------------------------------------------
