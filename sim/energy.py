@@ -74,7 +74,7 @@ def sdsa_ratio_from_counts(model, per_image_counts):
     t_steps = int(model.config["T"])
     producer = _producers(model)
     for layer in model.layers:
-        if layer.KIND != "sdsa":
+        if layer.KIND not in ("sdsa", "sdsa_dvs"):
             continue
         n, d = layer.tokens, layer.channels
         events = per_image_counts[layer.name]["acs"]

@@ -136,7 +136,7 @@ def test_dvs_erosions_match_golden(head_channels, seed):
     words = -(-cin // W)
     theta = int(rng.integers(1, 4))
     n = h * w
-    raw = ((rng.random((3, steps, n, words * W)) < 0.2)).astype(np.int64)
+    raw = (rng.random((3, steps, n, words * W)) < 0.2).astype(np.int64)
     init = [0] * (4 * MAP)
     for m_, base in enumerate((0, MAP, 2 * MAP)):
         for t in range(steps):

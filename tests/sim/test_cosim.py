@@ -87,9 +87,9 @@ def test_random_models_verilator(seed, tmp_path):
     _run(config, lanes, width, seed, "verilator", 3, tmp_path / f"random-{seed}")
 
 
-def _event_model():
+def _event_model(dvs=False):
     """A small event-camera model quantized from float weights of the reference's shapes:
-    2-polarity 8×8 event frames, T = 3."""
+    2-polarity 8×8 event frames, T = 3 (``dvs``: with the reference's DVS-mode attention)."""
     from _events import event_frames, float_event_model
 
     from sdtforge.model import SDTConfig
@@ -97,7 +97,7 @@ def _event_model():
 
     config = SDTConfig(in_channels=2, img_size=(8, 8), embed_dims=16, depths=1, T=3,
                        pooling_stat="0011", num_classes=4, mean=(0.0, 0.0), std=(1.0, 1.0),
-                       num_heads=2, encoding="events")
+                       num_heads=2, encoding="events", dvs=dvs)
     return quantize_model(float_event_model(config)), event_frames(config, batch=3)
 
 
@@ -112,6 +112,30 @@ def test_an_event_model_is_bit_exact_with_every_spike_map_icarus(tmp_path):
     assert result.images[0].cycles == result.images[0].predicted
     (line,) = result.layer_report
     assert line.endswith("spike maps match the golden model"), line
+
+
+@needs_icarus
+def test_a_dvs_model_is_bit_exact_with_every_spike_map_icarus(tmp_path):
+    """DVS-mode attention through the RTL (K and V eroded by stride-1 ``POOL_OR``, the SDSA
+    stage's erosions over tokens and head channels): the logits, the cycle count and every
+    spike map, the attention's output and mask among them, equal the golden model's."""
+    model, frames = _event_model(dvs=True)
+    assert "sdsa_dvs" in [lay.KIND for lay in model.layers]
+    result = cosim(model, frames[:1], sim="icarus", out=tmp_path, lanes=4, width=8, seed=7,
+                   dump_spikes=True)
+    assert result.bit_exact == 1
+    assert result.images[0].cycles == result.images[0].predicted
+    (line,) = result.layer_report
+    assert line.endswith("spike maps match the golden model"), line
+
+
+@needs_verilator
+@pytest.mark.slow
+def test_a_dvs_model_is_bit_exact_verilator(tmp_path):
+    model, frames = _event_model(dvs=True)
+    result = cosim(model, frames, sim="verilator", out=tmp_path, lanes=8, width=16, seed=8)
+    assert result.bit_exact == len(frames), [r.differing() for r in result.images]
+    assert all(r.cycles == r.predicted for r in result.images)
 
 
 @needs_verilator
