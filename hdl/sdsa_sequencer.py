@@ -138,8 +138,8 @@ class SDSASequencer(wiring.Component):
                 m.d.sync += cw.eq(cw + 1)
                 m.next = again_state
 
-        erode = lay.erode if hd else Const(0, 1)
         if hd:
+            erode = lay.erode
             win = self._erosion(m, lay, t, hy, hx, cw, hw, head_words, last_word, last_tok)
         with m.FSM(name="sdsa_seq"):
             with m.State("IDLE"):
@@ -147,9 +147,10 @@ class SDSASequencer(wiring.Component):
                     m.d.sync += [t.eq(0), cw.eq(0), hy.eq(0), hx.eq(0)]
                     if hw is not None:
                         m.d.sync += hw.eq(0)
-                    m.next = "EKW" if hd else "K"
-                    with m.If(~erode):
-                        m.next = "K"
+                    m.next = "K"
+                    if hd:
+                        with m.If(erode):
+                            m.next = "EKW"
             with m.State("K"):
                 m.d.comb += rd.base.eq(lay.k_base)
                 m.next = "V"
@@ -171,9 +172,10 @@ class SDSASequencer(wiring.Component):
                 with m.If(unit.i.ready):
                     with m.If(last_word):
                         m.d.sync += cw.eq(0)
-                        m.next = "EQW" if hd else "Q"
-                        with m.If(~erode):
-                            m.next = "Q"
+                        m.next = "Q"
+                        if hd:
+                            with m.If(erode):
+                                m.next = "EQW"
                     with m.Else():
                         m.d.sync += cw.eq(cw + 1)
             with m.State("Q"):
@@ -239,8 +241,6 @@ class SDSASequencer(wiring.Component):
             return win.acc | Mux(dk == 0, Cat(x[w - 1], Const(0, w - 1)),
                                  Mux(dk == 1, own, Cat(Const(0, w - 1), x[0])))
 
-        win.fold = fold
-
         def step():
             """The next window position (word, then token)."""
             with m.If(dk == dk1):
@@ -248,7 +248,17 @@ class SDSASequencer(wiring.Component):
             with m.Else():
                 m.d.sync += dk.eq(dk + 1)
 
-        win.step = step
+        def take(x, done_state, again_state):
+            """Fold ``x`` (the word at the window position); on to the next position, or to
+            ``done_state`` after the last."""
+            m.d.sync += win.acc.eq(fold(x))
+            with m.If(win.last):
+                m.next = done_state
+            with m.Else():
+                step()
+                m.next = again_state
+
+        win.take = take
         return win
 
     def _erosion_states(self, m, win, unit, t, advance, last_word, last_tok):
@@ -272,12 +282,7 @@ class SDSASequencer(wiring.Component):
             m.next = "EF"
         with m.State("EF"):
             m.d.comb += rd.en.eq(0)
-            m.d.sync += win.acc.eq(win.fold(win.kword & win.masked))
-            with m.If(win.last):
-                m.next = "EKV"
-            with m.Else():
-                win.step()
-                m.next = "EK"
+            win.take(win.kword & win.masked, "EKV", "EK")
         with m.State("EKV"):
             m.d.comb += [
                 rd.en.eq(0),
@@ -300,12 +305,7 @@ class SDSASequencer(wiring.Component):
         with m.State("EQO"):
             m.d.comb += [rd.en.eq(0), unit.o.ready.eq(1)]
             with m.If(unit.o.valid):
-                m.d.sync += win.acc.eq(win.fold(unit.o.payload.data))
-                with m.If(win.last):
-                    m.next = "EQWR"
-                with m.Else():
-                    win.step()
-                    m.next = "EQ"
+                win.take(unit.o.payload.data, "EQWR", "EQ")
         with m.State("EQWR"):
             m.d.comb += [rd.en.eq(0), wr.en.eq(1), wr.data.eq(win.acc)]
             with m.If(last_word & last_tok):

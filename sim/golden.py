@@ -303,11 +303,13 @@ def _sdsa(layer, r):
     c["spike_reads"] = 3 * cells  # Q, K and V
     c["spike_writes"] = cells + c["neuron_updates"]  # the output and the mask
     if heads is not None:
-        # Four erosions, each a 3×3 window of reads per cell (the hardware's in-bounds ones
-        # fewer) and a write; the eroded K and V are written and read once more.
-        c["mask_ops"] += 4 * 9 * cells
-        c["spike_reads"] += 4 * 9 * cells
+        # The hardware's reads at most (a window's in-bounds positions, 9 inside the map): the
+        # spatial erosions read a window of K and one of V (they replace the SDSA's K and V
+        # reads) and write the eroded maps; K'∧V' is eroded from a window of both, Q∧mask
+        # from a window of Q (replacing the Q read). An OR per read.
+        c["spike_reads"] = (9 + 9 + 2 * 9 + 9) * cells
         c["spike_writes"] += 2 * cells
+        c["mask_ops"] += (9 + 9 + 9 + 9) * cells
     if not layer.stateless_or:  # an OR mask keeps no membrane (the hardware's "or" mode)
         c["state_reads"] = c["state_writes"] = c["neuron_updates"]
     r.record(layer.mask_output, masks)

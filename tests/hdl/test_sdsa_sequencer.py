@@ -23,7 +23,7 @@ class _Harness(Elaboratable):
     def __init__(self, shape, init, config=CFG):
         self.seq = SDSASequencer(config)
         self._shape, self._init = shape, init
-        self.mem = memory.Memory(shape=W, depth=4 * MAP, init=init)
+        self.mem = memory.Memory(shape=config.width, depth=4 * MAP, init=init)
 
     def elaborate(self, platform):
         m = Module()
@@ -41,12 +41,13 @@ class _Harness(Elaboratable):
         return m
 
 
-def _words(bits):
-    """A row of channel bits → its W-bit words (channel c is bit c % W of word c // W)."""
-    padded = np.zeros(-(-len(bits) // W) * W, np.int64)
+def _words(bits, width=W):
+    """A row of channel bits → its ``width``-bit words (channel c is bit c % width of word
+    c // width)."""
+    padded = np.zeros(-(-len(bits) // width) * width, np.int64)
     padded[:len(bits)] = bits
-    return [int(sum(int(b) << i for i, b in enumerate(padded[j:j + W])))
-            for j in range(0, len(padded), W)]
+    return [int(sum(int(b) << i for i, b in enumerate(padded[j:j + width])))
+            for j in range(0, len(padded), width)]
 
 
 def _run(dut, layer, steps, n, words):
@@ -118,22 +119,26 @@ def test_sdsa_sequencer_matches_golden(seed):
     assert cycles == 1 + steps * (6 * n * words + words * W - 1)
 
 
-@pytest.mark.parametrize("head_channels", [4, 8, 16])
-@pytest.mark.parametrize("seed", range(4))
-def test_dvs_erosions_match_golden(head_channels, seed):
+@pytest.mark.parametrize("width, head_channels, heads", [
+    (8, 4, 3), (8, 8, 2), (8, 16, 2), (8, 24, 1), (16, 4, 2), (16, 16, 2), (16, 48, 1)])
+@pytest.mark.parametrize("grid", [(1, 1), (1, 3), (3, 1), (3, 3), (2, 2)])
+def test_dvs_erosions_match_golden(width, head_channels, heads, grid):
     """DVS mode (``erode``): ``K ∧ V`` and ``Q ∧ mask`` eroded over (token, channel within a
-    head) as ``ops.sdsa_step(..., heads)``, with heads inside a word (4), a word (8) and two
-    words (16); channels beyond ``cin`` hold random bits and stay out; ``done`` after the
-    cycles the cycle model counts (``sim.cycles``' ``sdsa_dvs`` handler)."""
+    head) as ``ops.sdsa_step(..., heads)``: heads inside a word, a word, two and three words;
+    token grids of one row, one column, one token; channels beyond ``cin`` hold random bits
+    and stay out; ``done`` after the cycles the cycle model counts (``sim.cycles``'
+    ``sdsa_dvs`` handler)."""
     from sdtforge.sim.cycles import erode_positions
 
-    cfg = AccelConfig(lanes=4, width=W, sdsa_channels=32, max_tokens=16, coord_bits=2,
-                      step_bits=2, word_bits=2, sdsa_shift=1, dvs_head_channels=head_channels)
-    rng = np.random.default_rng(seed)
-    steps, h, w = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
-    heads = int(rng.integers(1, 32 // head_channels + 1))
+    W = width  # noqa: N806 (the module's word width, here per case)
+    cfg = AccelConfig(lanes=4, width=W, sdsa_channels=48, max_tokens=16, coord_bits=2,
+                      step_bits=2, word_bits=3, sdsa_shift=1, dvs_head_channels=head_channels)
+    h, w = grid
+    seed = h * 1000 + w * 100 + head_channels * W + heads
     cin = heads * head_channels
     words = -(-cin // W)
+    rng = np.random.default_rng(seed)
+    steps = 2
     theta = int(rng.integers(1, 4))
     n = h * w
     raw = (rng.random((3, steps, n, words * W)) < 0.2).astype(np.int64)
@@ -141,13 +146,13 @@ def test_dvs_erosions_match_golden(head_channels, seed):
     for m_, base in enumerate((0, MAP, 2 * MAP)):
         for t in range(steps):
             for tok in range(n):
-                for j, word in enumerate(_words(raw[m_, t, tok])):
+                for j, word in enumerate(_words(raw[m_, t, tok], W)):
                     init[base + (t * n + tok) * words + j] = word
     k, v, q = (raw[i][..., :cin] for i in range(3))
     want, vm = [], np.zeros(cin, np.int64)
     for t in range(steps):
         out, _, vm = ops.sdsa_step(q[t], k[t], v[t], vm, theta, 1, heads)
-        want.append([_words(out[tok]) for tok in range(n)])
+        want.append([_words(out[tok], W) for tok in range(n)])
     layer = {"steps": steps, "words": words, "tokens_h": h, "tokens_w": w, "q_base": 2 * MAP,
              "k_base": 0, "v_base": MAP, "theta": theta, "erode": 1,
              "lastmask": last_word_mask(cin, W)}

@@ -88,3 +88,46 @@ def test_the_golden_model_erodes(quantized):
     a = golden.run(q, x, spikes=True).spikes["block0.attn.out"]
     b = golden.run(plain, x, spikes=True).spikes["block0.attn.out"]
     assert a.sum() > b.sum()  # erosion is a dilation of spikes
+
+
+def test_dvs_counts(quantized):
+    """The golden model counts the DVS attention's work as the hardware does it: the column
+    counts add one per eroded ``K' ∧ V'`` spike; the reads are the erosions' windows."""
+    _, q = quantized
+    x = event_frames(DVS_CONFIG, batch=2)
+    res = golden.run(q, x, spikes=True)
+    layer = q.layer("block0.attn.sdsa")
+    counts = res.counts[layer.name]
+    (th, tw), steps = ir.expected_geometry(q.config)["token_hw"], DVS_CONFIG.T
+    cells = steps * 2 * th * tw * layer.channels
+
+    def tokens(name):
+        s = res.spikes[name]                                        # [T, B, C, H, W]
+        return s.reshape(*s.shape[:3], -1).transpose(0, 1, 3, 2)    # [T, B, N, C]
+
+    k, v = (ops.erode_map(tokens(f"block0.attn.{n}"), th, tw) for n in "kv")
+    assert counts["acs"] == int(ops.erode_heads(k & v, layer.heads).sum())
+    assert counts["spike_reads"] == 45 * cells
+    assert counts["spike_writes"] == 3 * cells + steps * 2 * layer.channels
+
+
+def test_dvs_hardware_refusals(quantized):
+    """A DVS model compiles only onto hardware built for its heads; a head size no word width
+    can serve is named as such (one line each)."""
+    from sdtforge.errors import UserError
+    from sdtforge.hdl.compile import AccelConfig, compile_model
+
+    _, q = quantized
+    built = compile_model(q, lanes=4, width=8).config
+    assert built.dvs_head_channels == 8
+    for hd, says in ((0, "built without DVS-mode attention"),
+                     (4, "built for heads of 4 channels")):
+        with pytest.raises(UserError, match=says) as e:
+            compile_model(q, dataclasses.replace(built, dvs_head_channels=hd))
+        assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match="no word width can"):
+        AccelConfig(width=16, dvs_head_channels=12)
+    with pytest.raises(UserError, match="build with --width 8"):
+        AccelConfig(width=32, dvs_head_channels=24)
+    AccelConfig(width=32, dvs_head_channels=8)   # heads inside a word
+    AccelConfig(width=8, dvs_head_channels=24)   # three words a head

@@ -102,27 +102,17 @@ def _event_model(dvs=False):
 
 
 @needs_icarus
-def test_an_event_model_is_bit_exact_with_every_spike_map_icarus(tmp_path):
-    """Event frames through the RTL (each step's frame received and gathered): the logits,
-    the cycle count and every spike map as each layer ends equal the golden model's."""
-    model, frames = _event_model()
-    result = cosim(model, frames[:1], sim="icarus", out=tmp_path, lanes=4, width=8, seed=5,
-                   dump_spikes=True)
-    assert result.bit_exact == 1
-    assert result.images[0].cycles == result.images[0].predicted
-    (line,) = result.layer_report
-    assert line.endswith("spike maps match the golden model"), line
-
-
-@needs_icarus
-def test_a_dvs_model_is_bit_exact_with_every_spike_map_icarus(tmp_path):
-    """DVS-mode attention through the RTL (K and V eroded by stride-1 ``POOL_OR``, the SDSA
-    stage's erosions over tokens and head channels): the logits, the cycle count and every
-    spike map, the attention's output and mask among them, equal the golden model's."""
-    model, frames = _event_model(dvs=True)
-    assert "sdsa_dvs" in [lay.KIND for lay in model.layers]
-    result = cosim(model, frames[:1], sim="icarus", out=tmp_path, lanes=4, width=8, seed=7,
-                   dump_spikes=True)
+@pytest.mark.parametrize("dvs", [False, True], ids=["events", "dvs-attention"])
+def test_an_event_model_is_bit_exact_with_every_spike_map_icarus(dvs, tmp_path):
+    """Event frames through the RTL (each step's frame received and gathered) and, with
+    ``dvs``, DVS-mode attention (K and V eroded by stride-1 ``POOL_OR``, the SDSA stage's
+    erosions over tokens and head channels): the logits, the cycle count and every spike map
+    as each layer ends (the attention's output and mask among them) equal the golden
+    model's."""
+    model, frames = _event_model(dvs)
+    assert ("sdsa_dvs" in [lay.KIND for lay in model.layers]) == dvs
+    result = cosim(model, frames[:1], sim="icarus", out=tmp_path, lanes=4, width=8,
+                   seed=5 + 2 * dvs, dump_spikes=True)
     assert result.bit_exact == 1
     assert result.images[0].cycles == result.images[0].predicted
     (line,) = result.layer_report
@@ -131,18 +121,11 @@ def test_a_dvs_model_is_bit_exact_with_every_spike_map_icarus(tmp_path):
 
 @needs_verilator
 @pytest.mark.slow
-def test_a_dvs_model_is_bit_exact_verilator(tmp_path):
-    model, frames = _event_model(dvs=True)
-    result = cosim(model, frames, sim="verilator", out=tmp_path, lanes=8, width=16, seed=8)
-    assert result.bit_exact == len(frames), [r.differing() for r in result.images]
-    assert all(r.cycles == r.predicted for r in result.images)
-
-
-@needs_verilator
-@pytest.mark.slow
-def test_an_event_model_is_bit_exact_verilator(tmp_path):
-    model, frames = _event_model()
-    result = cosim(model, frames, sim="verilator", out=tmp_path, lanes=8, width=16, seed=6)
+@pytest.mark.parametrize("dvs", [False, True], ids=["events", "dvs-attention"])
+def test_an_event_model_is_bit_exact_verilator(dvs, tmp_path):
+    model, frames = _event_model(dvs)
+    result = cosim(model, frames, sim="verilator", out=tmp_path, lanes=8, width=16,
+                   seed=6 + 2 * dvs)
     assert result.bit_exact == len(frames), [r.differing() for r in result.images]
     assert all(r.cycles == r.predicted for r in result.images)
 
