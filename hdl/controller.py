@@ -32,7 +32,9 @@ class LayerController(wiring.Component):
       ``DRAIN``), whose sums (``sums``) it accumulates by Horner's rule ``2·v + plane``, then
       the value to the write-back's LIF (``lif``) and waits for its spikes (``wb.written``).
       The gathers run at the first step and the value is reused at the others; with
-      ``per_step`` (event frames) they run at every step, on that step's frame.
+      ``per_step`` (event frames) they run at every step, on that step's frame, and only
+      from the sample's top plane down (the highest bit set in any of its received counts:
+      the planes above it are zero and add nothing to Horner's sum).
     - ``HEAD_SUM``: per row, the token sum of the stream rows (``stream_row``, read at
       ``token``, one per two cycles) to the LIF.
     - ``STREAM_LIF``: the stream rows (``stream_row``) to the LIF, one per row; the stream
@@ -171,6 +173,13 @@ class LayerController(wiring.Component):
         ry, rx, rch = (Signal(cb, name="recv_y"), Signal(cb, name="recv_x"),
                        Signal(wb, name="recv_channel"))
         rt = Signal(tb, name="recv_frame")     # with event frames only
+        # Event frames: the OR of a sample's received counts, and its top set bit, the first
+        # bit-plane the gathers need (counts are small: most of the eight planes are zero).
+        pix_or = Signal(8, name="received_or")
+        top = Signal(3, name="top_plane")
+        for i in range(8):
+            with m.If(pix_or[i]):
+                m.d.comb += top.eq(i)
         row_pending = Signal()              # a CONV row latched whose sums are not taken yet
         m.d.comb += [self.plane.eq(bit), self.token.y.eq(hy), self.token.x.eq(hx),
                      self.lastmask.eq(lastmask)]
@@ -221,12 +230,14 @@ class LayerController(wiring.Component):
                 with m.If(self.pixels.valid & self.loader_idle & prog.first):
                     m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
                     if cfg.event_frames:
-                        m.d.sync += rt.eq(0)
+                        m.d.sync += [rt.eq(0), pix_or.eq(0)]
                     m.next = "FETCH0"
             with m.State("RECEIVE"):
                 m.d.comb += [self.pixels.ready.eq(1), self.pixel_write.active.eq(1),
                              self.pixel_write.en.eq(self.pixels.valid)]
                 with m.If(self.pixels.valid):
+                    if cfg.event_frames:
+                        m.d.sync += pix_or.eq(pix_or | self.pixels.payload)
                     with m.If(rch == px.channels - 1):
                         m.d.sync += rch.eq(0)
                         with m.If(rx == px.width - 1):
@@ -275,7 +286,8 @@ class LayerController(wiring.Component):
                         m.next = "POS"
             with m.State("POS"):
                 # Start of one (group, position, step).
-                m.d.sync += [bit.eq(7), hy.eq(0), hx.eq(0)]
+                m.d.sync += [bit.eq(Mux(px.per_step, top, 7) if cfg.event_frames else 7),
+                             hy.eq(0), hx.eq(0)]
                 with m.Switch(d.op):
                     with m.Case(Op.PIXEL):
                         with m.If(self.row_first | (px.per_step if cfg.event_frames else 0)):

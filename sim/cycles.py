@@ -250,9 +250,13 @@ def _pixel_conv(layer, ctx):
     g = _ceil(layer.out_channels, ctx.lanes)
     hw = layer.height * layer.width
     # Per position: 8 bit-planes, then the last plane's Horner step (HORNER); an image's at
-    # the first step only, event frames' at every step.
-    gather = 8 * (_GATHER + 9 * layer.in_channels) + 1
-    gathers = ctx.steps if layer.KIND == "conv3x3_events" else 1
+    # the first step only, event frames' at every step, from the sample's top plane down
+    # (the golden model records the frames under the layer's input name).
+    planes, gathers = 8, 1
+    if layer.KIND == "conv3x3_events":
+        largest = int(np.asarray(ctx.spikes[layer.input])[:, ctx.image].max())
+        planes, gathers = max(largest.bit_length(), 1), ctx.steps
+    gather = planes * (_GATHER + 9 * layer.in_channels) + 1
     cyc = ctx.decode + g * hw * (gathers * gather + ctx.steps * (_LOOP + _OUT + ctx.writeback))
     return {layer.name: cyc, **_pool_cycles(layer, ctx)}
 

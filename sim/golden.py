@@ -47,7 +47,9 @@ class GoldenResult:
         ``int64 [B]``: argmax of ``logits``, lowest index on ties.
     spikes : dict of str to numpy.ndarray
         Only with ``spikes=True``: ``uint8`` 0/1, the float model's recording names and shapes
-        (``[T, B, C, H, W]`` for maps and tokens, ``[T, B, D]`` for masks and ``head.lif``).
+        (``[T, B, C, H, W]`` for maps and tokens, ``[T, B, D]`` for masks and ``head.lif``);
+        an event model's also its input frames, ``"pixels"`` (``uint8 [T, B, C, H, W]``
+        counts, not spikes: the cycle model reads their largest count).
     counts : dict of str to dict
         Per layer name, totals over the batch of :data:`COUNT_KEYS` (Python ints).
     batch : int
@@ -198,6 +200,8 @@ def _pixel_conv(layer, r):
 def _event_conv(layer, r):
     c = _counts()
     frames = np.moveaxis(r.images, 1, 0)  # [T, B, C, H, W]
+    if r._spikes:  # the input too: the cycle model's gathers depend on its largest count
+        r.recorded[layer.input] = frames
     acc = r.tr(layer, "acc", ops.conv3x3(frames, layer.weight, layer.bias))
     # Event-driven, as a spike layer: a count of k is k events, each an accumulate per tap in
     # range and output channel (the paper counts event input as synaptic operations).

@@ -97,9 +97,11 @@ def test_the_loader_refuses_an_unknown_encoding(tmp_path):
         ir.save(model, tmp_path / "m.sfm")
 
 
-def test_the_first_layer_costs_a_gather_per_step():
-    """The cycle model's pixel layer over event frames: the eight bit-plane gathers at every
-    step, where an image's run once."""
+@pytest.mark.parametrize("largest, planes", [(0, 1), (1, 1), (5, 3), (128, 8), (255, 8)])
+def test_the_first_layer_costs_a_gather_per_step(largest, planes):
+    """The cycle model's pixel layer over event frames: bit-plane gathers at every step, where
+    an image's run once — from the sample's top plane down (the highest bit of its largest
+    count) where an image's run all eight."""
     from sdtforge.hdl.compile import compile_model
     from sdtforge.sim import cycles
 
@@ -110,12 +112,16 @@ def test_the_first_layer_costs_a_gather_per_step():
         model = random_model(config, seed=0)
         x = (np.zeros((1, 3, 2, 8, 8), np.uint8) if name == "events"
              else np.zeros((1, 2, 8, 8), np.uint8))
+        x.reshape(-1)[37] = largest
         ref = golden.run(model, x, spikes=True)
         cfg = compile_model(model, lanes=8, width=16).config
         out[name] = cycles.predict(model, ref.spikes, 8, 16, config=cfg)["layers"]["sps.conv0"]
-    gather = 8 * (7 + 9 * 2) + 1
-    # One output group (4 channels on 8 lanes), 64 positions, two more steps.
-    assert out["events"] - out["direct"] == 1 * 64 * 2 * gather
+
+    def gather(p):
+        return p * (7 + 9 * 2) + 1
+
+    # One output group (4 channels on 8 lanes), 64 positions; three steps against one.
+    assert out["events"] - out["direct"] == 1 * 64 * (3 * gather(planes) - gather(8))
 
 
 def test_the_cli_quantizes_and_evaluates_an_event_checkpoint_on_dvs_gesture_files(tmp_path,
