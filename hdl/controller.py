@@ -28,8 +28,9 @@ class LayerController(wiring.Component):
       the PE array takes a row's last command (``cmd_taken_last``), latching the row into the
       write-back stage (``wb.latch``); the next row's last event waits until the write-back
       has taken the row before (``wb.taken``).
-    - ``PIXEL``: per row, eight bit-plane gathers (``BIAS``, then ``CLEAR``; events; a
-      ``DRAIN``), whose sums (``sums``) it accumulates by Horner's rule ``2·v + plane``, then
+    - ``PIXEL``: per row, eight bit-plane gathers (fewer over event frames, below; each
+      ``BIAS`` or ``CLEAR``, events, a ``DRAIN``), whose sums (``sums``) it accumulates by
+      Horner's rule ``2·v + plane``, then
       the value to the write-back's LIF (``lif``) and waits for its spikes (``wb.written``).
       The gathers run at the first step and the value is reused at the others; with
       ``per_step`` (event frames) they run at every step, on that step's frame, and only
