@@ -249,9 +249,9 @@ def _pool_cycles(layer, ctx):
 def _pixel_conv(layer, ctx):
     g = _ceil(layer.out_channels, ctx.lanes)
     hw = layer.height * layer.width
-    # Per position: 8 bit-planes, then the last plane's Horner step (HORNER); an image's at
-    # the first step only, event frames' at every step, from the sample's top plane down
-    # (the golden model records the frames under the layer's input name).
+    # Per position: the bit-planes' gathers, then the last plane's Horner step (HORNER); an
+    # image's eight planes at the first step only, event frames' at every step from the
+    # sample's top plane down (the golden model records the frames under the layer's input).
     planes, gathers = 8, 1
     if layer.KIND == "conv3x3_events":
         largest = int(np.asarray(ctx.spikes[layer.input])[:, ctx.image].max())
@@ -355,7 +355,8 @@ def predict(model, spikes, lanes, width, image=0, *, config=None):
     model : IntegerModel
         The integer model.
     spikes : dict
-        ``GoldenResult.spikes`` (recording names → ``[T, B, …]`` 0/1 arrays).
+        ``GoldenResult.spikes`` (recording names → ``[T, B, …]`` 0/1 arrays; an event
+        model's input counts too, ``"pixels"``: the first layer's gathers depend on them).
     lanes, width : int
         The accelerator's ``P`` and ``W``.
     image : int

@@ -49,7 +49,8 @@ class GoldenResult:
         Only with ``spikes=True``: ``uint8`` 0/1, the float model's recording names and shapes
         (``[T, B, C, H, W]`` for maps and tokens, ``[T, B, D]`` for masks and ``head.lif``);
         an event model's also its input frames, ``"pixels"`` (``uint8 [T, B, C, H, W]``
-        counts, not spikes: the cycle model reads their largest count).
+        counts, not spikes: the cycle model reads their largest count; a view of the input
+        array, not a copy).
     counts : dict of str to dict
         Per layer name, totals over the batch of :data:`COUNT_KEYS` (Python ints).
     batch : int

@@ -49,7 +49,9 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
     rng = np.random.default_rng(seed)
     frames = (config["T"],) if config.get("encoding") == "events" else ()
     shape = (images, *frames, config["in_channels"], *config["img_size"])
-    pixels = rng.integers(0, input_max + 1, shape).astype(np.uint8)
+    # ``input_max``: the largest input value, or one per image.
+    highest = np.broadcast_to(np.asarray(input_max), (images,)).reshape(-1, *[1] * len(shape[1:]))
+    pixels = rng.integers(0, highest + 1, shape).astype(np.uint8)
     ref = golden.run(model, pixels, spikes=True)
     got = run_accelerator(compiled, pixels, stall=stall, external_weights=external_weights,
                           late=late, dram_latency=dram_latency,
@@ -58,14 +60,15 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
     for i, (logits, cls, cyc) in enumerate(got):
         assert logits == ref.logits[i].tolist()
         assert cls == int(ref.classes[i])
-        predicted = cycles.predict(model, ref.spikes, lanes, width, image=i,
-                                   config=compiled.config)["total"]
+        layers = cycles.predict(model, ref.spikes, lanes, width, image=i,
+                                config=compiled.config)
+        predicted = layers["total"]
         if late or dram_latency:
             # Each cycle a weight row is late costs the engine a cycle; nothing else changes.
             assert cyc > predicted
         else:
             assert cyc == predicted
-        out.append((cyc, predicted))
+        out.append((cyc, predicted, layers["layers"]))
     return out
 
 
@@ -91,12 +94,19 @@ def test_bit_exact(case):
 
 
 def test_event_frames_gather_from_their_top_plane():
-    """Small event counts (at most 5: three bit-planes) are gathered from plane 2 down, at
-    every step: bit-exact, and the cycles the cycle model counts for the sample's top plane
-    (fewer than all eight planes cost)."""
+    """Samples one after another with counts up to 255, up to 5 (three bit-planes) and all
+    zero (plane 0 alone, the bias): each gathered from its own top plane down at every step
+    (the received OR restarts per sample), bit-exact, the RTL's cycles equal to the cycle
+    model's, and the first layer's cycles falling with the planes."""
     config, lanes, width = CASES["6x5-events-c2-pool-p4w8"]
-    ((cyc, predicted),) = _check(config, lanes, width, seed=3, images=1, input_max=5)
-    assert cyc == predicted
+    got = _check(config, lanes, width, seed=3, images=3, input_max=[255, 5, 0])
+    first = [layers["sps.conv0"] for _, _, layers in got]
+    gather = 8 * (7 + 9 * 2) + 1                        # all eight planes, per position
+    per_plane = 7 + 9 * 2
+    # 1 output group, 30 positions, 3 steps: 8, 3 and 1 planes.
+    assert first[0] - first[1] == 30 * 3 * 5 * per_plane
+    assert first[1] - first[2] == 30 * 3 * 2 * per_plane
+    assert first[0] > 30 * 3 * gather
 
 
 @pytest.mark.parametrize("case,writeback", [("4x4-d8", 8), ("4x4-d8", 2),
@@ -171,7 +181,7 @@ def test_weights_in_dram_prefetched():
     10 % of the on-chip engine's cycles (the plain path waits on every row), because each row
     is fetched once per image ahead of the engine."""
     config, lanes, width = CASES["6x5-c2-pool-p4w8"]
-    for cyc, predicted in _check(config, lanes, width, seed=4, images=2, dram_latency=13,
+    for cyc, predicted, _ in _check(config, lanes, width, seed=4, images=2, dram_latency=13,
                                  prefetch_window=256):
         assert predicted < cyc < 1.1 * predicted
 
