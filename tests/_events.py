@@ -28,3 +28,19 @@ def event_frames(config=CONFIG, batch=4, seed=0, rate=0.8):
 DVS_CONFIG = SDTConfig(in_channels=2, img_size=(12, 12), embed_dims=16, depths=1, T=3,
                        pooling_stat="0011", num_classes=4, mean=(0.0, 0.0), std=(1.0, 1.0),
                        num_heads=2, encoding="events", dvs=True)
+
+
+def qat_spikes_equal_golden(model, q, x):
+    """Every spike of QAT's integer-equivalent forward of ``model`` on frames ``x`` equals the
+    golden model's of ``q`` (its quantized model); returns the golden spikes."""
+    import torch
+
+    from sdtforge.quantize.qat import integer_forward
+    from sdtforge.sim import golden
+
+    with torch.no_grad():
+        _, spikes = integer_forward(model, torch.as_tensor(x), 8, return_spikes=True)
+    res = golden.run(q, x, spikes=True)
+    for name, s in spikes.items():
+        assert np.array_equal(s.numpy().astype(np.uint8), res.spikes[name]), name
+    return res.spikes

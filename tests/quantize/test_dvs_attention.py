@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from _events import DVS_CONFIG, event_frames, float_event_model
+from _events import DVS_CONFIG, event_frames, float_event_model, qat_spikes_equal_golden
 
 from sdtforge.model import sdt
 from sdtforge.quantize import ir
@@ -137,13 +137,6 @@ def test_the_qat_forward_of_a_dvs_model_equals_the_golden_model(quantized):
     """QAT's integer-equivalent forward runs the float model's erosions, which equal the
     integer ones: every spike, the attention's mask and output among them, equals the golden
     model's (so QAT can fine-tune a DVS-mode model)."""
-    from sdtforge.quantize.qat import integer_forward
-
     model, q = quantized
-    x = event_frames(DVS_CONFIG, batch=4, seed=2)
-    with torch.no_grad():
-        _, spikes = integer_forward(model, torch.as_tensor(x), 8, return_spikes=True)
-    res = golden.run(q, x, spikes=True)
-    assert res.spikes["block0.attn.out"].any()
-    for name, s in spikes.items():
-        assert np.array_equal(s.numpy().astype(np.uint8), res.spikes[name]), name
+    spikes = qat_spikes_equal_golden(model, q, event_frames(DVS_CONFIG, batch=4, seed=2))
+    assert spikes["block0.attn.out"].any()

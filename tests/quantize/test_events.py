@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 import torch
-from _events import event_frames, float_event_model
+from _events import event_frames, float_event_model, qat_spikes_equal_golden
 
 from sdtforge.errors import UserError
 from sdtforge.model import integer_inputs
@@ -178,13 +178,5 @@ def test_hardware_built_for_images_refuses_an_event_model_and_builds_no_frame_lo
 def test_the_qat_forward_of_an_event_model_equals_the_golden_model(quantized):
     """QAT's integer-equivalent forward folds no normalization into an event model's first
     conv, as the quantizer does: every spike equals the golden model's."""
-    from sdtforge.quantize.qat import integer_forward
-
     model, q = quantized
-    x = event_frames(batch=4, seed=2)
-    with torch.no_grad():
-        _, spikes = integer_forward(model, torch.as_tensor(x), 8, return_spikes=True)
-    res = golden.run(q, x, spikes=True)
-    assert res.spikes["sps.lif0"].any()
-    for name, s in spikes.items():
-        assert np.array_equal(s.numpy().astype(np.uint8), res.spikes[name]), name
+    assert qat_spikes_equal_golden(model, q, event_frames(batch=4, seed=2))["sps.lif0"].any()
