@@ -203,7 +203,7 @@ class AccelConfig:
         if hd and hd % self.width and self.width % hd:
             fits = [w for w in (1 << k for k in range(3, MAX_WIDTH.bit_length()))
                     if hd % w == 0 or w % hd == 0]
-            hint = (f"build with --width {fits[0]}" if fits and fits[0] <= MAX_WIDTH else
+            hint = (f"build with --width {fits[0]}" if fits else
                     "no word width can (a power of two of at least 8 channels): the heads "
                     "need a power-of-two size, or a multiple of 8 channels")
             raise UserError(f"DVS attention heads of {hd} channels need a word width that "

@@ -342,12 +342,12 @@ def _check_capacity(needs, config):
         if key == "event_frames" and need > config.event_frames:
             raise UserError("the model takes event frames but the hardware was built for "
                             "images (event_frames=0); build it for this model")
-        if key == "dvs_head_channels" and need and need != config.dvs_head_channels:
-            built = (f"for heads of {config.dvs_head_channels} channels"
-                     if config.dvs_head_channels else "without DVS-mode attention")
-            raise UserError(f"the model's DVS-mode attention has heads of {need} channels but "
-                            f"the hardware was built {built}; build it for this model")
-        if key == "dvs_head_channels":
+        if key == "dvs_head_channels":     # built for one head size, not at least one
+            if need and need != config.dvs_head_channels:
+                built = (f"for heads of {config.dvs_head_channels} channels"
+                         if config.dvs_head_channels else "without DVS-mode attention")
+                raise UserError(f"the model's DVS-mode attention has heads of {need} channels "
+                                f"but the hardware was built {built}; build it for this model")
             continue
         if need > getattr(config, key):
             raise UserError(f"the model needs {key}={need} but the hardware has "

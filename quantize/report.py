@@ -146,14 +146,9 @@ def isolated_agreement(float_model, int_model, images, *, float_run=None):
             heads = layer.heads if layer.KIND == "sdsa_dvs" else None
             if heads is not None:
                 k, v = (ops.erode_map(x, *token_hw) for x in (k, v))
-            outs, masks = [], []
-            vm = np.zeros(q.shape[1:2] + (layer.channels,), np.int64)
-            for t in range(t_steps):
-                o, m, vm = ops.sdsa_step(q[t], k[t], v[t], vm, layer.theta, layer.shift, heads)
-                outs.append(o)
-                masks.append(m)
-            check(layer.mask_output, np.stack(masks))
-            check(layer.output, np.stack(outs), as_maps=True)
+            outs, masks = ops.sdsa_run(q, k, v, layer.theta, layer.shift, heads)
+            check(layer.mask_output, masks)
+            check(layer.output, outs, as_maps=True)
         elif isinstance(layer, ir.Head):
             check(layer.output, ops.lif_run(i_stream.sum(axis=-2), layer.theta))
     return equal

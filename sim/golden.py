@@ -201,8 +201,7 @@ def _pixel_conv(layer, r):
 def _event_conv(layer, r):
     c = _counts()
     frames = np.moveaxis(r.images, 1, 0)  # [T, B, C, H, W]
-    if r._spikes:  # the input too: the cycle model's gathers depend on its largest count
-        r.recorded[layer.input] = frames
+    r.record(layer.input, frames)  # the cycle model's gathers depend on its largest count
     acc = r.tr(layer, "acc", ops.conv3x3(frames, layer.weight, layer.bias))
     # Event-driven, as a spike layer: a count of k is k events, each an accumulate per tap in
     # range and output channel (the paper counts event input as synaptic operations).
@@ -291,12 +290,7 @@ def _sdsa(layer, r):
         # DVS mode: K and V eroded over space; K∧V and Q∧mask over (token, head channel).
         k, v = (ops.erode_map(x, *r.token_hw) for x in (k, v))
         heads = layer.heads
-    out = np.empty_like(q)
-    masks = np.empty((r.steps, r.batch, layer.channels), np.uint8)
-    vm = np.zeros((r.batch, layer.channels), np.int64)
-    for t in range(r.steps):
-        out[t], masks[t], vm = ops.sdsa_step(q[t], k[t], v[t], vm, layer.theta, layer.shift,
-                                             heads)
+    out, masks = ops.sdsa_run(q, k, v, layer.theta, layer.shift, heads)
     kv = k & v
     if heads is not None:
         kv = ops.erode_heads(kv, heads)

@@ -11,7 +11,7 @@ Conventions: spikes are ``uint8`` arrays of 0/1; integers are ``int64``; feature
 import numpy as np
 
 __all__ = [
-    "lif_step", "lif_run", "sdsa_step", "erode_map", "erode_heads", "spike_maxpool",
+    "lif_step", "lif_run", "sdsa_step", "sdsa_run", "erode_map", "erode_heads", "spike_maxpool",
     "int_maxpool", "align_add",
     "accumulate_events", "conv3x3", "conv1x1", "exact_matmul", "im2col3x3",
 ]
@@ -103,6 +103,18 @@ def sdsa_step(q, k, v, v_mask, theta=1, shift=1, heads=None):
     if heads is not None:
         out = erode_heads(out, heads)
     return out, mask, v_next
+
+
+def sdsa_run(q, k, v, theta=1, shift=1, heads=None):
+    """:func:`sdsa_step` over the leading time axis of ``(T, ..., N, C)`` spike tensors, the
+    mask state starting at 0. Returns ``(out, mask)``: ``uint8 (T, ..., N, C)`` and
+    ``uint8 (T, ..., C)``."""
+    out, masks = np.empty(np.shape(q), np.uint8), []
+    vm = np.zeros(np.shape(q)[1:-2] + np.shape(q)[-1:], np.int64)
+    for t in range(len(q)):
+        out[t], mask, vm = sdsa_step(q[t], k[t], v[t], vm, theta, shift, heads)
+        masks.append(mask)
+    return out, np.stack(masks).astype(np.uint8)
 
 
 def _or3(x, axis, groups=1):
