@@ -29,7 +29,8 @@ class LayerController(wiring.Component):
       write-back stage (``wb.latch``); the next row's last event waits until the write-back
       has taken the row before (``wb.taken``).
     - ``PIXEL``: per row, eight bit-plane gathers (fewer over event frames, below; each
-      ``BIAS`` or ``CLEAR``, events, a ``DRAIN``), whose sums (``sums``) it accumulates by
+      ``BIAS`` or ``CLEAR``, events, a ``DRAIN``; the fetch starts on the next plane a cycle
+      after a plane's last event leaves), whose sums (``sums``) it accumulates by
       Horner's rule ``2·v + plane``, then
       the value to the write-back's LIF (``lif``) and waits for its spikes (``wb.written``).
       The gathers run at the first step and the value is reused at the others; with
@@ -182,6 +183,9 @@ class LayerController(wiring.Component):
             with m.If(pix_or[i]):
                 m.d.comb += top.eq(i)
         row_pending = Signal()              # a CONV row latched whose sums are not taken yet
+        more_planes = Signal()              # PIXEL: a plane follows the one being drained
+        start_next = Signal()               # PIXEL: start the fetch on the next plane
+        m.d.sync += start_next.eq(0)        # a pulse (GATHER_RUN sets it below)
         m.d.comb += [self.plane.eq(bit), self.token.y.eq(hy), self.token.x.eq(hx),
                      self.lastmask.eq(lastmask)]
         with m.If(counting):
@@ -303,11 +307,15 @@ class LayerController(wiring.Component):
                         m.d.comb += self.pool.start.eq(1)
                         m.next = "POOL"
 
-            # ---- PIXEL: a bit-plane's gather (BIAS/CLEAR, events, DRAIN) ----
+            # ---- PIXEL: the bit-planes' gathers (BIAS/CLEAR, events, DRAIN each) ----
+            # The planes overlap: the fetch starts on the next plane a cycle after the plane's last
+            # event leaves (it has read all of the plane's words by then), and the plane's DRAIN and
+            # the next plane's CLEAR/BIAS are sent while the fetch refills; a plane's sums are
+            # taken whenever the PE array offers them (they are registered, psum, and the
+            # Horner step follows a cycle later).
+            plane_cmd = Mux(bit != 0, PEOp.CLEAR, PEOp.BIAS)    # the plane's start
             with m.State("GATHER_CMD"):
-                m.d.comb += [self.cmd.valid.eq(1),
-                             cmd.op.eq(Mux(is_pixel & (bit != 0), PEOp.CLEAR, PEOp.BIAS)),
-                             cmd.addr.eq(f.prow + g)]
+                m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(plane_cmd), cmd.addr.eq(f.prow + g)]
                 with m.If(self.cmd.ready):
                     m.d.comb += self.fetch_start.eq(1)
                     m.next = "GATHER_RUN"
@@ -316,20 +324,25 @@ class LayerController(wiring.Component):
                              cmd.op.eq(PEOp.ACC), cmd.addr.eq(ev_row),
                              self.events.ready.eq(self.cmd.ready | ev.none)]
                 with m.If(self.events.valid & self.events.ready & ev.last):
+                    m.d.sync += [more_planes.eq(bit != 0), start_next.eq(bit != 0)]
                     m.next = "GATHER_DRAIN"
+                    with m.If(bit != 0):
+                        m.d.sync += bit.eq(bit - 1)
             with m.State("GATHER_DRAIN"):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(PEOp.DRAIN)]
                 with m.If(self.cmd.ready):
-                    m.next = "GATHER_WAIT"
-            with m.State("GATHER_WAIT"):
-                # The plane's sums are registered (psum); the Horner step follows a cycle later.
-                m.d.comb += self.sums.ready.eq(1)
-                with m.If(self.sums.valid):
-                    m.d.sync += [psum.eq(self.sums.payload), horner.eq(1), bit.eq(bit - 1)]
-                    with m.If(bit == 0):
-                        m.next = "HORNER"
+                    with m.If(more_planes):
+                        m.next = "GATHER_NEXT"
                     with m.Else():
-                        m.next = "GATHER_CMD"
+                        m.next = "GATHER_WAIT"
+            with m.State("GATHER_NEXT"):
+                m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(plane_cmd), cmd.addr.eq(f.prow + g)]
+                with m.If(self.cmd.ready):
+                    m.next = "GATHER_RUN"
+            with m.State("GATHER_WAIT"):
+                # The last plane's sums; its Horner step is in HORNER.
+                with m.If(self.sums.valid):
+                    m.next = "HORNER"
             with m.State("HORNER"):
                 m.next = "OUT_LIF"
 
@@ -445,6 +458,18 @@ class LayerController(wiring.Component):
                 with m.If(self.emit.done):
                     m.d.comb += prog.rewind.eq(1)
                     m.next = "IDLE"
+
+        # The next plane's fetch starts a cycle after the plane's last event, from a register
+        # (from the event's handshake, the encoder → command queue → fetch start path was the
+        # iCE40's critical path: 41.7 ns).
+        with m.If(start_next):
+            m.d.comb += self.fetch_start.eq(1)
+        # A pixel plane's sums are taken whenever the PE array offers them (below GATHER_CMD).
+        with m.If(fsm.ongoing("GATHER_RUN") | fsm.ongoing("GATHER_DRAIN")
+                  | fsm.ongoing("GATHER_NEXT") | fsm.ongoing("GATHER_WAIT")):
+            m.d.comb += self.sums.ready.eq(1)
+            with m.If(self.sums.valid):
+                m.d.sync += [psum.eq(self.sums.payload), horner.eq(1)]
 
         # Busy in every state but IDLE: one compare of the state register (an OR of the
         # states' own assignments was the iCE40 critical path, into the loader's enable).

@@ -31,8 +31,10 @@ def decode_cycles(descriptor_words):
     return descriptor_words + 1 + 1
 
 _LOOP = 2           # POS, NEXT per (group, position, step)
-_GATHER = 7         # GATHER_CMD, 3 fetch/queue/encoder latency, GATHER_DRAIN, its queue cycle,
-                    # GATHER_WAIT
+_GATHER = 4         # the pixel layer's first plane: GATHER_CMD, 3 fetch/queue/encoder latency
+_PLANE = 4          # each later plane: the plane before's DRAIN, its CLEAR/BIAS (GATHER_NEXT),
+                    # two cycles until the refilled fetch's first event
+_GATHER_END = 4     # the last plane's DRAIN, its queue cycle, GATHER_WAIT, HORNER
 _OUT = 1            # OUT_LIF (then OUT_SPIKE until the write-back's spikes are written, one
                     # cycle after its row's last chunk: PIXEL and HEAD_SUM write spikes)
 
@@ -256,7 +258,8 @@ def _pixel_conv(layer, ctx):
     if layer.KIND == "conv3x3_events":
         largest = int(np.asarray(ctx.spikes[layer.input])[:, ctx.image].max())
         planes, gathers = max(largest.bit_length(), 1), ctx.steps
-    gather = planes * (_GATHER + 9 * layer.in_channels) + 1
+    events = 9 * layer.in_channels     # a word per tap and channel, in every plane
+    gather = _GATHER + events + (planes - 1) * (_PLANE + events) + _GATHER_END
     cyc = ctx.decode + g * hw * (gathers * gather + ctx.steps * (_LOOP + _OUT + ctx.writeback))
     return {layer.name: cyc, **_pool_cycles(layer, ctx)}
 

@@ -101,8 +101,11 @@ def test_event_frames_gather_from_their_top_plane():
     config, lanes, width = CASES["6x5-events-c2-pool-p4w8"]
     got = _check(config, lanes, width, seed=3, images=3, input_max=[255, 5, 0])
     first = [layers["sps.conv0"] for _, _, layers in got]
-    gather = 8 * (7 + 9 * 2) + 1                        # all eight planes, per position
-    per_plane = 7 + 9 * 2
+    # Per position: the first plane 4 + 18 cycles (its start, the fetch's latency, a word per
+    # tap and channel), each later one 4 + 18 (the plane before's DRAIN, its start, two
+    # cycles of refill), the last one's sums and Horner step 4.
+    gather = 4 + 18 + 7 * (4 + 18) + 4                  # all eight planes, per position
+    per_plane = 4 + 9 * 2
     # 1 output group, 30 positions, 3 steps: 8, 3 and 1 planes.
     assert first[0] - first[1] == 30 * 3 * 5 * per_plane
     assert first[1] - first[2] == 30 * 3 * 2 * per_plane
