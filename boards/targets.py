@@ -32,6 +32,24 @@ _DP16KD_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384,
 # 8 x 26 bits: block RAM).
 _LOGIC_ROWS = {"ecp5": 16}
 _ICE40_FF_BITS_PER_BLOCK = 80
+#: The engine's memories (``MEMORIES``; all but the logits are marked, :mod:`sdtforge.hdl.ram`)
+#: of at most this many rows go to LUT RAM (``TRELLIS_DPR16X4``: 16 rows x 4 bits) on the ECP5:
+#: the build sets Yosys' ``ram_style`` on them (:data:`DISTRIBUTED_COMMANDS`). The bias,
+#: threshold and shift memories hold a row of ``P`` values per output group, so they are wide
+#: and shallow: in block RAM they took a DP16KD per 36 bits for a few dozen rows (digits-small
+#: at P = 64: 78 of 205 blocks), and a block RAM's 5.8 ns clock-to-out began the ULX3S's
+#: critical path (the thresholds into the LIF's compare, ``docs/boards.md`` §4). Up to 32 rows
+#: (two cells deep): at 64 the 64-lane digits-small took 81 % of the ECP5-85F's slices.
+DISTRIBUTED_ROWS = {"ecp5": 32}
+#: Yosys commands (after :data:`sdtforge.hdl.ram.YOSYS_COMMANDS`, which collect the marked
+#: memories into ``$mem_v2`` cells) that put them in LUT RAM, per family.
+DISTRIBUTED_COMMANDS = {
+    family: (f'setattr -set ram_style "distributed" t:$mem_v2 a:no_rw_check %i '
+             f'r:SIZE<={rows} %i',)
+    for family, rows in DISTRIBUTED_ROWS.items()}
+#: LUT4s counted per ``TRELLIS_DPR16X4`` in the logic estimate (its RAM-mode slice and a share
+#: of the write-port slice; the read multiplexer over the 16-row blocks comes on top).
+_LUT4_PER_DPR16X4 = 3
 # Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
 # (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, `bench/board_fit.py`,
@@ -142,9 +160,10 @@ def get_board(name):
                         f"{', '.join(sorted(BOARDS))}") from None
 
 
-def _blocks(rows, bits, family):
-    """``(blocks, rows held)`` of one memory on the family's block RAM (0 blocks: logic)."""
-    if rows <= _LOGIC_ROWS.get(family, 0):
+def _blocks(rows, bits, family, *, marked=False):
+    """``(blocks, rows held)`` of one memory on the family's block RAM (0 blocks: logic);
+    ``marked``: one of the engine's memories (:data:`DISTRIBUTED_ROWS`)."""
+    if rows <= (DISTRIBUTED_ROWS if marked else _LOGIC_ROWS).get(family, 0):
         return 0, rows
     modes = _EBR_MODES if family == "ice40" else _DP16KD_MODES
     best = None
@@ -179,12 +198,26 @@ def block_ram_usage(config, board, window=None):
             if window is not None:
                 usage["weight window"] = (window, bits, _blocks(window, bits, board.family)[0])
             continue
-        usage[name] = (rows, bits, _blocks(rows, bits, board.family)[0])
+        usage[name] = (rows, bits, _blocks(rows, bits, board.family, marked=True)[0])
     # The SDSA unit's mask membranes: one row per channel (a unit-internal memory).
     rows, bits = sdsa_membranes(config)
     usage["sdsa membranes"] = (rows, bits, _blocks(rows, bits, board.family)[0])
     usage["link buffer"] = (LINK_PAYLOAD, 8, _blocks(LINK_PAYLOAD, 8, board.family)[0])
     return usage
+
+
+def distributed_luts(config, board):
+    """LUT4s of the engine's memories in LUT RAM (:data:`DISTRIBUTED_ROWS`) on ``board``: their
+    ``TRELLIS_DPR16X4`` cells and the read multiplexers over the 16-row blocks."""
+    luts = 0
+    for name, _ in MEMORIES:
+        rows, bits = config.depth(name), config.row_bits(name)
+        if _LOGIC_ROWS.get(board.family, 0) < rows <= DISTRIBUTED_ROWS.get(board.family, 0):
+            if name == "weights" and (board.spram_weights or config.external_weights):
+                continue
+            cells = -(-rows // 16) * -(-bits // 4)
+            luts += _LUT4_PER_DPR16X4 * cells + (-(-rows // 16) - 1) * bits
+    return luts
 
 
 @dataclass
@@ -319,7 +352,7 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     for name, _ in MEMORIES:
         if name == "weights" and (board.spram_weights or sdram):
             continue
-        blocks, held = _blocks(cfg.depth(name), cfg.row_bits(name), board.family)
+        blocks, held = _blocks(cfg.depth(name), cfg.row_bits(name), board.family, marked=True)
         if blocks:
             changes[f"{name}_depth"] = held
     cfg = dataclasses.replace(cfg, **changes)
@@ -332,7 +365,7 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
         usage = block_ram_usage(cfg, board, window)
         brams = sum(b for _, _, b in usage.values())
     fixed, per_lane = _LOGIC_MODEL[board.family]
-    luts = fixed + per_lane * cfg.lanes
+    luts = fixed + per_lane * cfg.lanes + distributed_luts(cfg, board)
     plan = BoardPlan(board=board, compiled=None, config=cfg, usage=usage, brams=brams,
                      sprams=sprams, luts_estimate=luts)
     if brams > board.brams:

