@@ -41,6 +41,8 @@ _ICE40_FF_BITS_PER_BLOCK = 80
 #: critical path (the thresholds into the LIF's compare, ``docs/boards.md`` §4). Up to 32 rows
 #: (two cells deep): at 64 the 64-lane digits-small took 81 % of the ECP5-85F's slices.
 DISTRIBUTED_ROWS = {"ecp5": 32}
+#: The memories that Yosys' selection below reaches: the marked ones (the logits are not).
+MARKED = tuple(name for name, _ in MEMORIES if name != "logits")
 #: Yosys commands (after :data:`sdtforge.hdl.ram.YOSYS_COMMANDS`, which collect the marked
 #: memories into ``$mem_v2`` cells) that put them in LUT RAM, per family.
 DISTRIBUTED_COMMANDS = {
@@ -198,7 +200,8 @@ def block_ram_usage(config, board, window=None):
             if window is not None:
                 usage["weight window"] = (window, bits, _blocks(window, bits, board.family)[0])
             continue
-        usage[name] = (rows, bits, _blocks(rows, bits, board.family, marked=True)[0])
+        usage[name] = (rows, bits, _blocks(rows, bits, board.family,
+                                           marked=name in MARKED)[0])
     # The SDSA unit's mask membranes: one row per channel (a unit-internal memory).
     rows, bits = sdsa_membranes(config)
     usage["sdsa membranes"] = (rows, bits, _blocks(rows, bits, board.family)[0])
@@ -210,7 +213,7 @@ def distributed_luts(config, board):
     """LUT4s of the engine's memories in LUT RAM (:data:`DISTRIBUTED_ROWS`) on ``board``: their
     ``TRELLIS_DPR16X4`` cells and the read multiplexers over the 16-row blocks."""
     luts = 0
-    for name, _ in MEMORIES:
+    for name in MARKED:
         rows, bits = config.depth(name), config.row_bits(name)
         if _LOGIC_ROWS.get(board.family, 0) < rows <= DISTRIBUTED_ROWS.get(board.family, 0):
             if name == "weights" and (board.spram_weights or config.external_weights):
@@ -352,7 +355,8 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     for name, _ in MEMORIES:
         if name == "weights" and (board.spram_weights or sdram):
             continue
-        blocks, held = _blocks(cfg.depth(name), cfg.row_bits(name), board.family, marked=True)
+        blocks, held = _blocks(cfg.depth(name), cfg.row_bits(name), board.family,
+                               marked=name in MARKED)
         if blocks:
             changes[f"{name}_depth"] = held
     cfg = dataclasses.replace(cfg, **changes)

@@ -48,9 +48,9 @@ class LayerController(wiring.Component):
     :class:`~.program.ProgramSequencer`) and ``DECODE``; a row of the ``(g, y, x, t)`` nest
     costs ``POS`` and ``NEXT`` plus its operation's states. The costs per operation are the
     cycle model's (:mod:`sdtforge.sim.cycles`: ``decode_cycles``, ``_LOOP``, ``_GATHER``,
-    ``_OUT`` and one rule per layer kind), which the accelerator tests compare with the RTL's
-    count on every image. The cycle counter runs from the cycle after the last pixel until
-    ``END`` is decoded.
+    ``_PLANE``, ``_GATHER_END``, ``_OUT`` and one rule per layer kind), which the accelerator
+    tests compare with the RTL's count on every image. The cycle counter runs from the cycle
+    after the last pixel until ``END`` is decoded.
 
     **What the engine guarantees it** (and the controller does not wait for): the command
     queue is empty when a ``CONV`` layer starts, so ``CONV_START`` offers its ``BIAS`` command
