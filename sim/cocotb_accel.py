@@ -19,7 +19,7 @@ import cocotb
 import cocotb.utils
 from amaranth.lib import data
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
 from sdtforge.hdl.accel_isa import RESULT_LAYOUT, decode_result, result_words
 
@@ -186,7 +186,8 @@ class AccelBench:
 
 @cocotb.test()
 async def classify_images(dut):
-    """Load the model through the load stream, classify every image, compare all logits."""
+    """Load the model through the load stream, classify every image, score the logits (the
+    results file carries the verdict for :func:`sdtforge.sim.cosim.cosim`)."""
     case_path = os.environ["SDTFORGE_COSIM"]
     with open(case_path) as f:
         case = json.load(f)
@@ -200,21 +201,40 @@ async def classify_images(dut):
     dut.pixels__valid.value = 0
     await bench.reset()
     start = time.perf_counter()
-    await bench.load.send(load_bytes)
-    loaded_ns = cocotb.utils.get_sim_time("ns")
-    if case.get("spike_watch"):
-        cocotb.start_soon(bench.watch_spikes())
-    feeder = cocotb.start_soon(bench.feed_images())
-    await bench.collect()
-    await feeder
+    loaded_ns = None
+
+    async def run():
+        nonlocal loaded_ns
+        await bench.load.send(load_bytes)
+        loaded_ns = cocotb.utils.get_sim_time("ns")
+        if case.get("spike_watch"):
+            cocotb.start_soon(bench.watch_spikes())
+        feeder = cocotb.start_soon(bench.feed_images())
+        await bench.collect()
+        await feeder
+
+    # A stuck RTL (a deadlock, a lost handshake) ends the run at the case's cycle limit with a
+    # message, instead of simulating on.
+    limit = case["max_cycles"]
+    stuck = None
+    try:
+        await with_timeout(run(), limit * period, "ns")
+    except SimTimeoutError:
+        done = len(bench.scoreboard.records)
+        where = ("in the load stream" if loaded_ns is None
+                 else f"with {done} of {len(case['images'])} images classified")
+        stuck = f"no result after {limit} cycles, {where} (the RTL is stuck)"
     end_ns = cocotb.utils.get_sim_time("ns")
     wall = time.perf_counter() - start
     # With the weights in SDRAM, the chip model's command counts and timing-rule violations.
     sdram = ({k: int(getattr(dut.chip, k).value) for k in SDRAM_COUNTERS}
              if case.get("sdram") else None)
     with open(os.path.join(base, case["results"]), "w") as f:
-        json.dump({"images": bench.scoreboard.records, "wall_s": wall,
-                   "load_cycles": loaded_ns // period, "sdram": sdram,
+        json.dump({"images": bench.scoreboard.records, "wall_s": wall, "stuck": stuck,
+                   "load_cycles": (loaded_ns or end_ns) // period, "sdram": sdram,
                    "sim_cycles": end_ns // period, "spikes": bench.spikes}, f, indent=1)
+    # The verdict (logits, cycles, a stuck run) is the caller's, from the results file: the
+    # test passes once it is written, so a run under pytest and one from the CLI end alike
+    # (the cocotb runner exits the process on a failed test under pytest).
     bad = [r["image"] for r in bench.scoreboard.records if not r["ok"]]
-    assert not bad, f"logits differ on images {bad}"
+    cocotb.log.info(stuck or (f"logits differ on images {bad}" if bad else "all logits equal"))

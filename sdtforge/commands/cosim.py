@@ -5,9 +5,11 @@ the first ``--images`` test images of the model's dataset (a ``sdtforge synth`` 
 seeded random inputs) with random stalls on every stream,
 and compares every logit bit-exactly with the golden model and every cycle count with the cycle
 model. The last line is always ``bit-exact: K/N images``; the exit code is 1 when any image
-differs. ``--sdram`` keeps the weights in the ULX3S's SDRAM (the generated LiteDRAM controller
-and a chip model that checks its timing rules; a broken rule also exits 1), streamed through
-the tile prefetch (``--no-prefetch``: one SDRAM read per event).
+differs or the RTL has not answered within the run's cycle limit (a few times the cycle
+model's count: ``sdtforge.sim.cosim.cycle_limit``; the line before says where it stopped).
+``--sdram`` keeps the weights in the ULX3S's SDRAM (the generated LiteDRAM controller and
+a chip model that checks its timing rules; a broken rule also exits 1), streamed through the
+tile prefetch (``--no-prefetch``: one SDRAM read per event).
 """
 
 import json
@@ -105,9 +107,10 @@ def run(args):
                        dump_spikes=args.dump_spikes, progress=say,
                        writeback_lanes=args.writeback_lanes, sdram=args.sdram,
                        prefetch=not args.no_prefetch)
-    summary = f"bit-exact: {result.bit_exact}/{len(result.images)} images"
+    summary = f"bit-exact: {result.bit_exact}/{len(images)} images"
     bad = result.first_mismatch()
     sdram_errors = result.sdram["errors"] if result.sdram else 0
+    failed = bool(bad or sdram_errors or result.stuck)
     if args.json:
         data = result.to_json()
         data["dataset"] = dataset
@@ -116,7 +119,7 @@ def run(args):
                                 else float(np.mean(rtl_classes == labels)))
         print(json.dumps(data, indent=2))
         print(summary, file=sys.stderr)
-        return 1 if bad or sdram_errors else 0
+        return 1 if failed else 0
     print(f"{'image':>5} {'class':>5} {'golden':>6} {'RTL cycles':>10} {'predicted':>9} "
           f"{'diff':>6}  logits")
     for r in result.images:
@@ -136,5 +139,7 @@ def run(args):
     if bad is not None:
         diffs = ", ".join(f"logit {k}: RTL {a} vs golden {b}" for k, a, b in bad.differing())
         print(f"first mismatch: image {bad.index}: {diffs or 'class differs'}")
+    if result.stuck:
+        print(f"stopped: {result.stuck}")
     print(summary)
-    return 1 if bad or sdram_errors else 0
+    return 1 if failed else 0

@@ -17,7 +17,7 @@ from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import compile_model
 from sdtforge.hdl.synth import FORBIDDEN_CELLS, yosys_stats
 from sdtforge.quantize.synthetic import random_model, tiny_config
-from sdtforge.sim.cosim import TOP, cosim, generate_verilog
+from sdtforge.sim.cosim import TOP, cosim, cycle_limit, generate_verilog
 from sdtforge.sim.toolchain import have_iverilog, setup_verilator, verilator_root
 
 ROOT = Path(__file__).parents[2]
@@ -60,6 +60,36 @@ def _run(config, lanes, width, seed, sim, images, out):
 def test_random_models_icarus(seed, tmp_path):
     config, lanes, width = _random_case(seed)
     _run(config, lanes, width, seed, "icarus", 2, tmp_path / f"random-{seed}")
+
+
+@needs_icarus
+def test_a_stuck_run_stops_at_its_cycle_limit(tmp_path):
+    """The bench ends a run that has not returned every result after the case's cycle limit
+    (here set to halfway through the image's compute) and ``cosim`` says where it stopped."""
+    config, lanes, width = _random_case(11)
+    model = random_model(config, seed=11, theta_max=4)
+    pixels = np.random.default_rng(11).integers(
+        0, 256, (1, config["in_channels"], *config["img_size"]), dtype=np.uint8)
+    done = cosim(model, pixels, sim="icarus", out=tmp_path / "ok", lanes=lanes, width=width)
+    assert done.bit_exact == 1
+    limit = done.load_cycles + (done.sim_cycles - done.load_cycles) // 2
+    stuck = cosim(model, pixels, sim="icarus", out=tmp_path / "stuck", lanes=lanes, width=width,
+                  max_cycles=limit)
+    assert stuck.stuck == (f"no result after {limit} cycles, with 0 of 1 images classified "
+                           "(the RTL is stuck)")
+    # The limit counts from the end of the reset.
+    assert stuck.images == [] and stuck.bit_exact == 0 and limit < stuck.sim_cycles <= limit + 2
+    load = cosim(model, pixels, sim="icarus", out=tmp_path / "load", lanes=lanes, width=width,
+                 max_cycles=100)
+    assert load.stuck.startswith("no result after 100 cycles, in the load stream")
+    assert done.stuck is None
+
+
+def test_the_cycle_limit_grows_with_the_streams_the_stalls_and_the_model():
+    base = cycle_limit(1000, [5000, 7000], 0.0)
+    assert base == 8 * 1000 + 4 * 12_000 + 100_000
+    assert cycle_limit(1000, [5000, 7000], 0.5) == base + 8 * 1000
+    assert cycle_limit(1000, [5000, 7000], 0.0, plain_sdram=True) == base + 12 * 12_000
 
 
 @needs_icarus
