@@ -10,6 +10,10 @@ from sdtforge.hdl.dram_weights import DRAMWeights, connect_dram_weights
 from sdtforge.hdl.weight_prefetch import WeightPrefetch
 from sdtforge.hdl.weight_tiles import max_tile_rows
 
+PERIOD = 1e-8
+STREAM_BYTE_CYCLES = 8
+IMAGE_CYCLES = 2_000_000
+
 
 class _WithDRAM(Elaboratable):
     """The accelerator with its weights behind :class:`DRAMWeights` (the DRAM port left open
@@ -164,8 +168,26 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
             if xr_en and xw_en and xr_addr == xw_addr:
                 collisions.append(("xs", xr_addr))
 
+    # A cycle limit, so that a stuck RTL fails the test instead of hanging it: each stream
+    # byte a few cycles (stalls included), each image far more than any case here takes
+    # (digits-tiny with DRAM weights read per event: about 400 k).
+    limit = (STREAM_BYTE_CYCLES * (len(load) + sum(len(image_order(i)) for i in images))
+             + IMAGE_CYCLES * len(images))
+
+    async def watchdog(ctx):
+        # (Counting, not ``repeat(limit)``: a ``repeat`` left waiting at the end of a run
+        # reports an error when collected.)
+        ticks = 0
+        async for _ in ctx.tick():
+            ticks += 1
+            if ticks < limit:
+                continue
+            raise AssertionError(f"no result after {limit} cycles: {len(results)} of "
+                                 f"{len(images)} images (the RTL is stuck)")
+
     sim.add_process(spike_collisions)
-    sim.add_clock(1e-8)
+    sim.add_process(watchdog)
+    sim.add_clock(PERIOD)
     sim.add_testbench(tb)
     if dram_latency is not None:
         sim.add_process(_dram_port(dut.source.port, dram_latency))

@@ -1,6 +1,8 @@
 """The whole accelerator in the Amaranth simulator: bit-exact logits, exact cycle model."""
 
 import dataclasses
+import gc
+import sys
 
 import numpy as np
 import pytest
@@ -236,3 +238,19 @@ def test_random_models_across_lanes(lanes, width, seed, pooling):
                          embed_dims=max(lanes, 8), T=int(rng.integers(1, 3)),
                          num_classes=int(rng.integers(2, 5)), pooling_stat=pooling)
     _check(config, lanes, width, seed=seed, images=1)
+
+
+def test_a_stuck_run_fails_at_the_cycle_limit(monkeypatch):
+    """The bench's cycle limit ends a run whose results do not come (here: a limit far below
+    the image's compute) with an assertion instead of simulating on."""
+    from . import _sim
+    config, lanes, width = CASES["4x4-d8"]
+    model = random_model(config, seed=1, theta_max=4)
+    pixels = np.random.default_rng(1).integers(0, 256, (1, 3, 4, 4)).astype(np.uint8)
+    monkeypatch.setattr(_sim, "IMAGE_CYCLES", 500)
+    # The simulator's testbench coroutine is left waiting; closing it when collected reports
+    # an error of Amaranth's own (``aclose()``), which is not this test's.
+    monkeypatch.setattr(sys, "unraisablehook", lambda _: None)
+    with pytest.raises(AssertionError, match="no result after .* cycles: 0 of 1 images"):
+        run_accelerator(compile_model(model, lanes=lanes, width=width), pixels)
+    gc.collect()
