@@ -9,15 +9,12 @@ chunks of L (a lane-serial write-back feeds the P lanes of a row L at a time).
 from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .params import check_positive
 from .ram import loader_filled
 
 __all__ = ["LIFUnit"]
-
-
-def _addr_width(depth):
-    return max((depth - 1).bit_length(), 0)
 
 
 class LIFUnit(wiring.Component):
@@ -93,22 +90,23 @@ class LIFUnit(wiring.Component):
         self.theta_shape = data.ArrayLayout(signed(theta_width), lanes * chunks)
         self.in_layout = data.StructLayout({
             "x": data.ArrayLayout(signed(in_width), lanes),
-            "row": max(_addr_width(depth), 1),
-            "trow": max(_addr_width(theta_depth), 1),
-            "chunk": max(_addr_width(chunks), 1),
+            # Fields of at least one bit (a one-row memory still has an address field).
+            "row": max(ceil_log2(depth), 1),
+            "trow": max(ceil_log2(theta_depth), 1),
+            "chunk": max(ceil_log2(chunks), 1),
             "first": 1,
             "tag": self.TAG_WIDTH,
         })
         self.out_layout = data.StructLayout({
             "spikes": lanes,
-            "row": max(_addr_width(depth), 1),
+            "row": max(ceil_log2(depth), 1),
             "tag": self.TAG_WIDTH,
         })
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
             "o": Out(stream.Signature(self.out_layout)),
             "theta_write": Out(memory.WritePort.Signature(
-                addr_width=_addr_width(theta_depth), shape=self.theta_shape)),
+                addr_width=ceil_log2(theta_depth), shape=self.theta_shape)),
         })
 
     @property
