@@ -30,8 +30,8 @@ from .data import load_dataset
 from .presets import get_preset
 from .sdt import SpikeDrivenTransformer
 
-__all__ = ["TrainSettings", "train", "evaluate", "set_threads", "STATE_FORMAT", "PRECISIONS",
-           "AUGMENTATIONS"]
+__all__ = ["TrainSettings", "train", "evaluate", "set_threads", "random_shift", "STATE_FORMAT",
+           "PRECISIONS", "AUGMENTATIONS"]
 
 #: Format tag of the training-state file ``--resume`` reads.
 STATE_FORMAT = "sdtforge-train-state/1"
@@ -104,7 +104,7 @@ def set_threads(threads=None, num_parameters=None):
     torch.set_num_threads(max(1, int(threads)))
 
 
-def _random_shift(x, shift, gen):
+def random_shift(x, shift, gen):
     """Translate each sample (an image, or all event frames of one sample alike) by up to
     ``shift`` pixels, filling with zeros."""
     if shift == 0:
@@ -335,7 +335,7 @@ def _fit(model, x_train, y_train, settings, *, seed, preset="", progress=False, 
         run_loss, run_correct = 0.0, 0
         for b, i in enumerate(range(0, len(order), settings.batch_size)):
             idx = order[i:i + settings.batch_size]
-            xb, yb, target = _random_shift(xt[idx], settings.shift, gen), yt[idx], None
+            xb, yb, target = random_shift(xt[idx], settings.shift, gen), yt[idx], None
             if paper:
                 xb = paper_images(xb, gen, model.config.mean)
             if epoch < mixup_epochs:

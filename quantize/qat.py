@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from sdtforge.errors import UserError
+from sdtforge.model.lif import spike_fn
 
 from .quantizer import QuantRules, conv_bn_pairs, neuron_of, plan
 
@@ -96,18 +97,10 @@ def _integer_lif(x, unit, threshold, alpha):
     for t in range(x.shape[0]):
         h = v + (x[t] - v) / 2.0
         h = _ste(h, unit * torch.floor((v + x[t]) / (2.0 * unit) + _FLOOR_EPS))
-        s = _SpikeFn.apply(h - threshold, alpha)
+        s = spike_fn(h - threshold, alpha)
         v = h * (1.0 - s.detach())
         out.append(s)
     return torch.stack(out)
-
-
-def _spike_fn():
-    from sdtforge.model.lif import _SigmoidSpike
-    return _SigmoidSpike
-
-
-_SpikeFn = _spike_fn()
 
 
 @contextlib.contextmanager
@@ -163,7 +156,7 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
     augmentation (if any); BN statistics are frozen; the learning rate is cosine-annealed to 0.
     """
     from sdtforge.model import load_integer_inputs
-    from sdtforge.model.training import _random_shift, set_threads
+    from sdtforge.model.training import random_shift, set_threads
     # small models only contend for a shared machine's cores with more than one thread
     set_threads(None, sum(t.numel() for t in model.parameters()))
     QuantRules(weight_bits)  # validate before loading data
@@ -190,7 +183,7 @@ def finetune(model, ckpt, *, weight_bits, epochs, lr=1e-4, data_dir=None, seed=0
         order = torch.randperm(len(x_all), generator=gen)
         for start in range(0, len(x_all), batch_size):
             idx = order[start:start + batch_size]
-            x = _random_shift(x_all[idx], shift, gen)
+            x = random_shift(x_all[idx], shift, gen)
             logits = integer_forward(model, x, weight_bits)
             loss = F.cross_entropy(logits, y_all[idx])
             opt.zero_grad()
