@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .accel_isa import RESULT_WORD_BITS, Op, address_bits, descriptor_layout, shared_fields
 from .loops import LoopNest
 from .pe_array import PEOp
+from .receiver import PixelReceiver, pixel_write_layout
 
 __all__ = ["LayerController"]
 
@@ -74,9 +75,8 @@ class LayerController(wiring.Component):
         The program sequencer's controls.
     pixels : ``In(stream.Signature(8))``
         The image's pixels (raster order, channels fastest).
-    pixel_write : ``Out(StructLayout(active, t, y, x, c, data, en))``
-        A received pixel and its position (``active``: while receiving; ``t``, the frame, with
-        ``config.event_frames`` only).
+    pixel_write : ``Out(pixel_write_layout(config))``
+        A received pixel and its position (:class:`~.receiver.PixelReceiver`).
     loader_idle : ``In(1)``
         An image starts only between load records.
     row, row_next : ``Out(StructLayout(g, y, x, t))``
@@ -117,7 +117,7 @@ class LayerController(wiring.Component):
     def __init__(self, config, *, event_layout, cmd_layout):
         cfg = config
         self._config = config
-        cb, tb, gb, wb = cfg.coord_bits, cfg.step_bits, cfg.group_bits, cfg.word_bits
+        cb, tb, gb = cfg.coord_bits, cfg.step_bits, cfg.group_bits
         self.row_layout = data.StructLayout({"g": gb, "y": cb, "x": cb, "t": tb})
         lanes_acc = cfg.lane_layout("biases")
         super().__init__({
@@ -125,9 +125,7 @@ class LayerController(wiring.Component):
             "program": Out(wiring.Signature({"load": Out(1), "loaded": In(1), "step": Out(1),
                                              "rewind": Out(1), "first": In(1)})),
             "pixels": In(stream.Signature(8)),
-            "pixel_write": Out(data.StructLayout({
-                "active": 1, **({"t": tb} if cfg.event_frames else {}), "y": cb, "x": cb,
-                "c": wb, "data": 8, "en": 1})),
+            "pixel_write": Out(pixel_write_layout(cfg)),
             "loader_idle": In(1),
             "row": Out(self.row_layout),
             "row_next": Out(self.row_layout),
@@ -172,16 +170,9 @@ class LayerController(wiring.Component):
         lanes_acc = cfg.lane_layout("biases")
         value = Signal(lanes_acc, name="lane_value")   # PIXEL's Horner sum, HEAD_SUM's sum
         counting = Signal()
-        ry, rx, rch = (Signal(cb, name="recv_y"), Signal(cb, name="recv_x"),
-                       Signal(wb, name="recv_channel"))
-        rt = Signal(tb, name="recv_frame")     # with event frames only
-        # Event frames: the OR of a sample's received counts, and its top set bit, the first
-        # bit-plane the gathers need (counts are small: most of the eight planes are zero).
-        pix_or = Signal(8, name="received_or")
-        top = Signal(3, name="top_plane")
-        for i in range(8):
-            with m.If(pix_or[i]):
-                m.d.comb += top.eq(i)
+        m.submodules.receiver = recv = PixelReceiver(cfg)
+        wiring.connect(m, wiring.flipped(self.pixels), recv.pixels)
+        m.d.comb += [recv.descriptor.eq(d), self.pixel_write.eq(recv.write)]
         row_pending = Signal()              # a CONV row latched whose sums are not taken yet
         more_planes = Signal()              # PIXEL: a plane follows the one being drained
         start_next = Signal()               # PIXEL: start the fetch on the next plane
@@ -223,43 +214,19 @@ class LayerController(wiring.Component):
 
         with m.If(wbk.taken):
             m.d.sync += row_pending.eq(0)
-        if cfg.event_frames:
-            m.d.comb += self.pixel_write.t.eq(rt)
-        m.d.comb += [self.pixel_write.y.eq(ry), self.pixel_write.x.eq(rx),
-                     self.pixel_write.c.eq(rch), self.pixel_write.data.eq(self.pixels.payload)]
 
         with m.FSM(name="layer") as fsm:
             with m.State("IDLE"):
                 m.d.sync += counting.eq(0)
                 m.d.comb += prog.rewind.eq(1)
                 with m.If(self.pixels.valid & self.loader_idle & prog.first):
-                    m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
-                    if cfg.event_frames:
-                        m.d.sync += [rt.eq(0), pix_or.eq(0)]
+                    m.d.comb += recv.start.eq(1)
                     m.next = "FETCH0"
             with m.State("RECEIVE"):
-                m.d.comb += [self.pixels.ready.eq(1), self.pixel_write.active.eq(1),
-                             self.pixel_write.en.eq(self.pixels.valid)]
-                with m.If(self.pixels.valid):
-                    if cfg.event_frames:
-                        m.d.sync += pix_or.eq(pix_or | self.pixels.payload)
-                    with m.If(rch == px.channels - 1):
-                        m.d.sync += rch.eq(0)
-                        with m.If(rx == px.width - 1):
-                            m.d.sync += [rx.eq(0), ry.eq(ry + 1)]
-                            with m.If(ry == px.height - 1):
-                                # The frame's last pixel: the image's, or the next frame.
-                                done = 1
-                                if cfg.event_frames:
-                                    m.d.sync += [ry.eq(0), rt.eq(rt + 1)]
-                                    done = ~px.per_step | (rt == px.steps - 1)
-                                with m.If(done):
-                                    m.d.sync += [self.cycles.eq(0), counting.eq(1)]
-                                    m.next = "FETCH"
-                        with m.Else():
-                            m.d.sync += rx.eq(rx + 1)
-                    with m.Else():
-                        m.d.sync += rch.eq(rch + 1)
+                m.d.comb += recv.active.eq(1)
+                with m.If(recv.done):
+                    m.d.sync += [self.cycles.eq(0), counting.eq(1)]
+                    m.next = "FETCH"
             # Descriptor load (ProgramSequencer: n_words + 1 cycles).
             with m.State("FETCH0"):
                 # Descriptor 0 (the PIXEL layer) gives the image's size and pixel layout.
@@ -291,7 +258,7 @@ class LayerController(wiring.Component):
                         m.next = "POS"
             with m.State("POS"):
                 # Start of one (group, position, step).
-                m.d.sync += [bit.eq(Mux(px.per_step, top, 7) if cfg.event_frames else 7),
+                m.d.sync += [bit.eq(Mux(px.per_step, recv.top, 7) if cfg.event_frames else 7),
                              hy.eq(0), hx.eq(0)]
                 with m.Switch(d.op):
                     with m.Case(Op.PIXEL):
