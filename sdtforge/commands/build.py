@@ -38,7 +38,8 @@ def add_arguments(p):
                         f"(default: the board's: {_args.per_board(lambda b: b.default_width)})")
     p.add_argument("--freq", type=_args.positive_float, default=None,
                    help=f"system clock request in MHz, {FREQ_MHZ[0]} to {FREQ_MHZ[1]} (default: "
-                        f"the board's: {_args.per_board(lambda b: f'{b.f_sync / 1e6:g}')})")
+                        f"the board's: {_args.per_board(lambda b: f'{b.f_sync / 1e6:g}')}; "
+                        f"with --sdram {_sdram_clocks()})")
     p.add_argument("--baud", type=_args.positive_int, default=115200, help="UART baud rate")
     p.add_argument("--seed", type=_args.seed, default=1, help="nextpnr placer seed")
     p.add_argument("--out", type=Path, default=Path("build"), help="output directory")
@@ -145,6 +146,14 @@ def _print_latency(figures):
         if figures.get("stall_cycles") is not None:
             print(f"weights from SDRAM: {figures['weight_bytes_per_image']} bytes per image, "
                   f"{figures['stall_cycles']} cycles waiting for them")
+
+
+def _sdram_clocks():
+    """``"46.875 on ulx3s-85f"``: the default clocks of the boards with SDRAM, for ``--help``."""
+    from sdtforge.boards.targets import BOARDS
+
+    return ", ".join(f"{(b.sdram_f_sync or b.f_sync) / 1e6:g} on {name}"
+                     for name, b in sorted(BOARDS.items()) if b.sdram)
 
 
 def _check(args, plan, f_sync, timing):

@@ -160,6 +160,8 @@ def test_check_is_the_fit_check_and_latency_only(digits_tiny, fake_pnr, tmp_path
     text = capsys.readouterr().out
     assert "fits the ulx3s-85f" in text and "32 lanes; cycle model" in text
     assert fake_pnr == []
+    assert main(["build", str(digits_tiny), "--board", "ulx3s-85f", "--check", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["clock_mhz"] == 50.0     # the board's default
 
     # With the weights in SDRAM the latency counts the prefetch's stalls (warm, images back
     # to back) and reports the weight bytes an image reads.
@@ -169,6 +171,7 @@ def test_check_is_the_fit_check_and_latency_only(digits_tiny, fake_pnr, tmp_path
     plan = plan_board(ir.load(digits_tiny), BOARDS["ulx3s-85f"], lanes=8, sdram=True)
     sdram = latency.sdram_cycles_per_image(ir.load(digits_tiny), plan.config, 46.875)
     assert printed["sdram"] is True and printed["cycles_per_image"] == round(sdram["cycles"], 1)
+    assert printed["clock_mhz"] == 46.875           # the board's default with --sdram
     assert printed["stall_cycles"] == round(sdram["stall_cycles"], 1)
     assert printed["weight_bytes_per_image"] == round(sdram["weight_bytes"]) > 0
     compute = latency.cycles_per_image(ir.load(digits_tiny), 8, 32, config=plan.config)
