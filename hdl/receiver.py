@@ -25,7 +25,8 @@ class PixelReceiver(wiring.Component):
 
     The frame's size is the ``PIXEL`` descriptor's ``height``, ``width`` and ``channels``.
 
-    **Cycle contract.** ``start`` (one cycle) puts the position at the image's first pixel.
+    **Cycle contract.** ``start`` (one cycle, never with ``active``: the controller raises
+    it in its idle state) puts the position at the image's first pixel and clears ``top``.
     While ``active``, a pixel is taken in every cycle it is offered (``pixels.ready`` is
     ``active``) and is on ``write`` in that cycle with its position (``write.en``); ``done``
     is high in the cycle the image's last pixel is taken, so the image costs its pixels' cycles
@@ -50,7 +51,8 @@ class PixelReceiver(wiring.Component):
         The image's last pixel is taken this cycle.
     top : ``Out(3)``
         With event frames: the highest bit set in any pixel received since ``start`` (the
-        first bit-plane the pixel layer's gathers need); 0 otherwise.
+        first bit-plane the pixel layer's gathers need), from a register: final in the cycle
+        after ``done``; 0 otherwise.
     """
 
     def __init__(self, config):
