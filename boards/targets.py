@@ -154,8 +154,8 @@ BOARDS = {b.name: b for b in [
           top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
           # P = 32 with 32-bit spike words: digits-small in 78.4 k cycles per image (8 lanes:
-          # 298 k). 50 MHz (25 MHz x 2): the measured Fmax at 32 lanes is 52.1-55.4 MHz over
-          # the last six seeds (docs/boards.md §4b). With --sdram 46.875 MHz (25 MHz / 8 · 15):
+          # 298 k). 50 MHz (25 MHz x 2): the measured Fmax at 32 lanes is 53.3-55.4 MHz over
+          # the last bench's seeds (docs/boards.md §4b). With --sdram 46.875 MHz (25 MHz / 8 · 15):
           # cifar10-2-256 at 16 lanes through the SDRAM reaches 48.6 MHz (median).
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=50e6,
           sdram_f_sync=46.875e6,
