@@ -13,10 +13,10 @@ The membrane state starts at 0 on every call, so consecutive images never share 
 import torch
 from torch import nn
 
-__all__ = ["MultiStepLIF", "SigmoidSpike", "lif_multistep", "spike_fn"]
+__all__ = ["MultiStepLIF", "lif_multistep", "spike_fn"]
 
 
-class SigmoidSpike(torch.autograd.Function):
+class _SigmoidSpike(torch.autograd.Function):
     """Heaviside step forward; derivative of ``sigmoid(α·x)`` backward."""
 
     @staticmethod
@@ -35,7 +35,7 @@ class SigmoidSpike(torch.autograd.Function):
 
 def spike_fn(x, alpha=4.0):
     """Spike ``x >= 0`` with the sigmoid surrogate gradient ``α·σ(αx)·(1-σ(αx))``."""
-    return SigmoidSpike.apply(x, alpha)
+    return _SigmoidSpike.apply(x, alpha)
 
 
 def lif_multistep(x, tau=2.0, v_threshold=1.0, alpha=4.0):

@@ -39,7 +39,7 @@ def add_arguments(p):
     p.add_argument("--freq", type=_args.positive_float, default=None,
                    help=f"system clock request in MHz, {FREQ_MHZ[0]} to {FREQ_MHZ[1]} (default: "
                         f"the board's: {_args.per_board(lambda b: f'{b.f_sync / 1e6:g}')}; "
-                        f"with --sdram {_sdram_clocks()})")
+                        f"with --sdram {_args.per_board(_sdram_mhz, only=lambda b: b.sdram)})")
     p.add_argument("--baud", type=_args.positive_int, default=115200, help="UART baud rate")
     p.add_argument("--seed", type=_args.seed, default=1, help="nextpnr placer seed")
     p.add_argument("--out", type=Path, default=Path("build"), help="output directory")
@@ -148,12 +148,9 @@ def _print_latency(figures):
                   f"{figures['stall_cycles']} cycles waiting for them")
 
 
-def _sdram_clocks():
-    """``"46.875 on ulx3s-85f"``: the default clocks of the boards with SDRAM, for ``--help``."""
-    from sdtforge.boards.targets import BOARDS
-
-    return ", ".join(f"{(b.sdram_f_sync or b.f_sync) / 1e6:g} on {name}"
-                     for name, b in sorted(BOARDS.items()) if b.sdram)
+def _sdram_mhz(board):
+    """The board's default clock with ``--sdram`` in MHz, for ``--help``."""
+    return f"{(board.sdram_f_sync or board.f_sync) / 1e6:g}"
 
 
 def _check(args, plan, f_sync, timing):
