@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accel_isa import RESULT_WORD_BITS, Op, address_bits, descriptor_layout, shared_fields
+from .lane_value import LaneValue
 from .loops import LoopNest
 from .pe_array import PEOp
 from .receiver import PixelReceiver, pixel_write_layout
@@ -31,9 +32,9 @@ class LayerController(wiring.Component):
       has taken the row before (``wb.taken``).
     - ``PIXEL``: per row, eight bit-plane gathers (fewer over event frames, below; each
       ``BIAS`` or ``CLEAR``, events, a ``DRAIN``; the fetch starts on the next plane a cycle
-      after a plane's last event leaves), whose sums (``sums``) it accumulates by
-      Horner's rule ``2·v + plane``, then
-      the value to the write-back's LIF (``lif``) and waits for its spikes (``wb.written``).
+      after a plane's last event leaves), whose sums (``sums``) it accumulates by Horner's
+      rule ``2·v + plane`` (:class:`~.lane_value.LaneValue`), then the value to the
+      write-back's LIF (``lif``) and waits for its spikes (``wb.written``).
       The gathers run at the first step and the value is reused at the others; with
       ``per_step`` (event frames) they run at every step, on that step's frame, and only
       from the sample's top plane down (the highest bit set in any of its received counts:
@@ -153,7 +154,7 @@ class LayerController(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self._config
-        p, w = cfg.lanes, cfg.width
+        w = cfg.width
         lw = (w - 1).bit_length()               # log2 W
         cb, tb, gb, wb = cfg.coord_bits, cfg.step_bits, cfg.group_bits, cfg.word_bits
         m = Module()
@@ -168,7 +169,6 @@ class LayerController(wiring.Component):
         wg = Signal(address_bits(cfg.weights_depth), name="weight_base")  # the group's row 0
         lastmask = Signal(w, name="last_word_mask")
         lanes_acc = cfg.lane_layout("biases")
-        value = Signal(lanes_acc, name="lane_value")   # PIXEL's Horner sum, HEAD_SUM's sum
         counting = Signal()
         m.submodules.receiver = recv = PixelReceiver(cfg)
         wiring.connect(m, wiring.flipped(self.pixels), recv.pixels)
@@ -196,21 +196,14 @@ class LayerController(wiring.Component):
         ev_cw = ev.addr[lw:lw + wb]
         ev_row = wg + ev.addr[lw + wb:] + Mux(is_pixel, ev_cw, Cat(ev.addr[:lw], ev_cw))
 
-        # Shared lane adders: the pixel layer's Horner step ``2·value + plane`` (from the
-        # registered sums of a plane: the weight memory → PE array → Horner path was the ECP5
-        # critical path) and the head's token sum ``value + X``.
-        v_sum = Signal(lanes_acc)
-        psum = Signal(lanes_acc, name="plane_sums")
-        horner = Signal(name="horner_step")
+        # PIXEL's Horner sum and HEAD_SUM's token sum (LaneValue); STREAM_LIF's rows go to the
+        # LIF as read (each lane sign-extended to the accumulator width).
+        m.submodules.value = lv = LaneValue(lanes_acc)
+        wiring.connect(m, wiring.flipped(self.sums), lv.sums)
         x_row = Signal(lanes_acc)
-        for lane in range(p):
-            m.d.comb += [v_sum[lane].eq(Mux(is_pixel, value[lane] << 1, value[lane])
-                                        + Mux(is_pixel, psum[lane], self.stream_row[lane])),
-                         x_row[lane].eq(self.stream_row[lane])]
-        m.d.sync += horner.eq(0)
-        with m.If(horner):
-            m.d.sync += [value[lane].eq(v_sum[lane]) for lane in range(p)]
-        m.d.comb += self.lif.payload.eq(Mux(d.op == Op.STREAM_LIF, x_row, value))
+        m.d.comb += [x_row[lane].eq(self.stream_row[lane]) for lane in range(cfg.lanes)]
+        m.d.comb += [lv.pixel.eq(is_pixel), lv.row.eq(x_row),
+                     self.lif.payload.eq(Mux(d.op == Op.STREAM_LIF, x_row, lv.value))]
 
         with m.If(wbk.taken):
             m.d.sync += row_pending.eq(0)
@@ -263,23 +256,20 @@ class LayerController(wiring.Component):
                 with m.Switch(d.op):
                     with m.Case(Op.PIXEL):
                         with m.If(self.row_first | (px.per_step if cfg.event_frames else 0)):
-                            m.d.sync += value.eq(0)
+                            m.d.comb += lv.clear.eq(1)
                             m.next = "GATHER_CMD"
                         with m.Else():
                             m.next = "OUT_LIF"
                     with m.Case(Op.HEAD_SUM):
-                        m.d.sync += value.eq(0)
+                        m.d.comb += lv.clear.eq(1)
                         m.next = "X_READ"
                     with m.Case(Op.POOL_OR):
                         m.d.comb += self.pool.start.eq(1)
                         m.next = "POOL"
 
             # ---- PIXEL: the bit-planes' gathers (BIAS/CLEAR, events, DRAIN each) ----
-            # The planes overlap: the fetch starts on the next plane a cycle after the plane's last
-            # event leaves (it has read all of the plane's words by then), and the plane's DRAIN and
-            # the next plane's CLEAR/BIAS are sent while the fetch refills; a plane's sums are
-            # taken whenever the PE array offers them (they are registered, psum, and the
-            # Horner step follows a cycle later).
+            # A plane's DRAIN and the next plane's CLEAR/BIAS are sent while the fetch refills
+            # (it has read all of the plane's words when the plane's last event leaves).
             plane_cmd = Mux(bit != 0, PEOp.CLEAR, PEOp.BIAS)    # the plane's start
             with m.State("GATHER_CMD"):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(plane_cmd), cmd.addr.eq(f.prow + g)]
@@ -313,15 +303,10 @@ class LayerController(wiring.Component):
             with m.State("HORNER"):
                 m.next = "OUT_LIF"
 
-            # ---- CONV: pipelined rows ----
-            # A row is retired in overlapped parts: the gather (events → PE; the fetch already
-            # reads the next rows), the sums (the row's last event, flagged ``last``, makes the
-            # PE array emit them and load the next row's bias), and the write-back. The loop
-            # counters advance when the PE array takes the row's last command (a cycle after
-            # the event entered the command queue: the event behind it was the iCE40 critical
-            # path); the write-back latches the row's coordinates then. One row at a time waits
-            # for the write-back: the next row's last event waits in the encoder until its sums
-            # are taken (row_pending, set when the last event enters the queue).
+            # ---- CONV: pipelined rows (the class docstring) ----
+            # The counters advance a cycle after the last event entered the command queue (from
+            # the event behind it was the iCE40 critical path); row_pending: a row latched whose
+            # sums are not taken yet, set when its last event enters the queue.
             with m.State("CONV_START"):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(PEOp.BIAS),
                              cmd.addr.eq(f.prow + g), self.fetch_start.eq(1)]
@@ -351,10 +336,8 @@ class LayerController(wiring.Component):
 
             # ---- STREAM_LIF: one row (group, position, step) per write-back row ----
             # LIF_READ reads the first row; LIF_RUN feeds the row read before to the LIF and,
-            # when the stage takes it, reads the next one. The stage takes a row every
-            # ``writeback_cycles`` cycles (every cycle with c = 1: no wait on its ready); the
-            # last row's last chunk is worked on in LIF_END (c > 1), its spikes written in the
-            # next cycle.
+            # as the stage takes it (every c cycles), reads the next; with c > 1 the last row's
+            # last chunk is worked on in LIF_END.
             with m.State("LIF_READ"):
                 m.next = "LIF_RUN"
             with m.State("LIF_RUN"):
@@ -380,7 +363,7 @@ class LayerController(wiring.Component):
             with m.State("X_READ"):
                 m.next = "X_USE"
             with m.State("X_USE"):
-                m.d.sync += [value[lane].eq(v_sum[lane]) for lane in range(p)]
+                m.d.comb += lv.add.eq(1)
                 with m.If(hx == f.in_w - 1):
                     m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
                     with m.If(hy == f.in_h - 1):
@@ -432,11 +415,8 @@ class LayerController(wiring.Component):
         with m.If(start_next):
             m.d.comb += self.fetch_start.eq(1)
         # A pixel plane's sums are taken whenever the PE array offers them (below GATHER_CMD).
-        with m.If(fsm.ongoing("GATHER_RUN") | fsm.ongoing("GATHER_DRAIN")
-                  | fsm.ongoing("GATHER_NEXT") | fsm.ongoing("GATHER_WAIT")):
-            m.d.comb += self.sums.ready.eq(1)
-            with m.If(self.sums.valid):
-                m.d.sync += [psum.eq(self.sums.payload), horner.eq(1)]
+        m.d.comb += lv.gather.eq(fsm.ongoing("GATHER_RUN") | fsm.ongoing("GATHER_DRAIN")
+                                 | fsm.ongoing("GATHER_NEXT") | fsm.ongoing("GATHER_WAIT"))
 
         # Busy in every state but IDLE: one compare of the state register (an OR of the
         # states' own assignments was the iCE40 critical path, into the loader's enable).
