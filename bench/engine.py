@@ -1,7 +1,7 @@
 """The engine's yardstick: board builds, latency per image and cycle-model ratios against targets.
 
 Usage: ``python bench/engine.py [--boards icebreaker ulx3s-85f] [--seeds 1 2 3] [--jobs N]
-[--no-build] [--keep DIR] [--out JSON]``.
+[--no-build] [--keep DIR] [--out JSON] [--update]``.
 
 Per board, one model built at the board's default lanes and width with ``sdtforge build
 MODEL.sfm --board B --seed S --json`` for every seed: the iCEBreaker builds the shipped
@@ -14,6 +14,9 @@ at the built clock (``sdtforge.sim.latency``, what ``sdtforge build`` reports). 
 cycle model's cycles ÷ work bound (``sim.cycles.work_bound``) for digits-tiny at P = 8 and
 digits-small at P = 32, W = 32 (P ≤ W). Every figure with a target carries it and ``met``.
 ``--no-build`` measures the cycle figures only (lanes, clock, cycles, latency, ratios).
+``--update`` replaces only the boards measured in this run in an existing ``--out`` file and
+keeps the others (a 32-lane ULX3S round takes about an hour); each board's entry names the
+commit it was measured on (``commit``, with ``+changes`` when the tree had uncommitted ones).
 ``--jobs N`` runs up to N builds at once (each is one single-threaded ``sdtforge build``
 process; a 32-lane ULX3S build routes for about half an hour). ``--keep DIR`` keeps each
 build in ``DIR/build-BOARD-SEED`` (the tools' logs and timing reports: where the critical path
@@ -193,6 +196,15 @@ def _tools():
     return {n: metadata.version(n) for n in names}
 
 
+def _commit():
+    """The checkout's commit, ``+changes`` after it when the tree has uncommitted ones."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False).stdout.strip()
+    head = git("rev-parse", "--short=7", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def _summary(result):
     flags = [f["met"] for b in result["boards"].values() for f in b["figures"].values()]
     flags += [r["cycles_over_work"]["met"] for r in result["cycle_ratios"]]
@@ -229,6 +241,8 @@ def main(argv=None):
     parser.add_argument("--keep", metavar="DIR",
                         help="keep the builds in DIR/build-BOARD-SEED (logs, timing reports)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "engine.json"))
+    parser.add_argument("--update", action="store_true",
+                        help="keep the other boards' entries of an existing --out file")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, not {args.jobs}")
@@ -237,6 +251,9 @@ def main(argv=None):
     seeds = [] if args.no_build else args.seeds
 
     result = {"boards": {}, "cycle_ratios": [], "tools": _tools()}
+    if args.update and Path(args.out).exists():
+        kept = json.loads(Path(args.out).read_text())["boards"]
+        result["boards"] = {b: e for b, e in kept.items() if b not in args.boards}
     with tempfile.TemporaryDirectory(prefix="sdtforge-engine-") as tmp:
         builds = tmp
         if args.keep:
@@ -254,6 +271,8 @@ def main(argv=None):
         for board in args.boards:
             path, info = models[BOARD_MODELS[board]]
             result["boards"][board] = measure_board(board, path, info, seeds, runs[board])
+            result["boards"][board]["commit"] = _commit()
+        result["boards"] = dict(sorted(result["boards"].items()))
     result["summary"] = _summary(result)
     _print(result)
     out = Path(args.out)
