@@ -304,9 +304,9 @@ class LayerController(wiring.Component):
                 m.next = "OUT_LIF"
 
             # ---- CONV: pipelined rows (the class docstring) ----
-            # The counters advance a cycle after the last event entered the command queue (from
-            # the event behind it was the iCE40 critical path); row_pending: a row latched whose
-            # sums are not taken yet, set when its last event enters the queue.
+            # The counters advance a cycle after the last event entered the command queue
+            # (advancing them from the event's own handshake was the iCE40 critical path);
+            # row_pending: a row whose last event entered the queue and whose sums are not taken.
             with m.State("CONV_START"):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(PEOp.BIAS),
                              cmd.addr.eq(f.prow + g), self.fetch_start.eq(1)]
