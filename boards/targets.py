@@ -120,11 +120,14 @@ class Board:
     sdram: bool = False
     sdram_f_sync: float | None = None
 
+    @property
+    def sdram_default_f_sync(self):
+        """The default clock request in Hz with the weights in SDRAM."""
+        return self.sdram_f_sync if self.sdram_f_sync is not None else self.f_sync
+
     def default_f_sync(self, config):
         """The default clock request in Hz for an accelerator configuration."""
-        if config.weight_tile_rows and self.sdram_f_sync is not None:
-            return self.sdram_f_sync
-        return self.f_sync
+        return self.sdram_default_f_sync if config.weight_tile_rows else self.f_sync
 
     def platform(self):
         """A fresh amaranth-boards platform instance (toolchain: Yosys + nextpnr)."""

@@ -150,7 +150,7 @@ def _print_latency(figures):
 
 def _sdram_mhz(board):
     """The board's default clock with ``--sdram`` in MHz, for ``--help``."""
-    return f"{(board.sdram_f_sync or board.f_sync) / 1e6:g}"
+    return f"{board.sdram_default_f_sync / 1e6:g}"
 
 
 def _check(args, plan, f_sync, timing):
