@@ -221,11 +221,6 @@ def test_external_weight_ports():
 
 
 @pytest.mark.slow
-def test_digits_tiny_random_weights():
-    _check(tiny_config(), 8, 16, seed=2, images=1)
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("lanes,width", [(1, 8), (8, 16), (32, 32)])
 @settings(max_examples=1, deadline=None)
 @given(seed=st.integers(0, 2**16), pooling=st.sampled_from(["0001", "1001", "0000"]))

@@ -354,23 +354,6 @@ def test_icebreaker_real_build_board_plumbing(tmp_path):
 
 
 @pytest.mark.slow
-def test_icebreaker_real_build_digits_tiny(tmp_path, capsys):
-    """The acceptance build: the shipped digits-tiny on the iCEBreaker, through the CLI."""
-    from sdtforge.model import SHIPPED_CHECKPOINTS
-    from sdtforge.quantize.quantizer import quantize_checkpoint
-
-    path = tmp_path / "digits-tiny.sfm"
-    ir.save(quantize_checkpoint(SHIPPED_CHECKPOINTS["digits-tiny"]), path)
-    out = tmp_path / "build"
-    assert main(["build", str(path), "--board", "icebreaker", "--out", str(out), "--json"]) == 0
-    figures = json.loads((out / "report.json").read_text())
-    assert (out / "sdtforge.bin").stat().st_size > 0
-    assert figures["lanes"] == 1 and figures["dsp"] == 0 and figures["spram"] == 2
-    assert figures["lc"] <= 5280 and figures["bram"] <= 30
-    assert figures["timing_met"] and figures["fmax_mhz"] >= figures["f_sync_mhz"]
-
-
-@pytest.mark.slow
 def test_ulx3s_real_build_weights_in_sdram(tmp_path):
     """The shipped digits-tiny on the ULX3S with its weights in the SDRAM (``--sdram``, 8
     lanes): the bitstream builds, timing is met, the weights take no block RAM (the prefetch

@@ -114,7 +114,9 @@ def test_dataset_not_at_hand(fake_pnr, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
-    """A real iCEBreaker build of the shipped digits-tiny: every field, consistent."""
+    """The acceptance build: the shipped digits-tiny on the iCEBreaker through the CLI, a
+    bitstream within the board (P = 1, no DSP, timing met at the default clock), every field
+    of the report, consistent."""
     out = tmp_path / "build"
     assert main(["build", str(digits_tiny), "--board", "icebreaker", "--out", str(out),
                  "--json"]) == 0
@@ -129,7 +131,11 @@ def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
     assert all(printed[k] is not None for k in ICE40_KEYS)
     assert printed["clock_mhz"] == printed["f_sync_mhz"]
     assert printed["timing_met"] == (printed["fmax_mhz"] >= printed["clock_mhz"])
-    assert printed["lanes"] == BOARDS["icebreaker"].default_lanes
+    assert printed["lanes"] == BOARDS["icebreaker"].default_lanes == 1
+    assert (out / "sdtforge.bin").stat().st_size > 0
+    assert printed["dsp"] == 0 and printed["spram"] == 2
+    assert printed["lc"] <= 5280 and printed["bram"] <= 30
+    assert printed["timing_met"] and printed["fmax_mhz"] >= printed["f_sync_mhz"]
     cycles = latency.cycles_per_image(ir.load(digits_tiny), printed["lanes"], printed["width"])
     assert printed["cycles_per_image"] == round(cycles, 1)
     _check_latency(printed)
