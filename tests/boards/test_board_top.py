@@ -76,14 +76,3 @@ def test_small_model_through_the_uart():
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (2, 1, 4, 4)).astype(np.uint8)
     _session(model, compiled, images)
-
-
-@pytest.mark.slow
-def test_digits_tiny_through_the_uart():
-    from sdtforge.model.data import load_dataset
-    from sdtforge.quantize.quantizer import quantize_checkpoint
-
-    model = quantize_checkpoint("model/checkpoints/digits-tiny.pt")
-    compiled = compile_model(model, lanes=8, width=16)
-    images, _ = load_dataset("digits", "test")[:2]
-    _session(model, compiled, images[:3])

@@ -331,5 +331,5 @@ def test_load_faults_each_reloaded(tiny):
 def test_load_cut_at_random_points(tiny):
     """Loads cut at random byte positions, each followed by a reload and an exact CLASSIFY."""
     n = len(model_image(tiny[1]).load)
-    points = sorted(np.random.default_rng(11).choice(n, 4, replace=False).tolist())
+    points = sorted(np.random.default_rng(11).choice(n, 2, replace=False).tolist())
     _run(tiny, [_cut_load(at) for at in points])
