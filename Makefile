@@ -6,9 +6,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 JOBS    ?= 2
-# `make test SLOW=1` also runs the long system tests (CI does).
+# `make test SLOW=1` also runs the long system tests (CI does); SLOW=2 the paper-scale runs too.
 SLOW    ?= 0
-PYTEST_MARK := $(if $(filter 1,$(SLOW)),,-m "not slow")
+PYTEST_MARK := $(if $(filter 2,$(SLOW)),,$(if $(filter 1,$(SLOW)),-m "not paper",-m "not slow"))
 
 .PHONY: all venv system-deps demo test lint clean
 

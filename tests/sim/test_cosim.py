@@ -253,6 +253,7 @@ def test_digits_tiny_through_sdram(digits_tiny, tmp_path, capsys):
 
 @needs_verilator
 @pytest.mark.slow
+@pytest.mark.paper
 def test_cifar10_2_256_through_sdram(tmp_path, capsys):
     """The paper's CIFAR-10 shape (synthetic weights, firing rate 0.10; 2.55 M weights) at
     P = 32, W = 32 with every weight in SDRAM, streamed by the tile prefetch: one image
