@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from sdtforge.errors import UserError
-from sdtforge.hdl.accel_isa import Result, decode_result, result_class_word, result_words
+from sdtforge.hdl.result import Result, decode_result, result_class_word, result_words
 
 from .protocol import (
     MODEL_ID_BYTES,
@@ -193,7 +193,7 @@ class BoardClient:
         self.load(image.load, image.model_id, progress=progress)
 
     def classify(self, pixels, num_classes):
-        """Classify one image; returns its :class:`~sdtforge.hdl.accel_isa.Result`.
+        """Classify one image; returns its :class:`~sdtforge.hdl.result.Result`.
 
         The ``RESULT`` payload is the accelerator's result words, 4 bytes each (LE), except
         the class word, sent as 1 byte.

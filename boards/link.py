@@ -25,7 +25,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from sdtforge.hdl.accel_isa import RESULT_LAYOUT, result_class_word, result_words
+from sdtforge.hdl.result import RESULT_LAYOUT, result_class_word, result_words
 
 from .protocol import (
     ACK_BYTES,
@@ -44,7 +44,7 @@ from .uart import RxPayload
 
 __all__ = ["HostLink", "ResultPayload", "crc8_next"]
 
-#: The accelerator's result-stream payload (:data:`~sdtforge.hdl.accel_isa.RESULT_LAYOUT`).
+#: The accelerator's result-stream payload (:data:`~sdtforge.hdl.result.RESULT_LAYOUT`).
 ResultPayload = RESULT_LAYOUT
 
 

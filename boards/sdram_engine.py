@@ -142,7 +142,7 @@ def sdram_testbench(top, *, ps_delay_ns=SDRAM_PERIOD_NS / 4,
     late, ``sdram_ps_clk`` = ``clk`` delayed by ``ps_delay_ns`` (90° by default, as LiteX's
     ULX3S target). Its ports are the engine's streams with the engine's names, so the
     co-simulation bench drives it unchanged."""
-    from sdtforge.hdl.accel_isa import RESULT_LAYOUT
+    from sdtforge.hdl.result import RESULT_LAYOUT
 
     info = core_info(CORE_VERILOG)
     widths = {"load__payload": 8, "pixels__payload": 8,

@@ -13,8 +13,8 @@ import importlib
 from dataclasses import dataclass
 
 from sdtforge.errors import UserError
-from sdtforge.hdl.accelerator import sdsa_membranes
 from sdtforge.hdl.compile import MEMORIES, compile_model, derive_config
+from sdtforge.hdl.sdsa_sequencer import sdsa_membranes
 
 from .spram import SPRAM_BITS, SPRAM_ROWS, spram_banks, spram_blocks
 

@@ -10,9 +10,9 @@ from amaranth import Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sdtforge.hdl.accel_isa import result_class_word, result_words
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import AccelConfig
+from sdtforge.hdl.result import result_class_word, result_words
 from sdtforge.hdl.weights import ReadPortWeights
 
 from .image import config_digest, max_load_bytes

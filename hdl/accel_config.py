@@ -19,7 +19,8 @@ from amaranth.utils import ceil_log2
 
 from sdtforge.errors import UserError
 
-from .accel_isa import PROGRAM_WORD_BITS, RESULT_WORD_BITS, Target
+from .accel_isa import PROGRAM_WORD_BITS, Target
+from .result import RESULT_WORD_BITS
 
 __all__ = ["AccelConfig", "MEMORIES", "MAX_LANES", "MAX_WIDTH", "check_lanes_width",
            "writeback_cycles", "ceil_div", "counter_bits", "layout_shift", "pow2_at_least",

@@ -1,9 +1,9 @@
-"""Instruction set of the accelerator: layer descriptors, opcodes, load targets, results.
+"""Instruction set of the accelerator: layer descriptors, opcodes, load targets.
 
 This module is the single source of truth for the bit-level encodings shared by the compiler
 (:mod:`sdtforge.hdl.compile`, host side), the controller (:mod:`sdtforge.hdl.accelerator`,
 gateware side) and the simulation and board tools that read them back; ``docs/accelerator.md``
-explains them.
+explains them. The result stream's format is the result emitter's (:mod:`.result`).
 
 A program is a list of descriptors, one per layer operation, executed in order until ``END``.
 The descriptor layout is a function of the hardware configuration (:func:`descriptor_layout`):
@@ -26,7 +26,6 @@ so no address needs a multiplier.
 """
 
 import operator
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 from amaranth.hdl import Shape, signed
@@ -38,9 +37,7 @@ __all__ = ["Op", "Mode", "Target", "address_bits", "PROGRAM_WORD_BITS", "SDSA_TH
            "OP_VIEWS", "descriptor_widths", "descriptor_layout", "op_view", "descriptor_words",
            "program_words", "join_program_words", "decode_descriptor", "shared_field",
            "shared_fields",
-           "RECORD_HEADER_BYTES", "RECORD_HEADER", "field_range", "pack_field",
-           "RESULT_WORD_BITS", "RESULT_LAYOUT", "Result", "result_words", "result_class_word",
-           "decode_result", "encode_result"]
+           "RECORD_HEADER_BYTES", "RECORD_HEADER", "field_range", "pack_field"]
 
 
 class Op(enum.Enum, shape=3):
@@ -356,56 +353,3 @@ def pack_field(value, bits, *, signed=False, what, hint=""):
         raise UserError(f"{what} = {value} does not fit its {bits}-bit {kind} field "
                         f"({lo}..{hi}){hint}")
     return value & ((1 << bits) - 1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Result stream
-
-#: Bits of a result-stream word.
-RESULT_WORD_BITS = 32
-
-#: Result-stream payload: one word, ``last`` on the final word of an image's result.
-RESULT_LAYOUT = data.StructLayout({"data": RESULT_WORD_BITS, "last": 1})
-
-
-@dataclass(frozen=True)
-class Result:
-    """One image's result: the summed logits, the class (``argmax``, lowest index on ties) and
-    the controller's cycle count."""
-
-    logits: tuple
-    label: int
-    cycles: int
-
-
-def result_words(num_classes):
-    """Words of one image's result: ``num_classes`` logits, the class, the cycle count."""
-    return num_classes + 2
-
-
-def result_class_word(num_classes):
-    """Index of the class word in an image's result (the cycle count follows it)."""
-    return num_classes
-
-
-def decode_result(words, num_classes):
-    """The :class:`Result` of one image's ``result_words(num_classes)`` words.
-
-    Logits are two's complement ``RESULT_WORD_BITS``-bit words; the class and the cycle count
-    are unsigned. A wrong number of words raises :class:`ValueError`.
-    """
-    words = [int(w) for w in words]
-    if len(words) != result_words(num_classes):
-        raise ValueError(f"{len(words)} result words for {num_classes} classes, expected "
-                         f"{result_words(num_classes)}")
-    top = 1 << RESULT_WORD_BITS
-    logits = tuple(w - top if w & (top >> 1) else w for w in words[:num_classes])
-    k = result_class_word(num_classes)
-    return Result(logits=logits, label=words[k], cycles=words[k + 1])
-
-
-def encode_result(result):
-    """The result-stream words of a :class:`Result`: ``[(data, last), …]`` (for test benches)."""
-    mask = (1 << RESULT_WORD_BITS) - 1
-    words = [v & mask for v in result.logits] + [result.label, result.cycles]
-    return [(w, int(i == len(words) - 1)) for i, w in enumerate(words)]

@@ -21,19 +21,12 @@ layer, output group, output position, time step (innermost), so the ``P`` membra
 stay in the LIF unit across the ``T`` steps.
 """
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Const, Module, Mux, Shape, Signal
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .accel_isa import (
-    RESULT_LAYOUT,
-    SDSA_THETA_BITS,
-    Mode,
-    Op,
-    address_bits,
-    shared_fields,
-)
+from .accel_isa import Mode, Op, address_bits, shared_fields
 from .accel_loader import Loader
 from .compile import AccelConfig
 from .controller import LayerController
@@ -43,29 +36,13 @@ from .loops import MapAddress
 from .pe_array import PEArray
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
-from .ram import disjoint_maps, loader_filled, rows_apart
-from .result import ResultEmitter
-from .sdsa import mask_membrane_width
+from .ram import disjoint_maps, loader_filled, registered_write, rows_apart
+from .result import RESULT_LAYOUT, ResultEmitter
 from .sdsa_sequencer import SDSASequencer
 from .weights import WeightMemory
 from .writeback import RowWriteBack
 
-__all__ = ["Accelerator", "RESULT_LAYOUT", "sdsa_membranes"]
-
-
-def sdsa_membranes(config):
-    """``(rows, bits)`` of the SDSA unit's mask-membrane memory (a block RAM candidate)."""
-    return config.sdsa_channels, mask_membrane_width(config.max_tokens, SDSA_THETA_BITS,
-                                                     config.sdsa_shift)
-
-
-def _registered_write(m, port, name):
-    """A write interface whose address, data and enables reach ``port`` a cycle later, from
-    registers (a block RAM's write pins then end no long path; hdl.ram)."""
-    w = wiring.Signature({"addr": Out(len(port.addr)), "en": Out(len(port.en)),
-                          "data": Out(Value.cast(port.data).shape().width)}).create(path=(name,))
-    m.d.sync += [port.addr.eq(w.addr), port.data.eq(w.data), port.en.eq(w.en)]
-    return w
+__all__ = ["Accelerator", "RESULT_LAYOUT"]
 
 
 def _drive(m, port, **values):
@@ -94,7 +71,7 @@ class Accelerator(wiring.Component):
         One image of uint8 pixels, raster order, channels fastest.
     result : ``Out(stream.Signature(RESULT_LAYOUT))``
         Summed logits, class, cycle count (``last`` on the cycle count); see
-        :func:`~.accel_isa.decode_result`.
+        :func:`~.result.decode_result`.
     busy : ``Out(1)``
         High from the first pixel of an image until its result has been sent.
     load_idle : ``Out(1)``
@@ -187,11 +164,11 @@ class Accelerator(wiring.Component):
         # Spike writes reach the memory a cycle after the stage issues them: the write's
         # address, data and enables leave registers (they came through the map address adder
         # and the stages' multiplexers), and the memory needs no collision logic (hdl.ram).
-        spk_w = _registered_write(m, spk_port, "spk_w")
+        spk_w = registered_write(m, spk_port, "spk_w")
         # The stream memory's too: its write data is the sum of its own read data and a row's
         # values (ADD), a path from one block RAM's output through adders into its input.
         xs_port, xs_r = xs.write_port(), xs.read_port()
-        xs_w = _registered_write(m, xs_port, "xs_w")
+        xs_w = registered_write(m, xs_port, "xs_w")
         # The memories' own ports, for testbenches that check they never collide (hdl.ram).
         self.spike_ports = (spk_r, spk_port)
         self.stream_ports = (xs_r, xs_port)

@@ -102,32 +102,6 @@ class Compiled:
         return "\n".join(lines) + "\n"
 
 
-def _allocate(builder):
-    """First-fit placement of spike maps by liveness; returns ``(bases, peak words)``."""
-    first, last = {}, {}
-    for i, (_, _, reads, writes) in enumerate(builder.ops):
-        for name in writes:
-            first.setdefault(name, i)
-            last.setdefault(name, i)
-        for name in reads:
-            last[name] = i
-    placed = []     # (start, end, first, last)
-    bases = {}
-    for name in sorted(first, key=lambda n: (first[n], n)):
-        size = builder.spike_layout(name)["size"]
-        lo, hi = first[name], last[name]
-        clashes = sorted((s, e) for s, e, f, l_ in placed if not (l_ < lo or f > hi))
-        addr = 0
-        for s, e in clashes:
-            if addr + size <= s:
-                break
-            addr = max(addr, e)
-        bases[name] = addr
-        placed.append((addr, addr + size, lo, hi))
-    peak = max((e for _, e, _, _ in placed), default=0)
-    return bases, peak
-
-
 def derive_config(model, lanes=8, width=16, writeback_lanes=None):
     """The smallest :class:`AccelConfig` (given ``lanes`` and ``width``) that runs ``model``.
 
@@ -213,7 +187,7 @@ def plan_memories(model, cfg, rows=True):
     for layer in model.layers:
         b.layer = layer.name
         COMPILERS[layer.KIND](b, layer)
-    bases, peak = _allocate(b)
+    bases, peak = b.place_maps()
     for d, _, reads, writes in b.ops:
         if d["op"] in (Op.CONV, Op.POOL_OR, Op.SDSA) and reads:
             d["in_base"] = bases[reads[0]]

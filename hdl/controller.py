@@ -4,11 +4,12 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .accel_isa import RESULT_WORD_BITS, Op, address_bits, descriptor_layout, shared_fields
+from .accel_isa import Op, address_bits, descriptor_layout, shared_fields
 from .lane_value import LaneValue
 from .loops import LoopNest
 from .pe_array import PEOp
 from .receiver import PixelReceiver, pixel_write_layout
+from .result import RESULT_WORD_BITS
 
 __all__ = ["LayerController"]
 

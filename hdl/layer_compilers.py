@@ -147,6 +147,32 @@ class Builder:
         lay = self.stream_layout()
         d.update(out_shx=lay["shx"], out_shy=lay["shy"], out_sht=lay["sht"], out_base=0)
 
+    def place_maps(self):
+        """First-fit placement of the spike maps by liveness (the operations added so far):
+        ``(bases, peak words)``."""
+        first, last = {}, {}
+        for i, (_, _, reads, writes) in enumerate(self.ops):
+            for name in writes:
+                first.setdefault(name, i)
+                last.setdefault(name, i)
+            for name in reads:
+                last[name] = i
+        placed = []     # (start, end, first, last)
+        bases = {}
+        for name in sorted(first, key=lambda n: (first[n], n)):
+            size = self.spike_layout(name)["size"]
+            lo, hi = first[name], last[name]
+            clashes = sorted((s, e) for s, e, f, l_ in placed if not (l_ < lo or f > hi))
+            addr = 0
+            for s, e in clashes:
+                if addr + size <= s:
+                    break
+                addr = max(addr, e)
+            bases[name] = addr
+            placed.append((addr, addr + size, lo, hi))
+        peak = max((e for _, e, _, _ in placed), default=0)
+        return bases, peak
+
 
 #: The compile pass: one handler per layer kind, ``handler(builder, layer)``; each appends its
 #: descriptors (``builder.add``) and parameter rows. ``docs/extending.md`` shows how to add one.

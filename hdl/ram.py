@@ -41,9 +41,12 @@ that path (the ULX3S lost 8 MHz, measured; ``docs/boards.md`` §4b).
 The membrane, logit and SDSA memories and the prefetch ring keep the emulation.
 """
 
-from amaranth.lib import memory
+from amaranth.hdl import Value
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import Out
 
-__all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "disjoint_maps", "loader_filled", "rows_apart"]
+__all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "disjoint_maps", "loader_filled", "rows_apart",
+           "registered_write"]
 
 #: Yosys' attribute for a memory whose read data on a same-address write is a don't-care.
 NO_RW_CHECK = "no_rw_check"
@@ -89,3 +92,13 @@ def rows_apart(mem):
     written (a testbench checks every cycle). Returns ``mem``.
     """
     return _mark(mem)
+
+
+def registered_write(m, port, name):
+    """A write interface whose address, data and enables reach ``port`` a cycle later, from
+    registers (a block RAM's write pins then end no long path; the spike and stream memories
+    above)."""
+    w = wiring.Signature({"addr": Out(len(port.addr)), "en": Out(len(port.en)),
+                          "data": Out(Value.cast(port.data).shape().width)}).create(path=(name,))
+    m.d.sync += [port.addr.eq(w.addr), port.data.eq(w.data), port.en.eq(w.en)]
+    return w

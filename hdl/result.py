@@ -3,17 +3,71 @@
 The head writes the summed logits into this stage's memory, ``P`` classes per row
 (``AccelConfig.lane_layout("logits")``); after the image the emitter sends one word per class
 (sign-extended), the class with the largest logit (the lowest index on ties) and the cycle
-count — the format of :func:`~sdtforge.hdl.accel_isa.decode_result`.
+count — the format of :func:`decode_result`.
+
+The result format is defined here once, for the gateware, the host driver, the cocotb bench and
+the tests: :data:`RESULT_LAYOUT`, :func:`result_words`, :func:`decode_result`.
 """
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Const, Module, Mux, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .accel_isa import RESULT_LAYOUT, RESULT_WORD_BITS
+__all__ = ["RESULT_WORD_BITS", "RESULT_LAYOUT", "Result", "result_words", "result_class_word",
+           "decode_result", "encode_result", "ResultEmitter"]
 
-__all__ = ["ResultEmitter"]
+
+#: Bits of a result-stream word.
+RESULT_WORD_BITS = 32
+
+#: Result-stream payload: one word, ``last`` on the final word of an image's result.
+RESULT_LAYOUT = data.StructLayout({"data": RESULT_WORD_BITS, "last": 1})
+
+
+@dataclass(frozen=True)
+class Result:
+    """One image's result: the summed logits, the class (``argmax``, lowest index on ties) and
+    the controller's cycle count."""
+
+    logits: tuple
+    label: int
+    cycles: int
+
+
+def result_words(num_classes):
+    """Words of one image's result: ``num_classes`` logits, the class, the cycle count."""
+    return num_classes + 2
+
+
+def result_class_word(num_classes):
+    """Index of the class word in an image's result (the cycle count follows it)."""
+    return num_classes
+
+
+def decode_result(words, num_classes):
+    """The :class:`Result` of one image's ``result_words(num_classes)`` words.
+
+    Logits are two's complement ``RESULT_WORD_BITS``-bit words; the class and the cycle count
+    are unsigned. A wrong number of words raises :class:`ValueError`.
+    """
+    words = [int(w) for w in words]
+    if len(words) != result_words(num_classes):
+        raise ValueError(f"{len(words)} result words for {num_classes} classes, expected "
+                         f"{result_words(num_classes)}")
+    top = 1 << RESULT_WORD_BITS
+    logits = tuple(w - top if w & (top >> 1) else w for w in words[:num_classes])
+    k = result_class_word(num_classes)
+    return Result(logits=logits, label=words[k], cycles=words[k + 1])
+
+
+def encode_result(result):
+    """The result-stream words of a :class:`Result`: ``[(data, last), …]`` (for test benches)."""
+    mask = (1 << RESULT_WORD_BITS) - 1
+    words = [v & mask for v in result.logits] + [result.label, result.cycles]
+    return [(w, int(i == len(words) - 1)) for i, w in enumerate(words)]
 
 
 class ResultEmitter(wiring.Component):

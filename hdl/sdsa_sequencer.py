@@ -7,9 +7,15 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accel_isa import SDSA_THETA_BITS, descriptor_widths
-from .sdsa import SDSAOp, SDSAUnit
+from .sdsa import SDSAOp, SDSAUnit, mask_membrane_width
 
-__all__ = ["SDSASequencer"]
+__all__ = ["SDSASequencer", "sdsa_membranes"]
+
+
+def sdsa_membranes(config):
+    """``(rows, bits)`` of the SDSA unit's mask-membrane memory (a block RAM candidate)."""
+    return config.sdsa_channels, mask_membrane_width(config.max_tokens, SDSA_THETA_BITS,
+                                                     config.sdsa_shift)
 
 
 class SDSASequencer(wiring.Component):

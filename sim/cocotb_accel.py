@@ -21,7 +21,7 @@ from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
-from sdtforge.hdl.accel_isa import RESULT_LAYOUT, decode_result, result_words
+from sdtforge.hdl.result import RESULT_LAYOUT, decode_result, result_words
 
 PERIOD_NS = 10
 

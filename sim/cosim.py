@@ -240,8 +240,8 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     """
     from cocotb_tools.runner import get_runner
 
-    from sdtforge.hdl.accel_isa import decode_result
     from sdtforge.hdl.compile import compile_model, image_order, load_stream_bytes
+    from sdtforge.hdl.result import decode_result
 
     _check_sim(sim)
     if sdram and dump_spikes:

@@ -3,10 +3,10 @@
 from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
-from sdtforge.hdl.accel_isa import decode_result
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import image_order, load_stream_bytes
 from sdtforge.hdl.dram_weights import DRAMWeights, connect_dram_weights
+from sdtforge.hdl.result import decode_result
 from sdtforge.hdl.weight_prefetch import WeightPrefetch
 from sdtforge.hdl.weight_tiles import max_tile_rows
 

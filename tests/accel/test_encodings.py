@@ -2,7 +2,7 @@
 
 The descriptor layout is a function of the configuration (``accel_isa.descriptor_layout``), its
 field widths derived from the model like the loop counters, so large models are no longer capped
-by fixed field widths; the result stream's format is defined once (``accel_isa.decode_result``).
+by fixed field widths; the result stream's format is defined once (``result.decode_result``).
 """
 
 import dataclasses
@@ -13,20 +13,14 @@ from amaranth.hdl import Shape, Signal
 from amaranth.lib import data
 
 from sdtforge.hdl.accel_isa import (
-    RESULT_LAYOUT,
     Op,
-    Result,
     decode_descriptor,
-    decode_result,
     descriptor_layout,
     descriptor_widths,
     descriptor_words,
-    encode_result,
     join_program_words,
     op_view,
     program_words,
-    result_class_word,
-    result_words,
     shared_field,
 )
 from sdtforge.hdl.compile import (
@@ -34,6 +28,14 @@ from sdtforge.hdl.compile import (
     compile_model,
     derive_config,
     descriptor_words_for,
+)
+from sdtforge.hdl.result import (
+    RESULT_LAYOUT,
+    Result,
+    decode_result,
+    encode_result,
+    result_class_word,
+    result_words,
 )
 from sdtforge.model.presets import PRESETS
 from sdtforge.quantize.synthetic import random_model, tiny_config

@@ -7,9 +7,8 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdtforge.hdl.accel_isa import Result, encode_result
 from sdtforge.hdl.compile import AccelConfig
-from sdtforge.hdl.result import ResultEmitter
+from sdtforge.hdl.result import Result, ResultEmitter, encode_result
 
 
 def _emit(config, images, stall):

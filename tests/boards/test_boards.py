@@ -20,8 +20,8 @@ from sdtforge.boards.spram import SPRAMWeights
 from sdtforge.boards.targets import BOARDS, plan_board
 from sdtforge.cli import main
 from sdtforge.errors import UserError
-from sdtforge.hdl.accel_isa import RESULT_LAYOUT
 from sdtforge.hdl.compile import compile_model
+from sdtforge.hdl.result import RESULT_LAYOUT
 from sdtforge.quantize import ir
 from sdtforge.quantize.synthetic import random_model, tiny_config
 from sdtforge.sim.toolchain import setup_yowasp
