@@ -22,30 +22,24 @@ class LayerController(wiring.Component):
 
     For each image: receive the pixels into the pixel memory (descriptor 0, ``PIXEL``, gives
     their layout; with ``per_step``, ``steps`` frames of event counts one after another), then
-    run the descriptors to ``END``. Per operation:
+    run the descriptors to ``END``. Per operation (``docs/accelerator.md`` §6 tells the whole
+    story):
 
-    - ``CONV``: the rows ``(g, y, x, t)`` (``t`` innermost) are pipelined. The controller
-      sends the group's bias command, starts the fetch, and turns the encoder's events into
-      PE commands (``ACC`` of row ``w_base + g·w_gstride + tap·cin + channel``, the row's
-      last event flagged ``last`` with the next row's bias row). The row nest advances when
-      the PE array takes a row's last command (``cmd_taken_last``), latching the row into the
-      write-back stage (``wb.latch``); the next row's last event waits until the write-back
-      has taken the row before (``wb.taken``).
-    - ``PIXEL``: per row, eight bit-plane gathers (fewer over event frames, below; each
-      ``BIAS`` or ``CLEAR``, events, a ``DRAIN``; the fetch starts on the next plane a cycle
-      after a plane's last event leaves), whose sums (``sums``) it accumulates by Horner's
-      rule ``2·v + plane`` (:class:`~.lane_value.LaneValue`), then the value to the
-      write-back's LIF (``lif``) and waits for its spikes (``wb.written``).
-      The gathers run at the first step and the value is reused at the others; with
-      ``per_step`` (event frames) they run at every step, on that step's frame, and only
-      from the sample's top plane down (the highest bit set in any of its received counts:
-      the planes above it are zero and add nothing to Horner's sum).
-    - ``HEAD_SUM``: per row, the token sum of the stream rows (``stream_row``, read at
-      ``token``, one per two cycles) to the LIF.
-    - ``STREAM_LIF``: the stream rows (``stream_row``) to the LIF, one per row; the stream
-      memory is read one row ahead (``read_next``: address it at ``row_next``).
-    - ``POOL_OR``, ``SDSA``: starts the stage per row / per layer and waits for it.
-    - ``END``: stops the cycle counter and starts the result emitter.
+    - ``CONV``: pipelined rows ``(g, y, x, t)``: the group's ``BIAS``, the fetch started, the
+      encoder's events as ``ACC`` commands of row ``w_base + g·w_gstride + tap·cin + channel``
+      (the row's last flagged ``last`` with the next row's bias row); the nest advances and
+      the row is latched into the write-back (``wb.latch``) when the PE array takes the last
+      one (``cmd_taken_last``); a row's last event waits for ``wb.taken`` of the row before.
+    - ``PIXEL``: per row, the bit-plane gathers (``BIAS``/``CLEAR``, events, ``DRAIN``; each
+      plane's fetch a cycle after the plane before ends; at the first step only, or at every
+      step from the sample's top plane down with ``per_step``), their ``sums`` folded by
+      Horner's rule (:class:`~.lane_value.LaneValue`), the value to the LIF (``lif``), then a
+      wait for its spikes (``wb.written``).
+    - ``HEAD_SUM``: per row, the token sum of the stream rows (``stream_row`` at ``token``,
+      one per two cycles) to the LIF; ``STREAM_LIF``: a stream row per row to the LIF, the
+      stream memory read a row ahead (``read_next`` at ``row_next``).
+    - ``POOL_OR``, ``SDSA``: start the stage per row / per layer and wait for it; ``END``:
+      stop the cycle counter and start the result emitter.
 
     **Cycle contract.** A descriptor costs its load (``n + 1`` cycles,
     :class:`~.program.ProgramSequencer`) and ``DECODE``; a row of the ``(g, y, x, t)`` nest
