@@ -115,6 +115,9 @@ class HostLink(wiring.Component):
         The accelerator's loader is between records; it refused a record.
     engine_reset : Out(1)
         One-cycle pulse that resets the accelerator (and its loader); memories keep their data.
+        From a register, a cycle after the link decides it: the accelerator's reset (every
+        register's enable on the iCE40) then starts no long path (from the link's state, it
+        was the iCE40 board's critical path).
     loaded : Out(1)
         A model load passed its ``LOAD_END`` check.
     tick : In(1, init=1)
@@ -269,7 +272,7 @@ class HostLink(wiring.Component):
         def fail(code, *, reset_engine=False):
             m.d.sync += error.eq(code.value)
             if reset_engine:
-                m.d.comb += self.engine_reset.eq(1)
+                m.d.sync += self.engine_reset.eq(1)
             start_reply(Reply.ERROR)
 
         def wait_or_fail(code, **kwargs):
@@ -279,6 +282,7 @@ class HostLink(wiring.Component):
             with m.Elif(self.tick):
                 m.d.sync += timer.eq(timer - 1)
 
+        m.d.sync += self.engine_reset.eq(0)       # a pulse (set below)
         with m.FSM():
             with m.State("Hunt"):
                 m.d.comb += self.rx.ready.eq(1)
@@ -354,7 +358,7 @@ class HostLink(wiring.Component):
                         with m.If(short != 0):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
-                            m.d.comb += self.engine_reset.eq(1)
+                            m.d.sync += self.engine_reset.eq(1)
                             m.d.sync += [in_load.eq(1), loaded.eq(0), load_pos.eq(0),
                                          load_sum.eq(0), seq_expect.eq(0)]
                             start_reply(Reply.ACK)

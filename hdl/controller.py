@@ -171,6 +171,7 @@ class LayerController(wiring.Component):
         row_pending = Signal()              # a CONV row latched whose sums are not taken yet
         more_planes = Signal()              # PIXEL: a plane follows the one being drained
         start_next = Signal()               # PIXEL: start the fetch on the next plane
+        gathering = Signal()                # PIXEL: in GATHER_RUN … GATHER_WAIT
         m.d.sync += start_next.eq(0)        # a pulse (GATHER_RUN sets it below)
         m.d.comb += [self.plane.eq(bit), self.token.y.eq(hy), self.token.x.eq(hx),
                      self.lastmask.eq(lastmask)]
@@ -270,6 +271,7 @@ class LayerController(wiring.Component):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(plane_cmd), cmd.addr.eq(f.prow + g)]
                 with m.If(self.cmd.ready):
                     m.d.comb += self.fetch_start.eq(1)
+                    m.d.sync += gathering.eq(1)
                     m.next = "GATHER_RUN"
             with m.State("GATHER_RUN"):
                 m.d.comb += [self.cmd.valid.eq(self.events.valid & ~ev.none),
@@ -294,6 +296,7 @@ class LayerController(wiring.Component):
             with m.State("GATHER_WAIT"):
                 # The last plane's sums; its Horner step is in HORNER.
                 with m.If(self.sums.valid):
+                    m.d.sync += gathering.eq(0)
                     m.next = "HORNER"
             with m.State("HORNER"):
                 m.next = "OUT_LIF"
@@ -409,9 +412,10 @@ class LayerController(wiring.Component):
         # iCE40's critical path: 41.7 ns).
         with m.If(start_next):
             m.d.comb += self.fetch_start.eq(1)
-        # A pixel plane's sums are taken whenever the PE array offers them (below GATHER_CMD).
-        m.d.comb += lv.gather.eq(fsm.ongoing("GATHER_RUN") | fsm.ongoing("GATHER_DRAIN")
-                                 | fsm.ongoing("GATHER_NEXT") | fsm.ongoing("GATHER_WAIT"))
+        # A pixel plane's sums are taken whenever the PE array offers them, from GATHER_RUN to
+        # GATHER_WAIT: a register set and cleared at those edges (decoding the four states,
+        # the state register → PE array → write-back enable path was the iCE40's critical path).
+        m.d.comb += lv.gather.eq(gathering)
 
         # Busy in every state but IDLE: one compare of the state register (an OR of the
         # states' own assignments was the iCE40 critical path, into the loader's enable).
