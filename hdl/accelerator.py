@@ -42,7 +42,7 @@ from .sdsa_sequencer import SDSASequencer
 from .weights import WeightMemory
 from .writeback import RowWriteBack
 
-__all__ = ["Accelerator", "RESULT_LAYOUT"]
+__all__ = ["Accelerator"]
 
 
 def _drive(m, port, **values):
