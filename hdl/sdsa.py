@@ -7,7 +7,7 @@ the mask is just ``OR_n (K ∧ V)``; ``mode="or"`` builds that stateless special
 channel instead of a counter and a membrane.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -139,11 +139,12 @@ class SDSAUnit(wiring.Component):
         # At least two rows in every memory: a one-row memory has a zero-width address port,
         # which Verilator rejects (ASCRANGE); the spare row is never addressed.
         rows = max(self._words, 2)
-        m.submodules.counts = counts = memory.Memory(shape=self.count_layout, depth=rows,
-                                                     init=[])
+        # The counts are one register per word, each with its own adders: a flip-flop whose
+        # next value is computed by a LUT of its own shares that LUT's logic cell on the iCE40
+        # (a memory's shared write data would leave every count bit a cell of its own, and its
+        # read multiplexer would sit in front of the adders).
+        counts = [Signal(self.count_layout, name=f"counts{r}") for r in range(self._words)]
         m.submodules.masks = masks = memory.Memory(shape=w, depth=rows, init=[])
-        cnt_wr = counts.write_port()
-        cnt_rd = counts.read_port(domain="comb")
         mask_wr = masks.write_port()
         mask_rd = masks.read_port(domain="comb")
 
@@ -164,16 +165,17 @@ class SDSAUnit(wiring.Component):
         with m.If(advance):
             m.d.sync += [s_valid.eq(self.i.valid), s.eq(self.i.payload)]
 
-        m.d.comb += [cnt_rd.addr.eq(s.word), mask_rd.addr.eq(s.word)]
-        row = cnt_rd.data
+        m.d.comb += mask_rd.addr.eq(s.word)
+        row = Signal(self.count_layout)
+        m.d.comb += row.eq(Array(c.as_value() for c in counts)[s.word])
 
         # KV: one word of counts per cycle.
         kv = s.a & s.b
-        new = Signal(self.count_layout)
-        for c in range(w):
-            old = Mux(s.first, 0, row[c])
-            m.d.comb += new[c].eq((old + kv[c]) if lif else (old | kv[c]))
-        m.d.comb += [cnt_wr.addr.eq(s.word), cnt_wr.data.eq(new), cnt_wr.en.eq(is_kv)]
+        for r, count in enumerate(counts):
+            with m.If(is_kv & (s.word == r)):
+                for c in range(w):
+                    old = Mux(s.first, 0, count[c])
+                    m.d.sync += count[c].eq((old + kv[c]) if lif else (old | kv[c]))
 
         # MASK: the mask bits of one word, written to `masks` in its last cycle.
         m.d.comb += [mask_wr.addr.eq(s.word), mask_wr.en.eq(is_mask & mask_last)]
