@@ -18,7 +18,7 @@ from sdtforge.errors import UserError
 from sdtforge.hdl.ram import YOSYS_COMMANDS
 from sdtforge.sim.toolchain import setup_yowasp
 
-from .targets import DISTRIBUTED_COMMANDS
+from .targets import BLOCK_COMMANDS, DISTRIBUTED_COMMANDS
 
 __all__ = ["build_bitstream", "parse_yosys_stat", "summarize", "BuildProgress"]
 
@@ -224,9 +224,11 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     }
     if board.family == "ecp5":
         overrides["synth_opts"] = "-nodsp"
-    # The engine's shallow memories in LUT RAM (boards.targets.DISTRIBUTED_ROWS).
+    # The engine's shallow memories in LUT RAM (boards.targets.DISTRIBUTED_ROWS), or all of them
+    # in block RAM (boards.targets.BLOCK_COMMANDS).
     overrides["script_after_read"] += "".join(
-        "\n" + cmd for cmd in DISTRIBUTED_COMMANDS.get(board.family, ()))
+        "\n" + cmd for cmd in (*DISTRIBUTED_COMMANDS.get(board.family, ()),
+                               *BLOCK_COMMANDS.get(board.family, ())))
     stop, watcher = threading.Event(), None
     if progress is not None:
         watcher = threading.Thread(target=_watch, args=(BuildProgress(out_dir, name), progress,

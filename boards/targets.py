@@ -32,8 +32,8 @@ _DP16KD_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384,
 # 8 x 26 bits: block RAM).
 _LOGIC_ROWS = {"ecp5": 16}
 _ICE40_FF_BITS_PER_BLOCK = 80
-#: The engine's memories (``MEMORIES``; all but the logits are marked, :mod:`sdtforge.hdl.ram`)
-#: of at most this many rows go to LUT RAM (``TRELLIS_DPR16X4``: 16 rows x 4 bits) on the ECP5:
+#: The engine's memories (``MEMORIES``, all marked: :mod:`sdtforge.hdl.ram`) of at most this
+#: many rows go to LUT RAM (``TRELLIS_DPR16X4``: 16 rows x 4 bits) on the ECP5:
 #: the build sets Yosys' ``ram_style`` on them (:data:`DISTRIBUTED_COMMANDS`). The bias,
 #: threshold and shift memories hold a row of ``P`` values per output group, so they are wide
 #: and shallow: in block RAM they took a DP16KD per 36 bits for a few dozen rows (digits-small
@@ -41,14 +41,20 @@ _ICE40_FF_BITS_PER_BLOCK = 80
 #: critical path (the thresholds into the LIF's compare, ``docs/boards.md`` §4). Up to 32 rows
 #: (two cells deep): at 64 the 64-lane digits-small took 81 % of the ECP5-85F's slices.
 DISTRIBUTED_ROWS = {"ecp5": 32}
-#: The memories that Yosys' selection below reaches: the marked ones (the logits are not).
-MARKED = tuple(name for name, _ in MEMORIES if name != "logits")
+#: The memories that Yosys' selections below reach: the marked ones.
+MARKED = tuple(name for name, _ in MEMORIES)
 #: Yosys commands (after :data:`sdtforge.hdl.ram.YOSYS_COMMANDS`, which collect the marked
 #: memories into ``$mem_v2`` cells) that put them in LUT RAM, per family.
 DISTRIBUTED_COMMANDS = {
     family: (f'setattr -set ram_style "distributed" t:$mem_v2 a:no_rw_check %i '
              f'r:SIZE<={rows} %i',)
     for family, rows in DISTRIBUTED_ROWS.items()}
+#: Yosys commands that put the marked memories in block RAM, per family. iCE40: Yosys maps a
+#: memory of fewer than about 80 bits per block it would take to flip-flops
+#: (:data:`_ICE40_FF_BITS_PER_BLOCK`), where each bit takes a logic cell of its own (its D input
+#: is the shared write data) and the read adds a multiplexer: the logits of digits-tiny at
+#: P = 2 (5 rows x 26 bits) took 188 flip-flops and 105 LUT4s. The fit check counts the blocks.
+BLOCK_COMMANDS = {"ice40": ('setattr -set ram_style "block" t:$mem_v2 a:no_rw_check %i',)}
 #: LUT4s counted per ``TRELLIS_DPR16X4`` in the logic estimate (its RAM-mode slice and a share
 #: of the write-port slice; the read multiplexer over the 16-row blocks comes on top).
 _LUT4_PER_DPR16X4 = 3
@@ -178,7 +184,8 @@ def get_board(name):
 
 def _blocks(rows, bits, family, *, marked=False):
     """``(blocks, rows held)`` of one memory on the family's block RAM (0 blocks: logic);
-    ``marked``: one of the engine's memories (:data:`DISTRIBUTED_ROWS`)."""
+    ``marked``: one of the engine's memories (:data:`DISTRIBUTED_ROWS` on the ECP5; never
+    flip-flops on the iCE40, :data:`BLOCK_COMMANDS`)."""
     if rows <= (DISTRIBUTED_ROWS if marked else _LOGIC_ROWS).get(family, 0):
         return 0, rows
     modes = _EBR_MODES if family == "ice40" else _DP16KD_MODES
@@ -188,7 +195,7 @@ def _blocks(rows, bits, family, *, marked=False):
         held = -(-rows // depth) * depth
         if best is None or n < best[0] or (n == best[0] and held > best[1]):
             best = (n, held)
-    if family == "ice40" and rows * bits < _ICE40_FF_BITS_PER_BLOCK * best[0]:
+    if family == "ice40" and not marked and rows * bits < _ICE40_FF_BITS_PER_BLOCK * best[0]:
         return 0, rows
     return best
 

@@ -174,7 +174,7 @@ class Accelerator(wiring.Component):
         self.stream_ports = (xs_r, xs_port)
         pix_w, pix_r = pix.write_port(), pix.read_port()
         shm_w, shm_r = shm.write_port(), shm.read_port()
-        m.submodules.emit = emit = ResultEmitter(cfg)
+        m.submodules.emit = emit = self.emitter = ResultEmitter(cfg)
         wiring.connect(m, wrb.logits, emit.write)
         wiring.connect(m, emit.result, wiring.flipped(self.result))
 

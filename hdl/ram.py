@@ -38,7 +38,9 @@ as the spike write is: the residual sum runs from the stream memory's output thr
 write-back's adders into its input, and without the emulation's delayed write nothing broke
 that path (the ULX3S lost 8 MHz, measured; ``docs/boards.md`` §4b).
 
-The membrane, logit and SDSA memories and the prefetch ring keep the emulation.
+The logits memory is marked with it: the head writes it while the program runs, and the result
+emitter (:class:`~.result.ResultEmitter`) enables its read port only after ``start``, once the
+program has ended. The membrane and SDSA memories and the prefetch ring keep the emulation.
 """
 
 from amaranth.hdl import Value

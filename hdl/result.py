@@ -16,6 +16,8 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .ram import rows_apart
+
 __all__ = ["RESULT_WORD_BITS", "RESULT_LAYOUT", "Result", "result_words", "result_class_word",
            "decode_result", "encode_result", "ResultEmitter"]
 
@@ -119,10 +121,14 @@ class ResultEmitter(wiring.Component):
         p = cfg.lanes
         lane_bits = (p - 1).bit_length()
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=self._shape, depth=cfg.logits_depth,
-                                               init=[])
-        wiring.connect(m, wiring.flipped(self.write), mem.write_port())
+        # Written by the head while the program runs, read here only after `start`, with the
+        # read port enabled only in READ: no enabled read meets a write (hdl.ram).
+        m.submodules.mem = mem = rows_apart(memory.Memory(shape=self._shape,
+                                                          depth=cfg.logits_depth, init=[]))
+        wr = mem.write_port()
+        wiring.connect(m, wiring.flipped(self.write), wr)
         rd = mem.read_port()
+        self.logit_ports = (rd, wr)     # for testbenches (the no-collision check, hdl.ram)
 
         rc = Signal(cfg.channel_bits)       # class of the logit being sent
         best = Signal(signed(cfg.logit_bits))
@@ -134,7 +140,7 @@ class ResultEmitter(wiring.Component):
             logit = Mux(lane == i, rd.data[i], logit)
         value = Signal(signed(cfg.logit_bits))      # sign-extended into the 32-bit word
         m.d.comb += [value.eq(logit), rd.addr.eq(rc >> lane_bits if p > 1 else rc),
-                     rd.en.eq(1)]
+                     rd.en.eq(0)]
 
         with m.FSM(name="result"):
             with m.State("IDLE"):
@@ -142,9 +148,10 @@ class ResultEmitter(wiring.Component):
                     m.d.sync += rc.eq(0)
                     m.next = "READ"
             with m.State("READ"):
+                m.d.comb += rd.en.eq(1)
                 m.next = "LOGIT"
             with m.State("LOGIT"):
-                m.d.comb += [rd.en.eq(0), self.result.valid.eq(1),
+                m.d.comb += [self.result.valid.eq(1),
                              self.result.payload.data.eq(value)]
                 with m.If(self.result.ready):
                     with m.If((rc == 0) | (value > best)):

@@ -156,17 +156,17 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
     collisions = []
 
     async def spike_collisions(ctx):
-        # An enabled spike or stream read of the row written in the same cycle (hdl.ram: the
-        # block RAM's read data is undefined there).
+        # An enabled spike, stream or logits read of the row written in the same cycle
+        # (hdl.ram: the block RAM's read data is undefined there).
         accel = dut.accel if dram_latency is not None else dut
-        (rd, wr), (xr, xw) = accel.spike_ports, accel.stream_ports
-        async for _, _, r_en, r_addr, w_en, w_addr, xr_en, xr_addr, xw_en, xw_addr in \
-                ctx.tick().sample(rd.en, rd.addr, wr.en, wr.addr, xr.en, xr.addr, xw.en,
-                                  xw.addr):
-            if r_en and w_en and r_addr == w_addr:
-                collisions.append(("spk", r_addr))
-            if xr_en and xw_en and xr_addr == xw_addr:
-                collisions.append(("xs", xr_addr))
+        ports = {"spk": accel.spike_ports, "xs": accel.stream_ports,
+                 "logits": accel.emitter.logit_ports}
+        signals = [s for rd, wr in ports.values() for s in (rd.en, rd.addr, wr.en, wr.addr)]
+        async for _, _, *values in ctx.tick().sample(*signals):
+            for k, name in enumerate(ports):
+                r_en, r_addr, w_en, w_addr = values[4 * k:4 * k + 4]
+                if r_en and w_en and r_addr == w_addr:
+                    collisions.append((name, r_addr))
 
     # A cycle limit, so that a stuck RTL fails the test instead of hanging it: each stream
     # byte a few cycles (stalls included), each image far more than any case here takes

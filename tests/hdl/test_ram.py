@@ -63,10 +63,11 @@ def _marked_memories(component):
 def test_accelerator_marks_only_the_collision_free_memories(external):
     cfg = AccelConfig(lanes=2, width=8, weights_depth=64, external_weights=external)
     # The weights (on chip), biases, thresholds, program, pixels and shifts: the memories the
-    # loader writes while the engine is idle, the spike maps (disjoint per operation) and the
-    # stream (a row read before it is written). The membrane, logit and SDSA memories keep it.
-    expected = ["b_mem", "mem", "pix", "shm", "spk", "t_mem", "xs"] + ([] if external
-                                                                     else ["mem"])
+    # loader writes while the engine is idle, the spike maps (disjoint per operation), the
+    # stream (a row read before it is written) and the logits (read only once the program has
+    # ended; the result emitter's "mem"). The membrane and SDSA memories keep it.
+    expected = ["b_mem", "mem", "mem", "pix", "shm", "spk", "t_mem", "xs"] + (
+        [] if external else ["mem"])
     assert _marked_memories(Accelerator(cfg)) == sorted(expected)
 
 
