@@ -61,11 +61,11 @@ _LUT4_PER_DPR16X4 = 3
 # Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
 # (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, `bench/board_fit.py`,
-# the lane-serial write-back): 5 214 at P = 1, 5 958 at P = 2, 7 056 at P = 4 (before the
-# lane-serial write-back: 5 835 at P = 2, 727 per lane). ECP5 LUT4s mapped by Yosys
-# (digits-small): 4 601 at P = 2, 7 598 at P = 8.
+# seed 1, the SDSA counts in registers and the logits in block RAM): 4 855 at P = 1, 5 267 at
+# P = 2 (before them: 5 214 at P = 1, 5 958 at P = 2, 7 056 at P = 4). ECP5 LUT4s mapped by
+# Yosys (digits-small): 4 601 at P = 2, 7 598 at P = 8.
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
-_LOGIC_MODEL = {"ice40": (4_600, 614), "ecp5": (3_601, 500)}
+_LOGIC_MODEL = {"ice40": (4_443, 412), "ecp5": (3_601, 500)}
 _LOGIC_MARGIN = 1.1
 
 
@@ -158,7 +158,7 @@ BOARDS = {b.name: b for b in [
     # 28 136 weight rows take two SPRAM banks); 22.5 MHz (an exact PLL setting from 12 MHz):
     # the measured Fmax is 23.7-25.0 MHz over the last bench's seeds (docs/boards.md §4b).
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
-          bram_name="SB_RAM40_4K", default_lanes=1, default_width=16, f_sync=22.5e6,
+          bram_name="SB_RAM40_4K", default_lanes=2, default_width=16, f_sync=22.5e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
           top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
