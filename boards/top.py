@@ -25,7 +25,7 @@ __all__ = ["BoardTop", "TIMEOUT_S", "TICK_BITS"]
 #: Seconds of silence inside a frame, of a stalled load or pixel stream, and from an image's
 #: last pixel to its first result word, after which a board's link answers ``TIMEOUT`` (and
 #: resets the engine where it stalled): far above any inference of a model that fits a board
-#: (the shipped digits-tiny takes 24 ms on the iCEBreaker), short for a host to wait. One
+#: (the shipped digits-tiny takes 12 ms on the iCEBreaker), short for a host to wait. One
 #: value for all of them keeps the link's timer a single down-counter with one reload value.
 TIMEOUT_S = 1.0
 #: The boards' link timeouts count ticks of 2**12 cycles (205 µs at 20 MHz), so the timer is

@@ -63,9 +63,10 @@ class SDSAUnit(wiring.Component):
     comparator; the membranes ``vm`` sit in their own ``lib.memory.Memory`` of ``D`` rows (one
     channel per row, a block RAM candidate), read one cycle ahead of their update, unsigned
     and only as wide as a stored membrane can get (see ``__init__``). The counts
-    and the mask bits sit in two small memories of ``D/W`` rows with asynchronous read ports
-    (they map to flip-flops): a command reads them the cycle after it is accepted and writes
-    them at the end of that cycle, so every command sees the previous ones' results.
+    sit in a register per word, each with its own adders, and the mask bits in a small memory
+    of ``D/W`` rows with an asynchronous read port (flip-flops): a command reads them the cycle
+    after it is accepted and writes them at the end of that cycle, so every command sees the
+    previous ones' results.
 
     ``first`` flags replace clearing sweeps: on ``KV`` it marks token 0 (counts restart from 0),
     on ``MASK`` time step 0 (the mask membranes restart from 0).
