@@ -45,7 +45,7 @@ def _parse(text):
     return cells
 
 
-def yosys_stats(component, *, ice40=True, board_memories=True):
+def yosys_stats(component, *, ice40=True, board_memories=True, commands=()):
     """Return ``{"coarse": {cell: count}, "ice40": {cell: count}}`` for ``component``.
 
     ``coarse`` is the flattened netlist after ``proc; opt`` (before any technology mapping,
@@ -53,12 +53,14 @@ def yosys_stats(component, *, ice40=True, board_memories=True):
     multiplier would become an ``SB_MAC16``). With ``ice40=False`` only ``coarse`` is filled.
     ``board_memories``: map the loader-filled memories as the board build does
     (:data:`~.ram.YOSYS_COMMANDS`); without it every memory keeps Yosys' collision logic.
+    ``commands`` run after those (a board's memory styles, ``boards.targets.BLOCK_COMMANDS``).
     """
     script = ["hierarchy -top top", "proc", "flatten", "opt -fast", "tee -q -o coarse.txt stat"]
     reports = ["coarse.txt"]
     if ice40:
         script += ["synth_ice40 -dsp -top top", "tee -q -o ice40.txt stat"]
         reports.append("ice40.txt")
+    script = [*commands, *script]
     if board_memories:
         script = [*YOSYS_COMMANDS, *script]
     texts = _run_yosys(component, script, reports)

@@ -1,4 +1,5 @@
-"""The engine's shallow memories in ECP5 LUT RAM: the fit check's count and Yosys' mapping."""
+"""The engine's shallow memories in ECP5 LUT RAM and iCE40 block RAM: the fit check's count and
+Yosys' mapping."""
 
 import dataclasses
 
@@ -9,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from sdtforge.boards.build import build_bitstream
 from sdtforge.boards.targets import (
+    BLOCK_COMMANDS,
     BOARDS,
     DISTRIBUTED_COMMANDS,
     DISTRIBUTED_ROWS,
@@ -18,7 +20,7 @@ from sdtforge.boards.targets import (
 )
 from sdtforge.hdl.compile import AccelConfig
 from sdtforge.hdl.ram import loader_filled
-from sdtforge.hdl.synth import ecp5_stats
+from sdtforge.hdl.synth import ecp5_stats, yosys_stats
 from sdtforge.quantize.synthetic import random_model, tiny_config
 
 #: Row bits of the test memory: a threshold row of 32 lanes of 18 bits, 16 DP16KD wide.
@@ -90,8 +92,25 @@ def test_plan_keeps_lut_ram_depths_exact():
     assert plan.config.thresholds_depth == 19 and plan.usage["thresholds"][2] == 0
 
 
+def test_ice40_puts_the_marked_memories_in_block_ram():
+    """Yosys maps a shallow memory to flip-flops on the iCE40 (5 rows x 26 bits: digits-tiny's
+    logits at two lanes, where each bit took a logic cell); with the build's commands a marked
+    one takes block RAM, the blocks the fit check counts."""
+    def ffs(cells):
+        return sum(n for c, n in cells.items() if c.startswith("SB_DFF"))
+
+    plain = yosys_stats(_Marked(5, 26))["ice40"]
+    assert "SB_RAM40_4K" not in plain and ffs(plain) >= 5 * 26
+    blocked = yosys_stats(_Marked(5, 26), commands=BLOCK_COMMANDS["ice40"])["ice40"]
+    assert blocked.get("SB_RAM40_4K") == 2 and ffs(blocked) < 26
+    cfg = AccelConfig(lanes=2, width=16, weights_depth=64, logit_bits=13, logits_depth=5)
+    assert block_ram_usage(cfg, BOARDS["icebreaker"])["logits"] == (5, 26, 2)
+    assert block_ram_usage(cfg, BOARDS["ulx3s-85f"])["logits"][2] == 0      # LUT RAM there
+
+
 def test_build_script_maps_them(tmp_path, monkeypatch):
-    """The ECP5 build's Yosys script carries the commands; the iCE40's does not."""
+    """The ECP5 build's Yosys script carries the LUT RAM commands, the iCE40's the block RAM
+    ones."""
     seen = {}
 
     def fake_run(board, top, name, out_dir, overrides):
@@ -103,4 +122,5 @@ def test_build_script_maps_them(tmp_path, monkeypatch):
         with pytest.raises(RuntimeError, match="stop"):
             build_bitstream(BOARDS[board], None, tmp_path / board, f_sync=25e6)
     assert DISTRIBUTED_COMMANDS["ecp5"][0] in seen["ecp5"]
-    assert "ram_style" not in seen["ice40"]
+    assert BLOCK_COMMANDS["ice40"][0] in seen["ice40"]
+    assert '"distributed"' not in seen["ice40"] and '"block"' not in seen["ecp5"]
