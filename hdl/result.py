@@ -79,7 +79,8 @@ class ResultEmitter(wiring.Component):
     each logit takes two cycles (a memory read, then the word) and the class and the cycle
     count one each, every word waiting as long as ``result.ready`` is low. ``done`` is high in
     the cycle the cycle count is taken. ``classes`` and ``cycles`` must hold from ``start`` to
-    ``done``.
+    ``done``, and ``write`` must stay idle: the memory's read port is enabled only then, so no
+    enabled read meets a write (the memory is marked, :func:`~.ram.rows_apart`).
 
     Parameters
     ----------
