@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from sdtforge.boards.targets import BOARDS
+from sdtforge.boards.targets import BOARDS, plan_board
 from sdtforge.cli import main
 from sdtforge.model import SHIPPED_CHECKPOINTS
 from sdtforge.quantize import ir
@@ -67,11 +67,13 @@ def test_json_fields_and_report(digits_tiny, fake_pnr, tmp_path, capsys):
     assert printed == json.loads((out / "report.json").read_text())
     assert set(ICE40_KEYS) <= set(printed)
     assert printed["clock_mhz"] == printed["f_sync_mhz"] == 22.5
-    assert (printed["lanes"], printed["width"]) == (1, 16)
+    assert (printed["lanes"], printed["width"]) == (2, 16)
     assert (printed["lc"], printed["lut4"], printed["ff"], printed["dsp"]) == (5259, 3905, 1898, 0)
     assert printed["fmax_mhz"] == 23.59 and printed["timing_met"] is True
     model = ir.load(digits_tiny)
-    cycles = latency.cycles_per_image(model, 1, 16, images=latency.DEFAULT_IMAGES)
+    # At the board's configuration (two lanes, one write-back lane: 2 cycles a row's results).
+    config = plan_board(model, BOARDS["icebreaker"]).config
+    cycles = latency.cycles_per_image(model, 2, 16, images=latency.DEFAULT_IMAGES, config=config)
     assert printed["cycles_per_image"] == round(cycles, 1)
     assert printed["latency_images"] == latency.DEFAULT_IMAGES == 10
     _check_latency(printed)
@@ -137,7 +139,9 @@ def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
     assert printed["dsp"] == 0 and printed["spram"] == 1
     assert printed["lc"] <= 5280 and printed["bram"] <= 30
     assert printed["timing_met"]        # at the default clock (the two checks above)
-    cycles = latency.cycles_per_image(ir.load(digits_tiny), printed["lanes"], printed["width"])
+    model = ir.load(digits_tiny)
+    cycles = latency.cycles_per_image(model, printed["lanes"], printed["width"],
+                                      config=plan_board(model, BOARDS["icebreaker"]).config)
     assert printed["cycles_per_image"] == round(cycles, 1)
     _check_latency(printed)
 
@@ -145,7 +149,6 @@ def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
 def test_check_is_the_fit_check_and_latency_only(digits_tiny, fake_pnr, tmp_path, capsys):
     """``build --check``: the plan's block counts and logic estimate and the cycle model's
     latency, as a real build would report them; no place and route, nothing written."""
-    from sdtforge.boards.targets import plan_board
 
     out = tmp_path / "b"
     assert main(["build", str(digits_tiny), "--board", "icebreaker", "--out", str(out),
@@ -154,12 +157,12 @@ def test_check_is_the_fit_check_and_latency_only(digits_tiny, fake_pnr, tmp_path
     assert fake_pnr == [] and not out.exists()
     plan = plan_board(ir.load(digits_tiny), BOARDS["icebreaker"])
     assert printed["fits"] is True and printed["board"] == "icebreaker"
-    assert (printed["lanes"], printed["width"], printed["clock_mhz"]) == (1, 16, 22.5)
+    assert (printed["lanes"], printed["width"], printed["clock_mhz"]) == (2, 16, 22.5)
     assert (printed["bram"], printed["spram"], printed["logic_estimate"]) == \
         (plan.brams, plan.sprams, plan.luts_estimate)
     assert printed["memories"]["weights"] == {"rows": plan.usage["weights"][0],
                                               "bits": plan.usage["weights"][1], "blocks": 0}
-    cycles = latency.cycles_per_image(ir.load(digits_tiny), 1, 16, config=plan.config)
+    cycles = latency.cycles_per_image(ir.load(digits_tiny), 2, 16, config=plan.config)
     assert printed["cycles_per_image"] == round(cycles, 1)
     _check_latency(printed)
 
