@@ -61,9 +61,9 @@ _LUT4_PER_DPR16X4 = 3
 # Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
 # (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, `bench/board_fit.py`,
-# seed 1, the SDSA counts in registers and the logits in block RAM): 4 855 at P = 1, 5 267 at
-# P = 2 (before them: 5 214 at P = 1, 5 958 at P = 2, 7 056 at P = 4). ECP5 LUT4s mapped by
-# Yosys (digits-small): 4 601 at P = 2, 7 598 at P = 8.
+# seed 1, the SDSA counts in registers and the logits in block RAM): 4 868 at P = 1, 5 267 at
+# P = 2, 6 063 at P = 4 (before them: 5 214, 5 958, 7 056). ECP5 LUT4s mapped by Yosys
+# (digits-small): 4 601 at P = 2, 7 598 at P = 8.
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
 _LOGIC_MODEL = {"ice40": (4_443, 412), "ecp5": (3_601, 500)}
 _LOGIC_MARGIN = 1.1
