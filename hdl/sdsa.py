@@ -167,8 +167,12 @@ class SDSAUnit(wiring.Component):
             m.d.sync += [s_valid.eq(self.i.valid), s.eq(self.i.payload)]
 
         m.d.comb += mask_rd.addr.eq(s.word)
+        # The counts of word `s.word`, the last repeated for the codes past D/W: the index's
+        # case statement covers every code (Verilator's CASEINCOMPLETE otherwise).
+        rows_of = [c.as_value() for c in counts]
+        rows_of += rows_of[-1:] * ((1 << len(s.word)) - len(rows_of))
         row = Signal(self.count_layout)
-        m.d.comb += row.eq(Array(c.as_value() for c in counts)[s.word])
+        m.d.comb += row.eq(Array(rows_of)[s.word])
 
         # KV: one word of counts per cycle.
         kv = s.a & s.b
