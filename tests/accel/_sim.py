@@ -155,7 +155,7 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
     sim = Simulator(dut)
     collisions = []
 
-    async def spike_collisions(ctx):
+    async def read_write_collisions(ctx):
         # An enabled spike, stream or logits read of the row written in the same cycle
         # (hdl.ram: the block RAM's read data is undefined there).
         accel = dut.accel if dram_latency is not None else dut
@@ -185,7 +185,7 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
             raise AssertionError(f"no result after {limit} cycles: {len(results)} of "
                                  f"{len(images)} images (the RTL is stuck)")
 
-    sim.add_process(spike_collisions)
+    sim.add_process(read_write_collisions)
     sim.add_process(watchdog)
     sim.add_clock(PERIOD)
     sim.add_testbench(tb)
