@@ -155,10 +155,10 @@ def _import(ref):
 
 BOARDS = {b.name: b for b in [
     # P = 2: digits-tiny fills the UP5K's logic with two lanes (5 267 of 5 280 LC; its 14 068
-    # weight rows of 16 bits take one SPRAM); 22.5 MHz (an exact PLL setting from 12 MHz): the
-    # measured Fmax is 26.1-26.7 MHz over the last bench's seeds (docs/boards.md §4b).
+    # weight rows of 16 bits take one SPRAM); 24 MHz (an exact PLL setting from 12 MHz, 12 · 64 /
+    # 32): the measured Fmax is 25.6-26.6 MHz over the last bench's seeds (docs/boards.md §4b).
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
-          bram_name="SB_RAM40_4K", default_lanes=2, default_width=16, f_sync=22.5e6,
+          bram_name="SB_RAM40_4K", default_lanes=2, default_width=16, f_sync=24e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
           top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
