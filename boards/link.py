@@ -235,12 +235,6 @@ class HostLink(wiring.Component):
         m.d.comb += [count_next.eq(count), rd.addr.eq(count_next), wr.addr.eq(count),
                      wr.data.eq(rx_byte)]
         m.d.sync += count.eq(count_next)
-        # `count == short`, a cycle late from `count_next`: the Load and Feed streams' `valid`
-        # leaves a flip-flop, not an equality over `count` (through the engine's pixel receiver
-        # into its state register, an iCE40 critical path). `length` is held from the frame's
-        # header through Dispatch, Load and Feed, so the flag is exact there.
-        at_end = Signal()
-        m.d.sync += at_end.eq(count_next == short)
 
         # Payload byte k of each reply kind.
         with m.Switch(reply):
@@ -426,6 +420,7 @@ class HostLink(wiring.Component):
                 with m.State(state):
                     # `count` climbs from its start to `length` one step at a time, so equality
                     # is enough (and shorter than a magnitude comparison).
+                    at_end = count == short
                     m.d.comb += [port.payload.eq(rd.data), port.valid.eq(~at_end)]
                     with m.If(at_end):
                         if state == "Load":
