@@ -33,8 +33,7 @@ class RowWriteBack(wiring.Component):
     command (the controller's counters move on at once; the stage works from its own copy).
     ``lif``: a row for the LIF from the controller (the pixel layer's and the head's values,
     ``STREAM_LIF``'s stream rows) at the controller's ``row``, taken in the cycle it is
-    offered when no row's chunks run (the LIF is always ready: its output is taken in the
-    cycle after its input).
+    offered when no row's chunks run (with ``c = 1`` the LIF is always ready then).
 
     **Cycle contract.** ``sums`` are taken into the sums register (``taken``) while no pooled
     merge runs and worked on in the next cycle (``done``); the row is written a cycle after
@@ -273,12 +272,8 @@ class RowWriteBack(wiring.Component):
         m.d.comb += [wr.t.eq(w_row["t"]), wr.y.eq(w_row["y"]), wr.x.eq(w_row["x"]),
                      wr.word.eq(Mux(lay.mode == Mode.SPIKE,
                                     w_row["g"] >> lpw if lpw else w_row["g"], w_row["g"]))]
-        # The LIF's output is always taken: it is the chunk fed in the cycle before, which set
-        # ``o_spk`` (the LIF is fed only by ``feed & is_lif``). So the LIF is always ready, and
-        # no handshake runs from its output register back through the controller's row nest
-        # into the stream read address (the iCE40 critical path at two lanes).
-        m.d.comb += lif.o.ready.eq(1)
         with m.If(o_spk):
+            m.d.comb += lif.o.ready.eq(1)
             with m.If(o_spk_last):
                 m.d.comb += [
                     wr.spk_data.eq(Cat(*([spk_row] * (w // p)))),
