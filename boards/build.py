@@ -151,9 +151,14 @@ ABC9_FAULT = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed"
 #: What ``check -assert`` says of a netlist in which ABC9 left a net with two drivers (the
 #: same fault's other face; nextpnr would refuse the net).
 TWO_DRIVERS = "multiple conflicting drivers"
-#: The ``synth_ecp5`` options an ECP5 build tries in turn after a fault: each changes the
-#: netlist ABC9 sees (one module at a time; small memories in flip-flops).
-SYNTH_FALLBACKS = ("-noflatten", "-nolutram")
+#: The synthesis options per family. Neither board uses a DSP block (``synth_ice40`` only
+#: with ``-dsp``). On the iCE40, ABC9 maps with the flip-flops in its netlist (``-dff``): the
+#: two-lane digits-tiny engine 27 fewer logic cells and its Fmax median 27.55 MHz instead of
+#: 25.70 (docs/boards.md §4b); on the ECP5's 32-lane top it did not finish in 15 minutes.
+SYNTH_OPTS = {"ecp5": "-nodsp", "ice40": "-dff"}
+#: The options a build tries in turn after a fault: each changes the netlist ABC9 sees (ECP5:
+#: one module at a time, small memories in flip-flops; iCE40: ABC9 without the flip-flops).
+SYNTH_FALLBACKS = {"ecp5": ("-nodsp -noflatten", "-nodsp -nolutram"), "ice40": ("",)}
 
 
 class _SynthFault(subprocess.CalledProcessError):
@@ -198,10 +203,10 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     a callable, is given a line each time the build's stage changes and every two minutes
     while one lasts (:class:`BuildProgress`).
 
-    Yosys checks the netlist it writes (``check -assert``). On the ECP5, where Yosys stops on
-    :data:`ABC9_FAULT` or the check finds :data:`TWO_DRIVERS`, synthesis runs again with each
-    of :data:`SYNTH_FALLBACKS` in turn (the dict's ``synth_opts`` then says which got
-    through).
+    Yosys synthesizes with the family's :data:`SYNTH_OPTS` and checks the netlist it writes
+    (``check -assert``). Where it stops on :data:`ABC9_FAULT` or the check finds
+    :data:`TWO_DRIVERS`, synthesis runs again with each of the family's
+    :data:`SYNTH_FALLBACKS` in turn (the dict's ``synth_opts`` then says which got through).
 
     Raises
     ------
@@ -222,8 +227,7 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
         # The loader-filled memories' read ports without collision logic (hdl.ram).
         "script_after_read": "\n".join(YOSYS_COMMANDS),
     }
-    if board.family == "ecp5":
-        overrides["synth_opts"] = "-nodsp"
+    overrides["synth_opts"] = SYNTH_OPTS[board.family]
     # The engine's shallow memories in LUT RAM (boards.targets.DISTRIBUTED_ROWS), or all of them
     # in block RAM (boards.targets.BLOCK_COMMANDS).
     overrides["script_after_read"] += "".join(
@@ -234,9 +238,9 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
         watcher = threading.Thread(target=_watch, args=(BuildProgress(out_dir, name), progress,
                                                         stop), daemon=True)
         watcher.start()
-    base = overrides.get("synth_opts", "")
+    base = overrides["synth_opts"]
     try:
-        fallbacks = list(SYNTH_FALLBACKS) if board.family == "ecp5" else []
+        fallbacks = list(SYNTH_FALLBACKS[board.family])
         while True:
             try:
                 _run_tools(board, top, name, out_dir, overrides)
@@ -245,10 +249,11 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
                 if not fallbacks:
                     raise
                 # Yosys' ABC9 fault (docs/boards.md §4): another netlist for ABC9.
-                opt = fallbacks.pop(0)
+                opts = fallbacks.pop(0)
                 if progress is not None:
-                    progress(f"synthesis: Yosys' ABC9 fault ({fault.output}); again with {opt}")
-                overrides["synth_opts"] = f"{base} {opt}"
+                    progress(f"synthesis: Yosys' ABC9 fault ({fault.output}); again with "
+                             f"{opts or 'no options'}")
+                overrides["synth_opts"] = opts
     except subprocess.CalledProcessError as exc:
         log = _tool_log(out_dir, name)
         errors = [ln for ln in log.splitlines() if "ERROR" in ln] or log.splitlines()[-3:]
@@ -262,7 +267,7 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     report = json.loads((out_dir / f"{name}.report.json").read_text())
     figures = summarize(board, cells, report, f_sync)
     figures["seed"] = int(seed)
-    if overrides.get("synth_opts", "") != base:        # a fallback got through
+    if overrides["synth_opts"] != base:                # a fallback got through
         figures["synth_opts"] = overrides["synth_opts"]
     (out_dir / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return figures

@@ -522,6 +522,44 @@ def test_ecp5_build_tries_other_netlists_after_the_abc9_fault(monkeypatch, tmp_p
         assert len(platform.opts) == (1 if "fit" in message else 3)
 
 
+class _FaultyIce40(_FaultyPlatform):
+    def build(self, top, *, name, build_dir, **kwargs):
+        super().build(top, name=name, build_dir=build_dir, **kwargs)
+        out = Path(build_dir)
+        (out / f"{name}.stat").write_text("=== design ===\n   4100 SB_LUT4\n   1800 SB_DFFE\n")
+        (out / f"{name}.report.json").write_text(json.dumps({
+            "utilization": {"ICESTORM_LC": {"used": 5200}, "ICESTORM_RAM": {"used": 28},
+                            "ICESTORM_SPRAM": {"used": 1}, "ICESTORM_DSP": {"used": 0}},
+            "fmax": {"clk": {"achieved": 27.5}}}))
+
+
+@pytest.mark.parametrize("faults, opts", [(0, ["-dff"]), (1, ["-dff", ""]), (2, None)])
+def test_ice40_build_maps_with_flip_flops_and_without_them_after_the_abc9_fault(
+        monkeypatch, tmp_path, faults, opts):
+    """An iCE40 build synthesizes with ``-dff`` (ABC9 sees the flip-flops); after Yosys' ABC9
+    fault it synthesizes once more without options, and says so; a second fault is the
+    build's one-line error."""
+    from sdtforge.boards import build
+
+    board = BOARDS["icebreaker"]
+    platform = _FaultyIce40(faults, _ABC9)
+    monkeypatch.setattr(type(board), "platform", lambda self: platform)
+    lines = []
+    if opts is None:
+        with pytest.raises(UserError, match=r"^the icebreaker build failed \(sh\): "):
+            build.build_bitstream(board, None, tmp_path, f_sync=24e6)
+        assert platform.opts == ["-dff", ""]
+        return
+    figures = build.build_bitstream(board, None, tmp_path, f_sync=24e6, progress=lines.append)
+    assert platform.opts == opts
+    assert figures["lc"] == 5200 and figures["ff"] == 1800 and figures["fmax_mhz"] == 27.5
+    said = [ln for ln in lines if "ABC9 fault" in ln]
+    if faults:
+        assert figures["synth_opts"] == "" and said[-1].endswith("again with no options")
+    else:
+        assert "synth_opts" not in figures and not said
+
+
 def test_the_config_digest_of_older_configurations_is_kept():
     """A field added to ``AccelConfig`` at its default leaves the digest a built board reports
     unchanged (``sdtforge run`` compares them), so boards built before it keep working."""
