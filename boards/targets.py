@@ -154,9 +154,9 @@ def _import(ref):
 
 
 BOARDS = {b.name: b for b in [
-    # P = 2: digits-tiny fills the UP5K's logic with two lanes (5 260 of 5 280 LC; its 14 068
+    # P = 2: digits-tiny fills the UP5K's logic with two lanes (5 233 of 5 280 LC; its 14 068
     # weight rows of 16 bits take one SPRAM); 24 MHz (an exact PLL setting from 12 MHz, 12 · 64 /
-    # 32): the measured Fmax is 25.6-27.0 MHz over the last bench's seeds (docs/boards.md §4b).
+    # 32): the measured Fmax is 27.06-27.55 MHz over the last bench's seeds (docs/boards.md §4b).
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
           bram_name="SB_RAM40_4K", default_lanes=2, default_width=16, f_sync=24e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
