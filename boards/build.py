@@ -151,10 +151,14 @@ ABC9_FAULT = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed"
 #: What ``check -assert`` says of a netlist in which ABC9 left a net with two drivers (the
 #: same fault's other face; nextpnr would refuse the net).
 TWO_DRIVERS = "multiple conflicting drivers"
+#: What ``check -assert`` says of a netlist in which ABC9 left flip-flop inputs undriven (its
+#: third face: ``synth_ecp5 -dff`` on the ULX3S's 32-lane top, Yosys 0.69).
+NO_DRIVER = "is used but has no driver"
 #: The synthesis options per family. Neither board uses a DSP block (``synth_ice40`` only
 #: with ``-dsp``). On the iCE40, ABC9 maps with the flip-flops in its netlist (``-dff``): the
-#: two-lane digits-tiny engine 27 fewer logic cells and its Fmax median 27.55 MHz instead of
-#: 25.70 (docs/boards.md §4b); on the ECP5's 32-lane top it did not finish in 15 minutes.
+#: two-lane digits-tiny engine takes 27 fewer logic cells and its Fmax median is 27.55 MHz
+#: instead of 25.70 (docs/boards.md §4b). On the ECP5's 32-lane top ``-dff`` took 18 minutes
+#: and left undriven wires (:data:`NO_DRIVER`).
 SYNTH_OPTS = {"ecp5": "-nodsp", "ice40": "-dff"}
 #: The options a build tries in turn after a fault: each changes the netlist ABC9 sees (ECP5:
 #: one module at a time, small memories in flip-flops; iCE40: ABC9 without the flip-flops).
@@ -162,7 +166,8 @@ SYNTH_FALLBACKS = {"ecp5": ("-nodsp -noflatten", "-nodsp -nolutram"), "ice40": (
 
 
 class _SynthFault(subprocess.CalledProcessError):
-    """Yosys stopped on :data:`ABC9_FAULT`, or its check found :data:`TWO_DRIVERS`."""
+    """Yosys stopped on :data:`ABC9_FAULT`, or its check found :data:`TWO_DRIVERS` or
+    :data:`NO_DRIVER`."""
 
 
 def _tool_log(out_dir, name):
@@ -190,7 +195,7 @@ def _run_tools(board, top, name, out_dir, overrides):
                        emit_src=False, **overrides)
     except subprocess.CalledProcessError as exc:
         log = _tool_log(out_dir, name)
-        for fault in (ABC9_FAULT, TWO_DRIVERS):
+        for fault in (ABC9_FAULT, TWO_DRIVERS, NO_DRIVER):
             if fault in log and (fault != ABC9_FAULT or "ABC_OPS_REINTEGRATE" in log):
                 raise _SynthFault(exc.returncode, exc.cmd, output=fault) from None
         raise
@@ -205,7 +210,7 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
 
     Yosys synthesizes with the family's :data:`SYNTH_OPTS` and checks the netlist it writes
     (``check -assert``). Where it stops on :data:`ABC9_FAULT` or the check finds
-    :data:`TWO_DRIVERS`, synthesis runs again with each of the family's
+    :data:`TWO_DRIVERS` or :data:`NO_DRIVER`, synthesis runs again with each of the family's
     :data:`SYNTH_FALLBACKS` in turn (the dict's ``synth_opts`` then says which got through).
 
     Raises

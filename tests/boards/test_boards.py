@@ -487,19 +487,22 @@ class _FaultyPlatform:
 _ABC9 = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3097."
 _TWO_DRIVERS = ("Warning: multiple conflicting drivers for sdtforge.\\core.accel.s [14]:\n"
                 "ERROR: Found 2 problems in 'check -assert'.")
+_NO_DRIVER = ("Warning: Wire sdtforge.\\core.accel.wb.s_acc_TRELLIS_FF_Q_M is used but has no "
+              "driver.\nERROR: Found 1 problems in 'check -assert'.")
 
 
 @pytest.mark.parametrize("faults, message, opts", [
     (1, _ABC9, ["-nodsp", "-nodsp -noflatten"]),
     (1, _TWO_DRIVERS, ["-nodsp", "-nodsp -noflatten"]),
     (2, _TWO_DRIVERS, ["-nodsp", "-nodsp -noflatten", "-nodsp -nolutram"]),
+    (1, _NO_DRIVER, ["-nodsp", "-nodsp -noflatten"]),
     (3, _ABC9, None),
     (1, "Design does not fit", None),
 ])
 def test_ecp5_build_tries_other_netlists_after_the_abc9_fault(monkeypatch, tmp_path, faults,
                                                                message, opts):
-    """Yosys' ABC9 fault (docs/boards.md §4), its assertion or a net with two drivers, makes
-    an ECP5 build synthesize again with each fallback option in turn and say so; any other
+    """Yosys' ABC9 fault (docs/boards.md §4), its assertion, a net with two drivers or an
+    undriven one, makes an ECP5 build synthesize again with each fallback option in turn and say so; any other
     failure, or the fault on every try, is the build's one-line error."""
     from sdtforge.boards import build
 
@@ -533,16 +536,21 @@ class _FaultyIce40(_FaultyPlatform):
             "fmax": {"clk": {"achieved": 27.5}}}))
 
 
-@pytest.mark.parametrize("faults, opts", [(0, ["-dff"]), (1, ["-dff", ""]), (2, None)])
+@pytest.mark.parametrize("faults, message, opts", [
+    (0, _ABC9, ["-dff"]),
+    (1, _ABC9, ["-dff", ""]),
+    (1, _NO_DRIVER, ["-dff", ""]),
+    (2, _ABC9, None),
+])
 def test_ice40_build_maps_with_flip_flops_and_without_them_after_the_abc9_fault(
-        monkeypatch, tmp_path, faults, opts):
+        monkeypatch, tmp_path, faults, message, opts):
     """An iCE40 build synthesizes with ``-dff`` (ABC9 sees the flip-flops); after Yosys' ABC9
     fault it synthesizes once more without options, and says so; a second fault is the
     build's one-line error."""
     from sdtforge.boards import build
 
     board = BOARDS["icebreaker"]
-    platform = _FaultyIce40(faults, _ABC9)
+    platform = _FaultyIce40(faults, message)
     monkeypatch.setattr(type(board), "platform", lambda self: platform)
     lines = []
     if opts is None:
