@@ -502,8 +502,8 @@ _NO_DRIVER = ("Warning: Wire sdtforge.\\core.accel.wb.s_acc_TRELLIS_FF_Q_M is us
 def test_ecp5_build_tries_other_netlists_after_the_abc9_fault(monkeypatch, tmp_path, faults,
                                                                message, opts):
     """Yosys' ABC9 fault (docs/boards.md §4), its assertion, a net with two drivers or an
-    undriven one, makes an ECP5 build synthesize again with each fallback option in turn and say so; any other
-    failure, or the fault on every try, is the build's one-line error."""
+    undriven one, makes an ECP5 build synthesize again with each fallback option in turn and
+    say so; any other failure, or the fault on every try, is the build's one-line error."""
     from sdtforge.boards import build
 
     board = BOARDS["ulx3s-85f"]
