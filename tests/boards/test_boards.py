@@ -462,12 +462,23 @@ def test_build_progress_follows_the_tool_logs(tmp_path):
         assert progress.current() == stage
 
 
+_ECP5_REPORTS = ("=== design ===\n   1200 LUT4\n    199 DP16KD\n", {
+    "utilization": {"TRELLIS_COMB": {"used": 1500}, "TRELLIS_FF": {"used": 900},
+                    "DP16KD": {"used": 199}, "MULT18X18D": {"used": 0}},
+    "fmax": {"clk": {"achieved": 50.5}}})
+_ICE40_REPORTS = ("=== design ===\n   4100 SB_LUT4\n   1800 SB_DFFE\n", {
+    "utilization": {"ICESTORM_LC": {"used": 5200}, "ICESTORM_RAM": {"used": 28},
+                    "ICESTORM_SPRAM": {"used": 1}, "ICESTORM_DSP": {"used": 0}},
+    "fmax": {"clk": {"achieved": 27.5}}})
+
+
 class _FaultyPlatform:
     """A platform whose first ``faults`` Yosys runs stop with ``message``, then writes the
-    reports a real run would."""
+    reports a real run would (``reports``: Yosys' ``stat`` text and nextpnr's report)."""
 
-    def __init__(self, faults, message):
+    def __init__(self, faults, message, reports=_ECP5_REPORTS):
         self.faults, self.message, self.opts = faults, message, []
+        self.reports = reports
 
     def build(self, top, *, name, build_dir, synth_opts="", script_after_synth="", **kwargs):
         out = Path(build_dir)
@@ -477,11 +488,9 @@ class _FaultyPlatform:
             (out / f"{name}.rpt").write_text(
                 f"5.44.24.7. Executing ABC_OPS_REINTEGRATE pass\nERROR: {self.message}\n")
             raise subprocess.CalledProcessError(1, ["sh", f"build_{name}.sh"])
-        (out / f"{name}.stat").write_text("=== design ===\n   1200 LUT4\n    199 DP16KD\n")
-        (out / f"{name}.report.json").write_text(json.dumps({
-            "utilization": {"TRELLIS_COMB": {"used": 1500}, "TRELLIS_FF": {"used": 900},
-                            "DP16KD": {"used": 199}, "MULT18X18D": {"used": 0}},
-            "fmax": {"clk": {"achieved": 50.5}}}))
+        stat, report = self.reports
+        (out / f"{name}.stat").write_text(stat)
+        (out / f"{name}.report.json").write_text(json.dumps(report))
 
 
 _ABC9 = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3097."
@@ -525,17 +534,6 @@ def test_ecp5_build_tries_other_netlists_after_the_abc9_fault(monkeypatch, tmp_p
         assert len(platform.opts) == (1 if "fit" in message else 3)
 
 
-class _FaultyIce40(_FaultyPlatform):
-    def build(self, top, *, name, build_dir, **kwargs):
-        super().build(top, name=name, build_dir=build_dir, **kwargs)
-        out = Path(build_dir)
-        (out / f"{name}.stat").write_text("=== design ===\n   4100 SB_LUT4\n   1800 SB_DFFE\n")
-        (out / f"{name}.report.json").write_text(json.dumps({
-            "utilization": {"ICESTORM_LC": {"used": 5200}, "ICESTORM_RAM": {"used": 28},
-                            "ICESTORM_SPRAM": {"used": 1}, "ICESTORM_DSP": {"used": 0}},
-            "fmax": {"clk": {"achieved": 27.5}}}))
-
-
 @pytest.mark.parametrize("faults, message, opts", [
     (0, _ABC9, ["-dff"]),
     (1, _ABC9, ["-dff", ""]),
@@ -550,7 +548,7 @@ def test_ice40_build_maps_with_flip_flops_and_without_them_after_the_abc9_fault(
     from sdtforge.boards import build
 
     board = BOARDS["icebreaker"]
-    platform = _FaultyIce40(faults, message)
+    platform = _FaultyPlatform(faults, message, _ICE40_REPORTS)
     monkeypatch.setattr(type(board), "platform", lambda self: platform)
     lines = []
     if opts is None:
