@@ -172,13 +172,28 @@ class _Dist:
         else:
             self.device = torch.device("cpu")
 
-    def close(self):
-        """End the group this object started (the caller's own group is left alone)."""
+    def close(self, together=True):
+        """End the group this object started (the caller's own group is left alone).
+
+        ``together``: every process first waits for the others at a barrier, so that no
+        process tears down its Gloo connections while a peer's group still uses them (without
+        it, one process of a two-process run on CPUs now and then aborted at exit with
+        "terminate called without an active exception"). After an error the processes may not
+        all get here, so ``together=False`` ends the group without waiting.
+        """
         if self.owned:
             import torch.distributed as dist
 
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
             self.owned = self.active = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(together=exc_type is None)
 
     @property
     def main(self):
@@ -421,43 +436,45 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
         ``test_accuracy``, ``train_accuracy``, ``epochs``, ``seconds``.
     """
     p = get_preset(preset)
-    dist = _Dist()
-    settings = TrainSettings(
-        epochs=p.epochs if epochs is None else int(epochs),
-        batch_size=p.batch_size if batch_size is None else int(batch_size), lr=p.lr,
-        weight_decay=p.weight_decay, label_smoothing=p.label_smoothing,
-        shift=1 if p.dataset == "digits" else 0, augment=augment, accumulate=int(accumulate),
-        clip_grad=None if clip_grad is None else float(clip_grad), precision=precision,
-        world_size=dist.world)
-    if augment not in AUGMENTATIONS:
-        raise UserError(f"unknown augmentation {augment!r}; use one of {', '.join(AUGMENTATIONS)}")
-    if augment == "paper" and (p.config.encoding != "direct" or p.config.in_channels != 3):
-        raise UserError(f"--augment paper is the reference's recipe for RGB images; preset "
-                        f"{preset} takes {p.config.in_channels}-channel "
-                        f"{'event frames' if p.config.encoding == 'events' else 'images'}")
-    if settings.accumulate < 1:
-        raise UserError(f"accumulate must be at least 1, not {settings.accumulate}")
-    _autocast(settings, dist.device)  # refuse an unknown precision before loading data
-    if sync_bn and dist.device.type != "cuda":
-        raise UserError("--sync-bn needs CUDA (torch's SyncBatchNorm runs on GPUs); on CPUs "
-                        "each process normalizes with its own batch statistics")
-    state = _read_state(resume, settings, preset, seed) if resume is not None else None
-    x_train, y_train = load_dataset(p.dataset, "train", data_dir, time_steps=p.config.T)
-    if dist.main:  # rank 0 alone evaluates
-        x_test, y_test = load_dataset(p.dataset, "test", data_dir, time_steps=p.config.T)
-    set_threads(threads, p.config.num_parameters)
-    torch.manual_seed(seed)
-    model = SpikeDrivenTransformer(p.config)
-    if sync_bn:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    state_path = Path(out).with_name("train-state.pt") if out is not None else None
-    if state_path is not None and dist.main:
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    model = _fit(model, x_train, y_train, settings, seed=seed, preset=preset,
-                 progress=progress, dist=dist, state_path=state_path, resume=state,
-                 on_epoch_end=on_epoch_end)
-    seconds = time.perf_counter() - start
+    # The group ends with the training, every process together, before rank 0 evaluates.
+    with _Dist() as dist:
+        settings = TrainSettings(
+            epochs=p.epochs if epochs is None else int(epochs),
+            batch_size=p.batch_size if batch_size is None else int(batch_size), lr=p.lr,
+            weight_decay=p.weight_decay, label_smoothing=p.label_smoothing,
+            shift=1 if p.dataset == "digits" else 0, augment=augment, accumulate=int(accumulate),
+            clip_grad=None if clip_grad is None else float(clip_grad), precision=precision,
+            world_size=dist.world)
+        if augment not in AUGMENTATIONS:
+            raise UserError(f"unknown augmentation {augment!r}; "
+                            f"use one of {', '.join(AUGMENTATIONS)}")
+        if augment == "paper" and (p.config.encoding != "direct" or p.config.in_channels != 3):
+            raise UserError(f"--augment paper is the reference's recipe for RGB images; preset "
+                            f"{preset} takes {p.config.in_channels}-channel "
+                            f"{'event frames' if p.config.encoding == 'events' else 'images'}")
+        if settings.accumulate < 1:
+            raise UserError(f"accumulate must be at least 1, not {settings.accumulate}")
+        _autocast(settings, dist.device)  # refuse an unknown precision before loading data
+        if sync_bn and dist.device.type != "cuda":
+            raise UserError("--sync-bn needs CUDA (torch's SyncBatchNorm runs on GPUs); on CPUs "
+                            "each process normalizes with its own batch statistics")
+        state = _read_state(resume, settings, preset, seed) if resume is not None else None
+        x_train, y_train = load_dataset(p.dataset, "train", data_dir, time_steps=p.config.T)
+        if dist.main:  # rank 0 alone evaluates
+            x_test, y_test = load_dataset(p.dataset, "test", data_dir, time_steps=p.config.T)
+        set_threads(threads, p.config.num_parameters)
+        torch.manual_seed(seed)
+        model = SpikeDrivenTransformer(p.config)
+        if sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        state_path = Path(out).with_name("train-state.pt") if out is not None else None
+        if state_path is not None and dist.main:
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        model = _fit(model, x_train, y_train, settings, seed=seed, preset=preset,
+                     progress=progress, dist=dist, state_path=state_path, resume=state,
+                     on_epoch_end=on_epoch_end)
+        seconds = time.perf_counter() - start
     if sync_bn:
         model = _plain_batchnorm(model, p.config)
     model = model.cpu().eval()
@@ -475,9 +492,6 @@ def train(preset, out=None, *, epochs=None, seed=0, data_dir=None, threads=None,
                                             "effective_batch_size":
                                                 settings.effective_batch_size},
                             metrics=metrics)
-    # No barrier: the other ranks are done, and rank 0's evaluation may outlast a collective's
-    # timeout.
-    dist.close()
     return model, metrics
 
 

@@ -184,6 +184,24 @@ def test_torchrun_two_processes_train_one_epoch(tmp_path):
     assert all(np.isfinite(p.detach().numpy()).all() for p in model.parameters())
 
 
+@pytest.mark.slow
+def test_torchrun_processes_refusing_a_setting_exit_with_the_one_line_error(tmp_path):
+    """Every process refuses ``--augment paper`` for a grey-level preset after joining the
+    group: the run fails with each process's one-line error, no process aborts as it ends the
+    group, and nothing is written."""
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m",
+                           "sdtforge.cli", "train", "--preset", "digits-tiny", "--augment",
+                           "paper", "--out", str(out)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.count("--augment paper is the reference's recipe") == 2, proc.stderr[-2000:]
+    assert "terminate called" not in proc.stderr
+    assert not out.exists()
+
+
 def test_accumulated_batches_equal_one_large_batch():
     """Batches of 4 accumulated 3 at a time take the steps of batches of 12 over the same
     samples (16 of them: a step of 12, then a last step of 4, which is not divided by 3)."""
