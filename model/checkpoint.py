@@ -62,6 +62,17 @@ def _load_failure(exc):
     return lines[0]
 
 
+def _is_integer_model(path):
+    """Whether ``path`` looks like an ``.sfm`` file (a ZIP archive with a ``header.npy``)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "header.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _torch_load(path, what):
     path = Path(path)
     if not path.is_file():
@@ -69,6 +80,10 @@ def _torch_load(path, what):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        if _is_integer_model(path):
+            raise UserError(f"{what} {str(path)!r} is an integer model (.sfm), not a float "
+                            "checkpoint (.pt); give the checkpoint it was quantized from") \
+                from None
         raise UserError(f"{what} {str(path)!r} cannot be read as a tensors-only torch file "
                         f"({_load_failure(exc)})") from None
 

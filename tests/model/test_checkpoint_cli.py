@@ -9,6 +9,7 @@ from sdtforge.cli import main
 from sdtforge.errors import UserError
 from sdtforge.model import SHIPPED_CHECKPOINTS, load_checkpoint, load_dataset, spike_names
 from sdtforge.quantize import ir
+from sdtforge.quantize.synthetic import random_model
 
 SHIPPED = SHIPPED_CHECKPOINTS["digits-tiny"]
 
@@ -88,6 +89,11 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(UserError, match="cannot be read"):
         load_checkpoint(tmp_path / "junk.pt")
+    # An integer model where a checkpoint belongs: said so, not torch's archive error.
+    ir_path = tmp_path / "model.sfm"
+    ir.save(random_model(seed=1), ir_path)
+    with pytest.raises(UserError, match=r"is an integer model \(\.sfm\), not a float checkpoint"):
+        load_checkpoint(ir_path)
     with pytest.raises(UserError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
 
