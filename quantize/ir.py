@@ -1100,6 +1100,9 @@ class _Archive:
             infos = self.zf.infolist()
         except Exception as exc:  # zip decoding of untrusted bytes: any failure is a bad file
             self.corrupt(f"truncated or corrupted: {type(exc).__name__}")
+        if any(info.filename.endswith("/data.pkl") for info in infos):   # torch.save's layout
+            raise IRError(f"{source}: a float checkpoint (torch file), not an integer model; "
+                          f"make one with `sdtforge quantize {source} --out MODEL.sfm`")
         self.infos = {}
         for info in infos:
             name = info.filename

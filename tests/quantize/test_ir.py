@@ -281,6 +281,16 @@ def test_unknown_entry_is_refused(blob, name, message):
         ir.loads(_zip(entries))
 
 
+def test_a_float_checkpoint_is_named_as_such(tmp_path):
+    import torch
+
+    path = tmp_path / "model.pt"
+    torch.save({"weight": torch.zeros(2)}, path)
+    with pytest.raises(ir.IRError, match=r"a float checkpoint \(torch file\), not an integer "
+                                         r"model; make one with `sdtforge quantize"):
+        ir.load(path)
+
+
 def test_bad_archives_are_refused(blob, monkeypatch):
     entries = _entries(blob)
     buf = io.BytesIO()
