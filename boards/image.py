@@ -25,12 +25,13 @@ def config_digest(config):
 
     The first bytes of the SHA-256 of its JSON, less ``external_weights`` (where the weights
     live does not change what a model compiles to) and less a ``weight_tile_rows``,
-    ``weight_window``, ``event_frames`` or ``dvs_head_channels`` of 0 (the configurations made
-    before they existed keep their digest).
+    ``weight_window``, ``event_frames``, ``dvs_head_channels`` or ``sdsa_or`` of 0 (the
+    configurations made before they existed keep their digest).
     """
     fields = dataclasses.asdict(config)
     fields.pop("external_weights")
-    for name in ("weight_tile_rows", "weight_window", "event_frames", "dvs_head_channels"):
+    for name in ("weight_tile_rows", "weight_window", "event_frames", "dvs_head_channels",
+                 "sdsa_or"):
         if not fields[name]:
             fields.pop(name)
     text = json.dumps(fields, sort_keys=True)

@@ -75,7 +75,7 @@ def ceil_div(a, b):
 
 
 #: The configuration fields for which 0 is a value (no shift, no prefetch, the default window).
-_MAY_BE_ZERO = ("sdsa_shift", "weight_tile_rows", "weight_window", "event_frames",
+_MAY_BE_ZERO = ("sdsa_shift", "sdsa_or", "weight_tile_rows", "weight_window", "event_frames",
                 "dvs_head_channels")
 
 
@@ -100,6 +100,12 @@ class AccelConfig:
         Largest SDSA width (a multiple of ``width``) and token count the SDSA unit supports.
     sdsa_shift : int
         The SDSA mask shift the SDSA unit is built with.
+    sdsa_or : int
+        1: the SDSA unit is built in its stateless ``"or"`` mode (:class:`~.sdsa.SDSAUnit`:
+        the mask is ``OR_n(K ∧ V)``, one bit per channel, no counts or mask membranes, and a
+        ``MASK`` command takes one cycle instead of ``W``), which runs only models whose SDSA
+        layers all have that mask (the IR's ``stateless_or``, as the reference's
+        ``V_th = 0.5`` gives); 0: the general mask neuron, for every model.
     coord_bits, step_bits, group_bits, word_bits : int
         Widths of the controller's loop counters: a map coordinate (the largest map side is
         at most ``2**coord_bits``), a time step, an output group (or word) and a word index
@@ -162,6 +168,7 @@ class AccelConfig:
     sdsa_channels: int = 64
     max_tokens: int = 64
     sdsa_shift: int = 1
+    sdsa_or: int = 0
     coord_bits: int = 8
     step_bits: int = 8
     group_bits: int = 8
@@ -209,6 +216,8 @@ class AccelConfig:
                     "need a power-of-two size, or a multiple of 8 channels")
             raise UserError(f"DVS attention heads of {hd} channels need a word width that "
                             f"divides it or that it divides, not {self.width}; {hint}")
+        if self.sdsa_or not in (0, 1):
+            raise UserError(f"sdsa_or must be 0 or 1, not {self.sdsa_or!r}")
         if self.sdsa_channels % self.width:
             raise UserError(f"sdsa_channels ({self.sdsa_channels!r}) must be a multiple of the "
                             f"word width ({self.width!r})")

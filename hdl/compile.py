@@ -304,15 +304,28 @@ def derive_config_widths(model, lanes, width):
         "logit_bits": max(widths["logits"]) if "logits" in widths else 32,
         "sdsa_channels": ceil_div(d, width) * width,
         "max_tokens": n,
+        "sdsa_or": sdsa_or_mode(model),
         "event_frames": int(model.encoding == "events"),
         "dvs_head_channels": d // int(model.config["num_heads"]) if ir.config_dvs(model.config)
         else 0,
     }
 
 
+def sdsa_or_mode(model):
+    """``AccelConfig.sdsa_or`` for ``model``: 1 if every SDSA layer's mask is the stateless OR
+    (the IR's ``stateless_or``; vacuously, a model without SDSA), else 0."""
+    return int(all(lay.stateless_or for lay in model.layers
+                   if lay.KIND in ("sdsa", "sdsa_dvs")))
+
+
 def _check_capacity(needs, config):
     """One :class:`UserError` for the first ``AccelConfig`` field below the model's need."""
     for key, need in needs.items():
+        if key == "sdsa_or":                # the OR unit runs OR models only
+            if config.sdsa_or and not need:
+                raise UserError("the model's SDSA masks are not all the stateless OR, but the "
+                                "hardware was built with sdsa_or=1; build it for this model")
+            continue
         if key == "event_frames" and need > config.event_frames:
             raise UserError("the model takes event frames but the hardware was built for "
                             "images (event_frames=0); build it for this model")

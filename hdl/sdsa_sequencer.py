@@ -13,7 +13,10 @@ __all__ = ["SDSASequencer", "sdsa_membranes"]
 
 
 def sdsa_membranes(config):
-    """``(rows, bits)`` of the SDSA unit's mask-membrane memory (a block RAM candidate)."""
+    """``(rows, bits)`` of the SDSA unit's mask-membrane memory (a block RAM candidate; none
+    in the ``"or"`` mode, ``config.sdsa_or``)."""
+    if config.sdsa_or:
+        return 0, 0
     return config.sdsa_channels, mask_membrane_width(config.max_tokens, SDSA_THETA_BITS,
                                                      config.sdsa_shift)
 
@@ -31,7 +34,8 @@ class SDSASequencer(wiring.Component):
     cycle, combinationally) when the last output word is written. A ``KV`` word takes three
     cycles (read K, read V, command), a ``Q`` word three (read, command, write), and the
     ``MASK`` commands of a step ``D − W + 1`` cycles plus the unit's ``W``-cycle wait
-    (:class:`~.sdsa.SDSAUnit`). ``sim/cycles.py`` counts them (its ``sdsa`` handler).
+    (:class:`~.sdsa.SDSAUnit`), or ``D / W`` cycles with the ``"or"`` unit that
+    ``config.sdsa_or`` builds. ``sim/cycles.py`` counts them (its ``sdsa`` handler).
 
     **DVS mode** (built when ``config.dvs_head_channels``; a layer with ``erode``): the
     reference's ``dvs_mode`` erodes ``K ∧ V`` and ``Q ∧ mask`` over (token, channel within a
@@ -50,7 +54,7 @@ class SDSASequencer(wiring.Component):
     Parameters
     ----------
     config : :class:`~sdtforge.hdl.compile.AccelConfig`
-        Word width, loop-counter widths, the SDSA unit's size and shift.
+        Word width, loop-counter widths, the SDSA unit's size, shift and mode (``sdsa_or``).
 
     Members
     -------
@@ -99,7 +103,8 @@ class SDSASequencer(wiring.Component):
         cfg, lay = self._config, self.layer
         w = cfg.width
         m = Module()
-        m.submodules.unit = unit = SDSAUnit(cfg.sdsa_channels, w, cfg.max_tokens, mode="lif",
+        m.submodules.unit = unit = SDSAUnit(cfg.sdsa_channels, w, cfg.max_tokens,
+                                            mode="or" if cfg.sdsa_or else "lif",
                                             theta_width=SDSA_THETA_BITS, shift=cfg.sdsa_shift)
         t = Signal(cfg.step_bits, name="sdsa_step")
         hy = Signal(cfg.coord_bits, name="sdsa_y")
@@ -110,8 +115,9 @@ class SDSASequencer(wiring.Component):
         last_tok = (hx == lay.tokens_w - 1) & (hy == lay.tokens_h - 1)
         masked = self.data & Mux(last_word, lay.lastmask, Const(-1, w))
         rd, wr, cmd = self.read, self.write, unit.i.payload
+        if not cfg.sdsa_or:
+            m.d.comb += unit.theta.eq(lay.theta)
         m.d.comb += [
-            unit.theta.eq(lay.theta),
             rd.en.eq(1), rd.base.eq(lay.q_base),
             rd.t.eq(t), rd.y.eq(hy), rd.x.eq(hx), rd.word.eq(cw),
             wr.t.eq(t), wr.y.eq(hy), wr.x.eq(hx), wr.word.eq(cw),

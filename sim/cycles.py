@@ -206,6 +206,8 @@ class _Context:
     decode: int
     #: The write-back stage's cycles per row (``AccelConfig.writeback_cycles``).
     writeback: int = 1
+    #: The SDSA unit's mode (``AccelConfig.sdsa_or``): 1, a ``MASK`` command per cycle.
+    sdsa_or: int = 0
 
     @property
     def steps(self):
@@ -282,13 +284,18 @@ def _stream_lif(layer, ctx):
     return {layer.name: ctx.decode + 1 + rows * ctx.writeback}
 
 
+def _mask_cycles(words, ctx, overlap):
+    """A step's ``MASK`` commands: the serial mask neuron's ``W`` cycles per word, the last
+    ``overlap`` of them under the first ``Q`` window's; in the ``"or"`` mode one per word."""
+    return words if ctx.sdsa_or else words * ctx.width - overlap
+
+
 @CYCLES.register("sdsa")
 def _sdsa(layer, ctx):
-    # Per step: 3 cycles per (token, word) for K∧V and for Q; the serial mask takes W cycles
-    # per word, the last one overlapping the first Q read.
+    # Per step: 3 cycles per (token, word) for K∧V and for Q, then the mask.
     words = _ceil(layer.channels, ctx.width)
     n = ctx.model.tokens
-    return {layer.name: ctx.decode + ctx.steps * (6 * n * words + words * ctx.width - 1)}
+    return {layer.name: ctx.decode + ctx.steps * (6 * n * words + _mask_cycles(words, ctx, 1))}
 
 
 def erode_positions(tokens, channels, heads, width):
@@ -312,7 +319,7 @@ def _sdsa_dvs(layer, ctx):
     erode = _or_pool(c, th, tw, ctx, stride=1)
     return {f"{layer.name}.erode_k": erode, f"{layer.name}.erode_v": erode,
             layer.name: ctx.decode + ctx.steps * (6 * pos + 4 * th * tw * words
-                                                  + words * ctx.width - 2)}
+                                                  + _mask_cycles(words, ctx, 2))}
 
 
 def _head_parts(layer, ctx):
@@ -337,17 +344,20 @@ def _context(model, spikes, lanes, width, image, config):
     """The :class:`_Context` of :func:`predict`'s arguments (``config``: see there)."""
     pooled = _pooled_outputs(model)
     if config is None:
-        from sdtforge.hdl.compile import descriptor_words_for
+        from sdtforge.hdl.compile import descriptor_words_for, sdsa_or_mode
 
-        words, writeback = descriptor_words_for(model, lanes, width), 1
+        words, writeback, sdsa_or = descriptor_words_for(model, lanes, width), 1, \
+            sdsa_or_mode(model)
     else:
         from sdtforge.hdl.accel_isa import descriptor_words
 
         if (config.lanes, config.width) != (lanes, width):
             raise ValueError(f"config is at P = {config.lanes}, W = {config.width}, "
                              f"not {lanes}, {width}")
-        words, writeback = descriptor_words(config), config.writeback_cycles
-    return _Context(model, spikes, lanes, width, image, pooled, decode_cycles(words), writeback)
+        words, writeback, sdsa_or = (descriptor_words(config), config.writeback_cycles,
+                                     config.sdsa_or)
+    return _Context(model, spikes, lanes, width, image, pooled, decode_cycles(words), writeback,
+                    sdsa_or)
 
 
 def predict(model, spikes, lanes, width, image=0, *, config=None):

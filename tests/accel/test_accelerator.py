@@ -1,5 +1,6 @@
 """The whole accelerator in the Amaranth simulator: bit-exact logits, exact cycle model."""
 
+import copy
 import dataclasses
 import gc
 import sys
@@ -9,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sdtforge.errors import UserError
 from sdtforge.hdl.compile import compile_model
+from sdtforge.quantize import ir
 from sdtforge.quantize.synthetic import random_model, tiny_config
 from sdtforge.sim import cycles, golden
 
@@ -36,11 +39,26 @@ CASES = {
 }
 
 
+def _with_mask_theta(model, theta):
+    """``model`` with every SDSA mask neuron's threshold at ``theta`` (shift 1: θ = 1 is the
+    stateless OR, a larger θ keeps a membrane across the steps)."""
+    model = copy.deepcopy(model)
+    for layer in model.layers:
+        if layer.KIND in ("sdsa", "sdsa_dvs"):
+            layer.theta = theta
+            layer.stateless_or = ir.stateless_or_holds(theta, layer.shift)
+    return ir.finalize(model)
+
+
 def _check(config, lanes, width, seed, images, stall=None, external_weights=False,
            widen=None, late=None, theta_max=4, writeback=1, dram_latency=None,
-           prefetch_window=None, input_max=255):
+           prefetch_window=None, input_max=255, mask_theta=None, sdsa_or=None):
     model = random_model(config, seed=seed, theta_max=theta_max)
+    if mask_theta is not None:
+        model = _with_mask_theta(model, mask_theta)
     compiled = compile_model(model, lanes=lanes, width=width)
+    if sdsa_or is not None:
+        compiled = compile_model(model, dataclasses.replace(compiled.config, sdsa_or=sdsa_or))
     if writeback > 1:
         compiled = compile_model(model, dataclasses.replace(compiled.config,
                                                             writeback_cycles=writeback))
@@ -122,6 +140,32 @@ def test_lane_serial_writeback(case, writeback):
     the RTL's count."""
     config, lanes, width = CASES[case]
     _check(config, lanes, width, seed=1, images=2, writeback=writeback)
+
+
+@pytest.mark.parametrize("case", ["4x4-d8", "5x3-dvs-h4-p4w8"])
+def test_sdsa_masks_of_both_units(case):
+    """The SDSA unit is built for the model's masks (``AccelConfig.sdsa_or``): the stateless
+    OR unit for OR masks (θ = 1, what the shipped models have), the serial mask neuron for
+    masks with a membrane (θ = 2) and, given a configuration that says so, for OR masks too.
+    Bit-exact in each, with the cycle model equal to the RTL: the OR unit spends a cycle per
+    mask word and step where the neuron spends ``W`` (less the cycles under the first ``Q``),
+    and an OR unit refuses a model with a membrane."""
+    config, lanes, width = CASES[case]
+    theta_max = THETA_MAX.get(case, 4)
+    model = random_model(config, seed=1, theta_max=theta_max)
+    assert compile_model(model, lanes=lanes, width=width).config.sdsa_or == 1
+    assert compile_model(_with_mask_theta(model, 2), lanes=lanes,
+                         width=width).config.sdsa_or == 0
+    with pytest.raises(UserError, match="built with sdsa_or=1"):
+        compile_model(_with_mask_theta(model, 2),
+                      compile_model(model, lanes=lanes, width=width).config)
+    or_unit = _check(config, lanes, width, seed=1, images=2, theta_max=theta_max)
+    neuron = _check(config, lanes, width, seed=1, images=2, theta_max=theta_max, sdsa_or=0)
+    _check(config, lanes, width, seed=1, images=2, theta_max=theta_max, mask_theta=2)
+    t, words = config["T"], -(-config["embed_dims"] // width)
+    overlap = 2 if config.get("dvs") else 1
+    for (cyc_or, _, _), (cyc_neuron, _, _) in zip(or_unit, neuron, strict=True):
+        assert cyc_neuron - cyc_or == t * (words * width - overlap - words)
 
 
 def test_pooled_merges_stall_the_next_row():

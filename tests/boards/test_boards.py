@@ -574,7 +574,8 @@ def test_the_config_digest_of_older_configurations_is_kept():
 
     base = AccelConfig()
     assert config_digest(base).hex() == "b5ac141e"  # the digest before event_frames existed
-    for changed in (dict(weight_tile_rows=4, weight_window=4), dict(event_frames=1)):
+    for changed in (dict(weight_tile_rows=4, weight_window=4), dict(event_frames=1),
+                    dict(sdsa_or=1)):
         assert config_digest(dataclasses.replace(base, **changed)) != config_digest(base)
 
 

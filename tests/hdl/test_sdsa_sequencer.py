@@ -1,5 +1,7 @@
 """The SDSA stage (``hdl.sdsa_sequencer``) against the golden ``ops.sdsa_step`` over a memory."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from _stream import last_word_mask, set_fields
@@ -85,16 +87,19 @@ def _run(dut, layer, steps, n, words):
     return got, info["cycles"]
 
 
+@pytest.mark.parametrize("sdsa_or", [0, 1])
 @pytest.mark.parametrize("seed", range(6))
-def test_sdsa_sequencer_matches_golden(seed):
+def test_sdsa_sequencer_matches_golden(seed, sdsa_or):
     """Q ∧ mask in every output word (channels beyond ``cin`` zero although K, V and Q hold
     random bits there), the mask state kept across steps, and ``done`` after exactly the
-    cycles the cycle model counts for the layer."""
+    cycles the cycle model counts for the layer: with the mask neuron (``sdsa_or = 0``, any
+    θ) ``W`` cycles per mask word, one of them under the first ``Q``; with the OR unit (θ = 1,
+    the stateless OR at shift 1) one."""
     rng = np.random.default_rng(seed)
     steps, h, w = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
     words = int(rng.integers(1, CFG.sdsa_channels // W + 1))
     cin = int(rng.integers((words - 1) * W + 1, words * W + 1))
-    theta = int(rng.integers(1, 6))
+    theta = 1 if sdsa_or else int(rng.integers(1, 6))
     n = h * w
     # Maps with random bits in every channel of the stored words (beyond cin too).
     raw = rng.integers(0, 2, size=(3, steps, n, words * W))
@@ -112,11 +117,12 @@ def test_sdsa_sequencer_matches_golden(seed):
     layer = {"steps": steps, "words": words, "tokens_h": h, "tokens_w": w, "q_base": 2 * MAP,
              "k_base": 0, "v_base": MAP, "theta": theta,
              "lastmask": last_word_mask(cin, W)}
-    dut = _Harness((steps, h, w, words), init)
+    dut = _Harness((steps, h, w, words), init, dataclasses.replace(CFG, sdsa_or=sdsa_or))
     got, cycles = _run(dut, layer, steps, n, words)
     assert got == want
     # From the start cycle (the controller's DECODE, counted with the decode) to done.
-    assert cycles == 1 + steps * (6 * n * words + words * W - 1)
+    mask = words if sdsa_or else words * W - 1
+    assert cycles == 1 + steps * (6 * n * words + mask)
 
 
 @pytest.mark.parametrize("width, head_channels, heads", [
