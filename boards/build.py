@@ -156,7 +156,7 @@ TWO_DRIVERS = "multiple conflicting drivers"
 NO_DRIVER = "is used but has no driver"
 #: The synthesis options per family. Neither board uses a DSP block (``synth_ice40`` only
 #: with ``-dsp``). On the iCE40, ABC9 maps with the flip-flops in its netlist (``-dff``): the
-#: two-lane digits-tiny engine takes 27 fewer logic cells and its Fmax median is 27.55 MHz
+#: two-lane digits-tiny engine took 27 fewer logic cells and its Fmax median was 27.55 MHz
 #: instead of 25.70 (docs/boards.md §4b). On the ECP5's 32-lane top ``-dff`` took 18 minutes
 #: and left undriven wires (:data:`NO_DRIVER`).
 SYNTH_OPTS = {"ecp5": "-nodsp", "ice40": "-dff"}

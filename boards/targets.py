@@ -60,13 +60,19 @@ BLOCK_COMMANDS = {"ice40": ('setattr -set ram_style "block" t:$mem_v2 a:no_rw_ch
 _LUT4_PER_DPR16X4 = 3
 # Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
-# (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, `bench/board_fit.py`,
-# seed 1, the SDSA counts in registers and the logits in block RAM): 4 868 at P = 1, 5 267 at
-# P = 2, 6 063 at P = 4 (before them: 5 214, 5 958, 7 056). ECP5 LUT4s mapped by Yosys
-# (digits-small): 4 601 at P = 2, 7 598 at P = 8.
+# (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, seed 1): with the
+# SDSA unit in its OR mode (``AccelConfig.sdsa_or``, every shipped model), 4 774 at P = 2
+# (`bench/engine.py`) and 5 556 at P = 4 (`bench/board_fit.py`); with the serial mask neuron
+# 4 868 at P = 1, 5 233 at P = 2, 6 063 at P = 4. ECP5 LUT4s mapped by Yosys (digits-small,
+# the mask neuron): 4 601 at P = 2, 7 598 at P = 8. ``_SDSA_NEURON`` is what the mask neuron
+# adds to the OR unit: on the iCE40 the measured difference at P = 2, on the ECP5 the two
+# units' LUT4s at digits-small's D = 64, W = 32 (``sdtforge.hdl.synth.ecp5_stats``).
+_LOGIC_MODEL = {"ice40": (3_984, 412), "ecp5": (3_029, 500)}
+_SDSA_NEURON = {"ice40": 459, "ecp5": 572}
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
-_LOGIC_MODEL = {"ice40": (4_443, 412), "ecp5": (3_601, 500)}
-_LOGIC_MARGIN = 1.1
+# The iCE40 estimate is within 1.5 % of the builds above, and the UP5K is the board where a
+# refusal saves a failed placement.
+_LOGIC_MARGIN = {"ice40": 1.03, "ecp5": 1.1}
 
 
 @dataclass(frozen=True)
@@ -154,9 +160,9 @@ def _import(ref):
 
 
 BOARDS = {b.name: b for b in [
-    # P = 2: digits-tiny fills the UP5K's logic with two lanes (5 233 of 5 280 LC; its 14 068
-    # weight rows of 16 bits take one SPRAM); 24 MHz (an exact PLL setting from 12 MHz, 12 · 64 /
-    # 32): the measured Fmax is 27.06-27.55 MHz over the last bench's seeds (docs/boards.md §4b).
+    # P = 2: digits-tiny takes 4 774 of the UP5K's 5 280 LC with two lanes (its 14 068 weight
+    # rows of 16 bits take one SPRAM); 24 MHz (an exact PLL setting from 12 MHz, 12 · 64 / 32):
+    # the measured Fmax is 25.52-26.72 MHz over the last bench's seeds (docs/boards.md §4b).
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
           bram_name="SB_RAM40_4K", default_lanes=2, default_width=16, f_sync=24e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
@@ -390,7 +396,10 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
         usage = block_ram_usage(cfg, board, window)
         brams = sum(b for _, _, b in usage.values())
     fixed, per_lane = _LOGIC_MODEL[board.family]
+    if not cfg.sdsa_or:
+        fixed += _SDSA_NEURON[board.family]
     luts = fixed + per_lane * cfg.lanes + distributed_luts(cfg, board)
+    margin = _LOGIC_MARGIN[board.family]
     plan = BoardPlan(board=board, compiled=None, config=cfg, usage=usage, brams=brams,
                      sprams=sprams, luts_estimate=luts)
     if brams > board.brams:
@@ -401,10 +410,10 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
             f"{worst[1][1]} bits in {worst[1][2]} blocks)"
             + (f"; {_block_ram_advice(model, board, lanes, width, worst, sdram)}" if _advise
                else ""))
-    if luts > _LOGIC_MARGIN * board.luts:
+    if luts > margin * board.luts:
         unit = "logic cells" if board.family == "ice40" else "LUT4s"
         one_lane = fixed + per_lane
-        advice = ("use fewer lanes or a larger board" if one_lane <= _LOGIC_MARGIN * board.luts
+        advice = ("use fewer lanes or a larger board" if one_lane <= margin * board.luts
                   else f"use a larger board (even one lane needs about {one_lane} {unit}; "
                   f"docs/boards.md §9)")
         raise UserError(

@@ -30,11 +30,13 @@ def tiny_config(**overrides):
     return config
 
 
-def random_model(config=None, seed=0, theta_max=64, bias_max=32):
+def random_model(config=None, seed=0, theta_max=64, bias_max=32, mask_theta=1):
     """An :class:`~sdtforge.quantize.ir.IntegerModel` with random integers for ``config``.
 
     Weights are uniform over the full signed range of ``config["weight_bits"]``; thresholds in
-    ``1..theta_max``; shifts in ``0..3``; widths are derived, so the model validates.
+    ``1..theta_max``; shifts in ``0..3``; widths are derived, so the model validates. The SDSA
+    mask neurons take ``kv << 1`` with threshold ``mask_theta``: 1 is the stateless OR (the
+    reference's ``V_th = 0.5``), a larger one keeps a membrane across the steps.
     """
     config = dict(tiny_config() if config is None else config)
     rng = np.random.default_rng(seed)
@@ -72,7 +74,8 @@ def random_model(config=None, seed=0, theta_max=64, bias_max=32):
         if kind == "stream_lif":
             rec["theta"] = stream_theta.copy()
         if kind in ("sdsa", "sdsa_dvs"):
-            rec.update(theta=1, shift=1, stateless_or=True)
+            rec.update(theta=mask_theta, shift=1,
+                       stateless_or=ir.stateless_or_holds(mask_theta, 1))
         if kind == "head":
             rec["theta"] = vec(1, theta_max * kw["tokens"], d)
             rec["weight"] = weight(kw["num_classes"], d)

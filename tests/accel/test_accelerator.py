@@ -1,6 +1,5 @@
 """The whole accelerator in the Amaranth simulator: bit-exact logits, exact cycle model."""
 
-import copy
 import dataclasses
 import gc
 import sys
@@ -12,7 +11,6 @@ from hypothesis import strategies as st
 
 from sdtforge.errors import UserError
 from sdtforge.hdl.compile import compile_model
-from sdtforge.quantize import ir
 from sdtforge.quantize.synthetic import random_model, tiny_config
 from sdtforge.sim import cycles, golden
 
@@ -39,23 +37,10 @@ CASES = {
 }
 
 
-def _with_mask_theta(model, theta):
-    """``model`` with every SDSA mask neuron's threshold at ``theta`` (shift 1: θ = 1 is the
-    stateless OR, a larger θ keeps a membrane across the steps)."""
-    model = copy.deepcopy(model)
-    for layer in model.layers:
-        if layer.KIND in ("sdsa", "sdsa_dvs"):
-            layer.theta = theta
-            layer.stateless_or = ir.stateless_or_holds(theta, layer.shift)
-    return ir.finalize(model)
-
-
 def _check(config, lanes, width, seed, images, stall=None, external_weights=False,
            widen=None, late=None, theta_max=4, writeback=1, dram_latency=None,
-           prefetch_window=None, input_max=255, mask_theta=None, sdsa_or=None):
-    model = random_model(config, seed=seed, theta_max=theta_max)
-    if mask_theta is not None:
-        model = _with_mask_theta(model, mask_theta)
+           prefetch_window=None, input_max=255, mask_theta=1, sdsa_or=None):
+    model = random_model(config, seed=seed, theta_max=theta_max, mask_theta=mask_theta)
     compiled = compile_model(model, lanes=lanes, width=width)
     if sdsa_or is not None:
         compiled = compile_model(model, dataclasses.replace(compiled.config, sdsa_or=sdsa_or))
@@ -154,11 +139,10 @@ def test_sdsa_masks_of_both_units(case):
     theta_max = THETA_MAX.get(case, 4)
     model = random_model(config, seed=1, theta_max=theta_max)
     assert compile_model(model, lanes=lanes, width=width).config.sdsa_or == 1
-    assert compile_model(_with_mask_theta(model, 2), lanes=lanes,
-                         width=width).config.sdsa_or == 0
+    with_membrane = random_model(config, seed=1, theta_max=theta_max, mask_theta=2)
+    assert compile_model(with_membrane, lanes=lanes, width=width).config.sdsa_or == 0
     with pytest.raises(UserError, match="built with sdsa_or=1"):
-        compile_model(_with_mask_theta(model, 2),
-                      compile_model(model, lanes=lanes, width=width).config)
+        compile_model(with_membrane, compile_model(model, lanes=lanes, width=width).config)
     or_unit = _check(config, lanes, width, seed=1, images=2, theta_max=theta_max)
     neuron = _check(config, lanes, width, seed=1, images=2, theta_max=theta_max, sdsa_or=0)
     _check(config, lanes, width, seed=1, images=2, theta_max=theta_max, mask_theta=2)

@@ -279,6 +279,17 @@ def test_spram_refusal_does_not_advise_fewer_lanes():
             plan_board(model, BOARDS["icebreaker"], lanes=lanes)
 
 
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_the_logic_estimate_counts_the_sdsa_unit_the_model_needs(board):
+    """An OR-mask model plans the OR unit (``sdsa_or``), one with a mask membrane the serial
+    neuron, whose logic the estimate adds."""
+    config = tiny_config(embed_dims=16)
+    plans = [plan_board(random_model(config, seed=2, mask_theta=theta), BOARDS[board], lanes=1,
+                        width=16) for theta in (1, 2)]
+    assert [p.config.sdsa_or for p in plans] == [1, 0]
+    assert plans[1].luts_estimate > plans[0].luts_estimate
+
+
 def test_ulx3s_plan_digits_small_fits():
     model = random_model(tiny_config(embed_dims=64, depths=2), seed=1)
     plan = plan_board(model, BOARDS["ulx3s-85f"])
