@@ -61,8 +61,8 @@ _LUT4_PER_DPR16X4 = 3
 # Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
 # (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, seed 1): with the
-# SDSA unit in its OR mode (``AccelConfig.sdsa_or``, every shipped model), 4 774 at P = 2
-# (`bench/engine.py`) and 5 556 at P = 4 (`bench/board_fit.py`); with the serial mask neuron
+# SDSA unit in its OR mode (``AccelConfig.sdsa_or``, every shipped model), 4 783 at P = 2
+# (`bench/engine.py`) and 5 577 at P = 4 (`bench/board_fit.py`); with the serial mask neuron
 # 4 868 at P = 1, 5 233 at P = 2, 6 063 at P = 4. ECP5 LUT4s mapped by Yosys (digits-small,
 # the mask neuron): 4 601 at P = 2, 7 598 at P = 8. ``_SDSA_NEURON`` is what the mask neuron
 # adds to the OR unit: on the iCE40 the measured difference at P = 2, on the ECP5 the two
@@ -160,9 +160,9 @@ def _import(ref):
 
 
 BOARDS = {b.name: b for b in [
-    # P = 2: digits-tiny takes 4 774 of the UP5K's 5 280 LC with two lanes (its 14 068 weight
+    # P = 2: digits-tiny takes 4 783 of the UP5K's 5 280 LC with two lanes (its 14 068 weight
     # rows of 16 bits take one SPRAM); 24 MHz (an exact PLL setting from 12 MHz, 12 · 64 / 32):
-    # the measured Fmax is 25.52-26.72 MHz over the last bench's seeds (docs/boards.md §4b).
+    # the measured Fmax is 25.69-26.06 MHz over the last bench's seeds (docs/boards.md §4b).
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
           bram_name="SB_RAM40_4K", default_lanes=2, default_width=16, f_sync=24e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
