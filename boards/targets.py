@@ -229,9 +229,12 @@ def block_ram_usage(config, board, window=None):
             continue
         usage[name] = (rows, bits, _blocks(rows, bits, board.family,
                                            marked=name in MARKED)[0])
-    # The SDSA unit's mask membranes: one row per channel (a unit-internal memory).
-    rows, bits = sdsa_membranes(config)
-    usage["sdsa membranes"] = (rows, bits, _blocks(rows, bits, board.family)[0])
+    # The SDSA unit's mask membranes: one row per channel (a unit-internal memory; the OR
+    # unit has none).
+    membranes = sdsa_membranes(config)
+    if membranes is not None:
+        rows, bits = membranes
+        usage["sdsa membranes"] = (rows, bits, _blocks(rows, bits, board.family)[0])
     usage["link buffer"] = (LINK_PAYLOAD, 8, _blocks(LINK_PAYLOAD, 8, board.family)[0])
     return usage
 

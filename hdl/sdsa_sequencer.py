@@ -13,10 +13,10 @@ __all__ = ["SDSASequencer", "sdsa_membranes"]
 
 
 def sdsa_membranes(config):
-    """``(rows, bits)`` of the SDSA unit's mask-membrane memory (a block RAM candidate; none
-    in the ``"or"`` mode, ``config.sdsa_or``)."""
+    """``(rows, bits)`` of the SDSA unit's mask-membrane memory (a block RAM candidate), or
+    ``None``: the ``"or"`` unit (``config.sdsa_or``) has none."""
     if config.sdsa_or:
-        return 0, 0
+        return None
     return config.sdsa_channels, mask_membrane_width(config.max_tokens, SDSA_THETA_BITS,
                                                      config.sdsa_shift)
 
