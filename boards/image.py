@@ -25,8 +25,8 @@ def config_digest(config):
 
     The first bytes of the SHA-256 of its JSON, less ``external_weights`` (where the weights
     live does not change what a model compiles to) and less a ``weight_tile_rows``,
-    ``weight_window``, ``event_frames``, ``dvs_head_channels`` or ``sdsa_or`` of 0 (the
-    configurations made before they existed keep their digest).
+    ``weight_window``, ``event_frames``, ``dvs_head_channels`` or ``sdsa_or`` of 0 and a
+    ``pool_or`` of 1 (the configurations made before they existed keep their digest).
     """
     fields = dataclasses.asdict(config)
     fields.pop("external_weights")
@@ -34,6 +34,8 @@ def config_digest(config):
                  "sdsa_or"):
         if not fields[name]:
             fields.pop(name)
+    if fields["pool_or"] == 1:
+        fields.pop("pool_or")
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).digest()[:DIGEST_BYTES]
 

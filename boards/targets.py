@@ -61,14 +61,18 @@ _LUT4_PER_DPR16X4 = 3
 # Calibrated logic model of the accelerator + host link (a fixed controller, SDSA, loader and
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
 # (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, seed 1): with the
-# SDSA unit in its OR mode (``AccelConfig.sdsa_or``, every shipped model), 4 783 at P = 2
-# (`bench/engine.py`) and 5 577 at P = 4 (`bench/board_fit.py`); with the serial mask neuron
-# 4 868 at P = 1, 5 233 at P = 2, 6 063 at P = 4. ECP5 LUT4s mapped by Yosys (digits-small,
-# the mask neuron): 4 601 at P = 2, 7 598 at P = 8. ``_SDSA_NEURON`` is what the mask neuron
-# adds to the OR unit: on the iCE40 the measured difference at P = 2, on the ECP5 the two
-# units' LUT4s at digits-small's D = 64, W = 32 (``sdtforge.hdl.synth.ecp5_stats``).
-_LOGIC_MODEL = {"ice40": (3_984, 412), "ecp5": (3_029, 500)}
+# SDSA unit in its OR mode (``AccelConfig.sdsa_or``, every shipped model) and no POOL_OR stage
+# (``AccelConfig.pool_or``: no shipped model has a spike max-pool), 4 636 at P = 2
+# (`sdtforge build`) and 5 461 at P = 4 (`bench/board_fit.py`); with the POOL_OR stage 4 783
+# and 5 577; with the serial mask neuron too, 4 868 at P = 1, 5 233 at P = 2, 6 063 at P = 4.
+# ECP5 LUT4s mapped by Yosys (digits-small, the mask neuron and the POOL_OR stage): 4 601 at
+# P = 2, 7 598 at P = 8. ``_SDSA_NEURON`` is what the mask neuron adds to the OR unit and
+# ``_POOL_STAGE`` what the POOL_OR stage adds: on the iCE40 the measured differences at P = 2,
+# on the ECP5 the units' LUT4s at digits-small's D = 64, W = 32
+# (``sdtforge.hdl.synth.ecp5_stats``).
+_LOGIC_MODEL = {"ice40": (3_812, 412), "ecp5": (2_920, 500)}
 _SDSA_NEURON = {"ice40": 459, "ecp5": 572}
+_POOL_STAGE = {"ice40": 147, "ecp5": 109}
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
 # The iCE40 estimate is within 1.5 % of the builds above, and the UP5K is the board where a
 # refusal saves a failed placement.
@@ -401,6 +405,8 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     fixed, per_lane = _LOGIC_MODEL[board.family]
     if not cfg.sdsa_or:
         fixed += _SDSA_NEURON[board.family]
+    if cfg.pool_or:
+        fixed += _POOL_STAGE[board.family]
     luts = fixed + per_lane * cfg.lanes + distributed_luts(cfg, board)
     margin = _LOGIC_MARGIN[board.family]
     plan = BoardPlan(board=board, compiled=None, config=cfg, usage=usage, brams=brams,

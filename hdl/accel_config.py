@@ -75,8 +75,8 @@ def ceil_div(a, b):
 
 
 #: The configuration fields for which 0 is a value (no shift, no prefetch, the default window).
-_MAY_BE_ZERO = ("sdsa_shift", "sdsa_or", "weight_tile_rows", "weight_window", "event_frames",
-                "dvs_head_channels")
+_MAY_BE_ZERO = ("sdsa_shift", "sdsa_or", "pool_or", "weight_tile_rows", "weight_window",
+                "event_frames", "dvs_head_channels")
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,10 @@ class AccelConfig:
         ``MASK`` command takes one cycle instead of ``W``), which runs only models whose SDSA
         layers all have that mask (the IR's ``stateless_or``, as the reference's
         ``V_th = 0.5`` gives); 0: the general mask neuron, for every model.
+    pool_or : int
+        1: the ``POOL_OR`` stage (:class:`~.pool.SpikePoolStage`: a pooled spiking conv's
+        spike max-pool, a DVS model's erosions) is built; 0: it is not, and a model with a
+        ``POOL_OR`` descriptor is refused. The compiler derives it from the program.
     coord_bits, step_bits, group_bits, word_bits : int
         Widths of the controller's loop counters: a map coordinate (the largest map side is
         at most ``2**coord_bits``), a time step, an output group (or word) and a word index
@@ -169,6 +173,7 @@ class AccelConfig:
     max_tokens: int = 64
     sdsa_shift: int = 1
     sdsa_or: int = 0
+    pool_or: int = 1
     coord_bits: int = 8
     step_bits: int = 8
     group_bits: int = 8
@@ -216,8 +221,9 @@ class AccelConfig:
                     "need a power-of-two size, or a multiple of 8 channels")
             raise UserError(f"DVS attention heads of {hd} channels need a word width that "
                             f"divides it or that it divides, not {self.width}; {hint}")
-        if self.sdsa_or not in (0, 1):
-            raise UserError(f"sdsa_or must be 0 or 1, not {self.sdsa_or!r}")
+        for name in ("sdsa_or", "pool_or"):
+            if getattr(self, name) not in (0, 1):
+                raise UserError(f"{name} must be 0 or 1, not {getattr(self, name)!r}")
         if self.sdsa_channels % self.width:
             raise UserError(f"sdsa_channels ({self.sdsa_channels!r}) must be a multiple of the "
                             f"word width ({self.width!r})")

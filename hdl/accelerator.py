@@ -137,7 +137,10 @@ class Accelerator(wiring.Component):
                                        bias_depth=cfg.biases_depth)
         m.submodules.wb = wrb = RowWriteBack(cfg)
         m.submodules.sdsa = sdsa = SDSASequencer(cfg)
-        m.submodules.pool = pool = SpikePoolStage(w, cb, stride1=bool(cfg.dvs_head_channels))
+        # The POOL_OR stage only where the model has a spike max-pool (AccelConfig.pool_or).
+        pool = None
+        if cfg.pool_or:
+            m.submodules.pool = pool = SpikePoolStage(w, cb, stride1=bool(cfg.dvs_head_channels))
 
         # -- memories ------------------------------------------------------------------------
         # Rows in the lane layouts the compiler packs them with (AccelConfig.lane_layout);
@@ -212,6 +215,8 @@ class Accelerator(wiring.Component):
                      prog.load.eq(ctrl.program.load), prog.step.eq(ctrl.program.step),
                      prog.rewind.eq(ctrl.program.rewind)]
         for stage, name in ((pool, "pool"), (sdsa, "sdsa"), (emit, "emit")):
+            if stage is None:
+                continue
             port = getattr(ctrl, name)
             m.d.comb += [stage.start.eq(port.start), port.done.eq(stage.done)]
         wiring.connect(m, wiring.flipped(self.pixels), ctrl.pixels)
@@ -221,8 +226,9 @@ class Accelerator(wiring.Component):
         agu_widths = {"base": base_w, "t": cfg.step_bits, "y": cb, "x": cb, "word": max(gb, wb),
                       "sh": len(f.out_sh[0])}
 
-        m.d.comb += [pool.at.y.eq(oy), pool.at.x.eq(ox), pool.in_h.eq(f.in_h),
-                     pool.in_w.eq(f.in_w), pool.data.eq(spk_r.data)]
+        if pool is not None:
+            m.d.comb += [pool.at.y.eq(oy), pool.at.x.eq(ox), pool.in_h.eq(f.in_h),
+                         pool.in_w.eq(f.in_w), pool.data.eq(spk_r.data)]
         is_pixel = d.op == Op.PIXEL
         is_conv = d.op == Op.CONV
 
@@ -262,7 +268,7 @@ class Accelerator(wiring.Component):
         _drive(m, sdsa.layer, lastmask=ctrl.lastmask,
                **{k: sd[k] for k in ("steps", "words", "tokens_h", "tokens_w", "q_base",
                                      "k_base", "v_base", "theta", *dvs)})
-        if dvs:
+        if dvs:                 # a DVS model's erosions are POOL_OR: pool_or is 1
             m.d.comb += pool.stride1.eq(d.pool_or.stride1)
         m.d.comb += sdsa.data.eq(spk_r.data)
 
@@ -345,11 +351,12 @@ class Accelerator(wiring.Component):
                 wa.use(t=wr.t, y=wr.y, x=wr.x, word=wr.word)
                 m.d.comb += [spk_r.en.eq(rq.en), spk_w.data.eq(wr.data),
                              spk_w.en.eq(Mux(wr.en, Const(-1, w // p), 0))]
-            with m.Case(Op.POOL_OR):
-                spk_ra.use(y=pool.read.y, x=pool.read.x, word=g)
-                wa.use(t=t, y=oy, x=ox, word=g)
-                m.d.comb += [spk_r.en.eq(pool.read.en), spk_w.data.eq(pool.write.data),
-                             spk_w.en.eq(Mux(pool.write.en, Const(-1, w // p), 0))]
+            if pool is not None:
+                with m.Case(Op.POOL_OR):
+                    spk_ra.use(y=pool.read.y, x=pool.read.x, word=g)
+                    wa.use(t=t, y=oy, x=ox, word=g)
+                    m.d.comb += [spk_r.en.eq(pool.read.en), spk_w.data.eq(pool.write.data),
+                                 spk_w.en.eq(Mux(pool.write.en, Const(-1, w // p), 0))]
 
         # A CONV row's stream word (ADD) and shift row are read from the row nest while the row
         # gathers; from the cycle after its last command until the write-back works on its

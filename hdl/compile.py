@@ -117,7 +117,7 @@ def derive_config(model, lanes=8, width=16, writeback_lanes=None):
                        writeback_cycles=writeback_cycles(lanes, writeback_lanes),
                        **derive_config_widths(model, lanes, width))
     plan = plan_memories(model, base, rows=False)
-    cfg = AccelConfig(**{**asdict(base), **plan.field_bits,
+    cfg = AccelConfig(**{**asdict(base), **plan.field_bits, "pool_or": pool_or_mode(plan.program),
                          **{f"{k}_depth": max(v, 2) for k, v in plan.needed.items()}})
     # The program's size depends on the descriptor's, which the other fields fix.
     return replace(cfg, program_depth=max(len(plan.program) * descriptor_words(cfg), 2))
@@ -231,6 +231,9 @@ def _compile(model, cfg):
     """Plan ``model`` on ``cfg``, check that it fits, then encode its program."""
     compiled = plan_memories(model, cfg)
     _check_capacity(compiled.field_bits, cfg)
+    if pool_or_mode(compiled.program) > cfg.pool_or:
+        raise UserError("the model has spike max-pools (POOL_OR) but the hardware was built "
+                        "without the pool stage (pool_or=0); build it for this model")
     words = descriptor_words(cfg)
     compiled.needed["program"] = len(compiled.program) * words
     for name, _ in MEMORIES:
@@ -316,6 +319,12 @@ def sdsa_or_mode(model):
     (the IR's ``stateless_or``; vacuously, a model without SDSA), else 0."""
     return int(all(lay.stateless_or for lay in model.layers
                    if lay.KIND in ("sdsa", "sdsa_dvs")))
+
+
+def pool_or_mode(program):
+    """``AccelConfig.pool_or`` for a compiled ``program`` (view dicts): 1 if an operation is a
+    ``POOL_OR`` (a pooled spiking conv's max-pool, a DVS model's erosions), else 0."""
+    return int(any(d["op"] == Op.POOL_OR for d in program))
 
 
 def _check_capacity(needs, config):

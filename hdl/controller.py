@@ -103,7 +103,8 @@ class LayerController(wiring.Component):
         The write-back stage: latch a ``CONV`` row; it has taken the row's sums; a row's
         spikes are written; it is idle.
     pool, sdsa, emit : ``Out(STAGE)``
-        Start a stage (one cycle) and wait for its ``done``.
+        Start a stage (one cycle) and wait for its ``done`` (``pool`` unused where
+        ``config.pool_or`` is 0).
     busy : ``Out(1)``
         From the first pixel until the result is sent.
     cycles : ``Out(RESULT_WORD_BITS)``
@@ -259,9 +260,10 @@ class LayerController(wiring.Component):
                     with m.Case(Op.HEAD_SUM):
                         m.d.comb += lv.clear.eq(1)
                         m.next = "X_READ"
-                    with m.Case(Op.POOL_OR):
-                        m.d.comb += self.pool.start.eq(1)
-                        m.next = "POOL"
+                    if cfg.pool_or:     # else no POOL_OR is compiled (AccelConfig.pool_or)
+                        with m.Case(Op.POOL_OR):
+                            m.d.comb += self.pool.start.eq(1)
+                            m.next = "POOL"
 
             # ---- PIXEL: the bit-planes' gathers (BIAS/CLEAR, events, DRAIN each) ----
             # A plane's DRAIN and the next plane's CLEAR/BIAS are sent while the fetch refills
@@ -393,9 +395,10 @@ class LayerController(wiring.Component):
                     m.next = "POS"
 
             # ---- stages that read and write the spike memory themselves ----
-            with m.State("POOL"):
-                with m.If(self.pool.done):
-                    m.next = "NEXT"
+            if cfg.pool_or:
+                with m.State("POOL"):
+                    with m.If(self.pool.done):
+                        m.next = "NEXT"
             with m.State("SDSA"):
                 with m.If(self.sdsa.done):
                     m.d.comb += prog.step.eq(1)

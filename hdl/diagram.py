@@ -14,6 +14,7 @@ draws the accelerator (``docs/architecture.md`` §1 shows it).
 """
 
 import argparse
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -185,12 +186,16 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--table", help="also write the edges as a Markdown table here")
+    parser.add_argument("--all-stages", action="store_true",
+                        help="build the stages the model does not need too (the POOL_OR stage)")
     args = parser.parse_args(argv)
     if args.model:
         from sdtforge.quantize import ir
         config = compile_model(ir.load(args.model), lanes=args.lanes, width=args.width).config
     else:
         config = AccelConfig(lanes=args.lanes, width=args.width)
+    if args.all_stages:
+        config = dataclasses.replace(config, pool_or=1)
     graph = component_graph(Accelerator(config))
     draw(graph, args.out, title=f"Accelerator (P = {config.lanes}, W = {config.width})")
     if args.table:

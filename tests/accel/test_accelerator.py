@@ -39,11 +39,13 @@ CASES = {
 
 def _check(config, lanes, width, seed, images, stall=None, external_weights=False,
            widen=None, late=None, theta_max=4, writeback=1, dram_latency=None,
-           prefetch_window=None, input_max=255, mask_theta=1, sdsa_or=None):
+           prefetch_window=None, input_max=255, mask_theta=1, sdsa_or=None, pool_or=None):
     model = random_model(config, seed=seed, theta_max=theta_max, mask_theta=mask_theta)
     compiled = compile_model(model, lanes=lanes, width=width)
-    if sdsa_or is not None:
-        compiled = compile_model(model, dataclasses.replace(compiled.config, sdsa_or=sdsa_or))
+    for name, value in (("sdsa_or", sdsa_or), ("pool_or", pool_or)):
+        if value is not None:
+            compiled = compile_model(model, dataclasses.replace(compiled.config,
+                                                                **{name: value}))
     if writeback > 1:
         compiled = compile_model(model, dataclasses.replace(compiled.config,
                                                             writeback_cycles=writeback))
@@ -150,6 +152,34 @@ def test_sdsa_masks_of_both_units(case):
     overlap = 2 if config.get("dvs") else 1
     for (cyc_or, _, _), (cyc_neuron, _, _) in zip(or_unit, neuron, strict=True):
         assert cyc_neuron - cyc_or == t * (words * width - overlap - words)
+
+
+def test_the_pool_stage_is_built_for_models_with_spike_max_pools():
+    """``AccelConfig.pool_or`` is 1 for a model with a ``POOL_OR`` (a pooled spiking conv, a
+    DVS model's erosions) and 0 otherwise; a configuration without the stage has no pool
+    module and refuses such a model in one line; one with the stage still runs a model
+    without a spike max-pool, bit-exact, at the same cycles."""
+    from amaranth.back import rtlil
+
+    from sdtforge.hdl.accelerator import Accelerator
+
+    derived = {case: compile_model(random_model(CASES[case][0], seed=1), lanes=CASES[case][1],
+                                   width=CASES[case][2]).config.pool_or
+               for case in ("4x4-d8", "6x5-c2-pool-p4w8", "5x3-dvs-h4-p4w8")}
+    assert derived == {"4x4-d8": 0, "6x5-c2-pool-p4w8": 1, "5x3-dvs-h4-p4w8": 1}
+    config, lanes, width = CASES["6x5-c2-pool-p4w8"]
+    compiled = compile_model(random_model(config, seed=1), lanes=lanes, width=width)
+    bare = dataclasses.replace(compiled.config, pool_or=0)
+    with pytest.raises(UserError, match=r"^the model has spike max-pools \(POOL_OR\) but the "
+                                        r"hardware was built without the pool stage"):
+        compile_model(random_model(config, seed=1), bare)
+    cells = {cfg.pool_or: rtlil.convert(Accelerator(cfg), name="top")
+             for cfg in (compiled.config, bare)}
+    assert "cell \\top.pool " in cells[1] and "top.pool" not in cells[0]
+    config, lanes, width = CASES["4x4-d8"]
+    without = _check(config, lanes, width, seed=1, images=1)
+    with_stage = _check(config, lanes, width, seed=1, images=1, pool_or=1)
+    assert [c for c, _, _ in with_stage] == [c for c, _, _ in without]
 
 
 def test_pooled_merges_stall_the_next_row():

@@ -290,6 +290,16 @@ def test_the_logic_estimate_counts_the_sdsa_unit_the_model_needs(board):
     assert plans[1].luts_estimate > plans[0].luts_estimate
 
 
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_the_logic_estimate_counts_the_pool_stage_the_model_needs(board):
+    """A model with a pooled spiking conv plans the POOL_OR stage (``pool_or``), whose logic
+    the estimate adds; one without, as every shipped model, does not."""
+    plans = [plan_board(random_model(tiny_config(embed_dims=16, pooling_stat=pooling), seed=2),
+                        BOARDS[board], lanes=1, width=16) for pooling in ("0001", "1001")]
+    assert [p.config.pool_or for p in plans] == [0, 1]
+    assert plans[1].luts_estimate > plans[0].luts_estimate
+
+
 def test_ulx3s_plan_digits_small_fits():
     model = random_model(tiny_config(embed_dims=64, depths=2), seed=1)
     plan = plan_board(model, BOARDS["ulx3s-85f"])
@@ -586,7 +596,7 @@ def test_the_config_digest_of_older_configurations_is_kept():
     base = AccelConfig()
     assert config_digest(base).hex() == "b5ac141e"  # the digest before event_frames existed
     for changed in (dict(weight_tile_rows=4, weight_window=4), dict(event_frames=1),
-                    dict(sdsa_or=1)):
+                    dict(sdsa_or=1), dict(pool_or=0)):
         assert config_digest(dataclasses.replace(base, **changed)) != config_digest(base)
 
 
