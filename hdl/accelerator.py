@@ -328,7 +328,8 @@ class Accelerator(wiring.Component):
             wrb.latch.eq(ctrl.wb.latch), ctrl.wb.taken.eq(wrb.taken),
             ctrl.wb.written.eq(wrb.write.spk_en.any()), ctrl.wb.done.eq(wrb.done),
             wrb.sums.valid.eq(pe.o.valid & is_conv), wrb.sums.payload.eq(pe.o.payload.acc),
-            ctrl.sums.valid.eq(pe.o.valid), ctrl.sums.payload.eq(pe.o.payload.acc),
+            # PIXEL's planes from the accumulator registers (a DRAIN's sums; LaneValue).
+            ctrl.sums.valid.eq(pe.o.valid), ctrl.sums.payload.eq(pe.value),
             # CONV's sums go to the write-back, PIXEL's planes to the controller.
             pe.o.ready.eq(Mux(is_conv, wrb.sums.ready, ctrl.sums.ready)),
             ctrl.stream_row.eq(xs_r.data),

@@ -94,7 +94,8 @@ class LayerController(wiring.Component):
     cmd_taken_last : ``In(1)``
         The PE array takes a command flagged ``last``.
     sums : ``In(stream.Signature(lane_layout("biases")))``
-        The PE array's sums of a ``PIXEL`` plane.
+        The PE array's sums of a ``PIXEL`` plane, the payload from its accumulator registers
+        (``PEArray.value``; :class:`~.lane_value.LaneValue`).
     stream_row : ``In(lane_layout("stream"))``
         The stream memory's read data.
     lif : ``Out(stream.Signature(lane_layout("biases")))``
@@ -296,12 +297,10 @@ class LayerController(wiring.Component):
                 with m.If(self.cmd.ready):
                     m.next = "GATHER_RUN"
             with m.State("GATHER_WAIT"):
-                # The last plane's sums; its Horner step is in HORNER.
+                # The last plane's sums, taken (and their Horner step done) in this cycle.
                 with m.If(self.sums.valid):
                     m.d.sync += gathering.eq(0)
-                    m.next = "HORNER"
-            with m.State("HORNER"):
-                m.next = "OUT_LIF"
+                    m.next = "OUT_LIF"
 
             # ---- CONV: pipelined rows (the class docstring) ----
             # The counters advance a cycle after the last event entered the command queue

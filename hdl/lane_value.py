@@ -11,17 +11,19 @@ __all__ = ["LaneValue"]
 class LaneValue(wiring.Component):
     """``P`` lane values built up by one shared adder per lane.
 
-    - ``PIXEL`` (``pixel`` high): a bit-plane's sums, taken from ``sums`` into a register,
-      then the Horner step ``value ← 2·value + plane`` a cycle later (from the registered sums:
-      the weight memory → PE array → Horner path was the ECP5 critical path).
+    - ``PIXEL`` (``pixel`` high): the Horner step ``value ← 2·value + plane`` in the cycle a
+      bit-plane's sums are taken from ``sums``. Their payload must come from registers (the
+      PE array's accumulators, ``PEArray.value``, which hold a drained plane's sums): the
+      weight memory → PE adders → Horner path of the drained sums themselves was the ECP5
+      critical path, and a register of the plane here cost a flip-flop per bit and lane.
     - ``HEAD_SUM`` (``pixel`` low): ``add`` sums the stream row into the value,
       ``value ← value + row``, a token per ``add``.
 
     **Cycle contract.** ``clear`` sets the value to 0 and ``add`` adds ``row`` in the next
-    cycle; both win over a Horner step due in the same cycle (the controller never raises
-    them together). While ``gather`` is high, ``sums`` are taken in every cycle they are
-    offered (``sums.ready`` is ``gather``), and their Horner step is in the next cycle, so
-    ``value`` holds it from the second cycle after the take.
+    cycle; ``clear`` wins over a take in the same cycle and ``add`` is never raised with one
+    (the controller never does). While ``gather`` is high, ``sums`` are taken in every cycle
+    they are offered (``sums.ready`` is ``gather``), and ``value`` holds their Horner step
+    from the next cycle.
 
     Parameters
     ----------
@@ -35,7 +37,7 @@ class LaneValue(wiring.Component):
     clear, add, gather : ``In(1)``
         Clear the value; add ``row``; take a plane's ``sums`` when offered.
     sums : ``In(stream.Signature(layout))``
-        The PE array's sums of a bit-plane.
+        The PE array's sums of a bit-plane (the payload from its accumulator registers).
     row : ``In(layout)``
         The stream memory's read data (``add``'s addend).
     value : ``Out(layout)``
@@ -57,19 +59,16 @@ class LaneValue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         value = self.value
-        plane = Signal(self._layout, name="plane_sums")
-        horner = Signal(name="horner_step")
+        take = self.gather & self.sums.valid
         total = Signal(self._layout)
         for lane in range(self._layout.length):
             m.d.comb += total[lane].eq(Mux(self.pixel, value[lane] << 1, value[lane])
-                                       + Mux(self.pixel, plane[lane], self.row[lane]))
+                                       + Mux(self.pixel, self.sums.payload[lane],
+                                             self.row[lane]))
 
         m.d.comb += self.sums.ready.eq(self.gather)
-        m.d.sync += horner.eq(0)
-        with m.If(self.gather & self.sums.valid):
-            m.d.sync += [plane.eq(self.sums.payload), horner.eq(1)]
         with m.If(self.clear):
             m.d.sync += value.eq(0)
-        with m.Elif(self.add | horner):
+        with m.Elif(self.add | take):
             m.d.sync += value.eq(total)
         return m

@@ -80,6 +80,10 @@ class PEArray(wiring.Component):
         The requested rows, in request order.
     b_write : ``Out(memory.WritePort.Signature(...))``
         Bias memory write port; data is ``ArrayLayout(signed(bias_width), P)``.
+    value : ``Out(ArrayLayout(signed(acc_width), P))``
+        The accumulators (registers). While a ``DRAIN`` is offered on ``o`` they hold what it
+        offers, so a consumer can take a drained row from registers rather than from the
+        adders (the pixel layer's Horner sum, ``LaneValue``).
     """
 
     def __init__(self, lanes, acc_width, *, weight_width=8, bias_width=None, weight_depth=256,
@@ -118,6 +122,7 @@ class PEArray(wiring.Component):
             "w_req": Out(stream.Signature(w_aw)),
             "w_rsp": In(stream.Signature(self.weight_shape)),
             "b_write": Out(memory.WritePort.Signature(addr_width=b_aw, shape=self.bias_shape)),
+            "value": Out(self.out_layout["acc"].shape),
         })
 
     @property
@@ -172,7 +177,8 @@ class PEArray(wiring.Component):
         with m.Elif(self.w_req.valid & self.w_req.ready):
             m.d.sync += sent.eq(1)
         for lane in range(p):
-            m.d.comb += self.o.payload.acc[lane].eq(total[lane])
+            m.d.comb += [self.o.payload.acc[lane].eq(total[lane]),
+                         self.value[lane].eq(acc[lane])]
 
         with m.If(advance):
             m.d.sync += [

@@ -34,7 +34,7 @@ _LOOP = 2           # POS, NEXT per (group, position, step)
 _GATHER = 4         # the pixel layer's first plane: GATHER_CMD, 3 fetch/queue/encoder latency
 _PLANE = 4          # each later plane: the plane before's DRAIN, its CLEAR/BIAS (GATHER_NEXT),
                     # two cycles until the refilled fetch's first event
-_GATHER_END = 4     # the last plane's DRAIN, its queue cycle, GATHER_WAIT, HORNER
+_GATHER_END = 3     # the last plane's DRAIN, its queue cycle, GATHER_WAIT (the Horner step)
 _OUT = 1            # OUT_LIF (then OUT_SPIKE until the write-back's spikes are written, one
                     # cycle after its row's last chunk: PIXEL and HEAD_SUM write spikes)
 
@@ -253,7 +253,7 @@ def _pool_cycles(layer, ctx):
 def _pixel_conv(layer, ctx):
     g = _ceil(layer.out_channels, ctx.lanes)
     hw = layer.height * layer.width
-    # Per position: the bit-planes' gathers, then the last plane's Horner step (HORNER); an
+    # Per position: the bit-planes' gathers, the last plane's sums taken (GATHER_WAIT); an
     # image's eight planes at the first step only, event frames' at every step from the
     # sample's top plane down (the golden model records the frames under the layer's input).
     planes, gathers = 8, 1

@@ -1,5 +1,5 @@
 """The controller's lane value (``hdl.lane_value.LaneValue``) against a naive model: Horner
-steps over taken plane sums, token sums of stream rows, clears, under random offers."""
+steps of taken plane sums, token sums of stream rows, clears, under random offers."""
 
 import random
 
@@ -31,15 +31,15 @@ def test_lane_value_matches_horner_and_token_sums(lanes, seed):
 
     async def tb(ctx):
         value = [0] * lanes         # the naive model
-        pending = None              # plane sums taken last cycle: the Horner step now
         checked = 0
         for _ in range(400):
             pixel = rng.random() < 0.5
-            # The controller never clears or adds while a Horner step is due.
-            clear = pending is None and rng.random() < 0.1
-            add = pending is None and not clear and not pixel and rng.random() < 0.5
             gather = rng.random() < 0.6
             offer = rng.random() < 0.5
+            take = gather and offer
+            clear = rng.random() < 0.1
+            # The controller never adds while it takes a plane.
+            add = not take and not clear and not pixel and rng.random() < 0.5
             sums, row = rand_row(), rand_row()
             ctx.set(dut.pixel, pixel)
             ctx.set(dut.clear, clear)
@@ -51,20 +51,16 @@ def test_lane_value_matches_horner_and_token_sums(lanes, seed):
             await ctx.delay(1e-9)
             assert ctx.get(dut.sums.ready) == gather
             assert list(ctx.get(dut.value)) == value
-            # The next cycle's value.
+            # The next cycle's value: a clear wins over a take.
             if clear:
-                new = [0] * lanes
+                value = [0] * lanes
             elif add:
-                new = [_wrap(v + x) for v, x in zip(value, row, strict=True)]
-            elif pending is not None:
+                value = [_wrap(v + x) for v, x in zip(value, row, strict=True)]
+            elif take:
                 # The step takes the adders' mode of its own cycle (PIXEL all along in the
                 # engine; low, the adders add the stream row).
-                new = ([_wrap(2 * v + s) for v, s in zip(value, pending, strict=True)] if pixel
-                       else [_wrap(v + x) for v, x in zip(value, row, strict=True)])
-            else:
-                new = value
-            pending = sums if gather and offer else None
-            value = new
+                value = ([_wrap(2 * v + s) for v, s in zip(value, sums, strict=True)] if pixel
+                         else [_wrap(v + x) for v, x in zip(value, row, strict=True)])
             checked += 1
             await ctx.tick()
         assert checked == 400
@@ -75,8 +71,9 @@ def test_lane_value_matches_horner_and_token_sums(lanes, seed):
     sim.run()
 
 
-def test_a_taken_plane_is_in_the_value_two_cycles_later():
-    """Take 5 then 3 (one plane each) after a clear: 2·5 + 3 = 13, as the pixel layer sees it."""
+def test_a_taken_plane_is_in_the_value_a_cycle_later():
+    """Take 5 then 3 (one plane each) after a clear: 2·5 + 3 = 13, as the pixel layer sees it,
+    in the cycle after the second take."""
     layout = data.ArrayLayout(signed(ACC_BITS), 1)
     dut = LaneValue(layout)
 
@@ -86,11 +83,12 @@ def test_a_taken_plane_is_in_the_value_two_cycles_later():
         await ctx.tick()
         ctx.set(dut.clear, 0)
         ctx.set(dut.gather, 1)
-        for plane in (5, 3):
+        for plane, then in ((5, 5), (3, 13)):
             ctx.set(dut.sums.valid, 1)
             ctx.set(dut.sums.payload, [plane])
             await ctx.tick()
             ctx.set(dut.sums.valid, 0)
+            assert list(ctx.get(dut.value)) == [then]
             await ctx.tick()
         assert list(ctx.get(dut.value)) == [13]
         # A plane offered while not gathering is not taken.
