@@ -1,6 +1,6 @@
 """How far the shipped digits-tiny is from fitting the iCEBreaker (iCE40 UP5K).
 
-Usage: ``python bench/board_fit.py [--lanes 2 4] [--modules] [--out JSON]``.
+Usage: ``python bench/board_fit.py [--lanes 2 4] [--modules] [--keep DIR] [--out JSON]``.
 
 For each lane count the real iCEBreaker top (accelerator with SPRAM weights, UART link, PLL,
 LEDs) is built with the fit check's capacity limits lifted, so nextpnr places as much as it can
@@ -8,10 +8,13 @@ and reports what the design needs; a design over the device stops there, after t
 report. Printed and written per lane count: logic cells, LUT4s, flip-flops, block RAMs, SPRAMs
 and DSPs, with the ratio of the need to the device's capacity (the baseline of this bench), and
 the fit check's estimate beside the tools' count. ``--modules`` adds the accelerator's LUT4 /
-flip-flop breakdown per module (``sdtforge.hdl.synth.module_stats``).
+flip-flop breakdown per module (``sdtforge.hdl.synth.module_stats``). ``--keep DIR`` keeps each
+build in ``DIR/lanes-P`` (the netlist ``sdtforge.json`` for ``bench/ff_packing.py``, the tools'
+logs), where it is otherwise removed.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import re
@@ -34,7 +37,7 @@ def _utilization(tim):
     return util
 
 
-def measure(model, lanes, modules=False):
+def measure(model, lanes, modules=False, keep=None):
     from sdtforge.boards import targets
     from sdtforge.boards.build import build_bitstream, parse_yosys_stat
     from sdtforge.boards.image import model_image
@@ -48,7 +51,12 @@ def measure(model, lanes, modules=False):
     img = model_image(plan.compiled)
     top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes)
     row = {"lanes": lanes, "lc_estimate": plan.luts_estimate, "bram_estimate": plan.brams}
-    with tempfile.TemporaryDirectory(prefix="sdtforge-fit-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sdtforge-fit-"))
+        else:
+            tmp = Path(keep, f"lanes-{lanes}")
+            tmp.mkdir(parents=True, exist_ok=True)
         try:
             figures = build_bitstream(board, top, tmp, seed=1, f_sync=top.f_sync)
             row["placed"] = True
@@ -79,6 +87,8 @@ def main(argv=None):
     parser.add_argument("--lanes", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--modules", action="store_true",
                         help="add the accelerator's per-module LUT4 / flip-flop breakdown")
+    parser.add_argument("--keep", metavar="DIR", default=None,
+                        help="keep each build in DIR/lanes-P (otherwise removed)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "board_fit.json"))
     args = parser.parse_args(argv)
 
@@ -90,7 +100,7 @@ def main(argv=None):
     print(f"{'lanes':>5} {'LC':>13} {'LC/cap':>7} {'est.':>6} {'LUT4':>6} {'FF':>6} "
           f"{'EBR':>7} {'est.':>5} {'SPRAM':>5} {'DSP':>3}  placed")
     for lanes in args.lanes:
-        row = measure(model, lanes, modules=args.modules)
+        row = measure(model, lanes, modules=args.modules, keep=args.keep)
         rows.append(row)
         print(f"{lanes:>5} {row['lc']:>6}/{row['lc_available']:<6} "
               f"{row['lc_over_capacity']:>7.2f} {row['lc_estimate']:>6} {row['lut4']:>6} "

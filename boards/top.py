@@ -7,11 +7,12 @@ then takes exactly the path it takes on a board.
 """
 
 from amaranth import Module, ResetInserter, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import AccelConfig
+from sdtforge.hdl.queue import RegisterQueue
 from sdtforge.hdl.result import result_class_word, result_words
 from sdtforge.hdl.weights import ReadPortWeights
 
@@ -142,7 +143,7 @@ class BoardTop(wiring.Component):
         # engine counts its cycles from the end of the image's reception, so the queue
         # changes no cycle count.
         m.submodules.pixel_queue = queue = ResetInserter(link.engine_reset)(
-            fifo.SyncFIFO(width=8, depth=2))
+            RegisterQueue(width=8))
         wiring.connect(m, link.pixels, queue.w_stream)
         wiring.connect(m, queue.r_stream, accel.pixels)
         wiring.connect(m, accel.result, link.result)

@@ -22,7 +22,7 @@ stay in the LIF unit across the ``T`` steps.
 """
 
 from amaranth.hdl import Const, Module, Mux, Shape, Signal
-from amaranth.lib import fifo, memory, stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -36,6 +36,7 @@ from .loops import MapAddress
 from .pe_array import PEArray
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
+from .queue import RegisterQueue
 from .ram import disjoint_maps, loader_filled, registered_write, rows_apart
 from .result import RESULT_LAYOUT, ResultEmitter
 from .sdsa_sequencer import SDSASequencer
@@ -238,8 +239,9 @@ class Accelerator(wiring.Component):
         # the PE array's stalls nor the encoder's handshake reach the fetch counters or the
         # event decode combinationally (they were the iCE40 critical path). Each costs one
         # cycle of latency and no throughput (docs/accelerator.md §9).
-        m.submodules.wq = wq = fifo.SyncFIFO(width=Shape.cast(enc.in_layout).width, depth=2)
-        m.submodules.cq = cq = fifo.SyncFIFO(width=Shape.cast(pe.cmd_layout).width, depth=2)
+        # (RegisterQueue: SyncFIFO(depth=2)'s behaviour, its reader fed from a register.)
+        m.submodules.wq = wq = RegisterQueue(width=Shape.cast(enc.in_layout).width)
+        m.submodules.cq = cq = RegisterQueue(width=Shape.cast(pe.cmd_layout).width)
         m.d.comb += [
             enc.i.valid.eq(wq.r_rdy), enc.i.payload.eq(wq.r_data), wq.r_en.eq(enc.i.ready),
             pe.i.valid.eq(cq.r_rdy), pe.i.payload.eq(cq.r_data), cq.r_en.eq(pe.i.ready),
