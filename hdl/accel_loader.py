@@ -73,13 +73,18 @@ class Loader(wiring.Component):
         # Address and count registers as wide as the largest memory needs; the header's wider
         # fields are checked against the target memory before a record is accepted.
         aw = max(_aw(cfg.depth(name)) for name, _ in _PORTS)
-        header = Signal(8 * RECORD_HEADER_BYTES)      # shift register, newest byte on top
+        # One shift register, newest byte on top, takes a record's header and then its
+        # words: the header is in its top bytes once received, a word of n bytes in its top
+        # n bytes (flip-flops with an enable, no multiplexers). The header's fields are
+        # copied out before the first word arrives.
+        wb = max(maxb, RECORD_HEADER_BYTES)
+        word = Signal(8 * wb)
+        header = word[8 * (wb - RECORD_HEADER_BYTES):]
         h_target, h_addr, h_count = header[:8], header[8:40], header[40:72]
         hb = Signal(range(RECORD_HEADER_BYTES))
         target = Signal(8)
         addr = Signal(aw)
         count = Signal(aw + 1)
-        word = Signal(8 * maxb)
         k = Signal(range(maxb + 1))
         last_byte = Signal()
         for name, tgt in _PORTS:
@@ -97,7 +102,7 @@ class Loader(wiring.Component):
             with m.State("HEADER"):
                 m.d.comb += [self.idle.eq(hb == 0), self.i.ready.eq(self.enable)]
                 with m.If(self.i.valid & self.i.ready):
-                    m.d.sync += [header.eq(Cat(header[8:], byte)), hb.eq(hb + 1)]
+                    m.d.sync += [word.eq(Cat(word[8:], byte)), hb.eq(hb + 1)]
                     with m.If(hb == RECORD_HEADER_BYTES - 1):
                         m.d.sync += hb.eq(0)
                         m.next = "CHECK"
@@ -121,8 +126,8 @@ class Loader(wiring.Component):
             with m.State("DATA"):
                 m.d.comb += self.i.ready.eq(self.enable)
                 with m.If(self.i.valid & self.i.ready):
-                    # A shift register (flip-flops with an enable, no multiplexers): a word of
-                    # n bytes ends up in the top n bytes, least significant byte lowest.
+                    # A word of n bytes ends up in the top n bytes, least significant byte
+                    # lowest.
                     m.d.sync += [word.eq(Cat(word[8:], byte)), k.eq(k + 1)]
                     with m.If(last_byte):
                         m.next = "WRITE"
@@ -130,7 +135,7 @@ class Loader(wiring.Component):
                 for name, tgt in _PORTS:
                     port = getattr(self, name)
                     m.d.comb += [port.addr.eq(addr),
-                                 port.data.eq(word[8 * (maxb - nbytes[name]):]),
+                                 port.data.eq(word[8 * (wb - nbytes[name]):]),
                                  port.en.eq(target == tgt.value)]
                 m.d.sync += [addr.eq(addr + 1), count.eq(count - 1), k.eq(0)]
                 with m.If(count == 1):
