@@ -63,10 +63,13 @@ class SDSAUnit(wiring.Component):
     comparator; the membranes ``vm`` sit in their own ``lib.memory.Memory`` of ``D`` rows (one
     channel per row, a block RAM candidate), read one cycle ahead of their update, unsigned
     and only as wide as a stored membrane can get (see ``__init__``). The counts
-    sit in a register per word, each with its own adders, and the mask bits in a small memory
-    of ``D/W`` rows with an asynchronous read port (flip-flops): a command reads them the cycle
-    after it is accepted and writes them at the end of that cycle, so every command sees the
-    previous ones' results.
+    sit in a register per word, each with its own adders, and the ``lif`` mask bits in a small
+    memory of ``D/W`` rows with an asynchronous read port (flip-flops): a command reads them
+    the cycle after it is accepted and writes them at the end of that cycle, so every command
+    sees the previous ones' results. With ``mode="or"`` the mask of a word is its count
+    register itself (one bit per channel, ``OR_n K∧V``) and a ``MASK`` command does nothing
+    in its cycle: a step's ``Q`` commands must come before the next step's first ``KV``
+    (the order :class:`~.sdsa_sequencer.SDSASequencer` issues them in).
 
     ``first`` flags replace clearing sweeps: on ``KV`` it marks token 0 (counts restart from 0),
     on ``MASK`` time step 0 (the mask membranes restart from 0).
@@ -145,9 +148,10 @@ class SDSAUnit(wiring.Component):
         # (a memory's shared write data would leave every count bit a cell of its own, and its
         # read multiplexer would sit in front of the adders).
         counts = [Signal(self.count_layout, name=f"counts{r}") for r in range(self._words)]
-        m.submodules.masks = masks = memory.Memory(shape=w, depth=rows, init=[])
-        mask_wr = masks.write_port()
-        mask_rd = masks.read_port(domain="comb")
+        if lif:
+            m.submodules.masks = masks = memory.Memory(shape=w, depth=rows, init=[])
+            mask_wr = masks.write_port()
+            mask_rd = masks.read_port(domain="comb")
 
         s_valid = Signal()
         s = Signal(self.in_layout)
@@ -166,7 +170,6 @@ class SDSAUnit(wiring.Component):
         with m.If(advance):
             m.d.sync += [s_valid.eq(self.i.valid), s.eq(self.i.payload)]
 
-        m.d.comb += mask_rd.addr.eq(s.word)
         # The counts of word `s.word`, the last repeated for the codes past D/W: the index's
         # case statement covers every code (Verilator's CASEINCOMPLETE otherwise).
         rows_of = [c.as_value() for c in counts]
@@ -182,16 +185,20 @@ class SDSAUnit(wiring.Component):
                     old = Mux(s.first, 0, count[c])
                     m.d.sync += count[c].eq((old + kv[c]) if lif else (old | kv[c]))
 
-        # MASK: the mask bits of one word, written to `masks` in its last cycle.
-        m.d.comb += [mask_wr.addr.eq(s.word), mask_wr.en.eq(is_mask & mask_last)]
+        # MASK: the mask bits of one word, written to `masks` in its last cycle. In the "or"
+        # mode the mask is the word's counts themselves (OR_n K∧V), which no command changes
+        # between a step's MASK and its Q: a MASK does nothing in its cycle.
         if lif:
-            m.d.comb += mask_wr.data.eq(self._lif_mask(m, s, row, k, is_mask, mask_last))
+            m.d.comb += [mask_wr.addr.eq(s.word), mask_wr.en.eq(is_mask & mask_last),
+                         mask_rd.addr.eq(s.word),
+                         mask_wr.data.eq(self._lif_mask(m, s, row, k, is_mask, mask_last))]
+            mask = mask_rd.data
         else:
-            m.d.comb += mask_wr.data.eq(row.as_value())
+            mask = row.as_value()
 
         m.d.comb += [
             self.o.valid.eq(is_q),
-            self.o.payload.data.eq(s.a & mask_rd.data),
+            self.o.payload.data.eq(s.a & mask),
             self.o.payload.word.eq(s.word),
             self.o.payload.last.eq(s.last),
         ]
