@@ -196,13 +196,17 @@ def _tools():
     return {n: metadata.version(n) for n in names}
 
 
-def _commit():
-    """The checkout's commit, ``+changes`` after it when the tree has uncommitted ones."""
+def _commit(results=None):
+    """The checkout's commit, ``+changes`` after it when the tree has uncommitted ones other
+    than ``results`` (this bench's own output, which an ``--update`` run before changed)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
                               check=False).stdout.strip()
     head = git("rev-parse", "--short=7", "HEAD") or "unknown"
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    own = ([":(exclude)" + Path(results).resolve().relative_to(ROOT).as_posix()]
+           if results and Path(results).resolve().is_relative_to(ROOT) else [])
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *own)
+    return head + ("+changes" if changed else "")
 
 
 def _summary(result):
@@ -271,7 +275,7 @@ def main(argv=None):
         for board in args.boards:
             path, info = models[BOARD_MODELS[board]]
             result["boards"][board] = measure_board(board, path, info, seeds, runs[board])
-            result["boards"][board]["commit"] = _commit()
+            result["boards"][board]["commit"] = _commit(args.out)
         result["boards"] = dict(sorted(result["boards"].items()))
     result["summary"] = _summary(result)
     _print(result)

@@ -187,20 +187,24 @@ def test_refusals_before_synthesis(tmp_path, capsys):
     with pytest.raises(UserError, match=r"16 lanes of 8-bit weights need 128-bit weight rows, "
                                         r"8 SPRAM blocks side by side, but the icebreaker has 4"):
         plan_board(model, BOARDS["icebreaker"], lanes=16, width=16)
-    # The refusal names the lane counts that fit (block RAM and logic: one or two lanes here).
+    # The refusal names the lane counts that fit (block RAM and logic: up to four lanes here,
+    # the default).
     with pytest.raises(UserError, match=r"needs \d+ SB_RAM40_4K block RAMs but the icebreaker "
-                                        r"has 30 \(largest: biases.*\); it fits at --lanes 1 "
-                                        r"or 2$"):
+                                        r"has 30 \(largest: biases.*\); it fits at --lanes 1, "
+                                        r"2 or 4$"):
         plan_board(model, BOARDS["icebreaker"], lanes=8)
-    # Block RAM fits at 4 lanes; the logic does not (two lanes fit: the default).
+    assert plan_board(model, BOARDS["icebreaker"]).config.lanes == 4
+    # With the serial mask neuron (a mask membrane) block RAM fits at 4 lanes; the logic does
+    # not.
+    neuron = random_model(tiny_config(embed_dims=16), seed=2, mask_theta=2)
     with pytest.raises(UserError, match=r"the accelerator at 4 lanes needs about \d+ logic cells "
                                         r"but the icebreaker has 5280; use fewer lanes"):
-        plan_board(model, BOARDS["icebreaker"], lanes=4)
-    assert plan_board(model, BOARDS["icebreaker"]).config.lanes == 2
+        plan_board(neuron, BOARDS["icebreaker"], lanes=4)
+    assert plan_board(neuron, BOARDS["icebreaker"], lanes=2).config.lanes == 2
     with pytest.raises(UserError, match="must not exceed the word width"):
         plan_board(model, BOARDS["ulx3s-85f"], lanes=32, width=16)
     path = tmp_path / "m.sfm"
-    ir.save(model, path)
+    ir.save(neuron, path)
     assert main(["build", str(path), "--board", "icebreaker", "--lanes", "4",
                  "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
