@@ -321,7 +321,8 @@ def _block_ram_advice(model, board, lanes, width, worst, sdram=False):
     for with_sdram in dict.fromkeys((sdram, True) if board.sdram else (sdram,)):
         fitting = [other for other in others if fits(other, with_sdram)]
         if fitting:
-            return (f"it fits at --lanes {' or '.join(map(str, fitting))}"
+            counts = ", ".join(map(str, fitting[:-1])) + " or " if fitting[:-1] else ""
+            return (f"it fits at --lanes {counts}{fitting[-1]}"
                     + (" with --sdram" if with_sdram else ""))
     name, (_, _, blocks) = worst
     return (f"no lane count at W = {width} fits{' even with --sdram' if board.sdram else ''} "
