@@ -20,22 +20,27 @@ from .protocol import DIGEST_BYTES, MAX_PAYLOAD, MODEL_ID_BYTES, sum16
 __all__ = ["ModelImage", "model_image", "config_digest", "max_load_bytes"]
 
 
+#: ``AccelConfig`` fields added after the first boards were built, with the value that gives
+#: the hardware those boards have: a configuration at that value leaves the field out of its
+#: digest, so the boards built before it keep theirs.
+_ADDED_FIELDS = {"weight_tile_rows": 0, "weight_window": 0, "event_frames": 0,
+                 "dvs_head_channels": 0, "sdsa_or": 0, "pool_or": 1}
+
+
 def config_digest(config):
     """``DIGEST_BYTES`` naming an :class:`~sdtforge.hdl.compile.AccelConfig`.
 
     The first bytes of the SHA-256 of its JSON, less ``external_weights`` (where the weights
-    live does not change what a model compiles to) and less a ``weight_tile_rows``,
-    ``weight_window``, ``event_frames``, ``dvs_head_channels`` or ``sdsa_or`` of 0 and a
-    ``pool_or`` of 1 (the configurations made before they existed keep their digest).
+    live does not change what a model compiles to) and less each field of
+    :data:`_ADDED_FIELDS` at its value from before it existed (a ``weight_tile_rows``,
+    ``weight_window``, ``event_frames``, ``dvs_head_channels`` or ``sdsa_or`` of 0, a
+    ``pool_or`` of 1): the configurations made before they existed keep their digest.
     """
     fields = dataclasses.asdict(config)
     fields.pop("external_weights")
-    for name in ("weight_tile_rows", "weight_window", "event_frames", "dvs_head_channels",
-                 "sdsa_or"):
-        if not fields[name]:
+    for name, before in _ADDED_FIELDS.items():
+        if fields[name] == before:
             fields.pop(name)
-    if fields["pool_or"] == 1:
-        fields.pop("pool_or")
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).digest()[:DIGEST_BYTES]
 
