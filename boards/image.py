@@ -34,13 +34,19 @@ def config_digest(config):
     live does not change what a model compiles to) and less each field of
     :data:`_ADDED_FIELDS` at its value from before it existed (a ``weight_tile_rows``,
     ``weight_window``, ``event_frames``, ``dvs_head_channels`` or ``sdsa_or`` of 0, a
-    ``pool_or`` of 1): the configurations made before they existed keep their digest.
+    ``pool_or`` of 1): the configurations made before they existed keep their digest. A
+    lane-serial write-back's configuration (``writeback_cycles`` over 1) is marked as having
+    bias and threshold rows of one write-back chunk (``AccelConfig.chunk_lanes``) and the
+    biases in the write-back: the boards built before that change had the same fields with
+    ``P``-lane rows, and load no image made since.
     """
     fields = dataclasses.asdict(config)
     fields.pop("external_weights")
     for name, before in _ADDED_FIELDS.items():
         if fields[name] == before:
             fields.pop(name)
+    if config.writeback_cycles > 1:
+        fields["param_rows"] = "chunk"
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).digest()[:DIGEST_BYTES]
 

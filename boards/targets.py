@@ -353,7 +353,8 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     # its images only once it fits (seconds to a minute for a paper-scale model).
     if sdram and not board.sdram:
         raise UserError(f"the {board.name} has no SDRAM for the weights; drop --sdram")
-    cfg = derive_config(model, lanes=lanes, width=width)
+    wb_lanes = None if board.writeback_lanes is None else min(board.writeback_lanes, lanes)
+    cfg = derive_config(model, lanes=lanes, width=width, writeback_lanes=wb_lanes)
     sprams = 0
     changes = {}
     tiles = window = None
@@ -386,8 +387,6 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
         sprams *= banks
         changes["weights_depth"] = SPRAM_ROWS * banks
         changes["external_weights"] = True
-    if board.writeback_lanes is not None:
-        changes["writeback_cycles"] = lanes // min(board.writeback_lanes, lanes)
     for name, _ in MEMORIES:
         if name == "weights" and (board.spram_weights or sdram):
             continue

@@ -95,7 +95,9 @@ class AccelConfig:
     program_depth, weights_depth, biases_depth, thresholds_depth, shifts_depth, pixels_depth,
     spikes_depth, stream_depth, logits_depth : int
         Rows of each memory (program: 16-bit words, :func:`~.accel_isa.descriptor_words` per
-        descriptor).
+        descriptor). A bias or threshold row holds the lanes the write-back stage handles in a
+        cycle (:attr:`chunk_lanes`): group ``g``'s ``P`` values are rows ``g·c … g·c + c − 1``
+        (``c = writeback_cycles``), lowest lanes first.
     sdsa_channels, max_tokens : int
         Largest SDSA width (a multiple of ``width``) and token count the SDSA unit supports.
     sdsa_shift : int
@@ -130,7 +132,8 @@ class AccelConfig:
         ``lanes / writeback_cycles`` lanes per cycle (one LIF neuron and one residual adder per
         lane it handles), overlapped with the next row's gather (a power of two dividing
         ``lanes``; 1: every lane at once). The cycle model follows it
-        (:func:`sdtforge.sim.cycles.predict`).
+        (:func:`sdtforge.sim.cycles.predict`). With more than one cycle the write-back adds
+        the biases as well (:attr:`writeback_bias`).
     weight_tile_rows : int
         The largest weight tile (one output group's rows, :mod:`.weight_tiles`) that the tile
         prefetch in front of external weights was built for
@@ -228,6 +231,23 @@ class AccelConfig:
             raise UserError(f"sdsa_channels ({self.sdsa_channels!r}) must be a multiple of the "
                             f"word width ({self.width!r})")
 
+    @property
+    def chunk_lanes(self):
+        """Lanes the write-back stage handles per cycle: ``lanes / writeback_cycles``; the
+        lanes of one bias or threshold row."""
+        return self.lanes // self.writeback_cycles
+
+    @property
+    def writeback_bias(self):
+        """The write-back stage adds each lane's bias (one adder per lane it handles, bias rows
+        of :attr:`chunk_lanes`), rather than the PE array loading it into its accumulators
+        (a multiplexer input per accumulator bit): true with a lane-serial write-back."""
+        return self.writeback_cycles > 1
+
+    def sums_layout(self):
+        """The ``P`` lanes' accumulator values (the PE array's sums, the write-back's rows)."""
+        return data.ArrayLayout(signed(self.acc_bits), self.lanes)
+
     def lane_layout(self, memory):
         """The :class:`~amaranth.lib.data.ArrayLayout` of one row of ``memory``.
 
@@ -277,7 +297,8 @@ def _lane_layout(config, memory):
     p = config.lanes
     elem, lanes = {
         "program": (unsigned(PROGRAM_WORD_BITS), 1), "weights": (signed(config.weight_bits), p),
-        "biases": (signed(config.acc_bits), p), "thresholds": (signed(config.theta_bits), p),
+        "biases": (signed(config.acc_bits), config.chunk_lanes),
+        "thresholds": (signed(config.theta_bits), config.chunk_lanes),
         "shifts": (unsigned(config.shift_bits), p), "pixels": (unsigned(8), 1),
         "spikes": (unsigned(1), config.width), "stream": (signed(config.stream_bits), p),
         "logits": (signed(config.logit_bits), p),

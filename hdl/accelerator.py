@@ -133,9 +133,11 @@ class Accelerator(wiring.Component):
         # An event's word index carries its tap's weight-row offset above the word (the fetch
         # computes it), so the event's row is one addition away.
         m.submodules.enc = enc = EventEncoder(w, wb + rows_w)
+        # The biases: loaded into the accumulators, or added by a lane-serial write-back
+        # (AccelConfig.writeback_bias).
         m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,
                                        bias_width=cfg.acc_bits, weight_depth=cfg.weights_depth,
-                                       bias_depth=cfg.biases_depth)
+                                       bias_depth=cfg.biases_depth, bias=not cfg.writeback_bias)
         m.submodules.wb = wrb = RowWriteBack(cfg)
         m.submodules.sdsa = sdsa = SDSASequencer(cfg)
         # The POOL_OR stage only where the model has a spike max-pool (AccelConfig.pool_or).
@@ -146,7 +148,9 @@ class Accelerator(wiring.Component):
         # -- memories ------------------------------------------------------------------------
         # Rows in the lane layouts the compiler packs them with (AccelConfig.lane_layout);
         # the units' own memories are checked against them.
-        for unit_shape, memory_name in ((pe.weight_shape, "weights"), (pe.bias_shape, "biases"),
+        bias_write = wrb.bias_write if cfg.writeback_bias else pe.b_write
+        for unit_shape, memory_name in ((pe.weight_shape, "weights"),
+                                        (bias_write.signature.members["data"].shape, "biases"),
                                         (wrb.theta_write.signature.members["data"].shape,
                                          "thresholds")):
             assert unit_shape == cfg.lane_layout(memory_name), memory_name
@@ -198,7 +202,7 @@ class Accelerator(wiring.Component):
             wiring.connect(m, pe.w_req, weights.req)
             wiring.connect(m, weights.rsp, pe.w_rsp)
             w_port = weights.write
-        loader_ports = {"program": prog.write, "weights": w_port, "biases": pe.b_write,
+        loader_ports = {"program": prog.write, "weights": w_port, "biases": bias_write,
                         "thresholds": wrb.theta_write, "shifts": shm_w}
         for name, port in loader_ports.items():
             lp = getattr(loader, name)

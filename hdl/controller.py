@@ -93,12 +93,12 @@ class LayerController(wiring.Component):
         Commands to the PE array.
     cmd_taken_last : ``In(1)``
         The PE array takes a command flagged ``last``.
-    sums : ``In(stream.Signature(lane_layout("biases")))``
+    sums : ``In(stream.Signature(sums_layout()))``
         The PE array's sums of a ``PIXEL`` plane, the payload from its accumulator registers
         (``PEArray.value``; :class:`~.lane_value.LaneValue`).
     stream_row : ``In(lane_layout("stream"))``
         The stream memory's read data.
-    lif : ``Out(stream.Signature(lane_layout("biases")))``
+    lif : ``Out(stream.Signature(sums_layout()))``
         Values to the write-back stage's LIF.
     wb : ``Out(Signature(latch, taken, written, done))``
         The write-back stage: latch a ``CONV`` row; it has taken the row's sums; a row's
@@ -117,7 +117,7 @@ class LayerController(wiring.Component):
         self._config = config
         cb, tb, gb = cfg.coord_bits, cfg.step_bits, cfg.group_bits
         self.row_layout = data.StructLayout({"g": gb, "y": cb, "x": cb, "t": tb})
-        lanes_acc = cfg.lane_layout("biases")
+        lanes_acc = cfg.sums_layout()
         super().__init__({
             "descriptor": In(descriptor_layout(cfg)),
             "program": Out(wiring.Signature({"load": Out(1), "loaded": In(1), "step": Out(1),
@@ -165,7 +165,7 @@ class LayerController(wiring.Component):
         hy, hx = Signal(cb, name="head_y"), Signal(cb, name="head_x")   # HEAD_SUM's token
         wg = Signal(address_bits(cfg.weights_depth), name="weight_base")  # the group's row 0
         lastmask = Signal(w, name="last_word_mask")
-        lanes_acc = cfg.lane_layout("biases")
+        lanes_acc = cfg.sums_layout()
         counting = Signal()
         m.submodules.receiver = recv = PixelReceiver(cfg)
         wiring.connect(m, wiring.flipped(self.pixels), recv.pixels)
@@ -269,7 +269,10 @@ class LayerController(wiring.Component):
             # ---- PIXEL: the bit-planes' gathers (BIAS/CLEAR, events, DRAIN each) ----
             # A plane's DRAIN and the next plane's CLEAR/BIAS are sent while the fetch refills
             # (it has read all of the plane's words when the plane's last event leaves).
-            plane_cmd = Mux(bit != 0, PEOp.CLEAR, PEOp.BIAS)    # the plane's start
+            # The plane's start; the last plane's loads the bias (unless the write-back adds
+            # it: AccelConfig.writeback_bias).
+            plane_cmd = (PEOp.CLEAR if cfg.writeback_bias
+                         else Mux(bit != 0, PEOp.CLEAR, PEOp.BIAS))
             with m.State("GATHER_CMD"):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(plane_cmd), cmd.addr.eq(f.prow + g)]
                 with m.If(self.cmd.ready):
@@ -307,7 +310,8 @@ class LayerController(wiring.Component):
             # (advancing them from the event's own handshake was the iCE40 critical path);
             # row_pending: a row whose last event entered the queue and whose sums are not taken.
             with m.State("CONV_START"):
-                m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(PEOp.BIAS),
+                m.d.comb += [self.cmd.valid.eq(1),
+                             cmd.op.eq(PEOp.CLEAR if cfg.writeback_bias else PEOp.BIAS),
                              cmd.addr.eq(f.prow + g), self.fetch_start.eq(1)]
                 m.next = "CONV_RUN"
             with m.State("CONV_RUN"):
@@ -315,7 +319,9 @@ class LayerController(wiring.Component):
                 m.d.comb += [self.cmd.valid.eq(self.events.valid & ~block),
                              cmd.op.eq(Mux(ev.none, PEOp.DRAIN, PEOp.ACC)),
                              cmd.addr.eq(ev_row), cmd.last.eq(ev.last),
-                             cmd.bias.eq(f.prow + nest.next["g"]),
+                             # The next row's bias row (unless the write-back adds the biases).
+                             *([] if cfg.writeback_bias else
+                               [cmd.bias.eq(f.prow + nest.next["g"])]),
                              self.events.ready.eq(self.cmd.ready & ~block)]
                 with m.If(self.events.valid & self.events.ready & ev.last):
                     # The next event (the next row's) may enter the queue in the next cycle:

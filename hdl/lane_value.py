@@ -28,7 +28,7 @@ class LaneValue(wiring.Component):
     Parameters
     ----------
     layout : :class:`~amaranth.lib.data.ArrayLayout`
-        The lanes' values (``config.lane_layout("biases")``).
+        The lanes' values (``config.sums_layout()``).
 
     Members
     -------

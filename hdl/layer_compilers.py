@@ -46,21 +46,23 @@ class Builder:
 
     # -- parameter rows ------------------------------------------------------------------------
     def prows(self, cout, bias=None, theta=None, shift=None):
-        """Append one row per group to the bias / threshold / shift images; return ``prow``."""
+        """Append each group's rows to the bias / threshold / shift images; return ``prow``,
+        the layer's first group (its shift row; its bias and threshold rows start at
+        ``prow · writeback_cycles``, :attr:`AccelConfig.chunk_lanes` lanes each)."""
         p = self.cfg.lanes
         g = ceil_div(cout, p)
-        prow = len(self.biases)
+        prow = len(self.shifts)
 
-        def lanes(vec, pad):
+        def lanes(vec, pad, per_row):
             out = np.full(g * p, pad, np.int64)
             if vec is not None:
                 out[:cout] = np.asarray(vec, np.int64)
-            return out.reshape(g, p)
+            return out.reshape(-1, per_row)
 
         # A padded lane has zero weights and bias, so its sum is 0: θ = 1 keeps it silent.
         for name, vec, pad in (("biases", bias, 0), ("thresholds", theta, 1),
                                ("shifts", shift, 0)):
-            for row in lanes(vec, pad):
+            for row in lanes(vec, pad, self.cfg.lane_layout(name).length):
                 getattr(self, name).append(self.row(name, row))
         return prow
 

@@ -2,11 +2,12 @@
 
 Integer semantics (τ = 2, hard reset): ``H = (V + X) >> 1`` (arithmetic), ``S = H >= θ``,
 ``V' = S ? 0 : H``. The membranes of a layer live in a ``lib.memory.Memory`` of rows of L
-neurons; thresholds are per channel in a second small memory whose rows may hold several
-chunks of L (a lane-serial write-back feeds the P lanes of a row L at a time).
+neurons; thresholds are per channel in a second small memory of rows of L (a lane-serial
+write-back feeds the P lanes of a row L at a time, and a row's thresholds are ``chunks`` rows,
+one per chunk).
 """
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -45,21 +46,21 @@ class LIFUnit(wiring.Component):
     theta_width : :class:`int`
         Width of a signed threshold.
     theta_depth : :class:`int`
-        Number of threshold rows.
+        Number of threshold rows (of ``L`` thresholds).
     chunks : :class:`int`
-        Chunks of ``L`` thresholds in a threshold row (``L · chunks`` per row); an input's
-        ``chunk`` selects its chunk of row ``trow``.
+        Threshold rows per row of ``L · chunks`` neurons (a power of two): an input's
+        thresholds are row ``trow · chunks + chunk``.
 
     Members
     -------
     i : ``In(stream.Signature(LIFUnit.InLayout))``
-        ``x`` (``ArrayLayout(signed(in_width), L)``), ``row`` (membrane row), ``trow``
-        (threshold row), ``chunk`` (its chunk of ``L`` thresholds), ``first`` (treat the
+        ``x`` (``ArrayLayout(signed(in_width), L)``), ``row`` (membrane row), ``trow`` and
+        ``chunk`` (threshold row ``trow · chunks + chunk``), ``first`` (treat the
         stored membrane as 0), ``tag`` (16 bits passed through to ``o``).
     o : ``Out(stream.Signature(LIFUnit.OutLayout))``
         ``spikes`` (L bits, bit ``l`` = lane ``l``), ``row``, ``tag``.
     theta_write : ``Out(memory.WritePort.Signature(...))``
-        Threshold memory write port; data ``ArrayLayout(signed(theta_width), L · chunks)``.
+        Threshold memory write port; data ``ArrayLayout(signed(theta_width), L)``.
     """
 
     TAG_WIDTH = 16
@@ -80,14 +81,15 @@ class LIFUnit(wiring.Component):
                              f"threshold width {max(in_width, theta_width)!r}")
         check_positive("Threshold depth", theta_depth)
         check_positive("Chunk count", chunks)
+        if chunks & (chunks - 1):
+            raise ValueError(f"Chunk count must be a power of two, not {chunks!r}")
         self._lanes = lanes
         self._depth = depth
         self._theta_depth = theta_depth
         self._v_width = v_width
         self._chunks = chunks
         self.v_shape = data.ArrayLayout(signed(v_width), lanes)
-        self.chunk_theta_shape = data.ArrayLayout(signed(theta_width), lanes)
-        self.theta_shape = data.ArrayLayout(signed(theta_width), lanes * chunks)
+        self.theta_shape = data.ArrayLayout(signed(theta_width), lanes)
         self.in_layout = data.StructLayout({
             "x": data.ArrayLayout(signed(in_width), lanes),
             # Fields of at least one bit (a one-row memory still has an address field).
@@ -144,16 +146,14 @@ class LIFUnit(wiring.Component):
         advance = ~s_valid | self.o.ready
         m.d.comb += [
             self.i.ready.eq(advance),
-            t_rd.addr.eq(self.i.payload.trow),
+            t_rd.addr.eq(Cat(self.i.payload.chunk[:ceil_log2(self._chunks)],
+                             self.i.payload.trow)),
             t_rd.en.eq(advance),
         ]
         with m.If(advance):
             m.d.sync += [s_valid.eq(self.i.valid), s.eq(self.i.payload)]
 
-        # This input's chunk of the threshold row (a multiplexer after the read).
-        theta = self.chunk_theta_shape(
-            t_rd.data.as_value().word_select(s.chunk, Shape.cast(self.chunk_theta_shape).width)
-            if self._chunks > 1 else t_rd.data.as_value())
+        theta = t_rd.data
         for lane in range(p):
             v = Mux(s.first, 0, v_row[lane])
             h = Signal(signed(self._v_width), name=f"h{lane}")

@@ -65,13 +65,20 @@ class PEArray(wiring.Component):
         Number of weight rows (sets the width of ``w_req``).
     bias_depth : :class:`int`
         Number of bias rows.
+    bias : :class:`bool`
+        The array has a bias memory (``BIAS``, and ``last`` loads bias row ``bias``). Without
+        it (``AccelConfig.writeback_bias``: the write-back adds the biases) ``BIAS`` clears
+        as ``CLEAR`` does, a row's ``last`` command clears the accumulators, and there is no
+        ``b_write`` port and no ``bias`` command field: each accumulator is then loaded only
+        from its adder or cleared.
 
     Members
     -------
     i : ``In(stream.Signature(PEArray.CmdLayout))``
         Commands: ``op`` (:class:`PEOp`), ``addr`` (row address for ``ACC``/``BIAS``,
         passed through as ``o.payload.tag``), ``last`` (end of a row, for ``ACC`` and
-        ``DRAIN``) and ``bias`` (with ``last``: the bias row loaded after it).
+        ``DRAIN``) and ``bias`` (with ``last``: the bias row loaded after it; only with a
+        bias memory).
     o : ``Out(stream.Signature(PEArray.OutLayout))``
         Drained sums: ``acc`` (``ArrayLayout(signed(acc_width), P)``), ``tag``.
     w_req : ``Out(stream.Signature(unsigned(log2 weight_depth)))``
@@ -87,7 +94,7 @@ class PEArray(wiring.Component):
     """
 
     def __init__(self, lanes, acc_width, *, weight_width=8, bias_width=None, weight_depth=256,
-                 bias_depth=16):
+                 bias_depth=16, bias=True):
         check_positive("Lane count", lanes)
         check_positive("Accumulator width", acc_width)
         check_positive("Weight width", weight_width)
@@ -104,13 +111,14 @@ class PEArray(wiring.Component):
         self._lanes = lanes
         self._acc_width = acc_width
         self._bias_depth = bias_depth
+        self._has_bias = bias
         self.weight_shape = data.ArrayLayout(signed(weight_width), lanes)
         self.bias_shape = data.ArrayLayout(signed(bias_width), lanes)
         addr_width = max((max(weight_depth, bias_depth) - 1).bit_length(), 1)
         self._addr_width = addr_width
         self._bias_width = max(ceil_log2(bias_depth), 1)
         self.cmd_layout = data.StructLayout({"op": PEOp, "addr": addr_width, "last": 1,
-                                             "bias": self._bias_width})
+                                             **({"bias": self._bias_width} if bias else {})})
         self.out_layout = data.StructLayout({
             "acc": data.ArrayLayout(signed(acc_width), lanes),
             "tag": addr_width,
@@ -121,7 +129,9 @@ class PEArray(wiring.Component):
             "o": Out(stream.Signature(self.out_layout)),
             "w_req": Out(stream.Signature(w_aw)),
             "w_rsp": In(stream.Signature(self.weight_shape)),
-            "b_write": Out(memory.WritePort.Signature(addr_width=b_aw, shape=self.bias_shape)),
+            **({"b_write": Out(memory.WritePort.Signature(addr_width=b_aw,
+                                                          shape=self.bias_shape))}
+               if bias else {}),
             "value": Out(self.out_layout["acc"].shape),
         })
 
@@ -133,12 +143,16 @@ class PEArray(wiring.Component):
         m = Module()
         p = self._lanes
 
-        m.submodules.b_mem = b_mem = loader_filled(memory.Memory(shape=self.bias_shape,
-                                                                 depth=self._bias_depth,
-                                                                 init=[]))
-        b_wr = b_mem.write_port()
-        b_rd = b_mem.read_port()
-        wiring.connect(m, wiring.flipped(self.b_write), b_wr)
+        if self._has_bias:
+            m.submodules.b_mem = b_mem = loader_filled(memory.Memory(shape=self.bias_shape,
+                                                                     depth=self._bias_depth,
+                                                                     init=[]))
+            b_wr = b_mem.write_port()
+            b_rd = b_mem.read_port()
+            wiring.connect(m, wiring.flipped(self.b_write), b_wr)
+            bias_row = b_rd.data
+        else:
+            bias_row = [0] * p
 
         acc = [Signal(signed(self._acc_width), name=f"acc{lane}") for lane in range(p)]
         s_valid = Signal()
@@ -167,8 +181,8 @@ class PEArray(wiring.Component):
             # A row-ending ACC keeps its weight row until its sums are taken.
             self.w_rsp.ready.eq(s_acc & ~(s_last & ~self.o.ready)),
             self.i.ready.eq(advance & requested),
-            b_rd.addr.eq(Mux(self.i.payload.last, self.i.payload.bias, self.i.payload.addr)),
-            b_rd.en.eq(advance),
+            *([b_rd.addr.eq(Mux(self.i.payload.last, self.i.payload.bias, self.i.payload.addr)),
+               b_rd.en.eq(advance)] if self._has_bias else []),
             self.o.valid.eq(emit),
             self.o.payload.tag.eq(s_tag),
         ]
@@ -191,11 +205,11 @@ class PEArray(wiring.Component):
                 # If/Elif rather than a Switch: a case statement without the DRAIN arm makes
                 # Verilator stop on CASEINCOMPLETE in the generated Verilog.
                 with m.If(s_last & ((s_op == PEOp.ACC) | (s_op == PEOp.DRAIN))):
-                    m.d.sync += [acc[lane].eq(b_rd.data[lane]) for lane in range(p)]
+                    m.d.sync += [acc[lane].eq(bias_row[lane]) for lane in range(p)]
                 with m.Elif(s_op == PEOp.ACC):
                     m.d.sync += [acc[lane].eq(total[lane]) for lane in range(p)]
                 with m.Elif(s_op == PEOp.BIAS):
-                    m.d.sync += [acc[lane].eq(b_rd.data[lane]) for lane in range(p)]
+                    m.d.sync += [acc[lane].eq(bias_row[lane]) for lane in range(p)]
                 with m.Elif(s_op == PEOp.CLEAR):
                     m.d.sync += [acc[lane].eq(0) for lane in range(p)]
         return m

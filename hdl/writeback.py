@@ -7,6 +7,7 @@ from amaranth.utils import ceil_log2
 
 from .accel_isa import Mode, descriptor_widths
 from .lif import LIFUnit
+from .ram import loader_filled
 from .residual import AlignAdd
 
 __all__ = ["RowWriteBack"]
@@ -48,7 +49,12 @@ class RowWriteBack(wiring.Component):
     cycles after the previous row's start); its other lanes and coordinates are copied into the
     stage's own registers at the start, which is then ``taken``. The row is written a cycle
     after its last chunk (``done``), a pooled row merges after that; a pooled row's sums are
-    not taken while the previous row's chunks run, a ``lif`` row is not taken either.
+    not taken while the previous row's chunks run, a ``lif`` row is not taken either. Each
+    chunk's values get their biases here (``config.writeback_bias``; the PE array's sums and
+    the controller's pixel values come without them): bias row ``(prow + g)·c + chunk`` of the
+    stage's bias memory, read a cycle ahead (the chunk after a row's chunk, or the next row's
+    first), so no cycle is added; the layers whose values have no bias (``STREAM_LIF``,
+    ``HEAD_SUM``) have rows of zeros there.
 
     Parameters
     ----------
@@ -90,13 +96,15 @@ class RowWriteBack(wiring.Component):
         The result emitter's logits memory.
     theta_write : ``Out(memory.WritePort.Signature(...))``
         The LIF's threshold memory (the model loader's).
+    bias_write : ``Out(memory.WritePort.Signature(...))``
+        The bias memory (the model loader's; only with ``config.writeback_bias``).
     """
 
     def __init__(self, config):
         self._config = cfg = config
         widths = descriptor_widths(cfg)
         p, w = cfg.lanes, cfg.width
-        self._lanes_acc = cfg.lane_layout("biases")
+        self._lanes_acc = cfg.sums_layout()
         self.layer_layout = data.StructLayout({
             "conv": 1, "mode": Mode, "pool": 1, "in_h": widths["in_h"], "in_w": widths["in_w"],
             "prow": widths["prow"]})
@@ -129,6 +137,9 @@ class RowWriteBack(wiring.Component):
             "logits": In(memory.WritePort.Signature(addr_width=ceil_log2(cfg.logits_depth),
                                                      shape=cfg.lane_layout("logits"))),
             "theta_write": Out(self._lif.theta_write.signature),
+            **({"bias_write": Out(memory.WritePort.Signature(
+                addr_width=ceil_log2(cfg.biases_depth), shape=cfg.lane_layout("biases")))}
+               if cfg.writeback_bias else {}),
         })
 
     def elaborate(self, platform):
@@ -213,6 +224,8 @@ class RowWriteBack(wiring.Component):
         src = Signal(self._lanes_acc, name="row_values")    # chunk 0's row
         m.d.comb += src.eq(Mux(lay.conv, s_acc, self.lif.payload))
         x = chunk("acc", src)
+        if cfg.writeback_bias:
+            x = self._add_bias(m, x, k, feed & ~last_chunk, cur["g"], first_of["g"])
         shift = chunk("shift", self.shift)
         stream_in = chunk("stream", self.stream)
 
@@ -336,6 +349,24 @@ class RowWriteBack(wiring.Component):
         with m.If(start_conv):
             m.d.sync += hold.eq(0)
         return m
+
+    def _add_bias(self, m, x, k, more, g, g_next):
+        """``x`` (this cycle's chunk, of group ``g``) plus its bias row. The row is read a
+        cycle ahead: the next chunk of ``g`` while ``more`` chunks of this row follow, else
+        chunk 0 of group ``g_next`` (the next row to start; it is latched at least a cycle
+        before its start)."""
+        cfg, prow = self._config, self.layer.prow
+        kb = ceil_log2(cfg.writeback_cycles)
+        m.submodules.b_mem = b_mem = loader_filled(memory.Memory(
+            shape=cfg.lane_layout("biases"), depth=cfg.biases_depth, init=[]))
+        b_wr, b_rd = b_mem.write_port(), b_mem.read_port()
+        wiring.connect(m, wiring.flipped(self.bias_write), b_wr)
+        m.d.comb += b_rd.addr.eq(Mux(more, Cat((k + 1)[:kb], prow + g), Cat(Const(0, kb),
+                                                                          prow + g_next)))
+        out = Signal(x.shape(), name="biased")
+        for lane in range(len(out)):
+            m.d.comb += out[lane].eq(x[lane] + b_rd.data[lane])
+        return out
 
 
 def _collect(m, name, shift_in, value, chunks):

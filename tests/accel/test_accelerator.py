@@ -41,14 +41,11 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
            widen=None, late=None, theta_max=4, writeback=1, dram_latency=None,
            prefetch_window=None, input_max=255, mask_theta=1, sdsa_or=None, pool_or=None):
     model = random_model(config, seed=seed, theta_max=theta_max, mask_theta=mask_theta)
-    compiled = compile_model(model, lanes=lanes, width=width)
+    compiled = compile_model(model, lanes=lanes, width=width, writeback_lanes=lanes // writeback)
     for name, value in (("sdsa_or", sdsa_or), ("pool_or", pool_or)):
         if value is not None:
             compiled = compile_model(model, dataclasses.replace(compiled.config,
                                                                 **{name: value}))
-    if writeback > 1:
-        compiled = compile_model(model, dataclasses.replace(compiled.config,
-                                                            writeback_cycles=writeback))
     if widen:
         # A given configuration wider than the derived one: a longer descriptor.
         hw = dataclasses.replace(compiled.config, **widen)

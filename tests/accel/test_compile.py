@@ -98,6 +98,31 @@ def test_writeback_lanes(tiny):
         compile_model(tiny, lanes=4, writeback_lanes=8)
 
 
+def test_parameter_rows_of_a_lane_serial_writeback(tiny):
+    """With ``writeback_cycles = c`` a group's ``P`` biases and thresholds are ``c`` rows of
+    ``P / c`` lanes (row ``prow · c + k`` holds lanes ``k·P/c …``), the shifts one row of ``P``;
+    ``prow`` counts groups either way."""
+    from sdtforge.hdl.load_image import lane_fields
+
+    def unpack_row(row, layout):
+        bits, signed, offsets = lane_fields(layout)
+        values = [(int(row) >> o) & ((1 << bits) - 1) for o in offsets]
+        return [v - (1 << bits) if signed and v >> (bits - 1) else v for v in values]
+
+    whole = compile_model(tiny, lanes=8)
+    serial = compile_model(tiny, lanes=8, writeback_lanes=2)
+    cfg = serial.config
+    assert (cfg.chunk_lanes, cfg.writeback_bias, whole.config.writeback_bias) == (2, True, False)
+    assert cfg.lane_layout("biases").length == cfg.lane_layout("thresholds").length == 2
+    assert cfg.lane_layout("shifts").length == 8
+    for name in ("biases", "thresholds"):
+        rows = [unpack_row(r, whole.config.lane_layout(name)) for r in whole.images[name]]
+        chunks = [unpack_row(r, cfg.lane_layout(name)) for r in serial.images[name]]
+        assert len(chunks) == 4 * len(rows)
+        assert sum(chunks, []) == sum(rows, []) and any(v != 0 for v in sum(rows, []))
+    assert serial.images["shifts"] == whole.images["shifts"]
+
+
 @pytest.mark.parametrize("text, message", [
     ("{", "not valid JSON"),
     ("[8]", "must be a JSON object"),

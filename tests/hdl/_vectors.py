@@ -134,27 +134,35 @@ class PEWithWeights(wiring.Component):
             wiring.connect(m, source.rsp, pe.w_rsp)
         wiring.connect(m, wiring.flipped(self.i), pe.i)
         wiring.connect(m, pe.o, wiring.flipped(self.o))
-        wiring.connect(m, wiring.flipped(self.b_write), pe.b_write)
+        if "b_write" in pe.signature.members:
+            wiring.connect(m, wiring.flipped(self.b_write), pe.b_write)
         wiring.connect(m, wiring.flipped(self.w_write), source.write)
         return m
 
 
 def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", density=0.3,
-            late=False, acc_width=None):
+            late=False, acc_width=None, bias=True):
+    """PE commands over ``groups`` rows; ``bias=False``: the array without a bias memory, whose
+    ``BIAS`` and ``last`` clear the accumulators (its biases are added after it)."""
     w = ints(rng, (inputs, lanes), weight_width, "zeros" if fill == "ones" else "random")
     bias_width = weight_width + 4
     b = ints(rng, (groups, lanes), bias_width)
+    if not bias:
+        b = np.zeros_like(b)
     s = spikes(rng, (groups, inputs), fill, density)
     need = int(np.abs(w).sum(axis=0).max() + np.abs(b).max()).bit_length() + 1
     acc_width = need if acc_width is None else acc_width
     assert acc_width >= need
-    pe = PEArray(lanes, acc_width, weight_width=weight_width, bias_width=bias_width,
-                 weight_depth=inputs, bias_depth=groups)
+    pe = PEArray(lanes, acc_width, weight_width=weight_width,
+                 bias_width=bias_width if bias else None, weight_depth=inputs,
+                 bias_depth=groups, bias=bias)
     dut = PEWithWeights(pe, inputs, late=late)
     writes = [("w_write", [(k, pack(pe.weight_shape, [int(v) for v in w[k]]))
-                           for k in range(inputs)]),
-              ("b_write", [(g, pack(pe.bias_shape, [int(v) for v in b[g]]))
-                           for g in range(groups)])]
+                           for k in range(inputs)])]
+    if bias:
+        writes.append(("b_write", [(g, pack(pe.bias_shape, [int(v) for v in b[g]]))
+                                   for g in range(groups)]))
+    with_bias = {"bias"} if bias else set()
     # A row (group g, bias row g) ends either with a DRAIN, the next row then starting with its
     # own BIAS (even g) or CLEAR (odd g), or with its last command flagged ``last`` (the last
     # ACC, or a DRAIN for a row without events), which loads the next row's bias itself.
@@ -174,10 +182,11 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
         if chain and events:
             tag = events[-1]
             cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, "addr": tag, "last": 1,
-                                             "bias": g + 1}))
+                                             **dict.fromkeys(with_bias, g + 1)}))
         else:
             cmds.append(pack(pe.cmd_layout, {"op": PEOp.DRAIN, "addr": g, "last": int(chain),
-                                             "bias": g + 1 if chain else 0}))
+                                             **dict.fromkeys(with_bias,
+                                                             g + 1 if chain else 0)}))
         ref = ops.accumulate_events(s[g], w, start)
         exp.append(pack(pe.out_layout, {"acc": [int(v) for v in ref], "tag": tag}))
         start = b[g + 1] if chain else None
@@ -187,17 +196,18 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
 
 def lif_case(rng, lanes=4, depth=3, steps=4, in_width=8, theta_width=6, fill="random",
              chunks=1):
-    """LIF rows in random order per step; a threshold row holds ``chunks`` chunks of
-    ``lanes`` thresholds and each membrane row reads chunk ``row mod chunks`` of its row."""
+    """LIF rows in random order per step; a row of ``chunks · lanes`` thresholds is ``chunks``
+    threshold-memory rows and each membrane row reads chunk ``row mod chunks`` of its row."""
     theta_rows = 2
-    dut = LIFUnit(lanes, depth, in_width, theta_width=theta_width, theta_depth=theta_rows,
-                  chunks=chunks)
+    dut = LIFUnit(lanes, depth, in_width, theta_width=theta_width,
+                  theta_depth=theta_rows * chunks, chunks=chunks)
     x = ints(rng, (steps, depth, lanes), in_width, fill)
     # Thresholds mostly well inside the input range, so neurons both fire and integrate.
     theta = rng.integers(-3, 1 << (theta_width - 2), size=(theta_rows, chunks * lanes),
                          endpoint=True)
-    writes = [("theta_write", [(r, pack(dut.theta_shape, [int(v) for v in theta[r]]))
-                               for r in range(theta_rows)])]
+    writes = [("theta_write", [(r * chunks + k, pack(dut.theta_shape, [
+        int(v) for v in theta[r, k * lanes:(k + 1) * lanes]]))
+        for r in range(theta_rows) for k in range(chunks)])]
     th = np.stack([theta[r % theta_rows, (r % chunks) * lanes:(r % chunks + 1) * lanes]
                    for r in range(depth)])
     ref = ops.lif_run(x, th)

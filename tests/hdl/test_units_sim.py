@@ -75,11 +75,13 @@ def test_event_encoder(seed, fill, width, words):
 
 
 @EXAMPLES
-@given(seed=seeds, fill=fills, lanes=st.sampled_from([1, 4, 8]), late=st.booleans())
-def test_pe_array(seed, fill, lanes, late):
-    # ``late``: the weight rows arrive late at random (the weight path's back-pressure).
+@given(seed=seeds, fill=fills, lanes=st.sampled_from([1, 4, 8]), late=st.booleans(),
+       bias=st.booleans())
+def test_pe_array(seed, fill, lanes, late, bias):
+    # ``late``: the weight rows arrive late at random (the weight path's back-pressure);
+    # ``bias=False``: no bias memory (AccelConfig.writeback_bias), BIAS and ``last`` clear.
     rng = np.random.default_rng(seed)
-    check(pe_case(rng, lanes=lanes, fill=fill, late=late), seed)
+    check(pe_case(rng, lanes=lanes, fill=fill, late=late, bias=bias), seed)
 
 
 @EXAMPLES
