@@ -182,18 +182,22 @@ def test_ulx3s_sdram_top_do_build_false(tmp_path, monkeypatch):
 
 
 def test_refusals_before_synthesis(tmp_path, capsys):
-    # D = 16: its block RAM fits at 4 lanes (D = 32 needs 32 blocks there), not at 8.
+    # D = 16: 4 lanes fit the iCEBreaker, 8 do not (logic).
     model = random_model(tiny_config(embed_dims=16), seed=2)
     with pytest.raises(UserError, match=r"16 lanes of 8-bit weights need 128-bit weight rows, "
                                         r"8 SPRAM blocks side by side, but the icebreaker has 4"):
         plan_board(model, BOARDS["icebreaker"], lanes=16, width=16)
-    # The refusal names the lane counts that fit (block RAM and logic: up to four lanes here,
-    # the default).
-    with pytest.raises(UserError, match=r"needs \d+ SB_RAM40_4K block RAMs but the icebreaker "
-                                        r"has 30 \(largest: biases.*\); it fits at --lanes 1, "
-                                        r"2 or 4$"):
+    # Its block RAM fits at 8 lanes too (one-chunk bias and threshold rows); the logic does not.
+    with pytest.raises(UserError, match=r"^the accelerator at 8 lanes needs about \d+ logic "
+                                        r"cells but the icebreaker has 5280"):
         plan_board(model, BOARDS["icebreaker"], lanes=8)
     assert plan_board(model, BOARDS["icebreaker"]).config.lanes == 4
+    # The block RAM refusal names the lane counts that fit: D = 32 fits at two lanes.
+    wide = random_model(tiny_config(embed_dims=32), seed=2)
+    with pytest.raises(UserError, match=r"needs 31 SB_RAM40_4K block RAMs but the icebreaker "
+                                        r"has 30 \(largest: stream.*\); it fits at --lanes 1 "
+                                        r"or 2$"):
+        plan_board(wide, BOARDS["icebreaker"], lanes=4)
     # With the serial mask neuron (a mask membrane) block RAM fits at 4 lanes; the logic does
     # not.
     neuron = random_model(tiny_config(embed_dims=16), seed=2, mask_theta=2)
