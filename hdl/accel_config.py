@@ -95,9 +95,9 @@ class AccelConfig:
     program_depth, weights_depth, biases_depth, thresholds_depth, shifts_depth, pixels_depth,
     spikes_depth, stream_depth, logits_depth : int
         Rows of each memory (program: 16-bit words, :func:`~.accel_isa.descriptor_words` per
-        descriptor). A bias or threshold row holds the lanes the write-back stage handles in a
-        cycle (:attr:`chunk_lanes`): group ``g``'s ``P`` values are rows ``g·c … g·c + c − 1``
-        (``c = writeback_cycles``), lowest lanes first.
+        descriptor). A bias, threshold or logits row holds the lanes the write-back stage
+        handles in a cycle (:attr:`chunk_lanes`): group ``g``'s ``P`` values are rows
+        ``g·c … g·c + c − 1`` (``c = writeback_cycles``), lowest lanes first.
     sdsa_channels, max_tokens : int
         Largest SDSA width (a multiple of ``width``) and token count the SDSA unit supports.
     sdsa_shift : int
@@ -234,7 +234,7 @@ class AccelConfig:
     @property
     def chunk_lanes(self):
         """Lanes the write-back stage handles per cycle: ``lanes / writeback_cycles``; the
-        lanes of one bias or threshold row."""
+        lanes of one bias, threshold or logits row."""
         return self.lanes // self.writeback_cycles
 
     @property
@@ -301,7 +301,7 @@ def _lane_layout(config, memory):
         "thresholds": (signed(config.theta_bits), config.chunk_lanes),
         "shifts": (unsigned(config.shift_bits), p), "pixels": (unsigned(8), 1),
         "spikes": (unsigned(1), config.width), "stream": (signed(config.stream_bits), p),
-        "logits": (signed(config.logit_bits), p),
+        "logits": (signed(config.logit_bits), config.chunk_lanes),
     }[memory]
     return data.ArrayLayout(elem, lanes)
 

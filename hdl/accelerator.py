@@ -184,6 +184,8 @@ class Accelerator(wiring.Component):
         shm_w, shm_r = shm.write_port(), shm.read_port()
         m.submodules.emit = emit = self.emitter = ResultEmitter(cfg)
         wiring.connect(m, wrb.logits, emit.write)
+        if cfg.writeback_cycles > 1:
+            wiring.connect(m, wrb.logits_read, emit.read)
         wiring.connect(m, emit.result, wiring.flipped(self.result))
 
         # -- model loader --------------------------------------------------------------------

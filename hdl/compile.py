@@ -219,7 +219,7 @@ def plan_memories(model, cfg, rows=True):
     needed = {
         "weights": len(b.weights), "biases": len(b.biases), "thresholds": len(b.thresholds),
         "shifts": len(b.shifts), "pixels": pad_base + pow2_at_least(c), "spikes": peak,
-        "stream": stream["size"], "logits": ceil_div(nc, cfg.lanes),
+        "stream": stream["size"], "logits": ceil_div(nc, cfg.lanes) * cfg.writeback_cycles,
     }
     return Compiled(config=cfg, program=program, images=images, needed=needed,
                     names=[name for _, name, _, _ in b.ops], pixel_layout=pixels,

@@ -1,7 +1,8 @@
 """The result emitter: an image's logits, its class and its cycle count on the result stream.
 
-The head writes the summed logits into this stage's memory, ``P`` classes per row
-(``AccelConfig.lane_layout("logits")``); after the image the emitter sends one word per class
+The head writes the summed logits into this stage's memory, ``AccelConfig.chunk_lanes``
+classes per row (``AccelConfig.lane_layout("logits")``; ``P`` unless the write-back is
+lane-serial); after the image the emitter sends one word per class
 (sign-extended), the class with the largest logit (the lowest index on ties) and the cycle
 count — the format of :func:`decode_result`.
 
@@ -90,8 +91,12 @@ class ResultEmitter(wiring.Component):
     Members
     -------
     write : ``Out(memory.WritePort.Signature(...))``
-        Logit rows (``ArrayLayout(signed(logit_bits), lanes)``; row ``r`` holds classes
-        ``r·P … r·P + P − 1``).
+        Logit rows (``ArrayLayout(signed(logit_bits), n)``, ``n = config.chunk_lanes``; row
+        ``r`` holds classes ``r·n … r·n + n − 1``).
+    read : ``Out(memory.ReadPort.Signature(...))``
+        With a lane-serial write-back (``config.writeback_cycles > 1``): the memory's read port
+        for the head's running sums (its ``en`` high while the head runs, never while the
+        result is sent).
     start : ``In(1)``
         Send the result of the image whose logits are in the memory.
     classes : ``In(channel_bits)``
@@ -107,9 +112,11 @@ class ResultEmitter(wiring.Component):
     def __init__(self, config):
         self._config = config
         self._shape = config.lane_layout("logits")
+        aw = ceil_log2(config.logits_depth)
         super().__init__({
-            "write": Out(memory.WritePort.Signature(
-                addr_width=ceil_log2(config.logits_depth), shape=self._shape)),
+            "write": Out(memory.WritePort.Signature(addr_width=aw, shape=self._shape)),
+            **({"read": Out(memory.ReadPort.Signature(addr_width=aw, shape=self._shape))}
+               if config.writeback_cycles > 1 else {}),
             "start": In(1),
             "classes": In(config.channel_bits),
             "cycles": In(RESULT_WORD_BITS),
@@ -119,7 +126,7 @@ class ResultEmitter(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self._config
-        p = cfg.lanes
+        p = self._shape.length                  # classes per row
         lane_bits = (p - 1).bit_length()
         m = Module()
         # Written by the head while the program runs, read here only after `start`, with the
@@ -142,6 +149,11 @@ class ResultEmitter(wiring.Component):
         value = Signal(signed(cfg.logit_bits))      # sign-extended into the 32-bit word
         m.d.comb += [value.eq(logit), rd.addr.eq(rc >> lane_bits if p > 1 else rc),
                      rd.en.eq(0)]
+        if cfg.writeback_cycles > 1:
+            # The head's reads while it runs (the result is sent after it).
+            with m.If(self.read.en):
+                m.d.comb += [rd.addr.eq(self.read.addr), rd.en.eq(1)]
+            m.d.comb += self.read.data.eq(rd.data)
 
         with m.FSM(name="result"):
             with m.State("IDLE"):

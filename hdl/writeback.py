@@ -27,7 +27,8 @@ class RowWriteBack(wiring.Component):
       every 3×3 / stride-2 / pad-1 window holding it, read then write, one window per two
       cycles; the first input of a window (raster order) overwrites, so the stream needs no
       clearing (max and the left shift commute);
-    - ``LOGIT``: summed over the steps (``first`` restarts, ``last`` writes the logits row ``g``).
+    - ``LOGIT``: summed over the steps (``first`` restarts, ``last`` writes the logits row ``g``;
+      lane-serial: each chunk added to its logits row as it comes, ``first`` restarting it).
 
     Rows come from two sources. ``sums``: the PE array's sums of a CONV row, whose
     coordinates the controller hands over with ``latch`` when the PE array takes the row's last
@@ -94,6 +95,8 @@ class RowWriteBack(wiring.Component):
         of the spike word), ``spk_data``, ``xs_en`` and ``xs_data``.
     logits : ``In(memory.WritePort.Signature(...))``
         The result emitter's logits memory.
+    logits_read : ``In(memory.ReadPort.Signature(...))``
+        Its read port while the head runs (only with ``c > 1``).
     theta_write : ``Out(memory.WritePort.Signature(...))``
         The LIF's threshold memory (the model loader's).
     bias_write : ``Out(memory.WritePort.Signature(...))``
@@ -136,6 +139,9 @@ class RowWriteBack(wiring.Component):
             "write": Out(self.write_layout),
             "logits": In(memory.WritePort.Signature(addr_width=ceil_log2(cfg.logits_depth),
                                                      shape=cfg.lane_layout("logits"))),
+            **({"logits_read": In(memory.ReadPort.Signature(
+                addr_width=ceil_log2(cfg.logits_depth), shape=cfg.lane_layout("logits")))}
+               if c > 1 else {}),
             "theta_write": Out(self._lif.theta_write.signature),
             **({"bias_write": Out(memory.WritePort.Signature(
                 addr_width=ceil_log2(cfg.biases_depth), shape=cfg.lane_layout("biases")))}
@@ -164,7 +170,6 @@ class RowWriteBack(wiring.Component):
                                                               "last")}
         hold = Signal()
         busy = Signal()                         # a pooled row is being merged
-        logit = Signal(cfg.lane_layout("logits"))
 
         def take_row():
             m.d.sync += [o[k].eq(row[k]) for k in o]
@@ -224,8 +229,11 @@ class RowWriteBack(wiring.Component):
         src = Signal(self._lanes_acc, name="row_values")    # chunk 0's row
         m.d.comb += src.eq(Mux(lay.conv, s_acc, self.lif.payload))
         x = chunk("acc", src)
+        # Rows read a cycle ahead (biases, lane-serial logits): this row's next chunk while
+        # ``more`` follow, else the next row's first.
+        more = feed & ~last_chunk
         if cfg.writeback_bias:
-            x = self._add_bias(m, x, k, feed & ~last_chunk, cur["g"], first_of["g"])
+            x = self._add_bias(m, x, k, more, cur["g"], first_of["g"])
         shift = chunk("shift", self.shift)
         stream_in = chunk("stream", self.stream)
 
@@ -318,17 +326,33 @@ class RowWriteBack(wiring.Component):
                     m.d.sync += busy.eq(0)
                     m.d.comb += align.o.ready.eq(1)
 
-        # Logits: each chunk's sums added to its lanes of the running sum, which turns by a
-        # chunk per cycle (back in lane order after the row's last chunk).
+        # Logits, summed over the steps.
         lb = cfg.logit_bits
         lg_sum = Signal(data.ArrayLayout(signed(lb), n))
-        for lane in range(n):
-            m.d.comb += lg_sum[lane].eq(Mux(cur["first"], 0, logit[lane]) + x[lane])
-        lg_row = Cat(logit.as_value()[n * lb:], lg_sum)
-        with m.If(feed & is_logit):
-            m.d.sync += logit.eq(lg_row)
-            m.d.comb += [self.logits.addr.eq(cur["g"]), self.logits.data.eq(lg_row),
-                         self.logits.en.eq(last_chunk & cur["last"])]
+        if c == 1:
+            # The running sum in a register, written at the last step.
+            logit = Signal(data.ArrayLayout(signed(lb), p))
+            for lane in range(n):
+                m.d.comb += lg_sum[lane].eq(Mux(cur["first"], 0, logit[lane]) + x[lane])
+            with m.If(feed & is_logit):
+                m.d.sync += logit.eq(lg_sum)
+                m.d.comb += [self.logits.addr.eq(cur["g"]), self.logits.data.eq(lg_sum),
+                             self.logits.en.eq(last_chunk & cur["last"])]
+        else:
+            # Lane-serial: each chunk's sums added to its own logits row (g·c + chunk), read a
+            # cycle ahead as the biases are, and written at every step. A row is read again
+            # c >= 2 cycles after its write at the earliest (the same chunk of the next step),
+            # so no read meets the write at its row.
+            kb = ceil_log2(c)
+            lr = self.logits_read
+            m.d.comb += [lr.en.eq(is_logit),
+                         lr.addr.eq(Mux(more, Cat((k + 1)[:kb], cur["g"]),
+                                        Cat(Const(0, kb), first_of["g"])))]
+            for lane in range(n):
+                m.d.comb += lg_sum[lane].eq(Mux(cur["first"], 0, lr.data[lane]) + x[lane])
+            with m.If(feed & is_logit):
+                m.d.comb += [self.logits.addr.eq(Cat(k[:kb], cur["g"])),
+                             self.logits.data.eq(lg_sum), self.logits.en.eq(1)]
 
         # Taking a CONV row's sums into the register: when it is free (its row started) and
         # no pooled merge runs (nor a pooled row's later chunks: its merge follows them).

@@ -15,11 +15,13 @@ def _emit(config, images, stall):
     """Write each image's logits, start the emitter, collect its words (``(data, last)``) and
     the cycle of ``done``; ready held low at random."""
     dut = ResultEmitter(config)
-    p = config.lanes
+    p = config.chunk_lanes          # classes per row
     rng = random.Random(0)
     out = []
 
     async def tb(ctx):
+        if config.writeback_cycles > 1:
+            ctx.set(dut.read.en, 0)         # the head's read port (a read port's en starts at 1)
         for logits, cycles in images:
             rows = [logits[i:i + p] + [0] * (p - len(logits[i:i + p]))
                     for i in range(0, len(logits), p)]
@@ -60,11 +62,14 @@ def _emit(config, images, stall):
 
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), lanes=st.sampled_from([1, 2, 4, 8]),
-       classes=st.integers(1, 13), bits=st.sampled_from([3, 8, 32]))
-def test_result_words(seed, lanes, classes, bits):
+       classes=st.integers(1, 13), bits=st.sampled_from([3, 8, 32]), serial=st.booleans())
+def test_result_words(seed, lanes, classes, bits, serial):
+    # ``serial``: a lane-serial write-back's configuration (one class per logits row).
     rng = np.random.default_rng(seed)
+    wb = lanes if serial else 1
     config = AccelConfig(lanes=lanes, width=max(8, lanes), logit_bits=bits,
-                         logits_depth=-(-classes // lanes), channel_bits=4)
+                         logits_depth=max(-(-classes // lanes) * wb, 2), channel_bits=4,
+                         writeback_cycles=wb)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     images = []
     for _ in range(2):
