@@ -47,10 +47,13 @@ class RowWriteBack(wiring.Component):
 
     With ``c = config.writeback_cycles > 1`` (lane-serial) a row is worked on in ``c`` chunks of
     ``P / c`` lanes, one per cycle, from its start (the cycle after the take, and at least ``c``
-    cycles after the previous row's start); its other lanes and coordinates are copied into the
-    stage's own registers at the start, which is then ``taken``. The row is written a cycle
-    after its last chunk (``done``), a pooled row merges after that; a pooled row's sums are
-    not taken while the previous row's chunks run, a ``lif`` row is not taken either. Each
+    cycles after the previous row's start); the sums register shifts down a chunk per chunk
+    (a ``lif`` row's lanes after its first chunk go into it at the start), so the next row's
+    sums are taken in the row's last chunk at the earliest; its shift and stream lanes and its
+    coordinates are copied into the stage's own registers at the start, which is then
+    ``taken``. The row is written a cycle after its last chunk (``done``), a pooled row merges
+    after that; a pooled row's sums are not taken while the previous row's chunks run, a
+    ``lif`` row is not taken either. Each
     chunk's values get their biases here (``config.writeback_bias``; the PE array's sums and
     the controller's pixel values come without them): bias row ``(prow + g)·c + chunk`` of the
     stage's bias memory, read a cycle ahead (the chunk after a row's chunk, or the next row's
@@ -185,10 +188,11 @@ class RowWriteBack(wiring.Component):
 
         # A row is worked on ``n`` lanes per cycle, in ``c`` chunks. Chunk 0 starts it, from
         # the sums register (CONV) or the controller's ``lif`` row, with the shift and stream
-        # rows of the read ports; the other chunks' lanes wait in ``rest_*`` registers,
-        # shifted down a chunk per cycle, so the sums register, the latched row and the read
-        # ports are free once the row starts (as with ``c = 1``). The row's coordinates are
-        # kept in ``w_*`` for its later chunks and its write.
+        # rows of the read ports; the other chunks' values wait in the sums register, their
+        # shift and stream lanes in ``rest_*`` registers, all shifted down a chunk per cycle,
+        # so the latched row and the read ports are free once the row starts (as with
+        # ``c = 1``). The row's coordinates are kept in ``w_*`` for its later chunks and its
+        # write.
         running = Signal()                      # chunks 1 … c − 1 of a row
         k = Signal(range(c), name="chunk") if c > 1 else Const(0, 1)
         start_conv = s_valid & ~busy & ~running
@@ -226,9 +230,22 @@ class RowWriteBack(wiring.Component):
             part = Mux(running, rest.as_value()[:n * elem], source.as_value()[:n * elem])
             return data.ArrayLayout(layout.elem_shape, n)(part)
 
-        src = Signal(self._lanes_acc, name="row_values")    # chunk 0's row
-        m.d.comb += src.eq(Mux(lay.conv, s_acc, self.lif.payload))
-        x = chunk("acc", src)
+        if c == 1:
+            x = Signal(self._lanes_acc, name="row_values")
+            m.d.comb += x.eq(Mux(lay.conv, s_acc, self.lif.payload))
+        else:
+            # The sums register is the row's shift register: chunk k is its lowest lanes
+            # after k shifts. A ``lif`` row's chunk 0 comes straight from the controller, its
+            # other lanes into the register then.
+            elem = Shape.cast(self._lanes_acc.elem_shape).width
+            low = Mux(start_lif, self.lif.payload.as_value()[:n * elem],
+                      s_acc.as_value()[:n * elem])
+            x = data.ArrayLayout(self._lanes_acc.elem_shape, n)(low)
+            pad = Const(0, n * elem)
+            with m.If(start_lif):
+                m.d.sync += s_acc.eq(Cat(self.lif.payload.as_value()[n * elem:], pad))
+            with m.Elif(feed):
+                m.d.sync += s_acc.eq(Cat(s_acc.as_value()[n * elem:], pad))
         # Rows read a cycle ahead (biases, lane-serial logits): this row's next chunk while
         # ``more`` follow, else the next row's first.
         more = feed & ~last_chunk
@@ -358,7 +375,10 @@ class RowWriteBack(wiring.Component):
         # no pooled merge runs (nor a pooled row's later chunks: its merge follows them).
         accept = sums.valid & sums.ready
         m.d.comb += [
-            sums.ready.eq(~busy & ~(running & lay.pool) & (~s_valid | start_conv)),
+            # c > 1: the register is free in the row's last chunk (a pooled row's sums
+            # wait until its merge is over).
+            sums.ready.eq(~busy & ~(running & lay.pool)
+                          & (~s_valid | (start_conv if c == 1 else last_chunk))),
             # c > 1: the next row may end in the PE array once this one started (its
             # coordinates and read-port data are the write-back's own from then on).
             self.taken.eq(accept if c == 1 else start_conv),
@@ -368,7 +388,7 @@ class RowWriteBack(wiring.Component):
         ]
         with m.If(accept):
             m.d.sync += [s_valid.eq(1), s_acc.eq(sums.payload)]
-        with m.Elif(start_conv):
+        with m.Elif(start_conv if c == 1 else last_chunk):
             m.d.sync += s_valid.eq(0)
         with m.If(start_conv):
             m.d.sync += hold.eq(0)

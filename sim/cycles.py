@@ -161,7 +161,9 @@ def _rows(rows, third, groups, writeback, pool, marks=None):
     ``last`` is the cycle a row's last event enters the command queue, ``take`` the cycle the
     output stage takes its sums into its register (two cycles later at the earliest) and
     ``start`` the cycle it works on the row's first chunk (a cycle later at the earliest, and
-    ``writeback`` cycles after the previous row's). The PE array holds a row's sums (and takes
+    ``writeback`` cycles after the previous row's). With ``writeback > 1`` the sums register
+    shifts the row's chunks out, so a take is also no earlier than the previous row's last
+    chunk (``start + writeback − 1``). The PE array holds a row's sums (and takes
     no command) until they are taken; the encoder runs on into the next row meanwhile, until
     the command queue holds two events and a third waits (:func:`_third_event`), and the rest
     of the row follows the take. The next row's last event also waits until the row is taken
@@ -184,6 +186,10 @@ def _rows(rows, third, groups, writeback, pool, marks=None):
                         last = max(last + g, (take if writeback == 1 else start) + 1,
                                    take + g - v3 if v3 >= 0 else 0)
                     take = last + 2 if free is None else max(last + 2, free)
+                    if writeback > 1 and start is not None:
+                        # The sums register is the row's chunk shift register: free in the
+                        # previous row's last chunk.
+                        take = max(take, start + writeback - 1)
                     start = take + 1 if start is None else max(take + 1, start + writeback)
                     if pool:
                         free = start + writeback + 2 * int(wins[y, x])
