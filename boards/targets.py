@@ -62,20 +62,24 @@ _LUT4_PER_DPR16X4 = 3
 # link cost plus a per-lane datapath), from measured builds of digits-tiny / digits-small
 # (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, seed 1): with the
 # SDSA unit in its OR mode (``AccelConfig.sdsa_or``, every shipped model), no POOL_OR stage
-# (``AccelConfig.pool_or``: no shipped model has a spike max-pool) and the register queues,
-# 4 463 at P = 2 (`sdtforge build`) and 5 192 at P = 4 (`bench/board_fit.py`); with the
-# POOL_OR stage and before the queues, 4 783 and 5 577 (4 636 and 5 461 without the stage);
-# with the serial mask neuron too, 4 868 at P = 1, 5 233 at P = 2, 6 063 at P = 4.
+# (``AccelConfig.pool_or``: no shipped model has a spike max-pool), the register queues and
+# the lane-serial write-back's biases, one-chunk parameter and logits rows and shifting sums
+# register (docs/architecture.md §5), 4 114 at P = 1, 4 346 at P = 2, 4 938 at P = 4 and
+# 5 839 at P = 8 (`bench/board_fit.py`; the line is the least-squares fit of P = 1, 4 and 8,
+# within 1.2 % of all four); before those
+# three cuts 4 463 at P = 2 and 5 192 at P = 4; with the POOL_OR stage and before the
+# queues, 4 783 and 5 577 (4 636 and 5 461 without the stage); with the serial mask neuron
+# too, 4 868 at P = 1, 5 233 at P = 2, 6 063 at P = 4.
 # ECP5 LUT4s mapped by Yosys (digits-small, the mask neuron and the POOL_OR stage): 4 601 at
 # P = 2, 7 598 at P = 8. ``_SDSA_NEURON`` is what the mask neuron adds to the OR unit and
 # ``_POOL_STAGE`` what the POOL_OR stage adds: on the iCE40 the measured differences at P = 2,
 # on the ECP5 the units' LUT4s at digits-small's D = 64, W = 32
 # (``sdtforge.hdl.synth.ecp5_stats``).
-_LOGIC_MODEL = {"ice40": (3_733, 365), "ecp5": (2_920, 500)}
+_LOGIC_MODEL = {"ice40": (3_901, 245), "ecp5": (2_920, 500)}
 _SDSA_NEURON = {"ice40": 459, "ecp5": 572}
 _POOL_STAGE = {"ice40": 147, "ecp5": 109}
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
-# The iCE40 estimate is within 1.5 % of the builds above, and the UP5K is the board where a
+# The iCE40 estimate is within 1.2 % of the builds above, and the UP5K is the board where a
 # refusal saves a failed placement.
 _LOGIC_MARGIN = {"ice40": 1.03, "ecp5": 1.1}
 
@@ -165,7 +169,7 @@ def _import(ref):
 
 
 BOARDS = {b.name: b for b in [
-    # P = 4: digits-tiny takes 5 192 of the UP5K's 5 280 LC with four lanes (its 14 068 weight
+    # P = 4: digits-tiny takes 4 938 of the UP5K's 5 280 LC with four lanes (its 14 068 weight
     # rows of 32 bits take two SPRAMs side by side); 24 MHz (an exact PLL setting from 12 MHz,
     # 12 · 64 / 32): the bench's measured Fmax per seed is in docs/boards.md §4b.
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
