@@ -284,6 +284,9 @@ class Accelerator(wiring.Component):
         # The spike read port reads only for a stage that uses its data (hdl.ram).
         m.d.comb += [spk_r.en.eq(0), pix_r.en.eq(1), shm_r.addr.eq(f.prow + g),
                      xs_r.en.eq((d.op == Op.STREAM_LIF) | (d.op == Op.HEAD_SUM))]
+        if cfg.writeback_cycles > 1:
+            with m.If(ctrl.read_hold):      # STREAM_LIF: the next row, read ahead
+                m.d.comb += xs_r.en.eq(0)
 
         # -- address generators ----------------------------------------------------------------
         # One per memory port (a map address costs three barrel shifters): spike reads, stream

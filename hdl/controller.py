@@ -79,6 +79,9 @@ class LayerController(wiring.Component):
         The row nest (the row the PE array and write-back work on) and its next row.
     row_first, row_last : ``Out(1)``
         ``t`` is the first / last step.
+    read_hold : ``Out(1)``
+        ``STREAM_LIF`` with a lane-serial write-back: the stream read port holds its data
+        (the next row, read while the row before was loaded into the lane value).
     read_next : ``Out(1)``
         Address the stream memory at ``row_next`` in this cycle (``STREAM_LIF``).
     token : ``Out(StructLayout(y, x))``
@@ -130,6 +133,7 @@ class LayerController(wiring.Component):
             "row_first": Out(1),
             "row_last": Out(1),
             "read_next": Out(1),
+            "read_hold": Out(1),
             "token": Out(data.StructLayout({"y": cb, "x": cb})),
             "plane": Out(3),
             "lastmask": Out(cfg.width),
@@ -196,12 +200,17 @@ class LayerController(wiring.Component):
 
         # PIXEL's Horner sum and HEAD_SUM's token sum (LaneValue); STREAM_LIF's rows go to the
         # LIF as read (each lane sign-extended to the accumulator width).
-        m.submodules.value = lv = LaneValue(lanes_acc)
+        # With a lane-serial write-back STREAM_LIF's rows go through the lane value too (a
+        # register loaded with the row), so the LIF's row needs no multiplexer.
+        serial = cfg.writeback_cycles > 1
+        loaded = Signal()                   # STREAM_LIF (c > 1): the lane value holds its row
+        m.submodules.value = lv = LaneValue(lanes_acc, load=serial)
         wiring.connect(m, wiring.flipped(self.sums), lv.sums)
         x_row = Signal(lanes_acc)
         m.d.comb += [x_row[lane].eq(self.stream_row[lane]) for lane in range(cfg.lanes)]
         m.d.comb += [lv.pixel.eq(is_pixel), lv.row.eq(x_row),
-                     self.lif.payload.eq(Mux(d.op == Op.STREAM_LIF, x_row, lv.value))]
+                     self.lif.payload.eq(lv.value if serial
+                                         else Mux(d.op == Op.STREAM_LIF, x_row, lv.value))]
 
         with m.If(wbk.taken):
             m.d.sync += row_pending.eq(0)
@@ -341,17 +350,30 @@ class LayerController(wiring.Component):
 
             # ---- STREAM_LIF: one row (group, position, step) per write-back row ----
             # LIF_READ reads the first row; LIF_RUN feeds the row read before to the LIF and,
-            # as the stage takes it (every c cycles), reads the next; with c > 1 the last row's
-            # last chunk is worked on in LIF_END.
+            # as the stage takes it (every c cycles), reads the next. With c > 1 the row read
+            # goes into the lane value first (``loaded``), and the next row is read in that
+            # cycle and held (``read_hold``) until the row is taken: the read's address and
+            # enable then follow registers, not the write-back's ready. A row is offered two
+            # cycles after the take before it, within the c >= 2 the stage spends on a row;
+            # the last row's last chunk is worked on in LIF_END.
             with m.State("LIF_READ"):
                 m.next = "LIF_RUN"
             with m.State("LIF_RUN"):
-                m.d.comb += self.lif.valid.eq(1)
-                with m.If(self.lif.ready if cfg.writeback_cycles > 1 else 1):
-                    m.d.comb += self.read_next.eq(1)
+                if serial:
+                    with m.If(~loaded):
+                        m.d.comb += [lv.load.eq(1), self.read_next.eq(1)]
+                        m.d.sync += loaded.eq(1)
+                    m.d.comb += [self.lif.valid.eq(loaded), self.read_hold.eq(loaded)]
+                else:
+                    m.d.comb += self.lif.valid.eq(1)
+                with m.If((self.lif.ready & loaded) if serial else 1):
+                    if not serial:
+                        m.d.comb += self.read_next.eq(1)
                     nest.advance()
+                    if serial:
+                        m.d.sync += loaded.eq(0)
                     with m.If(layer_done):
-                        if cfg.writeback_cycles == 1:
+                        if not serial:
                             # FETCH keeps the descriptor for a cycle: the last row's spikes
                             # are written.
                             m.d.comb += prog.step.eq(1)

@@ -284,10 +284,11 @@ def _spike_conv(layer, ctx):
 @CYCLES.register("stream_lif")
 def _stream_lif(layer, ctx):
     # LIF_READ, then a row (group, token, step) per write-back row (LIF_RUN; the last row's
-    # later chunks in LIF_END).
+    # later chunks in LIF_END); with a lane-serial write-back the first row is loaded into the
+    # lane value a cycle before it is offered.
     n = ctx.model.tokens
     rows = _ceil(layer.channels, ctx.lanes) * n * ctx.steps
-    return {layer.name: ctx.decode + 1 + rows * ctx.writeback}
+    return {layer.name: ctx.decode + 1 + (ctx.writeback > 1) + rows * ctx.writeback}
 
 
 def _mask_cycles(words, ctx, overlap):
