@@ -200,6 +200,26 @@ def test_digits_tiny_verilator_50(digits_tiny, tmp_path, capsys):
 
 @needs_verilator
 @pytest.mark.slow
+def test_digits_tiny_at_the_icebreakers_configuration_verilator(digits_tiny, tmp_path, capsys):
+    """The iCEBreaker's engine (P = 4, a lane-serial write-back that adds the biases, sums
+    the logits a chunk at a time and shifts a row's chunks out of its sums register):
+    bit-exact on the first 10 test images, each image's RTL cycles equal to the cycle
+    model's."""
+    import json
+
+    from sdtforge.cli import main
+    sfm, _ = digits_tiny
+    assert main(["cosim", str(sfm), "--sim", "verilator", "--images", "10", "--lanes", "4",
+                 "--width", "16", "--writeback-lanes", "1", "--out", str(tmp_path),
+                 "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[:out.rindex("}") + 1])
+    assert report["bit_exact"] == report["images"] == len(report["per_image"]) == 10
+    assert all(r["ok"] and r["cycles"] == r["predicted"] for r in report["per_image"])
+
+
+@needs_verilator
+@pytest.mark.slow
 def test_synthetic_cifar_shape_verilator(tmp_path, capsys):
     """A `sdtforge synth` model of a CIFAR-10 preset co-simulates on its own random inputs,
     with no dataset at hand: bit-exact, cycles as the model predicts, no accuracy."""
