@@ -367,11 +367,11 @@ class LayerController(wiring.Component):
                 else:
                     m.d.comb += self.lif.valid.eq(1)
                 with m.If((self.lif.ready & loaded) if serial else 1):
-                    if not serial:
+                    if serial:
+                        m.d.sync += loaded.eq(0)    # the next row was read when this one loaded
+                    else:
                         m.d.comb += self.read_next.eq(1)
                     nest.advance()
-                    if serial:
-                        m.d.sync += loaded.eq(0)
                     with m.If(layer_done):
                         if not serial:
                             # FETCH keeps the descriptor for a cycle: the last row's spikes

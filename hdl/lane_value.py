@@ -81,6 +81,9 @@ class LaneValue(wiring.Component):
         m.d.comb += self.sums.ready.eq(self.gather)
         with m.If(self.clear):
             m.d.sync += value.eq(0)
-        with m.Elif(self.add | take | self.load if self._load else self.add | take):
+        update = self.add | take
+        if self._load:
+            update = update | self.load
+        with m.Elif(update):
             m.d.sync += value.eq(total)
         return m

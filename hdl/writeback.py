@@ -360,15 +360,13 @@ class RowWriteBack(wiring.Component):
             # cycle ahead as the biases are, and written at every step. A row is read again
             # c >= 2 cycles after its write at the earliest (the same chunk of the next step),
             # so no read meets the write at its row.
-            kb = ceil_log2(c)
             lr = self.logits_read
             m.d.comb += [lr.en.eq(is_logit),
-                         lr.addr.eq(Mux(more, Cat((k + 1)[:kb], cur["g"]),
-                                        Cat(Const(0, kb), first_of["g"])))]
+                         lr.addr.eq(_row_ahead(k, more, cur["g"], first_of["g"], c))]
             for lane in range(n):
                 m.d.comb += lg_sum[lane].eq(Mux(cur["first"], 0, lr.data[lane]) + x[lane])
             with m.If(feed & is_logit):
-                m.d.comb += [self.logits.addr.eq(Cat(k[:kb], cur["g"])),
+                m.d.comb += [self.logits.addr.eq(_chunk_row(k, cur["g"], c)),
                              self.logits.data.eq(lg_sum), self.logits.en.eq(1)]
 
         # Taking a CONV row's sums into the register: when it is free (its row started) and
@@ -400,17 +398,30 @@ class RowWriteBack(wiring.Component):
         chunk 0 of group ``g_next`` (the next row to start; it is latched at least a cycle
         before its start)."""
         cfg, prow = self._config, self.layer.prow
-        kb = ceil_log2(cfg.writeback_cycles)
         m.submodules.b_mem = b_mem = loader_filled(memory.Memory(
             shape=cfg.lane_layout("biases"), depth=cfg.biases_depth, init=[]))
         b_wr, b_rd = b_mem.write_port(), b_mem.read_port()
         wiring.connect(m, wiring.flipped(self.bias_write), b_wr)
-        m.d.comb += b_rd.addr.eq(Mux(more, Cat((k + 1)[:kb], prow + g), Cat(Const(0, kb),
-                                                                          prow + g_next)))
+        m.d.comb += b_rd.addr.eq(_row_ahead(k, more, prow + g, prow + g_next,
+                                            cfg.writeback_cycles))
         out = Signal(x.shape(), name="biased")
         for lane in range(len(out)):
             m.d.comb += out[lane].eq(x[lane] + b_rd.data[lane])
         return out
+
+
+def _chunk_row(chunk, group, chunks):
+    """Row ``group · chunks + chunk`` of a memory of one-chunk rows (``chunks`` a power of
+    two; ``chunk`` at least ``log2 chunks`` bits): the bias and logits memories of a
+    lane-serial stage."""
+    return Cat(chunk[:ceil_log2(chunks)], group)
+
+
+def _row_ahead(k, more, g, g_next, chunks):
+    """The one-chunk row to read a cycle ahead of chunk ``k`` of group ``g``: its next chunk
+    while ``more`` of the row follow, else chunk 0 of ``g_next``, the next row to start."""
+    first = Const(0, ceil_log2(chunks))
+    return Mux(more, _chunk_row(k + 1, g, chunks), _chunk_row(first, g_next, chunks))
 
 
 def _collect(m, name, shift_in, value, chunks):
