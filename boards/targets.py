@@ -13,6 +13,7 @@ import importlib
 from dataclasses import dataclass
 
 from sdtforge.errors import UserError
+from sdtforge.hdl.accel_config import MAX_WRITEBACK_CYCLES
 from sdtforge.hdl.compile import MEMORIES, compile_model, derive_config
 from sdtforge.hdl.sdsa_sequencer import sdsa_membranes
 
@@ -75,7 +76,7 @@ _LUT4_PER_DPR16X4 = 3
 # ``_POOL_STAGE`` what the POOL_OR stage adds: on the iCE40 the measured differences at P = 2,
 # on the ECP5 the units' LUT4s at digits-small's D = 64, W = 32
 # (``sdtforge.hdl.synth.ecp5_stats``).
-_LOGIC_MODEL = {"ice40": (3_901, 245), "ecp5": (2_920, 500)}
+_LOGIC_MODEL = {"ice40": (4_000, 157), "ecp5": (2_920, 500)}
 _SDSA_NEURON = {"ice40": 459, "ecp5": 572}
 _POOL_STAGE = {"ice40": 147, "ecp5": 109}
 # A design over the estimate by more than the margin is refused; nextpnr decides the rest.
@@ -115,9 +116,9 @@ class Board:
         :mod:`sdtforge.boards.sdram_engine`).
     writeback_lanes : int or None
         Lanes the write-back stage handles per cycle (``AccelConfig.writeback_cycles`` =
-        ``P / writeback_lanes``); ``None``: all ``P``. One on the iCE40, where logic is the
-        scarce resource: a lane then costs a PE accumulator, not a LIF neuron and a residual
-        adder as well (docs/architecture.md §5).
+        ``P / writeback_lanes``, at most ``MAX_WRITEBACK_CYCLES``); ``None``: all ``P``. One on
+        the iCE40, where logic is the scarce resource: a lane then costs a PE accumulator, not
+        a LIF neuron and a residual adder as well (docs/architecture.md §5).
     platform_class, top_class : str
         ``"module:Class"`` of the amaranth-boards platform and of the board top (imported
         when first used, so the fit check needs neither).
@@ -173,7 +174,7 @@ BOARDS = {b.name: b for b in [
     # rows of 32 bits take two SPRAMs side by side); 24 MHz (an exact PLL setting from 12 MHz,
     # 12 · 64 / 32): the bench's measured Fmax per seed is in docs/boards.md §4b.
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
-          bram_name="SB_RAM40_4K", default_lanes=4, default_width=16, f_sync=24e6,
+          bram_name="SB_RAM40_4K", default_lanes=8, default_width=16, f_sync=24e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
           top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
@@ -357,7 +358,9 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     # its images only once it fits (seconds to a minute for a paper-scale model).
     if sdram and not board.sdram:
         raise UserError(f"the {board.name} has no SDRAM for the weights; drop --sdram")
-    wb_lanes = None if board.writeback_lanes is None else min(board.writeback_lanes, lanes)
+    # (at least lanes / MAX_WRITEBACK_CYCLES: the write-back's longest row)
+    wb_lanes = (None if board.writeback_lanes is None
+                else min(max(board.writeback_lanes, lanes // MAX_WRITEBACK_CYCLES), lanes))
     cfg = derive_config(model, lanes=lanes, width=width, writeback_lanes=wb_lanes)
     sprams = 0
     changes = {}

@@ -23,8 +23,8 @@ from .accel_isa import PROGRAM_WORD_BITS, Target
 from .result import RESULT_WORD_BITS
 
 __all__ = ["AccelConfig", "MEMORIES", "MAX_LANES", "MAX_WIDTH", "check_lanes_width",
-           "writeback_cycles", "ceil_div", "counter_bits", "layout_shift", "pow2_at_least",
-           "pixel_layout"]
+           "writeback_cycles", "MAX_WRITEBACK_CYCLES", "ceil_div", "counter_bits",
+           "layout_shift", "pow2_at_least", "pixel_layout"]
 
 #: Memories of the planner, in table order: (name, load target or None).
 MEMORIES = (("program", Target.PROGRAM), ("weights", Target.WEIGHTS),
@@ -248,6 +248,24 @@ class AccelConfig:
         """The ``P`` lanes' accumulator values (the PE array's sums, the write-back's rows)."""
         return data.ArrayLayout(signed(self.acc_bits), self.lanes)
 
+    def lif_layout(self):
+        """A row the controller offers the write-back stage (``PIXEL``, ``HEAD_SUM``,
+        ``STREAM_LIF``): its ``P`` lane values; with a lane-serial write-back, which folds the
+        head's token sum and the pixel layer's planes itself, a struct of the values (``x``),
+        ``first`` (the head's first token) and ``again`` (the folded value to the LIF)."""
+        if self.writeback_cycles == 1:
+            return self.sums_layout()
+        return data.StructLayout({"x": self.sums_layout(), "first": 1, "again": 1})
+
+    @property
+    def logit_elem_bits(self):
+        """Bits of a logits memory element: ``logit_bits``, or with a lane-serial write-back,
+        which also keeps the pixel layer's Horner sums and the head's token sums there, at least
+        ``acc_bits``."""
+        if self.writeback_cycles == 1:
+            return self.logit_bits
+        return max(self.logit_bits, self.acc_bits)
+
     def lane_layout(self, memory):
         """The :class:`~amaranth.lib.data.ArrayLayout` of one row of ``memory``.
 
@@ -301,7 +319,7 @@ def _lane_layout(config, memory):
         "thresholds": (signed(config.theta_bits), config.chunk_lanes),
         "shifts": (unsigned(config.shift_bits), p), "pixels": (unsigned(8), 1),
         "spikes": (unsigned(1), config.width), "stream": (signed(config.stream_bits), p),
-        "logits": (signed(config.logit_bits), config.chunk_lanes),
+        "logits": (signed(config.logit_elem_bits), config.chunk_lanes),
     }[memory]
     return data.ArrayLayout(elem, lanes)
 
@@ -328,13 +346,24 @@ def check_lanes_width(lanes, width):
         raise UserError(f"lanes ({lanes!r}) must not exceed the word width ({width!r})")
 
 
+#: The most cycles a lane-serial write-back spends on a row: the pixel layer's bit-planes are
+#: folded there, one row each, while the next plane gathers (4 + 9 · channels >= 13 cycles),
+#: so no plane waits for the one before (``sdtforge.sim.cycles`` counts on it).
+MAX_WRITEBACK_CYCLES = 8
+
+
 def writeback_cycles(lanes, writeback_lanes):
     """``AccelConfig.writeback_cycles`` for a write-back stage of ``writeback_lanes`` lanes
     (``None``: all ``lanes``); refuse a count that is not a power of two dividing ``lanes``
-    (:class:`UserError`)."""
+    or one that leaves more than :data:`MAX_WRITEBACK_CYCLES` per row (:class:`UserError`)."""
     if writeback_lanes is None:
         return 1
     if writeback_lanes < 1 or lanes % writeback_lanes or writeback_lanes & (writeback_lanes - 1):
         raise UserError(f"the write-back's lanes must be a power of two dividing the lanes "
                         f"({lanes}), not {writeback_lanes!r}")
+    if lanes // writeback_lanes > MAX_WRITEBACK_CYCLES:
+        raise UserError(f"{writeback_lanes} write-back lane(s) would take "
+                        f"{lanes // writeback_lanes} cycles per row of {lanes} lanes; at most "
+                        f"{MAX_WRITEBACK_CYCLES} are supported (use at least "
+                        f"{lanes // MAX_WRITEBACK_CYCLES} write-back lanes)")
     return lanes // writeback_lanes

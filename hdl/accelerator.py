@@ -331,23 +331,32 @@ class Accelerator(wiring.Component):
         # (SDSA's ``erode`` in a DVS model too.)
         wb_pool = (d.conv.pool & is_conv if cfg.event_frames or cfg.dvs_head_channels
                    else d.conv.pool)
+        serial = cfg.writeback_cycles > 1
         _drive(m, wrb.layer, conv=is_conv, mode=f.mode, pool=wb_pool, in_h=f.in_h, in_w=f.in_w,
-               prow=f.prow)
+               prow=f.prow, **({"pixel": d.op == Op.PIXEL, "head": d.op == Op.HEAD_SUM}
+                               if serial else {}))
         _drive(m, wrb.row, t=t, y=oy, x=ox, g=g, first=ctrl.row_first, last=ctrl.row_last)
         wiring.connect(m, ctrl.lif, wrb.lif)
         m.d.comb += [
             wrb.latch.eq(ctrl.wb.latch), ctrl.wb.taken.eq(wrb.taken),
             ctrl.wb.written.eq(wrb.write.spk_en.any()), ctrl.wb.done.eq(wrb.done),
-            wrb.sums.valid.eq(pe.o.valid & is_conv), wrb.sums.payload.eq(pe.o.payload.acc),
-            # PIXEL's planes from the accumulator registers (a DRAIN's sums; LaneValue).
-            ctrl.sums.valid.eq(pe.o.valid), ctrl.sums.payload.eq(pe.value),
-            # CONV's sums go to the write-back, PIXEL's planes to the controller.
-            pe.o.ready.eq(Mux(is_conv, wrb.sums.ready, ctrl.sums.ready)),
+            wrb.sums.valid.eq(pe.o.valid & (is_conv | (d.op == Op.PIXEL) if serial else is_conv)),
+            wrb.sums.payload.eq(pe.o.payload.acc),
+            *([] if serial else [
+                # PIXEL's planes from the accumulator registers (a DRAIN's sums; LaneValue).
+                ctrl.sums.valid.eq(pe.o.valid), ctrl.sums.payload.eq(pe.value)]),
+            # CONV's sums go to the write-back, PIXEL's planes to the controller (serial: to
+            # the write-back too, which folds them, with the plane's flags as the DRAIN's tag).
+            pe.o.ready.eq(wrb.sums.ready if serial
+                          else Mux(is_conv, wrb.sums.ready, ctrl.sums.ready)),
             ctrl.stream_row.eq(xs_r.data),
             wrb.shift.eq(shm_r.data), wrb.stream.eq(xs_r.data),
             spk_w.data.eq(wrb.write.spk_data), spk_w.en.eq(wrb.write.spk_en),
             xs_w.data.eq(wrb.write.xs_data), xs_w.en.eq(wrb.write.xs_en),
         ]
+
+        if serial:
+            m.d.comb += wrb.plane.eq(pe.o.payload.tag)
 
         # The fetch drives the read ports' enables while it runs (it holds a word's data while
         # the encoder's queue is full).

@@ -141,9 +141,9 @@ class LayerController(wiring.Component):
             "events": In(stream.Signature(event_layout)),
             "cmd": Out(stream.Signature(cmd_layout)),
             "cmd_taken_last": In(1),
-            "sums": In(stream.Signature(lanes_acc)),
+            **({"sums": In(stream.Signature(lanes_acc))} if cfg.writeback_cycles == 1 else {}),
             "stream_row": In(cfg.lane_layout("stream")),
-            "lif": Out(stream.Signature(lanes_acc)),
+            "lif": Out(stream.Signature(cfg.lif_layout())),
             "wb": Out(wiring.Signature({"latch": Out(1), "taken": In(1), "written": In(1),
                                         "done": In(1)})),
             "pool": Out(STAGE),
@@ -198,19 +198,26 @@ class LayerController(wiring.Component):
         ev_cw = ev.addr[lw:lw + wb]
         ev_row = wg + ev.addr[lw + wb:] + Mux(is_pixel, ev_cw, Cat(ev.addr[:lw], ev_cw))
 
-        # PIXEL's Horner sum and HEAD_SUM's token sum (LaneValue); STREAM_LIF's rows go to the
-        # LIF as read (each lane sign-extended to the accumulator width).
-        # With a lane-serial write-back STREAM_LIF's rows go through the lane value too (a
-        # register loaded with the row), so the LIF's row needs no multiplexer.
+        # PIXEL's Horner sum and HEAD_SUM's token sum: LaneValue, or with a lane-serial
+        # write-back the write-back itself, which folds the pixel layer's planes (from the PE
+        # array) and the head's tokens (offered here, ``first`` / ``last`` flagged) a chunk
+        # per cycle. STREAM_LIF's rows go to the LIF as read (each lane sign-extended to the
+        # accumulator width).
         serial = cfg.writeback_cycles > 1
-        loaded = Signal()                   # STREAM_LIF (c > 1): the lane value holds its row
-        m.submodules.value = lv = LaneValue(lanes_acc, load=serial)
-        wiring.connect(m, wiring.flipped(self.sums), lv.sums)
+        if not serial:
+            m.submodules.value = lv = LaneValue(lanes_acc)
+            wiring.connect(m, wiring.flipped(self.sums), lv.sums)
         x_row = Signal(lanes_acc)
         m.d.comb += [x_row[lane].eq(self.stream_row[lane]) for lane in range(cfg.lanes)]
-        m.d.comb += [lv.pixel.eq(is_pixel), lv.row.eq(x_row),
-                     self.lif.payload.eq(lv.value if serial
-                                         else Mux(d.op == Op.STREAM_LIF, x_row, lv.value))]
+        if serial:
+            tok_first = Signal()            # HEAD_SUM: the token offered is its row's first
+            plane_first = Signal()          # PIXEL: the plane being gathered is the first
+            again = Signal()                # OUT_LIF: the write-back's folded value to the LIF
+            m.d.comb += [self.lif.payload.x.eq(x_row), self.lif.payload.first.eq(tok_first),
+                         self.lif.payload.again.eq(again)]
+        else:
+            m.d.comb += [lv.pixel.eq(is_pixel), lv.row.eq(x_row),
+                         self.lif.payload.eq(Mux(d.op == Op.STREAM_LIF, x_row, lv.value))]
 
         with m.If(wbk.taken):
             m.d.sync += row_pending.eq(0)
@@ -263,12 +270,20 @@ class LayerController(wiring.Component):
                 with m.Switch(d.op):
                     with m.Case(Op.PIXEL):
                         with m.If(self.row_first | (px.per_step if cfg.event_frames else 0)):
-                            m.d.comb += lv.clear.eq(1)
+                            if serial:
+                                m.d.sync += plane_first.eq(1)
+                            else:
+                                m.d.comb += lv.clear.eq(1)
                             m.next = "GATHER_CMD"
                         with m.Else():
+                            if serial:          # the value folded at the first step, again
+                                m.d.sync += again.eq(1)
                             m.next = "OUT_LIF"
                     with m.Case(Op.HEAD_SUM):
-                        m.d.comb += lv.clear.eq(1)
+                        if serial:
+                            m.d.sync += tok_first.eq(1)
+                        else:
+                            m.d.comb += lv.clear.eq(1)
                         m.next = "X_READ"
                     if cfg.pool_or:     # else no POOL_OR is compiled (AccelConfig.pool_or)
                         with m.Case(Op.POOL_OR):
@@ -299,20 +314,33 @@ class LayerController(wiring.Component):
                         m.d.sync += bit.eq(bit - 1)
             with m.State("GATHER_DRAIN"):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(PEOp.DRAIN)]
+                if serial:
+                    # Whether the plane is the first, the last, goes with its sums as the
+                    # DRAIN's tag (PEArray.o).
+                    m.d.comb += cmd.addr.eq(Cat(plane_first, ~more_planes))
                 with m.If(self.cmd.ready):
+                    if serial:
+                        m.d.sync += plane_first.eq(0)
                     with m.If(more_planes):
                         m.next = "GATHER_NEXT"
                     with m.Else():
-                        m.next = "GATHER_WAIT"
+                        if serial:
+                            # The planes are folded in the write-back: their value to the LIF
+                            # once the last one is.
+                            m.d.sync += again.eq(1)
+                            m.next = "OUT_LIF"
+                        else:
+                            m.next = "GATHER_WAIT"
             with m.State("GATHER_NEXT"):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(plane_cmd), cmd.addr.eq(f.prow + g)]
                 with m.If(self.cmd.ready):
                     m.next = "GATHER_RUN"
-            with m.State("GATHER_WAIT"):
-                # The last plane's sums, taken (and their Horner step done) in this cycle.
-                with m.If(self.sums.valid):
-                    m.d.sync += gathering.eq(0)
-                    m.next = "OUT_LIF"
+            if not serial:
+                with m.State("GATHER_WAIT"):
+                    # The last plane's sums, taken (and their Horner step done) in this cycle.
+                    with m.If(self.sums.valid):
+                        m.d.sync += gathering.eq(0)
+                        m.next = "OUT_LIF"
 
             # ---- CONV: pipelined rows (the class docstring) ----
             # The counters advance a cycle after the last event entered the command queue
@@ -349,26 +377,22 @@ class LayerController(wiring.Component):
                     m.next = "FETCH"
 
             # ---- STREAM_LIF: one row (group, position, step) per write-back row ----
-            # LIF_READ reads the first row; LIF_RUN feeds the row read before to the LIF and,
-            # as the stage takes it (every c cycles), reads the next. With c > 1 the row read
-            # goes into the lane value first (``loaded``), and the next row is read in that
-            # cycle and held (``read_hold``) until the row is taken: the read's address and
-            # enable then follow registers, not the write-back's ready. A row is offered two
-            # cycles after the take before it, within the c >= 2 the stage spends on a row;
-            # the last row's last chunk is worked on in LIF_END.
+            # LIF_READ reads the row; LIF_RUN feeds it to the LIF. With c = 1 the stage takes
+            # a row every cycle and the next row is read as it does (``read_next``); with
+            # c > 1 the read port holds the row (``read_hold``) until it is taken, and the next
+            # row is read in LIF_READ again, so the read's address and enable follow registers,
+            # not the write-back's ready (a row is offered two cycles after the take before
+            # it, within the c >= 2 the stage spends on a row); the last row's last chunk is
+            # worked on in LIF_END.
             with m.State("LIF_READ"):
                 m.next = "LIF_RUN"
             with m.State("LIF_RUN"):
+                m.d.comb += self.lif.valid.eq(1)
                 if serial:
-                    with m.If(~loaded):
-                        m.d.comb += [lv.load.eq(1), self.read_next.eq(1)]
-                        m.d.sync += loaded.eq(1)
-                    m.d.comb += [self.lif.valid.eq(loaded), self.read_hold.eq(loaded)]
-                else:
-                    m.d.comb += self.lif.valid.eq(1)
-                with m.If((self.lif.ready & loaded) if serial else 1):
+                    m.d.comb += self.read_hold.eq(1)
+                with m.If(self.lif.ready if serial else 1):
                     if serial:
-                        m.d.sync += loaded.eq(0)    # the next row was read when this one loaded
+                        m.next = "LIF_READ"
                     else:
                         m.d.comb += self.read_next.eq(1)
                     nest.advance()
@@ -387,24 +411,43 @@ class LayerController(wiring.Component):
                         m.next = "FETCH"
 
             # ---- HEAD_SUM: the stream's token sum, one token per two cycles ----
+            # (serial: each token's row to the write-back, which sums it in its chunks, the
+            # read port holding the row until it is taken; the last token's sum to the LIF.)
             with m.State("X_READ"):
                 m.next = "X_USE"
             with m.State("X_USE"):
-                m.d.comb += lv.add.eq(1)
-                with m.If(hx == f.in_w - 1):
-                    m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
-                    with m.If(hy == f.in_h - 1):
-                        m.next = "OUT_LIF"
+                if serial:
+                    m.d.comb += [self.lif.valid.eq(1), self.read_hold.eq(1)]
+                    with m.If(self.lif.ready):
+                        m.d.sync += tok_first.eq(0)
+                        with m.If(hx == f.in_w - 1):
+                            m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
+                            with m.If(hy == f.in_h - 1):
+                                m.d.sync += again.eq(1)
+                                m.next = "OUT_LIF"
+                            with m.Else():
+                                m.next = "X_READ"
+                        with m.Else():
+                            m.d.sync += hx.eq(hx + 1)
+                            m.next = "X_READ"
+                else:
+                    m.d.comb += lv.add.eq(1)
+                    with m.If(hx == f.in_w - 1):
+                        m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
+                        with m.If(hy == f.in_h - 1):
+                            m.next = "OUT_LIF"
+                        with m.Else():
+                            m.next = "X_READ"
                     with m.Else():
+                        m.d.sync += hx.eq(hx + 1)
                         m.next = "X_READ"
-                with m.Else():
-                    m.d.sync += hx.eq(hx + 1)
-                    m.next = "X_READ"
 
             # ---- PIXEL and HEAD_SUM rows to the write-back (both write spikes) ----
             with m.State("OUT_LIF"):
                 m.d.comb += self.lif.valid.eq(1)
                 with m.If(self.lif.ready):
+                    if serial:
+                        m.d.sync += again.eq(0)
                     m.next = "OUT_SPIKE"
             with m.State("OUT_SPIKE"):
                 with m.If(wbk.written):
@@ -445,7 +488,8 @@ class LayerController(wiring.Component):
         # A pixel plane's sums are taken whenever the PE array offers them, from GATHER_RUN to
         # GATHER_WAIT: a register set and cleared at those edges (decoding the four states,
         # the state register → PE array → write-back enable path was the iCE40's critical path).
-        m.d.comb += lv.gather.eq(gathering)
+        if not serial:
+            m.d.comb += lv.gather.eq(gathering)
 
         # Busy in every state but IDLE: one compare of the state register (an OR of the
         # states' own assignments was the iCE40 critical path, into the loader's enable).

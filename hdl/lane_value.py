@@ -18,14 +18,14 @@ class LaneValue(wiring.Component):
       critical path, and a register of the plane here cost a flip-flop per bit and lane.
     - ``HEAD_SUM`` (``pixel`` low): ``add`` sums the stream row into the value,
       ``value ← value + row``, a token per ``add``.
-    - ``STREAM_LIF`` (``pixel`` low, with ``load``): ``load`` sets the value to ``row``, so a
-      lane-serial write-back takes its rows from this register as well and the controller's
-      row to the LIF needs no multiplexer (``value ← 0 + row``: the first operand's
-      multiplexer, which is there for the Horner step anyway, gives the 0).
 
-    **Cycle contract.** ``clear`` sets the value to 0, ``add`` adds ``row`` and ``load``
-    loads it in the next cycle; ``clear`` wins over a take in the same cycle and ``add`` and
-    ``load`` are never raised with one (the controller never does). While ``gather`` is
+    Only where the write-back handles all lanes at once (``writeback_cycles == 1``): a
+    lane-serial write-back folds the planes and tokens itself, a chunk per cycle
+    (:class:`~.writeback.RowWriteBack`), on one adder per lane it handles.
+
+    **Cycle contract.** ``clear`` sets the value to 0 and ``add`` adds ``row`` in the next
+    cycle; ``clear`` wins over a take in the same cycle and ``add`` is never raised with one
+    (the controller never does). While ``gather`` is
     high, ``sums`` are taken in every cycle they are offered (``sums.ready`` is ``gather``),
     and ``value`` holds their Horner step from the next cycle.
 
@@ -33,8 +33,6 @@ class LaneValue(wiring.Component):
     ----------
     layout : :class:`~amaranth.lib.data.ArrayLayout`
         The lanes' values (``config.sums_layout()``).
-    load : :class:`bool`
-        Build the ``load`` input (a lane-serial write-back's ``STREAM_LIF`` rows).
 
     Members
     -------
@@ -42,8 +40,6 @@ class LaneValue(wiring.Component):
         The adders' mode: the Horner step (high) or the token sum (low).
     clear, add, gather : ``In(1)``
         Clear the value; add ``row``; take a plane's ``sums`` when offered.
-    load : ``In(1)``
-        Set the value to ``row`` (only with ``load``).
     sums : ``In(stream.Signature(layout))``
         The PE array's sums of a bit-plane (the payload from its accumulator registers).
     row : ``In(layout)``
@@ -52,14 +48,12 @@ class LaneValue(wiring.Component):
         The value, from a register.
     """
 
-    def __init__(self, layout, *, load=False):
+    def __init__(self, layout):
         self._layout = layout
-        self._load = load
         super().__init__({
             "pixel": In(1),
             "clear": In(1),
             "add": In(1),
-            **({"load": In(1)} if load else {}),
             "gather": In(1),
             "sums": In(stream.Signature(layout)),
             "row": In(layout),
@@ -72,18 +66,13 @@ class LaneValue(wiring.Component):
         take = self.gather & self.sums.valid
         total = Signal(self._layout)
         for lane in range(self._layout.length):
-            m.d.comb += total[lane].eq(Mux(self.pixel, value[lane] << 1,
-                                           Mux(self.load, 0, value[lane]) if self._load
-                                           else value[lane])
+            m.d.comb += total[lane].eq(Mux(self.pixel, value[lane] << 1, value[lane])
                                        + Mux(self.pixel, self.sums.payload[lane],
                                              self.row[lane]))
 
         m.d.comb += self.sums.ready.eq(self.gather)
         with m.If(self.clear):
             m.d.sync += value.eq(0)
-        update = self.add | take
-        if self._load:
-            update = update | self.load
-        with m.Elif(update):
+        with m.Elif(self.add | take):
             m.d.sync += value.eq(total)
         return m

@@ -111,9 +111,10 @@ class RowWriteBack(wiring.Component):
         widths = descriptor_widths(cfg)
         p, w = cfg.lanes, cfg.width
         self._lanes_acc = cfg.sums_layout()
+        c = cfg.writeback_cycles
         self.layer_layout = data.StructLayout({
             "conv": 1, "mode": Mode, "pool": 1, "in_h": widths["in_h"], "in_w": widths["in_w"],
-            "prow": widths["prow"]})
+            "prow": widths["prow"], **({"pixel": 1, "head": 1} if c > 1 else {})})
         row = {"t": cfg.step_bits, "y": cfg.coord_bits, "x": cfg.coord_bits,
                "word": max(cfg.group_bits, cfg.word_bits)}
         self.row_layout = data.StructLayout({"t": cfg.step_bits, "y": cfg.coord_bits,
@@ -123,7 +124,6 @@ class RowWriteBack(wiring.Component):
         self.write_layout = data.StructLayout({
             **row, "spk_en": w // p, "spk_data": w, "xs_en": 1,
             "xs_data": cfg.lane_layout("stream")})
-        c = cfg.writeback_cycles
         self._lif = LIFUnit(p // c, c, cfg.acc_bits, theta_width=cfg.theta_bits,
                             theta_depth=cfg.thresholds_depth, chunks=c)
         super().__init__({
@@ -133,7 +133,8 @@ class RowWriteBack(wiring.Component):
             "sums": In(stream.Signature(self._lanes_acc)),
             "taken": Out(1),
             "done": Out(1),
-            "lif": In(stream.Signature(self._lanes_acc)),
+            "lif": In(stream.Signature(cfg.lif_layout())),
+            **({"plane": In(data.StructLayout({"first": 1, "last": 1}))} if c > 1 else {}),
             "shift": In(cfg.lane_layout("shifts")),
             "stream": In(cfg.lane_layout("stream")),
             "hold": Out(1),
@@ -163,9 +164,8 @@ class RowWriteBack(wiring.Component):
                                               out_width=cfg.stream_bits)
         wiring.connect(m, wiring.flipped(self.theta_write), lif.theta_write)
         sums, wr = self.sums, self.write
-        is_lif = ~lay.conv | (lay.mode == Mode.SPIKE)
+        lif_x = self.lif.payload.x if c > 1 else self.lif.payload
         is_xs = lay.conv & ((lay.mode == Mode.SET) | (lay.mode == Mode.ADD))
-        is_logit = lay.conv & (lay.mode == Mode.LOGIT)
 
         # The latched row (o_*): a CONV row's coordinates from ``latch`` until its sums are
         # taken, a ``lif`` row's from its take.
@@ -195,10 +195,26 @@ class RowWriteBack(wiring.Component):
         # write.
         running = Signal()                      # chunks 1 … c − 1 of a row
         k = Signal(range(c), name="chunk") if c > 1 else Const(0, 1)
-        start_conv = s_valid & ~busy & ~running
-        start_lif = ~lay.conv & self.lif.valid & lif.i.ready & ~running
+        start_conv = s_valid & ~busy & ~running     # (c > 1: a PIXEL plane's sums as well)
+        if c == 1:
+            start_lif = ~lay.conv & self.lif.valid & lif.i.ready & ~running
+        else:
+            # A row from ``lif`` (the pixel layer's or the head's value, ``again``; HEAD_SUM's
+            # tokens; STREAM_LIF's rows): where the sums register is empty and, in the pixel
+            # layer, once the row's last plane started (``complete``).
+            from_lif0 = ~lay.conv & ~s_valid
+            # The pixel layer's plane in the sums register: its first, its last.
+            s_first, s_last = Signal(), Signal()
+            with m.If(sums.valid & sums.ready):
+                m.d.sync += [s_first.eq(self.plane.first), s_last.eq(self.plane.last)]
+            complete = Signal()
+            with m.If(start_conv & lay.pixel):
+                m.d.sync += complete.eq(s_last)
+            lif_can = from_lif0 & ~running & (~lay.pixel | complete)
+            lif_free = lif_can & lif.i.ready
+            start_lif = lif_free & self.lif.valid
         start = start_conv | start_lif
-        feed = start | running                  # a chunk is worked on this cycle
+        feed = self._feed = start | running     # a chunk is worked on this cycle
         last_chunk = (running & (k == c - 1)) if c > 1 else start
         first_of = {key: Mux(lay.conv, o[key], row[key]) for key in o}   # chunk 0's row
         if c > 1:
@@ -232,25 +248,45 @@ class RowWriteBack(wiring.Component):
 
         if c == 1:
             x = Signal(self._lanes_acc, name="row_values")
-            m.d.comb += x.eq(Mux(lay.conv, s_acc, self.lif.payload))
+            m.d.comb += x.eq(Mux(lay.conv, s_acc, lif_x))
         else:
             # The sums register is the row's shift register: chunk k is its lowest lanes
             # after k shifts. A ``lif`` row's chunk 0 comes straight from the controller, its
             # other lanes into the register then.
             elem = Shape.cast(self._lanes_acc.elem_shape).width
-            low = Mux(start_lif, self.lif.payload.as_value()[:n * elem],
+            low = Mux(from_lif0 & ~running, lif_x.as_value()[:n * elem],
                       s_acc.as_value()[:n * elem])
             x = data.ArrayLayout(self._lanes_acc.elem_shape, n)(low)
             pad = Const(0, n * elem)
             with m.If(start_lif):
-                m.d.sync += s_acc.eq(Cat(self.lif.payload.as_value()[n * elem:], pad))
+                m.d.sync += s_acc.eq(Cat(lif_x.as_value()[n * elem:], pad))
             with m.Elif(feed):
                 m.d.sync += s_acc.eq(Cat(s_acc.as_value()[n * elem:], pad))
+        is_logit = lay.conv & (lay.mode == Mode.LOGIT)
+        if c == 1:
+            is_lif = ~lay.conv | (lay.mode == Mode.SPIKE)
+        else:
+            # The row's flags, from registers: ``first`` (the pixel layer's first plane, the
+            # PE array's tag with its sums; the head's first token, from ``lif``) and
+            # ``again`` (from ``lif``: the kept value of the pixel layer or the head, to the
+            # LIF).
+            flags0 = {"first": Mux(from_lif0, self.lif.payload.first, s_first),
+                      "again": from_lif0 & self.lif.payload.again}
+            flags = {}
+            for key, value in flags0.items():
+                reg = Signal(name=f"w_{key}_flag")
+                with m.If(start):
+                    m.d.sync += reg.eq(value)
+                flags[key] = Mux(running, reg, value)
+            # To the LIF: a CONV row of a SPIKE layer, the kept value of the pixel layer or
+            # the head, every STREAM_LIF row.
+            is_lif = Mux(lay.conv, lay.mode == Mode.SPIKE,
+                         flags["again"] | ~(lay.pixel | lay.head))
         # Rows read a cycle ahead (biases, lane-serial logits): this row's next chunk while
         # ``more`` follow, else the next row's first.
         more = feed & ~last_chunk
-        if cfg.writeback_bias:
-            x = self._add_bias(m, x, k, more, cur["g"], first_of["g"])
+        if c > 1:
+            x = self._fold(m, x, k, more, cur, first_of, flags, is_logit)
         shift = chunk("shift", self.shift)
         stream_in = chunk("stream", self.stream)
 
@@ -263,7 +299,7 @@ class RowWriteBack(wiring.Component):
             lif.i.payload.chunk.eq(k),
             lif.i.payload.trow.eq(lay.prow + cur["g"]),
             lif.i.payload.first.eq(cur["first"]),
-            self.lif.ready.eq(lif.i.ready & ~lay.conv & ~running),
+            self.lif.ready.eq(lif.i.ready & ~lay.conv & ~running if c == 1 else lif_free),
             align.i.payload.acc.eq(x),
             align.i.payload.shift.eq(shift),
             self.hold.eq(hold),
@@ -292,8 +328,12 @@ class RowWriteBack(wiring.Component):
         spk_row = _collect(m, "spk", o_spk & ~o_spk_last, lif.o.payload.spikes, c)
         # The LIF's input: a CONV row's chunk 0 when it starts, the controller's row while
         # offered (taken when the LIF is ready, ``start_lif``), a row's later chunks.
-        m.d.comb += lif.i.valid.eq(Mux(lay.conv, start_conv & is_lif, self.lif.valid & ~running)
-                                   | (running & is_lif))
+        if c == 1:
+            m.d.comb += lif.i.valid.eq(Mux(lay.conv, start_conv & is_lif,
+                                           self.lif.valid & ~running) | (running & is_lif))
+        else:
+            m.d.comb += lif.i.valid.eq((start_conv | (lif_can & self.lif.valid) | running)
+                                       & is_lif)
         with m.If(feed):
             with m.If(is_lif):
                 m.d.sync += [o_spk.eq(1), o_spk_last.eq(last_chunk)]
@@ -343,31 +383,17 @@ class RowWriteBack(wiring.Component):
                     m.d.sync += busy.eq(0)
                     m.d.comb += align.o.ready.eq(1)
 
-        # Logits, summed over the steps.
-        lb = cfg.logit_bits
-        lg_sum = Signal(data.ArrayLayout(signed(lb), n))
         if c == 1:
-            # The running sum in a register, written at the last step.
-            logit = Signal(data.ArrayLayout(signed(lb), p))
+            # Logits, summed over the steps: the running sum in a register, written at the
+            # last step. (Lane-serial: ``_fold``.)
+            lg_sum = Signal(data.ArrayLayout(signed(cfg.logit_bits), n))
+            logit = Signal(data.ArrayLayout(signed(cfg.logit_bits), p))
             for lane in range(n):
                 m.d.comb += lg_sum[lane].eq(Mux(cur["first"], 0, logit[lane]) + x[lane])
             with m.If(feed & is_logit):
                 m.d.sync += logit.eq(lg_sum)
                 m.d.comb += [self.logits.addr.eq(cur["g"]), self.logits.data.eq(lg_sum),
                              self.logits.en.eq(last_chunk & cur["last"])]
-        else:
-            # Lane-serial: each chunk's sums added to its own logits row (g·c + chunk), read a
-            # cycle ahead as the biases are, and written at every step. A row is read again
-            # c >= 2 cycles after its write at the earliest (the same chunk of the next step),
-            # so no read meets the write at its row.
-            lr = self.logits_read
-            m.d.comb += [lr.en.eq(is_logit),
-                         lr.addr.eq(_row_ahead(k, more, cur["g"], first_of["g"], c))]
-            for lane in range(n):
-                m.d.comb += lg_sum[lane].eq(Mux(cur["first"], 0, lr.data[lane]) + x[lane])
-            with m.If(feed & is_logit):
-                m.d.comb += [self.logits.addr.eq(_chunk_row(k, cur["g"], c)),
-                             self.logits.data.eq(lg_sum), self.logits.en.eq(1)]
 
         # Taking a CONV row's sums into the register: when it is free (its row started) and
         # no pooled merge runs (nor a pooled row's later chunks: its merge follows them).
@@ -392,22 +418,52 @@ class RowWriteBack(wiring.Component):
             m.d.sync += hold.eq(0)
         return m
 
-    def _add_bias(self, m, x, k, more, g, g_next):
-        """``x`` (this cycle's chunk, of group ``g``) plus its bias row. The row is read a
-        cycle ahead: the next chunk of ``g`` while ``more`` chunks of this row follow, else
-        chunk 0 of group ``g_next`` (the next row to start; it is latched at least a cycle
-        before its start)."""
-        cfg, prow = self._config, self.layer.prow
+    def _fold(self, m, x, k, more, cur, nxt, flags, is_logit):
+        """A lane-serial stage's chunk ``x`` (group ``cur["g"]``) with its bias ``b`` (the
+        stage's bias memory) → the chunk's value ``y`` to the LIF or ``AlignAdd``; and the
+        sums kept in the result emitter's memory (one-chunk rows), ``kept ← a + y``.
+
+        - ``LOGIT``: ``y = x + b``, ``a`` the chunk's logits so far (row ``g·c + chunk``;
+          0 at the first step).
+        - ``PIXEL``'s planes: ``y = x`` (the plane's sums), ``a`` twice the Horner sum so far
+          (0 at the first plane); ``HEAD_SUM``'s tokens: ``y = x``, ``a`` the token sum so
+          far (0 at the first token). Both in rows ``0 … c − 1``, and neither to the LIF.
+        - ``again`` (their value, at every step): ``y = kept + b`` to the LIF.
+        - Every other row: ``y = x + b``.
+
+        Both memories are read a cycle ahead: the next chunk of the row while ``more`` chunks
+        follow, else chunk 0 of the next row (group ``nxt["g"]``, latched at least a cycle
+        before its start). A row is read again ``c >= 2`` cycles after its write at the
+        earliest (the same chunk of the next row), so no read meets the write at its row. The
+        sum of the kept value ends at its memory; the path to the LIF has a multiplexer more
+        than ``x + b``.
+        """
+        cfg, lay, c = self._config, self.layer, self._config.writeback_cycles
+        pix, head, again = lay.pixel, lay.head, flags["again"]
         m.submodules.b_mem = b_mem = loader_filled(memory.Memory(
             shape=cfg.lane_layout("biases"), depth=cfg.biases_depth, init=[]))
         b_wr, b_rd = b_mem.write_port(), b_mem.read_port()
         wiring.connect(m, wiring.flipped(self.bias_write), b_wr)
-        m.d.comb += b_rd.addr.eq(_row_ahead(k, more, prow + g, prow + g_next,
-                                            cfg.writeback_cycles))
-        out = Signal(x.shape(), name="biased")
-        for lane in range(len(out)):
-            m.d.comb += out[lane].eq(x[lane] + b_rd.data[lane])
-        return out
+        m.d.comb += b_rd.addr.eq(_row_ahead(k, more, lay.prow + cur["g"], lay.prow + nxt["g"], c))
+        scratch = pix | head                    # rows 0 … c − 1
+        lr = self.logits_read
+        m.d.comb += [lr.en.eq(is_logit | scratch),
+                     lr.addr.eq(_row_ahead(k, more, Mux(scratch, 0, cur["g"]),
+                                           Mux(scratch, 0, nxt["g"]), c))]
+        restart = Mux(lay.conv, cur["first"], flags["first"])
+        with_bias = ~pix | again
+        y = Signal(data.ArrayLayout(self._lanes_acc.elem_shape, len(x)), name="biased")
+        kept = Signal(data.ArrayLayout(signed(cfg.logit_elem_bits), len(x)), name="kept")
+        for lane in range(len(x)):
+            old = lr.data[lane]
+            m.d.comb += [
+                y[lane].eq(Mux(again, old, x[lane]) + Mux(with_bias, b_rd.data[lane], 0)),
+                kept[lane].eq(Mux(restart, 0, Mux(pix, old << 1, old)) + y[lane]),
+            ]
+        with m.If(self._feed & (is_logit | (scratch & ~again))):
+            m.d.comb += [self.logits.addr.eq(_chunk_row(k, Mux(scratch, 0, cur["g"]), c)),
+                         self.logits.data.eq(kept), self.logits.en.eq(1)]
+        return y
 
 
 def _chunk_row(chunk, group, chunks):

@@ -268,6 +268,11 @@ def _pixel_conv(layer, ctx):
         planes, gathers = max(largest.bit_length(), 1), ctx.steps
     events = 9 * layer.in_channels     # a word per tap and channel, in every plane
     gather = _GATHER + events + (planes - 1) * (_PLANE + events) + _GATHER_END
+    if ctx.writeback > 1:
+        # A lane-serial write-back folds each plane in c cycles while the next one gathers
+        # (_PLANE + events >= c: ``AccelConfig`` refuses a longer write-back row), then the
+        # last one; its value goes to the LIF as a row of its own after that.
+        gather += ctx.writeback
     cyc = ctx.decode + g * hw * (gathers * gather + ctx.steps * (_LOOP + _OUT + ctx.writeback))
     return {layer.name: cyc, **_pool_cycles(layer, ctx)}
 
@@ -284,11 +289,10 @@ def _spike_conv(layer, ctx):
 @CYCLES.register("stream_lif")
 def _stream_lif(layer, ctx):
     # LIF_READ, then a row (group, token, step) per write-back row (LIF_RUN; the last row's
-    # later chunks in LIF_END); with a lane-serial write-back the first row is loaded into the
-    # lane value a cycle before it is offered.
+    # later chunks in LIF_END).
     n = ctx.model.tokens
     rows = _ceil(layer.channels, ctx.lanes) * n * ctx.steps
-    return {layer.name: ctx.decode + 1 + (ctx.writeback > 1) + rows * ctx.writeback}
+    return {layer.name: ctx.decode + 1 + rows * ctx.writeback}
 
 
 def _mask_cycles(words, ctx, overlap):
@@ -334,7 +338,14 @@ def _head_parts(layer, ctx):
     token sums) per output group, both without their ``END``."""
     g = _ceil(layer.channels, ctx.lanes)
     t_steps, n = ctx.steps, ctx.model.tokens
-    head_sum = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT + ctx.writeback)
+    if ctx.writeback == 1:
+        head_sum = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT + ctx.writeback)
+    else:
+        # A lane-serial write-back sums the tokens itself, a token per write-back row: the
+        # first offered after X_READ and X_USE, each later one c cycles after the one before,
+        # then the sum to the LIF as a row of its own (OUT_LIF), its spikes written c cycles
+        # after it is taken (OUT_SPIKE).
+        head_sum = ctx.decode + g * t_steps * (_LOOP + 2 + (n + 1) * ctx.writeback)
     head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
     linear = _conv_groups(head.reshape(t_steps, -1, 1, 1), _ceil(layer.num_classes, ctx.lanes),
                           False, ctx.width, writeback=ctx.writeback)

@@ -19,13 +19,11 @@ def _wrap(v):
     return v - (1 << ACC_BITS) if v >> (ACC_BITS - 1) else v
 
 
-@pytest.mark.parametrize("load", [False, True])
 @pytest.mark.parametrize("lanes", [1, 3])
 @pytest.mark.parametrize("seed", range(3))
-def test_lane_value_matches_horner_and_token_sums(lanes, seed, load):
-    # ``load``: the lane-serial write-back's build, whose STREAM_LIF rows are loaded.
+def test_lane_value_matches_horner_and_token_sums(lanes, seed):
     layout = data.ArrayLayout(signed(ACC_BITS), lanes)
-    dut = LaneValue(layout, load=load)
+    dut = LaneValue(layout)
     rng = random.Random(seed)
 
     def rand_row():
@@ -40,12 +38,8 @@ def test_lane_value_matches_horner_and_token_sums(lanes, seed, load):
             offer = rng.random() < 0.5
             take = gather and offer
             clear = rng.random() < 0.1
-            # The controller never adds while it takes a plane, and loads only in STREAM_LIF.
+            # The controller never adds while it takes a plane.
             add = not take and not clear and not pixel and rng.random() < 0.5
-            do_load = (load and not take and not clear and not add and not pixel
-                       and rng.random() < 0.5)
-            if load:
-                ctx.set(dut.load, do_load)
             sums, row = rand_row(), rand_row()
             ctx.set(dut.pixel, pixel)
             ctx.set(dut.clear, clear)
@@ -62,8 +56,6 @@ def test_lane_value_matches_horner_and_token_sums(lanes, seed, load):
                 value = [0] * lanes
             elif add:
                 value = [_wrap(v + x) for v, x in zip(value, row, strict=True)]
-            elif do_load:
-                value = list(row)
             elif take:
                 # The step takes the adders' mode of its own cycle (PIXEL all along in the
                 # engine; low, the adders add the stream row).
