@@ -34,10 +34,15 @@ class LayerController(wiring.Component):
       plane's fetch a cycle after the plane before ends; at the first step only, or at every
       step from the sample's top plane down with ``per_step``), their ``sums`` folded by
       Horner's rule (:class:`~.lane_value.LaneValue`), the value to the LIF (``lif``), then a
-      wait for its spikes (``wb.written``).
+      wait for its spikes (``wb.written``). With a lane-serial write-back the planes' sums go
+      to the write-back, which folds them (the ``DRAIN``'s tag: the plane's first, last), and
+      the value is offered as an ``again`` row (at every step; no gather after the first).
     - ``HEAD_SUM``: per row, the token sum of the stream rows (``stream_row`` at ``token``,
-      one per two cycles) to the LIF; ``STREAM_LIF``: a stream row per row to the LIF, the
-      stream memory read a row ahead (``read_next`` at ``row_next``).
+      one per two cycles) to the LIF; lane-serial: each token's row to the write-back
+      (``first`` flagged, held on the read port until taken), then an ``again`` row.
+      ``STREAM_LIF``: a stream row per row to the LIF, the stream memory read a row ahead
+      (``read_next`` at ``row_next``; lane-serial: read after the take, held until the next
+      take).
     - ``POOL_OR``, ``SDSA``: start the stage per row / per layer and wait for it; ``END``:
       stop the cycle counter and start the result emitter.
 
@@ -80,8 +85,8 @@ class LayerController(wiring.Component):
     row_first, row_last : ``Out(1)``
         ``t`` is the first / last step.
     read_hold : ``Out(1)``
-        ``STREAM_LIF`` with a lane-serial write-back: the stream read port holds its data
-        (the next row, read while the row before was loaded into the lane value).
+        With a lane-serial write-back: the stream read port holds its data (``STREAM_LIF``'s
+        row, the head's token) while it is offered.
     read_next : ``Out(1)``
         Address the stream memory at ``row_next`` in this cycle (``STREAM_LIF``).
     token : ``Out(StructLayout(y, x))``
@@ -98,11 +103,12 @@ class LayerController(wiring.Component):
         The PE array takes a command flagged ``last``.
     sums : ``In(stream.Signature(sums_layout()))``
         The PE array's sums of a ``PIXEL`` plane, the payload from its accumulator registers
-        (``PEArray.value``; :class:`~.lane_value.LaneValue`).
+        (``PEArray.value``; :class:`~.lane_value.LaneValue`; only where the write-back handles
+        all lanes at once).
     stream_row : ``In(lane_layout("stream"))``
         The stream memory's read data.
-    lif : ``Out(stream.Signature(sums_layout()))``
-        Values to the write-back stage's LIF.
+    lif : ``Out(stream.Signature(config.lif_layout()))``
+        Rows to the write-back stage (for its LIF; lane-serial: also the head's tokens).
     wb : ``Out(Signature(latch, taken, written, done))``
         The write-back stage: latch a ``CONV`` row; it has taken the row's sums; a row's
         spikes are written; it is idle.
@@ -416,31 +422,26 @@ class LayerController(wiring.Component):
             with m.State("X_READ"):
                 m.next = "X_USE"
             with m.State("X_USE"):
-                if serial:
-                    m.d.comb += [self.lif.valid.eq(1), self.read_hold.eq(1)]
-                    with m.If(self.lif.ready):
-                        m.d.sync += tok_first.eq(0)
-                        with m.If(hx == f.in_w - 1):
-                            m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
-                            with m.If(hy == f.in_h - 1):
-                                m.d.sync += again.eq(1)
-                                m.next = "OUT_LIF"
-                            with m.Else():
-                                m.next = "X_READ"
-                        with m.Else():
-                            m.d.sync += hx.eq(hx + 1)
-                            m.next = "X_READ"
-                else:
-                    m.d.comb += lv.add.eq(1)
+                def next_token():
                     with m.If(hx == f.in_w - 1):
                         m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
                         with m.If(hy == f.in_h - 1):
+                            if serial:
+                                m.d.sync += again.eq(1)
                             m.next = "OUT_LIF"
                         with m.Else():
                             m.next = "X_READ"
                     with m.Else():
                         m.d.sync += hx.eq(hx + 1)
                         m.next = "X_READ"
+                if serial:
+                    m.d.comb += [self.lif.valid.eq(1), self.read_hold.eq(1)]
+                    with m.If(self.lif.ready):
+                        m.d.sync += tok_first.eq(0)
+                        next_token()
+                else:
+                    m.d.comb += lv.add.eq(1)
+                    next_token()
 
             # ---- PIXEL and HEAD_SUM rows to the write-back (both write spikes) ----
             with m.State("OUT_LIF"):

@@ -6,8 +6,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .accel_isa import Mode, descriptor_widths
+from .lane_serial import fold
 from .lif import LIFUnit
-from .ram import loader_filled
 from .residual import AlignAdd
 
 __all__ = ["RowWriteBack"]
@@ -58,7 +58,11 @@ class RowWriteBack(wiring.Component):
     the controller's pixel values come without them): bias row ``(prow + g)·c + chunk`` of the
     stage's bias memory, read a cycle ahead (the chunk after a row's chunk, or the next row's
     first), so no cycle is added; the layers whose values have no bias (``STREAM_LIF``,
-    ``HEAD_SUM``) have rows of zeros there.
+    ``HEAD_SUM``) have rows of zeros there. The pixel layer's planes (``sums`` rows, ``plane``
+    flagged) and the head's tokens (``lif`` rows, ``first`` flagged) are folded into the result
+    emitter's memory instead of going to the LIF, and an ``again`` row sends their value there
+    (:func:`~.lane_serial.fold`); a pixel ``again`` row is taken only once the position's
+    last plane started.
 
     Parameters
     ----------
@@ -82,8 +86,10 @@ class RowWriteBack(wiring.Component):
     done : ``Out(1)``
         A row's last chunk is worked on this cycle (it is written now or in the next cycle)
         and no later CONV row is latched.
-    lif : ``In(stream.Signature(ArrayLayout(signed(acc_bits), P)))``
-        A row for the LIF at ``row``.
+    lif : ``In(stream.Signature(config.lif_layout()))``
+        A row for the LIF at ``row`` (lane-serial: ``x``, ``first``, ``again``).
+    plane : ``In(StructLayout(first, last))``
+        With ``c > 1``: the ``sums`` row's bit-plane is the pixel position's first, last.
     shift, stream : ``In``
         The shift row (``AlignAdd``) and the stream row (``ADD``; the pooled merge's window)
         read by the controller's ports.
@@ -152,6 +158,10 @@ class RowWriteBack(wiring.Component):
                if cfg.writeback_bias else {}),
         })
 
+    @property
+    def config(self):
+        return self._config
+
     def elaborate(self, platform):
         cfg, lay, row = self._config, self.layer, self.row
         p, w, c = cfg.lanes, cfg.width, cfg.writeback_cycles
@@ -214,7 +224,7 @@ class RowWriteBack(wiring.Component):
             lif_free = lif_can & lif.i.ready
             start_lif = lif_free & self.lif.valid
         start = start_conv | start_lif
-        feed = self._feed = start | running     # a chunk is worked on this cycle
+        feed = start | running                  # a chunk is worked on this cycle
         last_chunk = (running & (k == c - 1)) if c > 1 else start
         first_of = {key: Mux(lay.conv, o[key], row[key]) for key in o}   # chunk 0's row
         if c > 1:
@@ -286,7 +296,7 @@ class RowWriteBack(wiring.Component):
         # ``more`` follow, else the next row's first.
         more = feed & ~last_chunk
         if c > 1:
-            x = self._fold(m, x, k, more, cur, first_of, flags, is_logit)
+            x = fold(self, m, x, k, more, cur, first_of, flags, is_logit, feed)
         shift = chunk("shift", self.shift)
         stream_in = chunk("stream", self.stream)
 
@@ -385,7 +395,7 @@ class RowWriteBack(wiring.Component):
 
         if c == 1:
             # Logits, summed over the steps: the running sum in a register, written at the
-            # last step. (Lane-serial: ``_fold``.)
+            # last step. (Lane-serial: ``lane_serial.fold``.)
             lg_sum = Signal(data.ArrayLayout(signed(cfg.logit_bits), n))
             logit = Signal(data.ArrayLayout(signed(cfg.logit_bits), p))
             for lane in range(n):
@@ -417,67 +427,6 @@ class RowWriteBack(wiring.Component):
         with m.If(start_conv):
             m.d.sync += hold.eq(0)
         return m
-
-    def _fold(self, m, x, k, more, cur, nxt, flags, is_logit):
-        """A lane-serial stage's chunk ``x`` (group ``cur["g"]``) with its bias ``b`` (the
-        stage's bias memory) → the chunk's value ``y`` to the LIF or ``AlignAdd``; and the
-        sums kept in the result emitter's memory (one-chunk rows), ``kept ← a + y``.
-
-        - ``LOGIT``: ``y = x + b``, ``a`` the chunk's logits so far (row ``g·c + chunk``;
-          0 at the first step).
-        - ``PIXEL``'s planes: ``y = x`` (the plane's sums), ``a`` twice the Horner sum so far
-          (0 at the first plane); ``HEAD_SUM``'s tokens: ``y = x``, ``a`` the token sum so
-          far (0 at the first token). Both in rows ``0 … c − 1``, and neither to the LIF.
-        - ``again`` (their value, at every step): ``y = kept + b`` to the LIF.
-        - Every other row: ``y = x + b``.
-
-        Both memories are read a cycle ahead: the next chunk of the row while ``more`` chunks
-        follow, else chunk 0 of the next row (group ``nxt["g"]``, latched at least a cycle
-        before its start). A row is read again ``c >= 2`` cycles after its write at the
-        earliest (the same chunk of the next row), so no read meets the write at its row. The
-        sum of the kept value ends at its memory; the path to the LIF has a multiplexer more
-        than ``x + b``.
-        """
-        cfg, lay, c = self._config, self.layer, self._config.writeback_cycles
-        pix, head, again = lay.pixel, lay.head, flags["again"]
-        m.submodules.b_mem = b_mem = loader_filled(memory.Memory(
-            shape=cfg.lane_layout("biases"), depth=cfg.biases_depth, init=[]))
-        b_wr, b_rd = b_mem.write_port(), b_mem.read_port()
-        wiring.connect(m, wiring.flipped(self.bias_write), b_wr)
-        m.d.comb += b_rd.addr.eq(_row_ahead(k, more, lay.prow + cur["g"], lay.prow + nxt["g"], c))
-        scratch = pix | head                    # rows 0 … c − 1
-        lr = self.logits_read
-        m.d.comb += [lr.en.eq(is_logit | scratch),
-                     lr.addr.eq(_row_ahead(k, more, Mux(scratch, 0, cur["g"]),
-                                           Mux(scratch, 0, nxt["g"]), c))]
-        restart = Mux(lay.conv, cur["first"], flags["first"])
-        with_bias = ~pix | again
-        y = Signal(data.ArrayLayout(self._lanes_acc.elem_shape, len(x)), name="biased")
-        kept = Signal(data.ArrayLayout(signed(cfg.logit_elem_bits), len(x)), name="kept")
-        for lane in range(len(x)):
-            old = lr.data[lane]
-            m.d.comb += [
-                y[lane].eq(Mux(again, old, x[lane]) + Mux(with_bias, b_rd.data[lane], 0)),
-                kept[lane].eq(Mux(restart, 0, Mux(pix, old << 1, old)) + y[lane]),
-            ]
-        with m.If(self._feed & (is_logit | (scratch & ~again))):
-            m.d.comb += [self.logits.addr.eq(_chunk_row(k, Mux(scratch, 0, cur["g"]), c)),
-                         self.logits.data.eq(kept), self.logits.en.eq(1)]
-        return y
-
-
-def _chunk_row(chunk, group, chunks):
-    """Row ``group · chunks + chunk`` of a memory of one-chunk rows (``chunks`` a power of
-    two; ``chunk`` at least ``log2 chunks`` bits): the bias and logits memories of a
-    lane-serial stage."""
-    return Cat(chunk[:ceil_log2(chunks)], group)
-
-
-def _row_ahead(k, more, g, g_next, chunks):
-    """The one-chunk row to read a cycle ahead of chunk ``k`` of group ``g``: its next chunk
-    while ``more`` of the row follow, else chunk 0 of ``g_next``, the next row to start."""
-    first = Const(0, ceil_log2(chunks))
-    return Mux(more, _chunk_row(k + 1, g, chunks), _chunk_row(first, g_next, chunks))
 
 
 def _collect(m, name, shift_in, value, chunks):

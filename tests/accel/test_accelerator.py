@@ -117,13 +117,18 @@ def test_event_frames_gather_from_their_top_plane():
 
 
 @pytest.mark.parametrize("case,writeback", [("4x4-d8", 8), ("4x4-d8", 2),
-                                            ("6x5-c2-pool-p4w8", 4), ("6x5-c2-pool-p4w8", 2)])
+                                            ("6x5-c2-pool-p4w8", 4), ("6x5-c2-pool-p4w8", 2),
+                                            ("6x5-events-c2-pool-p4w8", 4),
+                                            ("5x3-dvs-h4-p4w8", 2)])
 def test_lane_serial_writeback(case, writeback):
     """A write-back of ``lanes / writeback`` lanes per cycle: bit-exact, and the cycle model's
-    row-by-row recurrence (each row's write-back overlapped with the next row's gather) equals
-    the RTL's count."""
+    row-by-row recurrence (each row's write-back overlapped with the next row's gather, the
+    pixel layer's planes and the head's tokens folded in the stage) equals the RTL's count.
+    The event frames' positions gather from one to eight planes at every step (a position of
+    zeros: one plane, first and last at once)."""
     config, lanes, width = CASES[case]
-    _check(config, lanes, width, seed=1, images=2, writeback=writeback)
+    input_max = [255, 1] if config.get("encoding") == "events" else 255
+    _check(config, lanes, width, seed=1, images=2, writeback=writeback, input_max=input_max)
 
 
 @pytest.mark.parametrize("case", ["4x4-d8", "5x3-dvs-h4-p4w8"])

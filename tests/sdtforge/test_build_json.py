@@ -67,14 +67,14 @@ def test_json_fields_and_report(digits_tiny, fake_pnr, tmp_path, capsys):
     assert printed == json.loads((out / "report.json").read_text())
     assert set(ICE40_KEYS) <= set(printed)
     assert printed["clock_mhz"] == printed["f_sync_mhz"] == 24.0
-    assert (printed["lanes"], printed["width"]) == (4, 16)
+    assert (printed["lanes"], printed["width"]) == (8, 16)
     assert (printed["lc"], printed["lut4"], printed["ff"], printed["dsp"]) == (5259, 3905, 1898, 0)
     assert printed["fmax_mhz"] == 25.59 and printed["timing_met"] is True
     model = ir.load(digits_tiny)
-    # At the board's configuration (four lanes, one write-back lane: 4 cycles a row's results).
+    # At the board's configuration (eight lanes, one write-back lane: 8 cycles a row's results).
     config = plan_board(model, BOARDS["icebreaker"]).config
-    assert config.writeback_cycles == 4
-    cycles = latency.cycles_per_image(model, 4, 16, images=latency.DEFAULT_IMAGES, config=config)
+    assert config.writeback_cycles == 8
+    cycles = latency.cycles_per_image(model, 8, 16, images=latency.DEFAULT_IMAGES, config=config)
     assert printed["cycles_per_image"] == round(cycles, 1)
     assert printed["latency_images"] == latency.DEFAULT_IMAGES == 10
     _check_latency(printed)
@@ -118,7 +118,7 @@ def test_dataset_not_at_hand(fake_pnr, tmp_path, capsys):
 @pytest.mark.slow
 def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
     """The acceptance build: the shipped digits-tiny on the iCEBreaker through the CLI, a
-    bitstream within the board (the default four lanes, no DSP, timing met at the default
+    bitstream within the board (the default eight lanes, no DSP, timing met at the default
     clock), every field of the report, consistent."""
     out = tmp_path / "build"
     assert main(["build", str(digits_tiny), "--board", "icebreaker", "--out", str(out),
@@ -134,11 +134,11 @@ def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
     assert all(printed[k] is not None for k in ICE40_KEYS)
     assert printed["clock_mhz"] == printed["f_sync_mhz"]
     assert printed["timing_met"] == (printed["fmax_mhz"] >= printed["clock_mhz"])
-    assert printed["lanes"] == BOARDS["icebreaker"].default_lanes == 4
+    assert printed["lanes"] == BOARDS["icebreaker"].default_lanes == 8
     assert (out / "sdtforge.bin").stat().st_size > 0
-    # Four lanes of 8-bit weights: 32-bit rows, digits-tiny's 14 068 of them in two SPRAMs
+    # Eight lanes of 8-bit weights: 64-bit rows, digits-tiny's 14 068 of them in four SPRAMs
     # side by side.
-    assert printed["dsp"] == 0 and printed["spram"] == 2
+    assert printed["dsp"] == 0 and printed["spram"] == 4
     assert printed["lc"] <= 5280 and printed["bram"] <= 30
     assert printed["timing_met"]        # at the default clock (the two checks above)
     model = ir.load(digits_tiny)

@@ -201,15 +201,16 @@ def test_digits_tiny_verilator_50(digits_tiny, tmp_path, capsys):
 @needs_verilator
 @pytest.mark.slow
 def test_digits_tiny_at_the_icebreakers_configuration_verilator(digits_tiny, tmp_path, capsys):
-    """The iCEBreaker's engine (P = 4, a lane-serial write-back that adds the biases, sums
-    the logits a chunk at a time and shifts a row's chunks out of its sums register):
+    """The iCEBreaker's engine (P = 8, a lane-serial write-back that adds the biases, folds
+    the pixel layer's planes, the head's tokens and the logits a chunk at a time and shifts a
+    row's chunks out of its sums register):
     bit-exact on the first 10 test images, each image's RTL cycles equal to the cycle
     model's."""
     import json
 
     from sdtforge.cli import main
     sfm, _ = digits_tiny
-    assert main(["cosim", str(sfm), "--sim", "verilator", "--images", "10", "--lanes", "4",
+    assert main(["cosim", str(sfm), "--sim", "verilator", "--images", "10", "--lanes", "8",
                  "--width", "16", "--writeback-lanes", "1", "--out", str(tmp_path),
                  "--json"]) == 0
     out = capsys.readouterr().out
