@@ -64,10 +64,10 @@ _LUT4_PER_DPR16X4 = 3
 # (docs/boards.md §4). iCE40 logic cells packed by nextpnr (digits-tiny, seed 1): with the
 # SDSA unit in its OR mode (``AccelConfig.sdsa_or``, every shipped model), no POOL_OR stage
 # (``AccelConfig.pool_or``: no shipped model has a spike max-pool), the register queues and
-# the lane-serial write-back's biases, one-chunk parameter and logits rows and shifting sums
-# register (docs/architecture.md §5), 4 114 at P = 1, 4 346 at P = 2, 4 938 at P = 4 and
-# 5 839 at P = 8 (`bench/board_fit.py`; the line is the least-squares fit of P = 1, 4 and 8,
-# within 1.2 % of all four); before those
+# the lane-serial write-back's biases, one-chunk parameter and logits rows, shifting sums
+# register and its own fold of the pixel planes and head tokens (docs/architecture.md §5),
+# 4 628 at P = 4 and 5 257 at P = 8 (`bench/board_fit.py`; the line through both); before
+# the fold 4 114 at P = 1, 4 346 at P = 2, 4 938 at P = 4 and 5 839 at P = 8; before those
 # three cuts 4 463 at P = 2 and 5 192 at P = 4; with the POOL_OR stage and before the
 # queues, 4 783 and 5 577 (4 636 and 5 461 without the stage); with the serial mask neuron
 # too, 4 868 at P = 1, 5 233 at P = 2, 6 063 at P = 4.

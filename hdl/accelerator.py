@@ -356,7 +356,7 @@ class Accelerator(wiring.Component):
         ]
 
         if serial:
-            m.d.comb += wrb.plane.eq(pe.o.payload.tag)
+            m.d.comb += wrb.plane_first.eq(pe.o.payload.tag[0])
 
         # The fetch drives the read ports' enables while it runs (it holds a word's data while
         # the encoder's queue is full).

@@ -321,28 +321,30 @@ class LayerController(wiring.Component):
             with m.State("GATHER_DRAIN"):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(PEOp.DRAIN)]
                 if serial:
-                    # Whether the plane is the first, the last, goes with its sums as the
-                    # DRAIN's tag (PEArray.o).
-                    m.d.comb += cmd.addr.eq(Cat(plane_first, ~more_planes))
+                    # Whether the plane is the first goes with its sums, as the DRAIN's tag
+                    # (PEArray.o).
+                    m.d.comb += cmd.addr.eq(plane_first)
                 with m.If(self.cmd.ready):
                     if serial:
                         m.d.sync += plane_first.eq(0)
                     with m.If(more_planes):
                         m.next = "GATHER_NEXT"
                     with m.Else():
-                        if serial:
-                            # The planes are folded in the write-back: their value to the LIF
-                            # once the last one is.
-                            m.d.sync += again.eq(1)
-                            m.next = "OUT_LIF"
-                        else:
-                            m.next = "GATHER_WAIT"
+                        m.next = "GATHER_WAIT"
             with m.State("GATHER_NEXT"):
                 m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(plane_cmd), cmd.addr.eq(f.prow + g)]
                 with m.If(self.cmd.ready):
                     m.next = "GATHER_RUN"
-            if not serial:
-                with m.State("GATHER_WAIT"):
+            with m.State("GATHER_WAIT"):
+                if serial:
+                    # The planes are folded in the write-back: their value to the LIF once the
+                    # last one has started there. Each plane starts when its sums come (a
+                    # plane gathers for at least 13 cycles, a fold takes at most 8:
+                    # MAX_WRITEBACK_CYCLES), so the first start after the last DRAIN is its.
+                    with m.If(wbk.taken):
+                        m.d.sync += again.eq(1)
+                        m.next = "OUT_LIF"
+                else:
                     # The last plane's sums, taken (and their Horner step done) in this cycle.
                     with m.If(self.sums.valid):
                         m.d.sync += gathering.eq(0)

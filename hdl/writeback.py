@@ -58,11 +58,11 @@ class RowWriteBack(wiring.Component):
     the controller's pixel values come without them): bias row ``(prow + g)·c + chunk`` of the
     stage's bias memory, read a cycle ahead (the chunk after a row's chunk, or the next row's
     first), so no cycle is added; the layers whose values have no bias (``STREAM_LIF``,
-    ``HEAD_SUM``) have rows of zeros there. The pixel layer's planes (``sums`` rows, ``plane``
-    flagged) and the head's tokens (``lif`` rows, ``first`` flagged) are folded into the result
-    emitter's memory instead of going to the LIF, and an ``again`` row sends their value there
-    (:func:`~.lane_serial.fold`); a pixel ``again`` row is taken only once the position's
-    last plane started.
+    ``HEAD_SUM``) have rows of zeros there. The pixel layer's planes (``sums`` rows,
+    ``plane_first`` flagged) and the head's tokens (``lif`` rows, ``first`` flagged) are
+    folded into the result emitter's memory instead of going to the LIF, and an ``again`` row
+    sends their value there (:func:`~.lane_serial.fold`), which the controller offers once the
+    position's last plane has started (``taken``).
 
     Parameters
     ----------
@@ -88,8 +88,8 @@ class RowWriteBack(wiring.Component):
         and no later CONV row is latched.
     lif : ``In(stream.Signature(config.lif_layout()))``
         A row for the LIF at ``row`` (lane-serial: ``x``, ``first``, ``again``).
-    plane : ``In(StructLayout(first, last))``
-        With ``c > 1``: the ``sums`` row's bit-plane is the pixel position's first, last.
+    plane_first : ``In(1)``
+        With ``c > 1``: the ``sums`` row's bit-plane is the pixel position's first.
     shift, stream : ``In``
         The shift row (``AlignAdd``) and the stream row (``ADD``; the pooled merge's window)
         read by the controller's ports.
@@ -140,7 +140,7 @@ class RowWriteBack(wiring.Component):
             "taken": Out(1),
             "done": Out(1),
             "lif": In(stream.Signature(cfg.lif_layout())),
-            **({"plane": In(data.StructLayout({"first": 1, "last": 1}))} if c > 1 else {}),
+            **({"plane_first": In(1)} if c > 1 else {}),
             "shift": In(cfg.lane_layout("shifts")),
             "stream": In(cfg.lane_layout("stream")),
             "hold": Out(1),
@@ -210,17 +210,12 @@ class RowWriteBack(wiring.Component):
             start_lif = ~lay.conv & self.lif.valid & lif.i.ready & ~running
         else:
             # A row from ``lif`` (the pixel layer's or the head's value, ``again``; HEAD_SUM's
-            # tokens; STREAM_LIF's rows): where the sums register is empty and, in the pixel
-            # layer, once the row's last plane started (``complete``).
+            # tokens; STREAM_LIF's rows): where the sums register is empty.
             from_lif0 = ~lay.conv & ~s_valid
-            # The pixel layer's plane in the sums register: its first, its last.
-            s_first, s_last = Signal(), Signal()
+            s_first = Signal()              # the sums register's pixel plane is the first
             with m.If(sums.valid & sums.ready):
-                m.d.sync += [s_first.eq(self.plane.first), s_last.eq(self.plane.last)]
-            complete = Signal()
-            with m.If(start_conv & lay.pixel):
-                m.d.sync += complete.eq(s_last)
-            lif_can = from_lif0 & ~running & (~lay.pixel | complete)
+                m.d.sync += s_first.eq(self.plane_first)
+            lif_can = from_lif0 & ~running
             lif_free = lif_can & lif.i.ready
             start_lif = lif_free & self.lif.valid
         start = start_conv | start_lif

@@ -195,7 +195,7 @@ def test_refusals_before_synthesis(tmp_path, capsys):
     # so a model's block RAM hardly depends on the lanes; the ULX3S's "it fits at --lanes …
     # with --sdram" is below): D = 48's stream alone takes 19 blocks.
     wide = random_model(tiny_config(embed_dims=48), seed=2)
-    with pytest.raises(UserError, match=r"needs 40 SB_RAM40_4K block RAMs but the icebreaker "
+    with pytest.raises(UserError, match=r"needs 41 SB_RAM40_4K block RAMs but the icebreaker "
                                         r"has 30 \(largest: stream.*\); no lane count at W = 16 "
                                         r"fits \(the stream alone take 19 blocks\)"):
         plan_board(wide, BOARDS["icebreaker"], lanes=4)

@@ -159,7 +159,7 @@ def test_check_is_the_fit_check_and_latency_only(digits_tiny, fake_pnr, tmp_path
     assert fake_pnr == [] and not out.exists()
     plan = plan_board(ir.load(digits_tiny), BOARDS["icebreaker"])
     assert printed["fits"] is True and printed["board"] == "icebreaker"
-    assert (printed["lanes"], printed["width"], printed["clock_mhz"]) == (4, 16, 24.0)
+    assert (printed["lanes"], printed["width"], printed["clock_mhz"]) == (8, 16, 24.0)
     assert (printed["bram"], printed["spram"], printed["logic_estimate"]) == \
         (plan.brams, plan.sprams, plan.luts_estimate)
     assert printed["memories"]["weights"] == {"rows": plan.usage["weights"][0],
