@@ -219,14 +219,16 @@ def test_external_weights(writeback):
            stall=lambda i: bool(stalls[i % 100000]), writeback=writeback)
 
 
-def test_late_weight_rows():
+@pytest.mark.parametrize("writeback", [1, 4])
+def test_late_weight_rows(writeback):
     """The weight path is a stream: rows that come late (a DRAM prefetch miss) stall the
-    engine and change nothing but the cycle count."""
+    engine and change nothing but the cycle count (with a lane-serial write-back too, whose
+    pixel planes then gather longer than their folds)."""
     rng = np.random.default_rng(6)
     late = rng.random(100000) < 0.3
     config, lanes, width = CASES["6x5-c2-pool-p4w8"]
     _check(config, lanes, width, seed=4, images=2, external_weights=True,
-           late=lambda k: bool(late[k % 100000]))
+           late=lambda k: bool(late[k % 100000]), writeback=writeback)
 
 
 @pytest.mark.parametrize("latency", [4, 13])
