@@ -164,7 +164,7 @@ def test_check_is_the_fit_check_and_latency_only(digits_tiny, fake_pnr, tmp_path
         (plan.brams, plan.sprams, plan.luts_estimate)
     assert printed["memories"]["weights"] == {"rows": plan.usage["weights"][0],
                                               "bits": plan.usage["weights"][1], "blocks": 0}
-    cycles = latency.cycles_per_image(ir.load(digits_tiny), 4, 16, config=plan.config)
+    cycles = latency.cycles_per_image(ir.load(digits_tiny), 8, 16, config=plan.config)
     assert printed["cycles_per_image"] == round(cycles, 1)
     _check_latency(printed)
 
