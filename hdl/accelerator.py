@@ -346,7 +346,7 @@ class Accelerator(wiring.Component):
                 # PIXEL's planes from the accumulator registers (a DRAIN's sums; LaneValue).
                 ctrl.sums.valid.eq(pe.o.valid), ctrl.sums.payload.eq(pe.value)]),
             # CONV's sums go to the write-back, PIXEL's planes to the controller (serial: to
-            # the write-back too, which folds them, with the plane's flags as the DRAIN's tag).
+            # the write-back too, which folds them, with its first-plane flag as the DRAIN's tag).
             pe.o.ready.eq(wrb.sums.ready if serial
                           else Mux(is_conv, wrb.sums.ready, ctrl.sums.ready)),
             ctrl.stream_row.eq(xs_r.data),

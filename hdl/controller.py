@@ -35,7 +35,7 @@ class LayerController(wiring.Component):
       step from the sample's top plane down with ``per_step``), their ``sums`` folded by
       Horner's rule (:class:`~.lane_value.LaneValue`), the value to the LIF (``lif``), then a
       wait for its spikes (``wb.written``). With a lane-serial write-back the planes' sums go
-      to the write-back, which folds them (the ``DRAIN``'s tag: the plane's first, last), and
+      to the write-back, which folds them (the ``DRAIN``'s tag: the plane is the first), and
       the value is offered as an ``again`` row (at every step; no gather after the first).
     - ``HEAD_SUM``: per row, the token sum of the stream rows (``stream_row`` at ``token``,
       one per two cycles) to the LIF; lane-serial: each token's row to the write-back
@@ -206,7 +206,7 @@ class LayerController(wiring.Component):
 
         # PIXEL's Horner sum and HEAD_SUM's token sum: LaneValue, or with a lane-serial
         # write-back the write-back itself, which folds the pixel layer's planes (from the PE
-        # array) and the head's tokens (offered here, ``first`` / ``last`` flagged) a chunk
+        # array) and the head's tokens (offered here, ``first`` flagged) a chunk
         # per cycle. STREAM_LIF's rows go to the LIF as read (each lane sign-extended to the
         # accumulator width).
         serial = cfg.writeback_cycles > 1
@@ -420,7 +420,8 @@ class LayerController(wiring.Component):
 
             # ---- HEAD_SUM: the stream's token sum, one token per two cycles ----
             # (serial: each token's row to the write-back, which sums it in its chunks, the
-            # read port holding the row until it is taken; the last token's sum to the LIF.)
+            # read port holding the row until it is taken; then the sum to the LIF, an
+            # ``again`` row.)
             with m.State("X_READ"):
                 m.next = "X_USE"
             with m.State("X_USE"):

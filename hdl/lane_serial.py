@@ -50,7 +50,7 @@ def fold(stage, m, x, k, more, cur, nxt, flags, is_logit, feed):
                                        Mux(scratch, 0, nxt["g"]), c))]
     restart = Mux(lay.conv, cur["first"], flags["first"])
     with_bias = ~pix | again
-    y = Signal(data.ArrayLayout(stage.config.sums_layout().elem_shape, len(x)), name="biased")
+    y = Signal(data.ArrayLayout(cfg.sums_layout().elem_shape, len(x)), name="biased")
     kept = Signal(data.ArrayLayout(signed(cfg.logit_elem_bits), len(x)), name="kept")
     for lane in range(len(x)):
         old = lr.data[lane]
