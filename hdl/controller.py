@@ -6,8 +6,8 @@ from amaranth.lib.wiring import In, Out
 
 from .accel_isa import Op, address_bits, descriptor_layout, shared_fields
 from .lane_value import LaneValue
+from .layer_states import Internals, conv_states, head_states, pixel_states, stream_lif_states
 from .loops import LoopNest
-from .pe_array import PEOp
 from .receiver import PixelReceiver, pixel_write_layout
 from .result import RESULT_WORD_BITS
 
@@ -23,7 +23,8 @@ class LayerController(wiring.Component):
     For each image: receive the pixels into the pixel memory (descriptor 0, ``PIXEL``, gives
     their layout; with ``per_step``, ``steps`` frames of event counts one after another), then
     run the descriptors to ``END``. Per operation (``docs/accelerator.md`` §6 tells the whole
-    story):
+    story; the states of the operations that run rows of their own are in
+    :mod:`.layer_states`):
 
     - ``CONV``: pipelined rows ``(g, y, x, t)``: the group's ``BIAS``, the fetch started, the
       encoder's events as ``ACC`` commands of row ``w_base + g·w_gstride + tap·cin + channel``
@@ -196,11 +197,11 @@ class LayerController(wiring.Component):
         for k in "gyxt":
             m.d.comb += [self.row[k].eq(nest.c[k]), self.row_next[k].eq(nest.next[k])]
         m.d.comb += [self.row_first.eq(nest.c["t"] == 0), self.row_last.eq(nest.last["t"])]
-        g, wrap_y, layer_done = nest.c["g"], nest.wrap_y, nest.done
+        wrap_y, layer_done = nest.wrap_y, nest.done
 
         # Events → PE commands; the row of event (tap, channel) is wg + tap·cin + channel
         # (the event's word index carries its tap's row offset above the word).
-        ev, cmd = self.events.payload, self.cmd.payload
+        ev = self.events.payload
         ev_cw = ev.addr[lw:lw + wb]
         ev_row = wg + ev.addr[lw + wb:] + Mux(is_pixel, ev_cw, Cat(ev.addr[:lw], ev_cw))
 
@@ -227,6 +228,11 @@ class LayerController(wiring.Component):
 
         with m.If(wbk.taken):
             m.d.sync += row_pending.eq(0)
+        s = Internals(cfg=cfg, f=f, nest=nest, wg=wg, bit=bit, hy=hy, hx=hx, ev=ev, ev_row=ev_row,
+                      row_pending=row_pending, more_planes=more_planes, start_next=start_next,
+                      gathering=gathering, serial=serial,
+                      **({"plane_first": plane_first, "tok_first": tok_first, "again": again}
+                         if serial else {"lv": lv}))
 
         with m.FSM(name="layer") as fsm:
             with m.State("IDLE"):
@@ -296,155 +302,11 @@ class LayerController(wiring.Component):
                             m.d.comb += self.pool.start.eq(1)
                             m.next = "POOL"
 
-            # ---- PIXEL: the bit-planes' gathers (BIAS/CLEAR, events, DRAIN each) ----
-            # A plane's DRAIN and the next plane's CLEAR/BIAS are sent while the fetch refills
-            # (it has read all of the plane's words when the plane's last event leaves).
-            # The plane's start; the last plane's loads the bias (unless the write-back adds
-            # it: AccelConfig.writeback_bias).
-            plane_cmd = (PEOp.CLEAR if cfg.writeback_bias
-                         else Mux(bit != 0, PEOp.CLEAR, PEOp.BIAS))
-            with m.State("GATHER_CMD"):
-                m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(plane_cmd), cmd.addr.eq(f.prow + g)]
-                with m.If(self.cmd.ready):
-                    m.d.comb += self.fetch_start.eq(1)
-                    m.d.sync += gathering.eq(1)
-                    m.next = "GATHER_RUN"
-            with m.State("GATHER_RUN"):
-                m.d.comb += [self.cmd.valid.eq(self.events.valid & ~ev.none),
-                             cmd.op.eq(PEOp.ACC), cmd.addr.eq(ev_row),
-                             self.events.ready.eq(self.cmd.ready | ev.none)]
-                with m.If(self.events.valid & self.events.ready & ev.last):
-                    m.d.sync += [more_planes.eq(bit != 0), start_next.eq(bit != 0)]
-                    m.next = "GATHER_DRAIN"
-                    with m.If(bit != 0):
-                        m.d.sync += bit.eq(bit - 1)
-            with m.State("GATHER_DRAIN"):
-                m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(PEOp.DRAIN)]
-                if serial:
-                    # Whether the plane is the first goes with its sums, as the DRAIN's tag
-                    # (PEArray.o).
-                    m.d.comb += cmd.addr.eq(plane_first)
-                with m.If(self.cmd.ready):
-                    if serial:
-                        m.d.sync += plane_first.eq(0)
-                    with m.If(more_planes):
-                        m.next = "GATHER_NEXT"
-                    with m.Else():
-                        m.next = "GATHER_WAIT"
-            with m.State("GATHER_NEXT"):
-                m.d.comb += [self.cmd.valid.eq(1), cmd.op.eq(plane_cmd), cmd.addr.eq(f.prow + g)]
-                with m.If(self.cmd.ready):
-                    m.next = "GATHER_RUN"
-            with m.State("GATHER_WAIT"):
-                if serial:
-                    # The planes are folded in the write-back: their value to the LIF once the
-                    # last one has started there. Each plane starts when its sums come (a
-                    # plane gathers for at least 13 cycles, a fold takes at most 8:
-                    # MAX_WRITEBACK_CYCLES), so the first start after the last DRAIN is its.
-                    with m.If(wbk.taken):
-                        m.d.sync += again.eq(1)
-                        m.next = "OUT_LIF"
-                else:
-                    # The last plane's sums, taken (and their Horner step done) in this cycle.
-                    with m.If(self.sums.valid):
-                        m.d.sync += gathering.eq(0)
-                        m.next = "OUT_LIF"
-
-            # ---- CONV: pipelined rows (the class docstring) ----
-            # The counters advance a cycle after the last event entered the command queue
-            # (advancing them from the event's own handshake was the iCE40 critical path);
-            # row_pending: a row whose last event entered the queue and whose sums are not taken.
-            with m.State("CONV_START"):
-                m.d.comb += [self.cmd.valid.eq(1),
-                             cmd.op.eq(PEOp.CLEAR if cfg.writeback_bias else PEOp.BIAS),
-                             cmd.addr.eq(f.prow + g), self.fetch_start.eq(1)]
-                m.next = "CONV_RUN"
-            with m.State("CONV_RUN"):
-                block = ev.last & row_pending
-                m.d.comb += [self.cmd.valid.eq(self.events.valid & ~block),
-                             cmd.op.eq(Mux(ev.none, PEOp.DRAIN, PEOp.ACC)),
-                             cmd.addr.eq(ev_row), cmd.last.eq(ev.last),
-                             # The next row's bias row (unless the write-back adds the biases).
-                             *([] if cfg.writeback_bias else
-                               [cmd.bias.eq(f.prow + nest.next["g"])]),
-                             self.events.ready.eq(self.cmd.ready & ~block)]
-                with m.If(self.events.valid & self.events.ready & ev.last):
-                    # The next event (the next row's) may enter the queue in the next cycle:
-                    # the group's weight base moves on now, the other counters a cycle later.
-                    m.d.sync += row_pending.eq(1)
-                    with m.If(wrap_y):
-                        m.d.sync += wg.eq(wg + f.w_gstride)
-                with m.If(self.cmd_taken_last):
-                    m.d.comb += wbk.latch.eq(1)
-                    nest.advance()
-                    with m.If(layer_done):
-                        m.next = "CONV_END"
-            with m.State("CONV_END"):
-                with m.If(wbk.done):
-                    m.d.comb += prog.step.eq(1)
-                    m.next = "FETCH"
-
-            # ---- STREAM_LIF: one row (group, position, step) per write-back row ----
-            # LIF_READ reads the row; LIF_RUN feeds it to the LIF. With c = 1 the stage takes
-            # a row every cycle and the next row is read as it does (``read_next``); with
-            # c > 1 the read port holds the row (``read_hold``) until it is taken, and the next
-            # row is read in LIF_READ again, so the read's address and enable follow registers,
-            # not the write-back's ready (a row is offered two cycles after the take before
-            # it, within the c >= 2 the stage spends on a row); the last row's last chunk is
-            # worked on in LIF_END.
-            with m.State("LIF_READ"):
-                m.next = "LIF_RUN"
-            with m.State("LIF_RUN"):
-                m.d.comb += self.lif.valid.eq(1)
-                if serial:
-                    m.d.comb += self.read_hold.eq(1)
-                with m.If(self.lif.ready if serial else 1):
-                    if serial:
-                        m.next = "LIF_READ"
-                    else:
-                        m.d.comb += self.read_next.eq(1)
-                    nest.advance()
-                    with m.If(layer_done):
-                        if not serial:
-                            # FETCH keeps the descriptor for a cycle: the last row's spikes
-                            # are written.
-                            m.d.comb += prog.step.eq(1)
-                            m.next = "FETCH"
-                        else:
-                            m.next = "LIF_END"
-            if cfg.writeback_cycles > 1:
-                with m.State("LIF_END"):
-                    with m.If(wbk.done):
-                        m.d.comb += prog.step.eq(1)
-                        m.next = "FETCH"
-
-            # ---- HEAD_SUM: the stream's token sum, one token per two cycles ----
-            # (serial: each token's row to the write-back, which sums it in its chunks, the
-            # read port holding the row until it is taken; then the sum to the LIF, an
-            # ``again`` row.)
-            with m.State("X_READ"):
-                m.next = "X_USE"
-            with m.State("X_USE"):
-                def next_token():
-                    with m.If(hx == f.in_w - 1):
-                        m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
-                        with m.If(hy == f.in_h - 1):
-                            if serial:
-                                m.d.sync += again.eq(1)
-                            m.next = "OUT_LIF"
-                        with m.Else():
-                            m.next = "X_READ"
-                    with m.Else():
-                        m.d.sync += hx.eq(hx + 1)
-                        m.next = "X_READ"
-                if serial:
-                    m.d.comb += [self.lif.valid.eq(1), self.read_hold.eq(1)]
-                    with m.If(self.lif.ready):
-                        m.d.sync += tok_first.eq(0)
-                        next_token()
-                else:
-                    m.d.comb += lv.add.eq(1)
-                    next_token()
+            # ---- the operations that run rows of their own (hdl/layer_states.py) ----
+            pixel_states(m, self, s)
+            conv_states(m, self, s)
+            stream_lif_states(m, self, s)
+            head_states(m, self, s)
 
             # ---- PIXEL and HEAD_SUM rows to the write-back (both write spikes) ----
             with m.State("OUT_LIF"):
