@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import check_positive
 
-__all__ = ["SpikeMaxPool", "IntMaxPool", "SpikePoolStage"]
+__all__ = ["SpikeMaxPool", "IntMaxPool", "SpikePoolStage", "StreamMaxMerge"]
 
 
 class _Reducer(wiring.Component):
@@ -224,3 +224,78 @@ class SpikePoolStage(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         return m
+
+
+
+class StreamMaxMerge:
+    """The write-back's pooled max-merge of stream rows (a pooled ``CONV``), in its module.
+
+    A pooled ``CONV`` row is an *input* position ``(y, x)``: its shifted value is max-merged into
+    each 3×3 / stride-2 / pad-1 window ``(wy, wx)`` holding it (rows ``y >> 1 … wy1``, columns
+    likewise), read then write, one window per two cycles. The first input of a window (raster
+    order) overwrites, so the stream needs no clearing (max and the left shift commute). Not a
+    component: its registers and multiplexers are the write-back's
+    (:class:`~.writeback.RowWriteBack`), which starts a merge with a row's last chunk
+    (:meth:`start`) and lets it drive the stream ports while ``busy`` (:meth:`drive`).
+
+    Parameters
+    ----------
+    m : :class:`~amaranth.hdl.Module`
+        The write-back's module.
+    cfg : :class:`~sdtforge.hdl.compile.AccelConfig`
+        Coordinate, step and group widths.
+    layer : struct view
+        The write-back's layer fields (``in_h``, ``in_w``: the input map's size).
+    busy : Signal
+        Set while a merge runs (the write-back's; it takes no sums meanwhile).
+    """
+
+    def __init__(self, m, cfg, layer, busy):
+        self._m, self.busy = m, busy
+        self.phase = Signal()
+        self.t, self.y, self.x = (Signal(cfg.step_bits, name="pl_t"),
+                                  Signal(cfg.coord_bits, name="pl_y"),
+                                  Signal(cfg.coord_bits, name="pl_x"))
+        self.g = Signal(cfg.group_bits, name="pl_g")
+        self.wy = Signal(cfg.coord_bits, name="pl_wy")
+        self.wx = Signal(cfg.coord_bits, name="pl_wx")
+        y, x = self.y, self.x
+        self.wy1 = Mux(y[0] & (y + 1 < layer.in_h), (y >> 1) + 1, y >> 1)
+        self.wx1 = Mux(x[0] & (x + 1 < layer.in_w), (x >> 1) + 1, x >> 1)
+        wy, wx = self.wy, self.wx
+        self.first = (Mux(wy == 0, y == 0, y == (wy << 1) - 1)
+                      & Mux(wx == 0, x == 0, x == (wx << 1) - 1))
+
+    def start(self, cur):
+        """``sync`` statements that start merging the row at ``cur`` (``t``, ``y``, ``x``,
+        ``g``)."""
+        return [self.busy.eq(1), self.phase.eq(0), self.t.eq(cur["t"]), self.y.eq(cur["y"]),
+                self.x.eq(cur["x"]), self.g.eq(cur["g"]),
+                self.wy.eq(cur["y"] >> 1), self.wx.eq(cur["x"] >> 1)]
+
+    def drive(self, row, stream, read, write, done):
+        """While ``busy``: read each window's stream row (``read``, the merge read port's
+        fields), write the lane-wise max of ``row`` and it (``write``, the write port's fields),
+        then move to the next window; ``done`` (statements) at the last."""
+        m = self._m
+        merged = Signal(row.shape(), name="merged")
+        for lane in range(row.shape().length):
+            a, b = row[lane], stream[lane]
+            m.d.comb += merged[lane].eq(Mux(self.first | (a > b), a, b))
+        m.d.comb += [read.t.eq(self.t), read.y.eq(self.wy), read.x.eq(self.wx),
+                     read.word.eq(self.g)]
+        with m.If(self.busy):
+            m.d.sync += self.phase.eq(~self.phase)
+            with m.If(~self.phase):
+                m.d.comb += read.en.eq(1)
+            with m.Else():
+                m.d.comb += [write.t.eq(self.t), write.y.eq(self.wy), write.x.eq(self.wx),
+                             write.word.eq(self.g), write.xs_data.eq(merged),
+                             write.xs_en.eq(1)]
+                with m.If(self.wx != self.wx1):
+                    m.d.sync += self.wx.eq(self.wx + 1)
+                with m.Elif(self.wy != self.wy1):
+                    m.d.sync += [self.wy.eq(self.wy + 1), self.wx.eq(self.x >> 1)]
+                with m.Else():
+                    m.d.sync += self.busy.eq(0)
+                    m.d.comb += done

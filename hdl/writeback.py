@@ -8,6 +8,7 @@ from amaranth.utils import ceil_log2
 from .accel_isa import Mode, descriptor_widths
 from .lane_serial import fold
 from .lif import LIFUnit
+from .pool import StreamMaxMerge
 from .residual import AlignAdd
 
 __all__ = ["RowWriteBack"]
@@ -315,16 +316,8 @@ class RowWriteBack(wiring.Component):
         with m.If(start_lif):
             take_row()
 
-        # Pooled CONV: the shifted value of input position (pl_y, pl_x) max-merged into each
-        # window (pl_wy, pl_wx) holding it: rows pl_y >> 1 … pl_wy1, columns likewise.
-        phase = Signal()
-        pl_t, pl_y, pl_x = Signal(cfg.step_bits), Signal(cfg.coord_bits), Signal(cfg.coord_bits)
-        pl_g = Signal(cfg.group_bits)
-        pl_wy, pl_wx = Signal(cfg.coord_bits), Signal(cfg.coord_bits)
-        pl_wy1 = Mux(pl_y[0] & (pl_y + 1 < lay.in_h), (pl_y >> 1) + 1, pl_y >> 1)
-        pl_wx1 = Mux(pl_x[0] & (pl_x + 1 < lay.in_w), (pl_x >> 1) + 1, pl_x >> 1)
-        pl_first = (Mux(pl_wy == 0, pl_y == 0, pl_y == (pl_wy << 1) - 1)
-                    & Mux(pl_wx == 0, pl_x == 0, pl_x == (pl_wx << 1) - 1))
+        # Pooled CONV: the row's shifted value max-merged into each window holding it.
+        merge = StreamMaxMerge(m, cfg, lay, busy)
 
         # Each chunk's result a cycle later: the earlier chunks of a row are collected
         # (``coll_*``) and the row is written with its last.
@@ -345,9 +338,7 @@ class RowWriteBack(wiring.Component):
             with m.If(is_xs):
                 m.d.comb += align.i.valid.eq(1)
                 with m.If(lay.pool & last_chunk):
-                    m.d.sync += [busy.eq(1), phase.eq(0), pl_t.eq(cur["t"]), pl_y.eq(cur["y"]),
-                                 pl_x.eq(cur["x"]), pl_g.eq(cur["g"]),
-                                 pl_wy.eq(cur["y"] >> 1), pl_wx.eq(cur["x"] >> 1)]
+                    m.d.sync += merge.start(cur)
                 with m.Else():
                     m.d.sync += [o_xs.eq(1), o_xs_last.eq(last_chunk)]
 
@@ -367,26 +358,7 @@ class RowWriteBack(wiring.Component):
             with m.If(o_xs_last):
                 m.d.comb += [wr.xs_data.eq(xs_row), wr.xs_en.eq(align.o.valid)]
 
-        merged = Signal(cfg.lane_layout("stream"))
-        for lane in range(p):
-            a, b = xs_row[lane], self.stream[lane]
-            m.d.comb += merged[lane].eq(Mux(pl_first | (a > b), a, b))
-        rd = self.merge_read
-        m.d.comb += [rd.t.eq(pl_t), rd.y.eq(pl_wy), rd.x.eq(pl_wx), rd.word.eq(pl_g)]
-        with m.If(busy):
-            m.d.sync += phase.eq(~phase)
-            with m.If(~phase):
-                m.d.comb += rd.en.eq(1)
-            with m.Else():
-                m.d.comb += [wr.t.eq(pl_t), wr.y.eq(pl_wy), wr.x.eq(pl_wx), wr.word.eq(pl_g),
-                             wr.xs_data.eq(merged), wr.xs_en.eq(1)]
-                with m.If(pl_wx != pl_wx1):
-                    m.d.sync += pl_wx.eq(pl_wx + 1)
-                with m.Elif(pl_wy != pl_wy1):
-                    m.d.sync += [pl_wy.eq(pl_wy + 1), pl_wx.eq(pl_x >> 1)]
-                with m.Else():
-                    m.d.sync += busy.eq(0)
-                    m.d.comb += align.o.ready.eq(1)
+        merge.drive(xs_row, self.stream, self.merge_read, wr, align.o.ready.eq(1))
 
         if c == 1:
             # Logits, summed over the steps: the running sum in a register, written at the
