@@ -16,6 +16,7 @@ from sdtforge.errors import UserError
 from sdtforge.hdl.accel_config import MAX_WRITEBACK_CYCLES
 from sdtforge.hdl.compile import MEMORIES, compile_model, derive_config
 from sdtforge.hdl.sdsa_sequencer import sdsa_membranes
+from sdtforge.hdl.writeback import lif_membranes
 
 from .spram import SPRAM_BITS, SPRAM_ROWS, spram_banks, spram_blocks
 
@@ -240,12 +241,14 @@ def block_ram_usage(config, board, window=None):
             continue
         usage[name] = (rows, bits, _blocks(rows, bits, board.family,
                                            marked=name in MARKED)[0])
-    # The SDSA unit's mask membranes: one row per channel (a unit-internal memory; the OR
-    # unit has none).
-    membranes = sdsa_membranes(config)
-    if membranes is not None:
-        rows, bits = membranes
-        usage["sdsa membranes"] = (rows, bits, _blocks(rows, bits, board.family)[0])
+    # The units' own memories: the SDSA unit's mask membranes (one row per channel; the OR
+    # unit has none) and, with a lane-serial write-back, the LIF's membranes (a row per
+    # chunk; the iCE40 builds eight lanes' as 8 rows x 21 bits in two blocks).
+    for name, membranes in (("sdsa membranes", sdsa_membranes(config)),
+                            ("lif membranes", lif_membranes(config))):
+        if membranes is not None:
+            rows, bits = membranes
+            usage[name] = (rows, bits, _blocks(rows, bits, board.family)[0])
     usage["link buffer"] = (LINK_PAYLOAD, 8, _blocks(LINK_PAYLOAD, 8, board.family)[0])
     return usage
 

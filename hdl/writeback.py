@@ -11,7 +11,22 @@ from .lif import LIFUnit
 from .pool import StreamMaxMerge
 from .residual import AlignAdd
 
-__all__ = ["RowWriteBack"]
+__all__ = ["RowWriteBack", "lif_membranes"]
+
+
+def lif_membranes(config):
+    """``(rows, bits)`` of the LIF unit's membrane memory (a block RAM candidate), or ``None``:
+    with a write-back of all lanes at once (``writeback_cycles == 1``) the membranes are a
+    register. A lane-serial write-back keeps a row of ``P / c`` membranes per chunk."""
+    c = config.writeback_cycles
+    if c == 1:
+        return None
+    return c, config.lanes // c * _membrane_bits(config)
+
+
+def _membrane_bits(config):
+    """One membrane's width: the accumulator's or the threshold's, whichever is wider."""
+    return max(config.acc_bits, config.theta_bits)
 
 
 class RowWriteBack(wiring.Component):
@@ -131,8 +146,9 @@ class RowWriteBack(wiring.Component):
         self.write_layout = data.StructLayout({
             **row, "spk_en": w // p, "spk_data": w, "xs_en": 1,
             "xs_data": cfg.lane_layout("stream")})
-        self._lif = LIFUnit(p // c, c, cfg.acc_bits, theta_width=cfg.theta_bits,
-                            theta_depth=cfg.thresholds_depth, chunks=c)
+        self._lif = LIFUnit(p // c, c, cfg.acc_bits, v_width=_membrane_bits(cfg),
+                            theta_width=cfg.theta_bits, theta_depth=cfg.thresholds_depth,
+                            chunks=c)
         super().__init__({
             "layer": In(self.layer_layout),
             "row": In(self.row_layout),

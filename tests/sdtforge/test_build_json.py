@@ -142,8 +142,11 @@ def test_icebreaker_build_json(digits_tiny, tmp_path, capsys):
     assert printed["lc"] <= 5280 and printed["bram"] <= 30
     assert printed["timing_met"]        # at the default clock (the two checks above)
     model = ir.load(digits_tiny)
+    plan = plan_board(model, BOARDS["icebreaker"])
+    # The fit check counts the blocks the tools use (the LIF's membrane rows included).
+    assert printed["bram"] == plan.brams
     cycles = latency.cycles_per_image(model, printed["lanes"], printed["width"],
-                                      config=plan_board(model, BOARDS["icebreaker"]).config)
+                                      config=plan.config)
     assert printed["cycles_per_image"] == round(cycles, 1)
     _check_latency(printed)
 
