@@ -295,12 +295,23 @@ class Accelerator(wiring.Component):
         # that own a port for a layer and the pooled merge override fields.
         spk_ra = MapAddress(m, "spk_ra", agu_widths, base=f.in_base, t=Mux(is_conv, rd.t, t),
                             y=rd.y, x=rd.x, word=rd.word, sh=f.in_sh)
+        # The stream read address's map (base, shifts) and whether it follows the head's token
+        # are the layer's: registered from the descriptor, which holds from DECODE on, so the
+        # descriptor's per-operation field selects are not on the path into the stream memory's
+        # address (the ECP5 critical path: descriptor → selects → shifters → adder → a net
+        # across the die to the stream block RAMs).
         x_is_out = f.mode == Mode.ADD
-        x_tok = ~x_is_out & (d.op == Op.HEAD_SUM)
-        x_ra = MapAddress(m, "x_ra", agu_widths, base=Mux(x_is_out, f.out_base, f.in_base), t=t,
+        x_out = is_conv | x_is_out          # a CONV's row (ADD) or its pooled merge: the output
+        x_base = Signal(base_w, name="x_base")
+        x_sh = [Signal(len(o), name=f"x_sh{a}") for o, a in zip(f.out_sh, "xyt", strict=True)]
+        x_tok = Signal(name="x_tok")
+        m.d.sync += [x_base.eq(Mux(x_out, f.out_base, f.in_base)),
+                     x_tok.eq(~x_out & (d.op == Op.HEAD_SUM)),
+                     *(r.eq(Mux(x_out, o, i))
+                       for r, o, i in zip(x_sh, f.out_sh, f.in_sh, strict=True))]
+        x_ra = MapAddress(m, "x_ra", agu_widths, base=x_base, t=t,
                           y=Mux(x_tok, ctrl.token.y, oy), x=Mux(x_tok, ctrl.token.x, ox),
-                          word=g, sh=[Mux(x_is_out, o, i)
-                                      for o, i in zip(f.out_sh, f.in_sh, strict=True)])
+                          word=g, sh=x_sh)
         wa = MapAddress(m, "wa", agu_widths, base=f.out_base, t=wrb.write.t, y=wrb.write.y,
                         x=wrb.write.x, word=wrb.write.word, sh=f.out_sh)
         recv = ctrl.pixel_write
@@ -386,10 +397,9 @@ class Accelerator(wiring.Component):
         with m.If(is_conv):
             m.d.comb += [shm_r.en.eq(~wrb.hold),
                          xs_r.en.eq((x_is_out & ~wrb.hold) | wrb.merge_read.en)]
-            x_ra.use(base=f.out_base, t=t, y=oy, x=ox, word=g, sh=f.out_sh)
         with m.If(wrb.merge_read.en):
             mr = wrb.merge_read
-            x_ra.use(base=f.out_base, t=mr.t, y=mr.y, x=mr.x, word=mr.word, sh=f.out_sh)
+            x_ra.use(t=mr.t, y=mr.y, x=mr.x, word=mr.word)
         # STREAM_LIF reads the stream a row ahead of the one the LIF takes.
         with m.If(ctrl.read_next):
             nx = ctrl.row_next
