@@ -82,7 +82,8 @@ class LayerController(wiring.Component):
     loader_idle : ``In(1)``
         An image starts only between load records.
     row, row_next : ``Out(StructLayout(g, y, x, t))``
-        The row nest (the row the PE array and write-back work on) and its next row.
+        The row nest (the row the PE array and write-back work on) and its next row (with
+        one write-back cycle per row: from ``STREAM_LIF``'s read-ahead nest, a register).
     row_first, row_last : ``Out(1)``
         ``t`` is the first / last step.
     read_hold : ``Out(1)``
@@ -194,8 +195,17 @@ class LayerController(wiring.Component):
         # The row nest (group, position, step).
         nest = LoopNest(m, {"g": gb, "y": cb, "x": cb, "t": tb},
                         {"g": f.groups, "y": f.out_h, "x": f.out_w, "t": f.steps}, prefix="row")
+        # With one write-back cycle per row, STREAM_LIF reads the stream a row ahead of the
+        # nest; a second nest, a row ahead of it there, gives that row from registers (the
+        # next row's wrap logic in front of the stream address was the ECP5 critical path).
+        ahead = None
+        if cfg.writeback_cycles == 1:
+            ahead = LoopNest(m, {"g": gb, "y": cb, "x": cb, "t": tb},
+                             {"g": f.groups, "y": f.out_h, "x": f.out_w, "t": f.steps},
+                             prefix="ahead")
         for k in "gyxt":
-            m.d.comb += [self.row[k].eq(nest.c[k]), self.row_next[k].eq(nest.next[k])]
+            m.d.comb += [self.row[k].eq(nest.c[k]),
+                         self.row_next[k].eq(nest.next[k] if ahead is None else ahead.c[k])]
         m.d.comb += [self.row_first.eq(nest.c["t"] == 0), self.row_last.eq(nest.last["t"])]
         wrap_y, layer_done = nest.wrap_y, nest.done
 
@@ -230,7 +240,7 @@ class LayerController(wiring.Component):
             m.d.sync += row_pending.eq(0)
         s = Internals(cfg=cfg, f=f, nest=nest, wg=wg, bit=bit, hy=hy, hx=hx, ev=ev, ev_row=ev_row,
                       row_pending=row_pending, more_planes=more_planes, start_next=start_next,
-                      gathering=gathering, serial=serial,
+                      gathering=gathering, serial=serial, ahead=ahead,
                       **({"plane_first": plane_first, "tok_first": tok_first, "again": again}
                          if serial else {"lv": lv}))
 
@@ -258,6 +268,8 @@ class LayerController(wiring.Component):
                     m.next = "DECODE"
             with m.State("DECODE"):
                 nest.write(g=0, y=0, x=0, t=0)
+                if ahead is not None:
+                    ahead.write(g=0, y=0, x=0, t=0)
                 m.d.sync += [wg.eq(f.w_base),
                              lastmask.eq(Mux(f.cin[:lw] == 0, Const(-1, w),
                                              (Const(1, w + 1) << f.cin[:lw]) - 1))]

@@ -30,7 +30,9 @@ class Internals:
     ``start_next``, ``gathering``: a plane follows the one drained, start its fetch, the pixel
     layer gathers; ``serial``: the write-back is lane-serial, ``plane_first``, ``tok_first``
     and ``again`` then its row flags (``None`` otherwise); ``lv``: the
-    :class:`~.lane_value.LaneValue` (``None`` where the write-back folds).
+    :class:`~.lane_value.LaneValue` (``None`` where the write-back folds); ``ahead``: with a
+    write-back of one cycle per row, ``STREAM_LIF``'s read-ahead nest, a row ahead of ``nest``
+    while the rows run (``None`` otherwise).
     """
 
     cfg: object
@@ -51,6 +53,7 @@ class Internals:
     tok_first: object = None
     again: object = None
     lv: object = None
+    ahead: object = None
 
 
 def pixel_states(m, c, s):
@@ -154,7 +157,8 @@ def stream_lif_states(m, c, s):
     """``STREAM_LIF``: one row (group, position, step) per write-back row.
 
     ``LIF_READ`` reads the row; ``LIF_RUN`` feeds it to the LIF. With ``c = 1`` the stage takes
-    a row every cycle and the next row is read as it does (``read_next``); with ``c > 1`` the
+    a row every cycle and the next row is read as it does (``read_next``, at the read-ahead
+    nest ``ahead``, which ``LIF_READ`` moves a row ahead of ``nest``); with ``c > 1`` the
     read port holds the row (``read_hold``) until it is taken, and the next row is read in
     ``LIF_READ`` again, so the read's address and enable follow registers, not the
     write-back's ready (a row is offered two cycles after the take before it, within the
@@ -163,6 +167,8 @@ def stream_lif_states(m, c, s):
     """
     nest, serial = s.nest, s.serial
     with m.State("LIF_READ"):
+        if not serial:
+            s.ahead.advance()
         m.next = "LIF_RUN"
     with m.State("LIF_RUN"):
         m.d.comb += c.lif.valid.eq(1)
@@ -173,6 +179,7 @@ def stream_lif_states(m, c, s):
                 m.next = "LIF_READ"
             else:
                 m.d.comb += c.read_next.eq(1)
+                s.ahead.advance()
             nest.advance()
             with m.If(nest.done):
                 if not serial:
