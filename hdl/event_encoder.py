@@ -93,13 +93,15 @@ class EventEncoder(wiring.Component):
         word = Signal(self._word_addr_width)
         last = Signal()
 
-        # Lowest set bit: `bits & -bits` isolates it; an ordered scan gives its index.
+        # Lowest set bit: `bits & -bits` isolates it (a carry chain), and its index is the OR of
+        # the one-hot bits whose position has that index bit set (a shallow tree: an ordered
+        # scan of the word is a priority chain W multiplexers deep, on the path into the
+        # command queue).
         lowest = Signal(w)
         m.d.comb += lowest.eq(bits & (-bits)[:w])
         index = Signal(max(self._bit_width, 1))
-        for b in reversed(range(w)):
-            with m.If(bits[b]):
-                m.d.comb += index.eq(b)
+        for k in range(self._bit_width):
+            m.d.comb += index[k].eq(Cat(lowest[b] for b in range(w) if b >> k & 1).any())
         rest = Signal(w)
         m.d.comb += rest.eq(bits & ~lowest)
         # Events left in the register, counted when a word is loaded: "at most one left" is
@@ -108,7 +110,7 @@ class EventEncoder(wiring.Component):
         count = Signal(range(w + 1))
         one_left = count[1:] == 0 if w > 1 else Const(1)
 
-        has_event = bits.any()
+        has_event = count != 0      # the events left, not an OR over the word
         # A word with events is offered until its final event; a word without events is only
         # offered (as a marker) when it closes the row.
         m.d.comb += [
