@@ -322,7 +322,9 @@ class RowWriteBack(wiring.Component):
             lif.i.payload.trow.eq(lay.prow + cur["g"]),
             lif.i.payload.first.eq(cur["first"]),
             self.lif.ready.eq(lif.i.ready & ~lay.conv & ~running if c == 1 else lif_free),
-            align.i.payload.acc.eq(x),
+            # Only a CONV row reaches AlignAdd: with c = 1 its sums register, so a STREAM_LIF
+            # row's read data (into ``x``) has no path into the adders.
+            align.i.payload.acc.eq(s_acc if c == 1 else x),
             align.i.payload.shift.eq(shift),
             self.hold.eq(hold),
             self.merging.eq(busy),
