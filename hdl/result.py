@@ -12,7 +12,7 @@ the tests: :data:`RESULT_LAYOUT`, :func:`result_words`, :func:`decode_result`.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -76,9 +76,10 @@ def encode_result(result):
 class ResultEmitter(wiring.Component):
     """Logits memory and the result words of one image.
 
-    Cycle contract: ``start`` in cycle ``c`` (while idle) offers the first logit in ``c + 2``;
-    each logit takes two cycles (a memory read, then the word) and the class and the cycle
-    count one each, every word waiting as long as ``result.ready`` is low. ``done`` is high in
+    Cycle contract: ``start`` in cycle ``c`` (while idle) offers the first logit in ``c + 3``;
+    each logit takes three cycles (a memory read, the class's lane into a register, then the
+    word) and the class and the cycle count one each, every word waiting as long as
+    ``result.ready`` is low (the image's cycle count stops before ``start``). ``done`` is high in
     the cycle the cycle count is taken. ``classes`` and ``cycles`` must hold from ``start`` to
     ``done``, and ``write`` must stay idle: the memory's read port is enabled only then, so no
     enabled read meets a write (the memory is marked, :func:`~.ram.rows_apart`).
@@ -141,14 +142,16 @@ class ResultEmitter(wiring.Component):
         rc = Signal(cfg.channel_bits)       # class of the logit being sent
         best = Signal(signed(cfg.logit_bits))
         best_i = Signal(cfg.channel_bits)
-        # A mux per lane: indexing the row with a signal would build a multiply by width.
-        lane = rc[:lane_bits] if p > 1 else Const(0, 1)
-        logit = rd.data[0]
-        for i in range(1, p):
-            logit = Mux(lane == i, rd.data[i], logit)
+        # A tree of two-way muxes on the lane bits, highest bit last (indexing the row with a
+        # signal would build a multiply by the width; a chain of per-lane muxes is p deep).
+        logits = [rd.data[i] for i in range(p)]
+        for b in range(lane_bits):
+            logits = [Mux(rc[b], hi, lo) for lo, hi in zip(logits[::2], logits[1::2], strict=True)]
+        (logit,) = logits
+        # The class's logit, registered after the lane select: the compare with the best so far
+        # and the link's word start from a register, not from the memory through the select.
         value = Signal(signed(cfg.logit_bits))      # sign-extended into the 32-bit word
-        m.d.comb += [value.eq(logit), rd.addr.eq(rc >> lane_bits if p > 1 else rc),
-                     rd.en.eq(0)]
+        m.d.comb += [rd.addr.eq(rc >> lane_bits if p > 1 else rc), rd.en.eq(0)]
         if cfg.writeback_cycles > 1:
             # The head's reads while it runs (the result is sent after it).
             with m.If(self.read.en):
@@ -162,6 +165,9 @@ class ResultEmitter(wiring.Component):
                     m.next = "READ"
             with m.State("READ"):
                 m.d.comb += rd.en.eq(1)
+                m.next = "SELECT"
+            with m.State("SELECT"):
+                m.d.sync += value.eq(logit)
                 m.next = "LOGIT"
             with m.State("LOGIT"):
                 m.d.comb += [self.result.valid.eq(1),

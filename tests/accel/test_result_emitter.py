@@ -84,10 +84,10 @@ def test_result_words(seed, lanes, classes, bits, serial):
 
 
 def test_cycle_contract():
-    # No stall: the first logit two cycles after start, two cycles per logit, one each for
-    # the class and the cycle count.
+    # No stall: the first logit three cycles after start, three cycles per logit (the read,
+    # the lane register, the word), one each for the class and the cycle count.
     config = AccelConfig(lanes=4, width=8, logits_depth=3, channel_bits=4)
     ((words, first, n),) = _emit(config, [([5, -3, 7, 7, 0, 1, -9, 2, 4, 4], 1234)], stall=0.0)
-    assert first == 2
-    assert n == 2 * 10 + 2
+    assert first == 3
+    assert n == 3 * 10 + 2
     assert words[10:] == [(2, 0), (1234, 1)]
