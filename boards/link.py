@@ -213,7 +213,7 @@ class HostLink(wiring.Component):
                    Reply.RESULT: n_result}
         tx_count = Signal(range(max(lengths.values())))
         payload_byte = Signal(8)
-        # The CRC takes each sent payload byte one cycle later: the byte multiplexer and the
+        # The CRC takes each sent byte one cycle later: the byte multiplexer and the
         # CRC's XOR trees in series were the link's critical path. A character takes many
         # cycles on the line, so the CRC is always settled before it is sent.
         sent = Signal(8)
@@ -462,8 +462,8 @@ class HostLink(wiring.Component):
                 with m.State(state):
                     m.d.comb += [self.tx.payload.eq(byte), self.tx.valid.eq(1)]
                     with m.If(self.tx.ready):
-                        if in_crc:
-                            m.d.sync += tx_crc.eq(crc8_next(tx_crc, byte))
+                        if in_crc:      # into the CRC a cycle later, as the payload's bytes
+                            m.d.sync += [sent.eq(byte), sent_pending.eq(1)]
                         m.next = nxt
             with m.State("Reply-Payload"):
                 # `need_word` is only ever set in a RESULT reply: the next result word is taken
