@@ -1,13 +1,13 @@
 """The lane-serial write-back's fold: biases, and the sums it keeps in the result emitter's memory
 (the logits, the pixel layer's Horner sum, the head's token sum), a chunk per cycle."""
 
-from amaranth.hdl import Cat, Const, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.utils import ceil_log2
 
 from .ram import loader_filled
 
-__all__ = ["fold", "chunk_row", "row_ahead"]
+__all__ = ["fold", "chunk_row", "row_ahead", "chunk_of", "collect"]
 
 
 def fold(stage, m, x, k, more, cur, nxt, flags, is_logit, feed):
@@ -76,3 +76,30 @@ def row_ahead(k, more, g, g_next, chunks):
     while ``more`` of the row follow, else chunk 0 of ``g_next``, the next row to start."""
     first = Const(0, ceil_log2(chunks))
     return Mux(more, chunk_row(k + 1, g, chunks), chunk_row(first, g_next, chunks))
+
+
+def chunk_of(m, name, source, n, start, running):
+    """Lanes ``0 … n − 1`` of this cycle's chunk of ``source`` (a P-lane row): the row's later
+    chunks in a shift register (``rest_NAME``) loaded at ``start``, shifted down a chunk per
+    cycle while ``running``."""
+    layout = source.shape()
+    p, elem = layout.length, Shape.cast(layout.elem_shape).width
+    rest = Signal(data.ArrayLayout(layout.elem_shape, p - n), name=f"rest_{name}")
+    with m.If(start):
+        m.d.sync += rest.eq(source.as_value()[n * elem:])
+    with m.Elif(running):
+        if p > 2 * n:
+            m.d.sync += rest.as_value()[:(p - 2 * n) * elem].eq(rest.as_value()[n * elem:])
+    part = Mux(running, rest.as_value()[:n * elem], source.as_value()[:n * elem])
+    return data.ArrayLayout(layout.elem_shape, n)(part)
+
+
+def collect(m, name, shift_in, value, chunks):
+    """A row of ``chunks`` chunks whose last is ``value``: the earlier ones, collected while
+    ``shift_in`` (lowest lanes first), below it."""
+    if chunks == 1:
+        return value
+    coll = Signal(len(value) * (chunks - 1), name=f"coll_{name}")
+    with m.If(shift_in):
+        m.d.sync += coll.eq(Cat(coll[len(value):], value))
+    return Cat(coll, value)

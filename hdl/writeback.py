@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .accel_isa import Mode, descriptor_widths
-from .lane_serial import fold
+from .lane_serial import chunk_of, collect, fold
 from .lif import LIFUnit
 from .pool import StreamMaxMerge
 from .residual import AlignAdd
@@ -253,20 +253,7 @@ class RowWriteBack(wiring.Component):
             w_row, cur = o, first_of            # written the cycle after the take: o_* hold
 
         def chunk(name, source):
-            """Lanes ``0 … n − 1`` of this cycle's chunk of ``source`` (a P-lane row)."""
-            if c == 1:
-                return source
-            layout = source.shape()
-            elem = Shape.cast(layout.elem_shape).width
-            rest = Signal(data.ArrayLayout(layout.elem_shape, p - n), name=f"rest_{name}")
-            with m.If(start):
-                m.d.sync += rest.eq(source.as_value()[n * elem:])
-            with m.Elif(running):
-                if p > 2 * n:
-                    m.d.sync += rest.as_value()[:(p - 2 * n) * elem].eq(
-                        rest.as_value()[n * elem:])
-            part = Mux(running, rest.as_value()[:n * elem], source.as_value()[:n * elem])
-            return data.ArrayLayout(layout.elem_shape, n)(part)
+            return source if c == 1 else chunk_of(m, name, source, n, start, running)
 
         if c == 1:
             x = Signal(self._lanes_acc, name="row_values")
@@ -340,8 +327,8 @@ class RowWriteBack(wiring.Component):
         # Each chunk's result a cycle later: the earlier chunks of a row are collected
         # (``coll_*``) and the row is written with its last.
         xs_row = cfg.lane_layout("stream")(
-            _collect(m, "xs", o_xs & ~o_xs_last, align.o.payload.sum.as_value(), c))
-        spk_row = _collect(m, "spk", o_spk & ~o_spk_last, lif.o.payload.spikes, c)
+            collect(m, "xs", o_xs & ~o_xs_last, align.o.payload.sum.as_value(), c))
+        spk_row = collect(m, "spk", o_spk & ~o_spk_last, lif.o.payload.spikes, c)
         # The LIF's input: a CONV row's chunk 0 when it starts, the controller's row while
         # offered (taken when the LIF is ready, ``start_lif``), a row's later chunks.
         if c == 1:
@@ -412,14 +399,3 @@ class RowWriteBack(wiring.Component):
         with m.If(start_conv):
             m.d.sync += hold.eq(0)
         return m
-
-
-def _collect(m, name, shift_in, value, chunks):
-    """A row of ``chunks`` chunks whose last is ``value``: the earlier ones, collected while
-    ``shift_in`` (lowest lanes first), below it."""
-    if chunks == 1:
-        return value
-    coll = Signal(len(value) * (chunks - 1), name=f"coll_{name}")
-    with m.If(shift_in):
-        m.d.sync += coll.eq(Cat(coll[len(value):], value))
-    return Cat(coll, value)
