@@ -193,16 +193,15 @@ class LayerController(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
         # The row nest (group, position, step).
-        nest = LoopNest(m, {"g": gb, "y": cb, "x": cb, "t": tb},
-                        {"g": f.groups, "y": f.out_h, "x": f.out_w, "t": f.steps}, prefix="row")
+        row_shapes = {"g": gb, "y": cb, "x": cb, "t": tb}
+        row_bounds = {"g": f.groups, "y": f.out_h, "x": f.out_w, "t": f.steps}
+        nest = LoopNest(m, row_shapes, row_bounds, prefix="row")
         # With one write-back cycle per row, STREAM_LIF reads the stream a row ahead of the
         # nest; a second nest, a row ahead of it there, gives that row from registers (the
         # next row's wrap logic in front of the stream address was the ECP5 critical path).
         ahead = None
         if cfg.writeback_cycles == 1:
-            ahead = LoopNest(m, {"g": gb, "y": cb, "x": cb, "t": tb},
-                             {"g": f.groups, "y": f.out_h, "x": f.out_w, "t": f.steps},
-                             prefix="ahead")
+            ahead = LoopNest(m, row_shapes, row_bounds, prefix="ahead")
         for k in "gyxt":
             m.d.comb += [self.row[k].eq(nest.c[k]),
                          self.row_next[k].eq(nest.next[k] if ahead is None else ahead.c[k])]

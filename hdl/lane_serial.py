@@ -1,5 +1,7 @@
 """The lane-serial write-back's fold: biases, and the sums it keeps in the result emitter's memory
-(the logits, the pixel layer's Horner sum, the head's token sum), a chunk per cycle."""
+(the logits, the pixel layer's Horner sum, the head's token sum), a chunk per cycle; and its
+chunk registers: a row's chunks shifted out (:func:`chunk_of`) and collected back
+(:func:`collect`)."""
 
 from amaranth.hdl import Cat, Const, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, wiring
