@@ -20,45 +20,28 @@ import re
 import sys
 from pathlib import Path
 
+from sdtforge.hdl.synth import YosysNetlist
+
 
 def classify(netlist):
     """``(counts, registers)``: flip-flops per driver kind, and unpackable ones per register."""
-    (module,) = [m for m in netlist["modules"].values() if m.get("attributes", {}).get("top")] \
-        or list(netlist["modules"].values())[:1]
-    cells = module["cells"]
-    drivers, fanout = {}, collections.Counter()
-    for cell in cells.values():
-        for port, direction in cell["port_directions"].items():
-            for bit in cell["connections"][port]:
-                if isinstance(bit, str):
-                    continue
-                if direction == "output":
-                    drivers[bit] = cell["type"]
-                else:
-                    fanout[bit] += 1
-    names = {}
-    for name, net in module["netnames"].items():
-        if net.get("hide_name"):
-            continue
-        for bit in net["bits"]:
-            if isinstance(bit, int):
-                names.setdefault(bit, name)
+    net = YosysNetlist(netlist)
     counts, registers = collections.Counter(), collections.Counter()
-    for name, cell in cells.items():
+    for name, cell in net.cells.items():
         if not cell["type"].startswith("SB_DFF"):
             continue
         (d,), (q,) = cell["connections"]["D"], cell["connections"]["Q"]
         if isinstance(d, str):
             kind = "const"
-        elif d not in drivers:
+        elif d not in net.drivers:
             kind = "input"
-        elif drivers[d] == "SB_LUT4":
-            kind = "lut-packable" if fanout[d] == 1 else "lut-fanout"
+        elif net.driver_type(d) == "SB_LUT4":
+            kind = "lut-packable" if net.fanout[d] == 1 else "lut-fanout"
         else:
-            kind = drivers[d]
+            kind = net.driver_type(d)
         counts[kind] += 1
         if kind != "lut-packable":
-            register = re.sub(r"(\[\d+\])+$", "", names.get(q, name)).split("_SB_")[0]
+            register = re.sub(r"(\[\d+\])+$", "", net.names.get(q, name)).split("_SB_")[0]
             registers[(register, kind)] += 1
     return counts, registers
 

@@ -26,6 +26,8 @@ import json
 import re
 import sys
 
+from sdtforge.hdl.synth import YosysNetlist
+
 #: Nanoseconds per net between cells, LUT4, wide-function mux, flip-flop clock-to-out and setup,
 #: ``DP16KD`` clock-to-out (unregistered output, speed grade 6).
 NET, LUT, MUX, FF_CO, SETUP, BRAM_CO = 0.75, 0.35, 0.25, 0.45, 0.2, 4.4
@@ -55,30 +57,11 @@ def _arcs(kind, pin):
     return []
 
 
-class Netlist:
+class Netlist(YosysNetlist):
     """The top module of a Yosys JSON netlist, with arrival estimates per net bit."""
 
     def __init__(self, netlist):
-        tops = [m for m, v in netlist["modules"].items() if v["attributes"].get("top")]
-        if len(tops) != 1:
-            raise ValueError(f"expected one top module, found {len(tops)}")
-        module = netlist["modules"][tops[0]]
-        self.cells = module["cells"]
-        # The most readable name of each bit: fewest `$`, then the shortest.
-        self.names = {}
-        for name, net in module["netnames"].items():
-            for bit in net["bits"]:
-                if isinstance(bit, int):
-                    old = self.names.get(bit)
-                    if old is None or (name.count("$"), len(name)) < (old.count("$"), len(old)):
-                        self.names[bit] = name
-        self.drivers = {}
-        for cell_name, cell in self.cells.items():
-            for pin, bits in cell["connections"].items():
-                if cell["port_directions"].get(pin) == "output":
-                    for bit in bits:
-                        if isinstance(bit, int):
-                            self.drivers[bit] = (cell_name, pin)
+        super().__init__(netlist)
         self.arrival, self.pred = {}, {}
         for bit, (cell_name, _) in self.drivers.items():
             kind = self.cells[cell_name]["type"]
@@ -121,7 +104,7 @@ class Netlist:
         driver = self.drivers.get(bit)
         if driver is None:
             return False
-        source = self.cells[driver[0]]["type"]
+        source = self.driver_type(bit)
         return ((kind == "CCU2C" and pin == "CIN")
                 or (kind in ("PFUMX", "L6MUX21") and source in ("LUT4", "PFUMX")))
 

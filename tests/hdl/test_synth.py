@@ -1,8 +1,34 @@
-"""The per-module iCE40 breakdown used by ``bench/board_fit.py``."""
+"""The per-module iCE40 breakdown used by ``bench/board_fit.py``, and the JSON netlist reader
+of the bench tools."""
+
+import pytest
 
 from sdtforge.hdl.event_encoder import EventEncoder
 from sdtforge.hdl.sdsa import SDSAUnit
-from sdtforge.hdl.synth import module_stats, yosys_stats
+from sdtforge.hdl.synth import YosysNetlist, module_stats, yosys_stats
+
+
+def _module(top=False):
+    """A LUT (bits 2, 3 → 4) driving two flip-flops' ``D``; bit 4 has two names."""
+    lut = {"type": "LUT4", "port_directions": {"A": "input", "B": "input", "Z": "output"},
+           "connections": {"A": [2], "B": [3], "Z": [4]}}
+    ffs = {f"ff{k}": {"type": "TRELLIS_FF", "port_directions": {"DI": "input", "Q": "output"},
+                      "connections": {"DI": [4], "Q": [5 + k]}} for k in range(2)}
+    return {"attributes": {"top": 1} if top else {}, "cells": {"lut": lut, **ffs},
+            "netnames": {"$auto$x.v:3$4": {"bits": [4]}, "core.sum": {"bits": [4, "0"]},
+                         "core.q": {"bits": [5, 6]}, "a": {"bits": [2]}}}
+
+
+def test_yosys_netlist_reads_the_top_module():
+    net = YosysNetlist({"modules": {"sub": _module(), "top": _module(top=True)}})
+    assert net.drivers == {4: ("lut", "Z"), 5: ("ff0", "Q"), 6: ("ff1", "Q")}
+    assert net.fanout[4] == 2 and net.fanout[2] == 1 and net.fanout[5] == 0
+    assert net.names[4] == "core.sum" and net.names[6] == "core.q"
+    assert net.driver_type(4) == "LUT4" and net.driver_type(2) is None
+    # A single module needs no top attribute; two modules without one are refused.
+    assert YosysNetlist({"modules": {"only": _module()}}).drivers[4] == ("lut", "Z")
+    with pytest.raises(ValueError, match="one top module, found 0"):
+        YosysNetlist({"modules": {"a": _module(), "b": _module()}})
 
 
 def test_module_stats_counts_each_module_once():
