@@ -37,7 +37,7 @@ from .pe_array import PEArray
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
 from .queue import RegisterQueue
-from .ram import disjoint_maps, loader_filled, registered_write, rows_apart
+from .ram import shared_memories
 from .result import RESULT_LAYOUT, ResultEmitter
 from .sdsa_sequencer import SDSASequencer
 from .weights import WeightMemory
@@ -154,34 +154,13 @@ class Accelerator(wiring.Component):
                                         (wrb.theta_write.signature.members["data"].shape,
                                          "thresholds")):
             assert unit_shape == cfg.lane_layout(memory_name), memory_name
-        lanes_x = cfg.lane_layout("stream")
-        lanes_sh = cfg.lane_layout("shifts")
         m.submodules.prog = prog = ProgramSequencer(cfg)
-        m.submodules.spk = spk = disjoint_maps(memory.Memory(shape=cfg.row_bits("spikes"),
-                                                             depth=cfg.spikes_depth, init=[]))
-        # Read and written in place, a row never in the same cycle (hdl.ram).
-        m.submodules.xs = xs = rows_apart(memory.Memory(shape=lanes_x, depth=cfg.stream_depth,
-                                                        init=[]))
-        # The loader fills these (the pixel memory's zero points); the engine reads them only
-        # while busy, and an image is received before the pixel layer reads it (hdl.ram).
-        m.submodules.pix = pix = loader_filled(memory.Memory(shape=cfg.row_bits("pixels"),
-                                                             depth=cfg.pixels_depth, init=[]))
-        m.submodules.shm = shm = loader_filled(memory.Memory(shape=lanes_sh,
-                                                             depth=cfg.shifts_depth, init=[]))
-        spk_port, spk_r = spk.write_port(granularity=p), spk.read_port()
-        # Spike writes reach the memory a cycle after the stage issues them: the write's
-        # address, data and enables leave registers (they came through the map address adder
-        # and the stages' multiplexers), and the memory needs no collision logic (hdl.ram).
-        spk_w = registered_write(m, spk_port, "spk_w")
-        # The stream memory's too: its write data is the sum of its own read data and a row's
-        # values (ADD), a path from one block RAM's output through adders into its input.
-        xs_port, xs_r = xs.write_port(), xs.read_port()
-        xs_w = registered_write(m, xs_port, "xs_w")
+        mem = shared_memories(m, cfg)
+        spk_r, spk_w, xs_r, xs_w = mem.spk_r, mem.spk_w, mem.xs_r, mem.xs_w
+        pix_r, pix_w, shm_r, shm_w = mem.pix_r, mem.pix_w, mem.shm_r, mem.shm_w
         # The memories' own ports, for testbenches that check they never collide (hdl.ram).
-        self.spike_ports = (spk_r, spk_port)
-        self.stream_ports = (xs_r, xs_port)
-        pix_w, pix_r = pix.write_port(), pix.read_port()
-        shm_w, shm_r = shm.write_port(), shm.read_port()
+        self.spike_ports = (spk_r, mem.spk_port)
+        self.stream_ports = (xs_r, mem.xs_port)
         m.submodules.emit = emit = self.emitter = ResultEmitter(cfg)
         wiring.connect(m, wrb.logits, emit.write)
         if cfg.writeback_cycles > 1:

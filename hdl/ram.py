@@ -43,12 +43,14 @@ emitter (:class:`~.result.ResultEmitter`) enables its read port only after ``sta
 program has ended. The membrane and SDSA memories and the prefetch ring keep the emulation.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
 
 __all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "disjoint_maps", "loader_filled", "rows_apart",
-           "registered_write"]
+           "registered_write", "shared_memories"]
 
 #: Yosys' attribute for a memory whose read data on a same-address write is a don't-care.
 NO_RW_CHECK = "no_rw_check"
@@ -104,3 +106,39 @@ def registered_write(m, port, name):
                           "data": Out(Value.cast(port.data).shape().width)}).create(path=(name,))
     m.d.sync += [port.addr.eq(w.addr), port.data.eq(w.data), port.en.eq(w.en)]
     return w
+
+
+def shared_memories(m, cfg):
+    """The memories that several of the engine's stages share, added to ``m`` as ``spk``
+    (spike maps), ``xs`` (the residual stream), ``pix`` (pixels and zero points) and ``shm``
+    (alignment shifts), each marked as above, and their ports.
+
+    Returns a :class:`~types.SimpleNamespace`: ``spk_r``, ``spk_w`` (a
+    :func:`registered_write` interface, ``cfg.lanes``-bit write granularity) and ``spk_port``
+    (the memory's own write port, for testbenches that check collisions), ``xs_r``, ``xs_w``
+    and ``xs_port`` alike, and ``pix_r``, ``pix_w``, ``shm_r``, ``shm_w``.
+    """
+    m.submodules.spk = spk = disjoint_maps(memory.Memory(shape=cfg.row_bits("spikes"),
+                                                         depth=cfg.spikes_depth, init=[]))
+    # Read and written in place, a row never in the same cycle.
+    m.submodules.xs = xs = rows_apart(memory.Memory(shape=cfg.lane_layout("stream"),
+                                                    depth=cfg.stream_depth, init=[]))
+    # The loader fills these (the pixel memory's zero points); the engine reads them only
+    # while busy, and an image is received before the pixel layer reads it.
+    m.submodules.pix = pix = loader_filled(memory.Memory(shape=cfg.row_bits("pixels"),
+                                                         depth=cfg.pixels_depth, init=[]))
+    m.submodules.shm = shm = loader_filled(memory.Memory(shape=cfg.lane_layout("shifts"),
+                                                         depth=cfg.shifts_depth, init=[]))
+    spk_port, spk_r = spk.write_port(granularity=cfg.lanes), spk.read_port()
+    # Spike writes reach the memory a cycle after the stage issues them: the write's address,
+    # data and enables leave registers (they came through the map address adder and the
+    # stages' multiplexers), and the memory needs no collision logic.
+    spk_w = registered_write(m, spk_port, "spk_w")
+    # The stream memory's too: its write data is the sum of its own read data and a row's
+    # values (ADD), a path from one block RAM's output through adders into its input.
+    xs_port, xs_r = xs.write_port(), xs.read_port()
+    xs_w = registered_write(m, xs_port, "xs_w")
+    pix_w, pix_r = pix.write_port(), pix.read_port()
+    shm_w, shm_r = shm.write_port(), shm.read_port()
+    return SimpleNamespace(spk_r=spk_r, spk_w=spk_w, spk_port=spk_port, xs_r=xs_r, xs_w=xs_w,
+                           xs_port=xs_port, pix_r=pix_r, pix_w=pix_w, shm_r=shm_r, shm_w=shm_w)
