@@ -10,6 +10,7 @@ initialization.
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .accel_isa import RECORD_HEADER_BYTES, Target
 
@@ -18,10 +19,6 @@ __all__ = ["Loader"]
 _PORTS = (("program", Target.PROGRAM), ("weights", Target.WEIGHTS),
           ("biases", Target.BIASES), ("thresholds", Target.THRESHOLDS),
           ("shifts", Target.SHIFTS), ("pixels", Target.PIXELS))
-
-
-def _aw(depth):
-    return max((depth - 1).bit_length(), 0)
 
 
 class Loader(wiring.Component):
@@ -61,7 +58,7 @@ class Loader(wiring.Component):
                    "error": Out(1)}
         for name, _ in _PORTS:
             members[name] = Out(memory.WritePort.Signature(
-                addr_width=_aw(config.depth(name)), shape=config.row_bits(name)))
+                addr_width=ceil_log2(config.depth(name)), shape=config.row_bits(name)))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -72,7 +69,7 @@ class Loader(wiring.Component):
 
         # Address and count registers as wide as the largest memory needs; the header's wider
         # fields are checked against the target memory before a record is accepted.
-        aw = max(_aw(cfg.depth(name)) for name, _ in _PORTS)
+        aw = max(ceil_log2(cfg.depth(name)) for name, _ in _PORTS)
         # One shift register, newest byte on top, takes a record's header and then its
         # words: the header is in its top bytes once received, a word of n bytes in its top
         # n bytes (flip-flops with an enable, no multiplexers). The header's fields are
