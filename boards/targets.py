@@ -106,10 +106,6 @@ class Board:
         Default ``P`` and ``W``.
     f_sync : float
         Default system clock request in Hz (the PLL gives the closest one not above).
-    sdram_f_sync : float or None
-        With the weights in SDRAM (``--sdram``: a configuration with ``weight_tile_rows``), the
-        default clock instead of ``f_sync``: the SDRAM controller and the larger models it
-        serves place lower (``docs/boards.md`` §4b). ``None``: ``f_sync``.
     spram_weights : bool
         Weights in SPRAM rather than block RAM.
     sdram : bool
@@ -141,16 +137,6 @@ class Board:
     top_class: str
     writeback_lanes: int | None = None
     sdram: bool = False
-    sdram_f_sync: float | None = None
-
-    @property
-    def sdram_default_f_sync(self):
-        """The default clock request in Hz with the weights in SDRAM."""
-        return self.sdram_f_sync if self.sdram_f_sync is not None else self.f_sync
-
-    def default_f_sync(self, config):
-        """The default clock request in Hz for an accelerator configuration."""
-        return self.sdram_default_f_sync if config.weight_tile_rows else self.f_sync
 
     def platform(self):
         """A fresh amaranth-boards platform instance (toolchain: Yosys + nextpnr)."""
@@ -159,7 +145,7 @@ class Board:
     def top(self, config, *, image_bytes, num_classes, f_sync=None, baud=115200,
             accelerator=None):
         """The board top for an accelerator configuration (``accelerator``: a stand-in)."""
-        f_sync = self.default_f_sync(config) if f_sync is None else f_sync
+        f_sync = self.f_sync if f_sync is None else f_sync
         return _import(self.top_class)(config, image_bytes=image_bytes, num_classes=num_classes,
                                        f_sync=f_sync, baud=baud, accelerator=accelerator)
 
@@ -180,12 +166,11 @@ BOARDS = {b.name: b for b in [
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
           top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
-          # P = 32 with 32-bit spike words: digits-small in 78.4 k cycles per image (8 lanes:
-          # 298 k). 50 MHz (25 MHz x 2): the measured Fmax at 32 lanes is 53.3-55.4 MHz over
-          # the last bench's seeds (docs/boards.md §4b). With --sdram 46.875 MHz (25 MHz / 8 · 15):
-          # cifar10-2-256 at 16 lanes through the SDRAM reaches 48.6 MHz (median).
+          # P = 32 with 32-bit spike words: digits-small in 77.9 k cycles per image (8 lanes:
+          # 298 k). 50 MHz (25 MHz x 2): the measured Fmax at 32 lanes is 53.4-55.3 MHz over
+          # the last bench's seeds, and cifar10-2-256 at 16 lanes with --sdram places at
+          # 52.8-55.2 MHz (docs/boards.md §4b, §5c).
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=50e6,
-          sdram_f_sync=46.875e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           top_class="sdtforge.boards.ulx3s:ULX3STop", sdram=True),
 ]}

@@ -94,13 +94,11 @@ def fraction(text):
     return value
 
 
-def per_board(value, only=None):
-    """``"V on board, …"``: ``value(board)`` for every board (those for which ``only(board)``
-    is true, if given), for the defaults in ``--help``."""
+def per_board(value):
+    """``"V on board, …"``: ``value(board)`` for every board, for the defaults in ``--help``."""
     from sdtforge.boards.targets import BOARDS
 
-    return ", ".join(f"{value(b)} on {name}" for name, b in sorted(BOARDS.items())
-                     if only is None or only(b))
+    return ", ".join(f"{value(b)} on {name}" for name, b in sorted(BOARDS.items()))
 
 
 def check_lanes_width(lanes, width):

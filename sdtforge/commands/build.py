@@ -38,8 +38,7 @@ def add_arguments(p):
                         f"(default: the board's: {_args.per_board(lambda b: b.default_width)})")
     p.add_argument("--freq", type=_args.positive_float, default=None,
                    help=f"system clock request in MHz, {FREQ_MHZ[0]} to {FREQ_MHZ[1]} (default: "
-                        f"the board's: {_args.per_board(lambda b: f'{b.f_sync / 1e6:g}')}; "
-                        f"with --sdram {_args.per_board(_sdram_mhz, only=lambda b: b.sdram)})")
+                        f"the board's: {_args.per_board(lambda b: f'{b.f_sync / 1e6:g}')})")
     p.add_argument("--baud", type=_args.positive_int, default=115200, help="UART baud rate")
     p.add_argument("--seed", type=_args.seed, default=1, help="nextpnr placer seed")
     p.add_argument("--out", type=Path, default=Path("build"), help="output directory")
@@ -146,11 +145,6 @@ def _print_latency(figures):
         if figures.get("stall_cycles") is not None:
             print(f"weights from SDRAM: {figures['weight_bytes_per_image']} bytes per image, "
                   f"{figures['stall_cycles']} cycles waiting for them")
-
-
-def _sdram_mhz(board):
-    """The board's default clock with ``--sdram`` in MHz, for ``--help``."""
-    return f"{board.sdram_default_f_sync / 1e6:g}"
 
 
 def _check(args, plan, f_sync, timing):
