@@ -31,14 +31,15 @@ def classify(netlist):
         if not cell["type"].startswith("SB_DFF"):
             continue
         (d,), (q,) = cell["connections"]["D"], cell["connections"]["Q"]
+        driver = None if isinstance(d, str) else net.driver_type(d)
         if isinstance(d, str):
             kind = "const"
-        elif d not in net.drivers:
+        elif driver is None:
             kind = "input"
-        elif net.driver_type(d) == "SB_LUT4":
+        elif driver == "SB_LUT4":
             kind = "lut-packable" if net.fanout[d] == 1 else "lut-fanout"
         else:
-            kind = net.driver_type(d)
+            kind = driver
         counts[kind] += 1
         if kind != "lut-packable":
             register = re.sub(r"(\[\d+\])+$", "", net.names.get(q, name)).split("_SB_")[0]

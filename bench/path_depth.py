@@ -101,10 +101,9 @@ class Netlist(YosysNetlist):
         return self.arrival.get(bit, 0.0)
 
     def _same_slice(self, kind, pin, bit):
-        driver = self.drivers.get(bit)
-        if driver is None:
-            return False
         source = self.driver_type(bit)
+        if source is None:
+            return False
         return ((kind == "CCU2C" and pin == "CIN")
                 or (kind in ("PFUMX", "L6MUX21") and source in ("LUT4", "PFUMX")))
 
@@ -127,9 +126,8 @@ class Netlist(YosysNetlist):
         """The worst path into ``bit``: ``[(ns, net name, driver type)]``, source last."""
         out = []
         while bit is not None:
-            driver = self.drivers.get(bit)
             out.append((round(self.arrival.get(bit, 0.0), 2), self.names.get(bit, "?"),
-                        self.cells[driver[0]]["type"] if driver else "input"))
+                        self.driver_type(bit) or "input"))
             bit = self.pred.get(bit)
         return out
 

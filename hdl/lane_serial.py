@@ -83,9 +83,11 @@ def row_ahead(k, more, g, g_next, chunks):
 def chunk_of(m, name, source, n, start, running):
     """Lanes ``0 … n − 1`` of this cycle's chunk of ``source`` (a P-lane row): the row's later
     chunks in a shift register (``rest_NAME``) loaded at ``start``, shifted down a chunk per
-    cycle while ``running``."""
+    cycle while ``running``; ``source`` itself where a chunk is the whole row."""
     layout = source.shape()
     p, elem = layout.length, Shape.cast(layout.elem_shape).width
+    if n == p:
+        return source
     rest = Signal(data.ArrayLayout(layout.elem_shape, p - n), name=f"rest_{name}")
     with m.If(start):
         m.d.sync += rest.eq(source.as_value()[n * elem:])

@@ -253,7 +253,7 @@ class RowWriteBack(wiring.Component):
             w_row, cur = o, first_of            # written the cycle after the take: o_* hold
 
         def chunk(name, source):
-            return source if c == 1 else chunk_of(m, name, source, n, start, running)
+            return chunk_of(m, name, source, n, start, running)
 
         if c == 1:
             x = Signal(self._lanes_acc, name="row_values")
