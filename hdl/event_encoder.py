@@ -3,7 +3,8 @@
 A spike map row (one token / position) is stored as ``ceil(C / W)`` words of ``W`` bits; bit
 ``b`` of word ``j`` is channel ``j * W + b``. The encoder turns each word into one event per set
 bit, lowest channel first, which is what makes the rest of the datapath event-driven: the PE
-array does one weight-row read per event and nothing for zeros.
+array does one weight-row read per event and nothing for zeros. With ``events = 2`` an item
+carries the word's next two events (the ECP5's block RAMs read two weight rows per cycle).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -27,10 +28,11 @@ def _popcount(value):
 class EventEncoder(wiring.Component):
     """Zero-skipping converter from spike-bitmap words to channel-address events.
 
-    Every input word occupies the encoder for ``max(popcount(word), 1)`` cycles: one cycle per
-    event, and one cycle for a word without events. With a ready consumer and a word always
-    waiting, a row of words ``w_0 … w_{n-1}`` therefore takes ``Σ max(popcount(w_i), 1)`` cycles
-    plus one cycle of latency (a registered stage between input and output).
+    Every input word occupies the encoder for ``max(⌈popcount(word) / E⌉, 1)`` cycles (``E =
+    events``): one cycle per item of up to ``E`` events, and one cycle for a word without events.
+    With a ready consumer and a word always waiting, a row of words ``w_0 … w_{n-1}`` therefore
+    takes ``Σ max(⌈popcount(w_i) / E⌉, 1)`` cycles plus one cycle of latency (a registered stage
+    between input and output). An item's events come from one word, lowest channels first.
 
     End of row: the final event of a row (that of the word marked ``last``) carries ``last = 1``.
     When the ``last`` word has no set bit, the encoder emits one *marker* item instead, with
@@ -43,6 +45,8 @@ class EventEncoder(wiring.Component):
         Word width ``W`` in channels (a power of two).
     word_addr_width : :class:`int`
         Width of the word index; event addresses are ``word_addr_width + log2(W)`` bits wide.
+    events : :class:`int`
+        Events per item ``E``: 1, or 2 (then ``addr1`` and ``two`` are in the output layout).
 
     Members
     -------
@@ -51,12 +55,17 @@ class EventEncoder(wiring.Component):
         index), ``last`` (final word of the row).
     o : ``Out(stream.Signature(EventEncoder.OutLayout))``
         Events: ``addr`` (channel index ``word * W + b``), ``last`` (final item of the row),
-        ``none`` (a marker without an event; ``addr`` is then the row's last word's base).
+        ``none`` (a marker without an event; ``addr`` is then the row's last word's base);
+        with ``events = 2`` also ``addr1`` (the second event's channel, valid with ``two``)
+        and ``two`` (the item carries two events).
     """
 
-    def __init__(self, width, word_addr_width):
+    def __init__(self, width, word_addr_width, *, events=1):
         check_pow2("Word width", width)
         check_positive("Word address width", word_addr_width)
+        if events not in (1, 2):
+            raise ValueError(f"Events per item must be 1 or 2, not {events!r}")
+        self._events = events
         self._width = width
         self._word_addr_width = word_addr_width
         self._bit_width = (width - 1).bit_length()
@@ -69,6 +78,7 @@ class EventEncoder(wiring.Component):
             "addr": word_addr_width + self._bit_width,
             "last": 1,
             "none": 1,
+            **({"addr1": word_addr_width + self._bit_width, "two": 1} if events == 2 else {}),
         })
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
@@ -78,6 +88,10 @@ class EventEncoder(wiring.Component):
     @property
     def width(self):
         return self._width
+
+    @property
+    def events(self):
+        return self._events
 
     @property
     def addr_width(self):
@@ -99,9 +113,14 @@ class EventEncoder(wiring.Component):
         # command queue).
         lowest = Signal(w)
         m.d.comb += lowest.eq(bits & (-bits)[:w])
-        index = Signal(max(self._bit_width, 1))
-        for k in range(self._bit_width):
-            m.d.comb += index[k].eq(Cat(lowest[b] for b in range(w) if b >> k & 1).any())
+
+        def index_of(one_hot, name):
+            index = Signal(max(self._bit_width, 1), name=name)
+            for k in range(self._bit_width):
+                m.d.comb += index[k].eq(Cat(one_hot[b] for b in range(w) if b >> k & 1).any())
+            return index
+
+        index = index_of(lowest, "index")
         rest = Signal(w)
         m.d.comb += rest.eq(bits & ~lowest)
         # Events left in the register, counted when a word is loaded: "at most one left" is
@@ -109,6 +128,20 @@ class EventEncoder(wiring.Component):
         # handshake path (`i.ready` fans out to the whole fetch stage).
         count = Signal(range(w + 1))
         one_left = count[1:] == 0 if w > 1 else Const(1)
+        take = 1                    # events the item leaves with
+        if self._events == 2:
+            # The second event: the lowest of the rest, taken with the first while two are left.
+            second = Signal(w)
+            m.d.comb += second.eq(rest & (-rest)[:w])
+            two = Signal()
+            m.d.comb += [two.eq(count[1:] != 0),
+                         self.o.payload.addr1.eq(Cat(index_of(second, "index1")[:self._bit_width],
+                                                     word)),
+                         self.o.payload.two.eq(two)]
+            # The word's final item: at most two events left.
+            one_left = (count[2:] == 0) & ~(count[0] & count[1]) if w > 2 else Const(1)
+            rest = Mux(two, rest & ~second, rest)
+            take = Mux(two, 2, 1)
 
         has_event = count != 0      # the events left, not an OR over the word
         # A word with events is offered until its final event; a word without events is only
@@ -128,7 +161,7 @@ class EventEncoder(wiring.Component):
         m.d.comb += self.i.ready.eq(done)
 
         with m.If(fired):
-            m.d.sync += [bits.eq(rest), count.eq(count - 1)]
+            m.d.sync += [bits.eq(rest), count.eq(count - take)]
         with m.If(done):
             m.d.sync += full.eq(self.i.valid)
             with m.If(self.i.valid):

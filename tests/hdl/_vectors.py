@@ -63,8 +63,8 @@ def words_of(bits, width):
     return [int(sum(int(b) << i for i, b in enumerate(row))) for row in bits]
 
 
-def encoder_case(rng, width=8, rows=4, words=3, fill="random", density=0.3):
-    dut = EventEncoder(width, max(words - 1, 1).bit_length())
+def encoder_case(rng, width=8, rows=4, words=3, fill="random", density=0.3, events=1):
+    dut = EventEncoder(width, max(words - 1, 1).bit_length(), events=events)
     s = spikes(rng, (rows, words * width), fill, density)
     if fill == "random":
         s[rng.random(rows) < 0.3] = 0   # whole empty rows
@@ -72,16 +72,30 @@ def encoder_case(rng, width=8, rows=4, words=3, fill="random", density=0.3):
     for row in s:
         for j, wd in enumerate(words_of(row, width)):
             ins.append(pack(dut.in_layout, {"data": wd, "word": j, "last": j == words - 1}))
-        # The naive model: active channels in order; the final item is marked last, and a
-        # marker item closes a row whose last word is empty.
-        active = [int(c) for c in np.flatnonzero(row)]
+        # The naive model: each word's active channels in order, ``events`` to an item; the
+        # row's final item is marked last, and a marker item closes a row whose last word is
+        # empty. (A second event's field holds the word's base where there is none.)
+        items = []
+        for j in range(words):
+            active = [j * width + int(c) for c in np.flatnonzero(row[j * width:(j + 1) * width])]
+            for k in range(0, len(active), events):
+                pair = active[k:k + events]
+                item = {"addr": pair[0], "none": 0}
+                if events == 2:
+                    item.update(addr1=pair[1] if len(pair) == 2 else j * width,
+                                two=len(pair) == 2)
+                items.append(item)
         last_word_empty = not row[(words - 1) * width:].any()
-        for n, c in enumerate(active):
-            last = (n == len(active) - 1) and not last_word_empty
-            exp.append(pack(dut.out_layout, {"addr": c, "last": last, "none": 0}))
+        for n, item in enumerate(items):
+            last = (n == len(items) - 1) and not last_word_empty
+            exp.append(pack(dut.out_layout, {**item, "last": last}))
         if last_word_empty:
-            exp.append(pack(dut.out_layout, {"addr": (words - 1) * width, "last": 1, "none": 1}))
-    cycles = sum(max(bin(w).count("1"), 1) for row in s for w in words_of(row, width))
+            base = (words - 1) * width
+            exp.append(pack(dut.out_layout, {"addr": base, "last": 1, "none": 1,
+                                             **({"addr1": base, "two": 0} if events == 2
+                                                else {})}))
+    cycles = sum(max(-(-bin(w).count("1") // events), 1)
+                 for row in s for w in words_of(row, width))
     return Case(dut, {"i": ins}, {"o": exp}, info={"cycles": cycles})
 
 

@@ -68,10 +68,11 @@ fills = st.sampled_from(FILLS)
 
 
 @EXAMPLES
-@given(seed=seeds, fill=fills, width=st.sampled_from([1, 8, 16]), words=st.integers(1, 3))
-def test_event_encoder(seed, fill, width, words):
+@given(seed=seeds, fill=fills, width=st.sampled_from([1, 2, 8, 16]), words=st.integers(1, 3),
+       events=st.sampled_from([1, 2]))
+def test_event_encoder(seed, fill, width, words, events):
     rng = np.random.default_rng(seed)
-    check(encoder_case(rng, width=width, words=words, fill=fill), seed)
+    check(encoder_case(rng, width=width, words=words, fill=fill, events=events), seed)
 
 
 @EXAMPLES
@@ -182,9 +183,11 @@ def test_lif_read_after_write():
 
 
 # Throughput: with no stalls the measured cycles match each unit's documented formula.
+@pytest.mark.parametrize("events", [1, 2])
 @pytest.mark.parametrize("fill", FILLS)
-def test_event_encoder_cycles(fill):
-    case = encoder_case(np.random.default_rng(1), width=16, rows=6, words=3, fill=fill)
+def test_event_encoder_cycles(fill, events):
+    case = encoder_case(np.random.default_rng(1), width=16, rows=6, words=3, fill=fill,
+                        events=events)
     assert check(case, 0, stall=0.0) == case.info["cycles"] + 1
 
 
