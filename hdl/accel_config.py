@@ -153,6 +153,11 @@ class AccelConfig:
         The prefetch's window in rows (a power of two holding at least one tile,
         :func:`~.weight_tiles.single_window`); 0: the double buffer
         (:func:`~.weight_tiles.prefetch_window` of ``weight_tile_rows``).
+    events : int
+        Events per PE command: 1, or 2 (the event encoder hands out a word's events two at a
+        time and the PE lanes add two weight rows per cycle, read on the weight memory's two
+        block RAM ports; on-chip weights only: SPRAM and the SDRAM prefetch read one row per
+        cycle). The cycle model follows it.
     """
 
     lanes: int = 8
@@ -188,6 +193,7 @@ class AccelConfig:
     weight_window: int = 0
     event_frames: int = 0
     dvs_head_channels: int = 0
+    events: int = 1
 
     def __post_init__(self):
         # A wrong type is a programming error (TypeError; ``from_json`` turns it into a
@@ -224,6 +230,11 @@ class AccelConfig:
                     "need a power-of-two size, or a multiple of 8 channels")
             raise UserError(f"DVS attention heads of {hd} channels need a word width that "
                             f"divides it or that it divides, not {self.width}; {hint}")
+        if self.events not in (1, 2):
+            raise UserError(f"events must be 1 or 2, not {self.events!r}")
+        if self.events == 2 and self.external_weights:
+            raise UserError("two events per command need the weights in on-chip block RAM "
+                            "(two read ports), not external weights")
         for name in ("sdsa_or", "pool_or"):
             if getattr(self, name) not in (0, 1):
                 raise UserError(f"{name} must be 0 or 1, not {getattr(self, name)!r}")

@@ -132,12 +132,13 @@ class Accelerator(wiring.Component):
         rows_w = address_bits(cfg.weights_depth)     # a weight row offset
         # An event's word index carries its tap's weight-row offset above the word (the fetch
         # computes it), so the event's row is one addition away.
-        m.submodules.enc = enc = EventEncoder(w, wb + rows_w)
+        m.submodules.enc = enc = EventEncoder(w, wb + rows_w, events=cfg.events)
         # The biases: loaded into the accumulators, or added by a lane-serial write-back
         # (AccelConfig.writeback_bias).
         m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,
                                        bias_width=cfg.acc_bits, weight_depth=cfg.weights_depth,
-                                       bias_depth=cfg.biases_depth, bias=not cfg.writeback_bias)
+                                       bias_depth=cfg.biases_depth, bias=not cfg.writeback_bias,
+                                       events=cfg.events)
         m.submodules.wb = wrb = RowWriteBack(cfg)
         m.submodules.sdsa = sdsa = SDSASequencer(cfg)
         # The POOL_OR stage only where the model has a spike max-pool (AccelConfig.pool_or).
@@ -179,7 +180,7 @@ class Accelerator(wiring.Component):
             w_port = self.w_write
         else:
             m.submodules.weights = weights = WeightMemory(cfg.lane_layout("weights"),
-                                                          cfg.weights_depth)
+                                                          cfg.weights_depth, events=cfg.events)
             wiring.connect(m, pe.w_req, weights.req)
             wiring.connect(m, weights.rsp, pe.w_rsp)
             w_port = weights.write

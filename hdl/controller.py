@@ -213,6 +213,9 @@ class LayerController(wiring.Component):
         ev = self.events.payload
         ev_cw = ev.addr[lw:lw + wb]
         ev_row = wg + ev.addr[lw + wb:] + Mux(is_pixel, ev_cw, Cat(ev.addr[:lw], ev_cw))
+        # With two events per command the second is in the same word: only its bit differs.
+        ev_row1 = (wg + ev.addr[lw + wb:] + Mux(is_pixel, ev_cw, Cat(ev.addr1[:lw], ev_cw))
+                   if cfg.events == 2 else None)
 
         # PIXEL's Horner sum and HEAD_SUM's token sum: LaneValue, or with a lane-serial
         # write-back the write-back itself, which folds the pixel layer's planes (from the PE
@@ -238,6 +241,7 @@ class LayerController(wiring.Component):
         with m.If(wbk.taken):
             m.d.sync += row_pending.eq(0)
         s = Internals(cfg=cfg, f=f, nest=nest, wg=wg, bit=bit, hy=hy, hx=hx, ev=ev, ev_row=ev_row,
+                      ev_row1=ev_row1,
                       row_pending=row_pending, more_planes=more_planes, start_next=start_next,
                       gathering=gathering, serial=serial, ahead=ahead,
                       **({"plane_first": plane_first, "tok_first": tok_first, "again": again}

@@ -25,7 +25,8 @@ class Internals:
 
     ``f``: the descriptor's shared fields; ``nest``: the row nest (:class:`~.loops.LoopNest`);
     ``wg``: the group's weight base; ``bit``: the pixel layer's bit-plane; ``hy``, ``hx``: the
-    head's token; ``ev``: the event encoder's payload, ``ev_row`` its weight row;
+    head's token; ``ev``: the event encoder's payload, ``ev_row`` its weight row (``ev_row1``
+    the second event's, with two events per command; ``None`` otherwise);
     ``row_pending``: a ``CONV`` row latched whose sums are not taken yet; ``more_planes``,
     ``start_next``, ``gathering``: a plane follows the one drained, start its fetch, the pixel
     layer gathers; ``serial``: the write-back is lane-serial, ``plane_first``, ``tok_first``
@@ -44,6 +45,7 @@ class Internals:
     hx: object
     ev: object
     ev_row: object
+    ev_row1: object
     row_pending: object
     more_planes: object
     start_next: object
@@ -54,6 +56,13 @@ class Internals:
     again: object = None
     lv: object = None
     ahead: object = None
+
+
+def _event_rows(cmd, s):
+    """An ``ACC`` command's rows: the event's, and the second event's where there are two."""
+    if s.ev_row1 is None:
+        return [cmd.addr.eq(s.ev_row)]
+    return [cmd.addr.eq(s.ev_row), cmd.addr1.eq(s.ev_row1), cmd.two.eq(s.ev.two)]
 
 
 def pixel_states(m, c, s):
@@ -74,7 +83,7 @@ def pixel_states(m, c, s):
             m.next = "GATHER_RUN"
     with m.State("GATHER_RUN"):
         m.d.comb += [c.cmd.valid.eq(c.events.valid & ~s.ev.none),
-                     cmd.op.eq(PEOp.ACC), cmd.addr.eq(s.ev_row),
+                     cmd.op.eq(PEOp.ACC), *_event_rows(cmd, s),
                      c.events.ready.eq(c.cmd.ready | s.ev.none)]
         with m.If(c.events.valid & c.events.ready & s.ev.last):
             m.d.sync += [s.more_planes.eq(s.bit != 0), s.start_next.eq(s.bit != 0)]
@@ -131,7 +140,7 @@ def conv_states(m, c, s):
         block = ev.last & s.row_pending
         m.d.comb += [c.cmd.valid.eq(c.events.valid & ~block),
                      cmd.op.eq(Mux(ev.none, PEOp.DRAIN, PEOp.ACC)),
-                     cmd.addr.eq(s.ev_row), cmd.last.eq(ev.last),
+                     *_event_rows(cmd, s), cmd.last.eq(ev.last),
                      # The next row's bias row (unless the write-back adds the biases).
                      *([] if s.cfg.writeback_bias else
                        [cmd.bias.eq(f.prow + nest.next["g"])]),

@@ -5,7 +5,7 @@ needs adders only. The array holds P accumulators (P output channels computed to
 controller sends one command per event and drains the P sums into the LIF unit.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -13,7 +13,22 @@ from amaranth.utils import ceil_log2
 from .params import check_positive
 from .ram import loader_filled
 
-__all__ = ["PEArray", "PEOp"]
+__all__ = ["PEArray", "PEOp", "weight_request_shape", "weight_response_shape"]
+
+
+def weight_request_shape(addr_width, events=1):
+    """A weight-row request: the row address, or with ``events = 2`` ``addr``, ``addr1`` and
+    ``two`` (the second row is wanted)."""
+    if events == 1:
+        return unsigned(addr_width)
+    return data.StructLayout({"addr": addr_width, "addr1": addr_width, "two": 1})
+
+
+def weight_response_shape(row_shape, events=1):
+    """A weight-row response: the row, or with ``events = 2`` ``row`` and ``row1``."""
+    if events == 1:
+        return row_shape
+    return data.StructLayout({"row": row_shape, "row1": row_shape})
 
 
 class PEOp(enum.Enum, shape=2):
@@ -45,6 +60,9 @@ class PEArray(wiring.Component):
     cycle its second stage completes and reloads the accumulators with bias row ``bias`` (the
     next row's), so the next row's first event may follow in the next cycle: a row costs its
     events and nothing else.
+
+    With ``events = 2`` a command carries up to two events (``addr1``, ``two``): its request
+    asks for both rows and the lanes add both (the ECP5's block RAMs read two rows per cycle).
 
     Cycle contract: with a source that answers each request in the next cycle
     (:class:`~sdtforge.hdl.weights.WeightMemory`) and a ready ``o``, a command is accepted
@@ -81,10 +99,11 @@ class PEArray(wiring.Component):
         bias memory).
     o : ``Out(stream.Signature(PEArray.OutLayout))``
         Drained sums: ``acc`` (``ArrayLayout(signed(acc_width), P)``), ``tag``.
-    w_req : ``Out(stream.Signature(unsigned(log2 weight_depth)))``
+    w_req : ``Out(stream.Signature(weight_request_shape(...)))``
         Weight-row requests, one per ``ACC``, in command order.
-    w_rsp : ``In(stream.Signature(ArrayLayout(signed(weight_width), P)))``
-        The requested rows, in request order.
+    w_rsp : ``In(stream.Signature(weight_response_shape(...)))``
+        The requested rows, in request order (with ``events = 2`` both rows; the second is
+        added where the request's ``two`` was set).
     b_write : ``Out(memory.WritePort.Signature(...))``
         Bias memory write port; data is ``ArrayLayout(signed(bias_width), P)``.
     value : ``Out(ArrayLayout(signed(acc_width), P))``
@@ -94,7 +113,7 @@ class PEArray(wiring.Component):
     """
 
     def __init__(self, lanes, acc_width, *, weight_width=8, bias_width=None, weight_depth=256,
-                 bias_depth=16, bias=True):
+                 bias_depth=16, bias=True, events=1):
         check_positive("Lane count", lanes)
         check_positive("Accumulator width", acc_width)
         check_positive("Weight width", weight_width)
@@ -108,6 +127,9 @@ class PEArray(wiring.Component):
                              f"{acc_width!r}")
         if bias_width > acc_width:
             raise ValueError(f"Bias width {bias_width!r} exceeds accumulator width {acc_width!r}")
+        if events not in (1, 2):
+            raise ValueError(f"Events per command must be 1 or 2, not {events!r}")
+        self._events = events
         self._lanes = lanes
         self._acc_width = acc_width
         self._bias_depth = bias_depth
@@ -118,7 +140,9 @@ class PEArray(wiring.Component):
         self._addr_width = addr_width
         self._bias_width = max(ceil_log2(bias_depth), 1)
         self.cmd_layout = data.StructLayout({"op": PEOp, "addr": addr_width, "last": 1,
-                                             **({"bias": self._bias_width} if bias else {})})
+                                             **({"bias": self._bias_width} if bias else {}),
+                                             **({"addr1": addr_width, "two": 1}
+                                                if events == 2 else {})})
         self.out_layout = data.StructLayout({
             "acc": data.ArrayLayout(signed(acc_width), lanes),
             "tag": addr_width,
@@ -127,8 +151,8 @@ class PEArray(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(self.cmd_layout)),
             "o": Out(stream.Signature(self.out_layout)),
-            "w_req": Out(stream.Signature(w_aw)),
-            "w_rsp": In(stream.Signature(self.weight_shape)),
+            "w_req": Out(stream.Signature(weight_request_shape(w_aw, events))),
+            "w_rsp": In(stream.Signature(weight_response_shape(self.weight_shape, events))),
             **({"b_write": Out(memory.WritePort.Signature(addr_width=b_aw,
                                                           shape=self.bias_shape))}
                if bias else {}),
@@ -160,6 +184,7 @@ class PEArray(wiring.Component):
         s_tag = Signal(self._addr_width)
 
         s_last = Signal()
+        s_two = Signal()
         # The second stage completes this cycle unless its row is late or its sums wait on o.
         s_acc = s_valid & (s_op == PEOp.ACC)
         s_drain = s_valid & (s_op == PEOp.DRAIN)
@@ -168,7 +193,12 @@ class PEArray(wiring.Component):
         advance = ~stall
         # acc + w: the ACC update and the sums a row-ending ACC emits (one adder per lane).
         total = [Signal(signed(self._acc_width), name=f"sum{lane}") for lane in range(p)]
-        m.d.comb += [total[lane].eq(acc[lane] + Mux(s_acc, self.w_rsp.payload[lane], 0))
+        if self._events == 1:
+            rows = [self.w_rsp.payload[lane] for lane in range(p)]
+        else:
+            rows = [self.w_rsp.payload.row[lane] + Mux(s_two, self.w_rsp.payload.row1[lane], 0)
+                    for lane in range(p)]
+        m.d.comb += [total[lane].eq(acc[lane] + Mux(s_acc, rows[lane], 0))
                      for lane in range(p)]
         # An ACC's request leaves as soon as the command is offered, held until the source
         # takes it (``sent``), so a request never waits on this array's own stall.
@@ -177,7 +207,10 @@ class PEArray(wiring.Component):
         requested = ~is_acc | sent | self.w_req.ready
         m.d.comb += [
             self.w_req.valid.eq(self.i.valid & is_acc & ~sent),
-            self.w_req.payload.eq(self.i.payload.addr),
+            *([self.w_req.payload.eq(self.i.payload.addr)] if self._events == 1 else
+              [self.w_req.payload.addr.eq(self.i.payload.addr),
+               self.w_req.payload.addr1.eq(self.i.payload.addr1),
+               self.w_req.payload.two.eq(self.i.payload.two)]),
             # A row-ending ACC keeps its weight row until its sums are taken.
             self.w_rsp.ready.eq(s_acc & ~(s_last & ~self.o.ready)),
             self.i.ready.eq(advance & requested),
@@ -200,6 +233,7 @@ class PEArray(wiring.Component):
                 s_op.eq(self.i.payload.op),
                 s_tag.eq(self.i.payload.addr),
                 s_last.eq(self.i.payload.last),
+                *([s_two.eq(self.i.payload.two)] if self._events == 2 else []),
             ]
             with m.If(s_valid):
                 # If/Elif rather than a Switch: a case statement without the DRAIN arm makes

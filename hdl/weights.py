@@ -8,24 +8,29 @@ SPRAM (:class:`ReadPortWeights`), or a prefetch buffer in front of external DRAM
 that answers every request in the following cycle, as both here do, costs the engine no cycle.
 
 The rows are ``AccelConfig.lane_layout("weights")`` (``ArrayLayout(signed(weight_bits), P)``).
+With two events per command (``AccelConfig.events``) a request names two rows and the source
+answers both at once: :class:`WeightMemory` reads them on its block RAMs' two ports.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .params import check_positive
+from .pe_array import weight_request_shape, weight_response_shape
 from .ram import loader_filled
 
 __all__ = ["ReadPortWeights", "WeightMemory", "weight_source_signature"]
 
 
-def weight_source_signature(shape, addr_width):
-    """The source's side of the weight path: ``req`` (row addresses in), ``rsp`` (rows out)."""
+def weight_source_signature(shape, addr_width, events=1):
+    """The source's side of the weight path: ``req`` (row addresses in), ``rsp`` (rows out);
+    with ``events = 2`` two of each per item
+    (:func:`~sdtforge.hdl.pe_array.weight_request_shape`)."""
     return wiring.Signature({
-        "req": In(stream.Signature(addr_width)),
-        "rsp": Out(stream.Signature(shape)),
+        "req": In(stream.Signature(weight_request_shape(addr_width, events))),
+        "rsp": Out(stream.Signature(weight_response_shape(shape, events))),
     })
 
 
@@ -52,27 +57,35 @@ class ReadPortWeights(wiring.Component):
         The rows, in request order.
     port : ``In(memory.ReadPort.Signature(addr_width=addr_width, shape=shape))``
         The memory's read port (one cycle of latency, data held while ``en`` is low).
+    port1 : ``In(memory.ReadPort.Signature(addr_width=addr_width, shape=shape))``
+        With ``events = 2``: the second row's read port, used in step with ``port``.
     """
 
-    def __init__(self, shape, addr_width):
+    def __init__(self, shape, addr_width, *, events=1):
         if not isinstance(addr_width, int) or isinstance(addr_width, bool) or addr_width < 0:
             raise TypeError(f"Address width must be a non-negative integer, not {addr_width!r}")
+        self._events = events
+        port = In(memory.ReadPort.Signature(addr_width=addr_width, shape=shape))
         super().__init__({
-            **weight_source_signature(shape, addr_width).members,
-            "port": In(memory.ReadPort.Signature(addr_width=addr_width, shape=shape)),
+            **weight_source_signature(shape, addr_width, events).members,
+            "port": port, **({"port1": port} if events == 2 else {}),
         })
 
     def elaborate(self, platform):
         m = Module()
         full = Signal()
         take = ~full | self.rsp.ready           # the row register is free this cycle
+        one = self._events == 1
         m.d.comb += [
             self.req.ready.eq(take),
-            self.port.addr.eq(self.req.payload),
+            self.port.addr.eq(self.req.payload if one else self.req.payload.addr),
             self.port.en.eq(take),
             self.rsp.valid.eq(full),
-            self.rsp.payload.eq(self.port.data),
+            (self.rsp.payload if one else self.rsp.payload.row).eq(self.port.data),
         ]
+        if not one:
+            m.d.comb += [self.port1.addr.eq(self.req.payload.addr1), self.port1.en.eq(take),
+                         self.rsp.payload.row1.eq(self.port1.data)]
         with m.If(take):
             m.d.sync += full.eq(self.req.valid)
         return m
@@ -81,7 +94,10 @@ class ReadPortWeights(wiring.Component):
 class WeightMemory(wiring.Component):
     """On-chip weight rows (``lib.memory.Memory``) served as a weight source.
 
-    The same cycle contract as :class:`ReadPortWeights`, which it uses over its memory.
+    The same cycle contract as :class:`ReadPortWeights`, which it uses over its memory. With
+    ``events = 2`` the memory has two read ports; the loader's write shares the first one's
+    address (it writes only while the engine is idle), so a true dual-port block RAM (the
+    ECP5's ``DP16KD``) holds the rows once and reads two per cycle.
 
     Parameters
     ----------
@@ -89,6 +105,8 @@ class WeightMemory(wiring.Component):
         One weight row.
     depth : int
         Number of rows.
+    events : int
+        Rows per request, 1 or 2.
 
     Members
     -------
@@ -98,13 +116,14 @@ class WeightMemory(wiring.Component):
         Row writes (model loading, while no request is in flight).
     """
 
-    def __init__(self, shape, depth):
+    def __init__(self, shape, depth, *, events=1):
         self._shape = shape
         self._depth = depth
+        self._events = events
         check_positive("Weight depth", depth)
         aw = ceil_log2(depth)    # the memory's own port width
         super().__init__({
-            **weight_source_signature(shape, aw).members,
+            **weight_source_signature(shape, aw, events).members,
             "write": Out(memory.WritePort.Signature(addr_width=aw, shape=shape)),
         })
 
@@ -112,12 +131,24 @@ class WeightMemory(wiring.Component):
         m = Module()
         m.submodules.mem = mem = loader_filled(memory.Memory(shape=self._shape,
                                                              depth=self._depth, init=[]))
-        aw = len(self.req.payload)
-        m.submodules.reader = reader = ReadPortWeights(self._shape, aw)
-        rd, wr = mem.read_port(), mem.write_port()
-        m.d.comb += [rd.addr.eq(reader.port.addr), rd.en.eq(reader.port.en),
-                     reader.port.data.eq(rd.data)]
-        wiring.connect(m, wiring.flipped(self.write), wr)
+        aw = len(self.write.addr)
+        m.submodules.reader = reader = ReadPortWeights(self._shape, aw, events=self._events)
+        if self._events == 1:
+            rd, wr = mem.read_port(), mem.write_port()
+            m.d.comb += [rd.addr.eq(reader.port.addr), rd.en.eq(reader.port.en),
+                         reader.port.data.eq(rd.data)]
+            wiring.connect(m, wiring.flipped(self.write), wr)
+        else:
+            # One address for the write and the first read: a block RAM port of its own each
+            # would leave the second read a third port, and Yosys would store the rows twice.
+            wr, rd, rd1 = mem.write_port(), mem.read_port(), mem.read_port()
+            shared = Mux(self.write.en, self.write.addr, reader.port.addr)
+            m.d.comb += [wr.addr.eq(shared), wr.data.eq(self.write.data),
+                         wr.en.eq(self.write.en),
+                         rd.addr.eq(shared), rd.en.eq(reader.port.en),
+                         reader.port.data.eq(rd.data),
+                         rd1.addr.eq(reader.port1.addr), rd1.en.eq(reader.port1.en),
+                         reader.port1.data.eq(rd1.data)]
         wiring.connect(m, wiring.flipped(self.req), reader.req)
         wiring.connect(m, reader.rsp, wiring.flipped(self.rsp))
         return m

@@ -43,21 +43,24 @@ def _ceil(a, b):
     return -(-int(a) // int(b))
 
 
-def _popcounts(s, width):
-    """``[T, words, H, W]`` spikes per word of ``s`` (``[T, C, H, W]`` spikes of one image)."""
+def _popcounts(s, width, events=1):
+    """``[T, words, H, W]`` encoder items per word of ``s`` (``[T, C, H, W]`` spikes of one
+    image): its spikes, ``events`` to an item (``AccelConfig.events``), rounded up."""
     t, c, h, w = s.shape
     words = _ceil(c, width)
     pad = np.zeros((t, words * width, h, w), np.int64)
     pad[:, :c] = s
-    return pad.reshape(t, words, width, h, w).sum(axis=2)
+    pop = pad.reshape(t, words, width, h, w).sum(axis=2)
+    return -(-pop // events)
 
 
-def _word_cost(s, width):
-    """``[T, H, W]`` cycles the encoder spends on one position's words: Σ max(popcount, 1).
+def _word_cost(s, width, events=1):
+    """``[T, H, W]`` cycles the encoder spends on one position's words: Σ max(items, 1) (an
+    item is ``events`` spikes of a word, or fewer at its end).
 
     ``s``: ``[T, C, H, W]`` spikes of one image.
     """
-    return np.maximum(_popcounts(s, width), 1).sum(axis=1)
+    return np.maximum(_popcounts(s, width, events), 1).sum(axis=1)
 
 
 def _box(cost, k3):
@@ -70,7 +73,7 @@ def _box(cost, k3):
     return sum(p[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
 
 
-def _third_event(s, width, k3):
+def _third_event(s, width, k3, per_command=1):
     """``[T, H, W]``: the encoder cycle (within its row) of each row's third event, ``-1`` for a
     row with fewer than three.
 
@@ -78,9 +81,10 @@ def _third_event(s, width, k3):
     a word with ``n`` spikes is ``n`` event cycles, an empty word one cycle without an event —
     but the row's last word always ends in an event (its sums' marker). While the PE array
     holds a row's sums, the encoder runs on into the next row until the command queue holds
-    two events and a third waits; the cycles it got through by then are this index.
+    two events and a third waits; the cycles it got through by then are this index. With two
+    events per command (``per_command``) an "event" here is a command: an encoder item.
     """
-    pop = _popcounts(s, width)                                      # [T, words, H, W]
+    pop = _popcounts(s, width, per_command)                                     # [T, words, H, W]
     t, words, h, w = pop.shape
     taps = [(dy, dx) for dy in range(3) for dx in range(3)] if k3 else [(1, 1)]
     cost, events = [], []
@@ -111,7 +115,7 @@ def _window_ranges(n, stride=2):
             for o in range((n - 1) // stride + 1)]
 
 
-def _conv_cycles(s, groups, k3, width, pool=False, writeback=1):
+def _conv_cycles(s, groups, k3, width, pool=False, writeback=1, events=1):
     """Cycles of a spike-input CONV over map ``s`` ``[T, C, H, W]`` (one image).
 
     The row pipeline (``docs/accelerator.md`` §9): ``CONV_START`` and three cycles of fetch,
@@ -126,7 +130,7 @@ def _conv_cycles(s, groups, k3, width, pool=False, writeback=1):
     window merges; a write-back of ``writeback`` cycles per row (:func:`_rows`) overlaps
     the next row's gather.
     """
-    return sum(_conv_groups(s, groups, k3, width, pool, writeback))
+    return sum(_conv_groups(s, groups, k3, width, pool, writeback, events))
 
 
 def _window_counts(n):
@@ -134,7 +138,7 @@ def _window_counts(n):
     return [2 if y % 2 and y + 1 < n else 1 for y in range(n)]
 
 
-def _conv_groups(s, groups, k3, width, pool=False, writeback=1):
+def _conv_groups(s, groups, k3, width, pool=False, writeback=1, events=1):
     """:func:`_conv_cycles` split by output group: a list of ``groups`` cycle counts that sums
     to it.
 
@@ -144,10 +148,10 @@ def _conv_groups(s, groups, k3, width, pool=False, writeback=1):
     closed form every group is its rows and the layer's fixed cycles (``CONV_START``, fill and
     drain) are group 0's.
     """
-    rows = _box(_word_cost(s, width), k3)
+    rows = _box(_word_cost(s, width, events), k3)
     if pool or writeback > 1:
         marks = []
-        _rows(rows, _third_event(s, width, k3), groups, writeback, pool, marks)
+        _rows(rows, _third_event(s, width, k3, events), groups, writeback, pool, marks)
         return [b - a for a, b in zip([0] + marks[:-1], marks, strict=True)]
     first = int(rows[0, 0, 0])
     per = int(np.maximum(rows, 3).sum())
@@ -214,6 +218,8 @@ class _Context:
     writeback: int = 1
     #: The SDSA unit's mode (``AccelConfig.sdsa_or``): 1, a ``MASK`` command per cycle.
     sdsa_or: int = 0
+    #: Events per PE command (``AccelConfig.events``).
+    events: int = 1
 
     @property
     def steps(self):
@@ -348,7 +354,7 @@ def _head_parts(layer, ctx):
         head_sum = ctx.decode + g * t_steps * (_LOOP + 2 + (n + 1) * ctx.writeback)
     head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
     linear = _conv_groups(head.reshape(t_steps, -1, 1, 1), _ceil(layer.num_classes, ctx.lanes),
-                          False, ctx.width, writeback=ctx.writeback)
+                          False, ctx.width, writeback=ctx.writeback, events=ctx.events)
     return head_sum, linear
 
 
@@ -366,6 +372,7 @@ def _context(model, spikes, lanes, width, image, config):
 
         words, writeback, sdsa_or = descriptor_words_for(model, lanes, width), 1, \
             sdsa_or_mode(model)
+        events = 1
     else:
         from sdtforge.hdl.accel_isa import descriptor_words
 
@@ -374,8 +381,9 @@ def _context(model, spikes, lanes, width, image, config):
                              f"not {lanes}, {width}")
         words, writeback, sdsa_or = (descriptor_words(config), config.writeback_cycles,
                                      config.sdsa_or)
+        events = config.events
     return _Context(model, spikes, lanes, width, image, pooled, decode_cycles(words), writeback,
-                    sdsa_or)
+                    sdsa_or, events)
 
 
 def predict(model, spikes, lanes, width, image=0, *, config=None):
@@ -445,7 +453,7 @@ def _spike_groups(layer, ctx):
     k3 = layer.KIND in ("conv3x3_spike", "stream_conv3x3")
     pool = layer.KIND.startswith("stream_") and bool(getattr(layer, "pool", False))
     groups = _conv_groups(ctx.smap(layer.input), _ceil(layer.out_channels, ctx.lanes), k3,
-                          ctx.width, pool, ctx.writeback)
+                          ctx.width, pool, ctx.writeback, ctx.events)
     out = _weighted(layer.name, ctx.decode, groups)
     if layer.KIND == "conv3x3_spike":
         out += _pool_segment(layer, ctx)

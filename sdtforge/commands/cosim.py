@@ -42,6 +42,9 @@ def add_arguments(p):
     p.add_argument("--writeback-lanes", type=_args.power_of_two, default=None,
                    help="lanes the write-back stage handles per cycle (a power of two dividing "
                         "P; default: all P; 1: a lane-serial write-back, as the iCEBreaker builds)")
+    p.add_argument("--events", type=int, choices=(1, 2), default=1,
+                   help="events per PE command: 2 adds two weight rows per cycle, read on the "
+                        "weight memory's two block RAM ports (as the ULX3S builds)")
     p.add_argument("--stall", type=_args.fraction, default=0.3,
                    help="probability of idling valid/ready before each stream beat")
     p.add_argument("--waves", action="store_true", help="dump waveforms into the build dir")
@@ -84,6 +87,8 @@ def run(args):
         raise UserError("--dump-spikes does not work with --sdram")
     if args.no_prefetch and not args.sdram:
         raise UserError("--no-prefetch needs --sdram")
+    if args.sdram and args.events == 2:
+        raise UserError("--events 2 needs the weights in block RAM; drop --sdram or --events")
     model = ir.load(args.model)
     dataset = model.provenance.get("dataset") or "digits"
     synthetic = model.provenance.get("synthetic")
@@ -106,7 +111,7 @@ def run(args):
                        width=args.width, seed=args.seed, stall=args.stall, waves=args.waves,
                        dump_spikes=args.dump_spikes, progress=say,
                        writeback_lanes=args.writeback_lanes, sdram=args.sdram,
-                       prefetch=not args.no_prefetch)
+                       prefetch=not args.no_prefetch, events=args.events)
     summary = f"bit-exact: {result.bit_exact}/{len(images)} images"
     bad = result.first_mismatch()
     sdram_errors = result.sdram["errors"] if result.sdram else 0

@@ -26,6 +26,9 @@ def add_arguments(p):
     p.add_argument("--writeback-lanes", type=_args.power_of_two, default=None,
                    help="lanes the write-back stage handles per cycle (a power of two dividing "
                         "P; default: all P; 1: a lane-serial write-back, as the iCEBreaker builds)")
+    p.add_argument("--events", type=int, choices=(1, 2), default=1,
+                   help="events per PE command: 2 adds two weight rows per cycle, read on the "
+                        "weight memory's two block RAM ports (as the ULX3S builds)")
     p.add_argument("--config", type=Path, default=None,
                    help="hardware config JSON to target (default: the smallest that fits)")
     p.add_argument("--json", action="store_true", help="print the memory table as JSON")
@@ -54,7 +57,7 @@ def run(args):
         except (OSError, TypeError, ValueError) as exc:
             raise UserError(f"cannot read hardware config {args.config}: {exc}") from None
     compiled = compile_model(args.model, config, lanes=args.lanes, width=args.width,
-                             writeback_lanes=args.writeback_lanes)
+                             writeback_lanes=args.writeback_lanes, events=args.events)
     text = accelerator_verilog(compiled.config)
     out = args.out
     # Nothing is written until every file can be.

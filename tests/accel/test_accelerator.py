@@ -39,9 +39,11 @@ CASES = {
 
 def _check(config, lanes, width, seed, images, stall=None, external_weights=False,
            widen=None, late=None, theta_max=4, writeback=1, dram_latency=None,
-           prefetch_window=None, input_max=255, mask_theta=1, sdsa_or=None, pool_or=None):
+           prefetch_window=None, input_max=255, mask_theta=1, sdsa_or=None, pool_or=None,
+           events=1):
     model = random_model(config, seed=seed, theta_max=theta_max, mask_theta=mask_theta)
-    compiled = compile_model(model, lanes=lanes, width=width, writeback_lanes=lanes // writeback)
+    compiled = compile_model(model, lanes=lanes, width=width, writeback_lanes=lanes // writeback,
+                             events=events)
     for name, value in (("sdsa_or", sdsa_or), ("pool_or", pool_or)):
         if value is not None:
             compiled = compile_model(model, dataclasses.replace(compiled.config,
@@ -129,6 +131,25 @@ def test_lane_serial_writeback(case, writeback):
     config, lanes, width = CASES[case]
     input_max = [255, 1] if config.get("encoding") == "events" else 255
     _check(config, lanes, width, seed=1, images=2, writeback=writeback, input_max=input_max)
+
+
+@pytest.mark.parametrize("case,writeback,stall", [
+    ("4x4-d8", 1, None), ("6x5-c2-pool-p4w8", 1, 0.3), ("6x5-events-c2-pool-p4w8", 4, None),
+    ("5x3-dvs-h4-p4w8", 1, None), ("4x4-d8", 2, 0.3)])
+def test_two_events_per_command(case, writeback, stall):
+    """Two events per PE command (``AccelConfig.events``, the ULX3S's): the encoder hands out a
+    word's spikes two at a time, the lanes add both rows read on the weight memory's two
+    ports. Bit-exact, and the cycle model (a word's items, not its spikes) equal to the RTL
+    without stalls; fewer cycles than one event per command."""
+    config, lanes, width = CASES[case]
+    input_max = [255, 1] if config.get("encoding") == "events" else 255
+    stalls = np.random.default_rng(7).random(100000) < (stall or 0)
+    kw = dict(seed=1, images=2, writeback=writeback, input_max=input_max,
+              stall=(lambda i: bool(stalls[i % 100000])) if stall else None)
+    two = _check(config, lanes, width, events=2, **kw)
+    if stall is None:
+        one = _check(config, lanes, width, **kw)
+        assert sum(c for c, _, _ in two) < sum(c for c, _, _ in one)
 
 
 @pytest.mark.parametrize("case", ["4x4-d8", "5x3-dvs-h4-p4w8"])

@@ -607,6 +607,8 @@ def test_the_config_digest_of_older_configurations_is_kept():
     for changed in (dict(weight_tile_rows=4, weight_window=4), dict(event_frames=1),
                     dict(sdsa_or=1), dict(pool_or=0)):
         assert config_digest(dataclasses.replace(base, **changed)) != config_digest(base)
+    # Two events per command read the same images: a model image loads on either engine.
+    assert config_digest(dataclasses.replace(base, events=2)) == config_digest(base)
     # A lane-serial write-back's bias and threshold rows changed from P lanes to one chunk:
     # its boards built before (digest 5227e3cb here) must not take the new images.
     serial = config_digest(dataclasses.replace(base, writeback_cycles=4)).hex()

@@ -126,10 +126,10 @@ class PEWithWeights(wiring.Component):
     :class:`LateRows` between them when ``late``: the ports of a PE array that owns its
     weights (``i``, ``o``, ``b_write``, ``w_write``)."""
 
-    def __init__(self, pe, weight_depth, late=False):
+    def __init__(self, pe, weight_depth, late=False, events=1):
         self._pe = pe
         self._late = late
-        self._source = WeightMemory(pe.weight_shape, weight_depth)
+        self._source = WeightMemory(pe.weight_shape, weight_depth, events=events)
         members = {name: member for name, member in pe.signature.members.items()
                    if not name.startswith("w_")}
         members["w_write"] = self._source.signature.members["write"]
@@ -141,7 +141,7 @@ class PEWithWeights(wiring.Component):
         m.submodules.source = source = self._source
         wiring.connect(m, pe.w_req, source.req)
         if self._late:
-            m.submodules.late = late = LateRows(pe.weight_shape)
+            m.submodules.late = late = LateRows(pe.w_rsp.payload.shape())
             wiring.connect(m, source.rsp, late.i)
             wiring.connect(m, late.o, pe.w_rsp)
         else:
@@ -155,9 +155,11 @@ class PEWithWeights(wiring.Component):
 
 
 def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", density=0.3,
-            late=False, acc_width=None, bias=True):
+            late=False, acc_width=None, bias=True, events=1):
     """PE commands over ``groups`` rows; ``bias=False``: the array without a bias memory, whose
-    ``BIAS`` and ``last`` clear the accumulators (its biases are added after it)."""
+    ``BIAS`` and ``last`` clear the accumulators (its biases are added after it); ``events =
+    2``: a row's events two to a command (the last one alone where their count is odd)."""
+    events_ = events
     w = ints(rng, (inputs, lanes), weight_width, "zeros" if fill == "ones" else "random")
     bias_width = weight_width + 4
     b = ints(rng, (groups, lanes), bias_width)
@@ -169,8 +171,8 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
     assert acc_width >= need
     pe = PEArray(lanes, acc_width, weight_width=weight_width,
                  bias_width=bias_width if bias else None, weight_depth=inputs,
-                 bias_depth=groups, bias=bias)
-    dut = PEWithWeights(pe, inputs, late=late)
+                 bias_depth=groups, bias=bias, events=events)
+    dut = PEWithWeights(pe, inputs, late=late, events=events)
     writes = [("w_write", [(k, pack(pe.weight_shape, [int(v) for v in w[k]]))
                            for k in range(inputs)])]
     if bias:
@@ -183,7 +185,11 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
     cmds, exp = [], []
     start = None            # the accumulators' start value when the previous row reloaded them
     for g in range(groups):
-        events = [int(k) for k in np.flatnonzero(s[g])]
+        active = [int(k) for k in np.flatnonzero(s[g])]
+        # The commands' events: one each, or two (``addr``, ``addr1``, ``two``).
+        events = [{"addr": active[k], **({"addr1": active[k + 1], "two": 1}
+                                          if events_ == 2 and k + 1 < len(active) else {})}
+                  for k in range(0, len(active), events_)]
         if start is None:
             use_bias = g % 2 == 0
             cmds.append(pack(pe.cmd_layout, {"op": PEOp.BIAS if use_bias else PEOp.CLEAR,
@@ -191,11 +197,11 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
             start = b[g] if use_bias else np.zeros(lanes, np.int64)
         chain = g + 1 < groups and rng.random() < 0.5
         for k in events[:-1] if chain and events else events:
-            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, "addr": k}))
+            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, **k}))
         tag = g
         if chain and events:
-            tag = events[-1]
-            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, "addr": tag, "last": 1,
+            tag = events[-1]["addr"]
+            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, **events[-1], "last": 1,
                                              **dict.fromkeys(with_bias, g + 1)}))
         else:
             cmds.append(pack(pe.cmd_layout, {"op": PEOp.DRAIN, "addr": g, "last": int(chain),

@@ -77,12 +77,13 @@ def test_event_encoder(seed, fill, width, words, events):
 
 @EXAMPLES
 @given(seed=seeds, fill=fills, lanes=st.sampled_from([1, 4, 8]), late=st.booleans(),
-       bias=st.booleans())
-def test_pe_array(seed, fill, lanes, late, bias):
+       bias=st.booleans(), events=st.sampled_from([1, 2]))
+def test_pe_array(seed, fill, lanes, late, bias, events):
     # ``late``: the weight rows arrive late at random (the weight path's back-pressure);
-    # ``bias=False``: no bias memory (AccelConfig.writeback_bias), BIAS and ``last`` clear.
+    # ``bias=False``: no bias memory (AccelConfig.writeback_bias), BIAS and ``last`` clear;
+    # ``events=2``: two rows per command, read on the weight memory's two ports.
     rng = np.random.default_rng(seed)
-    check(pe_case(rng, lanes=lanes, fill=fill, late=late, bias=bias), seed)
+    check(pe_case(rng, lanes=lanes, fill=fill, late=late, bias=bias, events=events), seed)
 
 
 @EXAMPLES
@@ -193,6 +194,7 @@ def test_event_encoder_cycles(fill, events):
 
 @pytest.mark.parametrize("name,build", [
     ("pe", lambda r: pe_case(r, groups=4)),
+    ("pe2", lambda r: pe_case(r, groups=4, events=2)),
     ("sdsa", lambda r: sdsa_case(r, tokens=4)),
     ("spike_pool", lambda r: spike_pool_case(r, h=8, w=8)),
     ("int_pool", lambda r: int_pool_case(r, h=8, w=8)),
