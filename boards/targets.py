@@ -16,6 +16,7 @@ from sdtforge.errors import UserError
 from sdtforge.hdl.accel_config import MAX_WRITEBACK_CYCLES
 from sdtforge.hdl.compile import MEMORIES, compile_model, derive_config
 from sdtforge.hdl.sdsa_sequencer import sdsa_membranes
+from sdtforge.hdl.weights import dual_port_column
 from sdtforge.hdl.writeback import lif_membranes
 
 from .spram import SPRAM_BITS, SPRAM_ROWS, spram_banks, spram_blocks
@@ -116,6 +117,10 @@ class Board:
         ``P / writeback_lanes``, at most ``MAX_WRITEBACK_CYCLES``); ``None``: all ``P``. One on
         the iCE40, where logic is the scarce resource: a lane then costs a PE accumulator, not
         a LIF neuron and a residual adder as well (docs/architecture.md §5).
+    events : int
+        Events per PE command (``AccelConfig.events``) where the weights are in block RAM: 2
+        on the ECP5, whose ``DP16KD`` reads two weight rows per cycle on its two ports at no
+        block RAM more (SPRAM and the SDRAM prefetch read one row per cycle).
     platform_class, top_class : str
         ``"module:Class"`` of the amaranth-boards platform and of the board top (imported
         when first used, so the fit check needs neither).
@@ -137,6 +142,7 @@ class Board:
     top_class: str
     writeback_lanes: int | None = None
     sdram: bool = False
+    events: int = 1
 
     def platform(self):
         """A fresh amaranth-boards platform instance (toolchain: Yosys + nextpnr)."""
@@ -172,7 +178,7 @@ BOARDS = {b.name: b for b in [
           # 52.8-55.2 MHz (docs/boards.md §4b, §5c).
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=50e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
-          top_class="sdtforge.boards.ulx3s:ULX3STop", sdram=True),
+          top_class="sdtforge.boards.ulx3s:ULX3STop", sdram=True, events=2),
 ]}
 
 
@@ -223,6 +229,11 @@ def block_ram_usage(config, board, window=None):
             usage[name] = (rows, bits, 0)
             if window is not None:
                 usage["weight window"] = (window, bits, _blocks(window, bits, board.family)[0])
+            continue
+        if name == "weights" and config.events == 2:
+            # Columns one 16-Kbit block deep, each read on both ports (hdl.weights).
+            col, deep = dual_port_column(rows)
+            usage[name] = (rows, bits, -(-bits // col) * deep)
             continue
         usage[name] = (rows, bits, _blocks(rows, bits, board.family,
                                            marked=name in MARKED)[0])
@@ -350,7 +361,8 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     # (at least lanes / MAX_WRITEBACK_CYCLES: the write-back's longest row)
     wb_lanes = (None if board.writeback_lanes is None
                 else min(max(board.writeback_lanes, lanes // MAX_WRITEBACK_CYCLES), lanes))
-    cfg = derive_config(model, lanes=lanes, width=width, writeback_lanes=wb_lanes)
+    events = 1 if sdram or board.spram_weights else board.events
+    cfg = derive_config(model, lanes=lanes, width=width, writeback_lanes=wb_lanes, events=events)
     sprams = 0
     changes = {}
     tiles = window = None

@@ -12,7 +12,7 @@ With two events per command (``AccelConfig.events``) a request names two rows an
 answers both at once: :class:`WeightMemory` reads them on its block RAMs' two ports.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -21,7 +21,20 @@ from .params import check_positive
 from .pe_array import weight_request_shape, weight_response_shape
 from .ram import loader_filled
 
-__all__ = ["ReadPortWeights", "WeightMemory", "weight_source_signature"]
+__all__ = ["ReadPortWeights", "WeightMemory", "dual_port_column", "weight_source_signature"]
+
+#: The (depth, width) aspects of a 16-Kbit true dual-port block RAM (the ECP5's ``DP16KD``),
+#: deepest last.
+DUAL_PORT_ASPECTS = ((1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+def dual_port_column(depth):
+    """``(bits, blocks deep)``: the widest column of a ``depth``-row memory that one 16-Kbit
+    true dual-port block holds in depth (or the 1-bit column, that many blocks deep)."""
+    for rows, bits in DUAL_PORT_ASPECTS:
+        if depth <= rows:
+            return bits, 1
+    return 1, -(-depth // DUAL_PORT_ASPECTS[-1][0])
 
 
 def weight_source_signature(shape, addr_width, events=1):
@@ -97,7 +110,12 @@ class WeightMemory(wiring.Component):
     The same cycle contract as :class:`ReadPortWeights`, which it uses over its memory. With
     ``events = 2`` the memory has two read ports; the loader's write shares the first one's
     address (it writes only while the engine is idle), so a true dual-port block RAM (the
-    ECP5's ``DP16KD``) holds the rows once and reads two per cycle.
+    ECP5's ``DP16KD``) holds the rows once and reads two per cycle. The rows are then stored
+    as columns of :func:`dual_port_column` bits, one memory each, so that each column is one
+    block deep: a row comes out of its blocks with no multiplexer over blocks in depth, and
+    each block's two ports feed the few lanes its bits belong to (a row of 1 K × 18 blocks five
+    deep had two 5:1 multiplexers per bit between the block RAMs and the lanes, and the 32-lane
+    ULX3S top did not route; ``docs/boards.md`` §4b).
 
     Parameters
     ----------
@@ -129,26 +147,41 @@ class WeightMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        aw = len(self.write.addr)
+        if self._events == 2:
+            return self._columns(m, aw)
         m.submodules.mem = mem = loader_filled(memory.Memory(shape=self._shape,
                                                              depth=self._depth, init=[]))
-        aw = len(self.write.addr)
         m.submodules.reader = reader = ReadPortWeights(self._shape, aw, events=self._events)
-        if self._events == 1:
-            rd, wr = mem.read_port(), mem.write_port()
-            m.d.comb += [rd.addr.eq(reader.port.addr), rd.en.eq(reader.port.en),
-                         reader.port.data.eq(rd.data)]
-            wiring.connect(m, wiring.flipped(self.write), wr)
-        else:
-            # One address for the write and the first read: a block RAM port of its own each
-            # would leave the second read a third port, and Yosys would store the rows twice.
+        rd, wr = mem.read_port(), mem.write_port()
+        m.d.comb += [rd.addr.eq(reader.port.addr), rd.en.eq(reader.port.en),
+                     reader.port.data.eq(rd.data)]
+        wiring.connect(m, wiring.flipped(self.write), wr)
+        wiring.connect(m, wiring.flipped(self.req), reader.req)
+        wiring.connect(m, reader.rsp, wiring.flipped(self.rsp))
+        return m
+
+    def _columns(self, m, aw):
+        """Two read ports over columns of the rows, a memory per column."""
+        m.submodules.reader = reader = ReadPortWeights(self._shape, aw, events=2)
+        # One address for the write and the first read: a block RAM port of its own each
+        # would leave the second read a third port, and Yosys would store the rows twice.
+        shared = Mux(self.write.en, self.write.addr, reader.port.addr)
+        row_bits = Shape.cast(self._shape).width
+        bits, _ = dual_port_column(self._depth)
+        data, data1 = [], []
+        for k, lo in enumerate(range(0, row_bits, bits)):
+            hi = min(lo + bits, row_bits)
+            mem = loader_filled(memory.Memory(shape=hi - lo, depth=self._depth, init=[]))
+            m.submodules[f"col{k}"] = mem
             wr, rd, rd1 = mem.write_port(), mem.read_port(), mem.read_port()
-            shared = Mux(self.write.en, self.write.addr, reader.port.addr)
-            m.d.comb += [wr.addr.eq(shared), wr.data.eq(self.write.data),
+            m.d.comb += [wr.addr.eq(shared), wr.data.eq(self.write.data.as_value()[lo:hi]),
                          wr.en.eq(self.write.en),
                          rd.addr.eq(shared), rd.en.eq(reader.port.en),
-                         reader.port.data.eq(rd.data),
-                         rd1.addr.eq(reader.port1.addr), rd1.en.eq(reader.port1.en),
-                         reader.port1.data.eq(rd1.data)]
+                         rd1.addr.eq(reader.port1.addr), rd1.en.eq(reader.port1.en)]
+            data.append(rd.data)
+            data1.append(rd1.data)
+        m.d.comb += [reader.port.data.eq(Cat(*data)), reader.port1.data.eq(Cat(*data1))]
         wiring.connect(m, wiring.flipped(self.req), reader.req)
         wiring.connect(m, reader.rsp, wiring.flipped(self.rsp))
         return m

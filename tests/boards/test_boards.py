@@ -22,6 +22,7 @@ from sdtforge.cli import main
 from sdtforge.errors import UserError
 from sdtforge.hdl.compile import compile_model
 from sdtforge.hdl.result import RESULT_LAYOUT
+from sdtforge.hdl.weights import dual_port_column
 from sdtforge.quantize import ir
 from sdtforge.quantize.synthetic import random_model, tiny_config
 from sdtforge.sim.toolchain import setup_yowasp
@@ -314,6 +315,26 @@ def test_ulx3s_plan_digits_small_fits():
     plan = plan_board(model, BOARDS["ulx3s-85f"])
     assert plan.brams <= 208 and (plan.config.lanes, plan.config.width) == (32, 32)
     assert plan.config.weights_depth >= plan.compiled.needed["weights"]
+    # Two events per command: the weights in columns one DP16KD deep, read on both ports.
+    assert plan.config.events == 2
+    rows, bits, blocks = plan.usage["weights"]
+    assert blocks == -(-bits // dual_port_column(rows)[0]) * dual_port_column(rows)[1]
+
+
+@pytest.mark.parametrize("board,sdram,events", [("ulx3s-85f", False, 2), ("ulx3s-85f", True, 1),
+                                                ("icebreaker", False, 1)])
+def test_two_events_only_where_block_ram_reads_two_rows(board, sdram, events):
+    """The ECP5 builds read two weight rows per cycle from block RAM; SPRAM (the iCEBreaker)
+    and the SDRAM prefetch read one."""
+    model = random_model(tiny_config(embed_dims=16), seed=1)
+    plan = plan_board(model, BOARDS[board], lanes=8, width=16, sdram=sdram)
+    assert plan.config.events == events
+
+
+@pytest.mark.parametrize("depth,column", [(1024, (18, 1)), (1025, (9, 1)), (5120, (2, 1)),
+                                          (16384, (1, 1)), (20000, (1, 2))])
+def test_dual_port_column(depth, column):
+    assert dual_port_column(depth) == column
 
 
 def test_asic_estimate_keeps_memories_as_macros():
