@@ -164,11 +164,11 @@ def _import(ref):
 
 BOARDS = {b.name: b for b in [
     # P = 8: digits-tiny takes 5 193 of the UP5K's 5 280 LC with eight lanes (its 14 068 weight
-    # rows of 64 bits take four SPRAMs side by side); 24.75 MHz (an exact PLL setting from
-    # 12 MHz, 12 · 66 / 32), met on the bench's three placer seeds (25.49–25.97 MHz when asked
-    # for it; 24 MHz, 12 · 64 / 32, before, and 22.5 MHz before that): docs/boards.md §4b.
+    # rows of 64 bits take four SPRAMs side by side); 24 MHz (an exact PLL setting from 12 MHz,
+    # 12 · 64 / 32), met on the bench's three placer seeds since the stream address's map was
+    # registered (25.46–25.84 MHz; 22.5 MHz, 12 · 60 / 32, before): docs/boards.md §4b.
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
-          bram_name="SB_RAM40_4K", default_lanes=8, default_width=16, f_sync=24.75e6,
+          bram_name="SB_RAM40_4K", default_lanes=8, default_width=16, f_sync=24e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
           top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
