@@ -57,11 +57,13 @@ NO_RW_CHECK = "no_rw_check"
 
 #: Yosys commands that apply :data:`NO_RW_CHECK` to the marked memories' read ports (each
 #: marked memory has one write port and one read port, so the collision mask is one bit, or two
-#: read ports, the weight memory's columns with two events per command: two bits, set by the
-#: last command); ``memory_collect`` skips a module that still has processes, hence ``proc``
-#: first.
+#: read ports, the weight memory's columns with two events per command: two bits; a one-bit
+#: mask on such a memory stops Yosys 0.69 on an assertion in the ECP5 build, so each command
+#: selects its memories by their read ports); ``memory_collect`` skips a module that still has
+#: processes, hence ``proc`` first.
 YOSYS_COMMANDS = ("proc", "memory_collect a:no_rw_check",
-                  "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i",
+                  "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i "
+                  "r:RD_PORTS=1 %i",
                   "setparam -set RD_COLLISION_X_MASK 2'b11 t:$mem_v2 a:no_rw_check %i "
                   "r:RD_PORTS=2 %i")
 
