@@ -211,11 +211,14 @@ class LayerController(wiring.Component):
         # Events → PE commands; the row of event (tap, channel) is wg + tap·cin + channel
         # (the event's word index carries its tap's row offset above the word).
         ev = self.events.payload
-        ev_cw = ev.addr[lw:lw + wb]
-        ev_row = wg + ev.addr[lw + wb:] + Mux(is_pixel, ev_cw, Cat(ev.addr[:lw], ev_cw))
-        # With two events per command the second is in the same word: only its bit differs.
-        ev_row1 = (wg + ev.addr[lw + wb:] + Mux(is_pixel, ev_cw, Cat(ev.addr1[:lw], ev_cw))
-                   if cfg.events == 2 else None)
+
+        def event_row(addr):
+            cw = addr[lw:lw + wb]
+            return wg + addr[lw + wb:] + Mux(is_pixel, cw, Cat(addr[:lw], cw))
+
+        ev_row = event_row(ev.addr)
+        # With two events per command the second's row is the same sum over its address.
+        ev_row1 = event_row(ev.addr1) if cfg.events == 2 else None
 
         # PIXEL's Horner sum and HEAD_SUM's token sum: LaneValue, or with a lane-serial
         # write-back the write-back itself, which folds the pixel layer's planes (from the PE

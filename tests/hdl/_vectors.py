@@ -159,7 +159,6 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
     """PE commands over ``groups`` rows; ``bias=False``: the array without a bias memory, whose
     ``BIAS`` and ``last`` clear the accumulators (its biases are added after it); ``events =
     2``: a row's events two to a command (the last one alone where their count is odd)."""
-    events_ = events
     w = ints(rng, (inputs, lanes), weight_width, "zeros" if fill == "ones" else "random")
     bias_width = weight_width + 4
     b = ints(rng, (groups, lanes), bias_width)
@@ -187,21 +186,21 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
     for g in range(groups):
         active = [int(k) for k in np.flatnonzero(s[g])]
         # The commands' events: one each, or two (``addr``, ``addr1``, ``two``).
-        events = [{"addr": active[k], **({"addr1": active[k + 1], "two": 1}
-                                          if events_ == 2 and k + 1 < len(active) else {})}
-                  for k in range(0, len(active), events_)]
+        items = [{"addr": active[k], **({"addr1": active[k + 1], "two": 1}
+                                         if events == 2 and k + 1 < len(active) else {})}
+                 for k in range(0, len(active), events)]
         if start is None:
             use_bias = g % 2 == 0
             cmds.append(pack(pe.cmd_layout, {"op": PEOp.BIAS if use_bias else PEOp.CLEAR,
                                              "addr": g}))
             start = b[g] if use_bias else np.zeros(lanes, np.int64)
         chain = g + 1 < groups and rng.random() < 0.5
-        for k in events[:-1] if chain and events else events:
+        for k in items[:-1] if chain and items else items:
             cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, **k}))
         tag = g
-        if chain and events:
-            tag = events[-1]["addr"]
-            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, **events[-1], "last": 1,
+        if chain and items:
+            tag = items[-1]["addr"]
+            cmds.append(pack(pe.cmd_layout, {"op": PEOp.ACC, **items[-1], "last": 1,
                                              **dict.fromkeys(with_bias, g + 1)}))
         else:
             cmds.append(pack(pe.cmd_layout, {"op": PEOp.DRAIN, "addr": g, "last": int(chain),
