@@ -33,7 +33,7 @@ from .controller import LayerController
 from .event_encoder import EventEncoder
 from .fetch import NeighbourhoodFetch
 from .loops import MapAddress
-from .pe_array import PEArray
+from .pe_array import PEArray, weight_request_shape, weight_response_shape
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
 from .queue import RegisterQueue
@@ -80,9 +80,11 @@ class Accelerator(wiring.Component):
     load_error : ``Out(1)``
         The loader refused a record that does not fit its memory (sticky until reset).
     w_req : ``Out(stream.Signature(unsigned(log2 weights_depth)))``
-        Only with ``external_weights``: weight-row requests, one per event.
+        Only with ``external_weights``: weight-row requests, one per command (with
+        ``config.events = 2`` two addresses each, :func:`~.pe_array.weight_request_shape`).
     w_rsp : ``In(stream.Signature(ArrayLayout(signed(weight_bits), lanes)))``
-        Only with ``external_weights``: the requested rows, in request order, with any
+        Only with ``external_weights``: the requested rows (two per request with
+        ``config.events = 2``), in request order, with any
         latency (:mod:`~sdtforge.hdl.weights`; each cycle a row is late delays the engine by
         a cycle). :class:`~sdtforge.hdl.weights.ReadPortWeights` serves them from a
         synchronous memory at the engine's full rate.
@@ -115,8 +117,8 @@ class Accelerator(wiring.Component):
         if external_weights:
             shape = config.lane_layout("weights")
             aw = ceil_log2(config.weights_depth)
-            members["w_req"] = Out(stream.Signature(aw))
-            members["w_rsp"] = In(stream.Signature(shape))
+            members["w_req"] = Out(stream.Signature(weight_request_shape(aw, config.events)))
+            members["w_rsp"] = In(stream.Signature(weight_response_shape(shape, config.events)))
             members["w_write"] = In(memory.WritePort.Signature(addr_width=aw, shape=shape))
             members["w_write_busy"] = In(1)
         super().__init__(members)

@@ -134,6 +134,7 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
         # it arrived unless ``late`` holds it back. A row on ``w_rsp`` stays until taken.
         rows, queue, k, answer = {}, [], 0, None
         req, rsp, write = dut.w_req, dut.w_rsp, dut.w_write
+        two = compiled.config.events == 2
         ctx.set(req.ready, 1)
         async for _, _, w_en, w_addr, w_data, q_valid, q_addr, r_ready in ctx.tick().sample(
                 write.en, write.addr, write.data.as_value(), req.valid, req.payload,
@@ -146,11 +147,18 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
                 queue.append(q_addr)
             if answer is None and queue:
                 if not (late and late(k)):
-                    answer = rows.get(queue.pop(0), 0)
+                    answer = queue.pop(0)
                 k += 1
             ctx.set(rsp.valid, answer is not None)
-            if answer is not None:
-                ctx.set(rsp.payload.as_value(), answer)
+            if answer is None:
+                continue
+            if two:
+                # Two events per command: both rows at once (the second one's row is read
+                # whether or not the request's ``two`` wants it).
+                ctx.set(rsp.payload.row.as_value(), rows.get(answer.addr, 0))
+                ctx.set(rsp.payload.row1.as_value(), rows.get(answer.addr1, 0))
+            else:
+                ctx.set(rsp.payload.as_value(), rows.get(answer, 0))
 
     sim = Simulator(dut)
     collisions = []

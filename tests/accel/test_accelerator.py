@@ -252,6 +252,17 @@ def test_late_weight_rows(writeback):
            late=lambda k: bool(late[k % 100000]), writeback=writeback)
 
 
+@pytest.mark.parametrize("late_rate", [0, 0.3])
+def test_two_events_with_external_weights(late_rate):
+    """Two events per command with the weights outside the accelerator (the iCEBreaker's two
+    SPRAM copies): each request names both rows and the source answers both at once; rows
+    that come late change nothing but the cycle count."""
+    late = np.random.default_rng(9).random(100000) < late_rate
+    config, lanes, width = CASES["6x5-c2-pool-p4w8"]
+    _check(config, lanes, width, seed=4, images=2, external_weights=True, events=2,
+           writeback=4, late=(lambda k: bool(late[k % 100000])) if late_rate else None)
+
+
 @pytest.mark.parametrize("latency", [4, 13])
 def test_weights_in_dram(latency):
     """The weights written into DRAM by the loader (through ``DRAMWeights``, which holds the
