@@ -118,9 +118,11 @@ class Board:
         the iCE40, where logic is the scarce resource: a lane then costs a PE accumulator, not
         a LIF neuron and a residual adder as well (docs/architecture.md §5).
     events : int
-        Events per PE command (``AccelConfig.events``) where the weights are in block RAM: 2
-        on the ECP5, whose ``DP16KD`` reads two weight rows per cycle on its two ports at no
-        block RAM more (SPRAM and the SDRAM prefetch read one row per cycle).
+        Events per PE command (``AccelConfig.events``) where the weight memory can read two
+        rows per cycle: 2 on the ECP5, whose ``DP16KD`` reads two weight rows on its two
+        ports, and on the iCE40 where two copies of the rows fit its SPRAM (8 lanes of 4-bit
+        weights); 1 with ``--sdram``, whose prefetch window reads one row per cycle, and
+        where the copies do not fit.
     platform_class, top_class : str
         ``"module:Class"`` of the amaranth-boards platform and of the board top (imported
         when first used, so the fit check needs neither).
@@ -170,7 +172,7 @@ BOARDS = {b.name: b for b in [
     Board("icebreaker", "ice40", "iCE40UP5K-SG48", luts=5280, brams=30, sprams=4, dsps=8,
           bram_name="SB_RAM40_4K", default_lanes=8, default_width=16, f_sync=24e6,
           spram_weights=True, platform_class="amaranth_boards.icebreaker:ICEBreakerPlatform",
-          top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1),
+          top_class="sdtforge.boards.icebreaker:ICEBreakerTop", writeback_lanes=1, events=2),
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
           # P = 32 with 32-bit spike words: digits-small in 77.9 k cycles per image (8 lanes:
           # 298 k). 50 MHz (25 MHz x 2): the measured Fmax at 32 lanes is 53.4-55.3 MHz over
@@ -277,6 +279,9 @@ class BoardPlan:
     usage : dict
         ``{memory: (rows, row bits, blocks)}``.
     brams, sprams, luts_estimate : int
+    events_note : str
+        Why the engine takes one event per command on a board that can take two (empty
+        where it takes what the board can).
     """
 
     board: Board
@@ -286,6 +291,7 @@ class BoardPlan:
     brams: int
     sprams: int
     luts_estimate: int
+    events_note: str = ""
 
     @property
     def sdram_tiles(self):
@@ -361,11 +367,12 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     # (at least lanes / MAX_WRITEBACK_CYCLES: the write-back's longest row)
     wb_lanes = (None if board.writeback_lanes is None
                 else min(max(board.writeback_lanes, lanes // MAX_WRITEBACK_CYCLES), lanes))
-    events = 1 if sdram or board.spram_weights else board.events
+    events = 1 if sdram else board.events
     cfg = derive_config(model, lanes=lanes, width=width, writeback_lanes=wb_lanes, events=events)
     sprams = 0
     changes = {}
     tiles = window = None
+    events_note = ""
     if sdram:
         from sdtforge.hdl.compile import plan_memories
         from sdtforge.hdl.weight_tiles import max_tile_rows, prefetch_window, single_window
@@ -385,6 +392,21 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
                 f"{board.sprams} ({board.sprams * SPRAM_BITS} bits per cycle); use "
                 f"--lanes {board.sprams * SPRAM_BITS // cfg.weight_bits} or fewer")
         banks = spram_banks(cfg.weights_depth)
+        copies = 1
+        if events == 2:
+            # Two reads per cycle need a copy of the rows per read (SPRAM has one port):
+            # where two copies do not fit (8 lanes of 8-bit weights take all four blocks)
+            # the engine takes one event per command.
+            copies = 2 if 2 * sprams * banks <= board.sprams else 1
+            changes["events"] = copies
+            if copies == 1:
+                fits = [b for b in range(cfg.weight_bits - 1, 3, -1)
+                        if 2 * spram_blocks(lanes * b) * banks <= board.sprams]
+                events_note = (
+                    f"one event per PE command: two copies of the {row_bits}-bit weight rows "
+                    f"would need {2 * sprams * banks} SPRAM blocks"
+                    + (f"; with {fits[0]}-bit weights (sdtforge quantize --weight-bits "
+                       f"{fits[0]}) two fit and the engine takes two" if fits else ""))
         if sprams * banks > board.sprams:
             # The weights' bits are the same at any lane count: fewer lanes do not help.
             raise UserError(
@@ -392,7 +414,7 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
                 f"{sprams * banks} SPRAM blocks, but the {board.name} has {board.sprams} "
                 f"({board.sprams // sprams * SPRAM_ROWS} rows of {row_bits} bits); use a "
                 f"smaller model or a board with more memory")
-        sprams *= banks
+        sprams *= banks * copies
         changes["weights_depth"] = SPRAM_ROWS * banks
         changes["external_weights"] = True
     for name, _ in MEMORIES:
@@ -419,7 +441,7 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     luts = fixed + per_lane * cfg.lanes + distributed_luts(cfg, board)
     margin = _LOGIC_MARGIN[board.family]
     plan = BoardPlan(board=board, compiled=None, config=cfg, usage=usage, brams=brams,
-                     sprams=sprams, luts_estimate=luts)
+                     sprams=sprams, luts_estimate=luts, events_note=events_note)
     if brams > board.brams:
         worst = max(usage.items(), key=lambda kv: kv[1][2])
         raise UserError(

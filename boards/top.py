@@ -152,12 +152,17 @@ class BoardTop(wiring.Component):
         if self.spram_weights:
             cfg = self.config
             shape = cfg.lane_layout("weights")
-            m.submodules.weights = weights = SPRAMWeights(shape, cfg.weights_depth)
-            # The SPRAM answers the accelerator's weight stream through a read-port source.
-            m.submodules.w_source = source = ReadPortWeights(shape, len(accel.w_req.payload))
+            m.submodules.weights = weights = SPRAMWeights(shape, cfg.weights_depth,
+                                                          events=cfg.events)
+            # The SPRAM answers the accelerator's weight stream through a read-port source
+            # (with two events per command, a port on each copy of the rows).
+            aw = len(weights.read.addr)
+            m.submodules.w_source = source = ReadPortWeights(shape, aw, events=cfg.events)
             wiring.connect(m, accel.w_req, source.req)
             wiring.connect(m, source.rsp, accel.w_rsp)
             wiring.connect(m, source.port, weights.read)
+            if cfg.events == 2:
+                wiring.connect(m, source.port1, weights.read1)
             wiring.connect(m, accel.w_write, weights.write)
 
         # Status: the class word of each result is latched for the LEDs.

@@ -130,6 +130,8 @@ def _print_plan(plan):
     print(plan.table(), end="")
     print(f"logic estimate: about {plan.luts_estimate} "
           f"{'logic cells' if board.family == 'ice40' else 'LUT4s'} of {board.luts}")
+    if plan.events_note:
+        print(plan.events_note)
 
 
 def _print_latency(figures):
@@ -139,7 +141,8 @@ def _print_latency(figures):
     elif figures.get("latency_ms") is not None:
         print(f"latency: {figures['latency_ms']} ms per image, {figures['images_per_s']} "
               f"images/s ({figures['cycles_per_image']} cycles at {figures['clock_mhz']} MHz, "
-              f"{figures['lanes']} lane{'s' if figures['lanes'] != 1 else ''}; cycle model, "
+              f"{figures['lanes']} lane{'s' if figures['lanes'] != 1 else ''}"
+              f"{', two events per command' if figures.get('events') == 2 else ''}; cycle model, "
               f"mean of the first "
               f"{figures['latency_images']} test images)")
         if figures.get("stall_cycles") is not None:
@@ -152,7 +155,7 @@ def _check(args, plan, f_sync, timing):
     board = plan.board
     figures = {
         "board": board.name, "fits": True, "sdram": plan.sdram_tiles is not None,
-        "lanes": plan.config.lanes,
+        "lanes": plan.config.lanes, "events": plan.config.events,
         "width": plan.config.width, "clock_mhz": round(f_sync / 1e6, 3),
         "bram": plan.brams, "bram_available": board.brams,
         "spram": plan.sprams, "spram_available": board.sprams,
@@ -226,7 +229,8 @@ def run(args):
     figures = build_bitstream(board, top, args.out, seed=args.seed, f_sync=top.f_sync,
                               progress=say)
     figures.update({"lanes": plan.config.lanes, "width": plan.config.width,
-                    "model_id": img.model_id.hex(), "baud": args.baud,
+                    "events": plan.config.events, "model_id": img.model_id.hex(),
+                    "baud": args.baud,
                     "sdram": plan.sdram_tiles is not None, **timing})
     (args.out / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     (args.out / "config.json").write_text(plan.config.to_json())

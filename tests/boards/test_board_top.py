@@ -69,10 +69,13 @@ def _session(model, compiled, images):
         assert list(result.logits) == ref.logits[-1].tolist()
 
 
-def test_small_model_through_the_uart():
-    config = tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3)
+@pytest.mark.parametrize("bits,events", [(8, 1), (4, 2)])
+def test_small_model_through_the_uart(bits, events):
+    """With two events per command (4-bit weights, as the iCEBreaker builds them) the SPRAM
+    holds two copies of the rows and the engine reads both per cycle."""
+    config = tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3, weight_bits=bits)
     model = random_model(config, seed=3, theta_max=4)
-    compiled = compile_model(model, lanes=4, width=8)
+    compiled = compile_model(model, lanes=4, width=8, events=events)
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (2, 1, 4, 4)).astype(np.uint8)
     _session(model, compiled, images)

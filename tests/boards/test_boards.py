@@ -141,6 +141,45 @@ def test_spram_banks_hardware_path(rows, shape):
         SPRAMWeights(8, 5 * 16384)
 
 
+@pytest.mark.parametrize("rows, shape", [(100, 32), (16384 + 7, 16)])
+def test_spram_copies_hardware_path(rows, shape):
+    """Two read ports over two copies of the rows: a write goes to both, each port reads its
+    own address (in any bank) and holds its data while its enable is low."""
+    dut = _BankedWeights(shape, rows, events=2)
+    assert dut.blocks == 4
+    rng = np.random.default_rng(shape)
+    addrs = sorted({0, rows - 1, *(int(a) for a in rng.integers(0, rows, 10))})
+    values = {a: int(rng.integers(0, 1 << shape)) for a in addrs}
+
+    async def tb(ctx):
+        for a in addrs:
+            ctx.set(dut.write.addr, a)
+            ctx.set(dut.write.data, values[a])
+            ctx.set(dut.write.en, 1)
+            await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        for a, b in zip(addrs, reversed(addrs), strict=True):
+            ctx.set(dut.read.addr, a)
+            ctx.set(dut.read1.addr, b)
+            ctx.set(dut.read.en, 1)
+            ctx.set(dut.read1.en, 1)
+            await ctx.tick()
+            assert (ctx.get(dut.read.data), ctx.get(dut.read1.data)) == (values[a], values[b])
+            # The second port reads on while the first holds.
+            ctx.set(dut.read.en, 0)
+            ctx.set(dut.read.addr, b)
+            ctx.set(dut.read1.addr, a)
+            await ctx.tick()
+            assert (ctx.get(dut.read.data), ctx.get(dut.read1.data)) == (values[a], values[a])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    with pytest.raises(ValueError, match="16385 rows of 32 bits in 2 copies need 8 SPRAM"):
+        SPRAMWeights(32, 16385, events=2)
+
+
 def _top(board, lanes, width, accelerator=None):
     compiled = compile_model(random_model(SMALL, seed=1), lanes=lanes, width=width)
     cfg = compiled.config
@@ -321,14 +360,24 @@ def test_ulx3s_plan_digits_small_fits():
     assert blocks == -(-bits // dual_port_column(rows)[0]) * dual_port_column(rows)[1]
 
 
-@pytest.mark.parametrize("board,sdram,events", [("ulx3s-85f", False, 2), ("ulx3s-85f", True, 1),
-                                                ("icebreaker", False, 1)])
-def test_two_events_only_where_block_ram_reads_two_rows(board, sdram, events):
-    """The ECP5 builds read two weight rows per cycle from block RAM; SPRAM (the iCEBreaker)
-    and the SDRAM prefetch read one."""
-    model = random_model(tiny_config(embed_dims=16), seed=1)
+@pytest.mark.parametrize("board,sdram,bits,events,sprams", [
+    ("ulx3s-85f", False, 8, 2, 0), ("ulx3s-85f", True, 8, 1, 0), ("icebreaker", False, 8, 1, 4),
+    ("icebreaker", False, 4, 2, 4), ("icebreaker", False, 5, 1, 3)])
+def test_two_events_only_where_two_rows_are_read(board, sdram, bits, events, sprams):
+    """The ECP5 builds read two weight rows per cycle from block RAM; the iCEBreaker where two
+    copies of the rows fit its SPRAM (8 lanes of 4-bit weights: 2 blocks a copy; 8-bit and
+    5-bit rows need 4 and 3); the SDRAM prefetch reads one."""
+    model = random_model(tiny_config(embed_dims=16, weight_bits=bits), seed=1)
     plan = plan_board(model, BOARDS[board], lanes=8, width=16, sdram=sdram)
-    assert plan.config.events == events
+    assert (plan.config.events, plan.sprams) == (events, sprams)
+    # Where SPRAM leaves one event per command, the plan says what would give two.
+    if board == "icebreaker" and events == 1:
+        assert plan.events_note == (
+            f"one event per PE command: two copies of the {8 * bits}-bit weight rows would "
+            f"need {2 * sprams} SPRAM blocks; with 4-bit weights (sdtforge quantize "
+            f"--weight-bits 4) two fit and the engine takes two")
+    else:
+        assert plan.events_note == ""
 
 
 @pytest.mark.parametrize("depth,column", [(1024, (18, 1)), (1025, (9, 1)), (5120, (2, 1)),

@@ -163,6 +163,7 @@ def test_check_is_the_fit_check_and_latency_only(digits_tiny, fake_pnr, tmp_path
     plan = plan_board(ir.load(digits_tiny), BOARDS["icebreaker"])
     assert printed["fits"] is True and printed["board"] == "icebreaker"
     assert (printed["lanes"], printed["width"], printed["clock_mhz"]) == (8, 16, 24.0)
+    assert printed["events"] == plan.config.events == 1    # 8-bit weights fill the SPRAM
     assert (printed["bram"], printed["spram"], printed["logic_estimate"]) == \
         (plan.brams, plan.sprams, plan.luts_estimate)
     assert printed["memories"]["weights"] == {"rows": plan.usage["weights"][0],
@@ -173,7 +174,8 @@ def test_check_is_the_fit_check_and_latency_only(digits_tiny, fake_pnr, tmp_path
 
     assert main(["build", str(digits_tiny), "--board", "ulx3s-85f", "--check"]) == 0
     text = capsys.readouterr().out
-    assert "fits the ulx3s-85f" in text and "32 lanes; cycle model" in text
+    assert "fits the ulx3s-85f" in text and "32 lanes, two events per command; cycle model" \
+        in text
     assert fake_pnr == []
     assert main(["build", str(digits_tiny), "--board", "ulx3s-85f", "--check", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["clock_mhz"] == 50.0     # the board's default
