@@ -5,9 +5,13 @@ Usage: ``python bench/engine.py [--boards icebreaker ulx3s-85f] [--seeds 1 2 3] 
 
 Per board, one model built at the board's default lanes and width with ``sdtforge build
 MODEL.sfm --board B --seed S --json`` for every seed: the iCEBreaker builds the shipped
-digits-tiny (``sdtforge quantize model/checkpoints/digits-tiny.pt``), the ULX3S-85F builds
-digits-small (a trained ``model/checkpoints/digits-small.pt`` where there is one, otherwise
-``bench/cycles.py``'s digits-small with random weights; the JSON says which). Resource counts
+digits-tiny with 4-bit weights (``sdtforge quantize model/checkpoints/digits-tiny.pt
+--weight-bits 4 --qat-epochs 5``: two copies of its weight rows fit the SPRAM, so the engine
+takes two events per command), the ULX3S-85F builds digits-small with 8-bit weights (a
+trained ``model/checkpoints/digits-small.pt`` where there is one, otherwise
+``bench/cycles.py``'s digits-small with random weights; the JSON says which). A trained
+model's entry carries its float and integer test accuracy and their difference in points
+(target at most 0.5, the issue's condition on the weight width). Resource counts
 are the largest over the seeds (they come from packing, before placement), Fmax the median
 over the seeds, and the latency per image the cycle model's mean over the first 10 test images
 at the built clock (``sdtforge.sim.latency``, what ``sdtforge build`` reports). Beside them, the
@@ -43,8 +47,12 @@ IMAGES = 10
 SYNTHETIC_RATE = 0.15
 SYNTHETIC_SEED = 0
 
-#: The model each board is measured with.
-BOARD_MODELS = {"icebreaker": "digits-tiny", "ulx3s-85f": "digits-small"}
+#: The model each board is measured with: (name, weight bits). The iCEBreaker runs 4-bit
+#: weights, whose rows of 8 lanes fit two copies in its four SPRAM blocks: the engine then
+#: takes two events per command (8-bit rows take all four, one event per command).
+BOARD_MODELS = {"icebreaker": ("digits-tiny", 4), "ulx3s-85f": ("digits-small", 8)}
+#: Quantization-aware fine-tuning epochs before quantizing to fewer than 8 bits.
+QAT_EPOCHS = 5
 
 #: The engine issue's targets: figure → (comparison, value), per board.
 BOARD_TARGETS = {
@@ -52,7 +60,10 @@ BOARD_TARGETS = {
                    "dsp": ("==", 0), "fmax_mhz": (">=", 36.0)},
     "ulx3s-85f": {"lanes": (">=", 32), "fmax_mhz": (">=", 100.0), "latency_ms": ("<=", 1.0)},
 }
-#: Cycle-model ratio cases: (model, lanes, width, largest cycles ÷ work bound).
+#: The issue's condition on a weight width: the integer model's test accuracy at most this many
+#: points under the float model's (a trained model's figure; random weights have none).
+ACCURACY_LOSS_PT = 0.5
+#: Cycle-model ratio cases: (model, lanes, width, largest cycles ÷ work bound), 8-bit weights.
 #: (model, P, W, bound): the engine needs P <= W, so P = 32 runs with 32-bit spike words.
 RATIO_CASES = [("digits-tiny", 8, 16, 1.25), ("digits-small", 32, 32, 1.30)]
 
@@ -78,20 +89,27 @@ def _digits_images():
     return load_dataset("digits", "test")[0][:IMAGES]
 
 
-def make_model(name, tmp):
-    """``(path of the .sfm, description)`` of ``digits-tiny`` or ``digits-small``."""
+def make_model(name, tmp, bits=8):
+    """``(path of the .sfm, description)`` of ``digits-tiny`` or ``digits-small`` with
+    ``bits``-bit weights (fine-tuned for :data:`QAT_EPOCHS` epochs first below 8 bits)."""
     from sdtforge.quantize import ir
 
     ckpt = ROOT / "model" / "checkpoints" / f"{name}.pt"
-    path = Path(tmp) / f"{name}.sfm"
+    path = Path(tmp) / f"{name}-w{bits}.sfm"
     if ckpt.exists():
-        _sdtforge("quantize", ckpt, "--out", path, "--json")
+        opts = [] if bits == 8 else ["--weight-bits", bits, "--qat-epochs", QAT_EPOCHS]
+        report = json.loads(_sdtforge("quantize", ckpt, "--out", path, *opts, "--json"))
         rel = ckpt.relative_to(ROOT)
+        made_by = " ".join(map(str, ["sdtforge quantize", rel, "--out", f"{name}.sfm", *opts]))
         return path, {"name": name, "weights": "trained", "checkpoint": str(rel),
-                      "made_by": f"sdtforge quantize {rel} --out {name}.sfm"}
+                      "weight_bits": bits, "made_by": made_by,
+                      "float_accuracy": round(report["float_accuracy"], 4),
+                      "integer_accuracy": round(report["integer_accuracy"], 4)}
+    if bits != 8:
+        sys.exit(f"{name}: no trained checkpoint to quantize to {bits} bits")
     from cycles import synthetic  # bench/cycles.py
     ir.save(synthetic(name, SYNTHETIC_SEED, SYNTHETIC_RATE, _digits_images()), path)
-    return path, {"name": name, "weights": "random",
+    return path, {"name": name, "weights": "random", "weight_bits": bits,
                   "made_by": f"bench/cycles.py synthetic({name!r}, seed={SYNTHETIC_SEED}, "
                              f"target_rate={SYNTHETIC_RATE}, first {IMAGES} digits test images)"}
 
@@ -174,6 +192,9 @@ def measure_board(board, model_path, model_info, seeds, runs=None):
         entry["seeds"] = []
     targets = BOARD_TARGETS.get(board, {})
     entry["figures"] = {k: _figure(v, targets.get(k)) for k, v in values.items()}
+    if "integer_accuracy" in model_info:
+        loss = round(100 * (model_info["float_accuracy"] - model_info["integer_accuracy"]), 2)
+        entry["figures"]["accuracy_loss_pt"] = _figure(loss, ("<=", ACCURACY_LOSS_PT))
     return entry
 
 
@@ -263,12 +284,12 @@ def main(argv=None):
         if args.keep:
             builds = Path(args.keep)
             builds.mkdir(parents=True, exist_ok=True)
-        models = {name: make_model(name, tmp)
-                  for name in sorted({*(BOARD_MODELS[b] for b in args.boards),
-                               *(c[0] for c in RATIO_CASES)})}
+        models = {key: make_model(key[0], tmp, key[1])
+                  for key in sorted({*(BOARD_MODELS[b] for b in args.boards),
+                                     *((c[0], 8) for c in RATIO_CASES)})}
         # The cycle ratios first: seconds, where the builds take minutes.
         for name, lanes, width, bound in RATIO_CASES:
-            path, info = models[name]
+            path, info = models[name, 8]
             result["cycle_ratios"].append(measure_ratio(path, info, lanes, width, bound))
         runs = build_all({b: models[BOARD_MODELS[b]][0] for b in args.boards}, seeds, builds,
                          args.jobs)

@@ -8,8 +8,8 @@ from _bench import load_bench
 
 def _fake(bench, monkeypatch, fmax):
     """No models, builds or cycle model: every board measures ``fmax`` (target >= 36)."""
-    monkeypatch.setattr(bench, "make_model",
-                        lambda name, tmp: (f"{name}.sfm", {"name": name, "weights": "random"}))
+    monkeypatch.setattr(bench, "make_model", lambda name, tmp, bits=8: (
+        f"{name}-w{bits}.sfm", {"name": name, "weights": "random", "weight_bits": bits}))
     monkeypatch.setattr(bench, "measure_ratio", lambda path, info, lanes, width, bound: {
         "model": info, "lanes": lanes, "width": width,
         "cycles_over_work": bench._figure(1.0, ("<=", bound))})
@@ -44,3 +44,23 @@ def test_update_keeps_the_boards_not_measured(tmp_path, monkeypatch, capsys):
     assert bench.main(["--out", str(out), "--seeds", "1", "--boards", "icebreaker"]) == 0
     assert sorted(json.loads(out.read_text())["boards"]) == ["icebreaker"]
     capsys.readouterr()
+
+
+def test_accuracy_loss_is_a_target_of_a_trained_model(monkeypatch):
+    """A trained model's entry carries float − integer accuracy in points against the weight
+    width's condition (at most 0.5); a random model's has no such figure."""
+    bench = load_bench("engine")
+    values = {"lanes": 8, "width": 16, "clock_mhz": 24.0, "cycles_per_image": 1.0,
+              "latency_ms": 1.0, "images_per_s": 1.0}
+    monkeypatch.setattr(bench, "_unbuilt", lambda path, board: dict(values))
+    trained = {"name": "digits-tiny", "weights": "trained", "weight_bits": 4,
+               "float_accuracy": 0.9694, "integer_accuracy": 0.9722}
+    entry = bench.measure_board("icebreaker", "m.sfm", trained, [])
+    assert entry["figures"]["accuracy_loss_pt"] == {"value": -0.28, "target": "<= 0.5",
+                                                    "met": True}
+    worse = dict(trained, integer_accuracy=0.9611)
+    assert not bench.measure_board("icebreaker", "m.sfm", worse, [])["figures"][
+        "accuracy_loss_pt"]["met"]
+    random = {"name": "digits-tiny", "weights": "random", "weight_bits": 8}
+    assert "accuracy_loss_pt" not in bench.measure_board("icebreaker", "m.sfm", random,
+                                                         [])["figures"]
