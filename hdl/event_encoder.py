@@ -122,8 +122,7 @@ class EventEncoder(wiring.Component):
 
         index = index_of(lowest, "index")
         rest = Signal(w)
-        if self._events == 1:
-            m.d.comb += rest.eq(bits & ~lowest)
+        m.d.comb += rest.eq(bits & ~lowest)
         # Events left in the register, counted when a word is loaded: "at most one left" is
         # then a test of the count's upper bits, not a carry chain over the word in the
         # handshake path (`i.ready` fans out to the whole fetch stage).
@@ -132,9 +131,6 @@ class EventEncoder(wiring.Component):
         take = 1                    # events the item leaves with
         if self._events == 2:
             # The second event: the lowest of the rest, taken with the first while two are left.
-            # The rest is a register of its own (the word less its lowest bit, written with
-            # ``bits``), so the two events' carry chains run side by side: one after the other
-            # they were the iCE40's critical path into the command queue (41.5 ns at 24 MHz).
             second = Signal(w)
             m.d.comb += second.eq(rest & (-rest)[:w])
             two = Signal()
@@ -144,6 +140,7 @@ class EventEncoder(wiring.Component):
                          self.o.payload.two.eq(two)]
             # The word's final item: at most two events left.
             one_left = (count[2:] == 0) & ~(count[0] & count[1]) if w > 2 else Const(1)
+            rest = Mux(two, rest & ~second, rest)
             take = Mux(two, 2, 1)
 
         has_event = count != 0      # the events left, not an OR over the word
@@ -163,17 +160,8 @@ class EventEncoder(wiring.Component):
         done = ~full | Mux(has_event | last, fired & one_left, 1)
         m.d.comb += self.i.ready.eq(done)
 
-        def without_lowest(value):
-            return value & (value - 1)[:w]
-
         with m.If(fired):
-            if self._events == 1:
-                m.d.sync += [bits.eq(rest), count.eq(count - take)]
-            else:
-                # An item that leaves with one event is the word's last: what stays is unused.
-                left = without_lowest(rest)
-                m.d.sync += [bits.eq(left), count.eq(count - take),
-                             rest.eq(without_lowest(left))]
+            m.d.sync += [bits.eq(rest), count.eq(count - take)]
         with m.If(done):
             m.d.sync += full.eq(self.i.valid)
             with m.If(self.i.valid):
@@ -183,6 +171,4 @@ class EventEncoder(wiring.Component):
                     word.eq(self.i.payload.word),
                     last.eq(self.i.payload.last),
                 ]
-                if self._events == 2:
-                    m.d.sync += rest.eq(without_lowest(self.i.payload.data))
         return m
