@@ -104,6 +104,23 @@ class _BankedWeights(SPRAMWeights):
         return super().elaborate("hardware")
 
 
+async def _write_rows(ctx, dut, values):
+    """Write ``values`` (address → row) through ``dut.write``, a row per cycle."""
+    for a, value in values.items():
+        ctx.set(dut.write.addr, a)
+        ctx.set(dut.write.data, value)
+        ctx.set(dut.write.en, 1)
+        await ctx.tick()
+    ctx.set(dut.write.en, 0)
+
+
+def _simulate(dut, tb):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+
+
 @pytest.mark.parametrize("rows, shape", [(3 * 16384 - 5, 8), (2 * 16384, 32), (100, 64)])
 def test_spram_banks_hardware_path(rows, shape):
     """Banks of 16K rows and blocks side by side: each row reads back, data holds while the
@@ -116,12 +133,7 @@ def test_spram_banks_hardware_path(rows, shape):
     values = {a: int.from_bytes(rng.bytes(8), "little") % (1 << shape) for a in addrs}
 
     async def tb(ctx):
-        for a in addrs:
-            ctx.set(dut.write.addr, a)
-            ctx.set(dut.write.data, values[a])
-            ctx.set(dut.write.en, 1)
-            await ctx.tick()
-        ctx.set(dut.write.en, 0)
+        await _write_rows(ctx, dut, values)
         for a in list(reversed(addrs)) + addrs:
             ctx.set(dut.read.addr, a)
             ctx.set(dut.read.en, 1)
@@ -133,10 +145,7 @@ def test_spram_banks_hardware_path(rows, shape):
             await ctx.tick()
             assert ctx.get(dut.read.data) == values[a]
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    _simulate(dut, tb)
     with pytest.raises(ValueError, match="need 5 SPRAM blocks; the UP5K has 4"):
         SPRAMWeights(8, 5 * 16384)
 
@@ -152,12 +161,7 @@ def test_spram_copies_hardware_path(rows, shape):
     values = {a: int(rng.integers(0, 1 << shape)) for a in addrs}
 
     async def tb(ctx):
-        for a in addrs:
-            ctx.set(dut.write.addr, a)
-            ctx.set(dut.write.data, values[a])
-            ctx.set(dut.write.en, 1)
-            await ctx.tick()
-        ctx.set(dut.write.en, 0)
+        await _write_rows(ctx, dut, values)
         for a, b in zip(addrs, reversed(addrs), strict=True):
             ctx.set(dut.read.addr, a)
             ctx.set(dut.read1.addr, b)
@@ -172,10 +176,7 @@ def test_spram_copies_hardware_path(rows, shape):
             await ctx.tick()
             assert (ctx.get(dut.read.data), ctx.get(dut.read1.data)) == (values[a], values[a])
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    _simulate(dut, tb)
     with pytest.raises(ValueError, match="16385 rows of 32 bits in 2 copies need 8 SPRAM"):
         SPRAMWeights(32, 16385, events=2)
 
