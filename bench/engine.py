@@ -146,7 +146,7 @@ def _unbuilt(model_path, board_name):
     top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes)
     cycles = latency.cycles_per_image(model, plan.config.lanes, plan.config.width, IMAGES,
                                       config=plan.config)
-    return {"lanes": plan.config.lanes, "width": plan.config.width,
+    return {"lanes": plan.config.lanes, "width": plan.config.width, "events": plan.config.events,
             "clock_mhz": round(top.f_sync / 1e6, 3), "cycles_per_image": round(cycles, 1),
             **latency.latency(cycles, top.f_sync / 1e6)}
 
@@ -154,8 +154,8 @@ def _unbuilt(model_path, board_name):
 def _combine(runs):
     """One figure set from the seeds' builds: largest resource counts, median Fmax."""
     first = runs[0]
-    out = {k: first[k] for k in ("lanes", "width", "clock_mhz", "cycles_per_image",
-                                 "latency_ms", "images_per_s")}
+    out = {k: first[k] for k in ("lanes", "width", "events", "clock_mhz", "cycles_per_image",
+                                 "latency_ms", "images_per_s") if k in first}
     for key in _RESOURCES:
         if key in first:
             out[key] = max(r[key] for r in runs)

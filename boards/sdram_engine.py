@@ -78,6 +78,10 @@ class SDRAMEngine(Elaboratable):
 
     def __init__(self, config, *, pins=None, queue=16, tile_rows=None, window=None,
                  verilog=CORE_VERILOG, sdram_clock=True):
+        if config.events != 1:
+            # The DRAM source and the prefetch window answer one row per request.
+            raise ValueError(f"the weights in SDRAM are read one row per cycle: events must be "
+                             f"1, not {config.events!r}")
         info = core_info(verilog)
         shape = config.lane_layout("weights")
         self.accel = Accelerator(config, external_weights=True)

@@ -406,7 +406,8 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
                     f"one event per PE command: two copies of the {row_bits}-bit weight rows "
                     f"would need {2 * sprams * banks} SPRAM blocks"
                     + (f"; with {fits[0]}-bit weights (sdtforge quantize --weight-bits "
-                       f"{fits[0]}) two fit and the engine takes two" if fits else ""))
+                       f"{fits[0]}, with --qat-epochs to keep the accuracy) two fit and the "
+                       f"engine takes two" if fits else ""))
         if sprams * banks > board.sprams:
             # The weights' bits are the same at any lane count: fewer lanes do not help.
             raise UserError(

@@ -79,14 +79,14 @@ class Accelerator(wiring.Component):
         The loader is between records (a load stream that ends here is complete).
     load_error : ``Out(1)``
         The loader refused a record that does not fit its memory (sticky until reset).
-    w_req : ``Out(stream.Signature(unsigned(log2 weights_depth)))``
+    w_req : ``Out(stream.Signature(weight_request_shape(log2 weights_depth, events)))``
         Only with ``external_weights``: weight-row requests, one per command (with
         ``config.events = 2`` two addresses each, :func:`~.pe_array.weight_request_shape`).
-    w_rsp : ``In(stream.Signature(ArrayLayout(signed(weight_bits), lanes)))``
-        Only with ``external_weights``: the requested rows (two per request with
-        ``config.events = 2``), in request order, with any
-        latency (:mod:`~sdtforge.hdl.weights`; each cycle a row is late delays the engine by
-        a cycle). :class:`~sdtforge.hdl.weights.ReadPortWeights` serves them from a
+    w_rsp : ``In(stream.Signature(weight_response_shape(row, events)))``
+        Only with ``external_weights``: the requested rows (``row``: ``ArrayLayout(signed(
+        weight_bits), lanes)``; two per request with ``config.events = 2``), in request order,
+        with any latency (:mod:`~sdtforge.hdl.weights`; each cycle a row is late delays the
+        engine by a cycle). :class:`~sdtforge.hdl.weights.ReadPortWeights` serves them from a
         synchronous memory at the engine's full rate.
     w_write : ``In(memory.WritePort.Signature(...))``
         Only with ``external_weights``: the accelerator drives ``addr``, ``data`` and ``en``

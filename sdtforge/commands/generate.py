@@ -28,7 +28,8 @@ def add_arguments(p):
                         "P; default: all P; 1: a lane-serial write-back, as the iCEBreaker builds)")
     p.add_argument("--events", type=int, choices=(1, 2), default=1,
                    help="events per PE command: 2 adds two weight rows per cycle, read on the "
-                        "weight memory's two block RAM ports (as the ULX3S builds)")
+                        "weight memory's two block RAM ports (as the ULX3S builds, and the "
+                        "iCEBreaker from two SPRAM copies of 4-bit weights)")
     p.add_argument("--config", type=Path, default=None,
                    help="hardware config JSON to target (default: the smallest that fits)")
     p.add_argument("--json", action="store_true", help="print the memory table as JSON")

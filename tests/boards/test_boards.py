@@ -20,7 +20,7 @@ from sdtforge.boards.spram import SPRAMWeights
 from sdtforge.boards.targets import BOARDS, plan_board
 from sdtforge.cli import main
 from sdtforge.errors import UserError
-from sdtforge.hdl.compile import compile_model
+from sdtforge.hdl.compile import AccelConfig, compile_model
 from sdtforge.hdl.result import RESULT_LAYOUT
 from sdtforge.hdl.weights import dual_port_column
 from sdtforge.quantize import ir
@@ -181,8 +181,9 @@ def test_spram_copies_hardware_path(rows, shape):
         SPRAMWeights(32, 16385, events=2)
 
 
-def _top(board, lanes, width, accelerator=None):
-    compiled = compile_model(random_model(SMALL, seed=1), lanes=lanes, width=width)
+def _top(board, lanes, width, accelerator=None, events=1):
+    compiled = compile_model(random_model(SMALL, seed=1), lanes=lanes, width=width,
+                             events=events)
     cfg = compiled.config
     if board.spram_weights:
         cfg = dataclasses.replace(cfg, external_weights=True, weights_depth=16384)
@@ -201,6 +202,26 @@ def test_board_smoke_do_build_false(name, tmp_path, monkeypatch):
     assert "SB_PLL40_PAD" in text if name == "icebreaker" else "EHXPLLL" in text
     assert ("SB_SPRAM256KA" in text) == (name == "icebreaker")
     assert "nextpnr" in files["build_top.sh"]
+
+
+def test_icebreaker_top_with_two_spram_copies(tmp_path, monkeypatch):
+    """Two events per command on the iCEBreaker: the platform's top instantiates the SPRAM
+    blocks of both copies (2 lanes of 8-bit weights: one block a copy)."""
+    monkeypatch.setenv("OPENFPGALOADER", "true")
+    setup_yowasp(dict(os.environ))
+    board = BOARDS["icebreaker"]
+    plan = board.platform().build(_top(board, 2, 8, events=2), name="top",
+                                  build_dir=str(tmp_path), do_build=False)
+    text = plan.files["top.il"]
+    assert text.count("SB_SPRAM256KA") == 2 and "spram_1" in text
+
+
+def test_the_sdram_engine_takes_one_event_per_command():
+    from sdtforge.boards.sdram_engine import SDRAMEngine
+
+    with pytest.raises(ValueError, match="the weights in SDRAM are read one row per cycle: "
+                                         "events must be 1, not 2"):
+        SDRAMEngine(AccelConfig(events=2, external_weights=True))
 
 
 def test_ulx3s_sdram_top_do_build_false(tmp_path, monkeypatch):
@@ -376,7 +397,8 @@ def test_two_events_only_where_two_rows_are_read(board, sdram, bits, events, spr
         assert plan.events_note == (
             f"one event per PE command: two copies of the {8 * bits}-bit weight rows would "
             f"need {2 * sprams} SPRAM blocks; with 4-bit weights (sdtforge quantize "
-            f"--weight-bits 4) two fit and the engine takes two")
+            f"--weight-bits 4, with --qat-epochs to keep the accuracy) two fit and the engine "
+            f"takes two")
     else:
         assert plan.events_note == ""
 
