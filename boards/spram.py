@@ -73,15 +73,14 @@ class SPRAMWeights(wiring.Component):
             raise ValueError(f"SPRAM depth must be a positive integer, not {depth!r}")
         if events not in (1, 2):
             raise ValueError(f"SPRAM read ports must be 1 or 2, not {events!r}")
-        blocks = spram_blocks(width) * spram_banks(depth) * events
-        if blocks > 4:
-            copies = f" in {events} copies" if events > 1 else ""
-            raise ValueError(f"{depth} rows of {width} bits{copies} need {blocks} SPRAM "
-                             f"blocks; the UP5K has 4")
         self._shape = shape
         self._width = width
         self._depth = depth
         self._events = events
+        if self.blocks > 4:
+            copies = f" in {events} copies" if events > 1 else ""
+            raise ValueError(f"{depth} rows of {width} bits{copies} need {self.blocks} SPRAM "
+                             f"blocks; the UP5K has 4")
         aw = max((depth - 1).bit_length(), 0)
         port = Out(memory.ReadPort.Signature(addr_width=aw, shape=shape))
         super().__init__({
