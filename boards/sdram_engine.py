@@ -78,10 +78,11 @@ class SDRAMEngine(Elaboratable):
 
     def __init__(self, config, *, pins=None, queue=16, tile_rows=None, window=None,
                  verilog=CORE_VERILOG, sdram_clock=True):
-        if config.events != 1:
-            # The DRAM source and the prefetch window answer one row per request.
-            raise ValueError(f"the weights in SDRAM are read one row per cycle: events must be "
-                             f"1, not {config.events!r}")
+        if config.events != 1 and tile_rows is None:
+            # Without the prefetch's window every request is an SDRAM read of one row.
+            raise ValueError(f"two events per command need the tile prefetch (tile_rows): "
+                             f"the plain path reads one row per request, events must be 1, "
+                             f"not {config.events!r}")
         info = core_info(verilog)
         shape = config.lane_layout("weights")
         self.accel = Accelerator(config, external_weights=True)
@@ -92,7 +93,7 @@ class SDRAMEngine(Elaboratable):
             self.prefetch = WeightPrefetch(
                 shape, config.weights_depth, tile_rows=tile_rows,
                 window=window or window_rows(tile_rows, config),
-                in_flight=max(2, queue // self.weights.words_per_row[0]))
+                in_flight=max(2, queue // self.weights.words_per_row[0]), events=config.events)
         self.sdram = LiteDRAMNative(pins, verilog=verilog)
         self.engine_reset = Signal()
         self.sdram_ps = ClockDomain("sdram_ps", reset_less=True) if sdram_clock else None

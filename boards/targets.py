@@ -121,8 +121,8 @@ class Board:
         Events per PE command (``AccelConfig.events``) where the weight memory can read two
         rows per cycle: 2 on the ECP5, whose ``DP16KD`` reads two weight rows on its two
         ports, and on the iCE40 where two copies of the rows fit its SPRAM (8 lanes of 4-bit
-        weights); 1 with ``--sdram``, whose prefetch window reads one row per cycle, and
-        where the copies do not fit.
+        weights), and with ``--sdram``, whose prefetch window reads two rows on its block
+        RAMs' two ports; 1 where the copies do not fit.
     platform_class, top_class : str
         ``"module:Class"`` of the amaranth-boards platform and of the board top (imported
         when first used, so the fit check needs neither).
@@ -367,7 +367,7 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     # (at least lanes / MAX_WRITEBACK_CYCLES: the write-back's longest row)
     wb_lanes = (None if board.writeback_lanes is None
                 else min(max(board.writeback_lanes, lanes // MAX_WRITEBACK_CYCLES), lanes))
-    events = 1 if sdram else board.events
+    events = board.events
     cfg = derive_config(model, lanes=lanes, width=width, writeback_lanes=wb_lanes, events=events)
     sprams = 0
     changes = {}

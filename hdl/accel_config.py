@@ -156,9 +156,9 @@ class AccelConfig:
     events : int
         Events per PE command: 1, or 2 (the event encoder hands out a word's events two at a
         time and the PE lanes add two weight rows per cycle, read on the weight memory's two
-        block RAM ports, or from two copies of the rows in external memory such as the
-        iCE40's SPRAM; not with the SDRAM prefetch, whose window reads one row per cycle).
-        The cycle model follows it.
+        block RAM ports, from two copies of the rows in external memory such as the
+        iCE40's SPRAM, or from the two ports of the SDRAM prefetch's window). The cycle model
+        follows it.
     """
 
     lanes: int = 8
@@ -233,9 +233,6 @@ class AccelConfig:
                             f"divides it or that it divides, not {self.width}; {hint}")
         if self.events not in (1, 2):
             raise UserError(f"events must be 1 or 2, not {self.events!r}")
-        if self.events == 2 and self.weight_tile_rows:
-            raise UserError("two events per command need two weight reads per cycle, which "
-                            "the SDRAM prefetch's window does not serve")
         for name in ("sdsa_or", "pool_or"):
             if getattr(self, name) not in (0, 1):
                 raise UserError(f"{name} must be 0 or 1, not {getattr(self, name)!r}")

@@ -25,6 +25,15 @@ restarts at row 0, as does any row write (model loading); rows in flight from th
 are dropped. (So each weight crosses the bus once per image while the window keeps up; a
 restart fetches again the rows it dropped, and a load re-reads the stream's head between its
 row writes.)
+
+Two events per command (``events = 2``): a request names two rows, and the ring reads both in
+one cycle on a true dual-port block RAM's two ports (the ECP5's ``DP16KD``). The second read
+shares its port with the fill's row writes: a fetched row waits in a row register until a
+cycle without a two-row read, and the next row is taken from the source only once that
+register is free. A source row takes several bus words (four 16-bit words at 8 lanes of 8-bit
+weights), so the writes fit between the reads, and the engine never waits on them: where every
+cycle reads two rows, the fill falls behind and the engine waits for rows not yet fetched,
+which frees the port.
 """
 
 from amaranth.hdl import Module, Mux, ResetInserter, Signal
@@ -43,10 +52,11 @@ class WeightPrefetch(wiring.Component):
     weight stream, fetched in order from another weight source (``src``).
 
     **Cycle contract.** Towards the engine as :class:`~.weights.ReadPortWeights`: a request
-    for a row in the window is answered in the next cycle, one per cycle; a request for a row
-    not fetched yet waits until it is. Towards the source: one row request per cycle in row
+    for a row in the window (both rows, with ``events = 2``) is answered in the next cycle, one
+    per cycle; a request for a row not fetched yet waits until it is. Towards the source: one row request per cycle in row
     order while the window has room for it (rows in flight included) and fewer than
-    ``in_flight`` rows are outstanding; every row the source answers is taken at once.
+    ``in_flight`` rows are outstanding; every row the source answers is taken at once (with
+    ``events = 2``: once the row register is free, at most every other cycle).
 
     Parameters
     ----------
@@ -62,13 +72,16 @@ class WeightPrefetch(wiring.Component):
         wrong rows: a configuration's ``weight_tile_rows`` makes ``compile_model`` refuse it.
     in_flight : int
         Row requests outstanding at the source at most.
+    events : int
+        Rows per engine request, 1 or 2 (:func:`~.pe_array.weight_request_shape`).
 
     Members
     -------
     req, rsp :
         The engine's side, as :class:`~.weights.ReadPortWeights`.
     src : ``In(weight_source_signature(shape, addr_width))``
-        The source's side: row requests out (``src.req``), rows in (``src.rsp``, always ready).
+        The source's side: row requests out (``src.req``), rows in (``src.rsp``; always ready
+        with ``events = 1``).
     written : ``In(memory.WritePort.Signature(...))``
         The loader's row writes to the source (watched only: a write restarts the fetch, and
         the stream's length is the highest row written + 1).
@@ -76,8 +89,10 @@ class WeightPrefetch(wiring.Component):
         The engine works on an image (its falling edge ends the image's requests).
     """
 
-    def __init__(self, shape, depth, *, window, tile_rows, in_flight=4):
+    def __init__(self, shape, depth, *, window, tile_rows, in_flight=4, events=1):
         check_positive("Weight depth", depth)
+        if events not in (1, 2):
+            raise ValueError(f"Events per request must be 1 or 2, not {events!r}")
         check_positive("Tile rows", tile_rows)
         check_positive("Rows in flight", in_flight)
         if not isinstance(window, int) or window <= 0 or window & (window - 1):
@@ -86,9 +101,10 @@ class WeightPrefetch(wiring.Component):
             raise ValueError(f"A window of {window} rows cannot hold a tile of {tile_rows}")
         self._shape, self._depth = shape, depth
         self._window, self._tile, self._in_flight = window, tile_rows, in_flight
+        self._events = events
         aw = ceil_log2(depth)
         super().__init__({
-            **weight_source_signature(shape, aw).members,
+            **weight_source_signature(shape, aw, events).members,
             "src": In(weight_source_signature(shape, aw)),
             "written": In(memory.WritePort.Signature(addr_width=aw, shape=shape)),
             "busy": In(1),
@@ -97,13 +113,14 @@ class WeightPrefetch(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth, c, big_l = self._depth, self._window, self._tile
+        two_rows = self._events == 2
         cb = ceil_log2(c)
         m.submodules.ring = ring = memory.Memory(shape=self._shape, depth=c, init=[])
         rd, wr = ring.read_port(), ring.write_port()
 
         rows = Signal(range(depth + 1), name="stream_rows")     # the stream's length N
         fetch_row = Signal(range(max(depth, 2)), name="fetch_row")   # next row to request
-        ahead = Signal(range(depth + c + 1))        # rows of this image (and on) fetched
+        ahead = Signal(range(depth + c + 1))        # rows of this image (and on) in the ring
         low = Signal(range(depth + 1))              # rows of this image below it are free
         pending = Signal(range(self._in_flight + 1))    # requests the source has not answered
         drop = Signal(range(self._in_flight + 1))       # of those, rows to throw away
@@ -116,19 +133,31 @@ class WeightPrefetch(wiring.Component):
         # -- engine side: ReadPortWeights over the ring, for rows already fetched ---------------
         # At an image's end nothing waits for a row (an engine reset in the middle of a
         # request, too): the reader's row register is cleared.
-        m.submodules.reader = reader = ResetInserter(image_end)(ReadPortWeights(self._shape, cb))
-        r = self.req.payload
+        m.submodules.reader = reader = ResetInserter(image_end)(
+            ReadPortWeights(self._shape, cb, events=self._events))
+        r = self.req.payload.addr if two_rows else self.req.payload
         here = r < ahead
+        if two_rows:
+            r1 = self.req.payload.addr1
+            here &= ~self.req.payload.two | (r1 < ahead)
+            m.d.comb += [reader.req.payload.addr.eq(base + r),
+                         reader.req.payload.addr1.eq(base + r1),
+                         reader.req.payload.two.eq(self.req.payload.two)]
+        else:
+            m.d.comb += reader.req.payload.eq(base + r)
         m.d.comb += [
             reader.req.valid.eq(self.req.valid & here),
-            reader.req.payload.eq(base + r),
             self.req.ready.eq(reader.req.ready & here),
             rd.addr.eq(reader.port.addr), rd.en.eq(reader.port.en),
             reader.port.data.eq(rd.data),
         ]
         wiring.connect(m, reader.rsp, wiring.flipped(self.rsp))
         # Rows below r − L + 1 are free once the engine asks for r (it asks in order, and has
-        # taken the rows of every earlier request), even before r is fetched.
+        # taken the rows of every earlier request), even before r is fetched. With two rows,
+        # r is the higher: both lie in one tile, which starts at or after it − L + 1 (from the
+        # lower one, the higher could lie beyond the window, never fetched).
+        if two_rows:
+            r = Mux(self.req.payload.two & (r1 > r), r1, r)
         with m.If(self.req.valid & (r >= big_l - 1) & (r - (big_l - 1) > low)):
             m.d.sync += low.eq(r - (big_l - 1))
 
@@ -139,15 +168,35 @@ class WeightPrefetch(wiring.Component):
         offer = Signal()
         asked = Signal.like(fetch_row)
         stale = Signal()
-        m.d.comb += [self.src.req.valid.eq(offer), self.src.req.payload.eq(asked),
-                     self.src.rsp.ready.eq(1)]
+        m.d.comb += [self.src.req.valid.eq(offer), self.src.req.payload.eq(asked)]
         sent = offer & self.src.req.ready
-        got = self.src.rsp.valid
-        keep = got & (drop == 0) & ~restart
-        m.d.comb += [wr.addr.eq(slot), wr.data.eq(self.src.rsp.payload), wr.en.eq(keep)]
+        held = Signal() if two_rows else 0                  # a kept row waits in ``row``
+        got = self.src.rsp.valid & ~held if two_rows else self.src.rsp.valid   # answered, taken
+        keep = got & (drop == 0) & ~restart                 # ... and kept
+        put = Signal()                                      # a row written into the ring
+        if two_rows:
+            # The fill's writes share the second read's port: a kept row waits in a register
+            # for a cycle without a two-row read, and the next is taken once it is written.
+            row = Signal.like(self.src.rsp.payload)
+            second = reader.req.valid & reader.req.ready & self.req.payload.two
+            shared = Mux(put, slot, reader.port1.addr)
+            rd1 = ring.read_port()
+            m.d.comb += [self.src.rsp.ready.eq(~held), put.eq(held & ~second & ~restart),
+                         rd1.addr.eq(shared), rd1.en.eq(reader.port1.en),
+                         reader.port1.data.eq(rd1.data),
+                         wr.addr.eq(shared), wr.data.eq(row), wr.en.eq(put)]
+            with m.If(restart):
+                m.d.sync += held.eq(0)
+            with m.Elif(keep):
+                m.d.sync += [held.eq(1), row.eq(self.src.rsp.payload)]
+            with m.Elif(put):
+                m.d.sync += held.eq(0)
+        else:
+            m.d.comb += [self.src.rsp.ready.eq(1), put.eq(keep),
+                         wr.addr.eq(slot), wr.data.eq(self.src.rsp.payload), wr.en.eq(put)]
         in_flight = pending + sent          # requests taken and not answered, got aside
         m.d.sync += pending.eq(in_flight - got)
-        with m.If(keep):
+        with m.If(put):
             m.d.sync += slot.eq(slot + 1)
         drop_next = drop - (got & (drop != 0))
 
@@ -163,17 +212,18 @@ class WeightPrefetch(wiring.Component):
             with m.If(sent):
                 m.d.sync += stale.eq(0)
             with m.If(~offer | sent):
-                # The next offer: while the window has room for it and what is in flight.
+                # The next offer: while the window has room for it, what is in flight and the
+                # row waiting to be written.
                 room = ((rows != 0) & (in_flight < self._in_flight)
-                        & (ahead + in_flight < low + c))
+                        & (ahead + in_flight + held < low + c))
                 m.d.sync += [offer.eq(room), asked.eq(fetch_row)]
                 with m.If(room):
                     m.d.sync += fetch_row.eq(Mux(fetch_row == rows - 1, 0, fetch_row + 1))
             with m.If(image_end):
                 # The fetch is into the next image already: its rows stay.
-                m.d.sync += [ahead.eq(ahead + keep - rows), low.eq(0), base.eq(base + rows)]
+                m.d.sync += [ahead.eq(ahead + put - rows), low.eq(0), base.eq(base + rows)]
             with m.Else():
-                m.d.sync += ahead.eq(ahead + keep)
+                m.d.sync += ahead.eq(ahead + put)
         # A load writes rows 0, 1, … in order: row 0 starts a new stream length.
         with m.If(self.written.en & ((self.written.addr == 0) | (self.written.addr >= rows))):
             m.d.sync += rows.eq(self.written.addr + 1)

@@ -44,8 +44,9 @@ def add_arguments(p):
                         "P; default: all P; 1: a lane-serial write-back, as the iCEBreaker builds)")
     p.add_argument("--events", type=int, choices=(1, 2), default=1,
                    help="events per PE command: 2 adds two weight rows per cycle, read on the "
-                        "weight memory's two block RAM ports (as the ULX3S builds, and the "
-                        "iCEBreaker from two SPRAM copies of 4-bit weights)")
+                        "weight memory's two block RAM ports (as the ULX3S builds, also with "
+                        "--sdram: the prefetch window's two ports; and the iCEBreaker from two "
+                        "SPRAM copies of 4-bit weights)")
     p.add_argument("--stall", type=_args.fraction, default=0.3,
                    help="probability of idling valid/ready before each stream beat")
     p.add_argument("--waves", action="store_true", help="dump waveforms into the build dir")
@@ -88,9 +89,9 @@ def run(args):
         raise UserError("--dump-spikes does not work with --sdram")
     if args.no_prefetch and not args.sdram:
         raise UserError("--no-prefetch needs --sdram")
-    if args.sdram and args.events == 2:
-        raise UserError("--events 2 needs two weight rows per cycle, which the SDRAM does not "
-                        "serve; drop --sdram or --events")
+    if args.no_prefetch and args.events == 2:
+        raise UserError("--events 2 needs two weight rows per cycle, which --no-prefetch's "
+                        "one SDRAM read per event does not serve; drop --no-prefetch or --events")
     model = ir.load(args.model)
     dataset = model.provenance.get("dataset") or "digits"
     synthetic = model.provenance.get("synthetic")

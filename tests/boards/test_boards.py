@@ -216,12 +216,16 @@ def test_icebreaker_top_with_two_spram_copies(tmp_path, monkeypatch):
     assert text.count("SB_SPRAM256KA") == 2 and "spram_1" in text
 
 
-def test_the_sdram_engine_takes_one_event_per_command():
+def test_the_sdram_engine_takes_two_events_only_through_the_prefetch():
     from sdtforge.boards.sdram_engine import SDRAMEngine
 
-    with pytest.raises(ValueError, match="the weights in SDRAM are read one row per cycle: "
-                                         "events must be 1, not 2"):
+    with pytest.raises(ValueError, match="two events per command need the tile prefetch "
+                                         r"\(tile_rows\): the plain path reads one row per "
+                                         "request, events must be 1, not 2"):
         SDRAMEngine(AccelConfig(events=2, external_weights=True))
+    engine = SDRAMEngine(AccelConfig(events=2, external_weights=True, weight_tile_rows=64),
+                         tile_rows=64)
+    assert engine.prefetch is not None
 
 
 def test_ulx3s_sdram_top_do_build_false(tmp_path, monkeypatch):
@@ -383,12 +387,12 @@ def test_ulx3s_plan_digits_small_fits():
 
 
 @pytest.mark.parametrize("board,sdram,bits,events,sprams", [
-    ("ulx3s-85f", False, 8, 2, 0), ("ulx3s-85f", True, 8, 1, 0), ("icebreaker", False, 8, 1, 4),
+    ("ulx3s-85f", False, 8, 2, 0), ("ulx3s-85f", True, 8, 2, 0), ("icebreaker", False, 8, 1, 4),
     ("icebreaker", False, 4, 2, 4), ("icebreaker", False, 5, 1, 3)])
 def test_two_events_only_where_two_rows_are_read(board, sdram, bits, events, sprams):
     """The ECP5 builds read two weight rows per cycle from block RAM; the iCEBreaker where two
     copies of the rows fit its SPRAM (8 lanes of 4-bit weights: 2 blocks a copy; 8-bit and
-    5-bit rows need 4 and 3); the SDRAM prefetch reads one."""
+    5-bit rows need 4 and 3); the SDRAM prefetch's window reads two on its two ports."""
     model = random_model(tiny_config(embed_dims=16, weight_bits=bits), seed=1)
     plan = plan_board(model, BOARDS[board], lanes=8, width=16, sdram=sdram)
     assert (plan.config.events, plan.sprams) == (events, sprams)

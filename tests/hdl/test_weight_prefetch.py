@@ -7,6 +7,10 @@ request in order after a random latency, without back-pressure, as :class:`DRAMW
 LiteDRAM does. Midway the model is reloaded with new rows (row writes, which the prefetcher
 watches). Every row the engine gets must be the current model's row it asked for, and while the
 window keeps up each image's rows cross the source's bus once.
+
+With two events per request (``events = 2``) a request names one or two rows of the same tile;
+the source's rows then wait for the prefetch's ``src.rsp.ready`` (its row register), which the
+benches honour.
 """
 
 import numpy as np
@@ -24,30 +28,55 @@ def _tiles(rng, max_tile, count):
     return [int(n) for n in rng.integers(1, max_tile + 1, count)]
 
 
-def _image_requests(rng, tiles):
+def _image_requests(rng, tiles, events=1):
+    """An image's requests: each a list of one row, or with ``events = 2`` of one or two rows
+    of the same tile."""
     out, start = [], 0
     for n in tiles:
         k = int(rng.integers(0, 7)) if rng.random() > 0.25 else 0
-        out += [start + int(r) for r in rng.integers(0, n, k)]
+        for r in rng.integers(0, n, k):
+            two = events == 2 and rng.random() < 0.6
+            out.append([start + int(r)] + ([start + int(rng.integers(0, n))] if two else []))
         start += n
     return out
 
 
+def _offer(ctx, dut, rows, events):
+    """Put request ``rows`` (one or two) on ``dut.req``."""
+    if events == 1:
+        ctx.set(dut.req.payload, rows[0])
+    else:
+        ctx.set(dut.req.payload.addr, rows[0])
+        ctx.set(dut.req.payload.addr1, rows[-1])
+        ctx.set(dut.req.payload.two, len(rows) == 2)
+
+
+def _answer(ctx, dut, events, kinds):
+    """The rows on ``dut.rsp`` (both where the oldest unanswered request, ``kinds[0]``, asked
+    for two)."""
+    if events == 1:
+        return [[ctx.get(dut.rsp.payload[i]) for i in range(LANES)]]
+    two = kinds.pop(0)
+    out = [[ctx.get(dut.rsp.payload.row[i]) for i in range(LANES)]]
+    return out + ([[ctx.get(dut.rsp.payload.row1[i]) for i in range(LANES)]] if two else [])
+
+
 def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, images=3, gap=1,
-         abort=None):
+         abort=None, events=1):
     rng = np.random.default_rng(seed)
     tiles = _tiles(rng, max_tile, 9)
     depth = sum(tiles) + 3                       # the source holds more rows than the model
     shape = data.ArrayLayout(signed(8), LANES)
-    dut = WeightPrefetch(shape, depth, window=window, tile_rows=max_tile, in_flight=in_flight)
+    dut = WeightPrefetch(shape, depth, window=window, tile_rows=max_tile, in_flight=in_flight,
+                         events=events)
 
     def model_rows():
         return {r: [int(v) for v in rng.integers(-128, 128, LANES)] for r in range(sum(tiles))}
 
     models = [model_rows(), model_rows()]
-    plan = [(0, _image_requests(rng, tiles)) for _ in range(images)]
-    plan += [(1, _image_requests(rng, tiles)) for _ in range(images)]
-    log = {"got": [], "want": [], "src_rows": [], "stalls": 0}
+    plan = [(0, _image_requests(rng, tiles, events)) for _ in range(images)]
+    plan += [(1, _image_requests(rng, tiles, events)) for _ in range(images)]
+    log = {"got": [], "want": [], "src_rows": [], "stalls": 0, "kinds": []}
     hold = [False]                               # the engine takes no row (being reset)
 
     async def tb(ctx):
@@ -63,7 +92,7 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
                     [0] * LANES)
             ctx.set(dut.src.req.ready, bool(rng.random() >= stall))
             ctx.set(dut.rsp.ready, bool(rng.random() >= stall) and not hold[0])
-            if due:
+            if due and ctx.get(dut.src.rsp.ready):
                 answers.pop(0)
             # A request offered stays offered, unchanged, until it is taken (the stream rule
             # the source relies on: DRAMWeights issues a row's words over several cycles).
@@ -78,7 +107,7 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
                 answers.append((max(last + 1, cycle + int(rng.integers(*latency))), row))
                 log["src_rows"].append((cycle, row))
             if ctx.get(dut.rsp.valid) and ctx.get(dut.rsp.ready):
-                log["got"].append([ctx.get(dut.rsp.payload[i]) for i in range(LANES)])
+                log["got"].append(_answer(ctx, dut, events, log["kinds"]))
             taken = ctx.get(dut.req.valid) and ctx.get(dut.req.ready)
             if ctx.get(dut.req.valid) and not taken:
                 log["stalls"] += 1
@@ -107,13 +136,14 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
             ctx.set(dut.busy, 1)
             for k, r in enumerate(requests):
                 ctx.set(dut.req.valid, 1)
-                ctx.set(dut.req.payload, r)
-                log["want"].append(models[which][r])
+                _offer(ctx, dut, r, events)
+                log["want"].append([models[which][row] for row in r])
+                log["kinds"].append(len(r) == 2)
                 for _ in range(500):
                     if await step():
                         break
                 else:
-                    raise AssertionError(f"request for row {r} not taken in 500 cycles")
+                    raise AssertionError(f"request for rows {r} not taken in 500 cycles")
                 ctx.set(dut.req.valid, 0)
                 if index == abort and k == len(requests) // 2:
                     # An engine reset in the middle of the image: the row of the request just
@@ -121,6 +151,7 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
                     hold[0] = True
                     assert len(log["got"]) == len(log["want"]) - 1
                     log["want"].pop()
+                    log["kinds"].pop()
                     break
                 for _ in range(int(rng.integers(0, gap + 1))):
                     await step()
@@ -140,21 +171,23 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
     return log, tiles
 
 
+@pytest.mark.parametrize("events", [1, 2])
 @pytest.mark.parametrize("window,max_tile,seed", [(16, 8, 1), (32, 9, 2), (8, 8, 3),
                                                   (64, 5, 4)])
-def test_rows_in_order_across_images_and_reloads(window, max_tile, seed):
-    log, _ = _run(window=window, max_tile=max_tile, seed=seed)
+def test_rows_in_order_across_images_and_reloads(window, max_tile, seed, events):
+    log, _ = _run(window=window, max_tile=max_tile, seed=seed, events=events)
     assert len(log["got"]) == len(log["want"]) > 0
     assert log["got"] == log["want"]
 
 
+@pytest.mark.parametrize("events", [1, 2])
 @pytest.mark.parametrize("window,max_tile,seed", [(8, 8, 7), (16, 9, 8)])
-def test_a_full_window_keeps_the_tile_being_computed(window, max_tile, seed):
+def test_a_full_window_keeps_the_tile_being_computed(window, max_tile, seed, events):
     """A fast source and an engine that pauses between requests: the window is full at every
     request, so a row freed too early (anything at or above the current tile's start) is
     overwritten before the tile asks for it again."""
     log, _ = _run(window=window, max_tile=max_tile, seed=seed, latency=(1, 2), stall=0.0,
-                  gap=12)
+                  gap=12, events=events)
     assert log["got"] == log["want"]
 
 
@@ -177,16 +210,18 @@ def test_each_row_crosses_the_bus_once_per_image_when_the_window_keeps_up():
     assert len(fetched) <= (images_after_load + 3) * rows + restarts * 4
 
 
-@pytest.mark.parametrize("seed", [9, 10, 11])
-def test_an_engine_reset_in_the_middle_of_an_image(seed):
+@pytest.mark.parametrize("seed,events", [(9, 1), (10, 1), (11, 1), (12, 2), (13, 2)])
+def test_an_engine_reset_in_the_middle_of_an_image(seed, events):
     """The engine is reset with a row on ``rsp`` it will never take: busy falls, and the next
     image's first request must get its own row, not that one."""
-    log, _ = _run(window=32, max_tile=8, seed=seed, stall=0.0, abort=1, images=3)
+    log, _ = _run(window=32, max_tile=8, seed=seed, stall=0.0, abort=1, images=3,
+                  events=events)
     assert log["got"] == log["want"]
 
 
-def test_requests_wait_for_a_slow_source():
-    log, _ = _run(window=16, max_tile=8, seed=6, latency=(15, 30), in_flight=2)
+@pytest.mark.parametrize("events", [1, 2])
+def test_requests_wait_for_a_slow_source(events):
+    log, _ = _run(window=16, max_tile=8, seed=6, latency=(15, 30), in_flight=2, events=events)
     assert log["got"] == log["want"]
     assert log["stalls"] > 0
 
@@ -199,6 +234,18 @@ def test_parameters_are_checked():
         WeightPrefetch(shape, 64, window=8, tile_rows=9)
     with pytest.raises(ValueError):
         WeightPrefetch(shape, 64, window=8, tile_rows=0)
+    with pytest.raises(ValueError, match="1 or 2"):
+        WeightPrefetch(shape, 64, window=8, tile_rows=4, events=3)
+
+
+def test_two_row_reads_never_wait_for_the_fill():
+    """Back-to-back two-row requests in a window that holds every row: the fill's writes take
+    the second read's port only in cycles without a two-row read, so once the rows are in no
+    request waits (the fill is delayed instead)."""
+    log, _ = _run(window=128, max_tile=8, seed=14, latency=(1, 2), stall=0.0, gap=0,
+                  events=2, images=4)
+    assert log["got"] == log["want"]
+    assert any(len(w) == 2 for w in log["want"])
 
 
 def _stress(seed):
@@ -210,6 +257,7 @@ def _stress(seed):
     max_tile = int(rng.integers(1, 10))
     window = 1 << int(rng.integers((max_tile - 1).bit_length(), 6))
     in_flight = int(rng.integers(1, 5))
+    events = int(rng.integers(1, 3))
     stall = float(rng.choice([0.0, 0.3, 0.7, 0.9]))
     latency = (1, int(rng.integers(2, 12)))
     models = []
@@ -219,8 +267,8 @@ def _stress(seed):
                                for r in range(sum(tiles))}))
     depth = max(sum(t) for t, _ in models) + int(rng.integers(0, 4))
     dut = WeightPrefetch(data.ArrayLayout(signed(8), LANES), depth, window=window,
-                         tile_rows=max_tile, in_flight=in_flight)
-    got, want, broken = [], [], []
+                         tile_rows=max_tile, in_flight=in_flight, events=events)
+    got, want, broken, kinds = [], [], [], []
     hold = [False]
 
     async def tb(ctx):
@@ -232,7 +280,7 @@ def _stress(seed):
             due = bool(answers) and answers[0][0] <= c
             ctx.set(dut.src.rsp.valid, due)
             ctx.set(dut.src.rsp.payload, answers[0][1] if due else [0] * LANES)
-            if due:
+            if due and ctx.get(dut.src.rsp.ready):
                 answers.pop(0)
                 state["out"] -= 1
             ctx.set(dut.src.req.ready, bool(rng.random() >= stall))
@@ -253,7 +301,7 @@ def _stress(seed):
                 if state["out"] > in_flight:
                     broken.append(f"{state['out']} rows in flight, more than {in_flight}")
             if ctx.get(dut.rsp.valid) and ctx.get(dut.rsp.ready):
-                got.append([ctx.get(dut.rsp.payload[i]) for i in range(LANES)])
+                got.append(_answer(ctx, dut, events, kinds))
             served = ctx.get(dut.req.valid) and ctx.get(dut.req.ready)
             await ctx.tick()
             state["cycle"] += 1
@@ -277,26 +325,24 @@ def _stress(seed):
         for _ in range(10):
             tiles, rows = models[which]
             ctx.set(dut.busy, 1)
-            requests, start = [], 0
-            for n in tiles:
-                k = int(rng.integers(0, 6)) if rng.random() > 0.3 else 0
-                requests += [start + int(r) for r in rng.integers(0, n, k)]
-                start += n
+            requests = _image_requests(rng, tiles, events)
             abort = rng.random() < 0.15
             for k, r in enumerate(requests):
                 ctx.set(dut.req.valid, 1)
-                ctx.set(dut.req.payload, r)
-                want.append(rows[r])
+                _offer(ctx, dut, r, events)
+                want.append([rows[row] for row in r])
+                kinds.append(len(r) == 2)
                 for _ in range(2000):
                     if await step():
                         break
                 else:
-                    broken.append(f"request for row {r} never served")
+                    broken.append(f"request for rows {r} never served")
                     return
                 ctx.set(dut.req.valid, 0)
                 if abort and k == len(requests) // 2:
                     hold[0] = True          # an engine reset: its row is never taken
                     want.pop()
+                    kinds.pop()
                     break
                 for _ in range(int(rng.integers(0, 3))):
                     await step()

@@ -200,6 +200,8 @@ CASES = [
      "dividing the lanes (8)"),
     ("cosim-width-0", ["cosim", "{sfm}", "--width", "0"], "--width"),
     ("cosim-no-prefetch-alone", ["cosim", "{sfm}", "--no-prefetch"], "needs --sdram"),
+    ("cosim-no-prefetch-two-events", ["cosim", "{sfm}", "--sdram", "--no-prefetch", "--events",
+                                      "2"], "drop --no-prefetch or --events"),
     ("cosim-sdram-spikes", ["cosim", "{sfm}", "--sdram", "--sim", "icarus", "--dump-spikes"],
      "--dump-spikes"),
     ("cosim-lanes-over-width", ["cosim", "{sfm}", "--lanes", "16", "--width", "8"],
