@@ -40,7 +40,13 @@ that path (the ULX3S lost 8 MHz, measured; ``docs/boards.md`` §4b).
 
 The logits memory is marked with it: the head writes it while the program runs, and the result
 emitter (:class:`~.result.ResultEmitter`) enables its read port only after ``start``, once the
-program has ended. The membrane and SDSA memories and the prefetch ring keep the emulation.
+program has ended.
+
+The tile prefetch's ring (:func:`ring_window`) fills the row after its last fetched one while
+the engine reads fetched rows only, so no used read meets the write; with two rows per request
+the second read shares the write's block RAM port, which the emulation would forbid (Yosys then
+stores the ring twice: 60 ``DP16KD`` instead of 30 for cifar10-2-256's window). The membrane
+and SDSA memories keep the emulation.
 """
 
 from types import SimpleNamespace
@@ -49,8 +55,8 @@ from amaranth.hdl import Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
 
-__all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "disjoint_maps", "loader_filled", "rows_apart",
-           "registered_write", "shared_memories"]
+__all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "disjoint_maps", "loader_filled", "ring_window",
+           "rows_apart", "registered_write", "shared_memories"]
 
 #: Yosys' attribute for a memory whose read data on a same-address write is a don't-care.
 NO_RW_CHECK = "no_rw_check"
@@ -100,6 +106,19 @@ def rows_apart(mem):
     The caller gives it one write port and one non-transparent read port, enabled only when
     its data is used, and a schedule in which a row is read in an earlier cycle than it is
     written (a testbench checks every cycle). Returns ``mem``.
+    """
+    return _mark(mem)
+
+
+def ring_window(mem):
+    """Mark ``mem`` as a ring whose used reads never meet its write at one row.
+
+    The caller gives it one write port and one or two non-transparent read ports, and writes
+    only rows that no read whose data is used can ask for in that cycle (the tile prefetch's
+    window: the write fills the row after the last fetched one, the reads ask for fetched
+    rows, and the window's room check keeps them apart); a read port may be enabled while its
+    data is unused, also on the row written (a testbench checks every used read). Returns
+    ``mem``.
     """
     return _mark(mem)
 

@@ -36,12 +36,15 @@ cycle reads two rows, the fill falls behind and the engine waits for rows not ye
 which frees the port.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Mux, ResetInserter, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
 from .params import check_positive
+from .ram import ring_window
 from .weights import ReadPortWeights, weight_source_signature
 
 __all__ = ["WeightPrefetch"]
@@ -52,11 +55,12 @@ class WeightPrefetch(wiring.Component):
     weight stream, fetched in order from another weight source (``src``).
 
     **Cycle contract.** Towards the engine as :class:`~.weights.ReadPortWeights`: a request
-    for a row in the window (both rows, with ``events = 2``) is answered in the next cycle, one
-    per cycle; a request for a row not fetched yet waits until it is. Towards the source: one row request per cycle in row
-    order while the window has room for it (rows in flight included) and fewer than
-    ``in_flight`` rows are outstanding; every row the source answers is taken at once (with
-    ``events = 2``: once the row register is free, at most every other cycle).
+    for a row in the window (both rows, with ``events = 2``) is answered in the next cycle,
+    one per cycle; a request for a row not fetched yet waits until it is. Towards the source:
+    one row request per cycle in row order while the window has room for it (rows in flight
+    included) and fewer than ``in_flight`` rows are outstanding; every row the source answers
+    is taken at once (with ``events = 2``: once the row register is free, at most every other
+    cycle).
 
     Parameters
     ----------
@@ -115,8 +119,10 @@ class WeightPrefetch(wiring.Component):
         depth, c, big_l = self._depth, self._window, self._tile
         two_rows = self._events == 2
         cb = ceil_log2(c)
-        m.submodules.ring = ring = memory.Memory(shape=self._shape, depth=c, init=[])
+        m.submodules.ring = ring = ring_window(memory.Memory(shape=self._shape, depth=c,
+                                                             init=[]))
         rd, wr = ring.read_port(), ring.write_port()
+        rd1 = ring.read_port() if two_rows else None    # shares the write's port
 
         rows = Signal(range(depth + 1), name="stream_rows")     # the stream's length N
         fetch_row = Signal(range(max(depth, 2)), name="fetch_row")   # next row to request
@@ -152,6 +158,12 @@ class WeightPrefetch(wiring.Component):
             reader.port.data.eq(rd.data),
         ]
         wiring.connect(m, reader.rsp, wiring.flipped(self.rsp))
+        # The ring's ports, and whether this cycle's reads are used (a request taken), for
+        # testbenches that check that no used read meets the write (hdl.ram.ring_window).
+        used = Signal()
+        m.d.comb += used.eq(reader.req.valid & reader.req.ready)
+        self.ring_ports = SimpleNamespace(read=rd, read1=rd1, write=wr,
+                                          used=used)
         # Rows below r − L + 1 are free once the engine asks for r (it asks in order, and has
         # taken the rows of every earlier request), even before r is fetched. With two rows,
         # r is the higher: both lie in one tile, which starts at or after it − L + 1 (from the
@@ -180,8 +192,10 @@ class WeightPrefetch(wiring.Component):
             row = Signal.like(self.src.rsp.payload)
             second = reader.req.valid & reader.req.ready & self.req.payload.two
             shared = Mux(put, slot, reader.port1.addr)
-            rd1 = ring.read_port()
-            m.d.comb += [self.src.rsp.ready.eq(~held), put.eq(held & ~second & ~restart),
+            # A write only while the reader reads (its row register moves), so that a row it
+            # holds is never on the port being written.
+            m.d.comb += [self.src.rsp.ready.eq(~held),
+                         put.eq(held & reader.port.en & ~second & ~restart),
                          rd1.addr.eq(shared), rd1.en.eq(reader.port1.en),
                          reader.port1.data.eq(rd1.data),
                          wr.addr.eq(shared), wr.data.eq(row), wr.en.eq(put)]

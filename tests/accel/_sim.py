@@ -27,7 +27,8 @@ class _WithDRAM(Elaboratable):
         self.prefetch = None
         if window is not None:
             self.prefetch = WeightPrefetch(config.lane_layout("weights"), config.weights_depth,
-                                           window=window, tile_rows=tile_rows)
+                                           window=window, tile_rows=tile_rows,
+                                           events=config.events)
         for name in ("load", "pixels", "result", "busy"):
             setattr(self, name, getattr(self.accel, name))
 

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import AccelConfig
-from sdtforge.hdl.ram import NO_RW_CHECK, disjoint_maps, loader_filled, rows_apart
+from sdtforge.hdl.ram import NO_RW_CHECK, disjoint_maps, loader_filled, ring_window, rows_apart
 from sdtforge.hdl.synth import yosys_stats
 
 
@@ -71,7 +71,7 @@ def test_accelerator_marks_only_the_collision_free_memories(external):
     assert _marked_memories(Accelerator(cfg)) == sorted(expected)
 
 
-@pytest.mark.parametrize("mark", [loader_filled, disjoint_maps, rows_apart])
+@pytest.mark.parametrize("mark", [loader_filled, disjoint_maps, rows_apart, ring_window])
 def test_marks_take_a_memory_only(mark):
     with pytest.raises(TypeError, match="memory.Memory"):
         mark(object())

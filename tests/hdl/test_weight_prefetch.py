@@ -61,6 +61,19 @@ def _answer(ctx, dut, events, kinds):
     return out + ([[ctx.get(dut.rsp.payload.row1[i]) for i in range(LANES)]] if two else [])
 
 
+def _collision(ctx, dut):
+    """The ring row a used read (a request taken) reads in the cycle it is written, or
+    ``None`` (``hdl.ram.ring_window``: the block RAM's read data is undefined there)."""
+    ports = dut.ring_ports
+    if not (ctx.get(ports.used) and ctx.get(ports.write.en)):
+        return None
+    row = ctx.get(ports.write.addr)
+    second = ports.read1 is not None and ctx.get(dut.req.payload.two)
+    if ctx.get(ports.read.addr) == row or (second and ctx.get(ports.read1.addr) == row):
+        return row
+    return None
+
+
 def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, images=3, gap=1,
          abort=None, events=1):
     rng = np.random.default_rng(seed)
@@ -76,7 +89,7 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
     models = [model_rows(), model_rows()]
     plan = [(0, _image_requests(rng, tiles, events)) for _ in range(images)]
     plan += [(1, _image_requests(rng, tiles, events)) for _ in range(images)]
-    log = {"got": [], "want": [], "src_rows": [], "stalls": 0, "kinds": []}
+    log = {"got": [], "want": [], "src_rows": [], "stalls": 0, "kinds": [], "collisions": []}
     hold = [False]                               # the engine takes no row (being reset)
 
     async def tb(ctx):
@@ -108,6 +121,8 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
                 log["src_rows"].append((cycle, row))
             if ctx.get(dut.rsp.valid) and ctx.get(dut.rsp.ready):
                 log["got"].append(_answer(ctx, dut, events, log["kinds"]))
+            if (row := _collision(ctx, dut)) is not None:
+                log["collisions"].append((cycle, row))
             taken = ctx.get(dut.req.valid) and ctx.get(dut.req.ready)
             if ctx.get(dut.req.valid) and not taken:
                 log["stalls"] += 1
@@ -178,6 +193,7 @@ def test_rows_in_order_across_images_and_reloads(window, max_tile, seed, events)
     log, _ = _run(window=window, max_tile=max_tile, seed=seed, events=events)
     assert len(log["got"]) == len(log["want"]) > 0
     assert log["got"] == log["want"]
+    assert log["collisions"] == []
 
 
 @pytest.mark.parametrize("events", [1, 2])
@@ -189,6 +205,7 @@ def test_a_full_window_keeps_the_tile_being_computed(window, max_tile, seed, eve
     log, _ = _run(window=window, max_tile=max_tile, seed=seed, latency=(1, 2), stall=0.0,
                   gap=12, events=events)
     assert log["got"] == log["want"]
+    assert log["collisions"] == []
 
 
 def test_each_row_crosses_the_bus_once_per_image_when_the_window_keeps_up():
@@ -198,6 +215,7 @@ def test_each_row_crosses_the_bus_once_per_image_when_the_window_keeps_up():
     the rows in flight and starts the next image's rows again (at most ``in_flight`` rows)."""
     log, tiles = _run(window=128, max_tile=8, seed=5, latency=(1, 3), stall=0.0, images=4)
     assert log["got"] == log["want"]
+    assert log["collisions"] == []
     rows = sum(tiles)
     fetched = [(c, r) for c, r in log["src_rows"] if c >= log["last_write"]]
     assert fetched[0][1] == 0 and len(fetched) > 3 * rows
@@ -217,12 +235,14 @@ def test_an_engine_reset_in_the_middle_of_an_image(seed, events):
     log, _ = _run(window=32, max_tile=8, seed=seed, stall=0.0, abort=1, images=3,
                   events=events)
     assert log["got"] == log["want"]
+    assert log["collisions"] == []
 
 
 @pytest.mark.parametrize("events", [1, 2])
 def test_requests_wait_for_a_slow_source(events):
     log, _ = _run(window=16, max_tile=8, seed=6, latency=(15, 30), in_flight=2, events=events)
     assert log["got"] == log["want"]
+    assert log["collisions"] == []
     assert log["stalls"] > 0
 
 
@@ -245,6 +265,7 @@ def test_two_row_reads_never_wait_for_the_fill():
     log, _ = _run(window=128, max_tile=8, seed=14, latency=(1, 2), stall=0.0, gap=0,
                   events=2, images=4)
     assert log["got"] == log["want"]
+    assert log["collisions"] == []
     assert any(len(w) == 2 for w in log["want"])
 
 
@@ -302,6 +323,8 @@ def _stress(seed):
                     broken.append(f"{state['out']} rows in flight, more than {in_flight}")
             if ctx.get(dut.rsp.valid) and ctx.get(dut.rsp.ready):
                 got.append(_answer(ctx, dut, events, kinds))
+            if (row := _collision(ctx, dut)) is not None:
+                broken.append(f"ring row {row} read as it was written at {c}")
             served = ctx.get(dut.req.valid) and ctx.get(dut.req.ready)
             await ctx.tick()
             state["cycle"] += 1
@@ -375,7 +398,8 @@ def _stress(seed):
 
 def test_random_prefetches_models_and_sources():
     """Forty random cases (``_stress``): every row right, an offer never withdrawn, never more
-    rows in flight than allowed, no request for a row past the model loaded last (a shorter
-    model after a longer one restarts the stream's length), no request left unserved."""
+    rows in flight than allowed, no used ring read in the cycle its row is written, no request
+    for a row past the model loaded last (a shorter model after a longer one restarts the
+    stream's length), no request left unserved."""
     broken = {seed: _stress(seed) for seed in range(40)}
     assert {seed: why for seed, why in broken.items() if why} == {}
