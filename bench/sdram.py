@@ -1,7 +1,7 @@
 """Weights in the ULX3S's SDRAM: latency per image with the weight stream's stalls.
 
-Usage: ``python bench/sdram.py [--lanes 32 64] [--clocks 46.875 75 100] [--images N]
-[--out JSON]``.
+Usage: ``python bench/sdram.py [--lanes 16 32 64] [--events 2] [--clocks 50 75 100]
+[--images N] [--out JSON]``.
 
 Cases: a synthetic ``cifar10-2-256`` (``quantize.synthetic.synth_model``, firing rate 0.10,
 seed 0; one image, as in ``docs/boards.md`` §5b) and the shipped ``digits-tiny`` and
@@ -12,7 +12,8 @@ on-chip cycle model's count (``sim.cycles.predict``), the SDRAM's busy cycles, t
 compute waits for a weight tile (``sim.sdram.weight_stream``: tiles of one output group,
 double-buffered, on the AS4C32M16SB-7), the total and its latency, and the double buffer's
 ECP5 DP16KD blocks beside the blocks of the other on-chip memories (the fit check's count,
-weights left out); and the same for the tile prefetch the RTL has (``ring_*``: its default
+weights left out), at ``--events`` events per PE command (2, as the ULX3S builds: the window's
+two ports); and the same for the tile prefetch the RTL has (``ring_*``: its default
 window, its first tiles fetched before the image; ``sdram.schedule(..., window, warm=True)``).
 A model, not a measurement: ``docs/boards.md`` §5e compares it with the RTL in co-simulation.
 """
@@ -49,31 +50,32 @@ def _cases(images):
     return out
 
 
-def _other_blocks(model, lanes, width):
+def _other_blocks(config):
     """DP16KD blocks of the on-chip memories other than the weights (ULX3S-85F fit check)."""
     from sdtforge.boards.targets import block_ram_usage, get_board
-    from sdtforge.hdl.compile import derive_config
 
-    usage = block_ram_usage(derive_config(model, lanes=lanes, width=width),
-                            get_board("ulx3s-85f"))
+    usage = block_ram_usage(config, get_board("ulx3s-85f"))
     return sum(blocks for name, (_, _, blocks) in usage.items() if name != "weights")
 
 
-def measure(label, model, images, lanes, clocks):
+def measure(label, model, images, lanes, clocks, events=1):
     """One row per clock for ``model`` at ``lanes``."""
     from sdtforge.boards.targets import memory_blocks
+    from sdtforge.hdl.compile import derive_config
     from sdtforge.hdl.weight_tiles import prefetch_window
     from sdtforge.sim import golden, sdram
 
     width = max(32, lanes)
     result = golden.run(model, images, spikes=True)
-    other = _other_blocks(model, lanes, width)
+    config = derive_config(model, lanes=lanes, width=width, events=events)
+    other = _other_blocks(config)
     rows = []
     for clock in clocks:
-        per = [sdram.weight_stream(model, result.spikes, lanes, width, clock, image=i)
-               for i in range(len(images))]
+        per = [sdram.weight_stream(model, result.spikes, lanes, width, clock, image=i,
+                                   config=config) for i in range(len(images))]
         ring = [sdram.weight_stream(model, result.spikes, lanes, width, clock, image=i,
-                                    window="rtl", warm=True) for i in range(len(images))]
+                                    config=config, window="rtl", warm=True)
+                for i in range(len(images))]
         mean = {k: float(np.mean([p[k] for p in per]))
                 for k in ("compute_cycles", "sdram_busy_cycles", "stall_cycles", "first_stall",
                           "total_cycles", "latency_ms")}
@@ -85,6 +87,7 @@ def measure(label, model, images, lanes, clocks):
                    for n in names}
         rows.append({
             "case": label, "images": len(images), "lanes": lanes, "width": width,
+            "events": events,
             "clock_mhz": clock, "sdram_mhz": clock, "weight_bytes": per[0]["weight_bytes"],
             "tiles": per[0]["tiles"], **mean,
             "stall_fraction": mean["stall_cycles"] / mean["total_cycles"],
@@ -104,8 +107,10 @@ def measure(label, model, images, lanes, clocks):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lanes", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--clocks", type=float, nargs="+", default=[46.875, 75.0, 100.0],
+    parser.add_argument("--lanes", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--events", type=int, choices=(1, 2), default=2,
+                        help="events per PE command (2: as the ULX3S builds)")
+    parser.add_argument("--clocks", type=float, nargs="+", default=[50.0, 75.0, 100.0],
                         help="engine (and SDRAM) clocks in MHz")
     parser.add_argument("--images", type=int, default=10,
                         help="digits test images to average over (cifar10: one)")
@@ -118,7 +123,7 @@ def main(argv=None):
     for label, model, images in _cases(args.images):
         for lanes in args.lanes:
             _log(f"{label}: P = {lanes}")
-            rows += measure(label, model, images, lanes, args.clocks)
+            rows += measure(label, model, images, lanes, args.clocks, args.events)
     chip = sdram.AS4C32M16SB_7
     bandwidth = [{"clock_mhz": c, "peak_mb_s": sdram.peak_bandwidth(c, chip) / 1e6,
                   "sustained_mb_s": sdram.sustained_bandwidth(c, chip) / 1e6,

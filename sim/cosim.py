@@ -185,7 +185,7 @@ def _check_sim(sim):
 
 def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, seed=0,
           stall=0.3, waves=False, dump_spikes=False, progress=None, writeback_lanes=None,
-          sdram=False, prefetch=True, max_cycles=None, events=1):
+          sdram=False, prefetch=True, max_cycles=None, events=1, window=None):
     """Co-simulate ``images`` on the generated Verilog and compare with the golden model.
 
     Parameters
@@ -227,6 +227,10 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
         With ``sdram``: stream the weights through the tile prefetch
         (:class:`~sdtforge.hdl.weight_prefetch.WeightPrefetch`, each row once per image);
         ``False``: read every event's row from SDRAM (the plain path).
+    window : int, optional
+        With the prefetch: its window in rows (a power of two holding the largest tile; a
+        board short of block RAM builds :func:`~sdtforge.hdl.weight_tiles.single_window`);
+        default the double buffer, :func:`~sdtforge.hdl.weight_tiles.prefetch_window`.
     max_cycles : int, optional
         Clock cycles after which the run stops as stuck (``CosimResult.stuck``; the images
         not returned by then are missing from ``images``); default :func:`cycle_limit`.
@@ -269,8 +273,12 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
         from .sdram_chip import CHIP_VERILOG, PRIMS_VERILOG
 
         tiles = max_tile_rows(compiled) if prefetch else None
-        (out / f"{TOP}.v").write_text(sdram_engine.sdram_engine_verilog(cfg, TOP,
-                                                                       tile_rows=tiles))
+        if window is not None and (tiles is None or window < tiles):
+            raise UserError(f"a prefetch window of {window} rows cannot hold the largest "
+                            f"weight tile, {tiles} rows" if tiles else
+                            "a prefetch window needs the prefetch")
+        (out / f"{TOP}.v").write_text(sdram_engine.sdram_engine_verilog(
+            cfg, TOP, tile_rows=tiles, window=window))
         toplevel = "sdtforge_sdram_tb"
         (out / f"{toplevel}.v").write_text(sdram_engine.sdram_testbench(TOP))
         sources = [out / f"{toplevel}.v", *sources, CORE_VERILOG, CHIP_VERILOG, PRIMS_VERILOG]

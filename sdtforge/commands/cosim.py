@@ -58,6 +58,10 @@ def add_arguments(p):
                         "controller and an SDRAM chip model that checks its timing (50 MHz); "
                         "the tile prefetch streams the rows, and the cycles exceed the cycle "
                         "model's by the cycles the engine waits for them")
+    p.add_argument("--window", type=_args.power_of_two, default=None, metavar="ROWS",
+                   help="with --sdram: the prefetch window's rows (a power of two holding the "
+                        "largest weight tile; default: two tiles; the window 'sdtforge build "
+                        "--sdram --check' reports is the board's)")
     p.add_argument("--no-prefetch", action="store_true",
                    help="with --sdram: read every event's weight row from SDRAM instead (the "
                         "plain path, several times slower)")
@@ -89,6 +93,8 @@ def run(args):
         raise UserError("--dump-spikes does not work with --sdram")
     if args.no_prefetch and not args.sdram:
         raise UserError("--no-prefetch needs --sdram")
+    if args.window is not None and (not args.sdram or args.no_prefetch):
+        raise UserError("--window needs --sdram and the prefetch")
     if args.no_prefetch and args.events == 2:
         raise UserError("--events 2 needs two weight rows per cycle, which --no-prefetch's "
                         "one SDRAM read per event does not serve; drop --no-prefetch or --events")
@@ -114,7 +120,8 @@ def run(args):
                        width=args.width, seed=args.seed, stall=args.stall, waves=args.waves,
                        dump_spikes=args.dump_spikes, progress=say,
                        writeback_lanes=args.writeback_lanes, sdram=args.sdram,
-                       prefetch=not args.no_prefetch, events=args.events)
+                       prefetch=not args.no_prefetch, events=args.events,
+                       window=args.window)
     summary = f"bit-exact: {result.bit_exact}/{len(images)} images"
     bad = result.first_mismatch()
     sdram_errors = result.sdram["errors"] if result.sdram else 0

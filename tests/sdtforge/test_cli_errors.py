@@ -200,6 +200,8 @@ CASES = [
      "dividing the lanes (8)"),
     ("cosim-width-0", ["cosim", "{sfm}", "--width", "0"], "--width"),
     ("cosim-no-prefetch-alone", ["cosim", "{sfm}", "--no-prefetch"], "needs --sdram"),
+    ("cosim-window-alone", ["cosim", "{sfm}", "--window", "1024"], "--window needs --sdram"),
+    ("cosim-window-3", ["cosim", "{sfm}", "--sdram", "--window", "3"], "power of two"),
     ("cosim-no-prefetch-two-events", ["cosim", "{sfm}", "--sdram", "--no-prefetch", "--events",
                                       "2"], "drop --no-prefetch or --events"),
     ("cosim-sdram-spikes", ["cosim", "{sfm}", "--sdram", "--sim", "icarus", "--dump-spikes"],

@@ -310,6 +310,19 @@ def test_digits_tiny_through_sdram_without_prefetch(digits_tiny, tmp_path, capsy
         assert image["cycles"] > 3 * image["predicted"]
 
 
+def test_a_window_under_the_largest_tile_is_refused(digits_tiny, tmp_path):
+    """``cosim(..., window=)``: a prefetch window that cannot hold the largest weight tile
+    (digits-tiny's is 288 rows) is a user error, before any Verilog is written."""
+    from sdtforge.errors import UserError
+
+    _, model = digits_tiny
+    images = np.zeros((1, 1, *model.config["img_size"]), np.uint8)
+    with pytest.raises(UserError, match="^a prefetch window of 256 rows cannot hold the "
+                                        "largest weight tile, 288 rows$"):
+        cosim(model, images, out=tmp_path / "c", sdram=True, window=256)
+    assert not list((tmp_path / "c").glob("*.v"))
+
+
 @needs_icarus
 def test_sdram_engine_compiles(digits_tiny, tmp_path):
     """The engine with its SDRAM weight path, the controller, the chip model and the
