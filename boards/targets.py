@@ -16,7 +16,7 @@ from sdtforge.errors import UserError
 from sdtforge.hdl.accel_config import MAX_WRITEBACK_CYCLES
 from sdtforge.hdl.compile import MEMORIES, compile_model, derive_config
 from sdtforge.hdl.sdsa_sequencer import sdsa_membranes
-from sdtforge.hdl.weights import dual_port_column
+from sdtforge.hdl.weights import DUAL_PORT_ASPECTS, dual_port_column
 from sdtforge.hdl.writeback import lif_membranes
 
 from .spram import SPRAM_BITS, SPRAM_ROWS, spram_banks, spram_blocks
@@ -221,6 +221,15 @@ def memory_blocks(rows, bits, family):
     return _blocks(rows, bits, family)[0]
 
 
+def _window_blocks(rows, bits, config, board):
+    """Block RAMs of the SDRAM prefetch's window: with two events per command its two reads
+    take both ports of true dual-port blocks (at most 18 bits a port on the ECP5, not the
+    36-bit pseudo dual-port aspect), in whichever aspect needs the fewest."""
+    if config.events == 2 and board.family == "ecp5":
+        return min(-(-rows // depth) * -(-bits // width) for depth, width in DUAL_PORT_ASPECTS)
+    return _blocks(rows, bits, board.family)[0]
+
+
 def block_ram_usage(config, board, window=None):
     """``{memory: (rows, row bits, blocks)}`` of an accelerator + host link on ``board``; with
     ``window`` (rows) the weights are in SDRAM behind a prefetch window of that many rows."""
@@ -230,7 +239,8 @@ def block_ram_usage(config, board, window=None):
         if name == "weights" and (board.spram_weights or window is not None):
             usage[name] = (rows, bits, 0)
             if window is not None:
-                usage["weight window"] = (window, bits, _blocks(window, bits, board.family)[0])
+                usage["weight window"] = (window, bits, _window_blocks(window, bits, config,
+                                                                       board))
             continue
         if name == "weights" and config.events == 2:
             # Columns one 16-Kbit block deep, each read on both ports (hdl.weights).

@@ -1,6 +1,6 @@
 """Drive the whole accelerator in the Amaranth simulator through its production ports."""
 
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Const, Elaboratable, Module
 from amaranth.sim import Simulator
 
 from sdtforge.hdl.accelerator import Accelerator
@@ -194,7 +194,20 @@ def run_accelerator(compiled, images, stall=None, external_weights=False, late=N
             raise AssertionError(f"no result after {limit} cycles: {len(results)} of "
                                  f"{len(images)} images (the RTL is stuck)")
 
+    async def ring_collisions(ctx):
+        # A used read of the prefetch's ring (a request taken) at the row it writes in the
+        # same cycle (hdl.ram.ring_window), with the engine's own request pattern.
+        ring = dut.prefetch.ring_ports
+        two = (dut.prefetch.req.payload.two if ring.read1 is not None else Const(0))
+        read1 = ring.read1.addr if ring.read1 is not None else Const(0)
+        async for _, _, used, w_en, w_addr, r_addr, second, r1_addr in ctx.tick().sample(
+                ring.used, ring.write.en, ring.write.addr, ring.read.addr, two, read1):
+            if used and w_en and (r_addr == w_addr or (second and r1_addr == w_addr)):
+                collisions.append(("ring", w_addr))
+
     sim.add_process(read_write_collisions)
+    if dram_latency is not None and dut.prefetch is not None:
+        sim.add_process(ring_collisions)
     sim.add_process(watchdog)
     sim.add_clock(PERIOD)
     sim.add_testbench(tb)

@@ -407,6 +407,19 @@ def test_two_events_only_where_two_rows_are_read(board, sdram, bits, events, spr
         assert plan.events_note == ""
 
 
+@pytest.mark.parametrize("rows,events,blocks", [(512, 1, 8), (512, 2, 15), (4096, 1, 58),
+                                                (4096, 2, 58)])
+def test_a_window_read_twice_counts_true_dual_port_blocks(rows, events, blocks):
+    """The SDRAM prefetch's window of 256-bit rows (32 lanes of 8-bit weights): with two
+    events per command both ports read, so the ECP5's 36-bit pseudo dual-port aspect is out
+    (512 rows: 15 blocks of 18 bits, not 8 of 36); deeper windows come out the same."""
+    from sdtforge.boards.targets import block_ram_usage
+
+    cfg = AccelConfig(lanes=32, width=32, events=events, external_weights=True)
+    usage = block_ram_usage(cfg, BOARDS["ulx3s-85f"], window=rows)
+    assert usage["weight window"] == (rows, 256, blocks)
+
+
 @pytest.mark.parametrize("depth,column", [(1024, (18, 1)), (1025, (9, 1)), (5120, (2, 1)),
                                           (16384, (1, 1)), (20000, (1, 2))])
 def test_dual_port_column(depth, column):
