@@ -41,13 +41,14 @@ def _image_requests(rng, tiles, events=1):
     return out
 
 
-def _offer(ctx, dut, rows, events):
-    """Put request ``rows`` (one or two) on ``dut.req``."""
+def _offer(ctx, dut, rows, events, junk=0):
+    """Put request ``rows`` (one or two) on ``dut.req``; a one-row request with two events
+    carries ``junk`` as its unused second address (the encoder leaves it unspecified)."""
     if events == 1:
         ctx.set(dut.req.payload, rows[0])
     else:
         ctx.set(dut.req.payload.addr, rows[0])
-        ctx.set(dut.req.payload.addr1, rows[-1])
+        ctx.set(dut.req.payload.addr1, rows[1] if len(rows) == 2 else junk)
         ctx.set(dut.req.payload.two, len(rows) == 2)
 
 
@@ -151,7 +152,7 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
             ctx.set(dut.busy, 1)
             for k, r in enumerate(requests):
                 ctx.set(dut.req.valid, 1)
-                _offer(ctx, dut, r, events)
+                _offer(ctx, dut, r, events, int(rng.integers(0, depth)))
                 log["want"].append([models[which][row] for row in r])
                 log["kinds"].append(len(r) == 2)
                 for _ in range(500):
@@ -352,7 +353,7 @@ def _stress(seed):
             abort = rng.random() < 0.15
             for k, r in enumerate(requests):
                 ctx.set(dut.req.valid, 1)
-                _offer(ctx, dut, r, events)
+                _offer(ctx, dut, r, events, int(rng.integers(0, depth)))
                 want.append([rows[row] for row in r])
                 kinds.append(len(r) == 2)
                 for _ in range(2000):
