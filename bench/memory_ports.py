@@ -25,18 +25,23 @@ replace theirs in an existing ``--out`` file and the others stay. ``--keep DIR``
 the builds (``DIR/CASE-VARIANT-SEED``); ``python bench/path_depth.py
 DIR/CASE-registered-1/sdtforge.json`` then ranks the registered netlist's remaining paths.
 
-A ULX3S build is one single-threaded process: a 16-lane cifar10-2-256 ``--sdram`` build
-takes 8–10 minutes here, a 32-lane digits-small one 15–35 minutes.
+Every build runs in a process of its own (``--jobs`` at once; see :func:`_build` for why not
+threads), single-threaded: a 16-lane cifar10-2-256 ``--sdram`` build takes 8–10 minutes here,
+a 32-lane digits-small one 15–35 minutes. The JSON names the commit measured (``commit``, with
+``+changes`` when tracked files differ from it) and each build's model identity; a failed build
+is listed with its ``error`` and left out of the medians.
 """
 
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable, MemoryInstance, Module, Signal, Value
@@ -132,62 +137,87 @@ def where(cell):
     return re.sub(r"(\.\d+)+$", "", name) or cell
 
 
-def _build(case, model_path, variant, seed, out_dir):
+def _build(job):
+    """One build (``(case name, model file, variant, seed, output directory)``), in a process
+    of its own: ``board.top`` with ``--sdram`` generates the LiteDRAM controller through Migen,
+    whose name counter is global to a process, and Amaranth's build plan changes the working
+    directory while it writes the files, so two builds in one process can mix their files."""
     from sdtforge.boards.build import build_bitstream
     from sdtforge.boards.image import model_image
     from sdtforge.boards.targets import get_board, plan_board
+    from sdtforge.errors import UserError
     from sdtforge.quantize import ir
 
-    board = get_board(case["board"])
-    plan = plan_board(ir.load(model_path), board, lanes=case["lanes"], width=case["width"],
-                      sdram=case["sdram"])
-    img = model_image(plan.compiled)
-    top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes)
-    if variant == "registered":
-        board = registered_platform(board)
-    figures = build_bitstream(board, top, out_dir, seed=seed, f_sync=top.f_sync)
+    name, model_path, variant, seed, out_dir = job
+    case = CASES[name]
+    row = {"seed": seed}
+    try:
+        board = get_board(case["board"])
+        plan = plan_board(ir.load(model_path), board, lanes=case["lanes"], width=case["width"],
+                          sdram=case["sdram"])
+        img = model_image(plan.compiled)
+        top = board.top(plan.config, image_bytes=img.image_bytes, num_classes=img.num_classes)
+        if variant == "registered":
+            board = registered_platform(board)
+        figures = build_bitstream(board, top, out_dir, seed=seed, f_sync=top.f_sync)
+    except (UserError, OSError) as exc:
+        return name, variant, {**row, "error": str(exc).splitlines()[0]}
     report = json.loads((Path(out_dir) / "sdtforge.report.json").read_text())
     path = next((p["path"] for p in report.get("critical_paths", [])
                  if p["from"] == p["to"] and p["from"] != "<async>"), [])
-    return {"seed": seed, "fmax_mhz": figures["fmax_mhz"], "lut4": figures["lut4"],
-            "ff": figures["ff"], "bram": figures["bram"],
-            "critical_path": {"from": where(path[0]["from"]["cell"]) if path else None,
-                              "to": where(path[-1]["to"]["cell"]) if path else None,
-                              "ns": round(sum(s["delay"] for s in path), 2)}}
+    return name, variant, {
+        **row, "model_id": img.model_id.hex(), "synth_opts": figures.get("synth_opts"),
+        **{k: figures[k] for k in ("fmax_mhz", "lut4", "ff", "bram")},
+        "critical_path": {"from": where(path[0]["from"]["cell"]) if path else None,
+                          "to": where(path[-1]["to"]["cell"]) if path else None,
+                          "ns": round(sum(s["delay"] for s in path), 2)}}
+
+
+def _commit():
+    """The checkout's commit, ``+changes`` after it when tracked files other than the results
+    differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False).stdout.strip()
+    head = git("rev-parse", "--short=7", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  ":(exclude)bench/results")
+    return head + ("+changes" if changed else "")
 
 
 def measure(names, seeds, jobs, keep=None):
-    """Build every case × variant × seed; returns ``{case: {variant: summary}}``."""
+    """Build every case × variant × seed, ``jobs`` processes at once; returns ``{case:
+    {variant: summary}}``. A build that fails is listed with its ``error`` and left out of
+    the summary."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(keep) if keep else Path(tmp)
+        work = (Path(keep) if keep else Path(tmp)).resolve()
         work.mkdir(parents=True, exist_ok=True)
         runs = []
         for name in names:
             (work / name).mkdir(parents=True, exist_ok=True)
             model_path = _model(CASES[name], work / name)
-            runs += [(name, model_path, v, s) for v in VARIANTS for s in seeds]
-
-        def run(r):
-            name, model_path, variant, seed = r
-            return name, variant, _build(CASES[name], model_path, variant, seed,
-                                         work / f"{name}-{variant}-{seed}")
-
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            done = list(pool.map(run, runs))
+            runs += [(name, model_path, v, s, work / f"{name}-{v}-{s}")
+                     for v in VARIANTS for s in seeds]
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+            done = list(pool.map(_build, runs))
     for name, variant, row in done:
         out.setdefault(name, {}).setdefault(variant, {"seeds": []})["seeds"].append(row)
     for name, variants in out.items():
         for summary in variants.values():
-            rows = summary["seeds"]
+            rows = [r for r in summary["seeds"] if r.get("fmax_mhz") is not None]
+            if not rows:
+                continue
             summary["fmax_mhz_median"] = round(statistics.median(r["fmax_mhz"] for r in rows),
                                                2)
             for key in ("lut4", "ff", "bram"):
                 summary[key] = max(r[key] for r in rows)
-        base, reg = variants.get("baseline"), variants.get("registered")
-        if base and reg:
+        base, reg = variants.get("baseline", {}), variants.get("registered", {})
+        if base.get("fmax_mhz_median") and reg.get("fmax_mhz_median"):
             variants["fmax_ratio"] = round(reg["fmax_mhz_median"] / base["fmax_mhz_median"], 3)
         variants["case"] = dict(CASES[name])
+        variants["commit"] = _commit()
     return out
 
 
@@ -206,7 +236,12 @@ def main(argv=None):
     for name, variants in results.items():
         for v in VARIANTS:
             s = variants[v]
-            fmax = ", ".join(f"{r['fmax_mhz']:.2f}" for r in s["seeds"])
+            for r in s["seeds"]:
+                if "error" in r:
+                    print(f"{name:<22} {v:<11} seed {r['seed']}: {r['error']}")
+            if "fmax_mhz_median" not in s:
+                continue
+            fmax = ", ".join(f"{r['fmax_mhz']:.2f}" for r in s["seeds"] if "error" not in r)
             print(f"{name:<22} {v:<11} Fmax {s['fmax_mhz_median']:6.2f} MHz median ({fmax}); "
                   f"{s['lut4']} LUT4, {s['ff']} FF, {s['bram']} DP16KD")
         print(f"{name:<22} registered / baseline: {variants.get('fmax_ratio')}")
