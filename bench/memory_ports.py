@@ -38,7 +38,6 @@ import json
 import multiprocessing
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +47,8 @@ from amaranth.hdl import Elaboratable, MemoryInstance, Module, Signal, Value
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+
+from engine import _commit  # noqa: E402  (bench/engine.py: the checkout's commit)
 
 #: The cases: model (a preset and firing rate for ``sdtforge synth``, or a checkpoint for
 #: ``sdtforge quantize``), board, lanes, width and whether the weights are in SDRAM.
@@ -103,15 +104,13 @@ def registered_platform(board):
     """``board`` whose :meth:`~sdtforge.boards.targets.Board.platform` lowers every memory
     as :class:`RegisteredPorts` (the board's own platform class, with Amaranth's
     ``get_memory`` hook)."""
-    base_platform = board.platform
+    from sdtforge.boards.targets import _import
 
-    def platform(self):
-        plain = base_platform()
-        kind = type(f"Registered{type(plain).__name__}", (type(plain),),
+    base = _import(board.platform_class)
+    platform = type(f"Registered{base.__name__}", (base,),
                     {"get_memory": lambda _, mem: RegisteredPorts(mem)})
-        return kind()
-
-    kind = type(f"Registered{type(board).__name__}", (type(board),), {"platform": platform})
+    kind = type(f"Registered{type(board).__name__}", (type(board),),
+                {"platform": lambda _: platform()})
     return kind(**{f.name: getattr(board, f.name) for f in dataclasses.fields(board)})
 
 
@@ -173,18 +172,6 @@ def _build(job):
                           "ns": round(sum(s["delay"] for s in path), 2)}}
 
 
-def _commit():
-    """The checkout's commit, ``+changes`` after it when tracked files other than the results
-    differ from it."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=False).stdout.strip()
-    head = git("rev-parse", "--short=7", "HEAD") or "unknown"
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                  ":(exclude)bench/results")
-    return head + ("+changes" if changed else "")
-
-
 def measure(names, seeds, jobs, keep=None):
     """Build every case × variant × seed, ``jobs`` processes at once; returns ``{case:
     {variant: summary}}``. A build that fails is listed with its ``error`` and left out of
@@ -217,7 +204,6 @@ def measure(names, seeds, jobs, keep=None):
         if base.get("fmax_mhz_median") and reg.get("fmax_mhz_median"):
             variants["fmax_ratio"] = round(reg["fmax_mhz_median"] / base["fmax_mhz_median"], 3)
         variants["case"] = dict(CASES[name])
-        variants["commit"] = _commit()
     return out
 
 
@@ -230,6 +216,9 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=ROOT / "bench/results/memory_ports.json")
     args = p.parse_args(argv)
     results = measure(args.case, args.seeds, args.jobs, args.keep)
+    commit = _commit(args.out)
+    for variants in results.values():
+        variants["commit"] = commit
     # The cases measured in this run replace theirs in an existing file; the others stay.
     kept = json.loads(args.out.read_text()) if args.out.exists() else {}
     args.out.write_text(json.dumps({**kept, **results}, indent=2, sort_keys=True) + "\n")
