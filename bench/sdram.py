@@ -67,7 +67,11 @@ def measure(label, model, images, lanes, clocks, events=1):
 
     width = max(32, lanes)
     result = golden.run(model, images, spikes=True)
-    config = derive_config(model, lanes=lanes, width=width, events=events)
+    from sdtforge.boards.targets import get_board
+
+    # The ULX3S's configuration: its stream memory read through registers.
+    config = derive_config(model, lanes=lanes, width=width, events=events,
+                           stream_latency=get_board("ulx3s-85f").stream_latency)
     other = _other_blocks(config)
     rows = []
     for clock in clocks:

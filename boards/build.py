@@ -148,6 +148,9 @@ def _watch(progress, say, stop, interval=2.0):
 
 #: The assertion YoWASP Yosys 0.62-0.70 stops on in ABC9's reintegration for some netlists.
 ABC9_FAULT = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed"
+#: Another assertion of the same pass: a wire it adds is named as one the module has (the
+#: ULX3S's cifar10-2-256 top with the stream memory's registered read, Yosys 0.70).
+ABC9_NAME_FAULT = "Assert `count_id(wire->name) == 0' failed"
 #: What ``check -assert`` says of a netlist in which ABC9 left a net with two drivers (the
 #: same fault's other face; nextpnr would refuse the net).
 TWO_DRIVERS = "multiple conflicting drivers"
@@ -166,8 +169,8 @@ SYNTH_FALLBACKS = {"ecp5": ("-nodsp -noflatten", "-nodsp -nolutram"), "ice40": (
 
 
 class _SynthFault(subprocess.CalledProcessError):
-    """Yosys stopped on :data:`ABC9_FAULT`, or its check found :data:`TWO_DRIVERS` or
-    :data:`NO_DRIVER`."""
+    """Yosys stopped on :data:`ABC9_FAULT` or :data:`ABC9_NAME_FAULT`, or its check found
+    :data:`TWO_DRIVERS` or :data:`NO_DRIVER`."""
 
 
 def _tool_log(out_dir, name):
@@ -195,8 +198,9 @@ def _run_tools(board, top, name, out_dir, overrides):
                        emit_src=False, **overrides)
     except subprocess.CalledProcessError as exc:
         log = _tool_log(out_dir, name)
-        for fault in (ABC9_FAULT, TWO_DRIVERS, NO_DRIVER):
-            if fault in log and (fault != ABC9_FAULT or "ABC_OPS_REINTEGRATE" in log):
+        for fault in (ABC9_FAULT, ABC9_NAME_FAULT, TWO_DRIVERS, NO_DRIVER):
+            if fault in log and (fault not in (ABC9_FAULT, ABC9_NAME_FAULT)
+                                 or "ABC_OPS_REINTEGRATE" in log):
                 raise _SynthFault(exc.returncode, exc.cmd, output=fault) from None
         raise
 
@@ -209,9 +213,10 @@ def build_bitstream(board, top, out_dir, *, seed=1, name="sdtforge", f_sync, pro
     while one lasts (:class:`BuildProgress`).
 
     Yosys synthesizes with the family's :data:`SYNTH_OPTS` and checks the netlist it writes
-    (``check -assert``). Where it stops on :data:`ABC9_FAULT` or the check finds
-    :data:`TWO_DRIVERS` or :data:`NO_DRIVER`, synthesis runs again with each of the family's
-    :data:`SYNTH_FALLBACKS` in turn (the dict's ``synth_opts`` then says which got through).
+    (``check -assert``). Where it stops on :data:`ABC9_FAULT` or :data:`ABC9_NAME_FAULT`, or
+    the check finds :data:`TWO_DRIVERS` or :data:`NO_DRIVER`, synthesis runs again with each
+    of the family's :data:`SYNTH_FALLBACKS` in turn (the dict's ``synth_opts`` then says which
+    got through).
 
     Raises
     ------

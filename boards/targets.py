@@ -123,6 +123,12 @@ class Board:
         ports, and on the iCE40 where two copies of the rows fit its SPRAM (8 lanes of 4-bit
         weights), and with ``--sdram``, whose prefetch window reads two rows on its block
         RAMs' two ports; 1 where the copies do not fit.
+    stream_latency : int
+        The stream memory's read latency (``AccelConfig.stream_latency``): 3 on the ECP5,
+        whose stream memory is tens of block RAMs spread over the die, so its address's
+        adder and its read data's route each get a clock cycle of their own
+        (``docs/architecture.md`` §5); 1 on the iCE40, whose lane-serial write-back reads it
+        in the cycle it asks.
     platform_class, top_class : str
         ``"module:Class"`` of the amaranth-boards platform and of the board top (imported
         when first used, so the fit check needs neither).
@@ -145,6 +151,7 @@ class Board:
     writeback_lanes: int | None = None
     sdram: bool = False
     events: int = 1
+    stream_latency: int = 1
 
     def platform(self):
         """A fresh amaranth-boards platform instance (toolchain: Yosys + nextpnr)."""
@@ -180,7 +187,8 @@ BOARDS = {b.name: b for b in [
           # 52.8-55.2 MHz (docs/boards.md §4b, §5c).
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=50e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
-          top_class="sdtforge.boards.ulx3s:ULX3STop", sdram=True, events=2),
+          top_class="sdtforge.boards.ulx3s:ULX3STop", sdram=True, events=2,
+          stream_latency=3),
 ]}
 
 
@@ -378,7 +386,8 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
     wb_lanes = (None if board.writeback_lanes is None
                 else min(max(board.writeback_lanes, lanes // MAX_WRITEBACK_CYCLES), lanes))
     events = board.events
-    cfg = derive_config(model, lanes=lanes, width=width, writeback_lanes=wb_lanes, events=events)
+    cfg = derive_config(model, lanes=lanes, width=width, writeback_lanes=wb_lanes, events=events,
+                        stream_latency=board.stream_latency if wb_lanes in (None, lanes) else 1)
     sprams = 0
     changes = {}
     tiles = window = None

@@ -159,6 +159,14 @@ class AccelConfig:
         block RAM ports, from two copies of the rows in external memory such as the
         iCE40's SPRAM, or from the two ports of the SDRAM prefetch's window). The cycle model
         follows it.
+    stream_latency : int
+        Cycles from a stream memory read's address to its data: 1, the block RAM's own read;
+        or 3 (with ``writeback_cycles = 1``), its address and enable from registers and its
+        data into a register, so neither the address's adder nor the read data's route across
+        the die shares a clock cycle with the stages' logic (the ECP5's stream memory is
+        about 80 block RAMs, ``docs/architecture.md`` §5). The stream's readers ask that much
+        earlier (``STREAM_LIF`` and ``HEAD_SUM``) or pipeline their reads (the pooled merge);
+        the cycle model follows it.
     """
 
     lanes: int = 8
@@ -195,6 +203,7 @@ class AccelConfig:
     event_frames: int = 0
     dvs_head_channels: int = 0
     events: int = 1
+    stream_latency: int = 1
 
     def __post_init__(self):
         # A wrong type is a programming error (TypeError; ``from_json`` turns it into a
@@ -233,6 +242,11 @@ class AccelConfig:
                             f"divides it or that it divides, not {self.width}; {hint}")
         if self.events not in (1, 2):
             raise UserError(f"events must be 1 or 2, not {self.events!r}")
+        if self.stream_latency not in (1, 3):
+            raise UserError(f"stream_latency must be 1 or 3, not {self.stream_latency!r}")
+        if self.stream_latency > 1 and self.writeback_cycles > 1:
+            raise UserError(f"stream_latency {self.stream_latency} needs writeback_cycles 1 "
+                            f"(every lane at once), not {self.writeback_cycles}")
         for name in ("sdsa_or", "pool_or"):
             if getattr(self, name) not in (0, 1):
                 raise UserError(f"{name} must be 0 or 1, not {getattr(self, name)!r}")

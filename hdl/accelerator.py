@@ -37,7 +37,7 @@ from .pe_array import PEArray, weight_request_shape, weight_response_shape
 from .pool import SpikePoolStage
 from .program import ProgramSequencer
 from .queue import RegisterQueue
-from .ram import shared_memories
+from .ram import registered_read, shared_memories
 from .result import RESULT_LAYOUT, ResultEmitter
 from .sdsa_sequencer import SDSASequencer
 from .weights import WeightMemory
@@ -161,9 +161,13 @@ class Accelerator(wiring.Component):
         mem = shared_memories(m, cfg)
         spk_r, spk_w, xs_r, xs_w = mem.spk_r, mem.spk_w, mem.xs_r, mem.xs_w
         pix_r, pix_w, shm_r, shm_w = mem.pix_r, mem.pix_w, mem.shm_r, mem.shm_w
+        if cfg.stream_latency > 1:
+            # The stream memory's address and data in registers (AccelConfig.stream_latency):
+            # its readers below ask that much earlier.
+            xs_r = registered_read(m, mem.xs_r, "xs_rq")
         # The memories' own ports, for testbenches that check they never collide (hdl.ram).
         self.spike_ports = (spk_r, mem.spk_port)
-        self.stream_ports = (xs_r, mem.xs_port)
+        self.stream_ports = (mem.xs_r, mem.xs_port)
         m.submodules.emit = emit = self.emitter = ResultEmitter(cfg)
         wiring.connect(m, wrb.logits, emit.write)
         if cfg.writeback_cycles > 1:
@@ -376,9 +380,12 @@ class Accelerator(wiring.Component):
         # gathers; from the cycle after its last command until the write-back works on its
         # sums, the read ports hold their data (wrb.hold), since the nest has moved on.
         # (Addressing them from the late "last event issued" signal was the ECP5 critical path.)
+        # With a stream read of several cycles (AccelConfig.stream_latency) the nest reads its
+        # row's stream word every cycle, and the write-back keeps the word a row needs
+        # (RowWriteBack._stream_word).
+        x_read = x_is_out if cfg.stream_latency > 1 else x_is_out & ~wrb.hold
         with m.If(is_conv):
-            m.d.comb += [shm_r.en.eq(~wrb.hold),
-                         xs_r.en.eq((x_is_out & ~wrb.hold) | wrb.merge_read.en)]
+            m.d.comb += [shm_r.en.eq(~wrb.hold), xs_r.en.eq(x_read | wrb.merge_read.en)]
         with m.If(wrb.merge_read.en):
             mr = wrb.merge_read
             x_ra.use(t=mr.t, y=mr.y, x=mr.x, word=mr.word)

@@ -243,10 +243,11 @@ class LayerController(wiring.Component):
 
         with m.If(wbk.taken):
             m.d.sync += row_pending.eq(0)
+        head_reading = Signal() if cfg.stream_latency > 1 else None
         s = Internals(cfg=cfg, f=f, nest=nest, wg=wg, bit=bit, hy=hy, hx=hx, ev=ev, ev_row=ev_row,
                       ev_row1=ev_row1,
                       row_pending=row_pending, more_planes=more_planes, start_next=start_next,
-                      gathering=gathering, serial=serial, ahead=ahead,
+                      gathering=gathering, serial=serial, ahead=ahead, head_reading=head_reading,
                       **({"plane_first": plane_first, "tok_first": tok_first, "again": again}
                          if serial else {"lv": lv}))
 
@@ -314,6 +315,8 @@ class LayerController(wiring.Component):
                             m.d.sync += tok_first.eq(1)
                         else:
                             m.d.comb += lv.clear.eq(1)
+                        if head_reading is not None:
+                            m.d.sync += head_reading.eq(1)
                         m.next = "X_READ"
                     if cfg.pool_or:     # else no POOL_OR is compiled (AccelConfig.pool_or)
                         with m.Case(Op.POOL_OR):

@@ -12,7 +12,7 @@ stages it only starts and waits for). Each function's ``c`` is the controller (i
 
 import dataclasses
 
-from amaranth.hdl import Mux
+from amaranth.hdl import Cat, Mux, Signal
 
 from .pe_array import PEOp
 
@@ -33,7 +33,8 @@ class Internals:
     and ``again`` then its row flags (``None`` otherwise); ``lv``: the
     :class:`~.lane_value.LaneValue` (``None`` where the write-back folds); ``ahead``: with a
     write-back of one cycle per row, ``STREAM_LIF``'s read-ahead nest, a row ahead of ``nest``
-    while the rows run (``None`` otherwise).
+    while the rows run (``None`` otherwise); ``head_reading``: with a stream read of several
+    cycles, ``HEAD_SUM`` has tokens left to read (``None`` otherwise).
     """
 
     cfg: object
@@ -56,6 +57,7 @@ class Internals:
     again: object = None
     lv: object = None
     ahead: object = None
+    head_reading: object = None
 
 
 def _event_rows(cmd, s):
@@ -175,10 +177,17 @@ def stream_lif_states(m, c, s):
     ``LIF_END``.
     """
     nest, serial = s.nest, s.serial
-    with m.State("LIF_READ"):
-        if not serial:
-            s.ahead.advance()
-        m.next = "LIF_RUN"
+    # With a stream read of L cycles (``stream_latency``; one write-back cycle per row) the
+    # first L rows are read in L cycles of LIF_READ, at ``ahead``, L rows ahead of ``nest``
+    # from then on (``ahead`` equals ``nest`` at DECODE, so the first read is the nest's row).
+    primes = ["LIF_READ", *(f"LIF_READ{k}" for k in range(1, s.cfg.stream_latency))]
+    for state, then in zip(primes, [*primes[1:], "LIF_RUN"], strict=True):
+        with m.State(state):
+            if not serial:
+                s.ahead.advance()
+                if len(primes) > 1:
+                    m.d.comb += c.read_next.eq(1)
+            m.next = then
     with m.State("LIF_RUN"):
         m.d.comb += c.lif.valid.eq(1)
         if serial:
@@ -206,12 +215,18 @@ def stream_lif_states(m, c, s):
 
 
 def head_states(m, c, s):
-    """``HEAD_SUM``: the stream's token sum, one token per two cycles.
+    """``HEAD_SUM``: the stream's token sum, one token per two cycles (``X_READ``, ``X_USE``).
 
     Lane-serial: each token's row to the write-back, which sums it in its chunks, the read port
     holding the row until it is taken; then the sum goes to the LIF as an ``again`` row.
+
+    With a stream read of ``L > 1`` cycles (``stream_latency``) the tokens are read one per
+    cycle and summed as their rows arrive, ``L`` cycles later: ``N + L`` cycles in ``X_READ``.
     """
     f, hy, hx = s.f, s.hy, s.hx
+    if s.cfg.stream_latency > 1:
+        _head_pipelined(m, c, s)
+        return
     with m.State("X_READ"):
         m.next = "X_USE"
     with m.State("X_USE"):
@@ -235,3 +250,25 @@ def head_states(m, c, s):
         else:
             m.d.comb += s.lv.add.eq(1)
             next_token()
+
+
+def _head_pipelined(m, c, s):
+    """:func:`head_states` over a stream read of ``L`` cycles: a token read per cycle
+    (``reading``, set at ``POS``), each added ``L`` cycles later (``arriving``: the reads in
+    flight); ``OUT_LIF`` after the last token's add."""
+    f, hy, hx = s.f, s.hy, s.hx
+    latency = s.cfg.stream_latency
+    arriving = Signal(latency, name="head_arriving")
+    reading = s.head_reading
+    with m.State("X_READ"):
+        m.d.sync += arriving.eq(Cat(reading, arriving[:-1]))
+        m.d.comb += s.lv.add.eq(arriving[-1])
+        with m.If(reading):
+            with m.If(hx == f.in_w - 1):
+                m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
+                with m.If(hy == f.in_h - 1):
+                    m.d.sync += reading.eq(0)
+            with m.Else():
+                m.d.sync += hx.eq(hx + 1)
+        with m.If(~reading & (arriving == 1 << (latency - 1))):
+            m.next = "OUT_LIF"

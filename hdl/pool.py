@@ -9,7 +9,7 @@ position costs as many cycles as its window has in-bounds positions (at most 9);
 ``H×W`` map that is ``Σ`` over output windows, about ``2.25·H·W`` reads.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -232,9 +232,11 @@ class StreamMaxMerge:
 
     A pooled ``CONV`` row is an *input* position ``(y, x)``: its shifted value is max-merged into
     each 3×3 / stride-2 / pad-1 window ``(wy, wx)`` holding it (rows ``y >> 1 … wy1``, columns
-    likewise), read then write, one window per two cycles. The first input of a window (raster
-    order) overwrites, so the stream needs no clearing (max and the left shift commute). Not a
-    component: its registers and multiplexers are the write-back's
+    likewise), read then write, one window per two cycles (with a stream read of
+    ``cfg.stream_latency = 3`` cycles the reads are pipelined: ``n`` windows in ``n + 3``
+    cycles). The first input of a window (raster order) overwrites, so the stream needs no
+    clearing (max and the left shift commute). Not a component: its registers and
+    multiplexers are the write-back's
     (:class:`~.writeback.RowWriteBack`), which starts a merge with a row's last chunk
     (:meth:`start`) and lets it drive the stream ports while ``busy`` (:meth:`drive`).
 
@@ -243,7 +245,7 @@ class StreamMaxMerge:
     m : :class:`~amaranth.hdl.Module`
         The write-back's module.
     cfg : :class:`~sdtforge.hdl.compile.AccelConfig`
-        Coordinate, step and group widths.
+        Coordinate, step and group widths; the stream's read latency.
     layer : struct view
         The write-back's layer fields (``in_h``, ``in_w``: the input map's size).
     busy : Signal
@@ -265,19 +267,25 @@ class StreamMaxMerge:
         wy, wx = self.wy, self.wx
         self.first = (Mux(wy == 0, y == 0, y == (wy << 1) - 1)
                       & Mux(wx == 0, x == 0, x == (wx << 1) - 1))
+        self._latency = cfg.stream_latency
+        self._reading = Signal(name="pl_reading")   # latency > 1: windows left to read
 
     def start(self, cur):
         """``sync`` statements that start merging the row at ``cur`` (``t``, ``y``, ``x``,
         ``g``)."""
         return [self.busy.eq(1), self.phase.eq(0), self.t.eq(cur["t"]), self.y.eq(cur["y"]),
                 self.x.eq(cur["x"]), self.g.eq(cur["g"]),
-                self.wy.eq(cur["y"] >> 1), self.wx.eq(cur["x"] >> 1)]
+                self.wy.eq(cur["y"] >> 1), self.wx.eq(cur["x"] >> 1),
+                *([self._reading.eq(1)] if self._latency > 1 else [])]
 
     def drive(self, row, stream, read, write, done):
         """While ``busy``: read each window's stream row (``read``, the merge read port's
         fields), write the lane-wise max of ``row`` and it (``write``, the write port's fields),
         then move to the next window; ``done`` (statements) at the last."""
         m = self._m
+        if self._latency > 1:
+            self._drive_pipelined(row, stream, read, write, done)
+            return
         merged = Signal(row.shape(), name="merged")
         for lane in range(row.shape().length):
             a, b = row[lane], stream[lane]
@@ -299,3 +307,42 @@ class StreamMaxMerge:
                 with m.Else():
                     m.d.sync += self.busy.eq(0)
                     m.d.comb += done
+
+    def _drive_pipelined(self, row, stream, read, write, done):
+        """:meth:`drive` over a read port of ``latency`` cycles (``AccelConfig.stream_latency``):
+        the windows are read on consecutive cycles and each is written when its row arrives,
+        ``latency`` cycles after its read (a row's windows are distinct rows of the stream, so
+        none is read before an earlier one is written); ``n`` windows take ``n + latency``
+        cycles."""
+        m, lat = self._m, self._latency
+        # Each read's window (``wy``, ``wx``) and ``first`` flag, to its write.
+        pipe = [{"valid": Signal(name=f"pl_valid{k}"),
+                 "wy": Signal.like(self.wy, name=f"pl_wy{k}"),
+                 "wx": Signal.like(self.wx, name=f"pl_wx{k}"),
+                 "first": Signal(name=f"pl_first{k}")} for k in range(lat)]
+        reading = self._reading & self.busy
+        src = {"valid": reading, "wy": self.wy, "wx": self.wx, "first": self.first}
+        for stage in pipe:
+            m.d.sync += [stage[k].eq(v) for k, v in src.items()]
+            src = stage
+        out = pipe[-1]
+        merged = Signal(row.shape(), name="merged")
+        for lane in range(row.shape().length):
+            a, b = row[lane], stream[lane]
+            m.d.comb += merged[lane].eq(Mux(out["first"] | (a > b), a, b))
+        m.d.comb += [read.t.eq(self.t), read.y.eq(self.wy), read.x.eq(self.wx),
+                     read.word.eq(self.g), read.en.eq(reading)]
+        with m.If(reading):
+            with m.If(self.wx != self.wx1):
+                m.d.sync += self.wx.eq(self.wx + 1)
+            with m.Elif(self.wy != self.wy1):
+                m.d.sync += [self.wy.eq(self.wy + 1), self.wx.eq(self.x >> 1)]
+            with m.Else():
+                m.d.sync += self._reading.eq(0)
+        with m.If(out["valid"]):
+            m.d.comb += [write.t.eq(self.t), write.y.eq(out["wy"]), write.x.eq(out["wx"]),
+                         write.word.eq(self.g), write.xs_data.eq(merged), write.xs_en.eq(1)]
+            # The last window's write: nothing read or in flight behind it.
+            with m.If(~self._reading & ~Cat(*(st["valid"] for st in pipe[:-1])).any()):
+                m.d.sync += self.busy.eq(0)
+                m.d.comb += done

@@ -53,10 +53,10 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Value
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 __all__ = ["NO_RW_CHECK", "YOSYS_COMMANDS", "disjoint_maps", "loader_filled", "ring_window",
-           "rows_apart", "registered_write", "shared_memories"]
+           "rows_apart", "registered_read", "registered_write", "shared_memories"]
 
 #: Yosys' attribute for a memory whose read data on a same-address write is a don't-care.
 NO_RW_CHECK = "no_rw_check"
@@ -131,6 +131,19 @@ def registered_write(m, port, name):
                           "data": Out(Value.cast(port.data).shape().width)}).create(path=(name,))
     m.d.sync += [port.addr.eq(w.addr), port.data.eq(w.data), port.en.eq(w.en)]
     return w
+
+
+def registered_read(m, port, name):
+    """A read interface whose address and enable reach ``port`` a cycle later, from registers,
+    and whose data is ``port``'s a cycle later, from a register: three cycles from address to
+    data, and no long path ends or starts at the block RAMs (the stream memory with
+    ``AccelConfig.stream_latency = 3``). The data holds while no read is enabled, as the
+    port's does."""
+    shape = port.signature.members["data"].shape
+    r = wiring.Signature({"addr": Out(len(port.addr)), "en": Out(1),
+                          "data": In(shape)}).create(path=(name,))
+    m.d.sync += [port.addr.eq(r.addr), port.en.eq(r.en), r.data.eq(port.data)]
+    return r
 
 
 def shared_memories(m, cfg):

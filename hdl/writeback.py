@@ -297,7 +297,7 @@ class RowWriteBack(wiring.Component):
         if c > 1:
             x = fold(self, m, x, k, more, cur, first_of, flags, is_logit, feed)
         shift = chunk("shift", self.shift)
-        stream_in = chunk("stream", self.stream)
+        stream_in = chunk("stream", self._stream_word(m, hold, start_conv))
 
         # Chunks into the LIF (spikes), AlignAdd (stream rows) or the logit sums.
         o_spk, o_spk_last, o_xs, o_xs_last = Signal(), Signal(), Signal(), Signal()
@@ -363,7 +363,15 @@ class RowWriteBack(wiring.Component):
             with m.If(o_xs_last):
                 m.d.comb += [wr.xs_data.eq(xs_row), wr.xs_en.eq(align.o.valid)]
 
-        merge.drive(xs_row, self.stream, self.merge_read, wr, align.o.ready.eq(1))
+        # The merge's last write: with a stream read of several cycles a pooled layer ends
+        # there (its last row's merge would outlast the next descriptor's fetch, whose map
+        # the write address follows, and the next layer may read the windows).
+        merge_end = Signal()
+        merge.drive(xs_row, self.stream, self.merge_read, wr,
+                    [align.o.ready.eq(1), merge_end.eq(1)])
+        row_end = last_chunk
+        if cfg.stream_latency > 1:
+            row_end = Mux(lay.conv & lay.pool, merge_end, last_chunk)
 
         if c == 1:
             # Logits, summed over the steps: the running sum in a register, written at the
@@ -390,7 +398,7 @@ class RowWriteBack(wiring.Component):
             self.taken.eq(accept if c == 1 else start_conv),
             # A row's last chunk, and no later CONV row latched (it may be, with c > 1, while
             # the row's chunks run): the controller's CONV_END waits for the layer's last row.
-            self.done.eq(last_chunk & ~(hold & ~start_conv)),
+            self.done.eq(row_end & ~(hold & ~start_conv)),
         ]
         with m.If(accept):
             m.d.sync += [s_valid.eq(1), s_acc.eq(sums.payload)]
@@ -399,3 +407,30 @@ class RowWriteBack(wiring.Component):
         with m.If(start_conv):
             m.d.sync += hold.eq(0)
         return m
+
+    def _stream_word(self, m, hold, start_conv):
+        """A CONV row's stream word (``ADD``) where its row starts.
+
+        With a one-cycle read (``stream_latency = 1``) the read port's: the row nest reads it
+        while the row gathers and the port holds it from the row's latch (``hold``) until
+        the row starts. With ``L`` cycles the nest reads its row's word every cycle; a row
+        starts at least two cycles after its latch, within ``L`` of it the port's data is
+        still the row's (the next row's first read arrives ``L + 1`` cycles after the latch),
+        and after that the word kept in ``held`` (taken ``L`` cycles after the latch, from
+        the latch cycle's read). The next row latches only after this one starts, so one
+        register holds the only row waiting.
+        """
+        latency = self._config.stream_latency
+        if latency == 1:
+            return self.stream
+        layout = self.stream.shape()
+        held = Signal(layout, name="xs_held")
+        use_held = Signal(name="xs_use_held")
+        delay = [Signal(name=f"latch_d{k}") for k in range(1, latency + 1)]
+        m.d.sync += [delay[0].eq(self.latch),
+                     *(b.eq(a) for a, b in zip(delay, delay[1:], strict=False))]
+        with m.If(delay[-1] & hold):
+            m.d.sync += [held.eq(self.stream), use_held.eq(1)]
+        with m.If(start_conv):
+            m.d.sync += use_held.eq(0)
+        return layout(Mux(use_held, held, self.stream))

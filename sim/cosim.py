@@ -185,7 +185,8 @@ def _check_sim(sim):
 
 def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, seed=0,
           stall=0.3, waves=False, dump_spikes=False, progress=None, writeback_lanes=None,
-          sdram=False, prefetch=True, max_cycles=None, events=1, window=None):
+          sdram=False, prefetch=True, max_cycles=None, events=1, window=None,
+          stream_latency=1):
     """Co-simulate ``images`` on the generated Verilog and compare with the golden model.
 
     Parameters
@@ -218,6 +219,9 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
         ``config``).
     events : int
         Events per PE command, 1 or 2 (``AccelConfig.events``; ignored with ``config``).
+    stream_latency : int
+        The stream memory's read latency, 1 or 3 (``AccelConfig.stream_latency``; ignored
+        with ``config``).
     sdram : bool
         Keep the weights in SDRAM (:class:`~sdtforge.boards.sdram_engine.SDRAMEngine`: the
         generated LiteDRAM controller and the chip model ``sim/verilog/sdram_chip.v``, at the
@@ -255,7 +259,8 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     say = progress or (lambda message: None)
     images = np.asarray(images)
     compiled = compile_model(model, config, lanes=lanes, width=width,
-                             writeback_lanes=writeback_lanes, events=events)
+                             writeback_lanes=writeback_lanes, events=events,
+                             stream_latency=stream_latency)
     cfg = compiled.config
     ref = golden.run(model, images, spikes=True)
     predicted = [cycles.predict(model, ref.spikes, cfg.lanes, cfg.width, image=i,

@@ -115,7 +115,7 @@ def _window_ranges(n, stride=2):
             for o in range((n - 1) // stride + 1)]
 
 
-def _conv_cycles(s, groups, k3, width, pool=False, writeback=1, events=1):
+def _conv_cycles(s, groups, k3, width, pool=False, writeback=1, events=1, stream_latency=1):
     """Cycles of a spike-input CONV over map ``s`` ``[T, C, H, W]`` (one image).
 
     The row pipeline (``docs/accelerator.md`` §9): ``CONV_START`` and three cycles of fetch,
@@ -130,7 +130,7 @@ def _conv_cycles(s, groups, k3, width, pool=False, writeback=1, events=1):
     window merges; a write-back of ``writeback`` cycles per row (:func:`_rows`) overlaps
     the next row's gather.
     """
-    return sum(_conv_groups(s, groups, k3, width, pool, writeback, events))
+    return sum(_conv_groups(s, groups, k3, width, pool, writeback, events, stream_latency))
 
 
 def _window_counts(n):
@@ -138,7 +138,7 @@ def _window_counts(n):
     return [2 if y % 2 and y + 1 < n else 1 for y in range(n)]
 
 
-def _conv_groups(s, groups, k3, width, pool=False, writeback=1, events=1):
+def _conv_groups(s, groups, k3, width, pool=False, writeback=1, events=1, stream_latency=1):
     """:func:`_conv_cycles` split by output group: a list of ``groups`` cycle counts that sums
     to it.
 
@@ -151,14 +151,15 @@ def _conv_groups(s, groups, k3, width, pool=False, writeback=1, events=1):
     rows = _box(_word_cost(s, width, events), k3)
     if pool or writeback > 1:
         marks = []
-        _rows(rows, _third_event(s, width, k3, events), groups, writeback, pool, marks)
+        _rows(rows, _third_event(s, width, k3, events), groups, writeback, pool, marks,
+              stream_latency)
         return [b - a for a, b in zip([0] + marks[:-1], marks, strict=True)]
     first = int(rows[0, 0, 0])
     per = int(np.maximum(rows, 3).sum())
     return [7 + first - max(first, 3) + per] + [per] * (groups - 1)
 
 
-def _rows(rows, third, groups, writeback, pool, marks=None):
+def _rows(rows, third, groups, writeback, pool, marks=None, stream_latency=1):
     """A conv's rows one by one (``rows``: each row's gather, ``[T, H, W]``, per group;
     ``third``: :func:`_third_event`).
 
@@ -172,7 +173,9 @@ def _rows(rows, third, groups, writeback, pool, marks=None):
     the command queue holds two events and a third waits (:func:`_third_event`), and the rest
     of the row follows the take. The next row's last event also waits until the row is taken
     (``writeback = 1``) or started. A pooled row's take waits for the previous row's window
-    merges (two cycles per window, after its last chunk). The layer ends a cycle after the last
+    merges (two cycles per window, after its last chunk; with a stream read of
+    ``stream_latency = L > 1`` cycles, pipelined: a window per cycle and ``L`` more, and the
+    layer, or group, then ends when its last row's merges do). The layer ends a cycle after the last
     row's last chunk. ``marks``, a list, gets the cycle each group's last row ends
     (``start + writeback`` after it; the last one is the result).
     """
@@ -196,10 +199,14 @@ def _rows(rows, third, groups, writeback, pool, marks=None):
                         take = max(take, start + writeback - 1)
                     start = take + 1 if start is None else max(take + 1, start + writeback)
                     if pool:
-                        free = start + writeback + 2 * int(wins[y, x])
+                        n = int(wins[y, x])
+                        free = start + writeback + (2 * n if stream_latency == 1
+                                                    else n + stream_latency)
+        # With a stream read of several cycles a pooled layer ends with its last merge.
+        end = free if pool and stream_latency > 1 else start + writeback
         if marks is not None:
-            marks.append(start + writeback)
-    return start + writeback
+            marks.append(end)
+    return end
 
 
 @dataclass
@@ -220,6 +227,8 @@ class _Context:
     sdsa_or: int = 0
     #: Events per PE command (``AccelConfig.events``).
     events: int = 1
+    #: Cycles from a stream read's address to its data (``AccelConfig.stream_latency``).
+    stream_latency: int = 1
 
     @property
     def steps(self):
@@ -294,11 +303,11 @@ def _spike_conv(layer, ctx):
 
 @CYCLES.register("stream_lif")
 def _stream_lif(layer, ctx):
-    # LIF_READ, then a row (group, token, step) per write-back row (LIF_RUN; the last row's
-    # later chunks in LIF_END).
+    # LIF_READ (a cycle per cycle of the stream's read latency), then a row (group, token,
+    # step) per write-back row (LIF_RUN; the last row's later chunks in LIF_END).
     n = ctx.model.tokens
     rows = _ceil(layer.channels, ctx.lanes) * n * ctx.steps
-    return {layer.name: ctx.decode + 1 + rows * ctx.writeback}
+    return {layer.name: ctx.decode + ctx.stream_latency + rows * ctx.writeback}
 
 
 def _mask_cycles(words, ctx, overlap):
@@ -345,7 +354,10 @@ def _head_parts(layer, ctx):
     g = _ceil(layer.channels, ctx.lanes)
     t_steps, n = ctx.steps, ctx.model.tokens
     if ctx.writeback == 1:
-        head_sum = ctx.decode + g * t_steps * (_LOOP + 2 * n + _OUT + ctx.writeback)
+        # X_READ, X_USE per token; with a stream read of L > 1 cycles a token read per
+        # cycle, the last one's row added L cycles after its read.
+        reads = 2 * n if ctx.stream_latency == 1 else n + ctx.stream_latency
+        head_sum = ctx.decode + g * t_steps * (_LOOP + reads + _OUT + ctx.writeback)
     else:
         # A lane-serial write-back sums the tokens itself, a token per write-back row: the
         # first offered after X_READ and X_USE, each later one c cycles after the one before,
@@ -354,7 +366,8 @@ def _head_parts(layer, ctx):
         head_sum = ctx.decode + g * t_steps * (_LOOP + 2 + (n + 1) * ctx.writeback)
     head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
     linear = _conv_groups(head.reshape(t_steps, -1, 1, 1), _ceil(layer.num_classes, ctx.lanes),
-                          False, ctx.width, writeback=ctx.writeback, events=ctx.events)
+                          False, ctx.width, writeback=ctx.writeback, events=ctx.events,
+                          stream_latency=ctx.stream_latency)
     return head_sum, linear
 
 
@@ -372,7 +385,7 @@ def _context(model, spikes, lanes, width, image, config):
 
         words, writeback, sdsa_or = descriptor_words_for(model, lanes, width), 1, \
             sdsa_or_mode(model)
-        events = 1
+        events, latency = 1, 1
     else:
         from sdtforge.hdl.accel_isa import descriptor_words
 
@@ -381,9 +394,9 @@ def _context(model, spikes, lanes, width, image, config):
                              f"not {lanes}, {width}")
         words, writeback, sdsa_or = (descriptor_words(config), config.writeback_cycles,
                                      config.sdsa_or)
-        events = config.events
+        events, latency = config.events, config.stream_latency
     return _Context(model, spikes, lanes, width, image, pooled, decode_cycles(words), writeback,
-                    sdsa_or, events)
+                    sdsa_or, events, latency)
 
 
 def predict(model, spikes, lanes, width, image=0, *, config=None):
@@ -453,7 +466,7 @@ def _spike_groups(layer, ctx):
     k3 = layer.KIND in ("conv3x3_spike", "stream_conv3x3")
     pool = layer.KIND.startswith("stream_") and bool(getattr(layer, "pool", False))
     groups = _conv_groups(ctx.smap(layer.input), _ceil(layer.out_channels, ctx.lanes), k3,
-                          ctx.width, pool, ctx.writeback, ctx.events)
+                          ctx.width, pool, ctx.writeback, ctx.events, ctx.stream_latency)
     out = _weighted(layer.name, ctx.decode, groups)
     if layer.KIND == "conv3x3_spike":
         out += _pool_segment(layer, ctx)

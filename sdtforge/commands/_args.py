@@ -120,6 +120,14 @@ def check_writeback_lanes(writeback_lanes, lanes):
         raise UserError(f"--writeback-lanes {writeback_lanes}: {exc}") from None
 
 
+def check_stream_latency(stream_latency, writeback_lanes, lanes):
+    """A stream read of several cycles needs a write-back of every lane at once
+    (``AccelConfig.stream_latency``), checked before any work."""
+    if stream_latency > 1 and writeback_lanes not in (None, lanes):
+        raise UserError(f"--stream-latency {stream_latency} needs every lane in the write-back: "
+                        f"drop --writeback-lanes {writeback_lanes}")
+
+
 # ---------------------------------------------------------------------------------------------
 # File system checks (UserError, at the start of run())
 

@@ -47,6 +47,11 @@ def add_arguments(p):
                         "weight memory's two block RAM ports (as the ULX3S builds, also with "
                         "--sdram: the prefetch window's two ports; and the iCEBreaker from two "
                         "SPRAM copies of 4-bit weights)")
+    p.add_argument("--stream-latency", type=int, choices=(1, 3), default=1,
+                   help="cycles from a stream memory read's address to its data: 3 puts the "
+                        "address and the data in registers, as the ULX3S builds, also with "
+                        "--sdram (needs every lane in the write-back: no --writeback-lanes "
+                        "below P)")
     p.add_argument("--stall", type=_args.fraction, default=0.3,
                    help="probability of idling valid/ready before each stream beat")
     p.add_argument("--waves", action="store_true", help="dump waveforms into the build dir")
@@ -89,6 +94,7 @@ def run(args):
         _args.output_dir(args.out / args.sim)
     _args.check_lanes_width(args.lanes, args.width)
     _args.check_writeback_lanes(args.writeback_lanes, args.lanes)
+    _args.check_stream_latency(args.stream_latency, args.writeback_lanes, args.lanes)
     if args.sdram and args.dump_spikes:
         raise UserError("--dump-spikes does not work with --sdram")
     if args.no_prefetch and not args.sdram:
@@ -121,7 +127,7 @@ def run(args):
                        dump_spikes=args.dump_spikes, progress=say,
                        writeback_lanes=args.writeback_lanes, sdram=args.sdram,
                        prefetch=not args.no_prefetch, events=args.events,
-                       window=args.window)
+                       stream_latency=args.stream_latency, window=args.window)
     summary = f"bit-exact: {result.bit_exact}/{len(images)} images"
     bad = result.first_mismatch()
     sdram_errors = result.sdram["errors"] if result.sdram else 0

@@ -30,6 +30,10 @@ def add_arguments(p):
                    help="events per PE command: 2 adds two weight rows per cycle, read on the "
                         "weight memory's two block RAM ports (as the ULX3S builds, and the "
                         "iCEBreaker from two SPRAM copies of 4-bit weights)")
+    p.add_argument("--stream-latency", type=int, choices=(1, 3), default=1,
+                   help="cycles from a stream memory read's address to its data: 3 puts the "
+                        "address and the data in registers, as the ULX3S builds (needs "
+                        "every lane in the write-back: no --writeback-lanes below P)")
     p.add_argument("--config", type=Path, default=None,
                    help="hardware config JSON to target (default: the smallest that fits)")
     p.add_argument("--json", action="store_true", help="print the memory table as JSON")
@@ -51,6 +55,7 @@ def run(args):
     _args.output_dir(args.out)
     _args.check_lanes_width(args.lanes, args.width)
     _args.check_writeback_lanes(args.writeback_lanes, args.lanes)
+    _args.check_stream_latency(args.stream_latency, args.writeback_lanes, args.lanes)
     config = None
     if args.config is not None:
         try:
@@ -58,7 +63,8 @@ def run(args):
         except (OSError, TypeError, ValueError) as exc:
             raise UserError(f"cannot read hardware config {args.config}: {exc}") from None
     compiled = compile_model(args.model, config, lanes=args.lanes, width=args.width,
-                             writeback_lanes=args.writeback_lanes, events=args.events)
+                             writeback_lanes=args.writeback_lanes, events=args.events,
+                             stream_latency=args.stream_latency)
     text = accelerator_verilog(compiled.config)
     out = args.out
     # Nothing is written until every file can be.

@@ -40,11 +40,12 @@ CASES = {
 def _check(config, lanes, width, seed, images, stall=None, external_weights=False,
            widen=None, late=None, theta_max=4, writeback=1, dram_latency=None,
            prefetch_window=None, input_max=255, mask_theta=1, sdsa_or=None, pool_or=None,
-           events=1):
+           events=1, stream_latency=1):
     model = random_model(config, seed=seed, theta_max=theta_max, mask_theta=mask_theta)
     compiled = compile_model(model, lanes=lanes, width=width, writeback_lanes=lanes // writeback,
                              events=events)
-    for name, value in (("sdsa_or", sdsa_or), ("pool_or", pool_or)):
+    for name, value in (("sdsa_or", sdsa_or), ("pool_or", pool_or),
+                        ("stream_latency", stream_latency if stream_latency > 1 else None)):
         if value is not None:
             compiled = compile_model(model, dataclasses.replace(compiled.config,
                                                                 **{name: value}))
@@ -73,7 +74,7 @@ def _check(config, lanes, width, seed, images, stall=None, external_weights=Fals
             # Each cycle a weight row is late costs the engine a cycle; nothing else changes.
             assert cyc > predicted
         else:
-            assert cyc == predicted
+            assert cyc == predicted, (cyc, predicted)
         out.append((cyc, predicted, layers["layers"]))
     return out
 
@@ -292,6 +293,41 @@ def test_weights_in_dram_prefetched():
                  events=2)
     for (cyc, predicted, _), (cyc1, _, _) in zip(two, one, strict=True):
         assert predicted < cyc < min(1.25 * predicted, cyc1)
+
+
+@pytest.mark.parametrize("case", ["4x4-d8", "6x5-c2-pool-p4w8"])
+def test_stream_reads_of_three_cycles(case):
+    """The stream memory read through registers (``stream_latency = 3``, the ULX3S builds):
+    bit-exact, the cycle model's count, and each reader's cost: ``STREAM_LIF`` two cycles
+    per layer (its first rows read in three), ``HEAD_SUM`` a token per cycle and three more
+    per row instead of two per token; the residual
+    ``ADD`` rows none (the write-back keeps the word a late row needs); a pooled conv's
+    merges pipelined (a window per cycle and three more, the layer ending with its last)."""
+    config, lanes, width = CASES[case]
+    one = _check(config, lanes, width, seed=1, images=2)
+    three = _check(config, lanes, width, seed=1, images=2, stream_latency=3)
+    model = random_model(config, seed=1)
+    rows = config["T"] * -(-config["embed_dims"] // lanes)           # HEAD_SUM's (step, group)
+    for (_, _, l1), (_, _, l3) in zip(one, three, strict=True):
+        # Two cycles per token, or a token per cycle and three more.
+        assert l1["head"] - l3["head"] == (2 * model.tokens - (model.tokens + 3)) * rows
+        lif = [lay.name for lay in model.layers if lay.KIND == "stream_lif"]
+        assert len(lif) == 3
+        assert all(l3[k] - l1[k] == 2 for k in lif)
+        # The residual layers (ADD) cost what they did.
+        assert all(l3[k] == l1[k] for k in l1 if k.endswith((".proj", ".fc2", ".rpe")))
+
+
+def test_stream_reads_of_three_cycles_with_late_weights():
+    """Late weight rows delay a residual row's sums well past its latch: its stream word
+    then comes from the write-back's own register (``xs_held``); two events per command from
+    a DRAM prefetch as the ULX3S's ``--sdram`` top has them."""
+    late = np.random.default_rng(6).random(100000) < 0.3
+    config, lanes, width = CASES["6x5-c2-pool-p4w8"]
+    _check(config, lanes, width, seed=4, images=2, external_weights=True,
+           late=lambda k: bool(late[k % 100000]), stream_latency=3)
+    _check(config, lanes, width, seed=4, images=1, dram_latency=13, prefetch_window=256,
+           events=2, stream_latency=3)
 
 
 def test_a_longer_descriptor():

@@ -634,6 +634,7 @@ class _FaultyPlatform:
 
 
 _ABC9 = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3097."
+_ABC9_NAME = "Assert `count_id(wire->name) == 0' failed in rtlil.cc:2872."
 _TWO_DRIVERS = ("Warning: multiple conflicting drivers for sdtforge.\\core.accel.s [14]:\n"
                 "ERROR: Found 2 problems in 'check -assert'.")
 _NO_DRIVER = ("Warning: Wire sdtforge.\\core.accel.wb.s_acc_TRELLIS_FF_Q_M is used but has no "
@@ -642,6 +643,7 @@ _NO_DRIVER = ("Warning: Wire sdtforge.\\core.accel.wb.s_acc_TRELLIS_FF_Q_M is us
 
 @pytest.mark.parametrize("faults, message, opts", [
     (1, _ABC9, ["-nodsp", "-nodsp -noflatten"]),
+    (1, _ABC9_NAME, ["-nodsp", "-nodsp -noflatten"]),
     (1, _TWO_DRIVERS, ["-nodsp", "-nodsp -noflatten"]),
     (2, _TWO_DRIVERS, ["-nodsp", "-nodsp -noflatten", "-nodsp -nolutram"]),
     (1, _NO_DRIVER, ["-nodsp", "-nodsp -noflatten"]),
@@ -717,8 +719,10 @@ def test_the_config_digest_of_older_configurations_is_kept():
     for changed in (dict(weight_tile_rows=4, weight_window=4), dict(event_frames=1),
                     dict(sdsa_or=1), dict(pool_or=0)):
         assert config_digest(dataclasses.replace(base, **changed)) != config_digest(base)
-    # Two events per command read the same images: a model image loads on either engine.
+    # Two events per command read the same images: a model image loads on either engine; so
+    # does a stream memory read through registers.
     assert config_digest(dataclasses.replace(base, events=2)) == config_digest(base)
+    assert config_digest(dataclasses.replace(base, stream_latency=3)) == config_digest(base)
     # A lane-serial write-back's bias and threshold rows changed from P lanes to one chunk:
     # its boards built before (digest 5227e3cb here) must not take the new images.
     serial = config_digest(dataclasses.replace(base, writeback_cycles=4)).hex()

@@ -7,10 +7,19 @@ from amaranth.back import rtlil
 from amaranth.hdl import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
 
+from sdtforge.errors import UserError
 from sdtforge.hdl.accelerator import Accelerator
 from sdtforge.hdl.compile import AccelConfig
-from sdtforge.hdl.ram import NO_RW_CHECK, disjoint_maps, loader_filled, ring_window, rows_apart
+from sdtforge.hdl.ram import (
+    NO_RW_CHECK,
+    disjoint_maps,
+    loader_filled,
+    registered_read,
+    ring_window,
+    rows_apart,
+)
 from sdtforge.hdl.synth import yosys_stats
 
 
@@ -75,3 +84,49 @@ def test_accelerator_marks_only_the_collision_free_memories(external):
 def test_marks_take_a_memory_only(mark):
     with pytest.raises(TypeError, match="memory.Memory"):
         mark(object())
+
+
+class _RegisteredRead(wiring.Component):
+    """A 16 × 8 memory holding ``3 · row`` in each row, read through :func:`registered_read`."""
+
+    addr: In(4)
+    en: In(1)
+    data: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=8, depth=16, init=[3 * k for k in range(16)])
+        r = registered_read(m, mem.read_port(), "r")
+        m.d.comb += [r.addr.eq(self.addr), r.en.eq(self.en), self.data.eq(r.data)]
+        return m
+
+
+def test_a_registered_read_answers_three_cycles_later_and_holds():
+    """The address and enable of cycle ``c`` give the row's data in cycle ``c + 3``; a cycle
+    without a read keeps the data of the last one (what the stream's readers rely on)."""
+    dut = _RegisteredRead()
+    seen = []
+    asks = [(5, 1), (6, 1), (7, 0), (9, 0), (2, 1), (0, 0), (0, 0), (0, 0), (0, 0)]
+
+    async def tb(ctx):
+        for addr, en in asks:
+            ctx.set(dut.addr, addr)
+            ctx.set(dut.en, en)
+            seen.append(ctx.get(dut.data))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    # Rows 5 and 6 in cycles 3 and 4; held through the two cycles without a read; row 2 in
+    # cycle 7 and held.
+    assert seen[3:] == [15, 18, 18, 18, 6, 6]
+
+
+def test_a_three_cycle_stream_read_needs_one_write_back_cycle_per_row():
+    with pytest.raises(UserError, match="stream_latency must be 1 or 3"):
+        AccelConfig(stream_latency=2)
+    with pytest.raises(UserError, match="needs writeback_cycles 1"):
+        AccelConfig(lanes=8, writeback_cycles=8, stream_latency=3)
+    assert AccelConfig(lanes=8, stream_latency=3).stream_latency == 3

@@ -221,6 +221,25 @@ def test_digits_tiny_at_the_icebreakers_configuration_verilator(digits_tiny, tmp
 
 @needs_verilator
 @pytest.mark.slow
+def test_digits_tiny_at_the_ulx3s_configuration_verilator(digits_tiny, tmp_path, capsys):
+    """The ULX3S's engine (two events per command, the stream memory's address and data in
+    registers: ``--stream-latency 3``) at P = 8: bit-exact on the first 10 test images, each
+    image's RTL cycles equal to the cycle model's."""
+    import json
+
+    from sdtforge.cli import main
+    sfm, _ = digits_tiny
+    assert main(["cosim", str(sfm), "--sim", "verilator", "--images", "10", "--lanes", "8",
+                 "--width", "16", "--events", "2", "--stream-latency", "3", "--out",
+                 str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[:out.rindex("}") + 1])
+    assert report["bit_exact"] == report["images"] == len(report["per_image"]) == 10
+    assert all(r["ok"] and r["cycles"] == r["predicted"] for r in report["per_image"])
+
+
+@needs_verilator
+@pytest.mark.slow
 def test_synthetic_cifar_shape_verilator(tmp_path, capsys):
     """A `sdtforge synth` model of a CIFAR-10 preset co-simulates on its own random inputs,
     with no dataset at hand: bit-exact, cycles as the model predicts, no accuracy."""
@@ -262,16 +281,17 @@ def _through_sdram(sfm, model, sim, images, tmp_path, capsys, *extra):
 
 @needs_verilator
 @pytest.mark.slow
-@pytest.mark.parametrize("events", [1, 2])
-def test_digits_tiny_through_sdram(digits_tiny, tmp_path, capsys, events):
+@pytest.mark.parametrize("events,latency", [(1, 1), (2, 3)])
+def test_digits_tiny_through_sdram(digits_tiny, tmp_path, capsys, events, latency):
     """The weights go into the ULX3S's SDRAM through the loader, the generated LiteDRAM
     controller and the chip model, and the tile prefetch streams them back, once per image:
     bit-exact, no timing rule broken, and at most 5 % over the on-chip engine's cycles
-    (``sdtforge cosim --sdram``; Verilator, the chip model timed with ``--timing``). With two
-    events per command (as the ULX3S builds) the window reads two rows per cycle."""
+    (``sdtforge cosim --sdram``; Verilator, the chip model timed with ``--timing``). As the
+    ULX3S builds: two events per command (the window reads two rows per cycle) and the stream
+    memory read through registers (``--stream-latency 3``)."""
     sfm, model = digits_tiny
     for image in _through_sdram(sfm, model, "verilator", 3, tmp_path, capsys, "--events",
-                                str(events)):
+                                str(events), "--stream-latency", str(latency)):
         assert image["predicted"] <= image["cycles"] <= 1.05 * image["predicted"]
 
 
