@@ -286,10 +286,7 @@ class StreamMaxMerge:
         if self._latency > 1:
             self._drive_pipelined(row, stream, read, write, done)
             return
-        merged = Signal(row.shape(), name="merged")
-        for lane in range(row.shape().length):
-            a, b = row[lane], stream[lane]
-            m.d.comb += merged[lane].eq(Mux(self.first | (a > b), a, b))
+        merged = self._merged(row, stream, self.first)
         m.d.comb += [read.t.eq(self.t), read.y.eq(self.wy), read.x.eq(self.wx),
                      read.word.eq(self.g)]
         with m.If(self.busy):
@@ -297,16 +294,34 @@ class StreamMaxMerge:
             with m.If(~self.phase):
                 m.d.comb += read.en.eq(1)
             with m.Else():
-                m.d.comb += [write.t.eq(self.t), write.y.eq(self.wy), write.x.eq(self.wx),
-                             write.word.eq(self.g), write.xs_data.eq(merged),
-                             write.xs_en.eq(1)]
-                with m.If(self.wx != self.wx1):
-                    m.d.sync += self.wx.eq(self.wx + 1)
-                with m.Elif(self.wy != self.wy1):
-                    m.d.sync += [self.wy.eq(self.wy + 1), self.wx.eq(self.x >> 1)]
-                with m.Else():
+                self._write(write, self.wy, self.wx, merged)
+                with self._next_window():
                     m.d.sync += self.busy.eq(0)
                     m.d.comb += done
+
+    def _merged(self, row, stream, first):
+        """The lane-wise max of ``row`` and a window's ``stream`` row (``row`` where the window
+        has no input before it, ``first``)."""
+        merged = Signal(row.shape(), name="merged")
+        for lane in range(row.shape().length):
+            a, b = row[lane], stream[lane]
+            self._m.d.comb += merged[lane].eq(Mux(first | (a > b), a, b))
+        return merged
+
+    def _write(self, write, wy, wx, merged):
+        """``comb``: write ``merged`` to window (``wy``, ``wx``) of the row's step and group."""
+        self._m.d.comb += [write.t.eq(self.t), write.y.eq(wy), write.x.eq(wx),
+                           write.word.eq(self.g), write.xs_data.eq(merged), write.xs_en.eq(1)]
+
+    def _next_window(self):
+        """``sync``: move ``wy``, ``wx`` to the row's next window; returns the context (an
+        ``Else``) whose statements run at its last window instead."""
+        m = self._m
+        with m.If(self.wx != self.wx1):
+            m.d.sync += self.wx.eq(self.wx + 1)
+        with m.Elif(self.wy != self.wy1):
+            m.d.sync += [self.wy.eq(self.wy + 1), self.wx.eq(self.x >> 1)]
+        return m.Else()
 
     def _drive_pipelined(self, row, stream, read, write, done):
         """:meth:`drive` over a read port of ``latency`` cycles (``AccelConfig.stream_latency``):
@@ -326,22 +341,14 @@ class StreamMaxMerge:
             m.d.sync += [stage[k].eq(v) for k, v in src.items()]
             src = stage
         out = pipe[-1]
-        merged = Signal(row.shape(), name="merged")
-        for lane in range(row.shape().length):
-            a, b = row[lane], stream[lane]
-            m.d.comb += merged[lane].eq(Mux(out["first"] | (a > b), a, b))
+        merged = self._merged(row, stream, out["first"])
         m.d.comb += [read.t.eq(self.t), read.y.eq(self.wy), read.x.eq(self.wx),
                      read.word.eq(self.g), read.en.eq(reading)]
         with m.If(reading):
-            with m.If(self.wx != self.wx1):
-                m.d.sync += self.wx.eq(self.wx + 1)
-            with m.Elif(self.wy != self.wy1):
-                m.d.sync += [self.wy.eq(self.wy + 1), self.wx.eq(self.x >> 1)]
-            with m.Else():
+            with self._next_window():
                 m.d.sync += self._reading.eq(0)
         with m.If(out["valid"]):
-            m.d.comb += [write.t.eq(self.t), write.y.eq(out["wy"]), write.x.eq(out["wx"]),
-                         write.word.eq(self.g), write.xs_data.eq(merged), write.xs_en.eq(1)]
+            self._write(write, out["wy"], out["wx"], merged)
             # The last window's write: nothing read or in flight behind it.
             with m.If(~self._reading & ~Cat(*(st["valid"] for st in pipe[:-1])).any()):
                 m.d.sync += self.busy.eq(0)

@@ -360,18 +360,20 @@ def test_external_weight_ports():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lanes,width", [(1, 8), (8, 16), (32, 32)])
+@pytest.mark.parametrize("lanes,width,latency", [(1, 8, 1), (8, 16, 1), (32, 32, 1), (8, 16, 3),
+                                                 (32, 32, 3)])
 @settings(max_examples=1, deadline=None)
 @given(seed=st.integers(0, 2**16), pooling=st.sampled_from(["0001", "1001", "0000"]))
-def test_random_models_across_lanes(lanes, width, seed, pooling):
+def test_random_models_across_lanes(lanes, width, latency, seed, pooling):
     """Random models at the lane counts the boards use (1 on the iCEBreaker today, 8, 32 on
-    the ULX3S): bit-exact, and the cycle model equal to the RTL."""
+    the ULX3S, whose stream memory is read through registers: ``latency`` 3): bit-exact, and
+    the cycle model equal to the RTL."""
     # As many channels as lanes (at least 8): the simulator's time grows with the groups.
     rng = np.random.default_rng(seed)
     config = tiny_config(img_size=[int(rng.integers(3, 5)), int(rng.integers(3, 5))],
                          embed_dims=max(lanes, 8), T=int(rng.integers(1, 3)),
                          num_classes=int(rng.integers(2, 5)), pooling_stat=pooling)
-    _check(config, lanes, width, seed=seed, images=1)
+    _check(config, lanes, width, seed=seed, images=1, stream_latency=latency)
 
 
 def test_a_stuck_run_fails_at_the_cycle_limit(monkeypatch):
