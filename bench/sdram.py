@@ -60,15 +60,13 @@ def _other_blocks(config):
 
 def measure(label, model, images, lanes, clocks, events=1):
     """One row per clock for ``model`` at ``lanes``."""
-    from sdtforge.boards.targets import memory_blocks
+    from sdtforge.boards.targets import get_board, memory_blocks
     from sdtforge.hdl.compile import derive_config
     from sdtforge.hdl.weight_tiles import prefetch_window
     from sdtforge.sim import golden, sdram
 
     width = max(32, lanes)
     result = golden.run(model, images, spikes=True)
-    from sdtforge.boards.targets import get_board
-
     # The ULX3S's configuration: its stream memory read through registers.
     config = derive_config(model, lanes=lanes, width=width, events=events,
                            stream_latency=get_board("ulx3s-85f").stream_latency)

@@ -10,6 +10,7 @@ stages it only starts and waits for). Each function's ``c`` is the controller (i
 (:mod:`sdtforge.sim.cycles`).
 """
 
+import contextlib
 import dataclasses
 
 from amaranth.hdl import Cat, Mux, Signal
@@ -223,7 +224,6 @@ def head_states(m, c, s):
     With a stream read of ``L > 1`` cycles (``stream_latency``) the tokens are read one per
     cycle and summed as their rows arrive, ``L`` cycles later: ``N + L`` cycles in ``X_READ``.
     """
-    f, hy, hx = s.f, s.hy, s.hx
     if s.cfg.stream_latency > 1:
         _head_pipelined(m, c, s)
         return
@@ -231,17 +231,11 @@ def head_states(m, c, s):
         m.next = "X_USE"
     with m.State("X_USE"):
         def next_token():
-            with m.If(hx == f.in_w - 1):
-                m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
-                with m.If(hy == f.in_h - 1):
-                    if s.serial:
-                        m.d.sync += s.again.eq(1)
-                    m.next = "OUT_LIF"
-                with m.Else():
-                    m.next = "X_READ"
-            with m.Else():
-                m.d.sync += hx.eq(hx + 1)
-                m.next = "X_READ"
+            m.next = "X_READ"
+            with _next_token(m, s):
+                if s.serial:
+                    m.d.sync += s.again.eq(1)
+                m.next = "OUT_LIF"
         if s.serial:
             m.d.comb += [c.lif.valid.eq(1), c.read_hold.eq(1)]
             with m.If(c.lif.ready):
@@ -252,23 +246,30 @@ def head_states(m, c, s):
             next_token()
 
 
+@contextlib.contextmanager
+def _next_token(m, s):
+    """``sync``: move the head's token (``hy``, ``hx``) to the next one, in raster order; the
+    statements in the context run at the last token."""
+    f, hy, hx = s.f, s.hy, s.hx
+    with m.If(hx == f.in_w - 1):
+        m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
+        with m.If(hy == f.in_h - 1):
+            yield
+    with m.Else():
+        m.d.sync += hx.eq(hx + 1)
+
+
 def _head_pipelined(m, c, s):
     """:func:`head_states` over a stream read of ``L`` cycles: a token read per cycle
     (``reading``, set at ``POS``), each added ``L`` cycles later (``arriving``: the reads in
     flight); ``OUT_LIF`` after the last token's add."""
-    f, hy, hx = s.f, s.hy, s.hx
     latency = s.cfg.stream_latency
     arriving = Signal(latency, name="head_arriving")
     reading = s.head_reading
     with m.State("X_READ"):
         m.d.sync += arriving.eq(Cat(reading, arriving[:-1]))
         m.d.comb += s.lv.add.eq(arriving[-1])
-        with m.If(reading):
-            with m.If(hx == f.in_w - 1):
-                m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
-                with m.If(hy == f.in_h - 1):
-                    m.d.sync += reading.eq(0)
-            with m.Else():
-                m.d.sync += hx.eq(hx + 1)
+        with m.If(reading), _next_token(m, s):
+            m.d.sync += reading.eq(0)
         with m.If(~reading & (arriving == 1 << (latency - 1))):
             m.next = "OUT_LIF"
