@@ -67,9 +67,11 @@ def measure(label, model, images, lanes, clocks, events=1):
 
     width = max(32, lanes)
     result = golden.run(model, images, spikes=True)
-    # The ULX3S's configuration: its stream memory read through registers.
+    # The ULX3S's configuration: its stream memory and weight rows read through registers.
+    board = get_board("ulx3s-85f")
     config = derive_config(model, lanes=lanes, width=width, events=events,
-                           stream_latency=get_board("ulx3s-85f").stream_latency)
+                           stream_latency=board.stream_latency,
+                           weight_latency=board.weight_latency)
     other = _other_blocks(config)
     rows = []
     for clock in clocks:

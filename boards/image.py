@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 from sdtforge.errors import UserError
+from sdtforge.hdl.accel_config import ENGINE_FIELDS
 from sdtforge.hdl.accel_isa import RECORD_HEADER_BYTES
 from sdtforge.hdl.compile import MEMORIES, image_order, load_stream_bytes
 
@@ -30,9 +31,10 @@ _ADDED_FIELDS = {"weight_tile_rows": 0, "weight_window": 0, "event_frames": 0,
 def config_digest(config):
     """``DIGEST_BYTES`` naming an :class:`~sdtforge.hdl.compile.AccelConfig`.
 
-    The first bytes of the SHA-256 of its JSON, less ``external_weights``, ``events`` and
-    ``stream_latency`` (where the weights live, how many rows a cycle reads and how many
-    cycles a stream read takes do not change what a model compiles to) and less each field of
+    The first bytes of the SHA-256 of its JSON, less ``external_weights`` and the
+    :data:`~sdtforge.hdl.accel_config.ENGINE_FIELDS` (where the weights live, how many rows a
+    cycle reads and how many cycles a read takes do not change what a model compiles to) and
+    less each field of
     :data:`_ADDED_FIELDS` at its value from before it existed (a ``weight_tile_rows``,
     ``weight_window``, ``event_frames``, ``dvs_head_channels`` or ``sdsa_or`` of 0, a
     ``pool_or`` of 1): the configurations made before they existed keep their digest. A
@@ -43,8 +45,8 @@ def config_digest(config):
     """
     fields = dataclasses.asdict(config)
     fields.pop("external_weights")
-    fields.pop("events")
-    fields.pop("stream_latency")
+    for name in ENGINE_FIELDS:
+        fields.pop(name)
     for name, before in _ADDED_FIELDS.items():
         if fields[name] == before:
             fields.pop(name)

@@ -129,6 +129,10 @@ class Board:
         adder and its read data's route each get a clock cycle of their own
         (``docs/architecture.md`` §5); 1 on the iCE40, whose lane-serial write-back reads it
         in the cycle it asks.
+    weight_latency : int
+        ``AccelConfig.weight_latency``: 2 on the ECP5, whose weight rows come out of block RAMs
+        (or the SDRAM prefetch's window) across the lanes into a register before the
+        accumulators' adders; 1 on the iCE40.
     platform_class, top_class : str
         ``"module:Class"`` of the amaranth-boards platform and of the board top (imported
         when first used, so the fit check needs neither).
@@ -152,6 +156,7 @@ class Board:
     sdram: bool = False
     events: int = 1
     stream_latency: int = 1
+    weight_latency: int = 1
 
     def platform(self):
         """A fresh amaranth-boards platform instance (toolchain: Yosys + nextpnr)."""
@@ -188,7 +193,7 @@ BOARDS = {b.name: b for b in [
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=50e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
           top_class="sdtforge.boards.ulx3s:ULX3STop", sdram=True, events=2,
-          stream_latency=3),
+          stream_latency=3, weight_latency=2),
 ]}
 
 
@@ -387,7 +392,8 @@ def plan_board(model, board, *, lanes=None, width=None, sdram=False, _advise=Tru
                 else min(max(board.writeback_lanes, lanes // MAX_WRITEBACK_CYCLES), lanes))
     events = board.events
     cfg = derive_config(model, lanes=lanes, width=width, writeback_lanes=wb_lanes, events=events,
-                        stream_latency=board.stream_latency if wb_lanes in (None, lanes) else 1)
+                        stream_latency=board.stream_latency if wb_lanes in (None, lanes) else 1,
+                        weight_latency=board.weight_latency)
     sprams = 0
     changes = {}
     tiles = window = None

@@ -22,9 +22,9 @@ from sdtforge.errors import UserError
 from .accel_isa import PROGRAM_WORD_BITS, Target
 from .result import RESULT_WORD_BITS
 
-__all__ = ["AccelConfig", "MEMORIES", "MAX_LANES", "MAX_WIDTH", "check_lanes_width",
-           "writeback_cycles", "MAX_WRITEBACK_CYCLES", "ceil_div", "counter_bits",
-           "layout_shift", "pow2_at_least", "pixel_layout"]
+__all__ = ["AccelConfig", "ENGINE_FIELDS", "MEMORIES", "MAX_LANES", "MAX_WIDTH",
+           "check_lanes_width", "writeback_cycles", "MAX_WRITEBACK_CYCLES", "ceil_div",
+           "counter_bits", "layout_shift", "pow2_at_least", "pixel_layout"]
 
 #: Memories of the planner, in table order: (name, load target or None).
 MEMORIES = (("program", Target.PROGRAM), ("weights", Target.WEIGHTS),
@@ -73,6 +73,10 @@ def ceil_div(a, b):
     """``ceil(a / b)`` of two integers."""
     return -(-int(a) // int(b))
 
+
+#: The configuration fields that choose how the engine works, not what it holds: a model
+#: compiles to the same program and memory images whatever their values.
+ENGINE_FIELDS = ("events", "stream_latency", "weight_latency")
 
 #: The configuration fields for which 0 is a value (no shift, no prefetch, the default window).
 _MAY_BE_ZERO = ("sdsa_shift", "sdsa_or", "pool_or", "weight_tile_rows", "weight_window",
@@ -167,6 +171,13 @@ class AccelConfig:
         about 80 block RAMs, ``docs/architecture.md`` §5). The stream's readers ask that much
         earlier (``STREAM_LIF`` and ``HEAD_SUM``) or pipeline their reads (the pooled merge);
         the cycle model follows it.
+    weight_latency : int
+        Cycles from a PE command's acceptance to its weight row in the lanes' adders: 1, the
+        weight source's answer added in the cycle it arrives; or 2, the answer (with two events
+        per command, the sum of its two rows) taken into a register first, so the weight block
+        RAMs' read and the accumulators' adders do not share a clock cycle. The PE array's
+        drain latency grows by a cycle and its command queue by one entry (the commands in
+        flight); the cycle model follows it.
     """
 
     lanes: int = 8
@@ -204,6 +215,7 @@ class AccelConfig:
     dvs_head_channels: int = 0
     events: int = 1
     stream_latency: int = 1
+    weight_latency: int = 1
 
     def __post_init__(self):
         # A wrong type is a programming error (TypeError; ``from_json`` turns it into a
@@ -244,6 +256,8 @@ class AccelConfig:
             raise UserError(f"events must be 1 or 2, not {self.events!r}")
         if self.stream_latency not in (1, 3):
             raise UserError(f"stream_latency must be 1 or 3, not {self.stream_latency!r}")
+        if self.weight_latency not in (1, 2):
+            raise UserError(f"weight_latency must be 1 or 2, not {self.weight_latency!r}")
         if self.stream_latency > 1 and self.writeback_cycles > 1:
             raise UserError(f"stream_latency {self.stream_latency} needs writeback_cycles 1 "
                             f"(every lane at once), not {self.writeback_cycles}")

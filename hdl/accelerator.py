@@ -140,7 +140,7 @@ class Accelerator(wiring.Component):
         m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,
                                        bias_width=cfg.acc_bits, weight_depth=cfg.weights_depth,
                                        bias_depth=cfg.biases_depth, bias=not cfg.writeback_bias,
-                                       events=cfg.events)
+                                       events=cfg.events, weight_latency=cfg.weight_latency)
         m.submodules.wb = wrb = RowWriteBack(cfg)
         m.submodules.sdsa = sdsa = SDSASequencer(cfg)
         # The POOL_OR stage only where the model has a spike max-pool (AccelConfig.pool_or).

@@ -25,6 +25,7 @@ from sdtforge.errors import UserError
 from sdtforge.quantize import ir
 
 from .accel_config import (
+    ENGINE_FIELDS,
     MEMORIES,
     MIN_COUNTER_BITS,
     AccelConfig,
@@ -102,22 +103,26 @@ class Compiled:
         return "\n".join(lines) + "\n"
 
 
-def derive_config(model, lanes=8, width=16, writeback_lanes=None, events=1, stream_latency=1):
+def derive_config(model, lanes=8, width=16, writeback_lanes=None, **engine):
     """The smallest :class:`AccelConfig` (given ``lanes`` and ``width``) that runs ``model``.
 
     ``writeback_lanes``: lanes the write-back stage handles per cycle (a power of two; by
-    default all ``lanes``), i.e. ``writeback_cycles = lanes / writeback_lanes``. ``events``:
-    events per PE command (``AccelConfig.events``); ``stream_latency``: the stream memory's
-    read latency (``AccelConfig.stream_latency``).
+    default all ``lanes``), i.e. ``writeback_cycles = lanes / writeback_lanes``. ``engine``:
+    the :class:`AccelConfig` fields that choose how the engine works rather than what it
+    holds (:data:`ENGINE_FIELDS`: ``events``, ``stream_latency``, ``weight_latency``), as
+    given.
 
     Every memory gets at least 2 rows, so every memory address is at least one bit wide. The
     loop-counter and channel widths, and with the memory depths every descriptor field's
     width, follow from the model (:func:`~.accel_isa.descriptor_widths`).
     """
     check_lanes_width(lanes, width)
+    unknown = set(engine) - set(ENGINE_FIELDS)
+    if unknown:
+        raise TypeError(f"derive_config() got unexpected keyword arguments {sorted(unknown)}")
     base = AccelConfig(lanes=lanes, width=width,
-                       writeback_cycles=writeback_cycles(lanes, writeback_lanes), events=events,
-                       stream_latency=stream_latency, **derive_config_widths(model, lanes, width))
+                       writeback_cycles=writeback_cycles(lanes, writeback_lanes), **engine,
+                       **derive_config_widths(model, lanes, width))
     plan = plan_memories(model, base, rows=False)
     cfg = AccelConfig(**{**asdict(base), **plan.field_bits, "pool_or": pool_or_mode(plan.program),
                          **{f"{k}_depth": max(v, 2) for k, v in plan.needed.items()}})
@@ -352,8 +357,7 @@ def _check_capacity(needs, config):
                             f"{getattr(config, key)}; use a larger configuration")
 
 
-def compile_model(model, config=None, *, lanes=8, width=16, writeback_lanes=None, events=1,
-                  stream_latency=1):
+def compile_model(model, config=None, *, lanes=8, width=16, writeback_lanes=None, **engine):
     """Compile an :class:`~sdtforge.quantize.ir.IntegerModel` (or an ``.sfm`` path).
 
     Parameters
@@ -363,7 +367,7 @@ def compile_model(model, config=None, *, lanes=8, width=16, writeback_lanes=None
     config : AccelConfig, optional
         Target hardware; a model that does not fit raises one :class:`UserError` naming the
         memory, the size needed and the size available. By default the smallest configuration
-        with ``lanes``, ``width``, ``writeback_lanes``, ``events`` and ``stream_latency``
+        with ``lanes``, ``width``, ``writeback_lanes`` and the ``engine`` fields
         (:func:`derive_config`) is derived from the model.
 
     Returns
@@ -374,7 +378,7 @@ def compile_model(model, config=None, *, lanes=8, width=16, writeback_lanes=None
         model = ir.load(model)
     if config is None:
         config = derive_config(model, lanes=lanes, width=width, writeback_lanes=writeback_lanes,
-                               events=events, stream_latency=stream_latency)
+                               **engine)
     else:
         _check_capacity(derive_config_widths(model, config.lanes, config.width), config)
     return _compile(model, config)

@@ -5,7 +5,7 @@ needs adders only. The array holds P accumulators (P output channels computed to
 controller sends one command per event and drains the P sums into the LIF unit.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -113,7 +113,7 @@ class PEArray(wiring.Component):
     """
 
     def __init__(self, lanes, acc_width, *, weight_width=8, bias_width=None, weight_depth=256,
-                 bias_depth=16, bias=True, events=1):
+                 bias_depth=16, bias=True, events=1, weight_latency=1):
         check_positive("Lane count", lanes)
         check_positive("Accumulator width", acc_width)
         check_positive("Weight width", weight_width)
@@ -129,7 +129,10 @@ class PEArray(wiring.Component):
             raise ValueError(f"Bias width {bias_width!r} exceeds accumulator width {acc_width!r}")
         if events not in (1, 2):
             raise ValueError(f"Events per command must be 1 or 2, not {events!r}")
+        if weight_latency not in (1, 2):
+            raise ValueError(f"Weight latency must be 1 or 2, not {weight_latency!r}")
         self._events = events
+        self._weight_latency = weight_latency
         self._lanes = lanes
         self._acc_width = acc_width
         self._bias_depth = bias_depth
@@ -166,6 +169,7 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self._lanes
+        late = self._weight_latency == 2
 
         if self._has_bias:
             m.submodules.b_mem = b_mem = loader_filled(memory.Memory(shape=self.bias_shape,
@@ -179,45 +183,80 @@ class PEArray(wiring.Component):
             bias_row = [0] * p
 
         acc = [Signal(signed(self._acc_width), name=f"acc{lane}") for lane in range(p)]
+        # Stage s: the command the cycle after it is accepted, its row due on w_rsp.
         s_valid = Signal()
         s_op = Signal(PEOp)
         s_tag = Signal(self._addr_width)
-
         s_last = Signal()
         s_two = Signal()
-        # The second stage completes this cycle unless its row is late or its sums wait on o.
+        s_bias = Signal(self._bias_width) if late and self._has_bias else None
         s_acc = s_valid & (s_op == PEOp.ACC)
-        s_drain = s_valid & (s_op == PEOp.DRAIN)
-        emit = Mux(s_acc, self.w_rsp.valid & s_last, s_drain)
-        stall = (s_acc & ~self.w_rsp.valid) | (emit & ~self.o.ready)
-        advance = ~stall
-        # acc + w: the ACC update and the sums a row-ending ACC emits (one adder per lane).
-        total = [Signal(signed(self._acc_width), name=f"sum{lane}") for lane in range(p)]
+        # The row the lanes add: w_rsp's (the second row added where the request asked for it).
+        w = self.weight_shape.elem_shape.width
         if self._events == 1:
             rows = [self.w_rsp.payload[lane] for lane in range(p)]
         else:
             rows = [self.w_rsp.payload.row[lane] + Mux(s_two, self.w_rsp.payload.row1[lane], 0)
                     for lane in range(p)]
-        m.d.comb += [total[lane].eq(acc[lane] + Mux(s_acc, rows[lane], 0))
+        if late:
+            # Stage x: the command with its row in a register (weight_latency = 2), so the
+            # weight memory's read and the accumulators' adders are a clock cycle apart.
+            x_valid = Signal()
+            x_op = Signal(PEOp)
+            x_tag = Signal(self._addr_width)
+            x_last = Signal()
+            x_rows = [Signal(signed(w + self._events - 1), name=f"row{lane}")
+                      for lane in range(p)]
+            row_ok = Const(1)
+        else:
+            x_valid, x_op, x_tag, x_last, x_rows = s_valid, s_op, s_tag, s_last, rows
+            row_ok = self.w_rsp.valid
+        # The adding stage completes this cycle unless its row is late or its sums wait on o.
+        x_acc = x_valid & (x_op == PEOp.ACC)
+        x_drain = x_valid & (x_op == PEOp.DRAIN)
+        emit = Mux(x_acc, row_ok & x_last, x_drain)
+        x_advance = ~((x_acc & ~row_ok) | (emit & ~self.o.ready))
+        # Stage s takes the next command when it moves on (into stage x with its row) or is
+        # empty; with one cycle of weight latency stage s is the adding stage, and moves on when
+        # it completes.
+        if late:
+            advance = (x_advance | ~s_valid) & ~(s_acc & ~self.w_rsp.valid)
+        else:
+            advance = x_advance
+        # acc + w: the ACC update and the sums a row-ending ACC emits (one adder per lane).
+        total = [Signal(signed(self._acc_width), name=f"sum{lane}") for lane in range(p)]
+        m.d.comb += [total[lane].eq(acc[lane] + Mux(x_acc, x_rows[lane], 0))
                      for lane in range(p)]
         # An ACC's request leaves as soon as the command is offered, held until the source
         # takes it (``sent``), so a request never waits on this array's own stall.
         is_acc = self.i.payload.op == PEOp.ACC
         sent = Signal()
         requested = ~is_acc | sent | self.w_req.ready
+        if late:
+            # Stage s's row moves into stage x's register with its command.
+            rsp_ready = s_acc & x_advance
+        else:
+            # A row-ending ACC keeps its weight row until its sums are taken.
+            rsp_ready = s_acc & ~(s_last & ~self.o.ready)
+        if not self._has_bias:
+            bias_read = []
+        elif late:
+            # The bias row is read as the command moves into stage x (its data held there).
+            bias_read = [b_rd.addr.eq(Mux(s_last, s_bias, s_tag)), b_rd.en.eq(x_advance)]
+        else:
+            bias_read = [b_rd.addr.eq(Mux(self.i.payload.last, self.i.payload.bias,
+                                          self.i.payload.addr)), b_rd.en.eq(advance)]
         m.d.comb += [
             self.w_req.valid.eq(self.i.valid & is_acc & ~sent),
             *([self.w_req.payload.eq(self.i.payload.addr)] if self._events == 1 else
               [self.w_req.payload.addr.eq(self.i.payload.addr),
                self.w_req.payload.addr1.eq(self.i.payload.addr1),
                self.w_req.payload.two.eq(self.i.payload.two)]),
-            # A row-ending ACC keeps its weight row until its sums are taken.
-            self.w_rsp.ready.eq(s_acc & ~(s_last & ~self.o.ready)),
+            self.w_rsp.ready.eq(rsp_ready),
             self.i.ready.eq(advance & requested),
-            *([b_rd.addr.eq(Mux(self.i.payload.last, self.i.payload.bias, self.i.payload.addr)),
-               b_rd.en.eq(advance)] if self._has_bias else []),
+            *bias_read,
             self.o.valid.eq(emit),
-            self.o.payload.tag.eq(s_tag),
+            self.o.payload.tag.eq(x_tag),
         ]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += sent.eq(0)
@@ -234,16 +273,27 @@ class PEArray(wiring.Component):
                 s_tag.eq(self.i.payload.addr),
                 s_last.eq(self.i.payload.last),
                 *([s_two.eq(self.i.payload.two)] if self._events == 2 else []),
+                *([s_bias.eq(self.i.payload.bias)] if s_bias is not None else []),
             ]
-            with m.If(s_valid):
-                # If/Elif rather than a Switch: a case statement without the DRAIN arm makes
-                # Verilator stop on CASEINCOMPLETE in the generated Verilog.
-                with m.If(s_last & ((s_op == PEOp.ACC) | (s_op == PEOp.DRAIN))):
-                    m.d.sync += [acc[lane].eq(bias_row[lane]) for lane in range(p)]
-                with m.Elif(s_op == PEOp.ACC):
-                    m.d.sync += [acc[lane].eq(total[lane]) for lane in range(p)]
-                with m.Elif(s_op == PEOp.BIAS):
-                    m.d.sync += [acc[lane].eq(bias_row[lane]) for lane in range(p)]
-                with m.Elif(s_op == PEOp.CLEAR):
-                    m.d.sync += [acc[lane].eq(0) for lane in range(p)]
+        if late:
+            with m.If(x_advance):
+                # A command whose row is late leaves a bubble in stage x.
+                m.d.sync += [
+                    x_valid.eq(s_valid & ~(s_acc & ~self.w_rsp.valid)),
+                    x_op.eq(s_op),
+                    x_tag.eq(s_tag),
+                    x_last.eq(s_last),
+                    *[x_rows[lane].eq(rows[lane]) for lane in range(p)],
+                ]
+        with m.If(x_advance & x_valid):
+            # If/Elif rather than a Switch: a case statement without the DRAIN arm makes
+            # Verilator stop on CASEINCOMPLETE in the generated Verilog.
+            with m.If(x_last & ((x_op == PEOp.ACC) | (x_op == PEOp.DRAIN))):
+                m.d.sync += [acc[lane].eq(bias_row[lane]) for lane in range(p)]
+            with m.Elif(x_op == PEOp.ACC):
+                m.d.sync += [acc[lane].eq(total[lane]) for lane in range(p)]
+            with m.Elif(x_op == PEOp.BIAS):
+                m.d.sync += [acc[lane].eq(bias_row[lane]) for lane in range(p)]
+            with m.Elif(x_op == PEOp.CLEAR):
+                m.d.sync += [acc[lane].eq(0) for lane in range(p)]
         return m

@@ -186,7 +186,7 @@ def _check_sim(sim):
 def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, seed=0,
           stall=0.3, waves=False, dump_spikes=False, progress=None, writeback_lanes=None,
           sdram=False, prefetch=True, max_cycles=None, events=1, window=None,
-          stream_latency=1):
+          stream_latency=1, weight_latency=1):
     """Co-simulate ``images`` on the generated Verilog and compare with the golden model.
 
     Parameters
@@ -222,6 +222,9 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     stream_latency : int
         The stream memory's read latency, 1 or 3 (``AccelConfig.stream_latency``; ignored
         with ``config``).
+    weight_latency : int
+        Cycles from a PE command to its weight row in the adders, 1 or 2
+        (``AccelConfig.weight_latency``; ignored with ``config``).
     sdram : bool
         Keep the weights in SDRAM (:class:`~sdtforge.boards.sdram_engine.SDRAMEngine`: the
         generated LiteDRAM controller and the chip model ``sim/verilog/sdram_chip.v``, at the
@@ -260,7 +263,7 @@ def cosim(model, images, *, sim="icarus", out, lanes=8, width=16, config=None, s
     images = np.asarray(images)
     compiled = compile_model(model, config, lanes=lanes, width=width,
                              writeback_lanes=writeback_lanes, events=events,
-                             stream_latency=stream_latency)
+                             stream_latency=stream_latency, weight_latency=weight_latency)
     cfg = compiled.config
     ref = golden.run(model, images, spikes=True)
     predicted = [cycles.predict(model, ref.spikes, cfg.lanes, cfg.width, image=i,

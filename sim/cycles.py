@@ -73,16 +73,19 @@ def _box(cost, k3):
     return sum(p[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
 
 
-def _third_event(s, width, k3, per_command=1):
-    """``[T, H, W]``: the encoder cycle (within its row) of each row's third event, ``-1`` for a
-    row with fewer than three.
+def _third_event(s, width, k3, per_command=1, nth=3):
+    """``[T, H, W]``: the encoder cycle (within its row) of each row's third event (``nth``),
+    ``-1`` for a row with fewer.
 
     A row's encoder cycles run over its in-bounds taps (raster order) and, per tap, its words:
     a word with ``n`` spikes is ``n`` event cycles, an empty word one cycle without an event —
     but the row's last word always ends in an event (its sums' marker). While the PE array
     holds a row's sums, the encoder runs on into the next row until the command queue holds
-    two events and a third waits; the cycles it got through by then are this index. With two
-    events per command (``per_command``) an "event" here is a command: an encoder item.
+    two events and a third waits; the cycles it got through by then are this index. A PE
+    array that takes its weight rows into a register (``AccelConfig.weight_latency = 2``)
+    holds one more command of the next row meanwhile, so there a fourth waits (``nth = 4``).
+    With two events per command (``per_command``) an "event" here is a command: an encoder
+    item.
     """
     pop = _popcounts(s, width, per_command)                                     # [T, words, H, W]
     t, words, h, w = pop.shape
@@ -101,11 +104,11 @@ def _third_event(s, width, k3, per_command=1):
     last = inside.shape[0] - 1 - np.argmax(inside[::-1], axis=0)
     np.put_along_axis(events, last[None], np.take_along_axis(cost, last[None], 0), 0)
     cum_e, cum_c = np.cumsum(events, axis=0), np.cumsum(cost, axis=0)
-    has = cum_e[-1] >= 3
-    e = np.argmax(cum_e >= 3, axis=0)[None]                        # the entry of event 3
+    has = cum_e[-1] >= nth
+    e = np.argmax(cum_e >= nth, axis=0)[None]                      # the entry of event nth
     before_e = np.take_along_axis(cum_e, e, 0)[0] - np.take_along_axis(events, e, 0)[0]
     before_c = np.take_along_axis(cum_c, e, 0)[0] - np.take_along_axis(cost, e, 0)[0]
-    return np.where(has, before_c + 2 - before_e, -1)
+    return np.where(has, before_c + nth - 1 - before_e, -1)
 
 
 def _window_ranges(n, stride=2):
@@ -115,7 +118,8 @@ def _window_ranges(n, stride=2):
             for o in range((n - 1) // stride + 1)]
 
 
-def _conv_cycles(s, groups, k3, width, pool=False, writeback=1, events=1, stream_latency=1):
+def _conv_cycles(s, groups, k3, width, pool=False, writeback=1, events=1, stream_latency=1,
+                 weight_latency=1):
     """Cycles of a spike-input CONV over map ``s`` ``[T, C, H, W]`` (one image).
 
     The row pipeline (``docs/accelerator.md`` §9): ``CONV_START`` and three cycles of fetch,
@@ -128,9 +132,12 @@ def _conv_cycles(s, groups, k3, width, pool=False, writeback=1, events=1, stream
     register and works on them a cycle later, ``CONV_END``). A pooled conv
     (``pool``) iterates the input positions, and a take also waits for the previous row's
     window merges; a write-back of ``writeback`` cycles per row (:func:`_rows`) overlaps
-    the next row's gather.
+    the next row's gather. A PE array that takes its weight rows into a register
+    (``weight_latency = 2``) emits a row's sums a cycle later: a row is then at least 4
+    cycles and the layer ends four cycles after its last event.
     """
-    return sum(_conv_groups(s, groups, k3, width, pool, writeback, events, stream_latency))
+    return sum(_conv_groups(s, groups, k3, width, pool, writeback, events, stream_latency,
+                            weight_latency))
 
 
 def _window_counts(n):
@@ -138,7 +145,8 @@ def _window_counts(n):
     return [2 if y % 2 and y + 1 < n else 1 for y in range(n)]
 
 
-def _conv_groups(s, groups, k3, width, pool=False, writeback=1, events=1, stream_latency=1):
+def _conv_groups(s, groups, k3, width, pool=False, writeback=1, events=1, stream_latency=1,
+                 weight_latency=1):
     """:func:`_conv_cycles` split by output group: a list of ``groups`` cycle counts that sums
     to it.
 
@@ -149,17 +157,19 @@ def _conv_groups(s, groups, k3, width, pool=False, writeback=1, events=1, stream
     drain) are group 0's.
     """
     rows = _box(_word_cost(s, width, events), k3)
+    late = weight_latency - 1           # the PE array's extra stage
     if pool or writeback > 1:
         marks = []
-        _rows(rows, _third_event(s, width, k3, events), groups, writeback, pool, marks,
-              stream_latency)
+        _rows(rows, _third_event(s, width, k3, events, 3 + late), groups, writeback, pool, marks,
+              stream_latency, weight_latency)
         return [b - a for a, b in zip([0] + marks[:-1], marks, strict=True)]
     first = int(rows[0, 0, 0])
-    per = int(np.maximum(rows, 3).sum())
-    return [7 + first - max(first, 3) + per] + [per] * (groups - 1)
+    least = 3 + late
+    per = int(np.maximum(rows, least).sum())
+    return [7 + late + first - max(first, least) + per] + [per] * (groups - 1)
 
 
-def _rows(rows, third, groups, writeback, pool, marks=None, stream_latency=1):
+def _rows(rows, third, groups, writeback, pool, marks=None, stream_latency=1, weight_latency=1):
     """A conv's rows one by one (``rows``: each row's gather, ``[T, H, W]``, per group;
     ``third``: :func:`_third_event`).
 
@@ -177,7 +187,9 @@ def _rows(rows, third, groups, writeback, pool, marks=None, stream_latency=1):
     ``stream_latency = L > 1`` cycles, pipelined: a window per cycle and ``L`` more, and the
     layer, or group, then ends when its last row's merges do). The layer ends a cycle after the last
     row's last chunk. ``marks``, a list, gets the cycle each group's last row ends
-    (``start + writeback`` after it; the last one is the result).
+    (``start + writeback`` after it; the last one is the result). With ``weight_latency = 2``
+    a take is three cycles after the last event (the PE array's extra stage) and ``third`` is
+    each row's fourth event.
     """
     t_steps, h, w = rows.shape
     wins = np.outer(_window_counts(h), _window_counts(w)) if pool else None
@@ -192,7 +204,8 @@ def _rows(rows, third, groups, writeback, pool, marks=None, stream_latency=1):
                     else:
                         last = max(last + g, (take if writeback == 1 else start) + 1,
                                    take + g - v3 if v3 >= 0 else 0)
-                    take = last + 2 if free is None else max(last + 2, free)
+                    drained = last + 1 + weight_latency
+                    take = drained if free is None else max(drained, free)
                     if writeback > 1 and start is not None:
                         # The sums register is the row's chunk shift register: free in the
                         # previous row's last chunk.
@@ -229,6 +242,8 @@ class _Context:
     events: int = 1
     #: Cycles from a stream read's address to its data (``AccelConfig.stream_latency``).
     stream_latency: int = 1
+    #: Cycles from a PE command to its weight row in the adders (``AccelConfig.weight_latency``).
+    weight_latency: int = 1
 
     @property
     def steps(self):
@@ -282,7 +297,9 @@ def _pixel_conv(layer, ctx):
         largest = int(np.asarray(ctx.spikes[layer.input])[:, ctx.image].max())
         planes, gathers = max(largest.bit_length(), 1), ctx.steps
     events = 9 * layer.in_channels     # a word per tap and channel, in every plane
-    gather = _GATHER + events + (planes - 1) * (_PLANE + events) + _GATHER_END
+    # (the last plane's sums a cycle later from a PE array with a weight register)
+    gather = (_GATHER + events + (planes - 1) * (_PLANE + events) + _GATHER_END
+              + ctx.weight_latency - 1)
     if ctx.writeback > 1:
         # A lane-serial write-back folds each plane in c cycles while the next one gathers
         # (_PLANE + events >= c: ``AccelConfig`` refuses a longer write-back row), then the
@@ -367,7 +384,7 @@ def _head_parts(layer, ctx):
     head = np.asarray(ctx.spikes[layer.output])[:, ctx.image]
     linear = _conv_groups(head.reshape(t_steps, -1, 1, 1), _ceil(layer.num_classes, ctx.lanes),
                           False, ctx.width, writeback=ctx.writeback, events=ctx.events,
-                          stream_latency=ctx.stream_latency)
+                          stream_latency=ctx.stream_latency, weight_latency=ctx.weight_latency)
     return head_sum, linear
 
 
@@ -385,7 +402,7 @@ def _context(model, spikes, lanes, width, image, config):
 
         words, writeback, sdsa_or = descriptor_words_for(model, lanes, width), 1, \
             sdsa_or_mode(model)
-        events, latency = 1, 1
+        events, latency, weights = 1, 1, 1
     else:
         from sdtforge.hdl.accel_isa import descriptor_words
 
@@ -394,9 +411,9 @@ def _context(model, spikes, lanes, width, image, config):
                              f"not {lanes}, {width}")
         words, writeback, sdsa_or = (descriptor_words(config), config.writeback_cycles,
                                      config.sdsa_or)
-        events, latency = config.events, config.stream_latency
+        events, latency, weights = config.events, config.stream_latency, config.weight_latency
     return _Context(model, spikes, lanes, width, image, pooled, decode_cycles(words), writeback,
-                    sdsa_or, events, latency)
+                    sdsa_or, events, latency, weights)
 
 
 def predict(model, spikes, lanes, width, image=0, *, config=None):
@@ -466,7 +483,8 @@ def _spike_groups(layer, ctx):
     k3 = layer.KIND in ("conv3x3_spike", "stream_conv3x3")
     pool = layer.KIND.startswith("stream_") and bool(getattr(layer, "pool", False))
     groups = _conv_groups(ctx.smap(layer.input), _ceil(layer.out_channels, ctx.lanes), k3,
-                          ctx.width, pool, ctx.writeback, ctx.events, ctx.stream_latency)
+                          ctx.width, pool, ctx.writeback, ctx.events, ctx.stream_latency,
+                          ctx.weight_latency)
     out = _weighted(layer.name, ctx.decode, groups)
     if layer.KIND == "conv3x3_spike":
         out += _pool_segment(layer, ctx)

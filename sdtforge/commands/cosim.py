@@ -52,6 +52,9 @@ def add_arguments(p):
                         "address and the data in registers, as the ULX3S builds, also with "
                         "--sdram (needs every lane in the write-back: no --writeback-lanes "
                         "below P)")
+    p.add_argument("--weight-latency", type=int, choices=(1, 2), default=1,
+                   help="cycles from a PE command to its weight row in the adders: 2 takes "
+                        "the row into a register first, as the ULX3S builds, also with --sdram")
     p.add_argument("--stall", type=_args.fraction, default=0.3,
                    help="probability of idling valid/ready before each stream beat")
     p.add_argument("--waves", action="store_true", help="dump waveforms into the build dir")
@@ -127,7 +130,8 @@ def run(args):
                        dump_spikes=args.dump_spikes, progress=say,
                        writeback_lanes=args.writeback_lanes, sdram=args.sdram,
                        prefetch=not args.no_prefetch, events=args.events,
-                       stream_latency=args.stream_latency, window=args.window)
+                       stream_latency=args.stream_latency, weight_latency=args.weight_latency,
+                       window=args.window)
     summary = f"bit-exact: {result.bit_exact}/{len(images)} images"
     bad = result.first_mismatch()
     sdram_errors = result.sdram["errors"] if result.sdram else 0

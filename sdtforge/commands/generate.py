@@ -34,6 +34,9 @@ def add_arguments(p):
                    help="cycles from a stream memory read's address to its data: 3 puts the "
                         "address and the data in registers, as the ULX3S builds (needs "
                         "every lane in the write-back: no --writeback-lanes below P)")
+    p.add_argument("--weight-latency", type=int, choices=(1, 2), default=1,
+                   help="cycles from a PE command to its weight row in the adders: 2 takes "
+                        "the row into a register first, as the ULX3S builds")
     p.add_argument("--config", type=Path, default=None,
                    help="hardware config JSON to target (default: the smallest that fits)")
     p.add_argument("--json", action="store_true", help="print the memory table as JSON")
@@ -64,7 +67,8 @@ def run(args):
             raise UserError(f"cannot read hardware config {args.config}: {exc}") from None
     compiled = compile_model(args.model, config, lanes=args.lanes, width=args.width,
                              writeback_lanes=args.writeback_lanes, events=args.events,
-                             stream_latency=args.stream_latency)
+                             stream_latency=args.stream_latency,
+                             weight_latency=args.weight_latency)
     text = accelerator_verilog(compiled.config)
     out = args.out
     # Nothing is written until every file can be.

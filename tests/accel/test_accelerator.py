@@ -40,15 +40,16 @@ CASES = {
 def _check(config, lanes, width, seed, images, stall=None, external_weights=False,
            widen=None, late=None, theta_max=4, writeback=1, dram_latency=None,
            prefetch_window=None, input_max=255, mask_theta=1, sdsa_or=None, pool_or=None,
-           events=1, stream_latency=1):
+           events=1, stream_latency=1, weight_latency=1):
     model = random_model(config, seed=seed, theta_max=theta_max, mask_theta=mask_theta)
     compiled = compile_model(model, lanes=lanes, width=width, writeback_lanes=lanes // writeback,
                              events=events)
-    for name, value in (("sdsa_or", sdsa_or), ("pool_or", pool_or),
-                        ("stream_latency", stream_latency if stream_latency > 1 else None)):
-        if value is not None:
-            compiled = compile_model(model, dataclasses.replace(compiled.config,
-                                                                **{name: value}))
+    given = {name: value for name, value in (("sdsa_or", sdsa_or), ("pool_or", pool_or),
+                                             ("stream_latency", stream_latency),
+                                             ("weight_latency", weight_latency))
+             if value is not None and value != getattr(compiled.config, name)}
+    if given:
+        compiled = compile_model(model, dataclasses.replace(compiled.config, **given))
     if widen:
         # A given configuration wider than the derived one: a longer descriptor.
         hw = dataclasses.replace(compiled.config, **widen)
@@ -328,6 +329,46 @@ def test_stream_reads_of_three_cycles_with_late_weights():
            late=lambda k: bool(late[k % 100000]), stream_latency=3)
     _check(config, lanes, width, seed=4, images=1, dram_latency=13, prefetch_window=256,
            events=2, stream_latency=3)
+
+
+@pytest.mark.parametrize("case,engine", [
+    ("4x4-d8", {}),
+    # The ULX3S's engine: two events per command, the stream read through registers.
+    ("6x5-c2-pool-p4w8", {"events": 2, "stream_latency": 3}),
+    # A lane-serial write-back: its sums register holds rows longer, and the PE array's
+    # second stage fills while the first waits.
+    ("4x4-d8", {"events": 2, "writeback": 4}),
+    ("5x3-dvs-h4-p4w8", {}),
+])
+def test_weight_rows_through_a_register(case, engine):
+    """The PE array takes each weight row into a register before its adders
+    (``weight_latency = 2``, the ULX3S builds): bit-exact, the cycle model's count, and the
+    pixel layer's cost one cycle more per gather of a (group, position), its last plane's sums
+    a cycle later; no layer is faster, and none slower by more than a cycle per row."""
+    config, lanes, width = CASES[case]
+    theta = THETA_MAX.get(case, 4)
+    one = _check(config, lanes, width, seed=1, images=2, theta_max=theta, **engine)
+    two = _check(config, lanes, width, seed=1, images=2, theta_max=theta, weight_latency=2,
+                 **engine)
+    model = random_model(config, seed=1, theta_max=theta)
+    pixel = model.layers[0]
+    positions = pixel.height * pixel.width * -(-pixel.out_channels // lanes)
+    gathers = config["T"] if config.get("encoding") == "events" else 1      # event frames
+    for (c1, _, l1), (c2, _, l2) in zip(one, two, strict=True):
+        assert c2 > c1
+        assert l2[pixel.name] - l1[pixel.name] == positions * gathers
+        assert all(0 <= l2[k] - l1[k] <= config["T"] * positions for k in l1)
+
+
+def test_weight_rows_through_a_register_when_late():
+    """Late weight rows, and rows from a DRAM prefetch with two events per command (the
+    ULX3S's ``--sdram`` engine): the registered row waits with its command, bit-exact."""
+    late = np.random.default_rng(7).random(100000) < 0.3
+    config, lanes, width = CASES["6x5-c2-pool-p4w8"]
+    _check(config, lanes, width, seed=4, images=2, external_weights=True,
+           late=lambda k: bool(late[k % 100000]), weight_latency=2)
+    _check(config, lanes, width, seed=4, images=1, dram_latency=13, prefetch_window=256,
+           events=2, stream_latency=3, weight_latency=2)
 
 
 def test_a_longer_descriptor():

@@ -723,6 +723,7 @@ def test_the_config_digest_of_older_configurations_is_kept():
     # does a stream memory read through registers.
     assert config_digest(dataclasses.replace(base, events=2)) == config_digest(base)
     assert config_digest(dataclasses.replace(base, stream_latency=3)) == config_digest(base)
+    assert config_digest(dataclasses.replace(base, weight_latency=2)) == config_digest(base)
     # A lane-serial write-back's bias and threshold rows changed from P lanes to one chunk:
     # its boards built before (digest 5227e3cb here) must not take the new images.
     serial = config_digest(dataclasses.replace(base, writeback_cycles=4)).hex()

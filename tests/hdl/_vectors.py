@@ -155,10 +155,11 @@ class PEWithWeights(wiring.Component):
 
 
 def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", density=0.3,
-            late=False, acc_width=None, bias=True, events=1):
+            late=False, acc_width=None, bias=True, events=1, weight_latency=1):
     """PE commands over ``groups`` rows; ``bias=False``: the array without a bias memory, whose
     ``BIAS`` and ``last`` clear the accumulators (its biases are added after it); ``events =
-    2``: a row's events two to a command (the last one alone where their count is odd)."""
+    2``: a row's events two to a command (the last one alone where their count is odd);
+    ``weight_latency = 2``: the array takes each weight row into a register before adding it."""
     w = ints(rng, (inputs, lanes), weight_width, "zeros" if fill == "ones" else "random")
     bias_width = weight_width + 4
     b = ints(rng, (groups, lanes), bias_width)
@@ -170,7 +171,7 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
     assert acc_width >= need
     pe = PEArray(lanes, acc_width, weight_width=weight_width,
                  bias_width=bias_width if bias else None, weight_depth=inputs,
-                 bias_depth=groups, bias=bias, events=events)
+                 bias_depth=groups, bias=bias, events=events, weight_latency=weight_latency)
     dut = PEWithWeights(pe, inputs, late=late, events=events)
     writes = [("w_write", [(k, pack(pe.weight_shape, [int(v) for v in w[k]]))
                            for k in range(inputs)])]

@@ -77,13 +77,15 @@ def test_event_encoder(seed, fill, width, words, events):
 
 @EXAMPLES
 @given(seed=seeds, fill=fills, lanes=st.sampled_from([1, 4, 8]), late=st.booleans(),
-       bias=st.booleans(), events=st.sampled_from([1, 2]))
-def test_pe_array(seed, fill, lanes, late, bias, events):
+       bias=st.booleans(), events=st.sampled_from([1, 2]), weight_latency=st.sampled_from([1, 2]))
+def test_pe_array(seed, fill, lanes, late, bias, events, weight_latency):
     # ``late``: the weight rows arrive late at random (the weight path's back-pressure);
     # ``bias=False``: no bias memory (AccelConfig.writeback_bias), BIAS and ``last`` clear;
-    # ``events=2``: two rows per command, read on the weight memory's two ports.
+    # ``events=2``: two rows per command, read on the weight memory's two ports;
+    # ``weight_latency=2``: each row in a register before the adders (AccelConfig).
     rng = np.random.default_rng(seed)
-    check(pe_case(rng, lanes=lanes, fill=fill, late=late, bias=bias, events=events), seed)
+    check(pe_case(rng, lanes=lanes, fill=fill, late=late, bias=bias, events=events,
+                  weight_latency=weight_latency), seed)
 
 
 @EXAMPLES
@@ -195,14 +197,19 @@ def test_event_encoder_cycles(fill, events):
 @pytest.mark.parametrize("name,build", [
     ("pe", lambda r: pe_case(r, groups=4)),
     ("pe2", lambda r: pe_case(r, groups=4, events=2)),
+    ("pe-registered", lambda r: pe_case(r, groups=4, weight_latency=2)),
+    ("pe2-registered", lambda r: pe_case(r, groups=4, events=2, weight_latency=2)),
     ("sdsa", lambda r: sdsa_case(r, tokens=4)),
     ("spike_pool", lambda r: spike_pool_case(r, h=8, w=8)),
     ("int_pool", lambda r: int_pool_case(r, h=8, w=8)),
     ("residual", lambda r: residual_case(r, rows=10)),
 ])
 def test_cycles(name, build):
+    # A stream of n commands takes n cycles and the drain latency: 1, and 2 for a PE array that
+    # takes its weight rows into a register.
     case = build(np.random.default_rng(2))
-    assert check(case, 0, stall=0.0) == case.info["cycles"] + 1
+    drain = 2 if name.endswith("-registered") else 1
+    assert check(case, 0, stall=0.0) == case.info["cycles"] + drain
 
 
 def test_late_weight_rows_cost_cycles_not_results():
@@ -214,7 +221,8 @@ def test_late_weight_rows_cost_cycles_not_results():
     assert check(late, 0, stall=0.0) > check(on_time, 0, stall=0.0) == on_time.info["cycles"] + 1
 
 
-def test_row_ending_acc_waits_for_its_sums_to_be_taken():
+@pytest.mark.parametrize("weight_latency", [1, 2])
+def test_row_ending_acc_waits_for_its_sums_to_be_taken(weight_latency):
     """An ACC flagged ``last`` whose sums wait on ``o`` keeps its weight row, while the next
     command's request goes ahead: the sums are that row's, and nothing hangs."""
     from _stream import mem_write, pack, stream_put
@@ -222,7 +230,8 @@ def test_row_ending_acc_waits_for_its_sums_to_be_taken():
 
     from sdtforge.hdl.pe_array import PEArray, PEOp
 
-    pe = PEArray(2, 12, weight_width=4, bias_width=8, weight_depth=4, bias_depth=2)
+    pe = PEArray(2, 12, weight_width=4, bias_width=8, weight_depth=4, bias_depth=2,
+                 weight_latency=weight_latency)
     dut = PEWithWeights(pe, 4)
     cmds = [{"op": PEOp.BIAS, "addr": 0}, {"op": PEOp.ACC, "addr": 1},
             {"op": PEOp.ACC, "addr": 2, "last": 1, "bias": 1},

@@ -170,6 +170,8 @@ CASES = [
      "drop --writeback-lanes 1"),
     ("generate-stream-latency-2", ["generate", "{sfm}", "--out", "{tmp}/o", "--stream-latency",
                                    "2"], "invalid choice"),
+    ("generate-weight-latency-3", ["generate", "{sfm}", "--out", "{tmp}/o", "--weight-latency",
+                                   "3"], "invalid choice"),
     ("generate-missing", ["generate", "{tmp}/none.sfm", "--out", "{tmp}/o"], "does not exist"),
     ("generate-garbage", ["generate", "{garbage.sfm}", "--out", "{tmp}/o"], "garbage.sfm"),
     ("generate-config-missing", ["generate", "{sfm}", "--out", "{tmp}/o", "--config",

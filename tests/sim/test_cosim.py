@@ -223,14 +223,16 @@ def test_digits_tiny_at_the_icebreakers_configuration_verilator(digits_tiny, tmp
 @pytest.mark.slow
 def test_digits_tiny_at_the_ulx3s_configuration_verilator(digits_tiny, tmp_path, capsys):
     """The ULX3S's engine (two events per command, the stream memory's address and data in
-    registers: ``--stream-latency 3``) at P = 8: bit-exact on the first 10 test images, each
-    image's RTL cycles equal to the cycle model's."""
+    registers: ``--stream-latency 3``, the weight rows in a register before the adders:
+    ``--weight-latency 2``) at P = 8: bit-exact on the first 10 test images, each image's
+    RTL cycles equal to the cycle model's."""
     import json
 
     from sdtforge.cli import main
     sfm, _ = digits_tiny
     assert main(["cosim", str(sfm), "--sim", "verilator", "--images", "10", "--lanes", "8",
-                 "--width", "16", "--events", "2", "--stream-latency", "3", "--out",
+                 "--width", "16", "--events", "2", "--stream-latency", "3",
+                 "--weight-latency", "2", "--out",
                  str(tmp_path), "--json"]) == 0
     out = capsys.readouterr().out
     report = json.loads(out[:out.rindex("}") + 1])
@@ -281,17 +283,19 @@ def _through_sdram(sfm, model, sim, images, tmp_path, capsys, *extra):
 
 @needs_verilator
 @pytest.mark.slow
-@pytest.mark.parametrize("events,latency", [(1, 1), (2, 3)])
-def test_digits_tiny_through_sdram(digits_tiny, tmp_path, capsys, events, latency):
+@pytest.mark.parametrize("events,latency,weights", [(1, 1, 1), (2, 3, 2)])
+def test_digits_tiny_through_sdram(digits_tiny, tmp_path, capsys, events, latency, weights):
     """The weights go into the ULX3S's SDRAM through the loader, the generated LiteDRAM
     controller and the chip model, and the tile prefetch streams them back, once per image:
     bit-exact, no timing rule broken, and at most 5 % over the on-chip engine's cycles
     (``sdtforge cosim --sdram``; Verilator, the chip model timed with ``--timing``). As the
     ULX3S builds: two events per command (the window reads two rows per cycle) and the stream
-    memory read through registers (``--stream-latency 3``)."""
+    memory and the weight rows read through registers (``--stream-latency 3
+    --weight-latency 2``)."""
     sfm, model = digits_tiny
     for image in _through_sdram(sfm, model, "verilator", 3, tmp_path, capsys, "--events",
-                                str(events), "--stream-latency", str(latency)):
+                                str(events), "--stream-latency", str(latency),
+                                "--weight-latency", str(weights)):
         assert image["predicted"] <= image["cycles"] <= 1.05 * image["predicted"]
 
 
