@@ -176,8 +176,8 @@ class AccelConfig:
         weight source's answer added in the cycle it arrives; or 2, the answer (with two events
         per command, the sum of its two rows) taken into a register first, so the weight block
         RAMs' read and the accumulators' adders do not share a clock cycle. The PE array's
-        drain latency grows by a cycle and its command queue by one entry (the commands in
-        flight); the cycle model follows it.
+        drain latency grows by a cycle and it holds one command more; the cycle model
+        follows it (``docs/accelerator.md`` §9).
     """
 
     lanes: int = 8

@@ -64,10 +64,17 @@ class PEArray(wiring.Component):
     With ``events = 2`` a command carries up to two events (``addr1``, ``two``): its request
     asks for both rows and the lanes add both (the ECP5's block RAMs read two rows per cycle).
 
+    With ``weight_latency = 2`` the second stage (``s``) only waits for the row and hands the
+    command and its row (with two events, the two rows' sum) to a third stage (``x``) through
+    registers; stage ``x`` adds, loads and emits as stage ``s`` does otherwise, and the bias
+    row is read as the command enters it. Stage ``s`` takes a command whenever it is empty,
+    so while stage ``x`` waits on ``o`` the array holds one command more.
+
     Cycle contract: with a source that answers each request in the next cycle
     (:class:`~sdtforge.hdl.weights.WeightMemory`) and a ready ``o``, a command is accepted
-    every cycle and a stream of ``n`` commands takes ``n`` cycles plus 1 (drain latency 1).
-    Each cycle a row is late, or a drained result is not taken, delays the array by a cycle.
+    every cycle and a stream of ``n`` commands takes ``n`` cycles plus the drain latency,
+    ``weight_latency`` (1 or 2). Each cycle a row is late, or a drained result is not taken,
+    delays the array by a cycle.
 
     Parameters
     ----------
@@ -89,6 +96,10 @@ class PEArray(wiring.Component):
         as ``CLEAR`` does, a row's ``last`` command clears the accumulators, and there is no
         ``b_write`` port and no ``bias`` command field: each accumulator is then loaded only
         from its adder or cleared.
+    events : :class:`int`
+        Events per command, 1 or 2 (``AccelConfig.events``).
+    weight_latency : :class:`int`
+        1, or 2: each row in a register before the adders (``AccelConfig.weight_latency``).
 
     Members
     -------
