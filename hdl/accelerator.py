@@ -332,6 +332,15 @@ class Accelerator(wiring.Component):
         _drive(m, wrb.layer, conv=is_conv, mode=f.mode, pool=wb_pool, in_h=f.in_h, in_w=f.in_w,
                prow=f.prow, **({"pixel": d.op == Op.PIXEL, "head": d.op == Op.HEAD_SUM}
                                if serial else {}))
+        # The next row's last event may follow once the row's sums are taken. With the weight
+        # row in a register the sums come a cycle later; where the write-back takes every row
+        # in the cycle it is offered (all lanes at once, no pooled merge), the next row's last
+        # event goes a cycle earlier, as the row enters the PE array's last stage, and is
+        # latched in the cycle after the take, as the write-back allows.
+        if cfg.weight_latency == 2 and cfg.writeback_cycles == 1:
+            m.d.comb += ctrl.row_free.eq(Mux(wb_pool, wrb.taken, pe.row_end))
+        else:
+            m.d.comb += ctrl.row_free.eq(wrb.taken)
         _drive(m, wrb.row, t=t, y=oy, x=ox, g=g, first=ctrl.row_first, last=ctrl.row_last)
         wiring.connect(m, ctrl.lif, wrb.lif)
         m.d.comb += [

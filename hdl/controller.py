@@ -30,7 +30,7 @@ class LayerController(wiring.Component):
       encoder's events as ``ACC`` commands of row ``w_base + g·w_gstride + tap·cin + channel``
       (the row's last flagged ``last`` with the next row's bias row); the nest advances and
       the row is latched into the write-back (``wb.latch``) when the PE array takes the last
-      one (``cmd_taken_last``); a row's last event waits for ``wb.taken`` of the row before.
+      one (``cmd_taken_last``); a row's last event waits for ``row_free`` of the row before.
     - ``PIXEL``: per row, the bit-plane gathers (``BIAS``/``CLEAR``, events, ``DRAIN``; each
       plane's fetch a cycle after the plane before ends; at the first step only, or at every
       step from the sample's top plane down with ``per_step``), their ``sums`` folded by
@@ -103,6 +103,10 @@ class LayerController(wiring.Component):
         Commands to the PE array.
     cmd_taken_last : ``In(1)``
         The PE array takes a command flagged ``last``.
+    row_free : ``In(1)``
+        The latched ``CONV`` row no longer holds the next one back: its sums are taken
+        (``wb.taken``), or will be in the next cycle (the accelerator's choice, where the
+        write-back takes every row at once).
     sums : ``In(stream.Signature(sums_layout()))``
         The PE array's sums of a ``PIXEL`` plane, the payload from its accumulator registers
         (``PEArray.value``; :class:`~.lane_value.LaneValue`; only where the write-back handles
@@ -149,6 +153,7 @@ class LayerController(wiring.Component):
             "events": In(stream.Signature(event_layout)),
             "cmd": Out(stream.Signature(cmd_layout)),
             "cmd_taken_last": In(1),
+            "row_free": In(1),
             **({"sums": In(stream.Signature(lanes_acc))} if cfg.writeback_cycles == 1 else {}),
             "stream_row": In(cfg.lane_layout("stream")),
             "lif": Out(stream.Signature(cfg.lif_layout())),
@@ -241,7 +246,7 @@ class LayerController(wiring.Component):
             m.d.comb += [lv.pixel.eq(is_pixel), lv.row.eq(x_row),
                          self.lif.payload.eq(Mux(d.op == Op.STREAM_LIF, x_row, lv.value))]
 
-        with m.If(wbk.taken):
+        with m.If(self.row_free):
             m.d.sync += row_pending.eq(0)
         head_reading = Signal() if cfg.stream_latency > 1 else None
         s = Internals(cfg=cfg, f=f, nest=nest, wg=wg, bit=bit, hy=hy, hx=hx, ev=ev, ev_row=ev_row,

@@ -121,6 +121,9 @@ class PEArray(wiring.Component):
         The accumulators (registers). While a ``DRAIN`` is offered on ``o`` they hold what it
         offers, so a consumer can take a drained row from registers rather than from the
         adders (the pixel layer's Horner sum, ``LaneValue``).
+    row_end : ``Out(1)``
+        A command flagged ``last`` moves into the stage that adds and emits this cycle (with
+        ``weight_latency = 1``: is accepted); its sums are offered on ``o`` in the next cycle.
     """
 
     def __init__(self, lanes, acc_width, *, weight_width=8, bias_width=None, weight_depth=256,
@@ -171,6 +174,7 @@ class PEArray(wiring.Component):
                                                           shape=self.bias_shape))}
                if bias else {}),
             "value": Out(self.out_layout["acc"].shape),
+            "row_end": Out(1),
         })
 
     @property
@@ -269,6 +273,11 @@ class PEArray(wiring.Component):
             self.o.valid.eq(emit),
             self.o.payload.tag.eq(x_tag),
         ]
+        if late:
+            m.d.comb += self.row_end.eq(s_valid & s_last & x_advance
+                                        & ~(s_acc & ~self.w_rsp.valid))
+        else:
+            m.d.comb += self.row_end.eq(self.i.valid & self.i.ready & self.i.payload.last)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += sent.eq(0)
         with m.Elif(self.w_req.valid & self.w_req.ready):

@@ -110,7 +110,8 @@ class RowWriteBack(wiring.Component):
         The shift row (``AlignAdd``) and the stream row (``ADD``; the pooled merge's window)
         read by the controller's ports.
     hold : ``Out(1)``
-        Hold the stream and shift read ports (from ``latch`` until the sums are taken).
+        Hold the stream and shift read ports (from ``latch`` until the row starts, the cycle
+        after its sums are taken: the ports read again in that cycle).
     merging : ``Out(1)``
         A pooled row is being merged (the stream read port serves it).
     merge_read : ``Out(RowWriteBack.read_layout)``
@@ -250,7 +251,12 @@ class RowWriteBack(wiring.Component):
                 with m.If(k == c - 1):
                     m.d.sync += running.eq(0)
         else:
-            w_row, cur = o, first_of            # written the cycle after the take: o_* hold
+            # Written the cycle after the row starts, from its own copy of the coordinates:
+            # the next row may be latched as this one starts (``taken`` the cycle before).
+            w_row = {key: Signal(len(row[key]), name=f"w_{key}") for key in o}
+            cur = first_of
+            with m.If(start):
+                m.d.sync += [w_row[key].eq(first_of[key]) for key in o]
 
         def chunk(name, source):
             return chunk_of(m, name, source, n, start, running)
@@ -313,7 +319,10 @@ class RowWriteBack(wiring.Component):
             # row's read data (into ``x``) has no path into the adders.
             align.i.payload.acc.eq(s_acc if c == 1 else x),
             align.i.payload.shift.eq(shift),
-            self.hold.eq(hold),
+            # The ports read again in the row's start cycle: the row takes their data in that
+            # cycle, and a row latched in it (``taken`` the cycle before) finds its own data
+            # there from the next cycle on, held.
+            self.hold.eq(hold & ~start_conv),
             self.merging.eq(busy),
         ]
         with m.If(lay.mode == Mode.ADD):
@@ -404,7 +413,7 @@ class RowWriteBack(wiring.Component):
             m.d.sync += [s_valid.eq(1), s_acc.eq(sums.payload)]
         with m.Elif(start_conv if c == 1 else last_chunk):
             m.d.sync += s_valid.eq(0)
-        with m.If(start_conv):
+        with m.If(start_conv & ~self.latch):       # a row latched as this one starts holds
             m.d.sync += hold.eq(0)
         return m
 

@@ -133,8 +133,10 @@ def _conv_cycles(s, groups, k3, width, pool=False, writeback=1, events=1, stream
     (``pool``) iterates the input positions, and a take also waits for the previous row's
     window merges; a write-back of ``writeback`` cycles per row (:func:`_rows`) overlaps
     the next row's gather. A PE array that takes its weight rows into a register
-    (``weight_latency = 2``) emits a row's sums a cycle later: a row is then at least 4
-    cycles and the layer ends four cycles after its last event.
+    (``weight_latency = 2``) emits a row's sums a cycle later and the layer ends four cycles
+    after its last event; where every row is taken as its sums come (not pooled, one
+    write-back cycle) the next row's last event still follows three cycles after the row's,
+    elsewhere four (the take a cycle later).
     """
     return sum(_conv_groups(s, groups, k3, width, pool, writeback, events, stream_latency,
                             weight_latency))
@@ -163,10 +165,11 @@ def _conv_groups(s, groups, k3, width, pool=False, writeback=1, events=1, stream
         _rows(rows, _third_event(s, width, k3, events, 3 + late), groups, writeback, pool, marks,
               stream_latency, weight_latency)
         return [b - a for a, b in zip([0] + marks[:-1], marks, strict=True)]
+    # Every row is taken as its sums come (no merges, all lanes at once), so the next row's
+    # last event goes as the row enters the PE array's last stage: a row is still at least 3.
     first = int(rows[0, 0, 0])
-    least = 3 + late
-    per = int(np.maximum(rows, least).sum())
-    return [7 + late + first - max(first, least) + per] + [per] * (groups - 1)
+    per = int(np.maximum(rows, 3).sum())
+    return [7 + late + first - max(first, 3) + per] + [per] * (groups - 1)
 
 
 def _rows(rows, third, groups, writeback, pool, marks=None, stream_latency=1, weight_latency=1):
