@@ -109,6 +109,7 @@ def test_layer_sequence_matches_the_naive_model():
             if ready_sums:
                 ctx.set(c.sums.payload, sums_queue[0])
             ctx.set(c.wb.taken, taken_at == 0)
+            ctx.set(c.row_free, taken_at == 0)       # as the accelerator wires it here
             ctx.set(c.wb.done, wb_rows == 0)
             ctx.set(c.wb.written, written_next)
             ctx.set(c.emit.done, seen["emit"] > 0)
