@@ -206,6 +206,7 @@ class PEArray(wiring.Component):
         s_two = Signal()
         s_bias = Signal(self._bias_width) if late and self._has_bias else None
         s_acc = s_valid & (s_op == PEOp.ACC)
+        s_has_row = ~(s_acc & ~self.w_rsp.valid)       # stage s is not waiting for its row
         # The row the lanes add: w_rsp's (the second row added where the request asked for it).
         w = self.weight_shape.elem_shape.width
         if self._events == 1:
@@ -235,7 +236,7 @@ class PEArray(wiring.Component):
         # empty; with one cycle of weight latency stage s is the adding stage, and moves on when
         # it completes.
         if late:
-            advance = (x_advance | ~s_valid) & ~(s_acc & ~self.w_rsp.valid)
+            advance = (x_advance | ~s_valid) & s_has_row
         else:
             advance = x_advance
         # acc + w: the ACC update and the sums a row-ending ACC emits (one adder per lane).
@@ -274,8 +275,7 @@ class PEArray(wiring.Component):
             self.o.payload.tag.eq(x_tag),
         ]
         if late:
-            m.d.comb += self.row_end.eq(s_valid & s_last & x_advance
-                                        & ~(s_acc & ~self.w_rsp.valid))
+            m.d.comb += self.row_end.eq(s_valid & s_last & x_advance & s_has_row)
         else:
             m.d.comb += self.row_end.eq(self.i.valid & self.i.ready & self.i.payload.last)
         with m.If(self.i.valid & self.i.ready):
@@ -299,7 +299,7 @@ class PEArray(wiring.Component):
             with m.If(x_advance):
                 # A command whose row is late leaves a bubble in stage x.
                 m.d.sync += [
-                    x_valid.eq(s_valid & ~(s_acc & ~self.w_rsp.valid)),
+                    x_valid.eq(s_valid & s_has_row),
                     x_op.eq(s_op),
                     x_tag.eq(s_tag),
                     x_last.eq(s_last),
