@@ -151,6 +151,7 @@ class ResultEmitter(wiring.Component):
         # The class's logit, registered after the lane select: the compare with the best so far
         # and the link's word start from a register, not from the memory through the select.
         value = Signal(signed(cfg.logit_bits))      # sign-extended into the 32-bit word
+        last_class = Signal()
         m.d.comb += [rd.addr.eq(rc >> lane_bits if p > 1 else rc), rd.en.eq(0)]
         if cfg.writeback_cycles > 1:
             # The head's reads while it runs (the result is sent after it).
@@ -167,7 +168,9 @@ class ResultEmitter(wiring.Component):
                 m.d.comb += rd.en.eq(1)
                 m.next = "SELECT"
             with m.State("SELECT"):
-                m.d.sync += value.eq(logit)
+                # The last class's test in a register too: the class count comes from the
+                # descriptor, and its compare ran on into the controller's state enable.
+                m.d.sync += [value.eq(logit), last_class.eq(rc == self.classes - 1)]
                 m.next = "LOGIT"
             with m.State("LOGIT"):
                 m.d.comb += [self.result.valid.eq(1),
@@ -176,7 +179,7 @@ class ResultEmitter(wiring.Component):
                     with m.If((rc == 0) | (value > best)):
                         m.d.sync += [best.eq(value), best_i.eq(rc)]
                     m.d.sync += rc.eq(rc + 1)
-                    with m.If(rc == self.classes - 1):
+                    with m.If(last_class):
                         m.next = "CLASS"
                     with m.Else():
                         m.next = "READ"
