@@ -341,7 +341,8 @@ class Accelerator(wiring.Component):
             m.d.comb += ctrl.row_free.eq(Mux(wb_pool, wrb.taken, pe.row_end))
         else:
             m.d.comb += ctrl.row_free.eq(wrb.taken)
-        _drive(m, wrb.row, t=t, y=oy, x=ox, g=g, first=ctrl.row_first, last=ctrl.row_last)
+        _drive(m, wrb.row, t=t, y=oy, x=ox, g=g, first=ctrl.row_first, last=ctrl.row_last,
+               **({} if serial else {"g_next": ctrl.next_group}))
         wiring.connect(m, ctrl.lif, wrb.lif)
         m.d.comb += [
             wrb.latch.eq(ctrl.wb.latch), ctrl.wb.taken.eq(wrb.taken),

@@ -84,6 +84,9 @@ class LayerController(wiring.Component):
     row, row_next : ``Out(StructLayout(g, y, x, t))``
         The row nest (the row the PE array and write-back work on) and its next row (with
         one write-back cycle per row: from ``STREAM_LIF``'s read-ahead nest, a register).
+    next_group : ``Out(group_bits)``
+        With one write-back cycle per row: the row nest's group in the next cycle (its
+        register's input), so the write-back reads a ``lif`` row's thresholds a cycle ahead.
     row_first, row_last : ``Out(1)``
         ``t`` is the first / last step.
     read_hold : ``Out(1)``
@@ -142,6 +145,7 @@ class LayerController(wiring.Component):
             "loader_idle": In(1),
             "row": Out(self.row_layout),
             "row_next": Out(self.row_layout),
+            **({"next_group": Out(gb)} if cfg.writeback_cycles == 1 else {}),
             "row_first": Out(1),
             "row_last": Out(1),
             "read_next": Out(1),
@@ -200,7 +204,8 @@ class LayerController(wiring.Component):
         # The row nest (group, position, step).
         row_shapes = {"g": gb, "y": cb, "x": cb, "t": tb}
         row_bounds = {"g": f.groups, "y": f.out_h, "x": f.out_w, "t": f.steps}
-        nest = LoopNest(m, row_shapes, row_bounds, prefix="row")
+        nest = LoopNest(m, row_shapes, row_bounds, prefix="row",
+                        track="g" if cfg.writeback_cycles == 1 else ())
         # With one write-back cycle per row, STREAM_LIF reads the stream a row ahead of the
         # nest; a second nest, a row ahead of it there, gives that row from registers (the
         # next row's wrap logic in front of the stream address was the ECP5 critical path).
@@ -211,6 +216,8 @@ class LayerController(wiring.Component):
             m.d.comb += [self.row[k].eq(nest.c[k]),
                          self.row_next[k].eq(nest.next[k] if ahead is None else ahead.c[k])]
         m.d.comb += [self.row_first.eq(nest.c["t"] == 0), self.row_last.eq(nest.last["t"])]
+        if cfg.writeback_cycles == 1:
+            m.d.comb += self.next_group.eq(nest.d["g"])
         wrap_y, layer_done = nest.wrap_y, nest.done
 
         # Events → PE commands; the row of event (tap, channel) is wg + tap·cin + channel

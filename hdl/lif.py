@@ -50,6 +50,13 @@ class LIFUnit(wiring.Component):
     chunks : :class:`int`
         Threshold rows per row of ``L · chunks`` neurons (a power of two): an input's
         thresholds are row ``trow · chunks + chunk``.
+    theta_ahead : :class:`bool`
+        Read the threshold row a cycle ahead (``chunks = 1`` only): ``trow_ahead`` gives the
+        threshold row of the input taken in the next cycle, the row read is taken into a
+        register with the input, and the compare starts from registers only (the ECP5's
+        block RAMs' output was the critical path, through the compare into the spike
+        memory's write data). The input then has no ``trow`` field. Latency and throughput
+        are unchanged.
 
     Members
     -------
@@ -61,12 +68,14 @@ class LIFUnit(wiring.Component):
         ``spikes`` (L bits, bit ``l`` = lane ``l``), ``row``, ``tag``.
     theta_write : ``Out(memory.WritePort.Signature(...))``
         Threshold memory write port; data ``ArrayLayout(signed(theta_width), L)``.
+    trow_ahead : ``In(ceil_log2(theta_depth))``
+        With ``theta_ahead``: the threshold row of the input taken in the next cycle.
     """
 
     TAG_WIDTH = 16
 
     def __init__(self, lanes, depth, in_width, *, v_width=None, theta_width=None,
-                 theta_depth=16, chunks=1):
+                 theta_depth=16, chunks=1, theta_ahead=False):
         check_positive("Lane count", lanes)
         check_positive("Depth", depth)
         check_positive("Input width", in_width)
@@ -87,15 +96,18 @@ class LIFUnit(wiring.Component):
         self._depth = depth
         self._theta_depth = theta_depth
         self._v_width = v_width
+        if theta_ahead and chunks != 1:
+            raise ValueError(f"A threshold row read ahead needs one chunk, not {chunks!r}")
         self._chunks = chunks
+        self._theta_ahead = theta_ahead
+        trow = max(ceil_log2(theta_depth), 1)
         self.v_shape = data.ArrayLayout(signed(v_width), lanes)
         self.theta_shape = data.ArrayLayout(signed(theta_width), lanes)
         self.in_layout = data.StructLayout({
             "x": data.ArrayLayout(signed(in_width), lanes),
             # Fields of at least one bit (a one-row memory still has an address field).
             "row": max(ceil_log2(depth), 1),
-            "trow": max(ceil_log2(theta_depth), 1),
-            "chunk": max(ceil_log2(chunks), 1),
+            **({} if theta_ahead else {"trow": trow, "chunk": max(ceil_log2(chunks), 1)}),
             "first": 1,
             "tag": self.TAG_WIDTH,
         })
@@ -109,6 +121,7 @@ class LIFUnit(wiring.Component):
             "o": Out(stream.Signature(self.out_layout)),
             "theta_write": Out(memory.WritePort.Signature(
                 addr_width=ceil_log2(theta_depth), shape=self.theta_shape)),
+            **({"trow_ahead": In(trow)} if theta_ahead else {}),
         })
 
     @property
@@ -144,16 +157,20 @@ class LIFUnit(wiring.Component):
         t_rd = t_mem.read_port()
         wiring.connect(m, wiring.flipped(self.theta_write), t_wr)
         advance = ~s_valid | self.o.ready
-        m.d.comb += [
-            self.i.ready.eq(advance),
-            t_rd.addr.eq(Cat(self.i.payload.chunk[:ceil_log2(self._chunks)],
-                             self.i.payload.trow)),
-            t_rd.en.eq(advance),
-        ]
+        m.d.comb += self.i.ready.eq(advance)
         with m.If(advance):
             m.d.sync += [s_valid.eq(self.i.valid), s.eq(self.i.payload)]
-
-        theta = t_rd.data
+        if self._theta_ahead:
+            # Read every cycle for the next cycle's input; taken with the input.
+            theta = Signal(self.theta_shape, name="theta")
+            m.d.comb += [t_rd.addr.eq(self.trow_ahead), t_rd.en.eq(1)]
+            with m.If(advance):
+                m.d.sync += theta.eq(t_rd.data)
+        else:
+            m.d.comb += [t_rd.addr.eq(Cat(self.i.payload.chunk[:ceil_log2(self._chunks)],
+                                          self.i.payload.trow)),
+                         t_rd.en.eq(advance)]
+            theta = t_rd.data
         for lane in range(p):
             v = Mux(s.first, 0, v_row[lane])
             h = Signal(signed(self._v_width), name=f"h{lane}")

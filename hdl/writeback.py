@@ -91,7 +91,9 @@ class RowWriteBack(wiring.Component):
         ``conv`` (``sums`` rows, else ``lif`` rows), ``mode``, ``pool``, ``in_h``/``in_w``
         (the pooled CONV's map), ``prow`` (the layer's first threshold row).
     row : ``In(RowWriteBack.row_layout)``
-        The controller's row: ``t``, ``y``, ``x``, ``g``, ``first``, ``last``.
+        The controller's row: ``t``, ``y``, ``x``, ``g``, ``first``, ``last``; with
+        ``c = 1``, ``g_next``: its group in the next cycle (a ``lif`` row's threshold row is
+        read a cycle ahead).
     latch : ``In(1)``
         Take ``row`` as the coordinates of the next ``sums``.
     sums : ``In(stream.Signature(ArrayLayout(signed(acc_bits), P)))``
@@ -140,16 +142,16 @@ class RowWriteBack(wiring.Component):
             "prow": widths["prow"], **({"pixel": 1, "head": 1} if c > 1 else {})})
         row = {"t": cfg.step_bits, "y": cfg.coord_bits, "x": cfg.coord_bits,
                "word": max(cfg.group_bits, cfg.word_bits)}
-        self.row_layout = data.StructLayout({"t": cfg.step_bits, "y": cfg.coord_bits,
-                                             "x": cfg.coord_bits, "g": cfg.group_bits,
-                                             "first": 1, "last": 1})
+        self.row_layout = data.StructLayout({
+            "t": cfg.step_bits, "y": cfg.coord_bits, "x": cfg.coord_bits, "g": cfg.group_bits,
+            "first": 1, "last": 1, **({"g_next": cfg.group_bits} if c == 1 else {})})
         self.read_layout = data.StructLayout({"en": 1, **row})
         self.write_layout = data.StructLayout({
             **row, "spk_en": w // p, "spk_data": w, "xs_en": 1,
             "xs_data": cfg.lane_layout("stream")})
         self._lif = LIFUnit(p // c, c, cfg.acc_bits, v_width=_membrane_bits(cfg),
                             theta_width=cfg.theta_bits, theta_depth=cfg.thresholds_depth,
-                            chunks=c)
+                            chunks=c, theta_ahead=c == 1)
         super().__init__({
             "layer": In(self.layer_layout),
             "row": In(self.row_layout),
@@ -302,7 +304,19 @@ class RowWriteBack(wiring.Component):
         more = feed & ~last_chunk
         if c > 1:
             x = fold(self, m, x, k, more, cur, first_of, flags, is_logit, feed)
-        shift = chunk("shift", self.shift)
+        if c == 1:
+            # The shift row from a register, the port's data a cycle before the row starts
+            # (the port holds it from the cycle after the latch, and a row starts two cycles
+            # after its latch at the earliest): the ECP5's block RAM output was the critical
+            # path, through the shifters into the stream adders. The LIF reads its threshold
+            # row a cycle ahead likewise (``theta_ahead``): a CONV row's from the latched row,
+            # a ``lif`` row's from the controller's next row.
+            shift = Signal(cfg.lane_layout("shifts"), name="shift_row")
+            m.d.sync += shift.eq(self.shift)
+            m.d.comb += lif.trow_ahead.eq(lay.prow + Mux(lay.conv, o["g"], row.g_next))
+        else:
+            shift = chunk("shift", self.shift)
+            m.d.comb += [lif.i.payload.chunk.eq(k), lif.i.payload.trow.eq(lay.prow + cur["g"])]
         stream_in = chunk("stream", self._stream_word(m, hold, start_conv))
 
         # Chunks into the LIF (spikes), AlignAdd (stream rows) or the logit sums.
@@ -311,8 +325,6 @@ class RowWriteBack(wiring.Component):
         m.d.comb += [
             lif.i.payload.x.eq(x),
             lif.i.payload.row.eq(k),
-            lif.i.payload.chunk.eq(k),
-            lif.i.payload.trow.eq(lay.prow + cur["g"]),
             lif.i.payload.first.eq(cur["first"]),
             self.lif.ready.eq(lif.i.ready & ~lay.conv & ~running if c == 1 else lif_free),
             # Only a CONV row reaches AlignAdd: with c = 1 its sums register, so a STREAM_LIF

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from _stream import pack
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -214,13 +214,43 @@ def pe_case(rng, lanes=4, inputs=12, groups=3, weight_width=8, fill="random", de
                 info={"weights": w, "cycles": len(cmds)})
 
 
+class LIFAhead(wiring.Component):
+    """A :class:`LIFUnit` that reads its threshold rows a cycle ahead (``theta_ahead``), behind
+    a register stage whose next value gives ``trow_ahead``, as the write-back's registers give
+    the engine's: the same ports and results as a plain LIF, a cycle later."""
+
+    def __init__(self, lanes, depth, in_width, **kwargs):
+        self.lif = LIFUnit(lanes, depth, in_width, theta_ahead=True, **kwargs)
+        self.in_layout = LIFUnit(lanes, depth, in_width, **kwargs).in_layout
+        self.out_layout, self.theta_shape = self.lif.out_layout, self.lif.theta_shape
+        super().__init__({"i": In(stream.Signature(self.in_layout)),
+                          "o": Out(stream.Signature(self.out_layout)),
+                          "theta_write": Out(self.lif.theta_write.signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.lif = lif = self.lif
+        r_valid, r = Signal(), Signal(self.in_layout)
+        take = ~r_valid | lif.i.ready
+        with m.If(take):
+            m.d.sync += [r_valid.eq(self.i.valid), r.eq(self.i.payload)]
+        m.d.comb += [self.i.ready.eq(take), lif.i.valid.eq(r_valid),
+                     lif.trow_ahead.eq(Mux(take & self.i.valid, self.i.payload.trow, r.trow)),
+                     *(lif.i.payload[k].eq(r[k]) for k in ("x", "row", "first", "tag"))]
+        wiring.connect(m, wiring.flipped(self.o), lif.o)
+        wiring.connect(m, wiring.flipped(self.theta_write), lif.theta_write)
+        return m
+
+
 def lif_case(rng, lanes=4, depth=3, steps=4, in_width=8, theta_width=6, fill="random",
-             chunks=1):
+             chunks=1, theta_ahead=False):
     """LIF rows in random order per step; a row of ``chunks · lanes`` thresholds is ``chunks``
-    threshold-memory rows and each membrane row reads chunk ``row mod chunks`` of its row."""
+    threshold-memory rows and each membrane row reads chunk ``row mod chunks`` of its row.
+    ``theta_ahead``: the LIF reads its thresholds a cycle ahead (:class:`LIFAhead`)."""
     theta_rows = 2
-    dut = LIFUnit(lanes, depth, in_width, theta_width=theta_width,
-                  theta_depth=theta_rows * chunks, chunks=chunks)
+    unit = LIFAhead if theta_ahead else LIFUnit
+    dut = unit(lanes, depth, in_width, theta_width=theta_width,
+               theta_depth=theta_rows * chunks, chunks=chunks)
     x = ints(rng, (steps, depth, lanes), in_width, fill)
     # Thresholds mostly well inside the input range, so neurons both fire and integrate.
     theta = rng.integers(-3, 1 << (theta_width - 2), size=(theta_rows, chunks * lanes),

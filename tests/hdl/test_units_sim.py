@@ -21,6 +21,7 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sdtforge.hdl.lif import LIFUnit
 from sdtforge.hdl.sdsa import SDSAOp
 
 EXAMPLES = settings(max_examples=25)
@@ -90,11 +91,18 @@ def test_pe_array(seed, fill, lanes, late, bias, events, weight_latency):
 
 @EXAMPLES
 @given(seed=seeds, fill=fills, lanes=st.sampled_from([1, 4]), depth=st.integers(1, 4),
-       chunks=st.sampled_from([1, 2, 4]))
-def test_lif(seed, fill, lanes, depth, chunks):
-    # ``chunks > 1``: the lane-serial write-back's LIF (a chunk of each threshold row).
+       chunks=st.sampled_from([1, 2, 4]), theta_ahead=st.booleans())
+def test_lif(seed, fill, lanes, depth, chunks, theta_ahead):
+    # ``chunks > 1``: the lane-serial write-back's LIF (a chunk of each threshold row);
+    # ``theta_ahead``: the threshold rows read a cycle ahead (one chunk).
     rng = np.random.default_rng(seed)
-    check(lif_case(rng, lanes=lanes, depth=depth, fill=fill, chunks=chunks), seed)
+    check(lif_case(rng, lanes=lanes, depth=depth, fill=fill,
+                   chunks=1 if theta_ahead else chunks, theta_ahead=theta_ahead), seed)
+
+
+def test_lif_theta_ahead_needs_one_chunk():
+    with pytest.raises(ValueError, match="one chunk"):
+        LIFUnit(4, 2, 8, theta_depth=4, chunks=2, theta_ahead=True)
 
 
 @EXAMPLES
