@@ -279,8 +279,18 @@ class Accelerator(wiring.Component):
         # reads, writes (spike and stream writes never happen in the same cycle), pixels. Each
         # has its default source here (the fetch, the row nest, the write-back); the stages
         # that own a port for a layer and the pooled merge override fields.
-        spk_ra = MapAddress(m, "spk_ra", agu_widths, base=f.in_base, t=Mux(is_conv, rd.t, t),
-                            y=rd.y, x=rd.x, word=rd.word, sh=f.in_sh)
+        # The spike read address's map and source are the layer's too, in registers (the
+        # descriptor's selects in front of its shifters and adder were the ECP5 critical path
+        # of the SDRAM builds, into the spike block RAMs' address); the stages that read spikes
+        # do so from the cycle after DECODE on.
+        s_base = Signal(base_w, name="spk_base")
+        s_sh = [Signal(len(i), name=f"spk_sh{a}") for i, a in zip(f.in_sh, "xyt", strict=True)]
+        s_conv, s_sdsa, s_pool = (Signal(name=f"spk_{k}") for k in ("conv", "sdsa", "pool"))
+        m.d.sync += [s_base.eq(f.in_base), s_conv.eq(is_conv), s_sdsa.eq(d.op == Op.SDSA),
+                     s_pool.eq(d.op == Op.POOL_OR),
+                     *(r.eq(i) for r, i in zip(s_sh, f.in_sh, strict=True))]
+        spk_ra = MapAddress(m, "spk_ra", agu_widths, base=s_base, t=Mux(s_conv, rd.t, t),
+                            y=rd.y, x=rd.x, word=rd.word, sh=s_sh)
         # The stream read address's map (base, shifts) and whether it follows the head's token
         # are the layer's: registered from the descriptor, which holds from DECODE on, so the
         # descriptor's per-operation field selects are not on the path into the stream memory's
@@ -375,16 +385,21 @@ class Accelerator(wiring.Component):
         with m.Switch(d.op):
             with m.Case(Op.SDSA):
                 rq, wr = sdsa.read, sdsa.write
-                spk_ra.use(base=rq.base, t=rq.t, y=rq.y, x=rq.x, word=rq.word)
                 wa.use(t=wr.t, y=wr.y, x=wr.x, word=wr.word)
                 m.d.comb += [spk_r.en.eq(rq.en), spk_w.data.eq(wr.data),
                              spk_w.en.eq(Mux(wr.en, Const(-1, w // p), 0))]
             if pool is not None:
                 with m.Case(Op.POOL_OR):
-                    spk_ra.use(y=pool.read.y, x=pool.read.x, word=g)
                     wa.use(t=t, y=oy, x=ox, word=g)
                     m.d.comb += [spk_r.en.eq(pool.read.en), spk_w.data.eq(pool.write.data),
                                  spk_w.en.eq(Mux(pool.write.en, Const(-1, w // p), 0))]
+        # Their read addresses, selected by the registered operation.
+        with m.If(s_sdsa):
+            rq = sdsa.read
+            spk_ra.use(base=rq.base, t=rq.t, y=rq.y, x=rq.x, word=rq.word)
+        if pool is not None:
+            with m.If(s_pool):
+                spk_ra.use(y=pool.read.y, x=pool.read.x, word=g)
 
         # A CONV row's stream word (ADD) and shift row are read from the row nest while the row
         # gathers; from the cycle after its last command until the write-back works on its
