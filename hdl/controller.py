@@ -85,8 +85,8 @@ class LayerController(wiring.Component):
         The row nest (the row the PE array and write-back work on) and its next row (with
         one write-back cycle per row: from ``STREAM_LIF``'s read-ahead nest, a register).
     next_group : ``Out(group_bits)``
-        With one write-back cycle per row: the row nest's group in the next cycle (its
-        register's input), so the write-back reads a ``lif`` row's thresholds a cycle ahead.
+        With one write-back cycle per row: the group of the ``lif`` row the write-back may
+        take in the next cycle, so it reads the row's thresholds a cycle ahead.
     row_first, row_last : ``Out(1)``
         ``t`` is the first / last step.
     read_hold : ``Out(1)``
@@ -204,8 +204,7 @@ class LayerController(wiring.Component):
         # The row nest (group, position, step).
         row_shapes = {"g": gb, "y": cb, "x": cb, "t": tb}
         row_bounds = {"g": f.groups, "y": f.out_h, "x": f.out_w, "t": f.steps}
-        nest = LoopNest(m, row_shapes, row_bounds, prefix="row",
-                        track="g" if cfg.writeback_cycles == 1 else ())
+        nest = LoopNest(m, row_shapes, row_bounds, prefix="row")
         # With one write-back cycle per row, STREAM_LIF reads the stream a row ahead of the
         # nest; a second nest, a row ahead of it there, gives that row from registers (the
         # next row's wrap logic in front of the stream address was the ECP5 critical path).
@@ -216,8 +215,6 @@ class LayerController(wiring.Component):
             m.d.comb += [self.row[k].eq(nest.c[k]),
                          self.row_next[k].eq(nest.next[k] if ahead is None else ahead.c[k])]
         m.d.comb += [self.row_first.eq(nest.c["t"] == 0), self.row_last.eq(nest.last["t"])]
-        if cfg.writeback_cycles == 1:
-            m.d.comb += self.next_group.eq(nest.d["g"])
         wrap_y, layer_done = nest.wrap_y, nest.done
 
         # Events → PE commands; the row of event (tap, channel) is wg + tap·cin + channel
@@ -393,4 +390,11 @@ class LayerController(wiring.Component):
         # Busy in every state but IDLE: one compare of the state register (an OR of the
         # states' own assignments was the iCE40 critical path, into the loader's enable).
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        # The group of the row the LIF may take in the next cycle: the nest moves on every
+        # cycle of STREAM_LIF's LIF_RUN (one write-back cycle per row) and holds a ``lif`` row
+        # for a cycle at least elsewhere. From the state register and the nest's flags, not
+        # the nest's input (whose enables come from the PE array's handshake).
+        if cfg.writeback_cycles == 1:
+            m.d.comb += self.next_group.eq(Mux(fsm.ongoing("LIF_RUN"), nest.next["g"],
+                                               nest.c["g"]))
         return m

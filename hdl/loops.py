@@ -28,9 +28,6 @@ class LoopNest:
     prefix : :class:`str`
         Name prefix of the registers in the Verilog (``row`` → ``row_group``, ``row_y``,
         ``row_x``, ``row_step``, ``row_last_*``).
-    track : iterable of str
-        The counters whose value in the next cycle (the register's input) is wanted in
-        ``d``.
 
     Attributes
     ----------
@@ -38,19 +35,15 @@ class LoopNest:
         The counters and their flags.
     next : dict of str to value
         Each counter's value in the next row.
-    d : dict of str to Signal
-        The tracked counters' values in the next cycle (whatever writes them this cycle).
     wrap_x, wrap_y, done : value
         The row is the last of its position / of its group / of the nest.
     """
 
-    def __init__(self, m, shapes, bounds, *, prefix, track=()):
+    def __init__(self, m, shapes, bounds, *, prefix):
         self._m = m
         self._bounds = bounds
         names = {"g": "group", "y": "y", "x": "x", "t": "step"}
         self.c = {k: Signal(shapes[k], name=f"{prefix}_{names[k]}") for k in "gyxt"}
-        self.d = {k: Signal(shapes[k], name=f"{prefix}_{names[k]}_d") for k in track}
-        m.d.comb += [self.d[k].eq(self.c[k]) for k in self.d]
         self.last = {k: Signal(name=f"{prefix}_last_{names[k]}") for k in "gyxt"}
         self.wrap_x = self.last["t"] & self.last["x"]     # the step and position wrap
         self.wrap_y = self.wrap_x & self.last["y"]        # the group ends
@@ -67,8 +60,6 @@ class LoopNest:
         """Set counters (and their flags) in this cycle's ``sync`` domain."""
         for k, v in values.items():
             self._m.d.sync += [self.c[k].eq(v), self.last[k].eq(v == self._bounds[k] - 1)]
-            if k in self.d:
-                self._m.d.comb += self.d[k].eq(v)
 
     def advance(self):
         """The next row of the nest (``t`` innermost)."""
