@@ -64,7 +64,7 @@ def test_layer_sequence_matches_the_naive_model():
            "height": 1, "width": 3, "prow": 2}
     conv = {"steps": 2, "groups": 2, "pos_h": 1, "pos_w": 2, "cin": 13, "words": 2,
             "w_base": 7, "w_gstride": 120, "prow": 3}
-    lif = {"steps": 2, "groups": 1, "pos_h": 2, "pos_w": 1}
+    lif = {"steps": 2, "groups": 2, "pos_h": 2, "pos_w": 1}
     prog_words = _program([(Op.PIXEL, pix), (Op.CONV, conv), (Op.STREAM_LIF, lif),
                            (Op.END, {"classes": 3})])
     pixels = [11, 22, 33]
@@ -80,7 +80,7 @@ def test_layer_sequence_matches_the_naive_model():
     dut = _Harness()
     c = dut.ctrl
     seen = {"pixel_writes": [], "cmds": [], "latched": [], "lif": [], "stream_rows": [],
-            "emit": 0}
+            "emit": 0, "lif_groups_ahead": []}
 
     async def tb(ctx):
         await mem_write(ctx, dut.prog.write, enumerate(prog_words))
@@ -95,6 +95,7 @@ def test_layer_sequence_matches_the_naive_model():
         pending_last = False             # a last command taken last cycle (the queue)
         wb_rows, taken_at = 0, None
         written_next = False
+        group_ahead = None               # next_group in the cycle before
         for _cycle in range(3000):
             # -- drive the stage models' outputs for this cycle --------------------------
             ctx.set(c.pixels.valid, bool(pix_queue))
@@ -139,6 +140,8 @@ def test_layer_sequence_matches_the_naive_model():
             if ctx.get(c.lif.valid) and ctx.get(c.lif.ready):
                 seen["lif"].append((tuple(ctx.get(c.row[k]) for k in "gyxt"),
                                     [ctx.get(c.lif.payload[i]) for i in range(P)], stream_row))
+                seen["lif_groups_ahead"].append(group_ahead)
+            group_ahead = ctx.get(c.next_group)
             written_next = False
             if ctx.get(c.lif.valid) and ctx.get(c.lif.ready):
                 written_next = True
@@ -205,12 +208,14 @@ def test_layer_sequence_matches_the_naive_model():
     # The write-back latches the rows in nest order.
     assert seen["latched"] == conv_rows
     # STREAM_LIF: one LIF row per nest row, the stream read a row ahead.
-    lif_rows = [(0, y, 0, t) for y in range(2) for t in range(2)]
+    lif_rows = [(g, y, 0, t) for g in range(2) for y in range(2) for t in range(2)]
     assert [r for r, _, _ in seen["lif"][2:]] == lif_rows
     # STREAM_LIF's values are the stream memory's row of that cycle, lane by lane.
     assert all(v == x for _, v, x in seen["lif"][2:])
     assert seen["stream_rows"][:-1] == lif_rows[1:]
     assert seen["emit"] == 1
+    # Each LIF row's group was given a cycle ahead (the write-back reads its thresholds then).
+    assert seen["lif_groups_ahead"] == [r[0] for r, _, _ in seen["lif"]]
 
 
 @pytest.mark.parametrize("op", [Op.SDSA, Op.POOL_OR])
