@@ -188,7 +188,7 @@ BOARDS = {b.name: b for b in [
     Board("ulx3s-85f", "ecp5", "LFE5U-85F-6BG381C", luts=83640, brams=208, sprams=0, dsps=156,
           # P = 32 with 32-bit spike words and two events per command: digits-small in 49.8 k
           # cycles per image (8 lanes, one event: 298 k). 50 MHz (25 MHz x 2): the measured
-          # Fmax at 32 lanes is 61.3-64.6 MHz over the last bench's seeds, and cifar10-2-256
+          # Fmax at 32 lanes is 63.7-66.7 MHz over the last bench's seeds, and cifar10-2-256
           # at 16 lanes with --sdram places at 56.7-60.5 MHz (docs/boards.md §4b, §5f).
           bram_name="DP16KD", default_lanes=32, default_width=32, f_sync=50e6,
           spram_weights=False, platform_class="amaranth_boards.ulx3s:ULX3S_85F_Platform",
