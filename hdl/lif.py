@@ -25,9 +25,9 @@ class LIFUnit(wiring.Component):
     ``row`` and threshold row ``trow`` are read (with ``theta_ahead`` the threshold row was read
     in the cycle before, and is taken into a register now); the next cycle ``H``, the spikes
     and ``V'`` are computed, ``o`` is offered and, when ``o`` is taken, ``V'`` is written back.
-    Latency 1 cycle, throughput 1 row per cycle. The membrane read port is transparent for the write
-    port, so a row updated in one cycle and read in the next sees the new value: there is no
-    read-after-write hazard at any distance, and no bubble is needed.
+    Latency 1 cycle, throughput 1 row per cycle. The membrane read port is transparent for the
+    write port, so a row updated in one cycle and read in the next sees the new value: there is
+    no read-after-write hazard at any distance, and no bubble is needed.
 
     State clear costs nothing: an input with ``first = 1`` (time step 0 of an image) treats the
     stored membrane as 0. With the layer-outer, time-inner loop every membrane of a layer is

@@ -310,7 +310,7 @@ class RowWriteBack(wiring.Component):
             # after its latch at the earliest): the ECP5's block RAM output was the critical
             # path, through the shifters into the stream adders. The LIF reads its threshold
             # row a cycle ahead likewise (``theta_ahead``): a CONV row's from the latched row,
-            # a ``lif`` row's from the controller's next row.
+            # a ``lif`` row's from the controller's ``next_group``.
             shift = Signal(cfg.lane_layout("shifts"), name="shift_row")
             m.d.sync += shift.eq(self.shift)
             m.d.comb += lif.trow_ahead.eq(lay.prow + Mux(lay.conv, o["g"], row.g_next))
