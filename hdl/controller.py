@@ -253,8 +253,13 @@ class LayerController(wiring.Component):
         with m.If(self.row_free):
             m.d.sync += row_pending.eq(0)
         head_reading = Signal() if cfg.stream_latency > 1 else None
+        # HEAD_SUM's last token, from registers (the descriptor is held from DECODE on, and
+        # the first token is counted two cycles later, in X_READ).
+        token_end = {k: Signal(len(v), name=f"head_last_{k}")
+                     for k, v in (("y", f.in_h), ("x", f.in_w))}
+        m.d.sync += [token_end["y"].eq(f.in_h - 1), token_end["x"].eq(f.in_w - 1)]
         s = Internals(cfg=cfg, f=f, nest=nest, wg=wg, bit=bit, hy=hy, hx=hx, ev=ev, ev_row=ev_row,
-                      ev_row1=ev_row1,
+                      ev_row1=ev_row1, token_end=token_end,
                       row_pending=row_pending, more_planes=more_planes, start_next=start_next,
                       gathering=gathering, serial=serial, ahead=ahead, head_reading=head_reading,
                       **({"plane_first": plane_first, "tok_first": tok_first, "again": again}
@@ -277,7 +282,11 @@ class LayerController(wiring.Component):
                 # Descriptor 0 (the PIXEL layer) gives the image's size and pixel layout.
                 m.d.comb += prog.load.eq(1)
                 with m.If(prog.loaded):
-                    m.next = "RECEIVE"
+                    m.next = "BOUNDS"
+            with m.State("BOUNDS"):
+                # The receiver takes the frame's bounds from the descriptor into registers
+                # (PixelReceiver); a cycle before the first pixel, not counted.
+                m.next = "RECEIVE"
             with m.State("FETCH"):
                 m.d.comb += prog.load.eq(1)
                 with m.If(prog.loaded):

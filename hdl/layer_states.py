@@ -27,7 +27,8 @@ class Internals:
     ``f``: the descriptor's shared fields; ``nest``: the row nest (:class:`~.loops.LoopNest`);
     ``wg``: the group's weight base; ``bit``: the pixel layer's bit-plane; ``hy``, ``hx``: the
     head's token; ``ev``: the event encoder's payload, ``ev_row`` its weight row (``ev_row1``
-    the second event's, with two events per command; ``None`` otherwise);
+    the second event's, with two events per command; ``None`` otherwise); ``token_end``: the
+    head's last token (``y``, ``x``: registers of ``in_h − 1``, ``in_w − 1``);
     ``row_pending``: a ``CONV`` row latched whose sums are not taken yet; ``more_planes``,
     ``start_next``, ``gathering``: a plane follows the one drained, start its fetch, the pixel
     layer gathers; ``serial``: the write-back is lane-serial, ``plane_first``, ``tok_first``
@@ -48,6 +49,7 @@ class Internals:
     ev: object
     ev_row: object
     ev_row1: object
+    token_end: dict
     row_pending: object
     more_planes: object
     start_next: object
@@ -250,10 +252,10 @@ def head_states(m, c, s):
 def _next_token(m, s):
     """``sync``: move the head's token (``hy``, ``hx``) to the next one, in raster order; the
     statements in the context run at the last token."""
-    f, hy, hx = s.f, s.hy, s.hx
-    with m.If(hx == f.in_w - 1):
+    end, hy, hx = s.token_end, s.hy, s.hx
+    with m.If(hx == end["x"]):
         m.d.sync += [hx.eq(0), hy.eq(hy + 1)]
-        with m.If(hy == f.in_h - 1):
+        with m.If(hy == end["y"]):
             yield
     with m.Else():
         m.d.sync += hx.eq(hx + 1)

@@ -23,7 +23,10 @@ class PixelReceiver(wiring.Component):
     frames (``config.event_frames`` and the ``PIXEL`` descriptor's ``per_step``) ``steps``
     frames one after another.
 
-    The frame's size is the ``PIXEL`` descriptor's ``height``, ``width`` and ``channels``.
+    The frame's size is the ``PIXEL`` descriptor's ``height``, ``width`` and ``channels``
+    (and ``steps``), held from the cycle before ``active`` on: the last value of each count is
+    a register, taken every cycle (compared as pixels came, ``channels − 1``'s carry chain ran
+    on through ``done`` into the controller's state: an ECP5 critical path).
 
     **Cycle contract.** ``start`` (one cycle, never with ``active``: the controller raises
     it in its idle state) puts the position at the image's first pixel and clears ``top``.
@@ -79,6 +82,10 @@ class PixelReceiver(wiring.Component):
         # small: most of the eight planes are zero).
         pix_or = Signal(8, name="received_or")
         take = self.active & self.pixels.valid
+        # Each count's last value, from the descriptor a cycle ago.
+        ends = {k: Signal(len(px[k]), name=f"recv_last_{k}")
+                for k in ("channels", "width", "height", *(("steps",) if cfg.event_frames else ()))}
+        m.d.sync += [v.eq(px[k] - 1) for k, v in ends.items()]
         m.d.comb += [self.pixels.ready.eq(self.active), w.active.eq(self.active),
                      w.en.eq(take), w.y.eq(ry), w.x.eq(rx), w.c.eq(rch),
                      w.data.eq(self.pixels.payload)]
@@ -95,16 +102,16 @@ class PixelReceiver(wiring.Component):
         with m.Elif(take):
             if cfg.event_frames:
                 m.d.sync += pix_or.eq(pix_or | self.pixels.payload)
-            with m.If(rch == px.channels - 1):
+            with m.If(rch == ends["channels"]):
                 m.d.sync += rch.eq(0)
-                with m.If(rx == px.width - 1):
+                with m.If(rx == ends["width"]):
                     m.d.sync += [rx.eq(0), ry.eq(ry + 1)]
-                    with m.If(ry == px.height - 1):
+                    with m.If(ry == ends["height"]):
                         # The frame's last pixel: the image's, or the next frame.
                         last = 1
                         if cfg.event_frames:
                             m.d.sync += [ry.eq(0), rt.eq(rt + 1)]
-                            last = ~px.per_step | (rt == px.steps - 1)
+                            last = ~px.per_step | (rt == ends["steps"])
                         m.d.comb += self.done.eq(last)
                 with m.Else():
                     m.d.sync += rx.eq(rx + 1)

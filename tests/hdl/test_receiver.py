@@ -19,6 +19,8 @@ def _run(cfg, frame, per_step, steps, images, *, stall, seed):
     in the cycle after the last pixel.
     """
     height, width, channels = frame
+    fields = {"height": height, "width": width, "channels": channels, "per_step": per_step,
+              "steps": steps}
     dut = PixelReceiver(cfg)
     rng = random.Random(seed)
     out = []
@@ -40,7 +42,13 @@ def _run(cfg, frame, per_step, steps, images, *, stall, seed):
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
-        await idle_cycles(ctx, 2)       # the descriptor load between start and receiving
+        # The descriptor load between start and receiving: another layer's fields until the
+        # cycle before the first pixel (the receiver's contract).
+        set_fields(ctx, dut.descriptor.pixel, {"height": 1, "width": 1, "channels": 1,
+                                               "per_step": 1 - per_step, "steps": 1})
+        await idle_cycles(ctx, 1)
+        set_fields(ctx, dut.descriptor.pixel, fields)
+        await idle_cycles(ctx, 1)
         ctx.set(dut.active, 1)
         taken = 0
         while taken < len(pixels):
@@ -67,9 +75,6 @@ def _run(cfg, frame, per_step, steps, images, *, stall, seed):
         out.append(got)
 
     async def tb(ctx):
-        set_fields(ctx, dut.descriptor.pixel, {"height": height, "width": width,
-                                               "channels": channels, "per_step": per_step,
-                                               "steps": steps})
         await idle_cycles(ctx, 1)
         for pixels in images:
             await image(ctx, pixels)
