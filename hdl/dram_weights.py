@@ -168,14 +168,20 @@ def connect_dram_weights(m, accel, weights, prefetch=None):
     ``weights`` (a :class:`DRAMWeights`) in module ``m``: the weight stream, the loader's row
     writes and ``w_write_busy``, which holds the loader while a row is written. With
     ``prefetch`` (a :class:`~.weight_prefetch.WeightPrefetch`) the engine's requests go to it,
-    and it streams the rows from ``weights``."""
+    and it streams the rows from ``weights`` through a register slice (a two-entry FIFO,
+    ``m.submodules.w_slice``): the DRAM controller's command ``ready`` ends there, and the
+    prefetch's row requests start from registers (the ``ready`` chain from LiteDRAM's bank
+    machines into the prefetch's window count was the ECP5 critical path). The prefetch's
+    requests in flight count the slice's."""
     if prefetch is None:
         wiring.connect(m, accel.w_req, weights.req)
         wiring.connect(m, weights.rsp, accel.w_rsp)
     else:
         wiring.connect(m, accel.w_req, prefetch.req)
         wiring.connect(m, prefetch.rsp, accel.w_rsp)
-        wiring.connect(m, prefetch.src.req, weights.req)
+        m.submodules.w_slice = slice_ = fifo.SyncFIFO(width=len(weights.req.payload), depth=2)
+        wiring.connect(m, prefetch.src.req, slice_.w_stream)
+        wiring.connect(m, slice_.r_stream, weights.req)
         wiring.connect(m, weights.rsp, prefetch.src.rsp)
         m.d.comb += [prefetch.written.en.eq(accel.w_write.en),
                      prefetch.written.addr.eq(accel.w_write.addr),

@@ -208,8 +208,14 @@ class WeightPrefetch(wiring.Component):
         else:
             m.d.comb += [self.src.rsp.ready.eq(1), put.eq(keep),
                          wr.addr.eq(slot), wr.data.eq(self.src.rsp.payload), wr.en.eq(put)]
-        in_flight = pending + sent          # requests taken and not answered, got aside
-        m.d.sync += pending.eq(in_flight - got)
+        # Requests taken and not answered (``got`` aside), where the offer is free to move on
+        # (``~offer | sent``: ``sent`` is ``offer`` there), from registers: the source's
+        # ``ready`` only selects (through this count's adders it was the ECP5 critical path).
+        in_flight = pending + offer
+        with m.If(sent & ~got):
+            m.d.sync += pending.eq(pending + 1)
+        with m.Elif(got & ~sent):
+            m.d.sync += pending.eq(pending - 1)
         with m.If(put):
             m.d.sync += slot.eq(slot + 1)
         drop_next = drop - (got & (drop != 0))
