@@ -363,6 +363,11 @@ class HostLink(wiring.Component):
                                          load_sum.eq(0), seq_expect.eq(0)]
                             start_reply(Reply.ACK)
                     with m.Case(Command.LOAD):
+                        # The chunk's first byte is read whether or not the chunk is taken
+                        # (a reply uses no buffer byte): the sequence bit's compare, from the
+                        # buffer's read data, does not reach its address (an ECP5 critical
+                        # path).
+                        m.d.comb += count_next.eq(1)
                         with m.If(~in_load):
                             fail(ErrorCode.SEQUENCE)
                         with m.Elif(short == 0):
@@ -372,7 +377,6 @@ class HostLink(wiring.Component):
                         with m.Else():
                             m.d.sync += seq_ack.eq(rd.data[0])
                             with m.If(rd.data[0] == seq_expect):
-                                m.d.comb += count_next.eq(1)    # the chunk's first byte
                                 m.d.sync += timer.eq(self._timeout - 1)
                                 m.next = "Load"
                             with m.Else():
