@@ -87,8 +87,8 @@ class WeightPrefetch(wiring.Component):
         The source's side: row requests out (``src.req``), rows in (``src.rsp``; always ready
         with ``events = 1``).
     written : ``In(memory.WritePort.Signature(...))``
-        The loader's row writes to the source (watched only: a write restarts the fetch, and
-        the stream's length is the highest row written + 1).
+        The loader's row writes to the source (watched only, a cycle late: a write restarts
+        the fetch in the next cycle, and the stream's length is the highest row written + 1).
     busy : ``In(1)``
         The engine works on an image (its falling edge ends the image's requests).
     """
@@ -176,7 +176,12 @@ class WeightPrefetch(wiring.Component):
         # -- source side: rows in order into the ring ------------------------------------------
         # A row request, once offered, stays on ``src.req`` until taken (``offer``, ``asked``),
         # also across a restart: it is then ``stale`` and its row is dropped.
-        restart = self.written.en | (image_end & (ahead < rows))
+        # The loader's writes are watched a cycle late, from registers (from the loader's
+        # state through its write enable into the window count was an ECP5 critical path): a
+        # row requested in the write's cycle is in flight at the restart, and dropped.
+        w_en, w_addr = Signal(), Signal.like(self.written.addr)
+        m.d.sync += [w_en.eq(self.written.en), w_addr.eq(self.written.addr)]
+        restart = w_en | (image_end & (ahead < rows))
         offer = Signal()
         asked = Signal.like(fetch_row)
         stale = Signal()
@@ -245,6 +250,6 @@ class WeightPrefetch(wiring.Component):
             with m.Else():
                 m.d.sync += ahead.eq(ahead + put)
         # A load writes rows 0, 1, … in order: row 0 starts a new stream length.
-        with m.If(self.written.en & ((self.written.addr == 0) | (self.written.addr >= rows))):
-            m.d.sync += rows.eq(self.written.addr + 1)
+        with m.If(w_en & ((w_addr == 0) | (w_addr >= rows))):
+            m.d.sync += rows.eq(w_addr + 1)
         return m
