@@ -282,7 +282,7 @@ class Accelerator(wiring.Component):
         # The spike read address's map and source are the layer's too, in registers (the
         # descriptor's selects in front of its shifters and adder were the ECP5 critical path
         # of the SDRAM builds, into the spike block RAMs' address); the stages that read spikes
-        # do so from the cycle after DECODE on.
+        # do so from the cycle after DECODE on. (``s_conv`` also routes the PE array's sums.)
         s_base = Signal(base_w, name="spk_base")
         s_sh = [Signal(len(i), name=f"spk_sh{a}") for i, a in zip(f.in_sh, "xyt", strict=True)]
         s_conv, s_sdsa, s_pool = (Signal(name=f"spk_{k}") for k in ("conv", "sdsa", "pool"))
@@ -357,15 +357,18 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             wrb.latch.eq(ctrl.wb.latch), ctrl.wb.taken.eq(wrb.taken),
             ctrl.wb.written.eq(wrb.write.spk_en.any()), ctrl.wb.done.eq(wrb.done),
-            wrb.sums.valid.eq(pe.o.valid & (is_conv | (d.op == Op.PIXEL) if serial else is_conv)),
+            wrb.sums.valid.eq(pe.o.valid & (is_conv | (d.op == Op.PIXEL) if serial else s_conv)),
             wrb.sums.payload.eq(pe.o.payload.acc),
             *([] if serial else [
                 # PIXEL's planes from the accumulator registers (a DRAIN's sums; LaneValue).
                 ctrl.sums.valid.eq(pe.o.valid), ctrl.sums.payload.eq(pe.value)]),
             # CONV's sums go to the write-back, PIXEL's planes to the controller (serial: to
             # the write-back too, which folds them, with its first-plane flag as the DRAIN's tag).
+            # Selected by the registered operation (the PE array has no sums from DECODE until
+            # a cycle after it): from the descriptor, the decode ran on through the PE array's
+            # ready chain into the controller's state (an ECP5 critical path).
             pe.o.ready.eq(wrb.sums.ready if serial
-                          else Mux(is_conv, wrb.sums.ready, ctrl.sums.ready)),
+                          else Mux(s_conv, wrb.sums.ready, ctrl.sums.ready)),
             ctrl.stream_row.eq(xs_r.data),
             wrb.shift.eq(shm_r.data), wrb.stream.eq(xs_r.data),
             spk_w.data.eq(wrb.write.spk_data), spk_w.en.eq(wrb.write.spk_en),

@@ -21,7 +21,9 @@ class LayerController(wiring.Component):
     """Runs the compiled program: one descriptor after another, each layer's rows in order.
 
     For each image: receive the pixels into the pixel memory (descriptor 0, ``PIXEL``, gives
-    their layout; with ``per_step``, ``steps`` frames of event counts one after another), then
+    their layout, loaded in ``FETCH0``; ``BOUNDS`` gives the receiver a cycle to take its counts'
+    last values into registers; with ``per_step``, ``steps`` frames of event counts one after
+    another), then
     run the descriptors to ``END``. Per operation (``docs/accelerator.md`` §6 tells the whole
     story; the states of the operations that run rows of their own are in
     :mod:`.layer_states`):

@@ -31,9 +31,11 @@ class PixelReceiver(wiring.Component):
     **Cycle contract.** ``start`` (one cycle, never with ``active``: the controller raises
     it in its idle state) puts the position at the image's first pixel and clears ``top``.
     While ``active``, a pixel is taken in every cycle it is offered (``pixels.ready`` is
-    ``active``) and is on ``write`` in that cycle with its position (``write.en``); ``done``
-    is high in the cycle the image's last pixel is taken, so the image costs its pixels' cycles
-    and nothing more.
+    ``active``) and is on ``write`` in that cycle with its position (``write.en``); ``done``,
+    a register, is high in the cycle after the image's last pixel is taken, and no pixel is
+    taken in that cycle (``ready`` low). So the image costs its pixels' cycles and one more,
+    and ``done`` reaches the controller's state from a register (from the counters' compares
+    it was an ECP5 critical path).
 
     Parameters
     ----------
@@ -51,11 +53,11 @@ class PixelReceiver(wiring.Component):
     write : ``Out(pixel_write_layout(config))``
         The pixel taken this cycle and its position.
     done : ``Out(1)``
-        The image's last pixel is taken this cycle.
+        The image's last pixel was taken in the cycle before (a register; one cycle).
     top : ``Out(3)``
         With event frames: the highest bit set in any pixel received since ``start`` (the
-        first bit-plane the pixel layer's gathers need), from a register: final in the cycle
-        after ``done``; 0 otherwise.
+        first bit-plane the pixel layer's gathers need), from a register: final from ``done``
+        on; 0 otherwise.
     """
 
     def __init__(self, config):
@@ -81,12 +83,14 @@ class PixelReceiver(wiring.Component):
         # Event frames: the OR of a sample's received counts and its top set bit (counts are
         # small: most of the eight planes are zero).
         pix_or = Signal(8, name="received_or")
-        take = self.active & self.pixels.valid
+        # ``done`` is a register: high in the cycle after the last pixel, which takes none.
+        ready = self.active & ~self.done
+        take = ready & self.pixels.valid
         # Each count's last value, from the descriptor a cycle ago.
         ends = {k: Signal(len(px[k]), name=f"recv_last_{k}")
                 for k in ("channels", "width", "height", *(("steps",) if cfg.event_frames else ()))}
         m.d.sync += [v.eq(px[k] - 1) for k, v in ends.items()]
-        m.d.comb += [self.pixels.ready.eq(self.active), w.active.eq(self.active),
+        m.d.comb += [self.pixels.ready.eq(ready), w.active.eq(self.active),
                      w.en.eq(take), w.y.eq(ry), w.x.eq(rx), w.c.eq(rch),
                      w.data.eq(self.pixels.payload)]
         if cfg.event_frames:
@@ -95,6 +99,7 @@ class PixelReceiver(wiring.Component):
                 with m.If(pix_or[i]):
                     m.d.comb += self.top.eq(i)
 
+        m.d.sync += self.done.eq(0)
         with m.If(self.start):
             m.d.sync += [ry.eq(0), rx.eq(0), rch.eq(0)]
             if cfg.event_frames:
@@ -112,7 +117,7 @@ class PixelReceiver(wiring.Component):
                         if cfg.event_frames:
                             m.d.sync += [ry.eq(0), rt.eq(rt + 1)]
                             last = ~px.per_step | (rt == ends["steps"])
-                        m.d.comb += self.done.eq(last)
+                        m.d.sync += self.done.eq(last)
                 with m.Else():
                     m.d.sync += rx.eq(rx + 1)
             with m.Else():

@@ -15,8 +15,8 @@ def _run(cfg, frame, per_step, steps, images, *, stall, seed):
     """Receive each image of ``images`` (lists of pixels) after a ``start``, pixels offered
     with random gaps and, between images, offered while the receiver is not ``active``.
 
-    Returns per image: the writes, the pixel indices at which ``done`` was high, and ``top``
-    in the cycle after the last pixel.
+    Returns per image: the writes, the pixels taken before each cycle ``done`` was high,
+    and ``top`` in the cycle after the last pixel.
     """
     height, width, channels = frame
     fields = {"height": height, "width": width, "channels": channels, "per_step": per_step,
@@ -51,16 +51,24 @@ def _run(cfg, frame, per_step, steps, images, *, stall, seed):
         await idle_cycles(ctx, 1)
         ctx.set(dut.active, 1)
         taken = 0
-        while taken < len(pixels):
-            offer = rng.random() >= stall
+        while True:
+            # After the last pixel a pixel is offered (the next image's): it must wait.
+            end = taken == len(pixels)
+            offer = end or rng.random() >= stall
             ctx.set(dut.pixels.valid, offer)
-            ctx.set(dut.pixels.payload, pixels[taken])
+            ctx.set(dut.pixels.payload, 0xFF if end else pixels[taken])
             await ctx.delay(1e-9)
             w = dut.write
-            assert ctx.get(dut.pixels.ready) == 1
-            assert ctx.get(w.en) == offer and ctx.get(w.active) == 1
             if ctx.get(dut.done):
                 got["done_at"].append(taken)
+            if end:
+                # The cycle after the last pixel: done, and nothing taken.
+                assert ctx.get(dut.pixels.ready) == 0 and ctx.get(w.en) == 0
+                got["top"] = ctx.get(dut.top)
+                await ctx.tick()
+                break
+            assert ctx.get(dut.pixels.ready) == 1
+            assert ctx.get(w.en) == offer and ctx.get(w.active) == 1
             if offer:
                 t = ctx.get(w.t) if cfg.event_frames else 0
                 got["writes"].append((t, ctx.get(w.y), ctx.get(w.x), ctx.get(w.c),
@@ -69,8 +77,6 @@ def _run(cfg, frame, per_step, steps, images, *, stall, seed):
             await ctx.tick()
         ctx.set(dut.pixels.valid, 0)
         ctx.set(dut.active, 0)
-        await ctx.delay(1e-9)
-        got["top"] = ctx.get(dut.top)
         await idle_cycles(ctx, 3)       # the image's layers: pixels wait
         out.append(got)
 
@@ -113,7 +119,7 @@ def test_the_receiver_writes_each_pixel_at_its_place(event_frames, per_step, see
              for c in range(channels)]
     for got, pixels in zip(out, [bright, dim], strict=True):
         assert got["writes"] == [(*pos, v) for pos, v in zip(order, pixels, strict=True)]
-        assert got["done_at"] == [n - 1]        # the image's last pixel, only there
+        assert got["done_at"] == [n]        # the cycle after the image's last pixel, only
         assert got["top"] == (_top(pixels) if event_frames else 0)
 
 
@@ -121,5 +127,5 @@ def test_an_image_of_frames_is_done_after_its_first_frame_without_per_step():
     """Without ``per_step`` the image is one frame even where event frames are built."""
     cfg = AccelConfig(lanes=2, width=8, coord_bits=3, step_bits=2, word_bits=2, event_frames=1)
     (got,) = _run(cfg, (2, 3, 1), 0, 3, [list(range(1, 7))], stall=0.0, seed=0)
-    assert got["done_at"] == [5]
+    assert got["done_at"] == [6]
     assert [w[:4] for w in got["writes"]] == [(0, y, x, 0) for y in range(2) for x in range(3)]
