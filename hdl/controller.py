@@ -55,7 +55,7 @@ class LayerController(wiring.Component):
     cycle model's (:mod:`sdtforge.sim.cycles`: ``decode_cycles``, ``_LOOP``, ``_GATHER``,
     ``_PLANE``, ``_GATHER_END``, ``_OUT`` and one rule per layer kind), which the accelerator
     tests compare with the RTL's count on every image. The cycle counter runs from the cycle
-    after the last pixel until ``END`` is decoded.
+    after the receiver's ``done`` (two after the last pixel) until ``END`` is decoded.
 
     **What the engine guarantees it** (and the controller does not wait for): the command
     queue is empty when a ``CONV`` layer starts, so ``CONV_START`` offers its ``BIAS`` command
