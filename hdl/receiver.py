@@ -31,11 +31,11 @@ class PixelReceiver(wiring.Component):
     **Cycle contract.** ``start`` (one cycle, never with ``active``: the controller raises
     it in its idle state) puts the position at the image's first pixel and clears ``top``.
     While ``active``, a pixel is taken in every cycle it is offered (``pixels.ready`` is
-    ``active``) and is on ``write`` in that cycle with its position (``write.en``); ``done``,
-    a register, is high in the cycle after the image's last pixel is taken, and no pixel is
-    taken in that cycle (``ready`` low). So the image costs its pixels' cycles and one more,
-    and ``done`` reaches the controller's state from a register (from the counters' compares
-    it was an ECP5 critical path).
+    ``active``, but in ``done``'s cycle) and is on ``write`` in that cycle with its position
+    (``write.en``). ``done``, a register, is high in the cycle after the image's last pixel is
+    taken, and no pixel is taken in that cycle. So the image costs its pixels' cycles and one
+    more, and ``done`` reaches the controller's state from a register (from the counters'
+    compares it was an ECP5 critical path).
 
     Parameters
     ----------
