@@ -181,7 +181,20 @@ class WeightPrefetch(wiring.Component):
         # row requested in the write's cycle is in flight at the restart, and dropped.
         w_en, w_addr = Signal(), Signal.like(self.written.addr)
         m.d.sync += [w_en.eq(self.written.en), w_addr.eq(self.written.addr)]
-        restart = w_en | (image_end & (ahead < rows))
+        # Whether the fetch is behind the image (``ahead < rows``), from registers: the
+        # compare of the previous cycle's ``ahead`` with and without the row it put then (from
+        # the stream's length through the compare, the restart and ``put`` into ``ahead`` was
+        # the ECP5 critical path with the weights in SDRAM). After a restart ``ahead`` is 0.
+        # ``rows`` moves only with a write, which restarts; ``image_end`` never comes in two
+        # cycles in a row, so ``ahead`` moved by ``put`` alone since the compare.
+        was_lt, was_lt1, was_put, was_restart = Signal(), Signal(), Signal(), Signal()
+        behind = Signal()
+        m.d.comb += behind.eq(Mux(was_restart, rows != 0, Mux(was_put, was_lt1, was_lt)))
+        # For testbenches: ``behind`` must equal ``ahead < rows`` where an image may end.
+        self.window_state = SimpleNamespace(behind=behind, ahead=ahead, rows=rows,
+                                            was_image_end=Signal())
+        m.d.sync += self.window_state.was_image_end.eq(image_end)
+        restart = w_en | (image_end & behind)
         offer = Signal()
         asked = Signal.like(fetch_row)
         stale = Signal()
@@ -223,6 +236,8 @@ class WeightPrefetch(wiring.Component):
             m.d.sync += pending.eq(pending - 1)
         with m.If(put):
             m.d.sync += slot.eq(slot + 1)
+        m.d.sync += [was_lt.eq(ahead < rows), was_lt1.eq(ahead + 1 < rows), was_put.eq(put),
+                     was_restart.eq(restart)]
         drop_next = drop - (got & (drop != 0))
 
         with m.If(restart):

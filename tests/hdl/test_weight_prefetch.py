@@ -124,6 +124,11 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
                 log["got"].append(_answer(ctx, dut, events, log["kinds"]))
             if (row := _collision(ctx, dut)) is not None:
                 log["collisions"].append((cycle, row))
+            # The registered "behind the image" flag equals its compare wherever an image
+            # may end (not in the cycle after one ended).
+            ws = dut.window_state
+            if not ctx.get(ws.was_image_end):
+                assert ctx.get(ws.behind) == (ctx.get(ws.ahead) < ctx.get(ws.rows)), cycle
             taken = ctx.get(dut.req.valid) and ctx.get(dut.req.ready)
             if ctx.get(dut.req.valid) and not taken:
                 log["stalls"] += 1
