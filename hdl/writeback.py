@@ -396,15 +396,18 @@ class RowWriteBack(wiring.Component):
 
         if c == 1:
             # Logits, summed over the steps: the running sum in a register, written at the
-            # last step. (Lane-serial: ``lane_serial.fold``.)
+            # last step. (Lane-serial: ``lane_serial.fold``.) A LOGIT row is a CONV row, so its
+            # values and flags come straight from the sums register and the latched row, not
+            # through the op's selects (from the descriptor through them into the logits
+            # memory's write data was an ECP5 critical path).
             lg_sum = Signal(data.ArrayLayout(signed(cfg.logit_bits), n))
             logit = Signal(data.ArrayLayout(signed(cfg.logit_bits), p))
             for lane in range(n):
-                m.d.comb += lg_sum[lane].eq(Mux(cur["first"], 0, logit[lane]) + x[lane])
+                m.d.comb += lg_sum[lane].eq(Mux(o["first"], 0, logit[lane]) + s_acc[lane])
             with m.If(feed & is_logit):
                 m.d.sync += logit.eq(lg_sum)
-                m.d.comb += [self.logits.addr.eq(cur["g"]), self.logits.data.eq(lg_sum),
-                             self.logits.en.eq(last_chunk & cur["last"])]
+                m.d.comb += [self.logits.addr.eq(o["g"]), self.logits.data.eq(lg_sum),
+                             self.logits.en.eq(last_chunk & o["last"])]
 
         # Taking a CONV row's sums into the register: when it is free (its row started) and
         # no pooled merge runs (nor a pooled row's later chunks: its merge follows them).
