@@ -105,14 +105,16 @@ class HostLink(wiring.Component):
     load : Out(stream.Signature(8))
         The accelerator's model-load byte stream.
     pixels : Out(stream.Signature(8))
-        The accelerator's pixel stream.
+        The accelerator's pixel stream. Only one of the two is ever valid, and both carry
+        the same payload (the frame buffer's byte), so one queue may take both.
+    load_idle, load_error : In(1)
+        The accelerator's loader is between records (and every byte sent to it taken); it
+        refused a record.
     result : In(stream.Signature(ResultPayload))
         The accelerator's result words: ``num_classes`` logits, the class, the cycle count
         (``last``). They are streamed into the ``RESULT`` reply as the UART sends it (the link
         counts the words, so ``num_classes`` must be the accelerator's); a word is taken only
         once the previous one is sent, so the stream sees back-pressure.
-    load_idle, load_error : In(1)
-        The accelerator's loader is between records; it refused a record.
     engine_reset : Out(1)
         One-cycle pulse that resets the accelerator (and its loader); memories keep their data.
         From a register, a cycle after the link decides it: the accelerator's reset (every
@@ -234,6 +236,9 @@ class HostLink(wiring.Component):
         rx_byte = self.rx.payload.data
         m.d.comb += [count_next.eq(count), rd.addr.eq(count_next), wr.addr.eq(count),
                      wr.data.eq(rx_byte)]
+        # Both byte streams carry the buffer's byte at `count` (each is valid in its own state
+        # only), so a consumer that takes them through one queue needs no payload select.
+        m.d.comb += [self.load.payload.eq(rd.data), self.pixels.payload.eq(rd.data)]
         m.d.sync += count.eq(count_next)
 
         # Payload byte k of each reply kind.
@@ -425,7 +430,7 @@ class HostLink(wiring.Component):
                     # `count` climbs from its start to `length` one step at a time, so equality
                     # is enough (and shorter than a magnitude comparison).
                     at_end = count == short
-                    m.d.comb += [port.payload.eq(rd.data), port.valid.eq(~at_end)]
+                    m.d.comb += port.valid.eq(~at_end)
                     with m.If(at_end):
                         if state == "Load":
                             with m.If(self.load_error):

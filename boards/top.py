@@ -6,7 +6,7 @@ Amaranth simulator behind :class:`~sdtforge.boards.simport.SimulatedPort` — th
 then takes exactly the path it takes on a board.
 """
 
-from amaranth import Module, ResetInserter, Signal
+from amaranth import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -135,19 +135,30 @@ class BoardTop(wiring.Component):
         m.d.comb += [urx.rx.eq(self.uart_rx), self.uart_tx.eq(utx.tx)]
         wiring.connect(m, urx.stream, link.rx)
         wiring.connect(m, link.tx, utx.stream)
-        wiring.connect(m, link.load, accel.load)
-        # The pixel bytes cross from the link to the engine through a two-entry queue whose
-        # sides are both registers: the controller's ready through the link's frame logic and
-        # back into the controller's state was the ULX3S critical path (20.4 ns at seed 1,
-        # 17.7 ns of it routing across the die). It empties with the engine's reset. The
-        # engine counts its cycles from the end of the image's reception, so the queue
-        # changes no cycle count.
-        m.submodules.pixel_queue = queue = ResetInserter(link.engine_reset)(
-            RegisterQueue(width=8))
-        wiring.connect(m, link.pixels, queue.w_stream)
-        wiring.connect(m, queue.r_stream, accel.pixels)
+        # The link's bytes cross to the engine through a two-entry queue whose sides are both
+        # registers, shared by the load and the pixel streams (the link serves one at a time;
+        # each entry carries which): the engine's ready through the link's frame logic and its
+        # buffer's read address was a critical path on both boards (the pixels' on the ULX3S,
+        # 20.4 ns at seed 1, 17.7 ns of it routing; the load's on the iCEBreaker, 41 ns at
+        # seeds 1 and 3). It empties with the engine's reset, and a load is idle only once it
+        # is empty. The engine counts its cycles from the end of the image's reception, so
+        # the queue changes no cycle count.
+        m.submodules.byte_queue = queue = ResetInserter(link.engine_reset)(
+            RegisterQueue(width=9))
+        to_load = queue.r_data[8]
+        m.d.comb += [
+            queue.w_en.eq(link.load.valid | link.pixels.valid),
+            queue.w_data.eq(Cat(Mux(link.load.valid, link.load.payload, link.pixels.payload),
+                                link.load.valid)),
+            link.load.ready.eq(queue.w_rdy), link.pixels.ready.eq(queue.w_rdy),
+            accel.load.payload.eq(queue.r_data[:8]), accel.pixels.payload.eq(queue.r_data[:8]),
+            accel.load.valid.eq(queue.r_rdy & to_load),
+            accel.pixels.valid.eq(queue.r_rdy & ~to_load),
+            queue.r_en.eq(Mux(to_load, accel.load.ready, accel.pixels.ready)),
+        ]
         wiring.connect(m, accel.result, link.result)
-        m.d.comb += [link.load_idle.eq(accel.load_idle), link.load_error.eq(accel.load_error)]
+        m.d.comb += [link.load_idle.eq(accel.load_idle & ~queue.r_rdy),
+                     link.load_error.eq(accel.load_error)]
 
         if self.spram_weights:
             cfg = self.config
