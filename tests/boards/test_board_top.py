@@ -8,6 +8,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from sdtforge.boards.host import BoardClient, BoardError
 from sdtforge.boards.image import model_image
@@ -15,6 +18,7 @@ from sdtforge.boards.protocol import SYNC, Command, ErrorCode, Reply, decode_fra
 from sdtforge.boards.simport import SimulatedPort
 from sdtforge.boards.top import BoardTop
 from sdtforge.hdl.compile import compile_model
+from sdtforge.hdl.result import RESULT_LAYOUT
 from sdtforge.quantize.synthetic import random_model, tiny_config
 from sdtforge.sim import golden
 
@@ -79,3 +83,44 @@ def test_small_model_through_the_uart(bits, events):
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (2, 1, 4, 4)).astype(np.uint8)
     _session(model, compiled, images)
+
+
+class _SlowLoader(wiring.Component):
+    """The accelerator's ports around a loader that takes a load byte only while ``takes``
+    and says it is idle all the while (as a loader between records is)."""
+
+    def __init__(self, takes):
+        self._takes = takes
+        super().__init__({
+            "load": In(stream.Signature(8)), "pixels": In(stream.Signature(8)),
+            "result": Out(stream.Signature(RESULT_LAYOUT)), "busy": Out(1),
+            "load_idle": Out(1), "load_error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.load.ready.eq(self._takes), self.load_idle.eq(1)]
+        return m
+
+
+@pytest.mark.parametrize("takes", [True, False])
+def test_a_load_passes_only_once_its_bytes_reach_the_loader(takes):
+    """The load bytes cross a queue to the engine: ``LOAD_END`` passes only once the queue
+    has given them all to the loader, not while the last of them still wait in it."""
+    config = tiny_config(img_size=[4, 4], embed_dims=8, T=2, num_classes=3)
+    compiled = compile_model(random_model(config, seed=3, theta_max=4), lanes=4, width=8)
+    img = model_image(compiled)
+    top = BoardTop(compiled.config, image_bytes=img.image_bytes, num_classes=img.num_classes,
+                   divisor=DIV, timeout=TIMEOUT, watchdog=WATCHDOG, heartbeat_bit=4,
+                   accelerator=_SlowLoader(takes))
+    with SimulatedPort(top, top.uart_rx, top.uart_tx, DIV, timeout_cycles=200_000) as port:
+        client = BoardClient(port)
+        if takes:
+            client.load(b"\x2a", img.model_id)
+            assert client.info().loaded
+        else:
+            # One byte waits in the queue (the loader takes none), so the chunk itself is
+            # answered; the transaction's end is refused.
+            with pytest.raises(BoardError, match="MODEL"):
+                client.load(b"\x2a", img.model_id)
+            assert not client.info().loaded
