@@ -191,10 +191,15 @@ class SpikePoolStage(wiring.Component):
         wy1 = Mux(cy + 1 >= self.in_h, 1, 2)
         wx1 = Mux(cx + 1 >= self.in_w, 1, 2)
         last = (wy == wy1) & (wx == wx1)
+        # The input position read, ``(cy + wy − 1, cx + wx − 1)``, in registers that move with
+        # ``wy`` and ``wx`` (the READ state's address; from the controller's row through this
+        # adder into the spike read address was an ECP5 critical path).
+        ry, rx = Signal(self._cb, name="read_y"), Signal(self._cb, name="read_x")
+        rx0 = (cx + wx0 - 1)[:self._cb]         # the window's first in-bounds column
         m.d.comb += [
             self.read.en.eq(1),
-            self.read.y.eq((cy + wy - 1)[:self._cb]),
-            self.read.x.eq((cx + wx - 1)[:self._cb]),
+            self.read.y.eq(ry),
+            self.read.x.eq(rx),
             orpool.i.payload.data.eq(self.data),
             orpool.i.payload.first.eq(first), orpool.i.payload.last.eq(last),
             self.write.data.eq(orpool.o.payload.data),
@@ -202,7 +207,8 @@ class SpikePoolStage(wiring.Component):
         with m.FSM(name="pool_seq"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [wy.eq(wy0), wx.eq(wx0), first.eq(1)]
+                    m.d.sync += [wy.eq(wy0), wx.eq(wx0), first.eq(1),
+                                 ry.eq((cy + wy0 - 1)[:self._cb]), rx.eq(rx0)]
                     m.next = "READ"
             with m.State("READ"):
                 m.next = "REDUCE"
@@ -213,10 +219,10 @@ class SpikePoolStage(wiring.Component):
                     with m.If(last):
                         m.next = "WRITE"
                     with m.Elif(wx == wx1):
-                        m.d.sync += [wx.eq(wx0), wy.eq(wy + 1)]
+                        m.d.sync += [wx.eq(wx0), wy.eq(wy + 1), rx.eq(rx0), ry.eq(ry + 1)]
                         m.next = "READ"
                     with m.Else():
-                        m.d.sync += wx.eq(wx + 1)
+                        m.d.sync += [wx.eq(wx + 1), rx.eq(rx + 1)]
                         m.next = "READ"
             with m.State("WRITE"):
                 m.d.comb += [orpool.o.ready.eq(1), self.write.en.eq(orpool.o.valid)]
