@@ -107,12 +107,14 @@ class EventEncoder(wiring.Component):
         word = Signal(self._word_addr_width)
         last = Signal()
 
-        # Lowest set bit: `bits & -bits` isolates it (a carry chain), and its index is the OR of
-        # the one-hot bits whose position has that index bit set (a shallow tree: an ordered
-        # scan of the word is a priority chain W multiplexers deep, on the path into the
-        # command queue).
-        lowest = Signal(w)
-        m.d.comb += lowest.eq(bits & (-bits)[:w])
+        # The item's events as one-hot words, in registers (``first``, and ``second`` with two
+        # events): the lowest set bits of ``bits``, isolated (``x & -x``, a carry chain each)
+        # from the register's *next* value, so the path into the command queue starts at
+        # their flip-flops and runs only through the index trees (from ``bits`` through two
+        # carry chains in series into the queue was the iCE40 critical path). An index is the
+        # OR of the one-hot bits whose position has that index bit set (a shallow tree).
+        def isolate(x):
+            return x & (-x)[:w]
 
         def index_of(one_hot, name):
             index = Signal(max(self._bit_width, 1), name=name)
@@ -120,9 +122,10 @@ class EventEncoder(wiring.Component):
                 m.d.comb += index[k].eq(Cat(one_hot[b] for b in range(w) if b >> k & 1).any())
             return index
 
-        index = index_of(lowest, "index")
+        first = Signal(w, name="first_event")
+        index = index_of(first, "index")
         rest = Signal(w)
-        m.d.comb += rest.eq(bits & ~lowest)
+        m.d.comb += rest.eq(bits & ~first)
         # Events left in the register, counted when a word is loaded: "at most one left" is
         # then a test of the count's upper bits, not a carry chain over the word in the
         # handshake path (`i.ready` fans out to the whole fetch stage).
@@ -131,8 +134,7 @@ class EventEncoder(wiring.Component):
         take = 1                    # events the item leaves with
         if self._events == 2:
             # The second event: the lowest of the rest, taken with the first while two are left.
-            second = Signal(w)
-            m.d.comb += second.eq(rest & (-rest)[:w])
+            second = Signal(w, name="second_event")
             two = Signal()
             m.d.comb += [two.eq(count[1:] != 0),
                          self.o.payload.addr1.eq(Cat(index_of(second, "index1")[:self._bit_width],
@@ -160,15 +162,22 @@ class EventEncoder(wiring.Component):
         done = ~full | Mux(has_event | last, fired & one_left, 1)
         m.d.comb += self.i.ready.eq(done)
 
+        bits_next = Signal(w)
+        m.d.comb += bits_next.eq(bits)
         with m.If(fired):
-            m.d.sync += [bits.eq(rest), count.eq(count - take)]
+            m.d.comb += bits_next.eq(rest)
+            m.d.sync += count.eq(count - take)
         with m.If(done):
             m.d.sync += full.eq(self.i.valid)
             with m.If(self.i.valid):
+                m.d.comb += bits_next.eq(self.i.payload.data)
                 m.d.sync += [
-                    bits.eq(self.i.payload.data),
                     count.eq(_popcount(self.i.payload.data)),
                     word.eq(self.i.payload.word),
                     last.eq(self.i.payload.last),
                 ]
+        first_next = isolate(bits_next)
+        m.d.sync += [bits.eq(bits_next), first.eq(first_next)]
+        if self._events == 2:
+            m.d.sync += second.eq(isolate(bits_next & ~first_next))
         return m
