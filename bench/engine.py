@@ -274,6 +274,9 @@ def main(argv=None):
     if args.keep and Path(args.keep).exists() and not Path(args.keep).is_dir():
         parser.error(f"--keep {args.keep}: not a directory")
     seeds = [] if args.no_build else args.seeds
+    # The commit measured is the checkout's when the run starts (its code is loaded then; the
+    # builds take an hour, and a commit made meanwhile is not what they measure).
+    commit = _commit(args.out)
 
     result = {"boards": {}, "cycle_ratios": [], "tools": _tools()}
     if args.update and Path(args.out).exists():
@@ -296,7 +299,7 @@ def main(argv=None):
         for board in args.boards:
             path, info = models[BOARD_MODELS[board]]
             result["boards"][board] = measure_board(board, path, info, seeds, runs[board])
-            result["boards"][board]["commit"] = _commit(args.out)
+            result["boards"][board]["commit"] = commit
         result["boards"] = dict(sorted(result["boards"].items()))
     result["summary"] = _summary(result)
     _print(result)
