@@ -124,12 +124,14 @@ def _figure(value, target=None):
 
 
 def _build(model_path, board, seed, tmp):
-    """One seed's ``sdtforge build --json`` figures (its ``report.json``)."""
+    """One seed's ``sdtforge build --json`` figures (its ``report.json``), with the commit
+    checked out when it started (the build's process loads the checkout's code then)."""
     out = Path(tmp) / f"build-{board}-{seed}"
     start = time.monotonic()
+    commit = _commit()
     _sdtforge("build", model_path, "--board", board, "--seed", seed, "--out", out, "--json")
     print(f"  {board} seed {seed}: {time.monotonic() - start:.0f} s", flush=True)
-    return json.loads((out / "report.json").read_text())
+    return {**json.loads((out / "report.json").read_text()), "commit": commit}
 
 
 def _unbuilt(model_path, board_name):
@@ -183,7 +185,7 @@ def measure_board(board, model_path, model_info, seeds, runs=None):
     if seeds:
         values = _combine(runs)
         entry["seeds"] = list(seeds)
-        entry["per_seed"] = [{k: r.get(k) for k in ("seed", "fmax_mhz", "timing_met",
+        entry["per_seed"] = [{k: r.get(k) for k in ("seed", "commit", "fmax_mhz", "timing_met",
                                                     *_RESOURCES) if k in r} for r in runs]
         entry["command"] = (f"sdtforge build {model_info['name']}.sfm --board {board} "
                             f"--seed S --json")
@@ -300,6 +302,13 @@ def main(argv=None):
             path, info = models[BOARD_MODELS[board]]
             result["boards"][board] = measure_board(board, path, info, seeds, runs[board])
             result["boards"][board]["commit"] = commit
+            # A build started after the checkout changed measured other code than the run's
+            # first ones: said, and every commit named.
+            built = sorted({r["commit"] for r in runs[board]} - {None}) if seeds else []
+            if built and built != [commit]:
+                result["boards"][board]["commit"] = ", ".join(sorted({commit, *built}))
+                print(f"warning: the checkout changed during the run; {board}'s builds measured "
+                      f"{', '.join(built)}", file=sys.stderr)
         result["boards"] = dict(sorted(result["boards"].items()))
     result["summary"] = _summary(result)
     _print(result)

@@ -64,3 +64,24 @@ def test_accuracy_loss_is_a_target_of_a_trained_model(monkeypatch):
     random = {"name": "digits-tiny", "weights": "random", "weight_bits": 8}
     assert "accuracy_loss_pt" not in bench.measure_board("icebreaker", "m.sfm", random,
                                                          [])["figures"]
+
+
+def test_builds_of_a_changed_checkout_are_named(tmp_path, monkeypatch, capsys):
+    """A build started after the checkout changed measured other code: the board's entry names
+    every commit its builds measured, and the run says so."""
+    bench = load_bench("engine")
+    out = tmp_path / "engine.json"
+    _fake(bench, monkeypatch, 40.0)
+    monkeypatch.setattr(bench, "_commit", lambda results=None: "aaaaaaa")
+    monkeypatch.setattr(bench, "build_all", lambda jobs, seeds, tmp, workers=1: {
+        board: [{"commit": "aaaaaaa"}, {"commit": "aaaaaaa+changes"}] for board in jobs})
+    assert bench.main(["--out", str(out), "--seeds", "1", "2", "--boards", "icebreaker"]) == 0
+    entry = json.loads(out.read_text())["boards"]["icebreaker"]
+    assert entry["commit"] == "aaaaaaa, aaaaaaa+changes"
+    assert "the checkout changed during the run" in capsys.readouterr().err
+
+    monkeypatch.setattr(bench, "build_all", lambda jobs, seeds, tmp, workers=1: {
+        board: [{"commit": "aaaaaaa"}] * 2 for board in jobs})
+    assert bench.main(["--out", str(out), "--seeds", "1", "2", "--boards", "icebreaker"]) == 0
+    assert json.loads(out.read_text())["boards"]["icebreaker"]["commit"] == "aaaaaaa"
+    assert "changed" not in capsys.readouterr().err
