@@ -304,7 +304,7 @@ def main(argv=None):
             result["boards"][board]["commit"] = commit
             # A build started after the checkout changed measured other code than the run's
             # first ones: said, and every commit named.
-            built = sorted({r["commit"] for r in runs[board]} - {None}) if seeds else []
+            built = sorted({r["commit"] for r in runs[board]})
             if built and built != [commit]:
                 result["boards"][board]["commit"] = ", ".join(sorted({commit, *built}))
                 print(f"warning: the checkout changed during the run; {board}'s builds measured "

@@ -192,8 +192,7 @@ class WeightPrefetch(wiring.Component):
         m.d.comb += behind.eq(Mux(was_restart, rows != 0, Mux(was_put, was_lt1, was_lt)))
         # For testbenches: ``behind`` must equal ``ahead < rows`` where an image may end.
         self.window_state = SimpleNamespace(behind=behind, ahead=ahead, rows=rows,
-                                            was_image_end=Signal())
-        m.d.sync += self.window_state.was_image_end.eq(image_end)
+                                            image_end=image_end)
         restart = w_en | (image_end & behind)
         offer = Signal()
         asked = Signal.like(fetch_row)

@@ -127,8 +127,9 @@ def _run(*, window, max_tile, seed, latency=(2, 10), stall=0.3, in_flight=4, ima
             # The registered "behind the image" flag equals its compare wherever an image
             # may end (not in the cycle after one ended).
             ws = dut.window_state
-            if not ctx.get(ws.was_image_end):
+            if not log.get("was_end"):
                 assert ctx.get(ws.behind) == (ctx.get(ws.ahead) < ctx.get(ws.rows)), cycle
+            log["was_end"] = ctx.get(ws.image_end)
             taken = ctx.get(dut.req.valid) and ctx.get(dut.req.ready)
             if ctx.get(dut.req.valid) and not taken:
                 log["stalls"] += 1
