@@ -237,12 +237,12 @@ class StreamMaxMerge:
     """The write-back's pooled max-merge of stream rows (a pooled ``CONV``), in its module.
 
     A pooled ``CONV`` row is an *input* position ``(y, x)``: its shifted value is max-merged into
-    each 3×3 / stride-2 / pad-1 window ``(wy, wx)`` holding it (rows ``y >> 1 … wy1``, columns
-    likewise), read then write, one window per two cycles (with a stream read of
-    ``cfg.stream_latency = 3`` cycles the reads are pipelined: ``n`` windows in ``n + 3``
-    cycles). The first input of a window (raster order) overwrites, so the stream needs no
-    clearing (max and the left shift commute). Not a component: its registers and
-    multiplexers are the write-back's
+    each 3×3 / stride-2 / pad-1 window ``(wy, wx)`` holding it (rows ``y >> 1`` and, where ``y`` is
+    odd and not the map's last row, ``(y >> 1) + 1``; columns likewise), read then write, one
+    window per two cycles (with a stream read of ``cfg.stream_latency = 3`` cycles the reads
+    are pipelined: ``n`` windows in ``n + 3`` cycles). The first input of a window (raster
+    order) overwrites, so the stream needs no clearing (max and the left shift commute). Not a
+    component: its registers and multiplexers are the write-back's
     (:class:`~.writeback.RowWriteBack`), which starts a merge with a row's last chunk
     (:meth:`start`) and lets it drive the stream ports while ``busy`` (:meth:`drive`).
 
@@ -267,10 +267,17 @@ class StreamMaxMerge:
         self.g = Signal(cfg.group_bits, name="pl_g")
         self.wy = Signal(cfg.coord_bits, name="pl_wy")
         self.wx = Signal(cfg.coord_bits, name="pl_wx")
-        y, x = self.y, self.x
-        self.wy1 = Mux(y[0] & (y + 1 < layer.in_h), (y >> 1) + 1, y >> 1)
-        self.wx1 = Mux(x[0] & (x + 1 < layer.in_w), (x >> 1) + 1, x >> 1)
-        wy, wx = self.wy, self.wx
+        self._layer = layer
+        # An input position lies in two windows along an axis where it is odd and not the
+        # map's last (else in one). Whether the row has a next window along each axis is
+        # kept in registers (``x_more``, ``y_more``; ``x_two``: the column's count, for each
+        # new window row), set from the row's coordinates when it starts: from the position
+        # registers through the edge compares into the merge's end and on into the
+        # write-back's enables was the iCE40's critical path.
+        self.x_two = Signal(name="pl_x_two")
+        self.x_more = Signal(name="pl_x_more")
+        self.y_more = Signal(name="pl_y_more")
+        y, x, wy, wx = self.y, self.x, self.wy, self.wx
         self.first = (Mux(wy == 0, y == 0, y == (wy << 1) - 1)
                       & Mux(wx == 0, x == 0, x == (wx << 1) - 1))
         self._latency = cfg.stream_latency
@@ -279,9 +286,12 @@ class StreamMaxMerge:
     def start(self, cur):
         """``sync`` statements that start merging the row at ``cur`` (``t``, ``y``, ``x``,
         ``g``)."""
+        x_two = cur["x"][0] & (cur["x"] + 1 < self._layer.in_w)
+        y_two = cur["y"][0] & (cur["y"] + 1 < self._layer.in_h)
         return [self.busy.eq(1), self.phase.eq(0), self.t.eq(cur["t"]), self.y.eq(cur["y"]),
                 self.x.eq(cur["x"]), self.g.eq(cur["g"]),
                 self.wy.eq(cur["y"] >> 1), self.wx.eq(cur["x"] >> 1),
+                self.x_two.eq(x_two), self.x_more.eq(x_two), self.y_more.eq(y_two),
                 *([self._reading.eq(1)] if self._latency > 1 else [])]
 
     def drive(self, row, stream, read, write, done):
@@ -323,10 +333,11 @@ class StreamMaxMerge:
         """``sync``: move ``wy``, ``wx`` to the row's next window; returns the context (an
         ``Else``) whose statements run at its last window instead."""
         m = self._m
-        with m.If(self.wx != self.wx1):
-            m.d.sync += self.wx.eq(self.wx + 1)
-        with m.Elif(self.wy != self.wy1):
-            m.d.sync += [self.wy.eq(self.wy + 1), self.wx.eq(self.x >> 1)]
+        with m.If(self.x_more):
+            m.d.sync += [self.wx.eq(self.wx + 1), self.x_more.eq(0)]
+        with m.Elif(self.y_more):
+            m.d.sync += [self.wy.eq(self.wy + 1), self.wx.eq(self.x >> 1),
+                         self.x_more.eq(self.x_two), self.y_more.eq(0)]
         return m.Else()
 
     def _drive_pipelined(self, row, stream, read, write, done):
