@@ -126,7 +126,14 @@ class WeightPrefetch(wiring.Component):
 
         rows = Signal(range(depth + 1), name="stream_rows")     # the stream's length N
         fetch_row = Signal(range(max(depth, 2)), name="fetch_row")   # next row to request
-        ahead = Signal(range(depth + c + 1))        # rows of this image (and on) in the ring
+        # Rows of this image (and on) in the ring: ``ahead_kept`` and the row put in the last
+        # cycle (``ahead_put``), added a cycle later, so that ``put`` (from the engine's request
+        # through the window test) only goes into a flip-flop (through the adders into the
+        # count it was the ECP5 critical path with the weights in SDRAM).
+        kept = Signal(range(depth + c + 1), name="ahead_kept")
+        last_put = Signal(name="ahead_put")
+        ahead = Signal(range(depth + c + 1))
+        m.d.comb += ahead.eq(kept + last_put)
         low = Signal(range(depth + 1))              # rows of this image below it are free
         pending = Signal(range(self._in_flight + 1))    # requests the source has not answered
         drop = Signal(range(self._in_flight + 1))       # of those, rows to throw away
@@ -142,10 +149,14 @@ class WeightPrefetch(wiring.Component):
         m.submodules.reader = reader = ResetInserter(image_end)(
             ReadPortWeights(self._shape, cb, events=self._events))
         r = self.req.payload.addr if two_rows else self.req.payload
-        here = r < ahead
+
+        def fetched(row):                   # ``row < ahead``, from the registers, no adder
+            return (row < kept) | (last_put & (row == kept))
+
+        here = fetched(r)
         if two_rows:
             r1 = self.req.payload.addr1
-            here &= ~self.req.payload.two | (r1 < ahead)
+            here &= ~self.req.payload.two | fetched(r1)
             m.d.comb += [reader.req.payload.addr.eq(base + r),
                          reader.req.payload.addr1.eq(base + r1),
                          reader.req.payload.two.eq(self.req.payload.two)]
@@ -241,7 +252,7 @@ class WeightPrefetch(wiring.Component):
 
         with m.If(restart):
             # The window empties; the rows in flight are dropped as they arrive.
-            m.d.sync += [fetch_row.eq(0), ahead.eq(0), low.eq(0), base.eq(slot)]
+            m.d.sync += [fetch_row.eq(0), kept.eq(0), low.eq(0), base.eq(slot)]
             with m.If(offer & ~self.src.req.ready):
                 m.d.sync += [stale.eq(1), drop.eq(pending - got)]
             with m.Else():
@@ -254,15 +265,16 @@ class WeightPrefetch(wiring.Component):
                 # The next offer: while the window has room for it, what is in flight and the
                 # row waiting to be written.
                 room = ((rows != 0) & (in_flight < self._in_flight)
-                        & (ahead + in_flight + held < low + c))
+                        & (kept + (last_put + in_flight + held) < low + c))
                 m.d.sync += [offer.eq(room), asked.eq(fetch_row)]
                 with m.If(room):
                     m.d.sync += fetch_row.eq(Mux(fetch_row == rows - 1, 0, fetch_row + 1))
             with m.If(image_end):
                 # The fetch is into the next image already: its rows stay.
-                m.d.sync += [ahead.eq(ahead + put - rows), low.eq(0), base.eq(base + rows)]
+                m.d.sync += [kept.eq(ahead - rows), low.eq(0), base.eq(base + rows)]
             with m.Else():
-                m.d.sync += ahead.eq(ahead + put)
+                m.d.sync += kept.eq(ahead)
+        m.d.sync += last_put.eq(put)            # 0 at a restart
         # A load writes rows 0, 1, … in order: row 0 starts a new stream length.
         with m.If(w_en & ((w_addr == 0) | (w_addr >= rows))):
             m.d.sync += rows.eq(w_addr + 1)
