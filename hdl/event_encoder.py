@@ -109,12 +109,10 @@ class EventEncoder(wiring.Component):
 
         # The item's events as one-hot words, in registers (``first``, and ``second`` with two
         # events): the lowest set bits of ``bits``, isolated (``x & -x``, a carry chain each)
-        # from each value the register may take next (the rest after an item, a new word), so
-        # the path into the command queue starts at their flip-flops and runs only through the
-        # index trees (from ``bits`` through two carry chains in series into the queue was the
-        # iCE40 critical path), and the handshake only selects between isolated values (from
-        # it through the chains was the next). An index is the OR of the one-hot bits whose
-        # position has that index bit set (a shallow tree).
+        # from the register's *next* value, so the path into the command queue starts at
+        # their flip-flops and runs only through the index trees (from ``bits`` through two
+        # carry chains in series into the queue was the iCE40 critical path). An index is the
+        # OR of the one-hot bits whose position has that index bit set (a shallow tree).
         def isolate(x):
             return x & (-x)[:w]
 
@@ -164,20 +162,22 @@ class EventEncoder(wiring.Component):
         done = ~full | Mux(has_event | last, fired & one_left, 1)
         m.d.comb += self.i.ready.eq(done)
 
-        def take_bits(x):           # ``sync``: ``x`` into the word register, its events isolated
-            low = isolate(x)
-            return [bits.eq(x), first.eq(low),
-                    *([second.eq(isolate(x & ~low))] if self._events == 2 else [])]
-
+        bits_next = Signal(w)
+        m.d.comb += bits_next.eq(bits)
         with m.If(fired):
-            m.d.sync += [*take_bits(rest), count.eq(count - take)]
+            m.d.comb += bits_next.eq(rest)
+            m.d.sync += count.eq(count - take)
         with m.If(done):
             m.d.sync += full.eq(self.i.valid)
             with m.If(self.i.valid):
+                m.d.comb += bits_next.eq(self.i.payload.data)
                 m.d.sync += [
-                    *take_bits(self.i.payload.data),
                     count.eq(_popcount(self.i.payload.data)),
                     word.eq(self.i.payload.word),
                     last.eq(self.i.payload.last),
                 ]
+        first_next = isolate(bits_next)
+        m.d.sync += [bits.eq(bits_next), first.eq(first_next)]
+        if self._events == 2:
+            m.d.sync += second.eq(isolate(bits_next & ~first_next))
         return m
