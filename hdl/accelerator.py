@@ -134,7 +134,10 @@ class Accelerator(wiring.Component):
         rows_w = address_bits(cfg.weights_depth)     # a weight row offset
         # An event's word index carries its tap's weight-row offset above the word (the fetch
         # computes it), so the event's row is one addition away.
-        m.submodules.enc = enc = EventEncoder(w, wb + rows_w, events=cfg.events)
+        # With one write-back cycle per row (the ECP5 builds) the encoder's events are isolated
+        # from registers: the handshake into its carry chains was the ECP5's critical path.
+        m.submodules.enc = enc = EventEncoder(w, wb + rows_w, events=cfg.events,
+                                              isolate_ahead=cfg.writeback_cycles == 1)
         # The biases: loaded into the accumulators, or added by a lane-serial write-back
         # (AccelConfig.writeback_bias).
         m.submodules.pe = pe = PEArray(p, cfg.acc_bits, weight_width=cfg.weight_bits,

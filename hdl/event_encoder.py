@@ -47,6 +47,12 @@ class EventEncoder(wiring.Component):
         Width of the word index; event addresses are ``word_addr_width + log2(W)`` bits wide.
     events : :class:`int`
         Events per item ``E``: 1, or 2 (then ``addr1`` and ``two`` are in the output layout).
+    isolate_ahead : :class:`bool`
+        Isolate the events of each value the word register may take next (the rest after an
+        item, a new word) from registers, the handshake only selecting between them, instead
+        of isolating the register's next value: the handshake is then not on a path through
+        the isolation's carry chains, for twice their logic (the ECP5 builds; it does not fit
+        the UP5K). The same items and cycles either way.
 
     Members
     -------
@@ -60,12 +66,13 @@ class EventEncoder(wiring.Component):
         and ``two`` (the item carries two events).
     """
 
-    def __init__(self, width, word_addr_width, *, events=1):
+    def __init__(self, width, word_addr_width, *, events=1, isolate_ahead=False):
         check_pow2("Word width", width)
         check_positive("Word address width", word_addr_width)
         if events not in (1, 2):
             raise ValueError(f"Events per item must be 1 or 2, not {events!r}")
         self._events = events
+        self._isolate_ahead = isolate_ahead
         self._width = width
         self._word_addr_width = word_addr_width
         self._bit_width = (width - 1).bit_length()
@@ -176,8 +183,17 @@ class EventEncoder(wiring.Component):
                     word.eq(self.i.payload.word),
                     last.eq(self.i.payload.last),
                 ]
-        first_next = isolate(bits_next)
-        m.d.sync += [bits.eq(bits_next), first.eq(first_next)]
-        if self._events == 2:
-            m.d.sync += second.eq(isolate(bits_next & ~first_next))
+        m.d.sync += bits.eq(bits_next)
+
+        def take_events(x):         # ``sync``: the events of ``x`` into ``first``, ``second``
+            low = isolate(x)
+            return [first.eq(low), *([second.eq(isolate(x & ~low))] if self._events == 2 else [])]
+
+        if self._isolate_ahead:
+            with m.If(fired):
+                m.d.sync += take_events(rest)
+            with m.If(done & self.i.valid):
+                m.d.sync += take_events(self.i.payload.data)
+        else:
+            m.d.sync += take_events(bits_next)
         return m

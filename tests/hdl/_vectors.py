@@ -63,8 +63,10 @@ def words_of(bits, width):
     return [int(sum(int(b) << i for i, b in enumerate(row))) for row in bits]
 
 
-def encoder_case(rng, width=8, rows=4, words=3, fill="random", density=0.3, events=1):
-    dut = EventEncoder(width, max(words - 1, 1).bit_length(), events=events)
+def encoder_case(rng, width=8, rows=4, words=3, fill="random", density=0.3, events=1,
+                 isolate_ahead=False):
+    dut = EventEncoder(width, max(words - 1, 1).bit_length(), events=events,
+                       isolate_ahead=isolate_ahead)
     s = spikes(rng, (rows, words * width), fill, density)
     if fill == "random":
         s[rng.random(rows) < 0.3] = 0   # whole empty rows

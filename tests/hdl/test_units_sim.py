@@ -70,10 +70,12 @@ fills = st.sampled_from(FILLS)
 
 @EXAMPLES
 @given(seed=seeds, fill=fills, width=st.sampled_from([1, 2, 8, 16]), words=st.integers(1, 3),
-       events=st.sampled_from([1, 2]))
-def test_event_encoder(seed, fill, width, words, events):
+       events=st.sampled_from([1, 2]), isolate_ahead=st.booleans())
+def test_event_encoder(seed, fill, width, words, events, isolate_ahead):
+    # ``isolate_ahead``: each next value's events isolated from registers (the ECP5 builds).
     rng = np.random.default_rng(seed)
-    check(encoder_case(rng, width=width, words=words, fill=fill, events=events), seed)
+    check(encoder_case(rng, width=width, words=words, fill=fill, events=events,
+                       isolate_ahead=isolate_ahead), seed)
 
 
 @EXAMPLES
@@ -194,11 +196,12 @@ def test_lif_read_after_write():
 
 
 # Throughput: with no stalls the measured cycles match each unit's documented formula.
+@pytest.mark.parametrize("isolate_ahead", [False, True])
 @pytest.mark.parametrize("events", [1, 2])
 @pytest.mark.parametrize("fill", FILLS)
-def test_event_encoder_cycles(fill, events):
+def test_event_encoder_cycles(fill, events, isolate_ahead):
     case = encoder_case(np.random.default_rng(1), width=16, rows=6, words=3, fill=fill,
-                        events=events)
+                        events=events, isolate_ahead=isolate_ahead)
     assert check(case, 0, stall=0.0) == case.info["cycles"] + 1
 
 
