@@ -29,11 +29,12 @@ row writes.)
 Two events per command (``events = 2``): a request names two rows, and the ring reads both in
 one cycle on a true dual-port block RAM's two ports (the ECP5's ``DP16KD``). The second read
 shares its port with the fill's row writes: a fetched row waits in a row register until a
-cycle without a two-row read, and the next row is taken from the source only once that
+cycle without a two-row request, and the next row is taken from the source only once that
 register is free. A source row takes several bus words (four 16-bit words at 8 lanes of 8-bit
 weights), so the writes fit between the reads, and the engine never waits on them: where every
-cycle reads two rows, the fill falls behind and the engine waits for rows not yet fetched,
-which frees the port.
+cycle reads two rows, the fill falls behind and the engine waits for rows not yet fetched; a
+request that waited a cycle gives the port to the write (it could not be served in that cycle
+anyway).
 """
 
 from types import SimpleNamespace
@@ -139,6 +140,7 @@ class WeightPrefetch(wiring.Component):
         drop = Signal(range(self._in_flight + 1))       # of those, rows to throw away
         base = Signal(cb, name="image_slot")        # the ring slot of this image's row 0
         slot = Signal(cb, name="fill_slot")         # the ring slot of the next fetched row
+        held = Signal() if two_rows else 0                  # a kept row waits in ``row``
         was_busy = Signal()
         m.d.sync += was_busy.eq(self.busy)
         image_end = was_busy & ~self.busy
@@ -157,6 +159,13 @@ class WeightPrefetch(wiring.Component):
         if two_rows:
             r1 = self.req.payload.addr1
             here &= ~self.req.payload.two | fetched(r1)
+            # The fill writes ahead of a two-row request that waited in the last cycle (below);
+            # such a request cannot be served in this cycle anyway, as ``ahead`` moves only by
+            # a put, and a put frees the row register for the next cycle. Refusing it here
+            # makes that plain to the port without a path through ``here``.
+            waited = Signal(name="two_waited")
+            m.d.sync += waited.eq(self.req.valid & self.req.payload.two & ~here)
+            here &= ~(waited & held & self.req.payload.two)
             m.d.comb += [reader.req.payload.addr.eq(base + r),
                          reader.req.payload.addr1.eq(base + r1),
                          reader.req.payload.two.eq(self.req.payload.two)]
@@ -210,20 +219,25 @@ class WeightPrefetch(wiring.Component):
         stale = Signal()
         m.d.comb += [self.src.req.valid.eq(offer), self.src.req.payload.eq(asked)]
         sent = offer & self.src.req.ready
-        held = Signal() if two_rows else 0                  # a kept row waits in ``row``
         got = self.src.rsp.valid & ~held if two_rows else self.src.rsp.valid   # answered, taken
         keep = got & (drop == 0) & ~restart                 # ... and kept
         put = Signal()                                      # a row written into the ring
         if two_rows:
             # The fill's writes share the second read's port: a kept row waits in a register
             # for a cycle without a two-row read, and the next is taken once it is written.
+            # A two-row request offered takes the port, unless it waited in the last cycle:
+            # the write then goes first (the request is refused, above). Whether the request
+            # is served (through the window test) does not decide the write: from the window
+            # count through the test and ``put`` into the port's address it was the ECP5
+            # critical path with the weights in SDRAM. A request that starts to wait while a
+            # row is held costs the fill a cycle.
             row = Signal.like(self.src.rsp.payload)
-            second = reader.req.valid & reader.req.ready & self.req.payload.two
+            asks_two = self.req.valid & self.req.payload.two
             shared = Mux(put, slot, reader.port1.addr)
             # A write only while the reader reads (its row register moves), so that a row it
             # holds is never on the port being written.
             m.d.comb += [self.src.rsp.ready.eq(~held),
-                         put.eq(held & reader.port.en & ~second & ~restart),
+                         put.eq(held & reader.port.en & (waited | ~asks_two) & ~restart),
                          rd1.addr.eq(shared), rd1.en.eq(reader.port1.en),
                          reader.port1.data.eq(rd1.data),
                          wr.addr.eq(shared), wr.data.eq(row), wr.en.eq(put)]
