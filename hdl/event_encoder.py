@@ -169,11 +169,21 @@ class EventEncoder(wiring.Component):
         done = ~full | Mux(has_event | last, fired & one_left, 1)
         m.d.comb += self.i.ready.eq(done)
 
+        def take_events(x):         # ``sync``: the events of ``x`` into ``first``, ``second``
+            low = isolate(x)
+            return [first.eq(low), *([second.eq(isolate(x & ~low))] if self._events == 2 else [])]
+
+        # With ``isolate_ahead`` each value the register may take next is isolated on its own
+        # (the rest after an item, a new word) and the handshake only selects; else the
+        # register's next value is.
+        ahead = self._isolate_ahead
         bits_next = Signal(w)
         m.d.comb += bits_next.eq(bits)
         with m.If(fired):
             m.d.comb += bits_next.eq(rest)
             m.d.sync += count.eq(count - take)
+            if ahead:
+                m.d.sync += take_events(rest)
         with m.If(done):
             m.d.sync += full.eq(self.i.valid)
             with m.If(self.i.valid):
@@ -182,18 +192,9 @@ class EventEncoder(wiring.Component):
                     count.eq(_popcount(self.i.payload.data)),
                     word.eq(self.i.payload.word),
                     last.eq(self.i.payload.last),
+                    *(take_events(self.i.payload.data) if ahead else []),
                 ]
         m.d.sync += bits.eq(bits_next)
-
-        def take_events(x):         # ``sync``: the events of ``x`` into ``first``, ``second``
-            low = isolate(x)
-            return [first.eq(low), *([second.eq(isolate(x & ~low))] if self._events == 2 else [])]
-
-        if self._isolate_ahead:
-            with m.If(fired):
-                m.d.sync += take_events(rest)
-            with m.If(done & self.i.valid):
-                m.d.sync += take_events(self.i.payload.data)
-        else:
+        if not ahead:
             m.d.sync += take_events(bits_next)
         return m
