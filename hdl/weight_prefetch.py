@@ -163,8 +163,9 @@ class WeightPrefetch(wiring.Component):
             # such a request cannot be served in this cycle anyway, as ``ahead`` moves only by
             # a put, and a put frees the row register for the next cycle. Refusing it here
             # makes that plain to the port without a path through ``here``.
+            asks_two = self.req.valid & self.req.payload.two
             waited = Signal(name="two_waited")
-            m.d.sync += waited.eq(self.req.valid & self.req.payload.two & ~here)
+            m.d.sync += waited.eq(asks_two & ~here)
             here &= ~(waited & held & self.req.payload.two)
             m.d.comb += [reader.req.payload.addr.eq(base + r),
                          reader.req.payload.addr1.eq(base + r1),
@@ -224,7 +225,7 @@ class WeightPrefetch(wiring.Component):
         put = Signal()                                      # a row written into the ring
         if two_rows:
             # The fill's writes share the second read's port: a kept row waits in a register
-            # for a cycle without a two-row read, and the next is taken once it is written.
+            # for a cycle without a two-row request, and the next is taken once it is written.
             # A two-row request offered takes the port, unless it waited in the last cycle:
             # the write then goes first (the request is refused, above). Whether the request
             # is served (through the window test) does not decide the write: from the window
@@ -232,7 +233,6 @@ class WeightPrefetch(wiring.Component):
             # critical path with the weights in SDRAM. A request that starts to wait while a
             # row is held costs the fill a cycle.
             row = Signal.like(self.src.rsp.payload)
-            asks_two = self.req.valid & self.req.payload.two
             shared = Mux(put, slot, reader.port1.addr)
             # A write only while the reader reads (its row register moves), so that a row it
             # holds is never on the port being written.
